@@ -1,0 +1,277 @@
+"""Settings: built-in defaults < YAML file < seed-compatible aliases < MEMOS_* environment < CLI flags.
+
+The YAML file (``--config`` / ``MEMOS_CONFIG``) may use ``${VAR}`` and ``${VAR:-default}``; an unset
+variable without a default fails at once. Secrets come only from the environment: a YAML file may
+name them through ``${VAR}`` but never hold one literally. A ``.env`` file in the working
+directory is read like the environment.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from dotenv import dotenv_values
+from pydantic import BaseModel, Field, SecretStr, ValidationError, field_validator
+from pydantic.fields import FieldInfo
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+
+from memos_mcp.errors import ConfigError
+
+SECRET_KEYS = frozenset({"api_key", "password", "admin_key"})
+_VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
+
+
+class VectorSettings(BaseModel):
+    backend: Literal["edge", "qdrant"] = "edge"
+    url: str | None = Field(None, description="Qdrant server or cluster URL (backend qdrant)")
+    api_key: SecretStr | None = None
+    collection: str = "memos"
+    path: Path | None = Field(None, description="qdrant-client local mode directory (no url)")
+
+
+class EmbedderSettings(BaseModel):
+    backend: Literal["local", "openai"] = "local"
+    model: str | None = Field(None, description="model name for the openai backend")
+    base_url: str | None = None
+    api_key: SecretStr | None = None
+    dimension: int | None = Field(None, gt=0, description="requested output size (openai backend)")
+    batch_size: int = Field(32, gt=0, le=2048)
+    threads: int | None = Field(None, gt=0)
+
+
+class LLMSettings(BaseModel):
+    base_url: str | None = None
+    api_key: SecretStr | None = None
+    model: str | None = None
+    temperature: float = Field(0.7, ge=0, le=2)
+    max_tokens: int = Field(1024, gt=0)
+    max_turns_window: int = Field(20, gt=0)
+    timeout: float = Field(60.0, gt=0)
+
+    @property
+    def configured(self) -> bool:
+        return bool(self.model and (self.base_url or self.api_key))
+
+
+class SearchSettings(BaseModel):
+    top_k: int = Field(10, gt=0, le=1000)
+    pref_top_k: int = Field(6, ge=0, le=1000)
+    candidates: int = Field(100, gt=0, le=5000, description="prefetch size of each retriever")
+    dense_weight: float = Field(0.55, ge=0, le=1)
+    sparse_weight: float = Field(0.45, ge=0, le=1)
+    sparse_saturation: float = Field(8.0, gt=0)
+    conversation_boost: float = Field(0.1, ge=0, le=1)
+    threshold: float = Field(0.0, ge=0, le=1, description="hits below this relativity are dropped")
+    context_turns: int = Field(1, ge=0, le=5, description="previous turns indexed with a message")
+    dense_context: bool = Field(False, description="embed the previous turns with a message too")
+    reranker: str = "none"
+
+
+class GraphSettings(BaseModel):
+    backend: Literal["sqlite", "neo4j"] = "sqlite"
+    neo4j_uri: str | None = None
+    neo4j_user: str = "neo4j"
+    neo4j_password: SecretStr | None = None
+    neo4j_database: str | None = None
+
+
+def default_data_dir() -> Path:
+    return Path.home() / ".memos-mcp"
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_prefix="MEMOS_", env_nested_delimiter="__", env_file=".env", extra="ignore",
+        nested_model_default_partial_update=True,
+    )
+
+    data_dir: Path = Field(default_factory=default_data_dir)
+    default_user_id: str = "default"
+    max_memory_size: int = Field(20_000, gt=0, description="longest memory text, in characters")
+    chunk_size: int = Field(1_200, gt=100, description="characters per chunk of long text")
+    import_roots: list[Path] = Field(default_factory=list, description="doc_path must resolve inside")
+    read_only: bool = False
+    log_level: str = "INFO"
+    vector: VectorSettings = Field(default_factory=VectorSettings)
+    embedder: EmbedderSettings = Field(default_factory=EmbedderSettings)
+    llm: LLMSettings = Field(default_factory=LLMSettings)
+    search: SearchSettings = Field(default_factory=SearchSettings)
+    graph: GraphSettings = Field(default_factory=GraphSettings)
+
+    @field_validator("data_dir", mode="after")
+    @classmethod
+    def _expand(cls, value: Path) -> Path:
+        return value.expanduser()
+
+    @property
+    def effective_import_roots(self) -> list[Path]:
+        return [root.expanduser().resolve() for root in (self.import_roots or [self.data_dir / "imports"])]
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        return (init_settings, env_settings, dotenv_settings, AliasSource(settings_cls),
+                YamlSource(settings_cls))
+
+
+# --- seed-compatible environment names -------------------------------------------------------
+
+def _embedder_backend(value: str) -> str:
+    return "local" if value.lower() in {"local", "sentence_transformer", "onnx"} else "openai"
+
+
+def _qdrant_host(value: str) -> str:
+    return value if "://" in value else f"http://{value}:6333"
+
+
+# alias -> (path in Settings, converter). MEMOS_* names win over these; these win over YAML.
+ALIASES: dict[str, tuple[tuple[str, ...], Callable[[str], Any]]] = {
+    "OPENAI_API_KEY": (("llm", "api_key"), str),
+    "OPENAI_API_BASE": (("llm", "base_url"), str),
+    "MOS_CHAT_MODEL": (("llm", "model"), str),
+    "MOS_MAX_TOKENS": (("llm", "max_tokens"), int),
+    "MOS_CHAT_TEMPERATURE": (("llm", "temperature"), float),
+    "MOS_MAX_TURNS_WINDOW": (("llm", "max_turns_window"), int),
+    "MOS_EMBEDDER_BACKEND": (("embedder", "backend"), _embedder_backend),
+    "MOS_EMBEDDER_MODEL": (("embedder", "model"), str),
+    "MOS_EMBEDDER_API_BASE": (("embedder", "base_url"), str),
+    "MOS_EMBEDDER_API_KEY": (("embedder", "api_key"), str),
+    "EMBEDDING_DIMENSION": (("embedder", "dimension"), int),
+    "MOS_TOP_K": (("search", "candidates"), int),
+    "SEARCH_LIMIT": (("search", "top_k"), int),
+    "MOS_RERANKER_BACKEND": (("search", "reranker"), str),
+    "QDRANT_URL": (("vector", "url"), str),
+    "QDRANT_HOST": (("vector", "url"), _qdrant_host),
+    "QDRANT_API_KEY": (("vector", "api_key"), str),
+    "NEO4J_URI": (("graph", "neo4j_uri"), str),
+    "NEO4J_USER": (("graph", "neo4j_user"), str),
+    "NEO4J_PASSWORD": (("graph", "neo4j_password"), str),
+    "DEFAULT_USER_ID": (("default_user_id",), str),
+    "MEMOS_USER_ID": (("default_user_id",), str),
+    "MAX_MEMORY_SIZE": (("max_memory_size",), int),
+}
+
+
+def _set_path(target: dict[str, Any], path: tuple[str, ...], value: Any) -> None:
+    for key in path[:-1]:
+        target = target.setdefault(key, {})
+    target[path[-1]] = value
+
+
+class AliasSource(PydanticBaseSettingsSource):
+    """Reads the seed documents' variable names (from the environment, then ``.env``)."""
+
+    def get_field_value(self, field: FieldInfo, field_name: str) -> tuple[Any, str, bool]:
+        return None, field_name, False
+
+    def __call__(self) -> dict[str, Any]:
+        found: dict[str, str] = {k: v for k, v in dotenv_values(".env").items() if v is not None}
+        found.update(os.environ)
+        result: dict[str, Any] = {}
+        for name, (path, convert) in ALIASES.items():
+            raw = found.get(name)
+            if raw is None or raw == "":
+                continue
+            try:
+                _set_path(result, path, convert(raw))
+            except ValueError as exc:
+                raise ConfigError(f"environment variable {name}={raw!r} is not valid: {exc}") from exc
+        if "url" in result.get("vector", {}):
+            result["vector"]["backend"] = "qdrant"
+        if "neo4j_uri" in result.get("graph", {}):
+            result["graph"]["backend"] = "neo4j"
+        llm = result.get("llm", {})
+        if llm.get("api_key") and "model" not in llm:
+            llm["model"] = "gpt-4o-mini"
+        return result
+
+
+def interpolate(value: Any, where: str = "") -> Any:
+    """Replace ``${VAR}`` / ``${VAR:-default}`` in every string of a YAML tree."""
+    if isinstance(value, dict):
+        return {k: interpolate(v, f"{where}.{k}" if where else str(k)) for k, v in value.items()}
+    if isinstance(value, list):
+        return [interpolate(v, f"{where}[{i}]") for i, v in enumerate(value)]
+    if not isinstance(value, str):
+        return value
+
+    def substitute(match: re.Match[str]) -> str:
+        name, default = match.group(1), match.group(2)
+        if name in os.environ:
+            return os.environ[name]
+        if default is not None:
+            return default
+        raise ConfigError(f"config value {where} uses ${{{name}}} but {name} is not set", variable=name)
+
+    return _VAR.sub(substitute, value)
+
+
+def _refuse_literal_secrets(raw: Any, where: str = "") -> None:
+    if isinstance(raw, dict):
+        for key, value in raw.items():
+            path = f"{where}.{key}" if where else str(key)
+            if key in SECRET_KEYS and isinstance(value, str) and value and not _VAR.fullmatch(value):
+                raise ConfigError(
+                    f"config value {path} holds a secret literally; write ${{SOME_VARIABLE}} and set "
+                    "the variable in the environment", field=path)
+            _refuse_literal_secrets(value, path)
+
+
+class YamlSource(PydanticBaseSettingsSource):
+    """The YAML file named by ``MEMOS_CONFIG`` (the CLI's ``--config`` sets it)."""
+
+    def get_field_value(self, field: FieldInfo, field_name: str) -> tuple[Any, str, bool]:
+        return None, field_name, False
+
+    def __call__(self) -> dict[str, Any]:
+        name = os.environ.get("MEMOS_CONFIG")
+        return load_yaml(Path(name)) if name else {}
+
+
+def load_yaml(path: Path) -> dict[str, Any]:
+    try:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except OSError as exc:
+        raise ConfigError(f"cannot read config file {path}: {exc.strerror}", path=str(path)) from exc
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"config file {path} is not valid YAML: {exc}", path=str(path)) from exc
+    if not isinstance(raw, dict):
+        raise ConfigError(f"config file {path} must hold a mapping at the top", path=str(path))
+    _refuse_literal_secrets(raw)
+    result: dict[str, Any] = interpolate(raw)
+    return result
+
+
+def load_settings(config_file: Path | None = None, **overrides: Any) -> Settings:
+    """Build the settings once (the CLI calls this); ``overrides`` are CLI flags (highest)."""
+    if config_file is not None:
+        os.environ["MEMOS_CONFIG"] = str(config_file)
+    try:
+        return Settings(**{k: v for k, v in overrides.items() if v is not None})
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(p) for p in first["loc"])
+        raise ConfigError(f"invalid setting {where}: {first['msg']}", errors=exc.errors()) from exc
+
+
+def masked(settings: Settings) -> dict[str, Any]:
+    """The effective configuration with every secret masked (for ``doctor``)."""
+    def mask(value: Any) -> Any:
+        if isinstance(value, Mapping):
+            return {k: mask(v) for k, v in value.items()}
+        if isinstance(value, SecretStr):
+            return "****" if value.get_secret_value() else ""
+        return value
+    dumped: dict[str, Any] = mask(settings.model_dump(mode="python"))
+    return dumped

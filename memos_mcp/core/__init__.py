@@ -1,0 +1,1 @@
+"""The memory core: models, service and stores. It knows no transport."""

@@ -1,0 +1,84 @@
+"""Who may do what: enforced here, in the core, for every transport.
+
+Owners read and write their cubes; a share grants ``read`` or ``write``; root and admin users may
+act on every cube and on other users. An unknown user or cube is ``NotFound``; a known cube the
+caller may not use is ``Forbidden``; a memory in a cube the caller cannot read is reported as not
+found, so that ids never leak across users.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Literal
+
+from memos_mcp.core.models import Cube, Permission, User
+from memos_mcp.core.stores.catalog import Catalog
+from memos_mcp.errors import Forbidden, NotFound
+
+Access = Literal["owner", "admin", "write", "read"]
+_LIST_CUBES = "Call list_cubes to see the cubes you can use."
+
+
+class AccessControl:
+    def __init__(self, catalog: Catalog) -> None:
+        self.catalog = catalog
+
+    def user(self, user_id: str) -> User:
+        user = self.catalog.get_user(user_id)
+        if user is None:
+            raise NotFound("user", user_id, "Register it first (register_user).")
+        return user
+
+    def acting_as(self, actor: User, user_id: str | None) -> User:
+        """The user an operation is for: the actor itself, or another user if the actor is admin."""
+        if not user_id or user_id == actor.user_id:
+            return actor
+        if not actor.is_admin:
+            raise Forbidden(f"user '{actor.user_id}' may not act for user '{user_id}'",
+                            actor=actor.user_id, user_id=user_id)
+        return self.user(user_id)
+
+    @staticmethod
+    def access(user: User, cube: Cube) -> Access | None:
+        if cube.owner_id == user.user_id:
+            return "owner"
+        if user.is_admin:
+            return "admin"
+        granted = cube.shared_with.get(user.user_id)
+        return None if granted is None else ("write" if granted is Permission.WRITE else "read")
+
+    def cube(self, user: User, cube_id: str, need: Permission) -> Cube:
+        cube = self.catalog.get_cube(cube_id)
+        if cube is None:
+            raise NotFound("cube", cube_id, _LIST_CUBES)
+        level = self.access(user, cube)
+        if level is None or (need is Permission.WRITE and level == "read"):
+            raise Forbidden(f"user '{user.user_id}' has no {need.value} access to cube '{cube_id}'. {_LIST_CUBES}",
+                            cube_id=cube_id, user_id=user.user_id, need=need.value)
+        return cube.model_copy(update={"permission": level})
+
+    def manage(self, user: User, cube_id: str) -> Cube:
+        """Deleting and sharing a cube need its owner or an admin."""
+        cube = self.cube(user, cube_id, Permission.READ)
+        if cube.permission not in ("owner", "admin"):
+            raise Forbidden(f"only the owner of cube '{cube_id}' or an admin may manage it", cube_id=cube_id)
+        return cube
+
+    def readable(self, user: User, cube_ids: Sequence[str] | None) -> list[str]:
+        """The named cubes (each checked), or every cube the user owns or has been shared."""
+        if cube_ids:
+            return [self.cube(user, c, Permission.READ).cube_id for c in dict.fromkeys(cube_ids)]
+        return [c.cube_id for c in self.catalog.cubes_of(user.user_id)]
+
+    def writable(self, user: User, cube_id: str | None) -> Cube:
+        """The named cube (checked for write) or the user's default cube."""
+        if cube_id:
+            return self.cube(user, cube_id, Permission.WRITE)
+        cube = self.catalog.default_cube_of(user.user_id)
+        if cube is None:
+            raise NotFound("default cube of user", user.user_id, "Create a cube with create_cube.")
+        return cube.model_copy(update={"permission": "owner"})
+
+    def require_admin(self, user: User, what: str) -> None:
+        if not user.is_admin:
+            raise Forbidden(f"only root or admin users may {what}", actor=user.user_id)

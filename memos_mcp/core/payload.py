@@ -1,0 +1,26 @@
+"""A memory as a vector-store point payload, and back. Times are epoch seconds in the payload so
+that the store can filter ranges on them; pydantic reads them back as UTC datetimes."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from memos_mcp.core.models import Memory
+from memos_mcp.core.stores.vector import ScoredPoint, StoredPoint
+from memos_mcp.core.timeparse import to_epoch
+
+INDEX_ONLY = ("content_hash", "context", "speaker")
+
+
+def to_payload(memory: Memory, content_hash: str, context: str, speaker: str | None) -> dict[str, Any]:
+    payload = memory.model_dump(mode="json", exclude={"id", "embedding", "ref_id"})
+    payload.update(created_at=to_epoch(memory.created_at), updated_at=to_epoch(memory.updated_at),
+                   event_time=to_epoch(memory.event_time or memory.created_at),
+                   content_hash=content_hash, context=context, speaker=speaker)
+    return payload
+
+
+def from_point(point: StoredPoint | ScoredPoint) -> Memory:
+    fields = {k: v for k, v in point.payload.items() if k not in INDEX_ONLY}
+    dense = point.dense if isinstance(point, StoredPoint) else None
+    return Memory.model_validate({**fields, "id": point.id, "embedding": dense})

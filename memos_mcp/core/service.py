@@ -1,0 +1,588 @@
+"""The memory service: every operation of the product, each made by an acting user.
+
+Transports parse their input, make one call here and shape the answer. Writes are serialised by
+one lock so that de-duplication and history stay exact; reads run concurrently.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import uuid
+from collections.abc import Callable, Sequence
+from datetime import datetime
+from typing import Any
+
+from filelock import FileLock, Timeout
+from pydantic import ValidationError
+
+from memos_mcp.config import Settings
+from memos_mcp.core.access import AccessControl
+from memos_mcp.core.documents import confine, read_document
+from memos_mcp.core.embedder import Embedder
+from memos_mcp.core.extractor import Candidate, Extractor, RuleExtractor
+from memos_mcp.core.filters import SearchFilters, parse_filters
+from memos_mcp.core.models import (
+    AddResult,
+    Cube,
+    HistoryEvent,
+    Memory,
+    MemoryKind,
+    MemoryPage,
+    MemorySource,
+    MemoryStatus,
+    MemoryType,
+    Message,
+    MessageIn,
+    Permission,
+    Role,
+    SearchHit,
+    SearchResult,
+    SourceKind,
+    User,
+    utcnow,
+)
+from memos_mcp.core.payload import from_point, to_payload
+from memos_mcp.core.stores.catalog import Catalog
+from memos_mcp.core.stores.vector import HybridQuery, MemoryFilter, VectorPoint, VectorStore
+from memos_mcp.core.text import chunk, content_hash, derive_key, derive_tags, sparse_document, sparse_query
+from memos_mcp.errors import ConfigError, Conflict, InvalidRequest, NotFound, PayloadTooLarge, StoreLocked
+
+log = logging.getLogger(__name__)
+
+Progress = Callable[[int, int], None]
+ROOT_USER = "root"
+MAX_TOP_K = 1000
+_ID_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_.:@")
+
+
+def check_id(kind: str, value: str) -> str:
+    if not value or len(value) > 128 or not set(value) <= _ID_CHARS:
+        raise InvalidRequest(f"{kind} {value!r} is not valid: use 1-128 letters, digits or - _ . : @",
+                             field=kind)
+    return value
+
+
+class MemoryService:
+    def __init__(self, settings: Settings, catalog: Catalog, vectors: VectorStore, embedder: Embedder,
+                 extractor: Extractor | None = None, lock: FileLock | None = None) -> None:
+        self.settings = settings
+        self.catalog = catalog
+        self.vectors = vectors
+        self.embedder = embedder
+        self.extractor: Extractor = extractor or RuleExtractor(settings.search.context_turns)
+        self.access = AccessControl(catalog)
+        self._lock = lock
+        self._write = threading.RLock()
+        self._open = threading.Lock()
+        self._vectors_ready = False
+        self._ensure_user(ROOT_USER, Role.ROOT)
+
+    # --- lifecycle ---------------------------------------------------------------------------
+    @classmethod
+    def open(cls, settings: Settings, extractor: Extractor | None = None) -> MemoryService:
+        """Open the data directory (exclusively), the catalog and the configured backends."""
+        from memos_mcp.core.factory import build_embedder, build_vector_store
+
+        settings.data_dir.mkdir(parents=True, exist_ok=True)
+        lock = FileLock(settings.data_dir / ".lock")
+        try:
+            lock.acquire(timeout=0)
+        except Timeout as exc:
+            raise StoreLocked(f"data directory {settings.data_dir} is in use by another memos-mcp process; "
+                              "stop it or use another --data-dir", data_dir=str(settings.data_dir)) from exc
+        try:
+            catalog = Catalog(settings.data_dir / "catalog.sqlite3")
+            return cls(settings, catalog, build_vector_store(settings), build_embedder(settings), extractor, lock)
+        except BaseException:
+            lock.release()
+            raise
+
+    def ready(self) -> VectorStore:
+        """Load the embedder and open the vector store (once); the dimension comes from the model."""
+        if not self._vectors_ready:
+            with self._open:
+                if not self._vectors_ready:
+                    self.vectors.open(self.embedder.dimension)
+                    self._check_model()
+                    self._vectors_ready = True
+        return self.vectors
+
+    def _check_model(self) -> None:
+        stored = self.catalog.get_meta("embedding_model")
+        if stored and stored != self.embedder.model_id and self.vectors.stats().get("points", 0):
+            raise ConfigError(
+                f"the vectors in {self.settings.data_dir} were made by embedding model '{stored}' but "
+                f"'{self.embedder.model_id}' is configured; export the cubes and import them into a new "
+                "data directory to re-embed", stored=stored, configured=self.embedder.model_id)
+        self.catalog.set_meta("embedding_model", self.embedder.model_id)
+        self.catalog.set_meta("dimension", str(self.embedder.dimension))
+
+    def warm_up(self) -> threading.Thread:
+        """Load the model and open the stores in the background so that start-up is not held up."""
+        def run() -> None:
+            try:
+                self.ready()
+            except Exception as exc:  # reported again, with its type, on the first call that needs it
+                log.warning("background warm-up failed: %s", exc)
+        thread = threading.Thread(target=run, name="memos-warm-up", daemon=True)
+        thread.start()
+        return thread
+
+    def close(self) -> None:
+        with self._write:
+            if self._vectors_ready:
+                self.vectors.flush()
+            self.vectors.close()
+            self.embedder.close()
+            self.catalog.close()
+            if self._lock is not None:
+                self._lock.release()
+
+    # --- users ---------------------------------------------------------------------------------
+    def _new_user(self, user_id: str, user_name: str | None, role: Role) -> tuple[User, Cube]:
+        now = utcnow()
+        user = User(user_id=user_id, user_name=user_name or user_id, role=role, created_at=now)
+        cube_id = f"{user_id}_default_cube"
+        if self.catalog.get_cube(cube_id) is not None:
+            cube_id = f"{cube_id}_{uuid.uuid4().hex[:8]}"
+        cube = Cube(cube_id=cube_id, name=f"{user.user_name}'s memories", owner_id=user_id,
+                    created_at=now, is_default=True)
+        self.catalog.create_user_with_cube(user, cube)
+        return user, cube
+
+    def _ensure_user(self, user_id: str, role: Role = Role.USER) -> User:
+        with self._write:
+            user = self.catalog.get_user(check_id("user_id", user_id))
+            return user if user is not None else self._new_user(user_id, None, role)[0]
+
+    def ensure_user(self, user_id: str, role: Role = Role.USER) -> User:
+        """The user, created with its default cube on first use (the operator's own entry points:
+        the CLI and the stdio server's configured user)."""
+        return self._ensure_user(user_id, role)
+
+    def register_user(self, actor_id: str, user_id: str | None = None, user_name: str | None = None,
+                      role: Role = Role.USER) -> tuple[User, Cube]:
+        actor = self.access.user(actor_id)
+        self.access.require_admin(actor, "register users")
+        if role is Role.ROOT and actor.role is not Role.ROOT:
+            raise InvalidRequest("only root may create another root user")
+        user_id = check_id("user_id", user_id or str(uuid.uuid4()))
+        with self._write:
+            if self.catalog.get_user(user_id) is not None:
+                raise Conflict(f"user '{user_id}' already exists", user_id=user_id)
+            return self._new_user(user_id, user_name, role)
+
+    def get_user(self, actor_id: str, user_id: str | None = None) -> tuple[User, list[Cube]]:
+        user = self.access.acting_as(self.access.user(actor_id), user_id)
+        return user, self.list_cubes(user.user_id)
+
+    def list_users(self, actor_id: str) -> list[User]:
+        self.access.require_admin(self.access.user(actor_id), "list users")
+        return self.catalog.list_users()
+
+    # --- cubes ---------------------------------------------------------------------------------
+    def create_cube(self, actor_id: str, name: str, cube_id: str | None = None,
+                    owner_id: str | None = None) -> Cube:
+        owner = self.access.acting_as(self.access.user(actor_id), owner_id)
+        if not name.strip():
+            raise InvalidRequest("a cube needs a name", field="name")
+        cube = Cube(cube_id=check_id("cube_id", cube_id or str(uuid.uuid4())), name=name.strip()[:200],
+                    owner_id=owner.user_id, created_at=utcnow(), permission="owner")
+        with self._write:
+            if self.catalog.get_cube(cube.cube_id) is not None:
+                raise Conflict(f"cube '{cube.cube_id}' already exists", cube_id=cube.cube_id)
+            self.catalog.create_cube(cube)
+        return cube
+
+    def list_cubes(self, actor_id: str, user_id: str | None = None) -> list[Cube]:
+        user = self.access.acting_as(self.access.user(actor_id), user_id)
+        return [c.model_copy(update={"permission": AccessControl.access(user, c)})
+                for c in self.catalog.cubes_of(user.user_id)]
+
+    def get_cube(self, actor_id: str, cube_id: str) -> Cube:
+        return self.access.cube(self.access.user(actor_id), cube_id, Permission.READ)
+
+    def delete_cube(self, actor_id: str, cube_id: str) -> None:
+        actor = self.access.user(actor_id)
+        cube = self.access.manage(actor, cube_id)
+        with self._write:
+            self.ready().delete_where(MemoryFilter(cube_ids=(cube.cube_id,), status=()))
+            self.catalog.delete_cube(cube.cube_id)
+
+    def share_cube(self, actor_id: str, cube_id: str, target_user_id: str,
+                   permission: Permission = Permission.READ) -> Cube:
+        cube = self.access.manage(self.access.user(actor_id), cube_id)
+        target = self.access.user(target_user_id)
+        if target.user_id == cube.owner_id:
+            raise InvalidRequest(f"user '{target_user_id}' already owns cube '{cube_id}'")
+        self.catalog.share_cube(cube.cube_id, target.user_id, permission, utcnow())
+        return self.access.cube(self.access.user(actor_id), cube_id, Permission.READ)
+
+    def unshare_cube(self, actor_id: str, cube_id: str, target_user_id: str) -> None:
+        cube = self.access.manage(self.access.user(actor_id), cube_id)
+        self.catalog.unshare_cube(cube.cube_id, target_user_id)
+
+    # --- adding --------------------------------------------------------------------------------
+    def add_memory(
+        self, actor_id: str, *, cube_id: str | None = None, user_id: str | None = None,
+        messages: Sequence[MessageIn | dict[str, Any]] | None = None, memory_content: str | None = None,
+        doc_path: str | None = None, conversation_id: str | None = None,
+        metadata: dict[str, Any] | None = None, tags: Sequence[str] | None = None,
+        chat_time: Any = None, memory_type: MemoryType | str | None = None, progress: Progress | None = None,
+    ) -> AddResult:
+        author = self.access.acting_as(self.access.user(actor_id), user_id)
+        cube = self.access.writable(author, cube_id)
+        given = [name for name, value in (("messages", messages), ("memory_content", memory_content),
+                                          ("doc_path", doc_path)) if value]
+        if len(given) != 1:
+            raise InvalidRequest("give exactly one of messages, memory_content or doc_path"
+                                 + (f" (got {', '.join(given)})" if given else ""))
+        conversation = check_id("conversation_id", conversation_id) if conversation_id else None
+        meta = _check_metadata(metadata)
+        stored: list[Message] = []
+        if messages:
+            stored, candidates = self._from_messages(author, cube, messages, conversation or "default")
+            conversation = conversation or "default"
+        elif memory_content:
+            self._check_size(memory_content, "memory_content")
+            candidates = self._from_text(memory_content, MemoryKind.FACT, SourceKind.API,
+                                         lambda i: MemorySource(type=SourceKind.API, chunk_index=i),
+                                         MessageIn.model_validate({"content": "-", "chat_time": chat_time}).chat_time)
+        else:
+            path = confine(str(doc_path), self.settings.effective_import_roots)
+            candidates = self._from_text(
+                read_document(path), MemoryKind.DOCUMENT, SourceKind.DOCUMENT,
+                lambda i: MemorySource(type=SourceKind.DOCUMENT, doc_path=str(path), chunk_index=i), None)
+        kind_type = MemoryType(memory_type) if memory_type else None
+        for candidate in candidates:
+            candidate.tags = list(dict.fromkeys([*candidate.tags, *(tags or [])]))
+            candidate.memory_type = kind_type or candidate.memory_type
+        result = self._store(author, cube, candidates, conversation, meta, progress)
+        result.message_ids = [m.id for m in stored]
+        return result
+
+    def _check_size(self, text: str, field: str) -> None:
+        if not text.strip():
+            raise InvalidRequest(f"{field} is empty", field=field)
+        if len(text) > self.settings.max_memory_size:
+            raise PayloadTooLarge(f"{field} has {len(text)} characters; the limit is "
+                                  f"{self.settings.max_memory_size} (max_memory_size)", field=field)
+
+    def _from_messages(self, author: User, cube: Cube, raw: Sequence[MessageIn | dict[str, Any]],
+                       conversation: str) -> tuple[list[Message], list[Candidate]]:
+        try:
+            parsed = [m if isinstance(m, MessageIn) else MessageIn.model_validate(m) for m in raw]
+        except ValidationError as exc:
+            first = exc.errors()[0]
+            where = "messages." + ".".join(str(p) for p in first["loc"])
+            raise InvalidRequest(f"{where}: {first['msg']}", field=where) from exc
+        for index, message in enumerate(parsed):
+            self._check_size(message.content, f"messages.{index}.content")
+        now = utcnow()
+        stored = [Message(id=str(uuid.uuid4()), cube_id=cube.cube_id, conversation_id=conversation,
+                          user_id=author.user_id, role=m.role, content=m.content, name=m.name,
+                          message_id=m.message_id, chat_time=m.chat_time, created_at=now) for m in parsed]
+        with self._write:
+            earlier = self.catalog.recent_messages([cube.cube_id], conversation, self.settings.search.context_turns)
+            self.catalog.add_messages(stored)
+        return stored, self.extractor.from_messages(stored, earlier)
+
+    def _from_text(self, text: str, kind: MemoryKind, source: SourceKind,
+                   source_of: Callable[[int], MemorySource], when: datetime | None) -> list[Candidate]:
+        pieces = chunk(text, self.settings.chunk_size)
+        if not pieces:
+            raise InvalidRequest("the text to add is empty")
+        return [Candidate(memory=piece, kind=kind, memory_type=MemoryType.LONG_TERM, key=derive_key(piece),
+                          tags=derive_tags(piece), sources=[source_of(i)] if len(pieces) > 1 or
+                          kind is MemoryKind.DOCUMENT else [], source=source, event_time=when)
+                for i, piece in enumerate(pieces)]
+
+    def _store(self, author: User, cube: Cube, candidates: Sequence[Candidate], conversation: str | None,
+               metadata: dict[str, Any], progress: Progress | None) -> AddResult:
+        vectors = self.ready()
+        result = AddResult(memories=[], cube_id=cube.cube_id)
+        with self._write:
+            fresh: list[tuple[Candidate, str]] = []
+            seen: dict[str, Memory | None] = {}
+            for candidate in candidates:
+                digest = content_hash(f"{candidate.kind}:{candidate.memory}")
+                if digest in seen:
+                    continue
+                existing = vectors.scroll(MemoryFilter(cube_ids=(cube.cube_id,), content_hash=digest), 1)
+                seen[digest] = from_point(existing[0]) if existing else None
+                if existing:
+                    result.memories.append(seen[digest])  # type: ignore[arg-type]
+                    result.deduplicated.append(existing[0].id)
+                else:
+                    fresh.append((candidate, digest))
+            batch = max(1, self.settings.embedder.batch_size)
+            for start in range(0, len(fresh), batch):
+                part = fresh[start:start + batch]
+                memories = self._write_points(author, cube, part, conversation, metadata)
+                result.memories.extend(memories)
+                result.added.extend(m.id for m in memories)
+                if progress is not None:
+                    progress(min(start + batch, len(fresh)), len(fresh))
+        return result
+
+    def _write_points(self, author: User, cube: Cube, part: Sequence[tuple[Candidate, str]],
+                      conversation: str | None, metadata: dict[str, Any]) -> list[Memory]:
+        now = utcnow()
+        memories = [Memory(
+            id=str(uuid.uuid4()), cube_id=cube.cube_id, user_id=author.user_id, memory=c.memory, key=c.key,
+            memory_type=c.memory_type, kind=c.kind, preference_type=c.preference_type, reasoning=c.reasoning,
+            tags=c.tags, confidence=c.confidence, background=c.background, source=c.source, sources=c.sources,
+            conversation_id=conversation, event_time=c.event_time, created_at=now, updated_at=now,
+            metadata=dict(metadata)) for c, _ in part]
+        dense = self.embedder.embed([self._dense_text(m.memory, c) for m, (c, _) in zip(memories, part,
+                                                                                          strict=True)])
+        self.vectors.upsert([
+            VectorPoint(m.id, vec, sparse_document(self._sparse_text(m.memory, c)),
+                        to_payload(m, digest, c.context, c.speaker))
+            for m, (c, digest), vec in zip(memories, part, dense, strict=True)])
+        self.catalog.add_history([HistoryEvent(memory_id=m.id, cube_id=cube.cube_id, event="ADD",
+                                               actor=author.user_id, at=now, new_memory=m.memory)
+                                  for m in memories])
+        return memories
+
+    def _dense_text(self, text: str, candidate: Candidate) -> str:
+        own = f"{candidate.speaker}: {text}" if candidate.speaker else text
+        if self.settings.search.dense_context and candidate.context:
+            return f"{candidate.context}\n{own}"
+        return own
+
+    @staticmethod
+    def _sparse_text(text: str, candidate: Candidate) -> str:
+        when = candidate.event_time.strftime("%d %B %Y") if candidate.event_time else ""
+        return "\n".join(p for p in (when, candidate.context, candidate.speaker or "", text) if p)
+
+    # --- reading -------------------------------------------------------------------------------
+    def search(
+        self, actor_id: str, query: str, *, cube_ids: Sequence[str] | None = None, user_id: str | None = None,
+        conversation_id: str | None = None, top_k: int | None = None, include_preference: bool = True,
+        pref_top_k: int | None = None, filters: SearchFilters | dict[str, Any] | None = None,
+        threshold: float | None = None,
+    ) -> SearchResult:
+        user = self.access.acting_as(self.access.user(actor_id), user_id)
+        if not query or not query.strip():
+            raise InvalidRequest("query is empty", field="query")
+        self._check_size(query, "query")
+        search = self.settings.search
+        top_k = _bounded("top_k", top_k, search.top_k)
+        pref_top_k = _bounded("pref_top_k", pref_top_k, search.pref_top_k, minimum=0)
+        cubes = self.access.readable(user, cube_ids)
+        if not cubes:
+            return SearchResult(memories=[], preferences=[], cube_ids=[])
+        flt = parse_filters(filters, cubes)
+        vectors = self.ready()
+        dense = self.embedder.embed_query(query)
+        sparse = sparse_query(query)
+
+        def run(kinds: tuple[str, ...], limit: int) -> list[SearchHit]:
+            if not kinds or limit == 0:
+                return []
+            hq = HybridQuery(dense=dense, sparse=sparse, filter=_with_kinds(flt, kinds), limit=limit,
+                             dense_weight=search.dense_weight, sparse_weight=search.sparse_weight,
+                             sparse_saturation=search.sparse_saturation,
+                             candidates=max(search.candidates, limit), boost_conversation_id=conversation_id,
+                             conversation_boost=search.conversation_boost if conversation_id else 0.0,
+                             score_threshold=threshold if threshold is not None else search.threshold or None)
+            return [SearchHit.model_validate({**from_point(p).model_dump(), "relativity": min(1.0, p.score)})
+                    for p in vectors.hybrid_search(hq)]
+
+        wanted = flt.kinds or tuple(k.value for k in MemoryKind)
+        facts = tuple(k for k in wanted if k != MemoryKind.PREFERENCE)
+        prefs = tuple(k for k in wanted if k == MemoryKind.PREFERENCE) if include_preference else ()
+        return SearchResult(memories=run(facts, top_k), preferences=run(prefs, pref_top_k), cube_ids=cubes)
+
+    def get_memory(self, actor_id: str, memory_id: str, cube_id: str | None = None,
+                   with_embedding: bool = False) -> Memory:
+        user = self.access.user(actor_id)
+        return self._readable_memory(user, memory_id, cube_id, with_embedding)
+
+    def _readable_memory(self, user: User, memory_id: str, cube_id: str | None, with_embedding: bool = False,
+                         need: Permission = Permission.READ) -> Memory:
+        points = self.ready().retrieve([memory_id], with_vectors=with_embedding) if _is_uuid(memory_id) else []
+        memory = from_point(points[0]) if points else None
+        if memory is None or (cube_id and memory.cube_id != cube_id):
+            raise NotFound("memory", memory_id, "Search or list memories to find valid ids.")
+        cube = self.catalog.get_cube(memory.cube_id)
+        level = AccessControl.access(user, cube) if cube else None
+        if level is None:
+            raise NotFound("memory", memory_id, "Search or list memories to find valid ids.")
+        if need is Permission.WRITE:
+            self.access.cube(user, memory.cube_id, Permission.WRITE)
+        return memory
+
+    def list_memories(self, actor_id: str, *, cube_ids: Sequence[str] | None = None,
+                      user_id: str | None = None, page: int = 1, size: int = 20,
+                      filters: SearchFilters | dict[str, Any] | None = None) -> MemoryPage:
+        user = self.access.acting_as(self.access.user(actor_id), user_id)
+        if page < 1 or not 1 <= size <= 200:
+            raise InvalidRequest("page starts at 1 and size lies in 1..200", page=page, size=size)
+        cubes = self.access.readable(user, cube_ids)
+        if not cubes:
+            return MemoryPage(memories=[], total=0, page=page, size=size)
+        flt = parse_filters(filters, cubes)
+        vectors = self.ready()
+        points = vectors.scroll(flt, size, offset=(page - 1) * size)
+        return MemoryPage(memories=[from_point(p) for p in points], total=vectors.count(flt), page=page, size=size)
+
+    def history(self, actor_id: str, memory_id: str) -> list[HistoryEvent]:
+        user = self.access.user(actor_id)
+        events = self.catalog.history(memory_id)
+        if not events:
+            raise NotFound("memory", memory_id, "Search or list memories to find valid ids.")
+        cube = self.catalog.get_cube(events[0].cube_id)
+        if cube is None or AccessControl.access(user, cube) is None:
+            raise NotFound("memory", memory_id, "Search or list memories to find valid ids.")
+        return events
+
+    # --- changing ------------------------------------------------------------------------------
+    def update_memory(
+        self, actor_id: str, memory_id: str, *, memory: str | None = None, key: str | None = None,
+        tags: Sequence[str] | None = None, metadata: dict[str, Any] | None = None,
+        status: MemoryStatus | str | None = None, memory_type: MemoryType | str | None = None,
+        confidence: float | None = None, cube_id: str | None = None,
+    ) -> Memory:
+        user = self.access.user(actor_id)
+        changes: dict[str, Any] = {}
+        if memory is not None:
+            self._check_size(memory, "memory")
+            changes["memory"] = memory.strip()
+        if key is not None:
+            changes["key"] = key.strip()[:200]
+        if tags is not None:
+            changes["tags"] = [str(t) for t in tags]
+        if metadata is not None:
+            changes["metadata"] = _check_metadata(metadata)
+        try:
+            if status is not None:
+                changes["status"] = MemoryStatus(status)
+            if memory_type is not None:
+                changes["memory_type"] = MemoryType(memory_type)
+        except ValueError as exc:
+            raise InvalidRequest(str(exc)) from exc
+        if confidence is not None:
+            if not 0 <= confidence <= 1:
+                raise InvalidRequest("confidence lies in [0, 1]", field="confidence")
+            changes["confidence"] = confidence
+        if not changes:
+            raise InvalidRequest("nothing to update: give memory, key, tags, metadata, status, memory_type "
+                                 "or confidence")
+        with self._write:
+            old = self._readable_memory(user, memory_id, cube_id, need=Permission.WRITE)
+            now = utcnow()
+            new = old.model_copy(update={**changes, "updated_at": now})
+            point = self.vectors.retrieve([memory_id])[0]
+            context, speaker = point.payload.get("context", ""), point.payload.get("speaker")
+            digest = content_hash(f"{new.kind}:{new.memory}")
+            if new.memory != old.memory:
+                candidate = Candidate(memory=new.memory, kind=new.kind, memory_type=new.memory_type, key=new.key,
+                                      tags=new.tags, sources=new.sources, source=new.source, speaker=speaker,
+                                      context=context, event_time=new.event_time)
+                vector = self.embedder.embed([self._dense_text(new.memory, candidate)])[0]
+                self.vectors.upsert([VectorPoint(new.id, vector, sparse_document(self._sparse_text(new.memory,
+                                                                                                  candidate)),
+                                                 to_payload(new, digest, context, speaker))])
+            else:
+                self.vectors.set_payload(new.id, to_payload(new, digest, context, speaker))
+            archived = old.status is MemoryStatus.ACTIVATED and new.status is MemoryStatus.ARCHIVED
+            self.catalog.add_history([HistoryEvent(
+                memory_id=new.id, cube_id=new.cube_id, event="ARCHIVE" if archived else "UPDATE",
+                actor=user.user_id, at=now, old_memory=old.memory, new_memory=new.memory)])
+        return new
+
+    def delete_memory(self, actor_id: str, memory_id: str, cube_id: str | None = None) -> None:
+        user = self.access.user(actor_id)
+        with self._write:
+            memory = self._readable_memory(user, memory_id, cube_id, need=Permission.WRITE)
+            self.vectors.delete([memory.id])
+            self.catalog.forget([memory.id], memory.cube_id, user.user_id, utcnow())
+
+    def delete_all(self, actor_id: str, cube_id: str) -> int:
+        user = self.access.user(actor_id)
+        cube = self.access.cube(user, cube_id, Permission.WRITE)
+        flt = MemoryFilter(cube_ids=(cube.cube_id,), status=())
+        with self._write:
+            vectors = self.ready()
+            ids = [p.id for p in vectors.scroll(flt, max(1, vectors.count(flt)))]
+            vectors.delete_where(flt)
+            self.catalog.forget(ids, cube.cube_id, user.user_id, utcnow())
+        return len(ids)
+
+    # --- conversations -------------------------------------------------------------------------
+    def get_messages(self, actor_id: str, conversation_id: str, *, cube_ids: Sequence[str] | None = None,
+                     user_id: str | None = None, limit: int = 100) -> list[Message]:
+        user = self.access.acting_as(self.access.user(actor_id), user_id)
+        if not 1 <= limit <= 10_000:
+            raise InvalidRequest("limit lies in 1..10000", field="limit")
+        cubes = self.access.readable(user, cube_ids)
+        return self.catalog.recent_messages(cubes, conversation_id, limit) if cubes else []
+
+    def list_conversations(self, actor_id: str, *, cube_ids: Sequence[str] | None = None,
+                           user_id: str | None = None) -> list[dict[str, Any]]:
+        user = self.access.acting_as(self.access.user(actor_id), user_id)
+        cubes = self.access.readable(user, cube_ids)
+        return self.catalog.conversations(cubes) if cubes else []
+
+    def clear_chat_history(self, actor_id: str, conversation_id: str | None = None, *,
+                           cube_id: str | None = None, user_id: str | None = None) -> int:
+        """Delete stored messages (memories made from them stay) of one conversation or all."""
+        user = self.access.acting_as(self.access.user(actor_id), user_id)
+        cubes = ([self.access.cube(user, cube_id, Permission.WRITE).cube_id] if cube_id else
+                 [c.cube_id for c in self.catalog.cubes_of(user.user_id) if c.owner_id == user.user_id])
+        with self._write:
+            return self.catalog.delete_messages(cubes, conversation_id) if cubes else 0
+
+    def stats(self) -> dict[str, Any]:
+        return {"catalog": self.catalog.counts(), "vectors": self.ready().stats(),
+                "embedding_model": self.embedder.model_id}
+
+
+def _bounded(name: str, value: int | None, default: int, minimum: int = 1) -> int:
+    chosen = default if value is None else value
+    if isinstance(chosen, bool) or not isinstance(chosen, int) or not minimum <= chosen <= MAX_TOP_K:
+        raise InvalidRequest(f"{name} must be a whole number in {minimum}..{MAX_TOP_K}", field=name)
+    return chosen
+
+
+def _with_kinds(flt: MemoryFilter, kinds: tuple[str, ...]) -> MemoryFilter:
+    from dataclasses import replace
+    return replace(flt, kinds=kinds)
+
+
+def _is_uuid(value: str) -> bool:
+    try:
+        uuid.UUID(value)
+    except (ValueError, TypeError, AttributeError):
+        return False
+    return True
+
+
+def _check_metadata(metadata: dict[str, Any] | None) -> dict[str, Any]:
+    if metadata is None:
+        return {}
+    if not isinstance(metadata, dict):
+        raise InvalidRequest("metadata must be an object of keys to values", field="metadata")
+    for key, value in metadata.items():
+        if not isinstance(key, str) or not key or len(key) > 64 or not set(key) <= _ID_CHARS:
+            raise InvalidRequest(f"metadata key {key!r} is not valid: use 1-64 letters, digits or - _ . : @",
+                                 field="metadata")
+        if not _json_value(value):
+            raise InvalidRequest(f"metadata value of {key!r} must be JSON: text, number, boolean, list or object",
+                                 field=f"metadata.{key}")
+    return dict(metadata)
+
+
+def _json_value(value: Any, depth: int = 0) -> bool:
+    if depth > 8:
+        return False
+    if value is None or isinstance(value, str | int | float | bool):
+        return True
+    if isinstance(value, list):
+        return all(_json_value(v, depth + 1) for v in value)
+    if isinstance(value, dict):
+        return all(isinstance(k, str) and _json_value(v, depth + 1) for k, v in value.items())
+    return False

@@ -1,0 +1,160 @@
+"""The vector store port: what the memory service needs from a vector database.
+
+Each memory is one point: id = memory id (UUID string), a dense vector named "dense", a sparse
+keyword vector named "sparse" (BM25 term weights; the store applies IDF), and the memory as payload.
+Backends: ``vector_edge`` (Qdrant's embedded engine, the default) and ``vector_client``
+(qdrant-client: a Qdrant server or cluster, or its local mode).
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+DENSE = "dense"
+SPARSE = "sparse"
+
+# Payload fields that get an index, by kind. Time fields are epoch seconds (float).
+KEYWORD_FIELDS = ("cube_id", "user_id", "conversation_id", "memory_type", "kind", "status", "tags",
+                  "content_hash")
+FLOAT_FIELDS = ("event_time", "created_at")
+
+Scalar = str | int | float | bool
+
+
+@dataclass(frozen=True)
+class SparseVector:
+    indices: list[int]
+    values: list[float]
+
+
+@dataclass(frozen=True)
+class VectorPoint:
+    id: str
+    dense: list[float]
+    sparse: SparseVector
+    payload: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class StoredPoint:
+    id: str
+    payload: dict[str, Any]
+    dense: list[float] | None = None
+
+
+@dataclass(frozen=True)
+class ScoredPoint:
+    id: str
+    score: float
+    payload: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class MemoryFilter:
+    """Conditions on the payload; every given condition must hold.
+
+    ``cube_ids`` is required and non-empty: a query never spans the whole store.
+    ``tags_any`` matches points with at least one of the tags; ``metadata`` matches
+    ``payload["metadata"][key] == value`` for every pair; times are epoch seconds, inclusive.
+    """
+
+    cube_ids: tuple[str, ...]
+    status: tuple[str, ...] = ("activated",)
+    memory_types: tuple[str, ...] = ()
+    kinds: tuple[str, ...] = ()
+    tags_any: tuple[str, ...] = ()
+    conversation_id: str | None = None
+    user_id: str | None = None
+    event_time_from: float | None = None
+    event_time_to: float | None = None
+    metadata: tuple[tuple[str, Scalar], ...] = ()
+    content_hash: str | None = None
+
+    def __post_init__(self) -> None:
+        if not self.cube_ids:
+            raise ValueError("MemoryFilter needs at least one cube id")
+
+
+@dataclass(frozen=True)
+class HybridQuery:
+    """One fused dense + keyword query, scored inside the store.
+
+    score = dense_weight * max(cosine, 0)
+          + sparse_weight * bm25 / (bm25 + sparse_saturation)
+          + conversation_boost * [conversation_id == boost_conversation_id]
+    so that with weights summing to 1 (boost apart) the score lies in [0, 1].
+    Each of the two prefetches keeps ``candidates`` points.
+    """
+
+    dense: list[float]
+    sparse: SparseVector
+    filter: MemoryFilter
+    limit: int
+    dense_weight: float = 0.5
+    sparse_weight: float = 0.5
+    sparse_saturation: float = 8.0
+    candidates: int = 100
+    boost_conversation_id: str | None = None
+    conversation_boost: float = 0.0
+    score_threshold: float | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+class VectorStore(ABC):
+    """A collection of memory points. Methods are synchronous and thread-safe enough to be
+    called from worker threads one at a time (the service serialises writes)."""
+
+    name: str
+
+    @abstractmethod
+    def open(self, dimension: int) -> None:
+        """Create the collection (dense size ``dimension``, cosine; sparse with IDF; payload indexes)
+        or open the existing one. An existing collection of another dimension raises
+        ``ConfigError`` naming both dimensions."""
+
+    @abstractmethod
+    def upsert(self, points: Sequence[VectorPoint]) -> None: ...
+
+    @abstractmethod
+    def set_payload(self, point_id: str, payload: dict[str, Any]) -> None:
+        """Merge ``payload`` keys into the point's payload (keys not given are kept)."""
+
+    @abstractmethod
+    def delete(self, ids: Sequence[str]) -> None: ...
+
+    @abstractmethod
+    def delete_where(self, flt: MemoryFilter) -> None: ...
+
+    @abstractmethod
+    def retrieve(self, ids: Sequence[str], with_vectors: bool = False) -> list[StoredPoint]:
+        """The points that exist among ``ids`` (missing ids are skipped), in the given order."""
+
+    @abstractmethod
+    def scroll(
+        self, flt: MemoryFilter, limit: int, offset: int = 0, with_vectors: bool = False
+    ) -> list[StoredPoint]:
+        """Points matching ``flt``, newest ``created_at`` first, skipping ``offset``."""
+
+    @abstractmethod
+    def count(self, flt: MemoryFilter) -> int: ...
+
+    @abstractmethod
+    def hybrid_search(self, query: HybridQuery) -> list[ScoredPoint]:
+        """Best points first by the fused score of ``HybridQuery``."""
+
+    @abstractmethod
+    def dense_search(self, vector: list[float], flt: MemoryFilter, limit: int) -> list[ScoredPoint]:
+        """Nearest points by cosine similarity alone (for de-duplication and merge candidates)."""
+
+    @abstractmethod
+    def stats(self) -> dict[str, Any]:
+        """Backend name, point count and whatever else helps ``doctor``."""
+
+    @abstractmethod
+    def flush(self) -> None: ...
+
+    @abstractmethod
+    def close(self) -> None: ...

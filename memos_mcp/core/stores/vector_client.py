@@ -1,0 +1,295 @@
+"""qdrant-client backend: a Qdrant server or cluster, or qdrant-client's local mode on disk."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from typing import Any, cast
+
+from qdrant_client import QdrantClient
+from qdrant_client import models as m
+
+from memos_mcp.core.stores.vector import (
+    DENSE,
+    FLOAT_FIELDS,
+    KEYWORD_FIELDS,
+    SPARSE,
+    HybridQuery,
+    MemoryFilter,
+    ScoredPoint,
+    StoredPoint,
+    VectorPoint,
+    VectorStore,
+)
+from memos_mcp.errors import ConfigError, MemosError, StorageError, StoreLocked
+
+
+class QdrantClientVectorStore(VectorStore):
+    name = "qdrant"
+
+    def __init__(
+        self,
+        collection: str,
+        url: str | None = None,
+        api_key: str | None = None,
+        path: str | None = None,
+        timeout: float = 10.0,
+    ) -> None:
+        self.collection = collection
+        self.url = url
+        self.api_key = api_key
+        self.path = path
+        self.timeout = timeout
+        self._client: QdrantClient | None = None
+
+    @property
+    def location(self) -> str:
+        return self.url or self.path or ":memory:"
+
+    def open(self, dimension: int) -> None:
+        try:
+            if self.url:
+                client = QdrantClient(url=self.url, api_key=self.api_key, timeout=math.ceil(self.timeout))
+            elif self.path:
+                # The service calls the store from worker threads, one at a time; without this, local
+                # mode's sqlite connection refuses use from any thread but its creator (on macOS).
+                client = QdrantClient(path=self.path, force_disable_check_same_thread=True)
+            else:
+                client = QdrantClient(location=":memory:")
+        except RuntimeError as exc:
+            # Local mode holds an exclusive file lock on its folder.
+            if "already accessed" in str(exc):
+                raise StoreLocked(
+                    f"vector store at {self.path} is in use by another process", path=self.path
+                ) from exc
+            raise StorageError(f"cannot open the vector store at {self.location}: {exc}") from exc
+        except Exception as exc:
+            raise StorageError(f"cannot open the vector store at {self.location}: {exc}") from exc
+        self._client = client
+        try:
+            with _driver("open the collection"):
+                if client.collection_exists(self.collection):
+                    self._check_dimension(dimension)
+                else:
+                    self._create(dimension)
+        except MemosError:
+            self.close()
+            raise
+
+    def _check_dimension(self, dimension: int) -> None:
+        vectors = self.client.get_collection(self.collection).config.params.vectors
+        stored = vectors[DENSE].size if isinstance(vectors, dict) and DENSE in vectors else None
+        if stored != dimension:
+            raise ConfigError(
+                f"vector collection at {self.location}/{self.collection} has dimension {stored} but the "
+                f"embedding model produces {dimension}",
+                stored=stored,
+                expected=dimension,
+            )
+
+    def _create(self, dimension: int) -> None:
+        self.client.create_collection(
+            self.collection,
+            vectors_config={DENSE: m.VectorParams(size=dimension, distance=m.Distance.COSINE)},
+            sparse_vectors_config={SPARSE: m.SparseVectorParams(modifier=m.Modifier.IDF)},
+        )
+        # Local mode has no payload indexes and warns when asked for one.
+        if not self.url:
+            return
+        for field in KEYWORD_FIELDS:
+            self.client.create_payload_index(self.collection, field, m.PayloadSchemaType.KEYWORD)
+        for field in FLOAT_FIELDS:
+            self.client.create_payload_index(self.collection, field, m.PayloadSchemaType.FLOAT)
+
+    def upsert(self, points: Sequence[VectorPoint]) -> None:
+        if not points:  # qdrant rejects an empty update request
+            return
+        structs = [
+            m.PointStruct(
+                id=p.id,
+                vector={
+                    DENSE: p.dense,
+                    SPARSE: m.SparseVector(indices=p.sparse.indices, values=p.sparse.values),
+                },
+                payload=p.payload,
+            )
+            for p in points
+        ]
+        with _driver("upsert points"):
+            self.client.upsert(self.collection, structs, wait=True)
+
+    def set_payload(self, point_id: str, payload: dict[str, Any]) -> None:
+        with _driver("set a payload"):
+            self.client.set_payload(self.collection, payload, points=[point_id], wait=True)
+
+    def delete(self, ids: Sequence[str]) -> None:
+        if not ids:
+            return
+        with _driver("delete points"):
+            self.client.delete(self.collection, m.PointIdsList(points=list(ids)), wait=True)
+
+    def delete_where(self, flt: MemoryFilter) -> None:
+        with _driver("delete points by filter"):
+            self.client.delete(self.collection, m.FilterSelector(filter=client_filter(flt)), wait=True)
+
+    def retrieve(self, ids: Sequence[str], with_vectors: bool = False) -> list[StoredPoint]:
+        with _driver("retrieve points"):
+            records = self.client.retrieve(
+                self.collection, list(ids), with_payload=True, with_vectors=_vectors(with_vectors)
+            )
+        found = {str(r.id): _stored(r, with_vectors) for r in records}
+        return [found[i] for i in ids if i in found]
+
+    def scroll(
+        self, flt: MemoryFilter, limit: int, offset: int = 0, with_vectors: bool = False
+    ) -> list[StoredPoint]:
+        # query_points, not scroll: scroll's offset is a point id and cannot be combined with order_by.
+        with _driver("scroll points"):
+            hits = self.client.query_points(
+                self.collection,
+                query=m.OrderByQuery(order_by=m.OrderBy(key="created_at", direction=m.Direction.DESC)),
+                query_filter=client_filter(flt),
+                limit=limit,
+                offset=offset,
+                with_payload=True,
+                with_vectors=_vectors(with_vectors),
+            ).points
+        return [_stored(h, with_vectors) for h in hits]
+
+    def count(self, flt: MemoryFilter) -> int:
+        with _driver("count points"):
+            return self.client.count(self.collection, count_filter=client_filter(flt), exact=True).count
+
+    def hybrid_search(self, query: HybridQuery) -> list[ScoredPoint]:
+        flt = client_filter(query.filter)
+        sparse = m.SparseVector(indices=query.sparse.indices, values=query.sparse.values)
+        with _driver("run a hybrid search"):
+            hits = self.client.query_points(
+                self.collection,
+                prefetch=[
+                    m.Prefetch(query=query.dense, using=DENSE, filter=flt, limit=query.candidates),
+                    m.Prefetch(query=sparse, using=SPARSE, filter=flt, limit=query.candidates),
+                ],
+                query=m.FormulaQuery(formula=_formula(query), defaults={"$score[0]": 0.0, "$score[1]": 0.0}),
+                query_filter=flt,
+                limit=query.limit,
+                score_threshold=query.score_threshold,
+                with_payload=True,
+            ).points
+        return [ScoredPoint(str(h.id), h.score, h.payload or {}) for h in hits]
+
+    def dense_search(self, vector: list[float], flt: MemoryFilter, limit: int) -> list[ScoredPoint]:
+        with _driver("run a dense search"):
+            hits = self.client.query_points(
+                self.collection,
+                query=vector,
+                using=DENSE,
+                query_filter=client_filter(flt),
+                limit=limit,
+                with_payload=True,
+            ).points
+        return [ScoredPoint(str(h.id), h.score, h.payload or {}) for h in hits]
+
+    def stats(self) -> dict[str, Any]:
+        with _driver("read collection info"):
+            points = self.client.count(self.collection, exact=True).count
+        return {
+            "backend": self.name,
+            "points": points,
+            "collection": self.collection,
+            "path": self.location,
+            "mode": "server" if self.url else "local",
+        }
+
+    def flush(self) -> None:
+        """Nothing to do: a server persists each acknowledged write, local mode writes as it goes."""
+
+    def close(self) -> None:
+        if self._client is None:
+            return
+        client, self._client = self._client, None
+        with _driver("close"):
+            client.close()
+
+    @property
+    def client(self) -> QdrantClient:
+        if self._client is None:
+            raise StorageError(f"vector store at {self.location} is not open")
+        return self._client
+
+
+def client_filter(flt: MemoryFilter) -> m.Filter:
+    """``MemoryFilter`` as a qdrant-client filter: every condition in ``must``."""
+    must: list[m.Condition] = [_any("cube_id", flt.cube_ids)]
+    for key, values in (
+        ("status", flt.status),
+        ("memory_type", flt.memory_types),
+        ("kind", flt.kinds),
+        ("tags", flt.tags_any),
+    ):
+        if values:
+            must.append(_any(key, values))
+    for key, value in (
+        ("conversation_id", flt.conversation_id),
+        ("user_id", flt.user_id),
+        ("content_hash", flt.content_hash),
+    ):
+        if value is not None:
+            must.append(m.FieldCondition(key=key, match=m.MatchValue(value=value)))
+    if flt.event_time_from is not None or flt.event_time_to is not None:
+        must.append(
+            m.FieldCondition(key="event_time", range=m.Range(gte=flt.event_time_from, lte=flt.event_time_to))
+        )
+    for name, wanted in flt.metadata:
+        key = f'metadata."{name}"'  # quoted so names with dots or spaces stay one key
+        if isinstance(wanted, float):
+            must.append(m.FieldCondition(key=key, range=m.Range(gte=wanted, lte=wanted)))
+        else:
+            must.append(m.FieldCondition(key=key, match=m.MatchValue(value=wanted)))
+    return m.Filter(must=must)
+
+
+def _any(key: str, values: tuple[str, ...]) -> m.FieldCondition:
+    return m.FieldCondition(key=key, match=m.MatchAny(any=list(values)))
+
+
+def _formula(query: HybridQuery) -> m.Expression:
+    bm25 = "$score[1]"
+    terms: list[m.Expression] = [
+        m.MultExpression(mult=[query.dense_weight, m.MaxExpression(max=["$score[0]", 0.0])]),
+        m.MultExpression(mult=[
+            query.sparse_weight,
+            m.DivExpression(
+                div=m.DivParams(
+                    left=bm25, right=m.SumExpression(sum=[bm25, query.sparse_saturation]), by_zero_default=0.0
+                )
+            ),
+        ]),
+    ]
+    if query.boost_conversation_id is not None and query.conversation_boost:
+        same_conversation = m.FieldCondition(
+            key="conversation_id", match=m.MatchValue(value=query.boost_conversation_id)
+        )
+        terms.append(m.MultExpression(mult=[query.conversation_boost, same_conversation]))
+    return m.SumExpression(sum=terms)
+
+
+def _vectors(with_vectors: bool) -> list[str] | bool:
+    return [DENSE] if with_vectors else False
+
+
+def _stored(record: m.Record | m.ScoredPoint, with_vectors: bool) -> StoredPoint:
+    vectors = record.vector if with_vectors else None
+    dense = cast(list[float], vectors[DENSE]) if isinstance(vectors, dict) else None
+    return StoredPoint(str(record.id), record.payload or {}, dense)
+
+
+@contextmanager
+def _driver(action: str) -> Iterator[None]:
+    try:
+        yield
+    except MemosError:
+        raise
+    except Exception as exc:
+        raise StorageError(f"qdrant-client failed to {action}: {exc}") from exc

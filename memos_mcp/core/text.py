@@ -1,0 +1,141 @@
+"""Text handling shared by the extractor and the index: normalisation and hashing for
+de-duplication, the stemmed BM25 keyword encoder, key and tag derivation, chunking."""
+
+from __future__ import annotations
+
+import hashlib
+import itertools
+import re
+import unicodedata
+import zlib
+from collections import Counter
+from functools import lru_cache
+
+import Stemmer
+
+from memos_mcp.core.stores.vector import SparseVector
+
+STOPWORDS = frozenset("""
+a about above after again against all am an and any are aren't as at be because been before being
+below between both but by can can't cannot could couldn't did didn't do does doesn't doing don't
+down during each few for from further had hadn't has hasn't have haven't having he he'd he'll he's
+her here here's hers herself him himself his how how's i i'd i'll i'm i've if in into is isn't it
+it's its itself let's me more most mustn't my myself no nor not of off on once only or other ought
+our ours ourselves out over own same shan't she she'd she'll she's should shouldn't so some such
+than that that's the their theirs them themselves then there there's these they they'd they'll
+they're they've this those through to too under until up very was wasn't we we'd we'll we're we've
+were weren't what what's when when's where where's which while who who's whom why why's with won't
+would wouldn't you you'd you'll you're you've your yours yourself yourselves just also really yeah
+yes oh hey hi so well like got get
+""".split())
+
+_WORD = re.compile(r"[^\W_]+(?:'[^\W_]+)?", re.UNICODE)
+_CJK = re.compile(r"[\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uac00-\ud7af]")
+_SPACE = re.compile(r"\s+")
+_SENTENCE = re.compile(r"(?<=[.!?。！？])\s+|\n+")
+_K1, _B, _AVG_LEN = 1.2, 0.75, 24.0
+
+
+@lru_cache(maxsize=1)
+def _stemmer() -> Stemmer.Stemmer:
+    return Stemmer.Stemmer("english")
+
+
+def normalize(text: str) -> str:
+    """The form two texts must share to count as the same memory."""
+    folded = unicodedata.normalize("NFKC", text).casefold()
+    return _SPACE.sub(" ", folded).strip().strip(".!?。！？ ")
+
+
+def content_hash(text: str) -> str:
+    return hashlib.sha256(normalize(text).encode("utf-8")).hexdigest()[:32]
+
+
+def words(text: str) -> list[str]:
+    """Lower-cased word tokens; runs of CJK characters become overlapping bigrams."""
+    tokens: list[str] = []
+    for match in _WORD.finditer(text.casefold()):
+        token = match.group()
+        if _CJK.search(token):
+            tokens.extend([token] if len(token) == 1 else [a + b for a, b in itertools.pairwise(token)])
+        else:
+            tokens.append(token)
+    return tokens
+
+
+def terms(text: str) -> list[str]:
+    """Stemmed keyword terms without stop words: what the keyword index matches on."""
+    kept = [w.replace("'", "") for w in words(text) if w not in STOPWORDS]
+    return _stemmer().stemWords(kept)  # type: ignore[no-any-return]
+
+
+def _term_id(term: str) -> int:
+    return zlib.crc32(term.encode("utf-8")) & 0x7FFFFFFF
+
+
+def sparse_document(text: str) -> SparseVector:
+    """BM25 term-frequency weights (with length normalisation); the store multiplies in IDF."""
+    counts = Counter(_term_id(t) for t in terms(text))
+    length = sum(counts.values()) or 1
+    norm = _K1 * (1 - _B + _B * length / _AVG_LEN)
+    indices = sorted(counts)
+    return SparseVector(indices, [counts[i] * (_K1 + 1) / (counts[i] + norm) for i in indices])
+
+
+def sparse_query(text: str) -> SparseVector:
+    indices = sorted({_term_id(t) for t in terms(text)})
+    return SparseVector(indices, [1.0] * len(indices))
+
+
+def derive_key(text: str, max_words: int = 8, max_chars: int = 64) -> str:
+    """A short title: the start of the first sentence."""
+    first = _SENTENCE.split(text.strip(), maxsplit=1)[0]
+    picked = first.split()[:max_words]
+    key = " ".join(picked)
+    if len(key) > max_chars:
+        key = key[: max_chars - 1].rstrip() + "…"
+    elif len(picked) < len(first.split()):
+        key += "…"
+    return key
+
+
+def derive_tags(text: str, limit: int = 5) -> list[str]:
+    """Salient words: proper names first, then the longest content words, in text order."""
+    seen: dict[str, float] = {}
+    for index, match in enumerate(_WORD.finditer(text)):
+        word = match.group()
+        lowered = word.casefold()
+        if lowered in STOPWORDS or len(lowered) < 3 or lowered.isdigit():
+            continue
+        weight = len(lowered) + (6 if word[0].isupper() and index > 0 else 0)
+        seen[lowered] = max(seen.get(lowered, 0.0), weight)
+    best = sorted(seen, key=lambda w: -seen[w])[:limit]
+    return [w for w in seen if w in best]
+
+
+def chunk(text: str, size: int) -> list[str]:
+    """Split long text at paragraph and sentence ends into pieces of at most ``size`` characters."""
+    text = text.strip()
+    if len(text) <= size:
+        return [text] if text else []
+    pieces: list[str] = []
+    current = ""
+    for sentence in (s.strip() for s in _SENTENCE.split(text)):
+        if not sentence:
+            continue
+        while len(sentence) > size:  # one sentence longer than a chunk: cut at a space
+            cut = sentence.rfind(" ", 0, size)
+            cut = cut if cut > size // 2 else size
+            if current:
+                pieces.append(current)
+                current = ""
+            pieces.append(sentence[:cut].strip())
+            sentence = sentence[cut:].strip()
+        if current and len(current) + 1 + len(sentence) > size:
+            pieces.append(current)
+            current = sentence
+        else:
+            current = f"{current} {sentence}".strip()
+    if current:
+        pieces.append(current)
+    return pieces

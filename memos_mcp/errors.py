@@ -1,0 +1,108 @@
+"""The one exception tree of memos-mcp.
+
+    MemosError                      code, HTTP status, message, details
+    ├── InvalidRequest              400  bad input: empty text, bad filter, wrong type
+    │   ├── PayloadTooLarge         413  text beyond max_memory_size
+    │   └── PathNotAllowed          403  doc_path outside the import roots
+    ├── Unauthorized                401  no or unknown credentials
+    ├── Forbidden                   403  known principal, no permission
+    ├── NotFound                    404  unknown user, cube, memory, task
+    ├── Conflict                    409  the thing already exists
+    ├── ConfigError                 500  configuration that cannot work (dimension mismatch...)
+    ├── StoreLocked                 503  another process holds the data directory
+    ├── BackendUnavailable          503  a store, embedder or model endpoint is unreachable
+    │   └── LLMNotConfigured        503  an operation needs a language model and none is set
+    └── StorageError                500  a store failed while reading or writing
+
+Transports never format these: MCP raises them as tool errors, each REST dialect renders
+them in its own envelope. Context lives in attributes, not only in the message.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+class MemosError(Exception):
+    code: str = "internal_error"
+    status: int = 500
+
+    def __init__(self, message: str, **details: Any) -> None:
+        super().__init__(message)
+        self.message = message
+        self.details = details
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"code": self.code, "message": self.message, "details": self.details}
+
+
+class InvalidRequest(MemosError):
+    code = "invalid_request"
+    status = 400
+
+
+class PayloadTooLarge(InvalidRequest):
+    code = "payload_too_large"
+    status = 413
+
+
+class PathNotAllowed(InvalidRequest):
+    code = "path_not_allowed"
+    status = 403
+
+
+class Unauthorized(MemosError):
+    code = "unauthorized"
+    status = 401
+
+
+class Forbidden(MemosError):
+    code = "forbidden"
+    status = 403
+
+
+class NotFound(MemosError):
+    code = "not_found"
+    status = 404
+
+    def __init__(self, kind: str, ident: str, hint: str = "") -> None:
+        message = f"{kind} '{ident}' does not exist"
+        super().__init__(f"{message}. {hint}" if hint else message, kind=kind, id=ident)
+        self.kind = kind
+        self.ident = ident
+
+
+class Conflict(MemosError):
+    code = "conflict"
+    status = 409
+
+
+class ConfigError(MemosError):
+    code = "config_error"
+    status = 500
+
+
+class StoreLocked(MemosError):
+    code = "store_locked"
+    status = 503
+
+
+class BackendUnavailable(MemosError):
+    code = "backend_unavailable"
+    status = 503
+
+
+class LLMNotConfigured(BackendUnavailable):
+    code = "llm_not_configured"
+
+    def __init__(self, operation: str) -> None:
+        super().__init__(
+            f"No language model configured: '{operation}' needs one. Set MEMOS_LLM__BASE_URL and "
+            "MEMOS_LLM__MODEL (or OPENAI_API_KEY) to an OpenAI-compatible endpoint.",
+            operation=operation,
+        )
+
+
+class StorageError(MemosError):
+    code = "storage_error"
+    status = 500

@@ -1,0 +1,270 @@
+"""Embedders against the real local model and a real OpenAI-compatible HTTP server."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import subprocess
+import sys
+import threading
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from memos_mcp.core.embedder import LocalOnnxEmbedder, OpenAIEmbedder
+from memos_mcp.errors import BackendUnavailable, ConfigError
+
+FAKE_DIMENSION = 12
+
+
+def _dot(a: list[float], b: list[float]) -> float:
+    return sum(x * y for x, y in zip(a, b, strict=True))
+
+
+def _norm(vector: list[float]) -> float:
+    return math.sqrt(_dot(vector, vector))
+
+
+# --- local model --------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def local() -> Iterator[LocalOnnxEmbedder]:
+    # A small sub-batch size, so that a handful of texts already spans several sub-batches.
+    embedder = LocalOnnxEmbedder(threads=2, batch_size=3)
+    embedder.load()
+    yield embedder
+    embedder.close()
+
+
+def test_dimension_comes_from_the_model(local: LocalOnnxEmbedder) -> None:
+    assert local.dimension == 384
+    assert len(local.embed_query("hello")) == local.dimension
+
+
+def test_vectors_are_unit_length(local: LocalOnnxEmbedder) -> None:
+    for vector in local.embed(["a", "The quick brown fox jumps over the lazy dog.", "", "12345 !!"]):
+        assert _norm(vector) == pytest.approx(1.0, abs=1e-5)
+
+
+def test_close_sentences_score_higher_than_unrelated_ones(local: LocalOnnxEmbedder) -> None:
+    fact, question, unrelated = local.embed(
+        ["I like strawberries", "What fruit do I like?", "The stock market crashed"]
+    )
+    assert _dot(fact, question) > _dot(fact, unrelated) + 0.1
+    assert _dot(question, fact) > _dot(question, unrelated) + 0.1
+
+
+def test_batch_order_is_preserved_across_lengths(local: LocalOnnxEmbedder) -> None:
+    texts = [
+        "A much longer sentence about a hiking trip in the Alps last summer with three old friends.",
+        "ok",
+        "Where did Caroline go on Friday evening?",
+        "yes",
+        "Melanie painted a sunrise over the lake and signed up for a pottery class in the spring.",
+        "I adopted a dog named Max.",
+        "hm",
+    ]
+    batched = local.embed(texts)
+    for text, vector in zip(texts, batched, strict=True):
+        single = local.embed_query(text)
+        assert max(abs(x - y) for x, y in zip(vector, single, strict=True)) < 1e-4
+
+
+def test_long_text_is_truncated(local: LocalOnnxEmbedder) -> None:
+    long_text = " ".join(f"word{i % 50}" for i in range(2000))
+    (vector,) = local.embed([long_text])
+    assert len(vector) == 384
+    assert _norm(vector) == pytest.approx(1.0, abs=1e-5)
+
+
+def test_empty_input(local: LocalOnnxEmbedder) -> None:
+    assert local.embed([]) == []
+
+
+def test_model_id_is_known_before_loading() -> None:
+    assert LocalOnnxEmbedder().model_id == "local:all-MiniLM-L6-v2-int8"
+
+
+def test_import_and_embedding_print_nothing() -> None:
+    code = (
+        "from memos_mcp.core.embedder import LocalOnnxEmbedder\n"
+        "e = LocalOnnxEmbedder(threads=1)\n"
+        "assert len(e.embed(['hello world', 'x' * 3000])) == 2\n"
+        "e.close()\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code],
+        cwd=Path(__file__).resolve().parents[1],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == ""
+
+
+# --- OpenAI-compatible endpoint -----------------------------------------------------------------
+
+
+def _fake_vector(text: str, size: int) -> list[float]:
+    digest = hashlib.sha256(text.encode()).digest()
+    # Deliberately not unit length: the embedder has to normalise.
+    return [float(byte) + 1.0 for byte in digest[:size]]
+
+
+class FakeEmbeddingServer(ThreadingHTTPServer):
+    """An OpenAI-compatible POST /v1/embeddings on an ephemeral port."""
+
+    def __init__(self) -> None:
+        super().__init__(("127.0.0.1", 0), _Handler)
+        self.fail_with: int | None = None
+        self.ignore_dimensions = False
+        self.requests: list[dict[str, Any]] = []
+        self._thread = threading.Thread(
+            target=self.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
+        )
+        self._thread.start()
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.server_address[1]}/v1"
+
+    def stop(self) -> None:
+        self.shutdown()
+        self.server_close()
+        self._thread.join(timeout=10)
+
+
+class _Handler(BaseHTTPRequestHandler):
+    server: FakeEmbeddingServer
+
+    def do_POST(self) -> None:
+        body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+        self.server.requests.append(body)
+        if self.path != "/v1/embeddings":
+            self._reply(404, {"error": {"message": f"no route {self.path}"}})
+        elif self.server.fail_with is not None:
+            self._reply(self.server.fail_with, {"error": {"message": "induced failure"}})
+        else:
+            size = FAKE_DIMENSION
+            if "dimensions" in body and not self.server.ignore_dimensions:
+                size = body["dimensions"]
+            texts = [body["input"]] if isinstance(body["input"], str) else body["input"]
+            # Reversed on purpose: clients must order by "index", not by position.
+            data = [
+                {"object": "embedding", "index": i, "embedding": _fake_vector(text, size)}
+                for i, text in reversed(list(enumerate(texts)))
+            ]
+            self._reply(200, {
+                "object": "list",
+                "data": data,
+                "model": body["model"],
+                "usage": {"prompt_tokens": len(texts), "total_tokens": len(texts)},
+            })
+
+    def _reply(self, status: int, payload: dict[str, Any]) -> None:
+        raw = json.dumps(payload).encode()
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(raw)))
+        self.end_headers()
+        self.wfile.write(raw)
+
+    def log_message(self, format: str, *args: Any) -> None:
+        pass
+
+
+@pytest.fixture
+def server() -> Iterator[FakeEmbeddingServer]:
+    fake = FakeEmbeddingServer()
+    yield fake
+    fake.stop()
+
+
+@pytest.fixture
+def remote(server: FakeEmbeddingServer) -> Iterator[OpenAIEmbedder]:
+    embedder = OpenAIEmbedder("fake-embed", base_url=server.url, api_key="k", timeout=10, batch_size=3,
+                              max_retries=0)
+    yield embedder
+    embedder.close()
+
+
+def test_remote_dimension_is_probed(server: FakeEmbeddingServer, remote: OpenAIEmbedder) -> None:
+    assert remote.model_id == f"openai:{server.url}:fake-embed"
+    assert server.requests == []
+    assert remote.dimension == FAKE_DIMENSION
+    assert remote.dimension == FAKE_DIMENSION
+    assert [r["input"] for r in server.requests] == [["dimension probe"]]
+    assert server.requests[0]["encoding_format"] == "float"
+
+
+def test_remote_load_is_done_once_under_concurrency(
+    server: FakeEmbeddingServer, remote: OpenAIEmbedder
+) -> None:
+    dimensions: list[int] = []
+    threads = [threading.Thread(target=lambda: dimensions.append(remote.dimension)) for _ in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=30)
+    assert dimensions == [FAKE_DIMENSION] * 8
+    assert len(server.requests) == 1
+
+
+def test_remote_vectors_are_normalised_ordered_and_batched(
+    server: FakeEmbeddingServer, remote: OpenAIEmbedder
+) -> None:
+    texts = [f"text number {i}" for i in range(7)]
+    vectors = remote.embed(texts)
+    assert [len(r["input"]) for r in server.requests] == [1, 3, 3, 1]
+    for text, vector in zip(texts, vectors, strict=True):
+        assert _norm(vector) == pytest.approx(1.0, abs=1e-6)
+        expected = _fake_vector(text, FAKE_DIMENSION)
+        assert _dot(vector, expected) / _norm(expected) == pytest.approx(1.0, abs=1e-6)
+    assert remote.embed_query(texts[4]) == pytest.approx(vectors[4])
+    assert remote.embed([]) == []
+
+
+def test_remote_requested_dimensions_are_sent_and_verified(server: FakeEmbeddingServer) -> None:
+    embedder = OpenAIEmbedder("fake-embed", base_url=server.url, api_key="k", dimensions=8, max_retries=0)
+    try:
+        assert embedder.dimension == 8
+        assert len(embedder.embed_query("hello")) == 8
+        assert all(r["dimensions"] == 8 for r in server.requests)
+    finally:
+        embedder.close()
+
+
+def test_remote_ignored_dimensions_is_a_config_error(server: FakeEmbeddingServer) -> None:
+    server.ignore_dimensions = True
+    embedder = OpenAIEmbedder("fake-embed", base_url=server.url, api_key="k", dimensions=8, max_retries=0)
+    try:
+        with pytest.raises(ConfigError, match="ignores 'dimensions'"):
+            embedder.load()
+    finally:
+        embedder.close()
+
+
+def test_remote_server_error_is_backend_unavailable(
+    server: FakeEmbeddingServer, remote: OpenAIEmbedder
+) -> None:
+    remote.load()
+    server.fail_with = 500
+    with pytest.raises(BackendUnavailable, match="500") as caught:
+        remote.embed(["hello"])
+    assert server.url in caught.value.message
+    assert "fake-embed" in caught.value.message
+
+
+def test_dead_server_is_backend_unavailable(server: FakeEmbeddingServer, remote: OpenAIEmbedder) -> None:
+    server.stop()
+    with pytest.raises(BackendUnavailable) as caught:
+        remote.load()
+    assert server.url in caught.value.message
+    assert caught.value.details == {"base_url": server.url, "model": "fake-embed"}
