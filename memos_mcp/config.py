@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import os
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Literal
 
@@ -266,12 +266,5 @@ def load_settings(config_file: Path | None = None, **overrides: Any) -> Settings
 
 
 def masked(settings: Settings) -> dict[str, Any]:
-    """The effective configuration with every secret masked (for ``doctor``)."""
-    def mask(value: Any) -> Any:
-        if isinstance(value, Mapping):
-            return {k: mask(v) for k, v in value.items()}
-        if isinstance(value, SecretStr):
-            return "****" if value.get_secret_value() else ""
-        return value
-    dumped: dict[str, Any] = mask(settings.model_dump(mode="python"))
-    return dumped
+    """The effective configuration with every secret masked (pydantic renders SecretStr as stars)."""
+    return settings.model_dump(mode="json")

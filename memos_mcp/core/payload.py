@@ -3,6 +3,7 @@ that the store can filter ranges on them; pydantic reads them back as UTC dateti
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
 from memos_mcp.core.models import Memory
@@ -10,6 +11,16 @@ from memos_mcp.core.stores.vector import ScoredPoint, StoredPoint
 from memos_mcp.core.timeparse import to_epoch
 
 INDEX_ONLY = ("content_hash", "context", "speaker")
+
+
+def index_texts(text: str, speaker: str | None, context: str, event_time: datetime | None,
+                dense_context: bool) -> tuple[str, str]:
+    """What the dense and the keyword vectors are made from. The memory's own text stays as given;
+    the speaker, the earlier turns and the date live only in the index."""
+    own = f"{speaker}: {text}" if speaker else text
+    dense = f"{context}\n{own}" if dense_context and context else own
+    when = event_time.strftime("%d %B %Y") if event_time else ""
+    return dense, "\n".join(p for p in (when, context, own) if p)
 
 
 def to_payload(memory: Memory, content_hash: str, context: str, speaker: str | None) -> dict[str, Any]:

@@ -11,6 +11,7 @@ import threading
 import uuid
 from collections.abc import Callable, Sequence
 from datetime import datetime
+from pathlib import Path
 from typing import Any
 
 from filelock import FileLock, Timeout
@@ -42,10 +43,11 @@ from memos_mcp.core.models import (
     User,
     utcnow,
 )
-from memos_mcp.core.payload import from_point, to_payload
+from memos_mcp.core.payload import from_point, index_texts, to_payload
 from memos_mcp.core.stores.catalog import Catalog
 from memos_mcp.core.stores.vector import HybridQuery, MemoryFilter, VectorPoint, VectorStore
 from memos_mcp.core.text import chunk, content_hash, derive_key, derive_tags, sparse_document, sparse_query
+from memos_mcp.core.timeparse import parse_time
 from memos_mcp.errors import ConfigError, Conflict, InvalidRequest, NotFound, PayloadTooLarge, StoreLocked
 
 log = logging.getLogger(__name__)
@@ -65,7 +67,8 @@ def check_id(kind: str, value: str) -> str:
 
 class MemoryService:
     def __init__(self, settings: Settings, catalog: Catalog, vectors: VectorStore, embedder: Embedder,
-                 extractor: Extractor | None = None, lock: FileLock | None = None) -> None:
+                 extractor: Extractor | None = None, lock: FileLock | None = None,
+                 owns_embedder: bool = True) -> None:
         self.settings = settings
         self.catalog = catalog
         self.vectors = vectors
@@ -73,15 +76,18 @@ class MemoryService:
         self.extractor: Extractor = extractor or RuleExtractor(settings.search.context_turns)
         self.access = AccessControl(catalog)
         self._lock = lock
-        self._write = threading.RLock()
+        self._owns_embedder = owns_embedder
+        self.write_lock = threading.RLock()
         self._open = threading.Lock()
         self._vectors_ready = False
         self._ensure_user(ROOT_USER, Role.ROOT)
 
     # --- lifecycle ---------------------------------------------------------------------------
     @classmethod
-    def open(cls, settings: Settings, extractor: Extractor | None = None) -> MemoryService:
-        """Open the data directory (exclusively), the catalog and the configured backends."""
+    def open(cls, settings: Settings, extractor: Extractor | None = None,
+             embedder: Embedder | None = None) -> MemoryService:
+        """Open the data directory (exclusively), the catalog and the configured backends; an
+        already loaded ``embedder`` may be handed in to share one model between services."""
         from memos_mcp.core.factory import build_embedder, build_vector_store
 
         settings.data_dir.mkdir(parents=True, exist_ok=True)
@@ -93,7 +99,8 @@ class MemoryService:
                               "stop it or use another --data-dir", data_dir=str(settings.data_dir)) from exc
         try:
             catalog = Catalog(settings.data_dir / "catalog.sqlite3")
-            return cls(settings, catalog, build_vector_store(settings), build_embedder(settings), extractor, lock)
+            return cls(settings, catalog, build_vector_store(settings), embedder or build_embedder(settings),
+                       extractor, lock, owns_embedder=embedder is None)
         except BaseException:
             lock.release()
             raise
@@ -130,11 +137,12 @@ class MemoryService:
         return thread
 
     def close(self) -> None:
-        with self._write:
+        with self.write_lock:
             if self._vectors_ready:
                 self.vectors.flush()
             self.vectors.close()
-            self.embedder.close()
+            if self._owns_embedder:
+                self.embedder.close()
             self.catalog.close()
             if self._lock is not None:
                 self._lock.release()
@@ -152,7 +160,7 @@ class MemoryService:
         return user, cube
 
     def _ensure_user(self, user_id: str, role: Role = Role.USER) -> User:
-        with self._write:
+        with self.write_lock:
             user = self.catalog.get_user(check_id("user_id", user_id))
             return user if user is not None else self._new_user(user_id, None, role)[0]
 
@@ -168,7 +176,7 @@ class MemoryService:
         if role is Role.ROOT and actor.role is not Role.ROOT:
             raise InvalidRequest("only root may create another root user")
         user_id = check_id("user_id", user_id or str(uuid.uuid4()))
-        with self._write:
+        with self.write_lock:
             if self.catalog.get_user(user_id) is not None:
                 raise Conflict(f"user '{user_id}' already exists", user_id=user_id)
             return self._new_user(user_id, user_name, role)
@@ -189,7 +197,7 @@ class MemoryService:
             raise InvalidRequest("a cube needs a name", field="name")
         cube = Cube(cube_id=check_id("cube_id", cube_id or str(uuid.uuid4())), name=name.strip()[:200],
                     owner_id=owner.user_id, created_at=utcnow(), permission="owner")
-        with self._write:
+        with self.write_lock:
             if self.catalog.get_cube(cube.cube_id) is not None:
                 raise Conflict(f"cube '{cube.cube_id}' already exists", cube_id=cube.cube_id)
             self.catalog.create_cube(cube)
@@ -206,7 +214,7 @@ class MemoryService:
     def delete_cube(self, actor_id: str, cube_id: str) -> None:
         actor = self.access.user(actor_id)
         cube = self.access.manage(actor, cube_id)
-        with self._write:
+        with self.write_lock:
             self.ready().delete_where(MemoryFilter(cube_ids=(cube.cube_id,), status=()))
             self.catalog.delete_cube(cube.cube_id)
 
@@ -248,12 +256,9 @@ class MemoryService:
             self._check_size(memory_content, "memory_content")
             candidates = self._from_text(memory_content, MemoryKind.FACT, SourceKind.API,
                                          lambda i: MemorySource(type=SourceKind.API, chunk_index=i),
-                                         MessageIn.model_validate({"content": "-", "chat_time": chat_time}).chat_time)
+                                         _event_time(chat_time))
         else:
-            path = confine(str(doc_path), self.settings.effective_import_roots)
-            candidates = self._from_text(
-                read_document(path), MemoryKind.DOCUMENT, SourceKind.DOCUMENT,
-                lambda i: MemorySource(type=SourceKind.DOCUMENT, doc_path=str(path), chunk_index=i), None)
+            candidates = self._from_document(confine(str(doc_path), self.settings.effective_import_roots))
         kind_type = MemoryType(memory_type) if memory_type else None
         for candidate in candidates:
             candidate.tags = list(dict.fromkeys([*candidate.tags, *(tags or [])]))
@@ -261,6 +266,18 @@ class MemoryService:
         result = self._store(author, cube, candidates, conversation, meta, progress)
         result.message_ids = [m.id for m in stored]
         return result
+
+    def add_document(self, actor_id: str, path: Path, *, cube_id: str | None = None,
+                     progress: Progress | None = None) -> AddResult:
+        """Import a file the operator named (the CLI): no import-root confinement applies."""
+        author = self.access.user(actor_id)
+        cube = self.access.writable(author, cube_id)
+        return self._store(author, cube, self._from_document(path.resolve()), None, {}, progress)
+
+    def _from_document(self, path: Path) -> list[Candidate]:
+        return self._from_text(read_document(path), MemoryKind.DOCUMENT, SourceKind.DOCUMENT,
+                               lambda i: MemorySource(type=SourceKind.DOCUMENT, doc_path=str(path), chunk_index=i),
+                               None)
 
     def _check_size(self, text: str, field: str) -> None:
         if not text.strip():
@@ -283,7 +300,7 @@ class MemoryService:
         stored = [Message(id=str(uuid.uuid4()), cube_id=cube.cube_id, conversation_id=conversation,
                           user_id=author.user_id, role=m.role, content=m.content, name=m.name,
                           message_id=m.message_id, chat_time=m.chat_time, created_at=now) for m in parsed]
-        with self._write:
+        with self.write_lock:
             earlier = self.catalog.recent_messages([cube.cube_id], conversation, self.settings.search.context_turns)
             self.catalog.add_messages(stored)
         return stored, self.extractor.from_messages(stored, earlier)
@@ -302,7 +319,7 @@ class MemoryService:
                metadata: dict[str, Any], progress: Progress | None) -> AddResult:
         vectors = self.ready()
         result = AddResult(memories=[], cube_id=cube.cube_id)
-        with self._write:
+        with self.write_lock:
             fresh: list[tuple[Candidate, str]] = []
             seen: dict[str, Memory | None] = {}
             for candidate in candidates:
@@ -335,27 +352,20 @@ class MemoryService:
             tags=c.tags, confidence=c.confidence, background=c.background, source=c.source, sources=c.sources,
             conversation_id=conversation, event_time=c.event_time, created_at=now, updated_at=now,
             metadata=dict(metadata)) for c, _ in part]
-        dense = self.embedder.embed([self._dense_text(m.memory, c) for m, (c, _) in zip(memories, part,
-                                                                                          strict=True)])
+        texts = [self._index_texts(m.memory, c.speaker, c.context, c.event_time) for m, (c, _) in zip(
+            memories, part, strict=True)]
+        dense = self.embedder.embed([d for d, _ in texts])
         self.vectors.upsert([
-            VectorPoint(m.id, vec, sparse_document(self._sparse_text(m.memory, c)),
-                        to_payload(m, digest, c.context, c.speaker))
-            for m, (c, digest), vec in zip(memories, part, dense, strict=True)])
+            VectorPoint(m.id, vec, sparse_document(sparse), to_payload(m, digest, c.context, c.speaker))
+            for m, (c, digest), vec, (_, sparse) in zip(memories, part, dense, texts, strict=True)])
         self.catalog.add_history([HistoryEvent(memory_id=m.id, cube_id=cube.cube_id, event="ADD",
                                                actor=author.user_id, at=now, new_memory=m.memory)
                                   for m in memories])
         return memories
 
-    def _dense_text(self, text: str, candidate: Candidate) -> str:
-        own = f"{candidate.speaker}: {text}" if candidate.speaker else text
-        if self.settings.search.dense_context and candidate.context:
-            return f"{candidate.context}\n{own}"
-        return own
-
-    @staticmethod
-    def _sparse_text(text: str, candidate: Candidate) -> str:
-        when = candidate.event_time.strftime("%d %B %Y") if candidate.event_time else ""
-        return "\n".join(p for p in (when, candidate.context, candidate.speaker or "", text) if p)
+    def _index_texts(self, text: str, speaker: str | None, context: str,
+                     event_time: datetime | None) -> tuple[str, str]:
+        return index_texts(text, speaker, context, event_time, self.settings.search.dense_context)
 
     # --- reading -------------------------------------------------------------------------------
     def search(
@@ -471,7 +481,7 @@ class MemoryService:
         if not changes:
             raise InvalidRequest("nothing to update: give memory, key, tags, metadata, status, memory_type "
                                  "or confidence")
-        with self._write:
+        with self.write_lock:
             old = self._readable_memory(user, memory_id, cube_id, need=Permission.WRITE)
             now = utcnow()
             new = old.model_copy(update={**changes, "updated_at": now})
@@ -479,12 +489,8 @@ class MemoryService:
             context, speaker = point.payload.get("context", ""), point.payload.get("speaker")
             digest = content_hash(f"{new.kind}:{new.memory}")
             if new.memory != old.memory:
-                candidate = Candidate(memory=new.memory, kind=new.kind, memory_type=new.memory_type, key=new.key,
-                                      tags=new.tags, sources=new.sources, source=new.source, speaker=speaker,
-                                      context=context, event_time=new.event_time)
-                vector = self.embedder.embed([self._dense_text(new.memory, candidate)])[0]
-                self.vectors.upsert([VectorPoint(new.id, vector, sparse_document(self._sparse_text(new.memory,
-                                                                                                  candidate)),
+                dense, sparse = self._index_texts(new.memory, speaker, context, new.event_time)
+                self.vectors.upsert([VectorPoint(new.id, self.embedder.embed([dense])[0], sparse_document(sparse),
                                                  to_payload(new, digest, context, speaker))])
             else:
                 self.vectors.set_payload(new.id, to_payload(new, digest, context, speaker))
@@ -496,7 +502,7 @@ class MemoryService:
 
     def delete_memory(self, actor_id: str, memory_id: str, cube_id: str | None = None) -> None:
         user = self.access.user(actor_id)
-        with self._write:
+        with self.write_lock:
             memory = self._readable_memory(user, memory_id, cube_id, need=Permission.WRITE)
             self.vectors.delete([memory.id])
             self.catalog.forget([memory.id], memory.cube_id, user.user_id, utcnow())
@@ -505,7 +511,7 @@ class MemoryService:
         user = self.access.user(actor_id)
         cube = self.access.cube(user, cube_id, Permission.WRITE)
         flt = MemoryFilter(cube_ids=(cube.cube_id,), status=())
-        with self._write:
+        with self.write_lock:
             vectors = self.ready()
             ids = [p.id for p in vectors.scroll(flt, max(1, vectors.count(flt)))]
             vectors.delete_where(flt)
@@ -533,7 +539,7 @@ class MemoryService:
         user = self.access.acting_as(self.access.user(actor_id), user_id)
         cubes = ([self.access.cube(user, cube_id, Permission.WRITE).cube_id] if cube_id else
                  [c.cube_id for c in self.catalog.cubes_of(user.user_id) if c.owner_id == user.user_id])
-        with self._write:
+        with self.write_lock:
             return self.catalog.delete_messages(cubes, conversation_id) if cubes else 0
 
     def stats(self) -> dict[str, Any]:
@@ -546,6 +552,13 @@ def _bounded(name: str, value: int | None, default: int, minimum: int = 1) -> in
     if isinstance(chosen, bool) or not isinstance(chosen, int) or not minimum <= chosen <= MAX_TOP_K:
         raise InvalidRequest(f"{name} must be a whole number in {minimum}..{MAX_TOP_K}", field=name)
     return chosen
+
+
+def _event_time(value: Any) -> datetime | None:
+    try:
+        return parse_time(value)
+    except ValueError as exc:
+        raise InvalidRequest(f"chat_time: {exc}", field="chat_time") from exc
 
 
 def _with_kinds(flt: MemoryFilter, kinds: tuple[str, ...]) -> MemoryFilter:

@@ -6,8 +6,6 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from memos_mcp.errors import InvalidRequest
-
 _FORMATS = (
     "%I:%M %p on %d %B, %Y",
     "%I:%M %p on %d %b, %Y",
@@ -21,7 +19,8 @@ _EPOCH_MS_THRESHOLD = 1e11  # larger numbers are milliseconds (1e11 s is the yea
 
 
 def parse_time(value: Any) -> datetime | None:
-    """A timezone-aware datetime (naive input is taken as UTC), or None for empty input."""
+    """A timezone-aware datetime (naive input is taken as UTC), or None for empty input.
+    Raises ValueError, so that pydantic validators report the field it came from."""
     if value is None or value == "":
         return None
     if isinstance(value, datetime):
@@ -44,7 +43,7 @@ def parse_time(value: Any) -> datetime | None:
                 return datetime.strptime(text, fmt).replace(tzinfo=UTC)
             except ValueError:
                 continue
-    raise InvalidRequest(f"cannot read {value!r} as a time; use ISO 8601 or epoch seconds", value=str(value))
+    raise ValueError(f"cannot read {value!r} as a time; use ISO 8601 or epoch seconds")
 
 
 def to_epoch(value: datetime | None) -> float | None:

@@ -38,7 +38,7 @@ class QdrantClientVectorStore(VectorStore):
     ) -> None:
         self.collection = collection
         self.url = url
-        self.api_key = api_key
+        self._api_key = api_key
         self.path = path
         self.timeout = timeout
         self._client: QdrantClient | None = None
@@ -50,21 +50,19 @@ class QdrantClientVectorStore(VectorStore):
     def open(self, dimension: int) -> None:
         try:
             if self.url:
-                client = QdrantClient(url=self.url, api_key=self.api_key, timeout=math.ceil(self.timeout))
+                client = QdrantClient(url=self.url, api_key=self._api_key, timeout=math.ceil(self.timeout))
             elif self.path:
                 # The service calls the store from worker threads, one at a time; without this, local
                 # mode's sqlite connection refuses use from any thread but its creator (on macOS).
                 client = QdrantClient(path=self.path, force_disable_check_same_thread=True)
             else:
                 client = QdrantClient(location=":memory:")
-        except RuntimeError as exc:
-            # Local mode holds an exclusive file lock on its folder.
+        except Exception as exc:
+            # Local mode holds an exclusive file lock on its folder and says so in a RuntimeError.
             if "already accessed" in str(exc):
                 raise StoreLocked(
                     f"vector store at {self.path} is in use by another process", path=self.path
                 ) from exc
-            raise StorageError(f"cannot open the vector store at {self.location}: {exc}") from exc
-        except Exception as exc:
             raise StorageError(f"cannot open the vector store at {self.location}: {exc}") from exc
         self._client = client
         try:

@@ -25,7 +25,7 @@ from memos_mcp.core.stores.vector import (
 )
 from memos_mcp.errors import ConfigError, MemosError, StorageError, StoreLocked
 
-# Written by qdrant-edge when a shard is created; the only place its dense size can be read back.
+# Written by qdrant-edge when a shard is created; it has no API that reports a shard's vector sizes.
 _CONFIG_FILE = "edge_config.json"
 
 
@@ -157,8 +157,10 @@ class EdgeVectorStore(VectorStore):
             return
         shard, self._shard = self._shard, None
         with _driver("close"):
-            shard.flush()
-            shard.close()
+            try:
+                shard.flush()
+            finally:
+                shard.close()
 
     @property
     def shard(self) -> qe.EdgeShard:

@@ -1,0 +1,1 @@
+"""Benchmarks run by ``memos-mcp bench``."""

@@ -1,0 +1,196 @@
+"""LoCoMo evidence-retrieval benchmark: ``memos-mcp bench locomo --data FILE``.
+
+Each turn is added as one memory (through the normal ``add_memory`` path, one call per session)
+carrying its ``dia_id`` as the source message id; each sample gets its own cube and a question
+searches only that cube. A hit's sources give the dia_ids it stands for. Categories (original
+evaluation code): 1 multi-hop, 2 temporal, 3 open-domain, 4 single-hop, 5 adversarial (skipped).
+A plain BM25 over the same turns (bm25s, no stemming) runs in the same process as the baseline.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import platform
+import re
+import resource
+import sys
+import tempfile
+import time
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+from typing import Any
+
+from memos_mcp.config import Settings
+from memos_mcp.core.service import ROOT_USER, MemoryService
+
+CATEGORIES = {1: "multi-hop", 2: "temporal", 3: "open-domain", 4: "single-hop"}
+KS = (1, 5, 10, 20)
+_DIA = re.compile(r"D:?(\d+):0*(\d+)")
+_TOKEN = re.compile(r"\w+")
+
+
+def evidence_ids(raw: Iterable[str], known: set[str]) -> list[str]:
+    """Normalised evidence ids; malformed strings ("D8:6; D9:17", "D:11:26", "D30:05") are repaired,
+    ids that do not exist in the conversation are dropped."""
+    found = [f"D{a}:{b}" for item in raw for a, b in _DIA.findall(str(item))]
+    return [e for e in dict.fromkeys(found) if e in known]
+
+
+def turns_of(sample: dict[str, Any]) -> list[tuple[str, list[dict[str, Any]]]]:
+    conversation = sample["conversation"]
+    sessions = sorted((int(k.split("_")[1]), k) for k, v in conversation.items()
+                      if re.fullmatch(r"session_\d+", k) and isinstance(v, list))
+    return [(conversation.get(f"{key}_date_time", ""), conversation[key]) for _, key in sessions]
+
+
+def turn_text(turn: dict[str, Any]) -> str:
+    caption = turn.get("blip_caption")
+    return f"{turn['text']} [shares a photo: {caption}]" if caption else str(turn["text"])
+
+
+def percentile(values: Sequence[float], q: float) -> float:
+    ordered = sorted(values)
+    if not ordered:
+        return 0.0
+    return ordered[min(len(ordered) - 1, max(0, round(q / 100 * len(ordered) + 0.5) - 1))]
+
+
+class Scores:
+    def __init__(self) -> None:
+        self.rows: list[tuple[int, list[float], float, float]] = []  # category, recall@k, hit@10, rr
+
+    def add(self, category: int, evidence: list[str], ranked: list[str]) -> None:
+        recalls = [len(set(evidence) & set(ranked[:k])) / len(evidence) for k in KS]
+        rank = next((i for i, d in enumerate(ranked[:max(KS)], start=1) if d in evidence), 0)
+        self.rows.append((category, recalls, float(any(d in evidence for d in ranked[:10])),
+                          1 / rank if rank else 0.0))
+
+    def summary(self, categories: Iterable[int]) -> dict[str, float]:
+        chosen = [r for r in self.rows if r[0] in set(categories)]
+        n = len(chosen) or 1
+        result = {f"recall@{k}": sum(r[1][i] for r in chosen) / n for i, k in enumerate(KS)}
+        result.update({"hit@10": sum(r[2] for r in chosen) / n, "mrr": sum(r[3] for r in chosen) / n,
+                       "questions": float(len(chosen))})
+        return result
+
+
+def run_locomo(settings: Settings, data: Path, out: Path | None, samples: int | None = None) -> int:
+    dataset = json.loads(data.read_text(encoding="utf-8"))[:samples]
+    with tempfile.TemporaryDirectory(prefix="memos-bench-") as tmp:
+        bench_settings = settings.model_copy(update={"data_dir": Path(tmp)})
+        service = MemoryService.open(bench_settings)
+        try:
+            report = _measure(service, dataset)
+        finally:
+            service.close()
+    report["machine"] = machine()
+    report["data"] = {"file": data.name, "samples": len(dataset)}
+    report["config"] = settings.search.model_dump()
+    text = markdown(report)
+    print(text)
+    if out is not None:
+        out.mkdir(parents=True, exist_ok=True)
+        (out / "results.json").write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
+        (out / "results.md").write_text(text + "\n", encoding="utf-8")
+    return 0
+
+
+def _measure(service: MemoryService, dataset: list[dict[str, Any]]) -> dict[str, Any]:
+    service.ready()
+    ours, baseline = Scores(), Scores()
+    latencies: list[float] = []
+    turns_total, ingest_seconds = 0, 0.0
+    for sample in dataset:
+        cube = service.create_cube(ROOT_USER, sample["sample_id"], cube_id=f"locomo-{sample['sample_id']}")
+        corpus: list[tuple[str, str]] = []
+        for number, (when, turns) in enumerate(turns_of(sample), start=1):
+            messages = [{"role": "user", "content": turn_text(t), "name": t["speaker"], "message_id": t["dia_id"],
+                         "chat_time": when or None} for t in turns]
+            started = time.perf_counter()
+            service.add_memory(ROOT_USER, cube_id=cube.cube_id, messages=messages,
+                               conversation_id=f"session-{number}")
+            ingest_seconds += time.perf_counter() - started
+            turns_total += len(turns)
+            corpus.extend((t["dia_id"], turn_text(t)) for t in turns)
+        rank_bm25 = _bm25(corpus)
+        known = {d for d, _ in corpus}
+        for qa in sample["qa"]:
+            category = int(qa.get("category", 0))
+            evidence = evidence_ids(qa.get("evidence", []), known)
+            if category not in CATEGORIES or not evidence:
+                continue
+            started = time.perf_counter()
+            result = service.search(ROOT_USER, qa["question"], cube_ids=[cube.cube_id], top_k=max(KS),
+                                    include_preference=False)
+            latencies.append((time.perf_counter() - started) * 1000)
+            ranked = list(dict.fromkeys(s.message_id for h in result.memories for s in h.sources if s.message_id))
+            ours.add(category, evidence, ranked)
+            baseline.add(category, evidence, rank_bm25(qa["question"]))
+    every = tuple(CATEGORIES)
+    return {
+        "overall": ours.summary(every),
+        "per_category": {CATEGORIES[c]: ours.summary([c]) for c in CATEGORIES},
+        "bm25_baseline": {"overall": baseline.summary(every),
+                          "per_category": {CATEGORIES[c]: baseline.summary([c]) for c in CATEGORIES}},
+        "ingest": {"turns": turns_total, "seconds": ingest_seconds,
+                   "turns_per_second": turns_total / ingest_seconds if ingest_seconds else 0.0},
+        "search_ms": {"p50": percentile(latencies, 50), "p95": percentile(latencies, 95),
+                      "p99": percentile(latencies, 99), "queries": len(latencies)},
+        "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+    }
+
+
+def _bm25(corpus: list[tuple[str, str]]) -> Any:
+    import bm25s
+
+    ids = [d for d, _ in corpus]
+    retriever = bm25s.BM25()
+    retriever.index([_TOKEN.findall(text.lower()) for _, text in corpus], show_progress=False)
+
+    def rank(query: str) -> list[str]:
+        tokens = [t for t in _TOKEN.findall(query.lower()) if t in retriever.vocab_dict]
+        if not tokens:
+            return []
+        docs, _ = retriever.retrieve([tokens], k=min(max(KS), len(ids)), show_progress=False)
+        return [ids[i] for i in docs[0]]
+    return rank
+
+
+def machine() -> dict[str, Any]:
+    cpu = "unknown"
+    with contextlib.suppress(OSError, StopIteration):
+        cpu = next(line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
+                   if line.startswith("model name"))
+    memory = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30 if hasattr(os, "sysconf") else 0
+    return {"cpu": cpu, "cores": os.cpu_count(), "memory_gib": round(memory, 1), "python": sys.version.split()[0],
+            "platform": platform.platform()}
+
+
+def markdown(report: dict[str, Any]) -> str:
+    def row(name: str, s: dict[str, float]) -> str:
+        cells = " | ".join(f"{s[f'recall@{k}']:.3f}" for k in KS)
+        return f"| {name} | {int(s['questions'])} | {cells} | {s['hit@10']:.3f} | {s['mrr']:.3f} |"
+
+    head = ("| set | questions | R@1 | R@5 | R@10 | R@20 | hit@10 | MRR |\n"
+            "|---|---|---|---|---|---|---|---|")
+    ours, base = report["overall"], report["bm25_baseline"]["overall"]
+    m, ingest, lat = report.get("machine", {}), report["ingest"], report["search_ms"]
+    lines = [
+        "# LoCoMo evidence retrieval", "",
+        f"Data: {report.get('data', {}).get('file', '?')}, {report.get('data', {}).get('samples', '?')} samples, "
+        "categories 1-4 (category 5 skipped).",
+        f"Machine: {m.get('cpu')}, {m.get('cores')} cores, {m.get('memory_gib')} GiB, Python {m.get('python')}.", "",
+        "## memos-mcp (hybrid search, default local embedder, no LLM)", head, row("categories 1-4", ours),
+        *(row(name, s) for name, s in report["per_category"].items()), "",
+        "## plain BM25 baseline (same turns, same run)", head, row("categories 1-4", base),
+        *(row(name, s) for name, s in report["bm25_baseline"]["per_category"].items()), "",
+        f"Ratio memos-mcp / BM25 at recall@10: {ours['recall@10'] / base['recall@10']:.2f}" if base["recall@10"]
+        else "Ratio: BM25 found nothing", "",
+        f"Ingest: {ingest['turns']} turns in {ingest['seconds']:.1f} s = {ingest['turns_per_second']:.0f} turns/s",
+        f"Search (in-process): p50 {lat['p50']:.1f} ms, p95 {lat['p95']:.1f} ms, p99 {lat['p99']:.1f} ms "
+        f"over {lat['queries']} queries",
+        f"Peak RSS: {report['peak_rss_mb']:.0f} MB",
+    ]
+    return "\n".join(lines)

@@ -1,0 +1,154 @@
+"""Export a cube to JSONL and import it back: the exit path and the way between data directories.
+
+Line 1 is a header (format, cube, embedding model, dimension); then one line per memory (with its
+embedding) and one per stored message. Import keeps ids, text, metadata and timestamps; it reuses
+the embeddings when the model is the same and re-embeds otherwise.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import Iterable, Iterator
+from typing import Any
+
+from pydantic import BaseModel, ValidationError
+
+from memos_mcp.core.models import HistoryEvent, Memory, Message, Permission, utcnow
+from memos_mcp.core.payload import from_point, index_texts, to_payload
+from memos_mcp.core.service import MemoryService, Progress
+from memos_mcp.core.stores.vector import MemoryFilter, VectorPoint
+from memos_mcp.core.text import content_hash, sparse_document
+from memos_mcp.errors import InvalidRequest
+
+FORMAT = "memos-mcp/export-v1"
+_PAGE = 500
+
+
+class ImportResult(BaseModel):
+    cube_id: str
+    memories: int
+    messages: int
+    reembedded: bool
+    renamed: int
+
+
+def export_cube(service: MemoryService, actor_id: str, cube_id: str) -> Iterator[str]:
+    """JSONL lines (without newlines) of one cube the actor can read."""
+    cube = service.access.cube(service.access.user(actor_id), cube_id, Permission.READ)
+    vectors = service.ready()
+    flt = MemoryFilter(cube_ids=(cube.cube_id,), status=())
+    yield _line({"type": "header", "format": FORMAT, "exported_at": utcnow().isoformat(),
+                 "cube": {"cube_id": cube.cube_id, "name": cube.name, "owner_id": cube.owner_id},
+                 "embedding_model": service.embedder.model_id, "dimension": service.embedder.dimension,
+                 "memories": vectors.count(flt)})
+    offset = 0
+    while True:
+        points = vectors.scroll(flt, _PAGE, offset=offset, with_vectors=True)
+        for point in points:
+            memory = from_point(point).model_dump(mode="json", exclude={"ref_id"})
+            yield _line({"type": "memory", **memory, "index": {
+                "context": point.payload.get("context", ""), "speaker": point.payload.get("speaker")}})
+        if len(points) < _PAGE:
+            break
+        offset += _PAGE
+    for conversation in service.catalog.conversations([cube.cube_id]):
+        for message in service.catalog.recent_messages([cube.cube_id], conversation["conversation_id"], 1_000_000):
+            yield _line({"type": "message", **message.model_dump(mode="json")})
+
+
+def _line(value: dict[str, Any]) -> str:
+    return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+
+
+def import_lines(service: MemoryService, actor_id: str, lines: Iterable[str], cube_id: str | None = None,
+                 progress: Progress | None = None) -> ImportResult:
+    """Import an export into ``cube_id`` (or the actor's default cube); re-importing is idempotent."""
+    user = service.access.user(actor_id)
+    cube = service.access.writable(user, cube_id)
+    service.ready()
+    rows = iter(enumerate(lines, start=1))
+    header = _header(next(rows, (1, "")))
+    same_model = header.get("embedding_model") == service.embedder.model_id
+    total = int(header.get("memories") or 0)
+    result = ImportResult(cube_id=cube.cube_id, memories=0, messages=0, reembedded=not same_model, renamed=0)
+    batch: list[tuple[Memory, dict[str, Any]]] = []
+    messages: list[Message] = []
+
+    def flush() -> None:
+        if batch:
+            result.renamed += _write(service, cube.cube_id, user.user_id, batch, same_model)
+            result.memories += len(batch)
+            batch.clear()
+            if progress is not None:
+                progress(result.memories, max(total, result.memories))
+        if messages:
+            service.catalog.add_messages(messages)
+            result.messages += len(messages)
+            messages.clear()
+
+    with service.write_lock:
+        for number, line in rows:
+            if not line.strip():
+                continue
+            record = _parse(number, line)
+            kind = record.pop("type", None)
+            try:
+                if kind == "memory":
+                    index = record.pop("index", {}) or {}
+                    batch.append((Memory.model_validate({**record, "cube_id": cube.cube_id}), index))
+                elif kind == "message":
+                    messages.append(Message.model_validate({**record, "cube_id": cube.cube_id,
+                                                            "id": str(uuid.uuid4())}))
+                else:
+                    raise InvalidRequest(f"line {number}: unknown record type {kind!r}", line=number)
+            except ValidationError as exc:
+                first = exc.errors()[0]
+                raise InvalidRequest(f"line {number}: {'.'.join(map(str, first['loc']))}: {first['msg']}",
+                                     line=number) from exc
+            if len(batch) >= _PAGE or len(messages) >= _PAGE:
+                flush()
+        flush()
+    return result
+
+
+def _header(first: tuple[int, str]) -> dict[str, Any]:
+    number, line = first
+    record = _parse(number, line) if line.strip() else {}
+    if record.get("type") != "header" or record.get("format") != FORMAT:
+        raise InvalidRequest(f"not a memos-mcp export: line 1 must be a header with format {FORMAT!r}")
+    return record
+
+
+def _parse(number: int, line: str) -> dict[str, Any]:
+    try:
+        value = json.loads(line)
+    except json.JSONDecodeError as exc:
+        raise InvalidRequest(f"line {number} is not valid JSON: {exc.msg}", line=number) from exc
+    if not isinstance(value, dict):
+        raise InvalidRequest(f"line {number} must be a JSON object", line=number)
+    return value
+
+
+def _write(service: MemoryService, cube_id: str, actor: str, batch: list[tuple[Memory, dict[str, Any]]],
+           same_model: bool) -> int:
+    """Upsert one batch; an id already used by another cube gets a fresh id. Returns how many."""
+    found = {p.id: p.payload.get("cube_id") for p in service.vectors.retrieve([m.id for m, _ in batch])}
+    renamed = 0
+    memories: list[Memory] = []
+    for memory, _ in batch:
+        if found.get(memory.id) not in (None, cube_id):
+            memory = memory.model_copy(update={"id": str(uuid.uuid4())})
+            renamed += 1
+        memories.append(memory)
+    fresh = [m.embedding is None or not same_model for m in memories]
+    texts = [index_texts(m.memory, i.get("speaker"), i.get("context", ""), m.event_time,
+                         service.settings.search.dense_context) for m, (_, i) in zip(memories, batch, strict=True)]
+    embedded = iter(service.embedder.embed([d for (d, _), f in zip(texts, fresh, strict=True) if f]))
+    service.vectors.upsert([
+        VectorPoint(m.id, next(embedded) if f else list(m.embedding or []), sparse_document(sparse),
+                    to_payload(m, content_hash(f"{m.kind}:{m.memory}"), i.get("context", ""), i.get("speaker")))
+        for m, (_, i), f, (_, sparse) in zip(memories, batch, fresh, texts, strict=True)])
+    service.catalog.add_history([HistoryEvent(memory_id=m.id, cube_id=cube_id, event="ADD", actor=actor,
+                                              at=utcnow(), new_memory=m.memory) for m in memories])
+    return renamed

@@ -1,0 +1,80 @@
+"""``memos-mcp doctor``: the effective configuration (secrets masked) and one verdict per backend."""
+
+from __future__ import annotations
+
+import sys
+import time
+from collections.abc import Callable
+
+import yaml
+
+from memos_mcp.config import Settings, masked
+from memos_mcp.errors import MemosError
+
+Check = Callable[[], str]
+
+
+def _line(verdict: str, name: str, detail: str) -> None:
+    print(f"{verdict:<5} {name:<12} {detail}")
+
+
+def run_checks(settings: Settings) -> int:
+    print("# effective configuration (secrets masked)")
+    print(yaml.safe_dump(masked(settings), sort_keys=False, default_flow_style=False).rstrip())
+    print("\n# checks")
+    failures = 0
+
+    def check(name: str, probe: Check) -> bool:
+        nonlocal failures
+        started = time.perf_counter()
+        try:
+            detail = probe()
+        except MemosError as exc:
+            failures += 1
+            _line("FAIL", name, f"[{exc.code}] {exc.message}")
+            return False
+        except Exception as exc:  # doctor reports every failure, whatever raised it
+            failures += 1
+            _line("FAIL", name, f"{type(exc).__name__}: {exc}")
+            return False
+        _line("ok", name, f"{detail} ({(time.perf_counter() - started) * 1000:.0f} ms)")
+        return True
+
+    from memos_mcp.core.service import MemoryService
+
+    holder: list[MemoryService] = []
+
+    def open_service() -> str:
+        holder.append(MemoryService.open(settings))
+        return f"data directory {settings.data_dir} opened and locked"
+
+    if check("data dir", open_service):
+        service = holder[0]
+        try:
+            check("catalog", lambda: f"{service.catalog.path}: " + ", ".join(
+                f"{n} {k}" for k, n in service.catalog.counts().items()))
+            check("embedder", lambda: f"{service.embedder.model_id}, dimension {service.embedder.dimension}")
+            check("vectors", lambda: ", ".join(f"{k}={v}" for k, v in service.ready().stats().items()))
+        finally:
+            service.close()
+    check("llm", lambda: _check_llm(settings))
+    print(f"\n{'all checks passed' if not failures else f'{failures} check(s) failed'}", file=sys.stderr)
+    return 1 if failures else 0
+
+
+def _check_llm(settings: Settings) -> str:
+    llm = settings.llm
+    if not llm.configured:
+        return "not configured: adding uses the deterministic extractor; chat is unavailable"
+    import openai
+
+    key = llm.api_key.get_secret_value() if llm.api_key else "unused"
+    client = openai.OpenAI(base_url=llm.base_url, api_key=key, timeout=10.0, max_retries=0)
+    try:
+        models = [m.id for m in client.models.list()]
+    except openai.APIError as exc:
+        raise MemosError(f"{llm.base_url or 'OpenAI'} did not answer: {exc}") from exc
+    finally:
+        client.close()
+    listed = "listed" if llm.model in models else "not listed by the endpoint"
+    return f"{llm.base_url or 'https://api.openai.com/v1'} answers; model {llm.model} {listed}"

@@ -1,0 +1,71 @@
+"""``memos-mcp import FILE``: a JSONL export, a conversation JSON (``[{role, content}, ...]`` or
+``{"messages": [...]}``), or a document (text, Markdown, JSON)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from memos_mcp.core.portability import FORMAT, import_lines
+from memos_mcp.core.service import ROOT_USER, MemoryService, Progress
+from memos_mcp.errors import InvalidRequest
+
+_BATCH = 200
+
+
+def import_file(service: MemoryService, path: Path, user_id: str, cube_id: str | None,
+                conversation_id: str | None, progress: Progress) -> dict[str, Any]:
+    if not path.is_file():
+        raise InvalidRequest(f"{path} is not a file")
+    service.ensure_user(user_id)
+    if cube_id and service.catalog.get_cube(cube_id) is None:
+        service.create_cube(ROOT_USER, cube_id, cube_id=cube_id, owner_id=user_id)
+    kind = _kind(path)
+    if kind == "export":
+        with path.open(encoding="utf-8") as lines:
+            return {"kind": kind, **import_lines(service, user_id, lines, cube_id, progress).model_dump()}
+    if kind == "conversation":
+        messages = _messages(path)
+        added = deduplicated = 0
+        for start in range(0, len(messages), _BATCH):
+            result = service.add_memory(user_id, cube_id=cube_id, messages=messages[start:start + _BATCH],
+                                        conversation_id=conversation_id or path.stem)
+            added += len(result.added)
+            deduplicated += len(result.deduplicated)
+            progress(min(start + _BATCH, len(messages)), len(messages))
+        return {"kind": kind, "messages": len(messages), "added": added, "deduplicated": deduplicated}
+    result = service.add_document(user_id, path, cube_id=cube_id, progress=progress)
+    return {"kind": kind, "added": len(result.added), "deduplicated": len(result.deduplicated),
+            "cube_id": result.cube_id}
+
+
+def _kind(path: Path) -> str:
+    with path.open(encoding="utf-8", errors="replace") as handle:
+        first = handle.readline()
+    try:
+        head = json.loads(first)
+    except json.JSONDecodeError:
+        head = None
+    if isinstance(head, dict) and head.get("format") == FORMAT:
+        return "export"
+    if path.suffix.lower() == ".json":
+        try:
+            _messages(path)
+        except InvalidRequest:
+            return "document"
+        return "conversation"
+    return "document"
+
+
+def _messages(path: Path) -> list[dict[str, Any]]:
+    try:
+        value = json.loads(path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise InvalidRequest(f"{path.name} is not a JSON conversation") from exc
+    if isinstance(value, dict):
+        value = value.get("messages")
+    if (isinstance(value, list) and value
+            and all(isinstance(m, dict) and "role" in m and "content" in m for m in value)):
+        return value
+    raise InvalidRequest(f"{path.name} is not a list of {{role, content}} messages")
