@@ -114,15 +114,16 @@ def _export(args: argparse.Namespace, settings: Settings) -> int:
     from memos_mcp.core.service import ROOT_USER
 
     with _service(settings) as service:
+        lines = export_cube(service, ROOT_USER, args.cube)
+        header = next(lines)  # looks the cube up before any output file is touched
+        total = json.loads(header)["memories"]
         out = args.out.open("w", encoding="utf-8") if args.out else sys.stdout
         try:
-            lines = export_cube(service, ROOT_USER, args.cube)
-            header = next(lines)
             out.write(header + "\n")
-            with _progress(json.loads(header)["memories"], "memory") as progress:
+            with _progress(total, "memory") as progress:
                 for count, line in enumerate(lines, start=1):
                     out.write(line + "\n")
-                    progress(count, max(count, json.loads(header)["memories"]))
+                    progress(count, max(count, total))
         finally:
             if args.out:
                 out.close()

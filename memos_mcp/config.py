@@ -11,18 +11,21 @@ from __future__ import annotations
 import os
 import re
 from collections.abc import Callable
+from contextvars import ContextVar
 from pathlib import Path
 from typing import Any, Literal
 
 import yaml
 from dotenv import dotenv_values
-from pydantic import BaseModel, Field, SecretStr, ValidationError, field_validator
+from pydantic import BaseModel, Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic.fields import FieldInfo
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 from memos_mcp.errors import ConfigError
 
-SECRET_KEYS = frozenset({"api_key", "password", "admin_key"})
+SECRET_SUFFIXES = ("api_key", "password", "admin_key", "token", "secret")
+DEFAULT_OPENAI_MODEL = "gpt-4o-mini"
+_CONFIG_FILE: ContextVar[Path | None] = ContextVar("memos_config_file", default=None)
 _VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
 
 
@@ -108,6 +111,13 @@ class Settings(BaseSettings):
     def _expand(cls, value: Path) -> Path:
         return value.expanduser()
 
+    @model_validator(mode="after")
+    def _default_openai_model(self) -> Settings:
+        # An endpoint or key without a model (the seed's OPENAI_API_KEY / OPENAI_API_BASE) gets a default.
+        if (self.llm.api_key or self.llm.base_url) and not self.llm.model:
+            self.llm.model = DEFAULT_OPENAI_MODEL
+        return self
+
     @property
     def effective_import_roots(self) -> list[Path]:
         return [root.expanduser().resolve() for root in (self.import_roots or [self.data_dir / "imports"])]
@@ -176,8 +186,7 @@ class AliasSource(PydanticBaseSettingsSource):
         return None, field_name, False
 
     def __call__(self) -> dict[str, Any]:
-        found: dict[str, str] = {k: v for k, v in dotenv_values(".env").items() if v is not None}
-        found.update(os.environ)
+        found = environment()
         result: dict[str, Any] = {}
         for name, (path, convert) in ALIASES.items():
             raw = found.get(name)
@@ -191,25 +200,30 @@ class AliasSource(PydanticBaseSettingsSource):
             result["vector"]["backend"] = "qdrant"
         if "neo4j_uri" in result.get("graph", {}):
             result["graph"]["backend"] = "neo4j"
-        llm = result.get("llm", {})
-        if llm.get("api_key") and "model" not in llm:
-            llm["model"] = "gpt-4o-mini"
         return result
 
 
-def interpolate(value: Any, where: str = "") -> Any:
+def environment() -> dict[str, str]:
+    """The process environment over the ``.env`` file of the working directory."""
+    found = {k: v for k, v in dotenv_values(".env").items() if v is not None}
+    found.update(os.environ)
+    return found
+
+
+def interpolate(value: Any, where: str = "", env: dict[str, str] | None = None) -> Any:
     """Replace ``${VAR}`` / ``${VAR:-default}`` in every string of a YAML tree."""
+    env = environment() if env is None else env
     if isinstance(value, dict):
-        return {k: interpolate(v, f"{where}.{k}" if where else str(k)) for k, v in value.items()}
+        return {k: interpolate(v, f"{where}.{k}" if where else str(k), env) for k, v in value.items()}
     if isinstance(value, list):
-        return [interpolate(v, f"{where}[{i}]") for i, v in enumerate(value)]
+        return [interpolate(v, f"{where}[{i}]", env) for i, v in enumerate(value)]
     if not isinstance(value, str):
         return value
 
     def substitute(match: re.Match[str]) -> str:
         name, default = match.group(1), match.group(2)
-        if name in os.environ:
-            return os.environ[name]
+        if name in env:
+            return env[name]
         if default is not None:
             return default
         raise ConfigError(f"config value {where} uses ${{{name}}} but {name} is not set", variable=name)
@@ -221,7 +235,8 @@ def _refuse_literal_secrets(raw: Any, where: str = "") -> None:
     if isinstance(raw, dict):
         for key, value in raw.items():
             path = f"{where}.{key}" if where else str(key)
-            if key in SECRET_KEYS and isinstance(value, str) and value and not _VAR.fullmatch(value):
+            if (str(key).endswith(SECRET_SUFFIXES) and isinstance(value, str) and value
+                    and not _VAR.fullmatch(value)):
                 raise ConfigError(
                     f"config value {path} holds a secret literally; write ${{SOME_VARIABLE}} and set "
                     "the variable in the environment", field=path)
@@ -235,8 +250,8 @@ class YamlSource(PydanticBaseSettingsSource):
         return None, field_name, False
 
     def __call__(self) -> dict[str, Any]:
-        name = os.environ.get("MEMOS_CONFIG")
-        return load_yaml(Path(name)) if name else {}
+        chosen = _CONFIG_FILE.get() or os.environ.get("MEMOS_CONFIG")
+        return load_yaml(Path(chosen)) if chosen else {}
 
 
 def load_yaml(path: Path) -> dict[str, Any]:
@@ -255,14 +270,15 @@ def load_yaml(path: Path) -> dict[str, Any]:
 
 def load_settings(config_file: Path | None = None, **overrides: Any) -> Settings:
     """Build the settings once (the CLI calls this); ``overrides`` are CLI flags (highest)."""
-    if config_file is not None:
-        os.environ["MEMOS_CONFIG"] = str(config_file)
+    token = _CONFIG_FILE.set(config_file)
     try:
         return Settings(**{k: v for k, v in overrides.items() if v is not None})
     except ValidationError as exc:
         first = exc.errors()[0]
         where = ".".join(str(p) for p in first["loc"])
         raise ConfigError(f"invalid setting {where}: {first['msg']}", errors=exc.errors()) from exc
+    finally:
+        _CONFIG_FILE.reset(token)
 
 
 def masked(settings: Settings) -> dict[str, Any]:

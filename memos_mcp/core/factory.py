@@ -12,7 +12,7 @@ from memos_mcp.errors import ConfigError
 
 def _secret(value: object) -> str | None:
     getter = getattr(value, "get_secret_value", None)
-    return getter() if getter else None
+    return (getter() or None) if getter else None  # an empty secret is no secret
 
 
 def build_vector_store(settings: Settings) -> VectorStore:

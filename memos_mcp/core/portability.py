@@ -83,8 +83,9 @@ def import_lines(service: MemoryService, actor_id: str, lines: Iterable[str], cu
             if progress is not None:
                 progress(result.memories, max(total, result.memories))
         if messages:
-            service.catalog.add_messages(messages)
-            result.messages += len(messages)
+            fresh = _new_messages(service, cube.cube_id, messages)
+            service.catalog.add_messages(fresh)
+            result.messages += len(fresh)
             messages.clear()
 
     with service.write_lock:
@@ -98,8 +99,7 @@ def import_lines(service: MemoryService, actor_id: str, lines: Iterable[str], cu
                     index = record.pop("index", {}) or {}
                     batch.append((Memory.model_validate({**record, "cube_id": cube.cube_id}), index))
                 elif kind == "message":
-                    messages.append(Message.model_validate({**record, "cube_id": cube.cube_id,
-                                                            "id": str(uuid.uuid4())}))
+                    messages.append(Message.model_validate({**record, "cube_id": cube.cube_id}))
                 else:
                     raise InvalidRequest(f"line {number}: unknown record type {kind!r}", line=number)
             except ValidationError as exc:
@@ -110,6 +110,23 @@ def import_lines(service: MemoryService, actor_id: str, lines: Iterable[str], cu
                 flush()
         flush()
     return result
+
+
+def _new_messages(service: MemoryService, cube_id: str, messages: list[Message]) -> list[Message]:
+    """Messages already in this cube are skipped (re-import is idempotent); an id another cube holds
+    is replaced by one derived from it, so that importing the same file twice still matches."""
+    stored = service.catalog.message_cubes([m.id for m in messages])
+    fresh: list[Message] = []
+    for message in messages:
+        if message.id in stored:
+            if stored[message.id] == cube_id:
+                continue
+            derived = str(uuid.uuid5(uuid.NAMESPACE_URL, f"{cube_id}/{message.id}"))
+            if service.catalog.message_cubes([derived]):
+                continue
+            message = message.model_copy(update={"id": derived})
+        fresh.append(message)
+    return fresh
 
 
 def _header(first: tuple[int, str]) -> dict[str, Any]:

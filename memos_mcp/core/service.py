@@ -55,6 +55,7 @@ log = logging.getLogger(__name__)
 Progress = Callable[[int, int], None]
 ROOT_USER = "root"
 MAX_TOP_K = 1000
+WRITE_GROUP = 256  # memories embedded together: the embedder sorts them by length to pad little
 _ID_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_.:@")
 
 
@@ -333,14 +334,13 @@ class MemoryService:
                     result.deduplicated.append(existing[0].id)
                 else:
                     fresh.append((candidate, digest))
-            batch = max(1, self.settings.embedder.batch_size)
-            for start in range(0, len(fresh), batch):
-                part = fresh[start:start + batch]
+            for start in range(0, len(fresh), WRITE_GROUP):
+                part = fresh[start:start + WRITE_GROUP]
                 memories = self._write_points(author, cube, part, conversation, metadata)
                 result.memories.extend(memories)
                 result.added.extend(m.id for m in memories)
                 if progress is not None:
-                    progress(min(start + batch, len(fresh)), len(fresh))
+                    progress(min(start + WRITE_GROUP, len(fresh)), len(fresh))
         return result
 
     def _write_points(self, author: User, cube: Cube, part: Sequence[tuple[Candidate, str]],
@@ -354,7 +354,9 @@ class MemoryService:
             metadata=dict(metadata)) for c, _ in part]
         texts = [self._index_texts(m.memory, c.speaker, c.context, c.event_time) for m, (c, _) in zip(
             memories, part, strict=True)]
-        dense = self.embedder.embed([d for d, _ in texts])
+        unique = list(dict.fromkeys(d for d, _ in texts))  # a turn and its preference share one vector
+        vectors = dict(zip(unique, self.embedder.embed(unique), strict=True))
+        dense = [vectors[d] for d, _ in texts]
         self.vectors.upsert([
             VectorPoint(m.id, vec, sparse_document(sparse), to_payload(m, digest, c.context, c.speaker))
             for m, (c, digest), vec, (_, sparse) in zip(memories, part, dense, texts, strict=True)])

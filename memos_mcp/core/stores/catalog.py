@@ -209,6 +209,15 @@ class Catalog:
                 [(m.id, m.cube_id, m.conversation_id, m.user_id, m.role, m.content, m.name, m.message_id,
                   to_epoch(m.chat_time), _ts(m.created_at)) for m in messages])
 
+    def message_cubes(self, ids: Sequence[str]) -> dict[str, str]:
+        """The cube of each stored message among ``ids``."""
+        found: dict[str, str] = {}
+        for start in range(0, len(ids), 500):
+            part = list(ids[start:start + 500])
+            rows = self._rows(f"SELECT id, cube_id FROM messages WHERE id IN ({','.join('?' * len(part))})", part)
+            found.update({r["id"]: r["cube_id"] for r in rows})
+        return found
+
     @staticmethod
     def _message(row: sqlite3.Row) -> Message:
         return Message(id=row["id"], cube_id=row["cube_id"], conversation_id=row["conversation_id"],

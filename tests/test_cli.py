@@ -1,0 +1,327 @@
+"""The real ``memos-mcp`` console script in subprocesses, over real data directories in tmp_path."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import select
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from memos_mcp import __version__
+from memos_mcp.config import ALIASES
+from memos_mcp.core.embedder import LocalOnnxEmbedder
+from memos_mcp.core.service import ROOT_USER, MemoryService
+from tests.conftest import settings_for
+
+MEMOS = Path(sys.executable).parent / "memos-mcp"
+TIMEOUT = 60.0
+
+CONVERSATION = [
+    {"role": "user", "content": "I adopted a corgi named Biscuit last spring."},
+    {"role": "assistant", "content": "Lovely! How is Biscuit settling in?"},
+    {"role": "user", "content": "He loves swimming in Lake Tahoe every summer."},
+]
+DOCUMENT = """# Field notes
+
+The zeppelin hangar in Friedrichshafen opens at dawn.
+
+## Kitchen
+
+The sourdough starter needs feeding twice a day.
+"""
+
+
+def clean_env(**extra: str) -> dict[str, str]:
+    """The current environment without any MEMOS_* or seed alias variable, plus ``extra``."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MEMOS_") and k not in ALIASES}
+    env.update(extra)
+    return env
+
+
+def memos(cwd: Path, data_dir: Path | None, *args: str, **env: str) -> subprocess.CompletedProcess[str]:
+    command = [str(MEMOS), *(["--data-dir", str(data_dir)] if data_dir else []), *args]
+    return subprocess.run(command, cwd=cwd, env=clean_env(**env), capture_output=True, text=True,
+                          timeout=TIMEOUT, check=False)
+
+
+def ok(result: subprocess.CompletedProcess[str]) -> subprocess.CompletedProcess[str]:
+    assert result.returncode == 0, f"exit {result.returncode}\nstdout:\n{result.stdout}\nstderr:\n{result.stderr}"
+    return result
+
+
+def records(path_or_text: Path | str) -> list[dict[str, Any]]:
+    text = path_or_text.read_text(encoding="utf-8") if isinstance(path_or_text, Path) else path_or_text
+    return [json.loads(line) for line in text.splitlines()]
+
+
+def check_lines(stdout: str) -> dict[str, tuple[str, str]]:
+    """The ``# checks`` section of doctor's output: name -> (verdict, detail)."""
+    found: dict[str, tuple[str, str]] = {}
+    for line in stdout.split("# checks", 1)[1].splitlines():
+        match = re.match(r"^(ok|FAIL)\s+(data dir|\S+)\s+(.*)$", line)
+        if match:
+            found[match.group(2)] = (match.group(1), match.group(3))
+    return found
+
+
+@pytest.fixture(autouse=True)
+def clean_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """The in-process parts (the seeded data directory) see no inherited configuration either."""
+    for name in list(os.environ):
+        if name.startswith("MEMOS_") or name in ALIASES:
+            monkeypatch.delenv(name)
+    monkeypatch.chdir(tmp_path)
+
+
+@pytest.fixture
+def conversation_file(tmp_path: Path) -> Path:
+    path = tmp_path / "trip.json"
+    path.write_text(json.dumps(CONVERSATION), encoding="utf-8")
+    return path
+
+
+@pytest.fixture
+def holder(tmp_path: Path) -> Iterator[Path]:
+    """A second process that opens the service on a data directory and keeps it until stdin closes."""
+    data_dir = tmp_path / "held"
+    script = ("import sys\nfrom pathlib import Path\nfrom memos_mcp.config import load_settings\n"
+              "from memos_mcp.core.service import MemoryService\n"
+              "s = MemoryService.open(load_settings(data_dir=Path(sys.argv[1])))\n"
+              "print('ready', flush=True)\nsys.stdin.read()\ns.close()\n")
+    process = subprocess.Popen([sys.executable, "-c", script, str(data_dir)], cwd=tmp_path, env=clean_env(),
+                               stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        assert process.stdout is not None
+        deadline = time.monotonic() + TIMEOUT
+        line = ""
+        while not line and time.monotonic() < deadline and process.poll() is None:
+            readable, _, _ = select.select([process.stdout], [], [], deadline - time.monotonic())
+            if readable:
+                line = process.stdout.readline()
+                break
+        assert line.strip() == "ready", f"holder did not start: {line!r}"
+        yield data_dir
+    finally:
+        assert process.stdin is not None
+        process.stdin.close()
+        try:
+            process.wait(timeout=TIMEOUT)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(timeout=TIMEOUT)
+        for stream in (process.stdout, process.stderr):
+            if stream is not None:
+                stream.close()
+
+
+# --- version and doctor ------------------------------------------------------------------------------
+
+
+def test_version_prints_the_package_version(tmp_path: Path) -> None:
+    result = ok(memos(tmp_path, None, "--version"))
+    assert result.stdout.strip() == f"memos-mcp {__version__}"
+
+
+def test_doctor_passes_every_check_on_a_fresh_data_directory(tmp_path: Path) -> None:
+    data_dir = tmp_path / "data"
+    result = ok(memos(tmp_path, data_dir, "doctor"))
+    checks = check_lines(result.stdout)
+    assert set(checks) == {"data dir", "catalog", "embedder", "vectors", "llm"}
+    assert all(verdict == "ok" for verdict, _ in checks.values()), checks
+    assert str(data_dir) in checks["data dir"][1]
+    assert "dimension 384" in checks["embedder"][1]
+    assert "not configured" in checks["llm"][1]
+    assert f"data_dir: {data_dir}" in result.stdout  # the effective configuration comes first
+    assert "all checks passed" in result.stderr
+
+
+def test_doctor_masks_a_secret_from_the_environment_and_fails_on_an_unreachable_llm(tmp_path: Path) -> None:
+    secret = "sk-secret-value"
+    result = memos(tmp_path, tmp_path / "data", "doctor",
+                   OPENAI_API_KEY=secret, MEMOS_LLM__BASE_URL="http://127.0.0.1:9/v1")
+    assert result.returncode == 1, result.stderr
+    checks = check_lines(result.stdout)
+    assert checks["llm"][0] == "FAIL"
+    assert "http://127.0.0.1:9/v1" in checks["llm"][1]
+    assert all(checks[name][0] == "ok" for name in ("data dir", "catalog", "embedder", "vectors"))
+    assert "api_key: '**********'" in result.stdout
+    assert "model: gpt-4o-mini" in result.stdout
+    assert secret not in result.stdout
+    assert secret not in result.stderr
+    assert "1 check(s) failed" in result.stderr
+
+
+def test_doctor_reports_store_locked_while_another_process_holds_the_data_directory(
+    tmp_path: Path, holder: Path,
+) -> None:
+    result = memos(tmp_path, holder, "doctor")
+    assert result.returncode == 1
+    checks = check_lines(result.stdout)
+    assert checks["data dir"][0] == "FAIL"
+    assert "[store_locked]" in checks["data dir"][1]
+    assert "catalog" not in checks  # nothing else of the data directory is probed
+    assert checks["llm"][0] == "ok"
+
+
+# --- import ------------------------------------------------------------------------------------------
+
+
+def test_importing_a_conversation_for_a_new_user_creates_the_user_and_memories(
+    tmp_path: Path, conversation_file: Path,
+) -> None:
+    data_dir = tmp_path / "data"
+    summary = json.loads(ok(memos(tmp_path, data_dir, "import", str(conversation_file), "--user", "alice")).stdout)
+    assert summary["kind"] == "conversation"
+    assert summary["messages"] == len(CONVERSATION)
+    assert summary["added"] > 0
+
+    users = json.loads(ok(memos(tmp_path, data_dir, "users")).stdout)
+    assert "alice" in {u["user_id"] for u in users}
+    cubes = json.loads(ok(memos(tmp_path, data_dir, "cubes", "--user", "alice")).stdout)
+    assert [(c["cube_id"], c["owner_id"], c["is_default"]) for c in cubes] == [("alice_default_cube", "alice", True)]
+    stats = json.loads(ok(memos(tmp_path, data_dir, "stats")).stdout)
+    assert stats["vectors"]["points"] == summary["added"] > 0
+    assert stats["catalog"]["messages"] == len(CONVERSATION)
+
+    exported = records(ok(memos(tmp_path, data_dir, "export", "--cube", "alice_default_cube")).stdout)
+    memories = [r for r in exported if r["type"] == "memory"]
+    assert {m["conversation_id"] for m in memories} == {"trip"}  # the file name is the conversation id
+    assert any("Lake Tahoe" in m["memory"] for m in memories)
+
+
+def test_importing_a_markdown_document_into_a_new_cube_creates_the_cube(tmp_path: Path) -> None:
+    data_dir = tmp_path / "data"
+    document = tmp_path / "notes.md"
+    document.write_text(DOCUMENT, encoding="utf-8")
+    summary = json.loads(ok(memos(tmp_path, data_dir, "import", str(document), "--user", "bob",
+                                  "--cube", "field-notes")).stdout)
+    assert summary["kind"] == "document"
+    assert summary["cube_id"] == "field-notes"
+    assert summary["added"] > 0
+
+    cubes = json.loads(ok(memos(tmp_path, data_dir, "cubes", "--user", "bob")).stdout)
+    assert {c["cube_id"]: c["owner_id"] for c in cubes} == {"bob_default_cube": "bob", "field-notes": "bob"}
+    memories = [r for r in records(ok(memos(tmp_path, data_dir, "export", "--cube", "field-notes")).stdout)
+                if r["type"] == "memory"]
+    assert len(memories) == summary["added"]
+    assert any("zeppelin hangar" in m["memory"] for m in memories)
+    assert all(m["kind"] == "document" and m["sources"][0]["doc_path"] == str(document) for m in memories)
+
+
+def test_importing_a_file_that_does_not_exist_exits_2_with_a_clear_message(tmp_path: Path) -> None:
+    result = memos(tmp_path, tmp_path / "data", "import", str(tmp_path / "missing.json"), "--user", "alice")
+    assert result.returncode == 2
+    assert result.stdout == ""
+    assert "error [invalid_request]" in result.stderr
+    assert f"{tmp_path / 'missing.json'} is not a file" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+# --- export ------------------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def seeded(tmp_path: Path, embedder: LocalOnnxEmbedder) -> Path:
+    """A data directory with a cube 'c1' of alice holding facts with metadata and a conversation."""
+    data_dir = tmp_path / "source"
+    service = MemoryService.open(settings_for(data_dir), embedder=embedder)
+    try:
+        service.ensure_user("alice")
+        service.create_cube(ROOT_USER, "Alice's notes", cube_id="c1", owner_id="alice")
+        service.add_memory("alice", cube_id="c1", memory_content="Alice's passport expires in March 2031.",
+                           metadata={"source": "scan", "page": 2, "checked": True}, tags=["travel"])
+        service.add_memory("alice", cube_id="c1", memory_content="The spare house key is under the blue pot.",
+                           metadata={"room": "porch"}, chat_time="2024-05-08T13:56:00Z")
+        service.add_memory("alice", cube_id="c1", messages=CONVERSATION, conversation_id="pets")
+    finally:
+        service.close()
+    return data_dir
+
+
+def test_export_then_import_into_a_fresh_data_directory_round_trips_every_memory(
+    tmp_path: Path, seeded: Path,
+) -> None:
+    exported = tmp_path / "c1.jsonl"
+    ok(memos(tmp_path, seeded, "export", "--cube", "c1", "--out", str(exported)))
+    fresh = tmp_path / "fresh"
+    summary = json.loads(ok(memos(tmp_path, fresh, "import", str(exported), "--user", "other",
+                                  "--cube", "c2")).stdout)
+    assert summary["kind"] == "export"
+    assert summary["cube_id"] == "c2"
+    assert summary["reembedded"] is False
+    assert summary["renamed"] == 0
+    again = tmp_path / "c2.jsonl"
+    ok(memos(tmp_path, fresh, "export", "--cube", "c2", "--out", str(again)))
+
+    before, after = records(exported), records(again)
+    assert before[0]["type"] == after[0]["type"] == "header"
+    assert before[0]["memories"] == after[0]["memories"] == summary["memories"] >= 3
+    assert after[0]["cube"] == {"cube_id": "c2", "name": "c2", "owner_id": "other"}
+
+    def memories(lines: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+        return {r["id"]: {k: v for k, v in r.items() if k != "cube_id"} for r in lines if r["type"] == "memory"}
+
+    old, new = memories(before), memories(after)
+    assert set(old) == set(new)
+    assert old == new  # ids, texts, metadata, tags, timestamps, sources and embeddings
+    assert {r["cube_id"] for r in after if r["type"] != "header"} == {"c2"}
+    by_text = {m["memory"]: m for m in new.values()}
+    passport = by_text["Alice's passport expires in March 2031."]
+    assert passport["metadata"] == {"source": "scan", "page": 2, "checked": True}
+    assert "travel" in passport["tags"]
+    assert by_text["The spare house key is under the blue pot."]["event_time"].startswith("2024-05-08T13:56")
+
+    def messages(lines: list[dict[str, Any]]) -> list[tuple[Any, ...]]:
+        return [(r["conversation_id"], r["role"], r["content"], r["created_at"]) for r in lines
+                if r["type"] == "message"]
+
+    assert messages(before) == messages(after)
+    assert len(messages(after)) == len(CONVERSATION)
+
+
+def test_export_to_stdout_prints_only_jsonl_with_the_header_first(tmp_path: Path, seeded: Path) -> None:
+    result = ok(memos(tmp_path, seeded, "export", "--cube", "c1"))
+    lines = records(result.stdout)
+    assert lines[0]["type"] == "header"
+    assert lines[0]["format"] == "memos-mcp/export-v1"
+    assert lines[0]["cube"]["cube_id"] == "c1"
+    assert lines[0]["dimension"] == 384
+    assert lines[0]["memories"] == sum(1 for r in lines if r["type"] == "memory") >= 3
+    assert {r["type"] for r in lines[1:]} == {"memory", "message"}
+
+
+def test_exporting_an_unknown_cube_exits_2_with_not_found_and_prints_nothing(tmp_path: Path) -> None:
+    out = tmp_path / "never.jsonl"
+    for extra in ((), ("--out", str(out))):
+        result = memos(tmp_path, tmp_path / "data", "export", "--cube", "no-such-cube", *extra)
+        assert result.returncode == 2
+        assert result.stdout == ""
+        assert "error [not_found]" in result.stderr
+        assert "no-such-cube" in result.stderr
+
+
+def test_exporting_an_unknown_cube_leaves_an_existing_out_file_untouched(tmp_path: Path) -> None:
+    out = tmp_path / "backup.jsonl"
+    out.write_text('{"type":"header"}\n', encoding="utf-8")
+    result = memos(tmp_path, tmp_path / "data", "export", "--cube", "typo", "--out", str(out))
+    assert result.returncode == 2
+    assert out.read_text(encoding="utf-8") == '{"type":"header"}\n'
+
+
+def test_importing_the_same_export_twice_keeps_one_copy_of_everything(tmp_path: Path, seeded: Path) -> None:
+    exported = tmp_path / "c1.jsonl"
+    ok(memos(tmp_path, seeded, "export", "--cube", "c1", "--out", str(exported)))
+    fresh = tmp_path / "fresh"
+    for _ in range(2):
+        ok(memos(tmp_path, fresh, "import", str(exported), "--user", "other", "--cube", "c2"))
+    stats = json.loads(ok(memos(tmp_path, fresh, "stats")).stdout)
+    assert stats["vectors"]["points"] == records(exported)[0]["memories"]
+    assert stats["catalog"]["messages"] == len(CONVERSATION)
