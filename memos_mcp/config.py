@@ -43,7 +43,7 @@ class EmbedderSettings(BaseModel):
     base_url: str | None = None
     api_key: SecretStr | None = None
     dimension: int | None = Field(None, gt=0, description="requested output size (openai backend)")
-    batch_size: int = Field(32, gt=0, le=2048)
+    batch_size: int = Field(8, gt=0, le=2048, description="texts per model run (small runs are fastest on CPU)")
     threads: int | None = Field(None, gt=0)
 
 
@@ -64,13 +64,13 @@ class LLMSettings(BaseModel):
 class SearchSettings(BaseModel):
     top_k: int = Field(10, gt=0, le=1000)
     pref_top_k: int = Field(6, ge=0, le=1000)
-    candidates: int = Field(100, gt=0, le=5000, description="prefetch size of each retriever")
-    dense_weight: float = Field(0.55, ge=0, le=1)
-    sparse_weight: float = Field(0.45, ge=0, le=1)
+    candidates: int = Field(300, gt=0, le=5000, description="prefetch size of each retriever")
+    dense_weight: float = Field(0.35, ge=0, le=1)
+    sparse_weight: float = Field(0.65, ge=0, le=1)
     sparse_saturation: float = Field(8.0, gt=0)
     conversation_boost: float = Field(0.1, ge=0, le=1)
     threshold: float = Field(0.0, ge=0, le=1, description="hits below this relativity are dropped")
-    context_turns: int = Field(1, ge=0, le=5, description="previous turns indexed with a message")
+    context_turns: int = Field(2, ge=0, le=5, description="previous turns indexed with a message")
     dense_context: bool = Field(False, description="embed the previous turns with a message too")
     reranker: str = "none"
 

@@ -12,7 +12,7 @@ import pytest
 import yaml
 from pydantic import BaseModel, SecretStr
 
-from memos_mcp.config import ALIASES, Settings, load_settings, masked
+from memos_mcp.config import ALIASES, SearchSettings, Settings, load_settings, masked
 from memos_mcp.errors import ConfigError
 
 CONFIGS = Path(__file__).resolve().parents[1] / "configs"
@@ -92,7 +92,7 @@ graph: {{backend: neo4j, neo4j_uri: "bolt://graph:7687", neo4j_user: admin}}
     assert (settings.llm.base_url, settings.llm.model, settings.llm.temperature) == ("http://llm/v1", "m1", 0.1)
     assert settings.llm.configured
     assert (settings.search.top_k, settings.search.dense_weight, settings.search.reranker) == (3, 0.7, "cross")
-    assert settings.search.candidates == 100  # a partial section keeps the other defaults
+    assert settings.search.candidates == SearchSettings().candidates  # a partial section keeps the other defaults
     assert (settings.graph.backend, settings.graph.neo4j_uri, settings.graph.neo4j_user) == (
         "neo4j", "bolt://graph:7687", "admin")
 
@@ -402,7 +402,8 @@ def test_a_yaml_value_of_the_wrong_type_raises_config_error_naming_the_setting(t
 SHIPPED: dict[str, tuple[dict[str, str], dict[str, Any]]] = {
     "default.yaml": ({}, {
         "vector.backend": "edge", "embedder.backend": "local", "graph.backend": "sqlite", "llm.configured": False,
-        "search.top_k": 10, "search.candidates": 100, "search.dense_weight": 0.55, "search.reranker": "none",
+        "search.top_k": 10, "search.candidates": SearchSettings().candidates,
+        "search.dense_weight": SearchSettings().dense_weight, "search.reranker": "none",
     }),
     "openai.yaml": ({"OPENAI_API_KEY": "sk-openai-test"}, {
         "llm.base_url": "https://api.openai.com/v1", "llm.model": "gpt-4o-mini", "llm.api_key": "sk-openai-test",
@@ -425,6 +426,10 @@ SHIPPED: dict[str, tuple[dict[str, str], dict[str, Any]]] = {
 
 def test_every_shipped_config_is_covered() -> None:
     assert sorted(p.name for p in CONFIGS.glob("*.yaml")) == sorted(SHIPPED)
+
+
+def test_the_shipped_default_config_is_exactly_the_built_in_defaults(clean_environment: Path) -> None:
+    assert load_settings(CONFIGS / "default.yaml").model_dump() == Settings().model_dump()
 
 
 @pytest.mark.parametrize("name", sorted(SHIPPED))

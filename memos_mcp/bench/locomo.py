@@ -114,7 +114,7 @@ def _measure(service: MemoryService, dataset: list[dict[str, Any]]) -> dict[str,
                                conversation_id=f"session-{number}")
             ingest_seconds += time.perf_counter() - started
             turns_total += len(turns)
-            corpus.extend((t["dia_id"], turn_text(t)) for t in turns)
+            corpus.extend((t["dia_id"], f"{t['speaker']}: {turn_text(t)}") for t in turns)
         rank_bm25 = _bm25(corpus)
         known = {d for d, _ in corpus}
         for qa in sample["qa"]:
