@@ -19,6 +19,7 @@ from pydantic import ValidationError
 
 from memos_mcp.config import Settings
 from memos_mcp.core.access import AccessControl
+from memos_mcp.core.chat import ChatReply, build_messages, complete, suggest
 from memos_mcp.core.documents import confine, read_document
 from memos_mcp.core.embedder import Embedder
 from memos_mcp.core.extractor import Candidate, Extractor, RuleExtractor
@@ -48,7 +49,15 @@ from memos_mcp.core.stores.catalog import Catalog
 from memos_mcp.core.stores.vector import HybridQuery, MemoryFilter, VectorPoint, VectorStore
 from memos_mcp.core.text import chunk, content_hash, derive_key, derive_tags, sparse_document, sparse_query
 from memos_mcp.core.timeparse import parse_time
-from memos_mcp.errors import ConfigError, Conflict, InvalidRequest, NotFound, PayloadTooLarge, StoreLocked
+from memos_mcp.errors import (
+    ConfigError,
+    Conflict,
+    InvalidRequest,
+    LLMNotConfigured,
+    NotFound,
+    PayloadTooLarge,
+    StoreLocked,
+)
 
 log = logging.getLogger(__name__)
 
@@ -543,6 +552,28 @@ class MemoryService:
                  [c.cube_id for c in self.catalog.cubes_of(user.user_id) if c.owner_id == user.user_id])
         with self.write_lock:
             return self.catalog.delete_messages(cubes, conversation_id) if cubes else 0
+
+    # --- chat ----------------------------------------------------------------------------------
+    def chat(self, actor_id: str, query: str, *, cube_ids: Sequence[str] | None = None,
+             conversation_id: str | None = None, user_id: str | None = None) -> ChatReply:
+        """Answer with the configured language model, grounded in memory; store the exchange."""
+        if not self.settings.llm.configured:
+            raise LLMNotConfigured("chat")
+        user = self.access.acting_as(self.access.user(actor_id), user_id)
+        conversation = check_id("conversation_id", conversation_id or "default")
+        found = self.search(user.user_id, query, cube_ids=cube_ids, conversation_id=conversation)
+        home = self.access.writable(user, None).cube_id
+        window = self.catalog.recent_messages([home], conversation, self.settings.llm.max_turns_window * 2)
+        answer = complete(self.settings.llm, build_messages(query, found, [(m.role, m.content) for m in window]))
+        self.add_memory(user.user_id, conversation_id=conversation, messages=[
+            MessageIn(role="user", content=query), MessageIn(role="assistant", content=answer or "(no answer)")])
+        return ChatReply(answer=answer, references=[*found.memories, *found.preferences],
+                         conversation_id=conversation)
+
+    def suggestions(self, actor_id: str, user_id: str | None = None,
+                    cube_ids: Sequence[str] | None = None) -> list[str]:
+        """Follow-up questions drawn from the user's most recent memories."""
+        return suggest(self.list_memories(actor_id, user_id=user_id, cube_ids=cube_ids, size=20).memories)
 
     def stats(self) -> dict[str, Any]:
         return {"catalog": self.catalog.counts(), "vectors": self.ready().stats(),

@@ -189,8 +189,9 @@ class Catalog:
         rows = self._rows("SELECT user_id FROM api_keys WHERE key_hash = ? AND revoked_at IS NULL", (key_hash,))
         return str(rows[0]["user_id"]) if rows else None
 
-    def list_api_keys(self) -> list[dict[str, Any]]:
-        rows = self._rows("SELECT key_id, user_id, created_at, revoked_at FROM api_keys ORDER BY created_at")
+    def list_api_keys(self, active_only: bool = False) -> list[dict[str, Any]]:
+        where = " WHERE revoked_at IS NULL" if active_only else ""
+        rows = self._rows(f"SELECT key_id, user_id, created_at, revoked_at FROM api_keys{where} ORDER BY created_at")
         return [{"key_id": r["key_id"], "user_id": r["user_id"], "created_at": _dt(r["created_at"]),
                  "revoked": r["revoked_at"] is not None} for r in rows]
 

@@ -1,0 +1,64 @@
+"""API keys bound to users. A key is shown once when created and stored only as its SHA-256 hash
+(keys are 256-bit random, so a slow password hash would add nothing). The admin key from the
+environment authenticates as the root user without being stored."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import secrets
+import uuid
+
+from pydantic import BaseModel
+
+from memos_mcp.core.models import Role, utcnow
+from memos_mcp.core.service import ROOT_USER, MemoryService
+from memos_mcp.errors import NotFound
+
+KEY_PREFIX = "mk_"
+
+
+class NewKey(BaseModel):
+    key_id: str
+    user_id: str
+    key: str
+
+
+def hash_key(key: str) -> str:
+    return hashlib.sha256(key.encode("utf-8")).hexdigest()
+
+
+class KeyRing:
+    def __init__(self, service: MemoryService, admin_key: str | None = None) -> None:
+        self.service = service
+        self._admin_hash = hash_key(admin_key) if admin_key else None
+
+    @property
+    def enabled(self) -> bool:
+        """Authentication is on as soon as any key exists."""
+        return self._admin_hash is not None or bool(self.service.catalog.list_api_keys(active_only=True))
+
+    def create(self, actor_id: str, user_id: str, role: Role = Role.USER) -> NewKey:
+        """A new key for ``user_id`` (created with its default cube if new). Admins only."""
+        self.service.access.require_admin(self.service.access.user(actor_id), "create API keys")
+        self.service.ensure_user(user_id, role)
+        key = KEY_PREFIX + secrets.token_urlsafe(32)
+        key_id = uuid.uuid4().hex[:12]
+        self.service.catalog.add_api_key(key_id, hash_key(key), user_id, utcnow())
+        return NewKey(key_id=key_id, user_id=user_id, key=key)
+
+    def revoke(self, actor_id: str, key_id: str) -> None:
+        self.service.access.require_admin(self.service.access.user(actor_id), "revoke API keys")
+        if not self.service.catalog.revoke_api_key(key_id, utcnow()):
+            raise NotFound("active API key", key_id, "List keys with 'memos-mcp keys list'.")
+
+    def list(self, actor_id: str) -> list[dict[str, object]]:
+        self.service.access.require_admin(self.service.access.user(actor_id), "list API keys")
+        return self.service.catalog.list_api_keys()
+
+    def authenticate(self, key: str) -> str | None:
+        """The user a presented key belongs to, or None."""
+        digest = hash_key(key)
+        if self._admin_hash is not None and hmac.compare_digest(digest, self._admin_hash):
+            return ROOT_USER
+        return self.service.catalog.user_for_key_hash(digest)

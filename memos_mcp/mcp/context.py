@@ -1,0 +1,54 @@
+"""MCP resources and prompts."""
+
+from __future__ import annotations
+
+import json
+from typing import Annotated, Any
+
+from mcp.server.mcpserver import MCPServer
+from pydantic import Field
+
+from memos_mcp.core import portability
+from memos_mcp.core.service import MemoryService
+from memos_mcp.mcp.gate import Gate
+
+
+def register_resources(server: MCPServer, service: MemoryService, gate: Gate) -> None:
+    @server.resource("memory://cubes", name="cubes", mime_type="application/json",
+                     description="The cubes (memory namespaces) you can use, with your permission on each")
+    async def cubes() -> str:
+        found = await gate.run(service.list_cubes)
+        return json.dumps([c.model_dump(mode="json") for c in found], ensure_ascii=False)
+
+    @server.resource("memory://cubes/{cube_id}/memories/{memory_id}", name="memory",
+                     mime_type="application/json", description="One memory with its metadata and sources")
+    async def memory(cube_id: str, memory_id: str) -> str:
+        found = await gate.run(lambda actor: service.get_memory(actor, memory_id, cube_id))
+        return found.model_dump_json(exclude={"embedding"})
+
+    @server.resource("memory://cubes/{cube_id}/export", name="cube-export", mime_type="application/x-ndjson",
+                     description="A whole cube as JSONL: header, memories with embeddings, messages")
+    async def export(cube_id: str) -> str:
+        return await gate.run(lambda actor: "\n".join(portability.export_cube(service, actor, cube_id)) + "\n")
+
+
+def register_prompts(server: MCPServer, service: MemoryService, gate: Gate) -> None:
+    @server.prompt(name="recall", description="Recall what is known about a topic, with citable ref_ids")
+    async def recall(topic: Annotated[str, Field(description="What to recall")]) -> str:
+        found = await gate.run(lambda actor: service.search(actor, topic, top_k=10))
+        facts = "\n".join(f"- {m.ref_id} {m.memory} (relevance {m.relativity:.2f})" for m in found.memories)
+        prefs = "\n".join(f"- {m.ref_id} {m.memory}" for m in found.preferences)
+        return (f"Here is what long-term memory holds about “{topic}”.\n\n"
+                f"Facts:\n{facts or '- nothing stored yet'}\n\nPreferences:\n{prefs or '- none recorded'}\n\n"
+                "Use these in your answer, cite the ones you use by their ref_id, and respect the preferences.")
+
+    @server.prompt(name="remember", description="Ask the model to store what it learnt in this conversation")
+    async def remember(focus: Annotated[str | None, Field(description="What to focus on (optional)")] = None,
+                       ) -> list[dict[str, Any]]:
+        target = f", especially about {focus}" if focus else ""
+        text = (f"Review this conversation and store what is worth remembering about the user{target}: facts "
+                "about them and their world, decisions, plans with dates, and preferences (likes, dislikes, "
+                "how they want things done). Call add_memory once with memory_content for each durable fact, "
+                "written as a short standalone sentence in the user's language with absolute dates. Skip "
+                "small talk and anything already stored (search_memory first when unsure).")
+        return [{"role": "user", "content": text}]

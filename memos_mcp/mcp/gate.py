@@ -1,0 +1,70 @@
+"""What every MCP handler goes through: who is asking, a worker thread for the synchronous core,
+and core errors turned into tool errors the model can act on.
+
+Identity: ``remember_request`` (a server middleware) records each request's transport object in a
+context variable for the handler it wraps. Over HTTP that is the Starlette request, whose ASGI scope
+holds the user the auth middleware authenticated; on stdio and in-process there is none, and the
+configured default user acts.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from contextvars import ContextVar
+from typing import Any, TypeVar
+
+import anyio
+import anyio.from_thread
+from mcp.server.context import CallNext, HandlerResult, ServerRequestContext
+from mcp.server.mcpserver import Context
+from mcp.server.mcpserver.exceptions import ToolError
+
+from memos_mcp.errors import MemosError, Unauthorized
+
+T = TypeVar("T")
+
+# The HTTP auth middleware puts the authenticated user id here, in the ASGI scope.
+PRINCIPAL_SCOPE_KEY = "memos.principal"
+_REQUEST: ContextVar[Any] = ContextVar("memos_mcp_request", default=None)
+
+
+async def remember_request(ctx: ServerRequestContext[Any, Any], call_next: CallNext) -> HandlerResult:
+    token = _REQUEST.set(ctx.request)
+    try:
+        return await call_next(ctx)
+    finally:
+        _REQUEST.reset(token)
+
+
+class Gate:
+    def __init__(self, default_user: str) -> None:
+        self.default_user = default_user
+
+    def principal(self) -> str:
+        """The acting user: the configured user on stdio and in-process, the key's user over HTTP."""
+        request = _REQUEST.get()
+        if request is None:
+            return self.default_user
+        principal = getattr(request, "scope", {}).get(PRINCIPAL_SCOPE_KEY)
+        if not isinstance(principal, str):
+            raise Unauthorized("this request carries no authenticated user")
+        return principal
+
+    async def run(self, call: Callable[[str], T]) -> T:
+        """Run ``call(actor)`` in a worker thread; a core error becomes a ToolError."""
+        try:
+            actor = self.principal()
+            return await anyio.to_thread.run_sync(lambda: call(actor))
+        except MemosError as exc:
+            raise ToolError(f"{exc.code}: {exc.message}") from exc
+
+    @staticmethod
+    def progress(ctx: Context[Any]) -> Callable[[int, int], None] | None:
+        """A progress callback for the worker thread, when the client sent a progress token."""
+        meta = ctx.request_context.meta
+        if not meta or meta.get("progress_token") is None:  # RequestParamsMeta is a TypedDict
+            return None
+
+        def report(done: int, total: int) -> None:
+            anyio.from_thread.run(ctx.report_progress, float(done), float(total))
+        return report

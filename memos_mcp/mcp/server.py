@@ -1,0 +1,27 @@
+"""Building the MCP server (never at import time) and running it over stdio."""
+
+from __future__ import annotations
+
+from mcp.server.mcpserver import MCPServer
+
+from memos_mcp import __version__
+from memos_mcp.core.keys import KeyRing
+from memos_mcp.core.service import MemoryService
+from memos_mcp.mcp.context import register_prompts, register_resources
+from memos_mcp.mcp.gate import Gate, remember_request
+from memos_mcp.mcp.tools import register_tools
+
+INSTRUCTIONS = """Long-term memory for this user. Before answering anything personal or about earlier
+work, call search_memory; when the user tells you something durable (facts, decisions, preferences),
+call add_memory. Cite memories by their ref_id. Cubes are separate memory namespaces: list_cubes
+shows yours."""
+
+
+def build_server(service: MemoryService, keys: KeyRing, default_user: str, read_only: bool = False) -> MCPServer:
+    server = MCPServer(name="memos-mcp", version=__version__, instructions=INSTRUCTIONS,
+                       middleware=[remember_request])
+    gate = Gate(default_user)
+    register_tools(server, service, keys, gate, read_only)
+    register_resources(server, service, gate)
+    register_prompts(server, service, gate)
+    return server

@@ -1,0 +1,277 @@
+"""The MCP tools: each parses its arguments, makes one core call through the gate, and returns a
+typed result (its structured output). Descriptions are written for the model that calls them."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from mcp.server.mcpserver import Context, MCPServer
+from mcp.types import EmbeddedResource, TextResourceContents, ToolAnnotations
+from pydantic import BaseModel, Field
+
+from memos_mcp.core import portability
+from memos_mcp.core.filters import SearchFilters
+from memos_mcp.core.keys import KeyRing, NewKey
+from memos_mcp.core.models import (
+    AddResult,
+    Cube,
+    HistoryEvent,
+    Memory,
+    MemoryPage,
+    MemoryStatus,
+    MemoryType,
+    MessageIn,
+    Permission,
+    Role,
+    SearchResult,
+    User,
+)
+from memos_mcp.core.service import MemoryService
+from memos_mcp.mcp.gate import Gate
+
+READ = ToolAnnotations(readOnlyHint=True, destructiveHint=False, idempotentHint=True, openWorldHint=False)
+WRITE = ToolAnnotations(readOnlyHint=False, destructiveHint=False, idempotentHint=False, openWorldHint=False)
+IDEMPOTENT_WRITE = ToolAnnotations(readOnlyHint=False, destructiveHint=False, idempotentHint=True,
+                                   openWorldHint=False)
+DESTRUCTIVE = ToolAnnotations(readOnlyHint=False, destructiveHint=True, idempotentHint=True, openWorldHint=False)
+
+CubeId = Annotated[str | None, Field(description="Cube (memory namespace) id; omit for your default cube. "
+                                                 "list_cubes shows the cubes you can use.")]
+MemoryId = Annotated[str, Field(description="Memory id (a UUID) from search_memory or list_memories")]
+
+
+class CubeList(BaseModel):
+    cubes: list[Cube]
+
+
+class UserInfo(BaseModel):
+    user: User
+    cubes: list[Cube]
+
+
+class Registered(BaseModel):
+    user: User
+    default_cube: Cube
+
+
+class Deleted(BaseModel):
+    deleted: int = Field(description="how many items were deleted")
+    id: str | None = Field(None, description="what was deleted, when it was one thing")
+
+
+class History(BaseModel):
+    memory_id: str
+    events: list[HistoryEvent]
+
+
+class Suggestions(BaseModel):
+    suggestions: list[str]
+
+
+class ChatAnswer(BaseModel):
+    answer: str
+    references: list[Memory]
+    conversation_id: str
+
+
+class KeyList(BaseModel):
+    keys: list[dict[str, Any]]
+
+
+def register_tools(server: MCPServer, service: MemoryService, keys: KeyRing, gate: Gate, read_only: bool) -> None:
+    _register_reading(server, service, gate)
+    if not read_only:
+        _register_writing(server, service, gate)
+        _register_admin(server, keys, gate)
+
+
+def _register_reading(server: MCPServer, service: MemoryService, gate: Gate) -> None:
+    @server.tool(annotations=READ)
+    async def search_memory(
+        query: Annotated[str, Field(description="What to recall, in natural language")],
+        ctx: Context,
+        cube_ids: Annotated[list[str] | None, Field(description="Cubes to search; omit for every cube you "
+                                                                "can read")] = None,
+        conversation_id: Annotated[str | None, Field(description="The current conversation: its memories "
+                                                                 "rank higher, others still count")] = None,
+        top_k: Annotated[int | None, Field(ge=1, le=1000, description="How many facts to return")] = None,
+        include_preference: Annotated[bool, Field(description="Also return the user's preferences")] = True,
+        filters: Annotated[SearchFilters | None, Field(description="Narrow by memory_type, kind, tags, "
+                                                                   "time range or metadata keys")] = None,
+    ) -> SearchResult:
+        """Search long-term memory. Returns facts ranked by relevance (relativity 0-1) and, apart, the
+        user's preferences. Cite a memory by its ref_id, e.g. [1a2b3c4d]."""
+        return await gate.run(lambda actor: service.search(
+            actor, query, cube_ids=cube_ids, conversation_id=conversation_id, top_k=top_k,
+            include_preference=include_preference, filters=filters))
+
+    @server.tool(annotations=READ)
+    async def get_memory(memory_id: MemoryId, ctx: Context, cube_id: CubeId = None) -> Memory:
+        """Fetch one memory with all its fields, metadata and sources."""
+        return await gate.run(lambda actor: service.get_memory(actor, memory_id, cube_id))
+
+    @server.tool(annotations=READ)
+    async def list_memories(
+        ctx: Context,
+        cube_id: CubeId = None,
+        page: Annotated[int, Field(ge=1, description="Page number, from 1")] = 1,
+        size: Annotated[int, Field(ge=1, le=200, description="Memories per page")] = 20,
+        filters: Annotated[SearchFilters | None, Field(description="Same filters as search_memory")] = None,
+    ) -> MemoryPage:
+        """List memories newest first, a page at a time (all your cubes unless cube_id is given)."""
+        return await gate.run(lambda actor: service.list_memories(
+            actor, cube_ids=[cube_id] if cube_id else None, page=page, size=size, filters=filters))
+
+    @server.tool(annotations=READ)
+    async def memory_history(memory_id: MemoryId, ctx: Context) -> History:
+        """Every add, update, archive and delete of a memory, with who and when."""
+        events = await gate.run(lambda actor: service.history(actor, memory_id))
+        return History(memory_id=memory_id, events=events)
+
+    @server.tool(annotations=READ)
+    async def list_cubes(ctx: Context) -> CubeList:
+        """The cubes (memory namespaces) you own or that were shared with you, with your permission."""
+        return CubeList(cubes=await gate.run(service.list_cubes))
+
+    @server.tool(annotations=READ)
+    async def get_user_info(ctx: Context) -> UserInfo:
+        """Who you are to the memory server, and your cubes."""
+        user, cubes = await gate.run(service.get_user)
+        return UserInfo(user=user, cubes=cubes)
+
+    @server.tool(annotations=READ)
+    async def get_suggestions(ctx: Context) -> Suggestions:
+        """Three follow-up questions drawn from what was recently remembered."""
+        return Suggestions(suggestions=await gate.run(service.suggestions))
+
+    @server.tool(annotations=READ)
+    async def export_cube(cube_id: Annotated[str, Field(description="The cube to export")],
+                                ctx: Context) -> EmbeddedResource:
+        """Export a whole cube as JSONL (memories with metadata and embeddings, and messages): the way to
+        back up or move memories."""
+        text = await gate.run(lambda actor: "\n".join(portability.export_cube(service, actor, cube_id)) + "\n")
+        return EmbeddedResource(type="resource", resource=TextResourceContents(
+            uri=f"memory://cubes/{cube_id}/export", mime_type="application/x-ndjson", text=text))
+
+
+def _register_writing(server: MCPServer, service: MemoryService, gate: Gate) -> None:
+    @server.tool(annotations=WRITE)
+    async def add_memory(
+        ctx: Context,
+        messages: Annotated[list[MessageIn] | None, Field(description="Conversation turns to remember: "
+                                                                      "[{role, content, chat_time?, id?}]")] = None,
+        memory_content: Annotated[str | None, Field(description="A fact or note to remember, as text")] = None,
+        doc_path: Annotated[str | None, Field(description="A text, Markdown or JSON file under the server's "
+                                                          "import roots")] = None,
+        cube_id: CubeId = None,
+        conversation_id: Annotated[str | None, Field(description="Conversation the messages belong to")] = None,
+        metadata: Annotated[dict[str, Any] | None, Field(description="Your own keys (e.g. a message id); "
+                                                                     "returned with the memory, filterable")] = None,
+        tags: Annotated[list[str] | None, Field(description="Tags to attach")] = None,
+    ) -> AddResult:
+        """Store memories. Give exactly one of messages, memory_content or doc_path. Text that is already
+        stored in the cube is not stored twice: the existing memory comes back in `deduplicated`."""
+        progress = gate.progress(ctx)
+        return await gate.run(lambda actor: service.add_memory(
+            actor, cube_id=cube_id, messages=messages, memory_content=memory_content, doc_path=doc_path,
+            conversation_id=conversation_id, metadata=metadata, tags=tags, progress=progress))
+
+    @server.tool(annotations=IDEMPOTENT_WRITE)
+    async def update_memory(
+        memory_id: MemoryId,
+        ctx: Context,
+        memory_content: Annotated[str | None, Field(description="The new text")] = None,
+        key: Annotated[str | None, Field(description="A new short title")] = None,
+        tags: Annotated[list[str] | None, Field(description="Replace the tags")] = None,
+        metadata: Annotated[dict[str, Any] | None, Field(description="Replace the metadata")] = None,
+        status: Annotated[MemoryStatus | None, Field(description="archived hides it from search")] = None,
+        memory_type: Annotated[MemoryType | None, Field(description="Change the memory type")] = None,
+        cube_id: CubeId = None,
+    ) -> Memory:
+        """Correct or archive a memory; the old text is kept in its history."""
+        return await gate.run(lambda actor: service.update_memory(
+            actor, memory_id, memory=memory_content, key=key, tags=tags, metadata=metadata, status=status,
+            memory_type=memory_type, cube_id=cube_id))
+
+    @server.tool(annotations=DESTRUCTIVE)
+    async def delete_memory(memory_id: MemoryId, ctx: Context) -> Deleted:
+        """Forget one memory for good: its text leaves the store and the history."""
+        await gate.run(lambda actor: service.delete_memory(actor, memory_id))
+        return Deleted(deleted=1, id=memory_id)
+
+    @server.tool(annotations=DESTRUCTIVE)
+    async def delete_all_memories(cube_id: Annotated[str, Field(description="The cube to empty")],
+                                  ctx: Context) -> Deleted:
+        """Forget every memory of one cube (the cube itself stays)."""
+        return Deleted(deleted=await gate.run(lambda actor: service.delete_all(actor, cube_id)), id=cube_id)
+
+    @server.tool(annotations=WRITE)
+    async def create_cube(name: Annotated[str, Field(description="A name for the new cube")], ctx: Context,
+                          cube_id: Annotated[str | None, Field(description="An id of your choice (letters, "
+                                                                           "digits, - _ . : @)")] = None) -> Cube:
+        """Create a cube (memory namespace) that you own; returns its cube_id."""
+        return await gate.run(lambda actor: service.create_cube(actor, name, cube_id))
+
+    @server.tool(annotations=DESTRUCTIVE)
+    async def delete_cube(cube_id: Annotated[str, Field(description="The cube to delete")], ctx: Context) -> Deleted:
+        """Delete a cube you own with all its memories and conversations."""
+        await gate.run(lambda actor: service.delete_cube(actor, cube_id))
+        return Deleted(deleted=1, id=cube_id)
+
+    @server.tool(annotations=IDEMPOTENT_WRITE)
+    async def share_cube(cube_id: Annotated[str, Field(description="A cube you own")],
+                         target_user_id: Annotated[str, Field(description="The user to share with")],
+                         ctx: Context,
+                         permission: Annotated[Permission, Field(description="read or write")] = Permission.READ,
+                         ) -> Cube:
+        """Share a cube with another user for reading or writing."""
+        return await gate.run(lambda actor: service.share_cube(actor, cube_id, target_user_id, permission))
+
+    @server.tool(annotations=DESTRUCTIVE)
+    async def clear_chat_history(ctx: Context, conversation_id: Annotated[
+            str | None, Field(description="One conversation; omit for all of yours")] = None) -> Deleted:
+        """Delete stored conversation messages (memories made from them stay)."""
+        return Deleted(deleted=await gate.run(lambda actor: service.clear_chat_history(actor, conversation_id)),
+                       id=conversation_id)
+
+    @server.tool(annotations=WRITE)
+    async def chat(query: Annotated[str, Field(description="The user's message")], ctx: Context,
+                   cube_ids: Annotated[list[str] | None, Field(description="Cubes to draw memories from")] = None,
+                   conversation_id: Annotated[str | None, Field(description="The conversation to continue")] = None,
+                   ) -> ChatAnswer:
+        """Answer with the configured language model, grounded in memories (cited by ref_id); the
+        exchange is stored in the conversation."""
+        reply = await gate.run(lambda actor: service.chat(actor, query, cube_ids=cube_ids,
+                                                               conversation_id=conversation_id))
+        return ChatAnswer(answer=reply.answer, references=reply.references, conversation_id=reply.conversation_id)
+
+
+def _register_admin(server: MCPServer, keys: KeyRing, gate: Gate) -> None:
+    @server.tool(annotations=WRITE)
+    async def register_user(ctx: Context,
+                            user_id: Annotated[str | None, Field(description="Id of the new user")] = None,
+                            user_name: Annotated[str | None, Field(description="Display name")] = None,
+                            role: Annotated[Literal["admin", "user", "guest"], Field(description="Role")] = "user",
+                            ) -> Registered:
+        """Register a user with a default cube (admins only)."""
+        user, cube = await gate.run(lambda actor: keys.service.register_user(actor, user_id, user_name,
+                                                                                  Role(role)))
+        return Registered(user=user, default_cube=cube)
+
+    @server.tool(annotations=WRITE)
+    async def create_api_key(user_id: Annotated[str, Field(description="The user the key acts as")],
+                             ctx: Context) -> NewKey:
+        """Create an API key for a user (admins only). The key is shown once."""
+        return await gate.run(lambda actor: keys.create(actor, user_id))
+
+    @server.tool(annotations=DESTRUCTIVE)
+    async def revoke_api_key(key_id: Annotated[str, Field(description="The key_id to revoke")],
+                             ctx: Context) -> Deleted:
+        """Revoke an API key (admins only)."""
+        await gate.run(lambda actor: keys.revoke(actor, key_id))
+        return Deleted(deleted=1, id=key_id)
+
+    @server.tool(annotations=READ)
+    async def list_api_keys(ctx: Context) -> KeyList:
+        """API keys with their users (never the keys themselves; admins only)."""
+        return KeyList(keys=await gate.run(keys.list))
