@@ -3,17 +3,27 @@ temporary data directories, for both vector backends."""
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from memos_mcp.config import Settings
+from memos_mcp.config import ALIASES, Settings
 from memos_mcp.core.embedder import LocalOnnxEmbedder
 from memos_mcp.core.service import MemoryService
 
 ServiceFactory = Callable[..., MemoryService]
+
+
+@pytest.fixture
+def clean_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """No inherited MEMOS_* or seed-alias variable; the working directory (and its .env) in tmp_path."""
+    for name in list(os.environ):
+        if name.startswith("MEMOS_") or name in ALIASES:
+            monkeypatch.delenv(name)
+    monkeypatch.chdir(tmp_path)
 
 
 @pytest.fixture(scope="session")

@@ -14,13 +14,7 @@ from memos_mcp.bench.locomo import CATEGORIES, KS, evidence_ids, percentile, run
 from memos_mcp.config import ALIASES
 from tests.conftest import settings_for
 
-
-@pytest.fixture(autouse=True)
-def clean_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    for name in list(os.environ):
-        if name.startswith("MEMOS_") or name in ALIASES:
-            monkeypatch.delenv(name)
-    monkeypatch.chdir(tmp_path)
+pytestmark = pytest.mark.usefixtures("clean_environment")
 
 
 def turn(dia_id: str, speaker: str, text: str, **extra: str) -> dict[str, str]:

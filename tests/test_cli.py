@@ -72,13 +72,7 @@ def check_lines(stdout: str) -> dict[str, tuple[str, str]]:
     return found
 
 
-@pytest.fixture(autouse=True)
-def clean_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    """The in-process parts (the seeded data directory) see no inherited configuration either."""
-    for name in list(os.environ):
-        if name.startswith("MEMOS_") or name in ALIASES:
-            monkeypatch.delenv(name)
-    monkeypatch.chdir(tmp_path)
+pytestmark = pytest.mark.usefixtures("clean_environment")
 
 
 @pytest.fixture

@@ -2,21 +2,18 @@
 
 from __future__ import annotations
 
-import hashlib
-import json
 import math
 import subprocess
 import sys
 import threading
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any
 
 import pytest
 
 from memos_mcp.core.embedder import LocalOnnxEmbedder, OpenAIEmbedder
 from memos_mcp.errors import BackendUnavailable, ConfigError
+from tests.openai_server import OpenAIServer, fake_vector
 
 FAKE_DIMENSION = 12
 
@@ -112,90 +109,22 @@ def test_import_and_embedding_print_nothing() -> None:
 # --- OpenAI-compatible endpoint -----------------------------------------------------------------
 
 
-def _fake_vector(text: str, size: int) -> list[float]:
-    digest = hashlib.sha256(text.encode()).digest()
-    # Deliberately not unit length: the embedder has to normalise.
-    return [float(byte) + 1.0 for byte in digest[:size]]
-
-
-class FakeEmbeddingServer(ThreadingHTTPServer):
-    """An OpenAI-compatible POST /v1/embeddings on an ephemeral port."""
-
-    def __init__(self) -> None:
-        super().__init__(("127.0.0.1", 0), _Handler)
-        self.fail_with: int | None = None
-        self.ignore_dimensions = False
-        self.requests: list[dict[str, Any]] = []
-        self._thread = threading.Thread(
-            target=self.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
-        )
-        self._thread.start()
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.server_address[1]}/v1"
-
-    def stop(self) -> None:
-        self.shutdown()
-        self.server_close()
-        self._thread.join(timeout=10)
-
-
-class _Handler(BaseHTTPRequestHandler):
-    server: FakeEmbeddingServer
-
-    def do_POST(self) -> None:
-        body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
-        self.server.requests.append(body)
-        if self.path != "/v1/embeddings":
-            self._reply(404, {"error": {"message": f"no route {self.path}"}})
-        elif self.server.fail_with is not None:
-            self._reply(self.server.fail_with, {"error": {"message": "induced failure"}})
-        else:
-            size = FAKE_DIMENSION
-            if "dimensions" in body and not self.server.ignore_dimensions:
-                size = body["dimensions"]
-            texts = [body["input"]] if isinstance(body["input"], str) else body["input"]
-            # Reversed on purpose: clients must order by "index", not by position.
-            data = [
-                {"object": "embedding", "index": i, "embedding": _fake_vector(text, size)}
-                for i, text in reversed(list(enumerate(texts)))
-            ]
-            self._reply(200, {
-                "object": "list",
-                "data": data,
-                "model": body["model"],
-                "usage": {"prompt_tokens": len(texts), "total_tokens": len(texts)},
-            })
-
-    def _reply(self, status: int, payload: dict[str, Any]) -> None:
-        raw = json.dumps(payload).encode()
-        self.send_response(status)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(raw)))
-        self.end_headers()
-        self.wfile.write(raw)
-
-    def log_message(self, format: str, *args: Any) -> None:
-        pass
-
-
 @pytest.fixture
-def server() -> Iterator[FakeEmbeddingServer]:
-    fake = FakeEmbeddingServer()
+def server() -> Iterator[OpenAIServer]:
+    fake = OpenAIServer(dimension=FAKE_DIMENSION)
     yield fake
     fake.stop()
 
 
 @pytest.fixture
-def remote(server: FakeEmbeddingServer) -> Iterator[OpenAIEmbedder]:
+def remote(server: OpenAIServer) -> Iterator[OpenAIEmbedder]:
     embedder = OpenAIEmbedder("fake-embed", base_url=server.url, api_key="k", timeout=10, batch_size=3,
                               max_retries=0)
     yield embedder
     embedder.close()
 
 
-def test_remote_dimension_is_probed(server: FakeEmbeddingServer, remote: OpenAIEmbedder) -> None:
+def test_remote_dimension_is_probed(server: OpenAIServer, remote: OpenAIEmbedder) -> None:
     assert remote.model_id == f"openai:{server.url}:fake-embed"
     assert server.requests == []
     assert remote.dimension == FAKE_DIMENSION
@@ -205,7 +134,7 @@ def test_remote_dimension_is_probed(server: FakeEmbeddingServer, remote: OpenAIE
 
 
 def test_remote_load_is_done_once_under_concurrency(
-    server: FakeEmbeddingServer, remote: OpenAIEmbedder
+    server: OpenAIServer, remote: OpenAIEmbedder
 ) -> None:
     dimensions: list[int] = []
     threads = [threading.Thread(target=lambda: dimensions.append(remote.dimension)) for _ in range(8)]
@@ -218,20 +147,20 @@ def test_remote_load_is_done_once_under_concurrency(
 
 
 def test_remote_vectors_are_normalised_ordered_and_batched(
-    server: FakeEmbeddingServer, remote: OpenAIEmbedder
+    server: OpenAIServer, remote: OpenAIEmbedder
 ) -> None:
     texts = [f"text number {i}" for i in range(7)]
     vectors = remote.embed(texts)
     assert [len(r["input"]) for r in server.requests] == [1, 3, 3, 1]
     for text, vector in zip(texts, vectors, strict=True):
         assert _norm(vector) == pytest.approx(1.0, abs=1e-6)
-        expected = _fake_vector(text, FAKE_DIMENSION)
+        expected = fake_vector(text, FAKE_DIMENSION)
         assert _dot(vector, expected) / _norm(expected) == pytest.approx(1.0, abs=1e-6)
     assert remote.embed_query(texts[4]) == pytest.approx(vectors[4])
     assert remote.embed([]) == []
 
 
-def test_remote_requested_dimensions_are_sent_and_verified(server: FakeEmbeddingServer) -> None:
+def test_remote_requested_dimensions_are_sent_and_verified(server: OpenAIServer) -> None:
     embedder = OpenAIEmbedder("fake-embed", base_url=server.url, api_key="k", dimensions=8, max_retries=0)
     try:
         assert embedder.dimension == 8
@@ -241,7 +170,7 @@ def test_remote_requested_dimensions_are_sent_and_verified(server: FakeEmbedding
         embedder.close()
 
 
-def test_remote_ignored_dimensions_is_a_config_error(server: FakeEmbeddingServer) -> None:
+def test_remote_ignored_dimensions_is_a_config_error(server: OpenAIServer) -> None:
     server.ignore_dimensions = True
     embedder = OpenAIEmbedder("fake-embed", base_url=server.url, api_key="k", dimensions=8, max_retries=0)
     try:
@@ -252,7 +181,7 @@ def test_remote_ignored_dimensions_is_a_config_error(server: FakeEmbeddingServer
 
 
 def test_remote_server_error_is_backend_unavailable(
-    server: FakeEmbeddingServer, remote: OpenAIEmbedder
+    server: OpenAIServer, remote: OpenAIEmbedder
 ) -> None:
     remote.load()
     server.fail_with = 500
@@ -262,7 +191,7 @@ def test_remote_server_error_is_backend_unavailable(
     assert "fake-embed" in caught.value.message
 
 
-def test_dead_server_is_backend_unavailable(server: FakeEmbeddingServer, remote: OpenAIEmbedder) -> None:
+def test_dead_server_is_backend_unavailable(server: OpenAIServer, remote: OpenAIEmbedder) -> None:
     server.stop()
     with pytest.raises(BackendUnavailable) as caught:
         remote.load()

@@ -9,12 +9,12 @@ import pytest
 from memos_mcp.config import LLMSettings
 from memos_mcp.errors import BackendUnavailable, LLMNotConfigured
 from tests.conftest import ServiceFactory
-from tests.openai_server import ScriptedChatServer
+from tests.openai_server import OpenAIServer
 
 
 @pytest.fixture
-def llm_server() -> Iterator[ScriptedChatServer]:
-    server = ScriptedChatServer()
+def llm_server() -> Iterator[OpenAIServer]:
+    server = OpenAIServer()
     yield server
     server.stop()
 
@@ -28,7 +28,7 @@ def test_chat_without_a_model_is_a_clear_error(make_service: ServiceFactory) -> 
 
 
 def test_chat_cites_memories_respects_preferences_and_stores_the_exchange(
-        make_service: ServiceFactory, llm_server: ScriptedChatServer) -> None:
+        make_service: ServiceFactory, llm_server: OpenAIServer) -> None:
     service = make_service(llm=LLMSettings(base_url=llm_server.url, model="scripted-model", temperature=0.2,
                                            max_tokens=64))
     service.ensure_user("alice")
@@ -57,7 +57,7 @@ def test_chat_cites_memories_respects_preferences_and_stores_the_exchange(
 
 
 def test_an_unreachable_model_is_backend_unavailable(make_service: ServiceFactory,
-                                                     llm_server: ScriptedChatServer) -> None:
+                                                     llm_server: OpenAIServer) -> None:
     url = llm_server.url
     llm_server.stop()
     service = make_service(llm=LLMSettings(base_url=url, model="m", timeout=2))
