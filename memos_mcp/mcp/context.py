@@ -6,36 +6,38 @@ import json
 from typing import Annotated, Any
 
 from mcp.server.mcpserver import MCPServer
+from mcp.server.mcpserver.exceptions import ResourceError
 from pydantic import Field
 
 from memos_mcp.core import portability
 from memos_mcp.core.service import MemoryService
-from memos_mcp.mcp.gate import Gate
+from memos_mcp.mcp.gate import Gate, prompt_error
 
 
 def register_resources(server: MCPServer, service: MemoryService, gate: Gate) -> None:
     @server.resource("memory://cubes", name="cubes", mime_type="application/json",
                      description="The cubes (memory namespaces) you can use, with your permission on each")
     async def cubes() -> str:
-        found = await gate.run(service.list_cubes)
+        found = await gate.run(service.list_cubes, ResourceError)
         return json.dumps([c.model_dump(mode="json") for c in found], ensure_ascii=False)
 
     @server.resource("memory://cubes/{cube_id}/memories/{memory_id}", name="memory",
                      mime_type="application/json", description="One memory with its metadata and sources")
     async def memory(cube_id: str, memory_id: str) -> str:
-        found = await gate.run(lambda actor: service.get_memory(actor, memory_id, cube_id))
+        found = await gate.run(lambda actor: service.get_memory(actor, memory_id, cube_id), ResourceError)
         return found.model_dump_json(exclude={"embedding"})
 
     @server.resource("memory://cubes/{cube_id}/export", name="cube-export", mime_type="application/x-ndjson",
                      description="A whole cube as JSONL: header, memories with embeddings, messages")
     async def export(cube_id: str) -> str:
-        return await gate.run(lambda actor: "\n".join(portability.export_cube(service, actor, cube_id)) + "\n")
+        return await gate.run(lambda actor: "\n".join(portability.export_cube(service, actor, cube_id)) + "\n",
+                              ResourceError)
 
 
 def register_prompts(server: MCPServer, service: MemoryService, gate: Gate) -> None:
     @server.prompt(name="recall", description="Recall what is known about a topic, with citable ref_ids")
     async def recall(topic: Annotated[str, Field(description="What to recall")]) -> str:
-        found = await gate.run(lambda actor: service.search(actor, topic, top_k=10))
+        found = await gate.run(lambda actor: service.search(actor, topic, top_k=10), prompt_error)
         facts = "\n".join(f"- {m.ref_id} {m.memory} (relevance {m.relativity:.2f})" for m in found.memories)
         prefs = "\n".join(f"- {m.ref_id} {m.memory}" for m in found.preferences)
         return (f"Here is what long-term memory holds about “{topic}”.\n\n"

@@ -18,6 +18,8 @@ import anyio.from_thread
 from mcp.server.context import CallNext, HandlerResult, ServerRequestContext
 from mcp.server.mcpserver import Context
 from mcp.server.mcpserver.exceptions import ToolError
+from mcp.shared.exceptions import MCPError
+from mcp.types import INVALID_PARAMS
 
 from memos_mcp.errors import MemosError, Unauthorized
 
@@ -50,21 +52,22 @@ class Gate:
             raise Unauthorized("this request carries no authenticated user")
         return principal
 
-    async def run(self, call: Callable[[str], T]) -> T:
-        """Run ``call(actor)`` in a worker thread; a core error becomes a ToolError."""
+    async def run(self, call: Callable[[str], T], as_error: Callable[[str], Exception] = ToolError) -> T:
+        """Run ``call(actor)`` in a worker thread; a core error becomes ``as_error("code: message")``:
+        a ToolError for tools, and for resources and prompts the error their managers pass on."""
         try:
             actor = self.principal()
             return await anyio.to_thread.run_sync(lambda: call(actor))
         except MemosError as exc:
-            raise ToolError(f"{exc.code}: {exc.message}") from exc
+            raise as_error(f"{exc.code}: {exc.message}") from exc
 
     @staticmethod
-    def progress(ctx: Context[Any]) -> Callable[[int, int], None] | None:
-        """A progress callback for the worker thread, when the client sent a progress token."""
-        meta = ctx.request_context.meta
-        if not meta or meta.get("progress_token") is None:  # RequestParamsMeta is a TypedDict
-            return None
-
+    def progress(ctx: Context[Any]) -> Callable[[int, int], None]:
+        """A progress callback for the worker thread (the SDK drops it when nobody asked for progress)."""
         def report(done: int, total: int) -> None:
             anyio.from_thread.run(ctx.report_progress, float(done), float(total))
         return report
+
+
+def prompt_error(message: str) -> Exception:
+    return MCPError(INVALID_PARAMS, message)
