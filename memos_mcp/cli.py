@@ -6,9 +6,11 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
+import signal
 import sys
 from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +28,28 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--data-dir", type=Path, help="data directory (also MEMOS_DATA_DIR)")
     parser.add_argument("--log-level", help="DEBUG, INFO, WARNING or ERROR (logs go to stderr)")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    stdio = commands.add_parser("stdio", help="serve MCP over standard input/output as the default user")
+    stdio.add_argument("--read-only", action="store_true", default=None, help="offer no writing tools")
+
+    serve = commands.add_parser("serve", help="serve MCP (/mcp, /sse), /health and the admin routes over HTTP")
+    serve.add_argument("--host", help="address to bind (default 127.0.0.1)")
+    serve.add_argument("--port", type=int, help="port to bind (default 8000; 0 picks a free one, logged)")
+    serve.add_argument("--read-only", action="store_true", default=None, help="offer no writing tools")
+    serve.add_argument("--stateless", action="store_true", default=None,
+                       help="every streamable HTTP request stands alone (several servers behind a load balancer)")
+    serve.add_argument("--allow-unauthenticated", action="store_true", default=None,
+                       help="allow a non-loopback host without any API key (a proxy in front authenticates)")
+
+    keys = commands.add_parser("keys", help="create, list and revoke API keys")
+    key_commands = keys.add_subparsers(dest="keys", required=True, metavar="ACTION")
+    create = key_commands.add_parser("create", help="create a key (printed once on standard output)")
+    create.add_argument("--user", required=True, help="the user the key acts as (created if new)")
+    create.add_argument("--role", choices=["admin", "user", "guest"], default="user",
+                        help="role of the user if it is created (default user)")
+    key_commands.add_parser("list", help="list keys (never the keys themselves)")
+    revoke = key_commands.add_parser("revoke", help="revoke a key")
+    revoke.add_argument("key_id")
 
     commands.add_parser("doctor", help="show the effective configuration and check every backend")
 
@@ -54,11 +78,12 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    # Logs go to stderr from the first line on: over stdio, stdout carries JSON-RPC only.
+    logging.basicConfig(stream=sys.stderr, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     args = _parser().parse_args(argv)
     try:
         settings = load_settings(args.config, data_dir=args.data_dir, log_level=args.log_level)
-        logging.basicConfig(stream=sys.stderr, level=settings.log_level.upper(),
-                            format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+        logging.getLogger().setLevel(settings.log_level.upper())
         handler: Callable[[argparse.Namespace, Settings], int] = _COMMANDS[args.command]
         return handler(args, settings)
     except MemosError as exc:
@@ -158,7 +183,106 @@ def _bench(args: argparse.Namespace, settings: Settings) -> int:
     return code
 
 
+def _admin_key(settings: Settings) -> str | None:
+    return settings.server.admin_key.get_secret_value() if settings.server.admin_key else None
+
+
+@contextmanager
+def _stdout_kept_for_json_rpc() -> Iterator[Callable[[], AbstractContextManager[None]]]:
+    """Point file descriptor 1 at stderr, so that nothing a library prints, from Python or from C,
+    reaches the JSON-RPC channel. Inside the returned context fd 1 is the channel again for the
+    SDK's stdio transport, which claims it at once and diverts fd 1 to stderr itself while serving."""
+    sys.stdout.flush()
+    sys.stdout.reconfigure(line_buffering=True)  # type: ignore[union-attr]  # a stray print never waits in a buffer
+    channel = os.dup(1)
+    os.dup2(2, 1)
+
+    @contextmanager
+    def serving() -> Iterator[None]:
+        sys.stdout.flush()
+        os.dup2(channel, 1)
+        try:
+            yield
+        finally:
+            os.dup2(2, 1)
+
+    try:
+        yield serving
+    finally:
+        os.dup2(channel, 1)
+        os.close(channel)
+
+
+def _exit_on_signal(signum: int, frame: object) -> None:
+    raise SystemExit(128 + signum)
+
+
+def _stdio(args: argparse.Namespace, settings: Settings) -> int:
+    signal.signal(signal.SIGTERM, _exit_on_signal)  # unwind, so that the service below is closed
+    with _stdout_kept_for_json_rpc() as serving:
+        import anyio
+
+        from memos_mcp.core.keys import KeyRing
+        from memos_mcp.mcp.server import build_server
+
+        with _service(settings) as service:
+            service.ensure_user(settings.default_user_id)
+            warm_up = service.warm_up()  # the model loads while the client initializes
+            try:
+                server = build_server(service, KeyRing(service, _admin_key(settings)), settings.default_user_id,
+                                      bool(args.read_only or settings.read_only))
+                with serving():
+                    anyio.run(server.run_stdio_async)  # returns when stdin closes
+                log.info("stdin closed; shutting down")
+            finally:
+                warm_up.join()  # a model still loading must not race the stores being closed
+    return 0
+
+
+def _serve(args: argparse.Namespace, settings: Settings) -> int:
+    flags = {"host": args.host, "port": args.port, "stateless_http": args.stateless,
+             "allow_unauthenticated": args.allow_unauthenticated}
+    server = settings.server.model_copy(update={k: v for k, v in flags.items() if v is not None})
+    settings = settings.model_copy(update={"server": server, "read_only": bool(args.read_only or settings.read_only)})
+    from memos_mcp.auth import check_exposure
+    from memos_mcp.core.keys import KeyRing
+    from memos_mcp.core.service import MemoryService
+    from memos_mcp.http import build_app, serve
+
+    service = MemoryService.open(settings)
+    try:
+        keys = KeyRing(service, _admin_key(settings))
+        check_exposure(server.host, keys.enabled, server.allow_unauthenticated)
+        service.ensure_user(settings.default_user_id)
+        app = build_app(settings, service, keys)  # from here on, the app's lifespan closes the service
+    except BaseException:
+        service.close()
+        raise
+    serve(app, settings)
+    return 0
+
+
+def _keys(args: argparse.Namespace, settings: Settings) -> int:
+    from memos_mcp.core.keys import KeyRing
+    from memos_mcp.core.models import Role
+    from memos_mcp.core.service import ROOT_USER
+
+    with _service(settings) as service:
+        keys = KeyRing(service)
+        if args.keys == "create":
+            created = keys.create(ROOT_USER, args.user, Role(args.role))
+            print(f"created key {created.key_id} for user {created.user_id}; it is shown only this once",
+                  file=sys.stderr)
+            print(created.key)
+        elif args.keys == "list":
+            _print_json(keys.list(ROOT_USER))
+        else:
+            keys.revoke(ROOT_USER, args.key_id)
+            print(f"revoked key {args.key_id}", file=sys.stderr)
+    return 0
+
+
 _COMMANDS: dict[str, Callable[[argparse.Namespace, Settings], int]] = {
     "doctor": _doctor, "import": _import, "export": _export, "users": _users, "cubes": _cubes,
-    "stats": _stats, "bench": _bench,
+    "stats": _stats, "bench": _bench, "stdio": _stdio, "serve": _serve, "keys": _keys,
 }

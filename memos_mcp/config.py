@@ -83,6 +83,21 @@ class GraphSettings(BaseModel):
     neo4j_database: str | None = None
 
 
+# --- HTTP server (memos-mcp serve) -----------------------------------------------------------
+class ServerSettings(BaseModel):
+    host: str = "127.0.0.1"
+    port: int = Field(8000, ge=0, le=65535, description="0 picks a free port (logged at start)")
+    admin_key: SecretStr | None = Field(None, description="acts as root over HTTP (MEMOS_ADMIN_KEY)")
+    allowed_hosts: list[str] = Field(default_factory=list, description="Host headers accepted besides "
+                                     "loopback and the bound host; 'name' allows any port, 'name:port' one")
+    allowed_origins: list[str] = Field(default_factory=list, description="browser Origins accepted besides "
+                                       "loopback, e.g. https://app.example.com")
+    stateless_http: bool = Field(False, description="every streamable HTTP request stands alone (load balancers)")
+    json_response: bool = Field(False, description="answer streamable HTTP POSTs with JSON, not an SSE stream")
+    allow_unauthenticated: bool = Field(False, description="serve a non-loopback host with no API key")
+# --- end of HTTP server settings ----------------------------------------------------------------
+
+
 def default_data_dir() -> Path:
     return Path.home() / ".memos-mcp"
 
@@ -105,6 +120,7 @@ class Settings(BaseSettings):
     llm: LLMSettings = Field(default_factory=LLMSettings)
     search: SearchSettings = Field(default_factory=SearchSettings)
     graph: GraphSettings = Field(default_factory=GraphSettings)
+    server: ServerSettings = Field(default_factory=ServerSettings)  # HTTP server block, see ServerSettings
 
     @field_validator("data_dir", mode="after")
     @classmethod
@@ -170,6 +186,10 @@ ALIASES: dict[str, tuple[tuple[str, ...], Callable[[str], Any]]] = {
     "DEFAULT_USER_ID": (("default_user_id",), str),
     "MEMOS_USER_ID": (("default_user_id",), str),
     "MAX_MEMORY_SIZE": (("max_memory_size",), int),
+    # HTTP server: the admin key. Later entries win, so MEMOS_ADMIN_KEY beats the seed's names.
+    "API_KEY": (("server", "admin_key"), str),
+    "MEMIO_API_KEY": (("server", "admin_key"), str),
+    "MEMOS_ADMIN_KEY": (("server", "admin_key"), str),
 }
 
 

@@ -285,6 +285,9 @@ ALIAS_CASES: list[tuple[dict[str, str], dict[str, Any]]] = [
     ({"DEFAULT_USER_ID": "dora"}, {"default_user_id": "dora"}),
     ({"MEMOS_USER_ID": "erin"}, {"default_user_id": "erin"}),
     ({"MAX_MEMORY_SIZE": "5000"}, {"max_memory_size": 5000}),
+    ({"API_KEY": "ak"}, {"server.admin_key": "ak"}),
+    ({"MEMIO_API_KEY": "mk"}, {"server.admin_key": "mk"}),
+    ({"MEMOS_ADMIN_KEY": "sk", "API_KEY": "ak", "MEMIO_API_KEY": "mk"}, {"server.admin_key": "sk"}),
     ({"OPENAI_API_KEY": "sk-a", "MOS_CHAT_MODEL": "gpt-4.1"}, {"llm.model": "gpt-4.1"}),
     ({"OPENAI_API_KEY": ""}, {"llm.api_key": None, "llm.model": None, "llm.configured": False}),
 ]

@@ -5,8 +5,6 @@ from __future__ import annotations
 from memos_mcp.config import Settings
 from memos_mcp.core.embedder import Embedder, LocalOnnxEmbedder, OpenAIEmbedder
 from memos_mcp.core.stores.vector import VectorStore
-from memos_mcp.core.stores.vector_client import QdrantClientVectorStore
-from memos_mcp.core.stores.vector_edge import EdgeVectorStore
 from memos_mcp.errors import ConfigError
 
 
@@ -18,10 +16,14 @@ def _secret(value: object) -> str | None:
 def build_vector_store(settings: Settings) -> VectorStore:
     vector = settings.vector
     if vector.backend == "edge":
+        from memos_mcp.core.stores.vector_edge import EdgeVectorStore
+
         return EdgeVectorStore(settings.data_dir / "vectors")
     if not vector.url and not vector.path:
         raise ConfigError("vector backend 'qdrant' needs vector.url (MEMOS_VECTOR__URL or QDRANT_URL) "
                           "or vector.path for qdrant-client's local mode")
+    from memos_mcp.core.stores.vector_client import QdrantClientVectorStore  # a slow import: only when used
+
     return QdrantClientVectorStore(collection=vector.collection, url=vector.url,
                                    api_key=_secret(vector.api_key),
                                    path=str(vector.path) if vector.path and not vector.url else None)

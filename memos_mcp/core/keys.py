@@ -13,7 +13,7 @@ from pydantic import BaseModel
 
 from memos_mcp.core.models import Role, utcnow
 from memos_mcp.core.service import ROOT_USER, MemoryService
-from memos_mcp.errors import NotFound
+from memos_mcp.errors import InvalidRequest, NotFound
 
 KEY_PREFIX = "mk_"
 
@@ -40,7 +40,10 @@ class KeyRing:
 
     def create(self, actor_id: str, user_id: str, role: Role = Role.USER) -> NewKey:
         """A new key for ``user_id`` (created with its default cube if new). Admins only."""
-        self.service.access.require_admin(self.service.access.user(actor_id), "create API keys")
+        actor = self.service.access.user(actor_id)
+        self.service.access.require_admin(actor, "create API keys")
+        if role is Role.ROOT and actor.role is not Role.ROOT:
+            raise InvalidRequest("only root may create keys for a root user")
         self.service.ensure_user(user_id, role)
         key = KEY_PREFIX + secrets.token_urlsafe(32)
         key_id = uuid.uuid4().hex[:12]

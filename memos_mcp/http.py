@@ -1,0 +1,237 @@
+"""The one ASGI app of ``memos-mcp serve``: MCP over streamable HTTP (``/mcp``) and legacy SSE
+(``/sse``), ``/health``, the admin key routes, and ``/api`` where the REST mirror mounts.
+
+The lifespan owns the service handed in: it starts the embedder warm-up and the streamable HTTP
+session manager, and closes the service (flushing the stores) once the requests in flight are
+answered. Answers to MCP POSTs are SSE streams, and sse-starlette ends every stream the moment
+uvicorn is asked to stop, answers in flight included; ``serve`` therefore ends the streams itself,
+after those answers (``InFlight``, ``DrainingServer``).
+"""
+
+from __future__ import annotations
+
+import logging
+import socket
+import threading
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from typing import Literal, TypeVar, cast
+
+import anyio
+import anyio.to_thread
+import uvicorn
+from pydantic import BaseModel, Field, ValidationError
+from pydantic_core import to_jsonable_python
+from sse_starlette.sse import AppStatus
+from starlette.applications import Starlette
+from starlette.middleware import Middleware
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Match, Mount, Route
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from memos_mcp import __version__
+from memos_mcp.auth import ApiKeyAuth, HostGuard, error_response, is_loopback, principal, transport_security
+from memos_mcp.config import Settings
+from memos_mcp.core.keys import KeyRing
+from memos_mcp.core.models import Role
+from memos_mcp.core.service import MemoryService
+from memos_mcp.errors import InvalidRequest, MemosError
+from memos_mcp.mcp.server import build_server
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+DRAIN_SECONDS = 30  # how long answers in flight may take once shutdown began
+
+
+class InFlight:
+    """Counts the POSTs being answered (MCP messages, admin calls), so that shutdown can wait for them."""
+
+    def __init__(self) -> None:
+        self.count = 0
+        self._idle: anyio.Event | None = None
+
+    def middleware(self, app: ASGIApp) -> ASGIApp:
+        async def counted(scope: Scope, receive: Receive, send: Send) -> None:
+            if scope["type"] != "http" or scope["method"] != "POST":
+                await app(scope, receive, send)
+                return
+            self.count += 1
+            try:
+                await app(scope, receive, send)
+            finally:
+                self.count -= 1
+                if not self.count and self._idle is not None:
+                    self._idle.set()
+                    self._idle = None
+        return counted
+
+    async def finished(self) -> None:
+        if self.count:
+            self._idle = self._idle or anyio.Event()
+            await self._idle.wait()
+
+
+class BareMount(Mount):
+    """A Mount that also answers its bare path: MCP clients are configured with ``.../mcp`` and
+    POST there, while a plain Mount only matches ``/mcp/...`` and would answer with a redirect
+    (a second round trip per message, and not every client follows a 307 on POST)."""
+
+    def matches(self, scope: Scope) -> tuple[Match, Scope]:
+        if scope["type"] == "http" and scope["path"] == scope.get("root_path", "") + self.path:
+            scope = {**scope, "path": scope["path"] + "/"}
+            match, child = super().matches(scope)
+            return match, {**child, "path": scope["path"]}
+        return super().matches(scope)
+
+
+class KeyRequest(BaseModel):
+    user_id: str = Field(description="the user the key acts as (created with a default cube if new)")
+    role: Literal["admin", "user", "guest"] = Field("user", description="role of the user, if created")
+
+
+class Endpoints:
+    """The app's own routes. Each core call runs in a worker thread: the core is synchronous."""
+
+    def __init__(self, settings: Settings, service: MemoryService, keys: KeyRing) -> None:
+        self.settings = settings
+        self.service = service
+        self.keys = keys
+        self.warm_up: threading.Thread | None = None
+
+    async def health(self, request: Request) -> JSONResponse:
+        backends = {"catalog": await self._probe(self._catalog)}
+        if self.warm_up is not None and self.warm_up.is_alive():
+            backends |= {"vectors": "not yet", "embedder": "loading"}
+        else:  # warmed up (both answer at once) or the warm-up failed (this retries and says why)
+            backends["embedder"] = await self._probe(self._embedder)
+            backends["vectors"] = await self._probe(self._vectors)
+        backends["llm"] = "configured" if self.settings.llm.configured else "not configured"
+        failed = any(str(state).startswith("error") for state in backends.values())
+        status = "error" if failed else "starting" if backends["embedder"] == "loading" else "ok"
+        return JSONResponse({"status": status, "version": __version__, "backends": backends},
+                            status_code=503 if failed else 200)
+
+    def _catalog(self) -> str:
+        self.service.catalog.get_meta("schema_version")
+        return "ok"
+
+    def _embedder(self) -> str:
+        self.service.embedder.load()
+        return "loaded"
+
+    def _vectors(self) -> str:
+        self.service.ready()
+        return "open"
+
+    @staticmethod
+    async def _probe(check: Callable[[], str]) -> str:
+        try:
+            return await anyio.to_thread.run_sync(check)
+        except Exception as exc:  # health reports every failure, whatever raised it
+            return f"error: {exc}"
+
+    async def _as_principal(self, request: Request, call: Callable[[str], T]) -> T:
+        actor = principal(request.scope)
+        return await anyio.to_thread.run_sync(lambda: call(actor))
+
+    async def list_keys(self, request: Request) -> JSONResponse:
+        return JSONResponse(to_jsonable_python({"keys": await self._as_principal(request, self.keys.list)}))
+
+    async def create_key(self, request: Request) -> JSONResponse:
+        try:
+            wanted = KeyRequest.model_validate_json(await request.body())
+        except ValidationError as exc:
+            first = exc.errors()[0]
+            where = ".".join(str(p) for p in first["loc"]) or "body"
+            raise InvalidRequest(f"{where}: {first['msg']}; send {{\"user_id\": ..., \"role\"?: ...}}") from exc
+        created = await self._as_principal(request, lambda actor: self.keys.create(actor, wanted.user_id,
+                                                                                   Role(wanted.role)))
+        return JSONResponse(created.model_dump(mode="json"), status_code=201)
+
+    async def revoke_key(self, request: Request) -> JSONResponse:
+        key_id = request.path_params["key_id"]
+        await self._as_principal(request, lambda actor: self.keys.revoke(actor, key_id))
+        return JSONResponse({"deleted": 1, "id": key_id})
+
+
+async def _memos_error(request: Request, exc: Exception) -> Response:
+    return error_response(cast(MemosError, exc))  # registered for MemosError and its subclasses
+
+
+def build_app(settings: Settings, service: MemoryService, keys: KeyRing) -> Starlette:
+    options = settings.server
+    server = build_server(service, keys, settings.default_user_id, settings.read_only)
+    security = transport_security(options)
+    mcp_app = server.streamable_http_app(streamable_http_path="/", stateless_http=options.stateless_http,
+                                         json_response=options.json_response, transport_security=security)
+    # The client learns the message endpoint from the stream: /sse/messages/?session_id=...
+    sse_app = server.sse_app(sse_path="/", message_path="/messages/", transport_security=security)
+    endpoints = Endpoints(settings, service, keys)
+    in_flight = InFlight()
+
+    @asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        endpoints.warm_up = service.warm_up()
+        try:
+            async with server.session_manager.run():
+                log.info("serving MCP at /mcp (%s) and /sse", "stateless" if options.stateless_http else "sessions")
+                yield
+        finally:
+            # A model still loading must not race the stores being closed.
+            await anyio.to_thread.run_sync(endpoints.warm_up.join)
+            await anyio.to_thread.run_sync(service.close)
+            log.info("memory service closed")
+
+    app = Starlette(
+        routes=[
+            Route("/health", endpoints.health, methods=["GET"]),
+            Route("/admin/keys", endpoints.list_keys, methods=["GET"]),
+            Route("/admin/keys", endpoints.create_key, methods=["POST"]),
+            Route("/admin/keys/{key_id}", endpoints.revoke_key, methods=["DELETE"]),
+            Mount("/api", routes=[]),  # the REST mirror's dialects mount here
+            BareMount("/mcp", app=mcp_app),
+            BareMount("/sse", app=sse_app),
+        ],
+        middleware=[
+            Middleware(in_flight.middleware),
+            Middleware(HostGuard, security=security),
+            Middleware(ApiKeyAuth, keys=keys, default_user=settings.default_user_id,
+                       open_access=is_loopback(options.host) or options.allow_unauthenticated),
+        ],
+        exception_handlers={MemosError: _memos_error},
+        lifespan=lifespan,
+    )
+    app.state.in_flight = in_flight
+    return app
+
+
+class DrainingServer(uvicorn.Server):
+    """uvicorn, except that on shutdown (SIGTERM, Ctrl-C) it stops accepting connections, lets the
+    answers in flight finish (up to ``DRAIN_SECONDS``), and only then ends the SSE streams."""
+
+    def __init__(self, config: uvicorn.Config, in_flight: InFlight) -> None:
+        super().__init__(config)
+        self.in_flight = in_flight
+        AppStatus.enable_automatic_graceful_drain = False  # process-wide: this server ends the streams
+
+    async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
+        for server in self.servers:
+            server.close()
+        if self.in_flight.count:
+            log.info("letting %d request(s) in flight finish", self.in_flight.count)
+            with anyio.move_on_after(DRAIN_SECONDS):
+                await self.in_flight.finished()
+        AppStatus.should_exit = True
+        await super().shutdown(sockets)
+
+
+def serve(app: Starlette, settings: Settings) -> None:
+    """Run ``app`` under uvicorn on the configured host and port until SIGTERM or Ctrl-C. Logs go
+    through our stderr handlers (uvicorn's own configuration sends the access log to stdout)."""
+    if settings.server.host in ("", "0.0.0.0", "::") and not settings.server.allowed_hosts:
+        log.warning("listening on every interface, but only loopback Host headers are accepted: list the "
+                    "names clients use in server.allowed_hosts (MEMOS_SERVER__ALLOWED_HOSTS='[\"name\"]')")
+    config = uvicorn.Config(app, host=settings.server.host, port=settings.server.port, log_config=None,
+                            lifespan="on", server_header=False, timeout_graceful_shutdown=DRAIN_SECONDS)
+    DrainingServer(config, app.state.in_flight).run()
