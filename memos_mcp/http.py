@@ -38,6 +38,7 @@ from memos_mcp.core.models import Role
 from memos_mcp.core.service import MemoryService
 from memos_mcp.errors import InvalidRequest, MemosError
 from memos_mcp.mcp.server import build_server
+from memos_mcp.rest import rest_routes
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -189,7 +190,7 @@ def build_app(settings: Settings, service: MemoryService, keys: KeyRing) -> Star
             Route("/admin/keys", endpoints.list_keys, methods=["GET"]),
             Route("/admin/keys", endpoints.create_key, methods=["POST"]),
             Route("/admin/keys/{key_id}", endpoints.revoke_key, methods=["DELETE"]),
-            Mount("/api", routes=[]),  # the REST mirror's dialects mount here
+            *rest_routes(service, keys),
             BareMount("/mcp", app=mcp_app),
             BareMount("/sse", app=sse_app),
         ],
