@@ -177,6 +177,28 @@ class HistoryEvent(BaseModel):
     new_memory: str | None = None
 
 
+class TaskStatus(StrEnum):
+    QUEUED = "queued"
+    RUNNING = "running"
+    DONE = "done"
+    FAILED = "failed"
+
+
+class Task(BaseModel):
+    """A unit of add work. Adds run to completion before they answer today, so their tasks are
+    recorded done (with the memory changes) or failed (with the reason)."""
+
+    task_id: str
+    user_id: str
+    cube_id: str
+    status: TaskStatus
+    created_at: datetime
+    updated_at: datetime
+    added: list[str] = Field(default_factory=list)
+    deduplicated: list[str] = Field(default_factory=list)
+    error: str | None = None
+
+
 class AddResult(BaseModel):
     memories: list[Memory] = Field(description="memories added, or the existing ones when de-duplicated")
     added: list[str] = Field(default_factory=list)

@@ -41,6 +41,8 @@ from memos_mcp.core.models import (
     SearchHit,
     SearchResult,
     SourceKind,
+    Task,
+    TaskStatus,
     User,
     utcnow,
 )
@@ -284,7 +286,23 @@ class MemoryService:
             candidate.memory_type = kind_type or candidate.memory_type
         result = self._store(author, cube, candidates, conversation, meta, progress)
         result.message_ids = [m.id for m in stored]
+        result.task_id = self._record_task(author, cube, result)
         return result
+
+    def _record_task(self, author: User, cube: Cube, result: AddResult) -> str:
+        now = utcnow()
+        task = Task(task_id=str(uuid.uuid4()), user_id=author.user_id, cube_id=cube.cube_id, status=TaskStatus.DONE,
+                    created_at=now, updated_at=now, added=result.added, deduplicated=result.deduplicated)
+        self.catalog.put_task(task)
+        return task.task_id
+
+    def get_task(self, actor_id: str, task_id: str) -> Task:
+        """The status of an add; another user's task is not found unless the actor is admin."""
+        actor = self.access.user(actor_id)
+        task = self.catalog.get_task(task_id)
+        if task is None or (task.user_id != actor.user_id and not actor.is_admin):
+            raise NotFound("task", task_id)
+        return task
 
     def add_document(self, actor_id: str, path: Path, *, cube_id: str | None = None,
                      progress: Progress | None = None) -> AddResult:

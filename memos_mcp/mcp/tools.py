@@ -24,6 +24,7 @@ from memos_mcp.core.models import (
     Permission,
     Role,
     SearchResult,
+    Task,
     User,
 )
 from memos_mcp.core.service import MemoryService
@@ -138,6 +139,13 @@ def _register_reading(server: MCPServer, service: MemoryService, gate: Gate) -> 
         """Who you are to the memory server, and your cubes."""
         user, cubes = await gate.run(service.get_user)
         return UserInfo(user=user, cubes=cubes)
+
+    @server.tool(annotations=READ)
+    async def get_task_status(task_id: Annotated[str, Field(description="The task_id add_memory returned")],
+                              ctx: Context) -> Task:
+        """The status of an add: queued, running, done (with the memories added or de-duplicated) or
+        failed (with the reason)."""
+        return await gate.run(lambda actor: service.get_task(actor, task_id))
 
     @server.tool(annotations=READ)
     async def get_suggestions(ctx: Context) -> Suggestions:

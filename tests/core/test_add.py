@@ -158,3 +158,17 @@ def test_no_process_output_reaches_stdout_while_adding(alice: MemoryService, cap
     alice.search("alice", "tea")
     assert capfd.readouterr().out == ""
     assert os.environ.get("MEMOS_CONFIG") is None
+
+
+def test_every_add_records_a_task_its_author_can_read(alice: MemoryService) -> None:
+    alice.ensure_user("bob")
+    result = alice.add_memory("alice", memory_content="The boat is moored at pier 4.")
+    again = alice.add_memory("alice", memory_content="The boat is moored at pier 4.")
+    task = alice.get_task("alice", str(result.task_id))
+    assert (task.status, task.added, task.deduplicated) == ("done", result.added, [])
+    assert alice.get_task("alice", str(again.task_id)).deduplicated == result.added
+    assert alice.get_task("root", str(result.task_id)).user_id == "alice"
+    with pytest.raises(NotFound):
+        alice.get_task("bob", str(result.task_id))
+    with pytest.raises(NotFound):
+        alice.get_task("alice", "no-such-task")

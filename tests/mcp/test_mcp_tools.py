@@ -333,6 +333,15 @@ async def test_suggestions_are_questions_about_recent_memories(people: MemorySer
     assert all(s.endswith("?") and any(k.rstrip(".") in s for k in keys) for s in suggestions)
 
 
+async def test_an_add_returns_a_task_whose_status_lists_the_changes(people: MemoryService) -> None:
+    async with connect(people, "alice") as client:
+        added = await call(client, "add_memory", memory_content="The spare tyre is in the garage.")
+        task = await call(client, "get_task_status", task_id=added["task_id"])
+        assert (task["status"], task["added"]) == ("done", added["added"])
+    async with connect(people, "bob") as client:
+        assert "not_found" in await fail(client, "get_task_status", task_id=added["task_id"])
+
+
 async def test_clear_chat_history_deletes_messages_but_keeps_memories(people: MemoryService) -> None:
     async with connect(people, "alice") as client:
         await call(client, "add_memory", conversation_id="trip", messages=[

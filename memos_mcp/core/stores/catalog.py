@@ -4,6 +4,7 @@ write is one transaction, so a process killed mid-write loses at most that write
 
 from __future__ import annotations
 
+import json
 import sqlite3
 import threading
 from collections.abc import Iterator, Sequence
@@ -12,7 +13,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from memos_mcp.core.models import Cube, HistoryEvent, Message, Permission, Role, User
+from memos_mcp.core.models import Cube, HistoryEvent, Message, Permission, Role, Task, TaskStatus, User
 from memos_mcp.core.timeparse import from_epoch, to_epoch
 from memos_mcp.errors import StorageError
 
@@ -45,6 +46,10 @@ CREATE TABLE IF NOT EXISTS history (
     event TEXT NOT NULL, actor TEXT NOT NULL, at REAL NOT NULL, old_memory TEXT, new_memory TEXT);
 CREATE INDEX IF NOT EXISTS history_memory ON history(memory_id, seq);
 CREATE INDEX IF NOT EXISTS history_cube ON history(cube_id);
+CREATE TABLE IF NOT EXISTS tasks (
+    task_id TEXT PRIMARY KEY, user_id TEXT NOT NULL, cube_id TEXT NOT NULL, status TEXT NOT NULL,
+    created_at REAL NOT NULL, updated_at REAL NOT NULL, added TEXT NOT NULL DEFAULT '[]',
+    deduplicated TEXT NOT NULL DEFAULT '[]', error TEXT);
 """
 
 
@@ -254,6 +259,23 @@ class Catalog:
         args = [*cube_ids, *([conversation_id] if conversation_id else [])]
         with self._tx() as db:
             return db.execute(f"DELETE FROM messages WHERE {where}", args).rowcount
+
+    # --- tasks -------------------------------------------------------------------------------
+    def put_task(self, task: Task) -> None:
+        with self._tx() as db:
+            db.execute("INSERT OR REPLACE INTO tasks VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                       (task.task_id, task.user_id, task.cube_id, task.status.value, _ts(task.created_at),
+                        _ts(task.updated_at), json.dumps(task.added), json.dumps(task.deduplicated), task.error))
+
+    def get_task(self, task_id: str) -> Task | None:
+        rows = self._rows("SELECT * FROM tasks WHERE task_id = ?", (task_id,))
+        if not rows:
+            return None
+        row = rows[0]
+        return Task(task_id=row["task_id"], user_id=row["user_id"], cube_id=row["cube_id"],
+                    status=TaskStatus(row["status"]), created_at=_dt(row["created_at"]),
+                    updated_at=_dt(row["updated_at"]), added=json.loads(row["added"]),
+                    deduplicated=json.loads(row["deduplicated"]), error=row["error"])
 
     # --- history -----------------------------------------------------------------------------
     def add_history(self, events: Sequence[HistoryEvent]) -> None:
