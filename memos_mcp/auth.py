@@ -25,7 +25,8 @@ from memos_mcp.core.keys import KeyRing
 from memos_mcp.errors import ConfigError, MemosError, Unauthorized
 from memos_mcp.mcp.gate import PRINCIPAL_SCOPE_KEY
 
-PUBLIC_PATHS = frozenset({"/health"})
+PUBLIC_PATHS = frozenset({"/health", "/openapi.json", "/docs"})
+PUBLIC_PREFIXES = ("/docs/static/",)  # Swagger UI's own files
 LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "[::1]")
 SCHEMES = ("bearer", "token")
 
@@ -134,7 +135,7 @@ class ApiKeyAuth:
         if scope["type"] == "websocket":  # no route takes one: refuse rather than pass it on unchecked
             await send({"type": "websocket.close", "code": 1008})
             return
-        if scope["type"] != "http" or scope["path"] in PUBLIC_PATHS:
+        if scope["type"] != "http" or scope["path"] in PUBLIC_PATHS or scope["path"].startswith(PUBLIC_PREFIXES):
             await self.app(scope, receive, send)
             return
         key = presented_key(Headers(scope=scope))

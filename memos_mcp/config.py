@@ -17,6 +17,7 @@ from typing import Any, Literal
 
 import yaml
 from dotenv import dotenv_values
+from limits import parse as parse_limit
 from pydantic import BaseModel, Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic.fields import FieldInfo
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
@@ -98,6 +99,23 @@ class ServerSettings(BaseModel):
 # --- end of HTTP server settings ----------------------------------------------------------------
 
 
+# --- REST mirror: rate limits, request size, CORS -----------------------------------------------
+class RestSettings(BaseModel):
+    rate_limits: list[str] = Field(["100/minute", "20/10 seconds"], description="per API key, all enforced "
+                                   "(limits syntax: '100/minute', '20 per 10 seconds'); [] turns limiting off")
+    max_body_bytes: int = Field(1_048_576, gt=0, description="largest request body of a REST route (413 beyond)")
+    cors_origins: list[str] = Field(default_factory=list, description="browser origins allowed by CORS "
+                                    "('*' for any); empty: no CORS headers")
+
+    @field_validator("rate_limits", mode="after")
+    @classmethod
+    def _parsable(cls, value: list[str]) -> list[str]:
+        for item in value:
+            parse_limit(item)  # ValueError names the bad item
+        return value
+# --- end of REST mirror settings ----------------------------------------------------------------
+
+
 def default_data_dir() -> Path:
     return Path.home() / ".memos-mcp"
 
@@ -121,6 +139,7 @@ class Settings(BaseSettings):
     search: SearchSettings = Field(default_factory=SearchSettings)
     graph: GraphSettings = Field(default_factory=GraphSettings)
     server: ServerSettings = Field(default_factory=ServerSettings)  # HTTP server block, see ServerSettings
+    rest: RestSettings = Field(default_factory=RestSettings)  # REST mirror block, see RestSettings
 
     @field_validator("data_dir", mode="after")
     @classmethod

@@ -8,6 +8,7 @@
     ├── Forbidden                   403  known principal, no permission
     ├── NotFound                    404  unknown user, cube, memory, task
     ├── Conflict                    409  the thing already exists
+    ├── RateLimited                 429  too many requests for this API key; retry after N seconds
     ├── ConfigError                 500  configuration that cannot work (dimension mismatch...)
     ├── StoreLocked                 503  another process holds the data directory
     ├── BackendUnavailable          503  a store, embedder or model endpoint is unreachable
@@ -75,6 +76,18 @@ class NotFound(MemosError):
 class Conflict(MemosError):
     code = "conflict"
     status = 409
+
+
+class RateLimited(MemosError):
+    code = "rate_limit_exceeded"
+    status = 429
+
+    def __init__(self, limit: str, retry_after: int, headers: dict[str, str] | None = None) -> None:
+        super().__init__(f"rate limit of {limit} exceeded; retry in {retry_after} s", limit=limit,
+                         retry_after=retry_after)
+        self.limit = limit
+        self.retry_after = retry_after
+        self.headers = {**(headers or {}), "Retry-After": str(retry_after)}  # what the 429 answer carries
 
 
 class ConfigError(MemosError):

@@ -1,5 +1,6 @@
 """The one ASGI app of ``memos-mcp serve``: MCP over streamable HTTP (``/mcp``) and legacy SSE
-(``/sse``), ``/health``, the admin key routes, and ``/api`` where the REST mirror mounts.
+(``/sse``), ``/health``, the admin routes (keys, ``/v1/metrics``), the REST dialects with their
+OpenAPI document (``/openapi.json``, rendered offline at ``/docs``), and optional CORS.
 
 The lifespan owns the service handed in: it starts the embedder warm-up and the streamable HTTP
 session manager, and closes the service (flushing the stores) once the requests in flight are
@@ -13,7 +14,7 @@ from __future__ import annotations
 import logging
 import socket
 import threading
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
 from typing import Literal, TypeVar, cast
 
@@ -25,9 +26,11 @@ from pydantic_core import to_jsonable_python
 from sse_starlette.sse import AppStatus
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
+from starlette.middleware.cors import CORSMiddleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Match, Mount, Route
+from starlette.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from memos_mcp import __version__
@@ -38,7 +41,11 @@ from memos_mcp.core.models import Role
 from memos_mcp.core.service import MemoryService
 from memos_mcp.errors import InvalidRequest, MemosError
 from memos_mcp.mcp.server import build_server
-from memos_mcp.rest import rest_routes
+from memos_mcp.metrics import Metrics, prometheus
+from memos_mcp.rest import dialects
+from memos_mcp.rest.base import Dialect, Guards
+from memos_mcp.rest.openapi import RATE_HEADERS, Extra, docs_page, openapi_document, swagger_ui_assets
+from memos_mcp.rest.ratelimit import RateLimiter
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -94,11 +101,15 @@ class KeyRequest(BaseModel):
 class Endpoints:
     """The app's own routes. Each core call runs in a worker thread: the core is synchronous."""
 
-    def __init__(self, settings: Settings, service: MemoryService, keys: KeyRing) -> None:
+    def __init__(self, settings: Settings, service: MemoryService, keys: KeyRing, metrics: Metrics,
+                 rest: Sequence[Dialect]) -> None:
         self.settings = settings
+        self.rest = rest
         self.service = service
         self.keys = keys
+        self.metrics = metrics
         self.warm_up: threading.Thread | None = None
+        self._openapi: JSONResponse | None = None
 
     async def health(self, request: Request) -> JSONResponse:
         backends = {"catalog": await self._probe(self._catalog)}
@@ -155,21 +166,69 @@ class Endpoints:
         await self._as_principal(request, lambda actor: self.keys.revoke(actor, key_id))
         return JSONResponse({"deleted": 1, "id": key_id})
 
+    async def read_metrics(self, request: Request) -> Response:
+        """Admins only. JSON, or the Prometheus text format for ``Accept: text/plain`` (as scrapers send)."""
+        stores = await self._as_principal(request, self._stores)
+        snapshot = self.metrics.snapshot()
+        accept = request.headers.get("accept", "")
+        if "text/plain" in accept and "application/json" not in accept:
+            return Response(prometheus(snapshot, stores), media_type="text/plain; version=0.0.4; charset=utf-8")
+        return JSONResponse(to_jsonable_python({**snapshot, "stores": stores}))
+
+    def _stores(self, actor: str) -> dict[str, object]:
+        self.service.access.require_admin(self.service.access.user(actor), "read metrics")
+        stats = self.service.stats()
+        return {"catalog": stats["catalog"], "vectors": {k: v for k, v in stats["vectors"].items() if k != "path"}}
+
+    async def openapi(self, request: Request) -> JSONResponse:
+        # Built on first use: a dialect model that cannot be described breaks this route, not the server.
+        if self._openapi is None:
+            self._openapi = JSONResponse(openapi_document(self.rest, EXTRAS, __version__))
+        return self._openapi
+
+    async def docs(self, request: Request) -> Response:
+        return docs_page()
+
+
+_OBJECT = {"type": "object"}
+EXTRAS = [
+    Extra("GET", "/health", "Liveness and the state of each backend (no authentication)", "server",
+          response=_OBJECT, public=True),
+    Extra("GET", "/openapi.json", "This document (no authentication)", "server", response=_OBJECT, public=True),
+    Extra("GET", "/docs", "Interactive documentation, served offline (no authentication)", "server",
+          response={"type": "string"}, public=True, media_types=("text/html",)),
+    Extra("GET", "/admin/keys", "List API keys (admins)", "admin", response=_OBJECT),
+    Extra("POST", "/admin/keys", "Create an API key, and its user if new (admins); the key is shown once",
+          "admin", body=KeyRequest, response=_OBJECT, status=201),
+    Extra("DELETE", "/admin/keys/{key_id}", "Revoke an API key (admins)", "admin", response=_OBJECT),
+    Extra("GET", "/v1/metrics", "Request counts, latency percentiles per route, store sizes (admins); "
+          "Prometheus text with Accept: text/plain", "admin", response=_OBJECT,
+          media_types=("application/json", "text/plain")),
+]
+
 
 async def _memos_error(request: Request, exc: Exception) -> Response:
     return error_response(cast(MemosError, exc))  # registered for MemosError and its subclasses
 
 
-def build_app(settings: Settings, service: MemoryService, keys: KeyRing) -> Starlette:
+def build_app(settings: Settings, service: MemoryService, keys: KeyRing,
+              rest: Sequence[Dialect] | None = None) -> Starlette:
+    """The app; ``rest`` are its REST dialects (by default every module of ``memos_mcp.rest``)."""
+    rest = dialects() if rest is None else list(rest)
     options = settings.server
     server = build_server(service, keys, settings.default_user_id, settings.read_only)
-    security = transport_security(options)
+    # A browser origin allowed by CORS must get past the Origin check too.
+    security = transport_security(options.model_copy(update={"allowed_origins": [
+        *options.allowed_origins, *(origin for origin in settings.rest.cors_origins if origin != "*")]}))
     mcp_app = server.streamable_http_app(streamable_http_path="/", stateless_http=options.stateless_http,
                                          json_response=options.json_response, transport_security=security)
     # The client learns the message endpoint from the stream: /sse/messages/?session_id=...
     sse_app = server.sse_app(sse_path="/", message_path="/messages/", transport_security=security)
-    endpoints = Endpoints(settings, service, keys)
+    metrics = Metrics()
+    endpoints = Endpoints(settings, service, keys, metrics, rest)
     in_flight = InFlight()
+    limits = settings.rest
+    guards = Guards(RateLimiter(limits.rate_limits) if limits.rate_limits else None, limits.max_body_bytes)
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -190,21 +249,36 @@ def build_app(settings: Settings, service: MemoryService, keys: KeyRing) -> Star
             Route("/admin/keys", endpoints.list_keys, methods=["GET"]),
             Route("/admin/keys", endpoints.create_key, methods=["POST"]),
             Route("/admin/keys/{key_id}", endpoints.revoke_key, methods=["DELETE"]),
-            *rest_routes(service, keys),
+            Route("/v1/metrics", endpoints.read_metrics, methods=["GET"]),
+            Route("/openapi.json", endpoints.openapi, methods=["GET"]),
+            Route("/docs", endpoints.docs, methods=["GET"]),
+            Mount("/docs/static", app=StaticFiles(directory=swagger_ui_assets())),
+            *(route for dialect in rest for route in dialect.routes(service, keys, guards)),
             BareMount("/mcp", app=mcp_app),
             BareMount("/sse", app=sse_app),
         ],
         middleware=[
             Middleware(in_flight.middleware),
             Middleware(HostGuard, security=security),
+            *cors(settings.rest.cors_origins),
             Middleware(ApiKeyAuth, keys=keys, default_user=settings.default_user_id,
                        open_access=is_loopback(options.host) or options.allow_unauthenticated),
+            Middleware(metrics.middleware),  # innermost: it reads the route the router matched
         ],
         exception_handlers={MemosError: _memos_error},
         lifespan=lifespan,
     )
     app.state.in_flight = in_flight
     return app
+
+
+def cors(origins: list[str]) -> list[Middleware]:
+    """CORS answers (preflights before authentication: they carry no key), only if origins are set."""
+    if not origins:
+        return []
+    return [Middleware(CORSMiddleware, allow_origins=origins, allow_methods=["GET", "POST", "PUT", "DELETE"],
+                       allow_headers=["Authorization", "Content-Type", "Mcp-Session-Id", "Mcp-Protocol-Version"],
+                       expose_headers=[*RATE_HEADERS, "Retry-After", "Mcp-Session-Id"])]
 
 
 class DrainingServer(uvicorn.Server):

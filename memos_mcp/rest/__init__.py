@@ -10,7 +10,7 @@ from starlette.routing import BaseRoute
 
 from memos_mcp.core.keys import KeyRing
 from memos_mcp.core.service import MemoryService
-from memos_mcp.rest.base import Dialect
+from memos_mcp.rest.base import Dialect, Guards
 
 
 def dialects() -> list[Dialect]:
@@ -23,5 +23,5 @@ def dialects() -> list[Dialect]:
     return found
 
 
-def rest_routes(service: MemoryService, keys: KeyRing) -> list[BaseRoute]:
-    return [route for dialect in dialects() for route in dialect.routes(service, keys)]
+def rest_routes(service: MemoryService, keys: KeyRing, guards: Guards | None = None) -> list[BaseRoute]:
+    return [route for dialect in dialects() for route in dialect.routes(service, keys, guards)]

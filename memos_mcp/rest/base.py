@@ -1,7 +1,8 @@
 """What every REST dialect shares. A dialect is one module that declares its operations on a
 ``Dialect`` with pydantic request and response models; this module parses and validates the request,
 runs the core call in a worker thread, renders the answer and every error in the dialect's own
-envelope (one handler per dialect), and feeds the OpenAPI document from the same models.
+envelope (one handler per dialect), and feeds the OpenAPI document from the same models. Before the
+handler, every request passes the ``Guards``: the caller's rate limit and the body size limit.
 """
 
 from __future__ import annotations
@@ -17,11 +18,13 @@ from pydantic import BaseModel, ValidationError
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
+from starlette.types import Message, Receive, Scope, Send
 
 from memos_mcp.core.keys import KeyRing
 from memos_mcp.core.service import MemoryService
-from memos_mcp.errors import InvalidRequest, MemosError, StorageError, Unauthorized
+from memos_mcp.errors import InvalidRequest, MemosError, PayloadTooLarge, RateLimited, StorageError, Unauthorized
 from memos_mcp.mcp.gate import PRINCIPAL_SCOPE_KEY
+from memos_mcp.rest.ratelimit import RateLimiter
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -94,26 +97,82 @@ class Dialect:
             return handler
         return register
 
-    def routes(self, service: MemoryService, keys: KeyRing) -> list[Route]:
-        return [Route(self.prefix + o.path, self._endpoint(o, service, keys), methods=[o.method],
+    def routes(self, service: MemoryService, keys: KeyRing, guards: Guards | None = None) -> list[Route]:
+        guards = guards or Guards()
+        return [Route(self.prefix + o.path, _Endpoint(self, o, service, keys, guards), methods=[o.method],
                       name=f"{self.name}:{o.method}:{o.path}") for o in self.operations]
 
-    def _endpoint(self, op: Operation, service: MemoryService,
-                  keys: KeyRing) -> Callable[[Request], Awaitable[Response]]:
-        async def endpoint(request: Request) -> Response:
+
+@dataclass(frozen=True)
+class Guards:
+    """What every dialect request passes before its handler: the caller's rate limit (None: none) and
+    the largest body read (None: unbounded)."""
+
+    rate: RateLimiter | None = None
+    max_body_bytes: int | None = None
+
+
+class _BodyTooLarge(Exception):
+    """Raised by the bounded ``receive``, wherever the body is being read (a handler may read it too)."""
+
+
+class _Endpoint:
+    """The ASGI app of one operation. Every answer, errors included, is in the dialect's envelope and
+    carries the caller's ``X-RateLimit-*`` headers; the body is read through a bounded ``receive``, so
+    an oversized one is refused without being held in memory."""
+
+    def __init__(self, dialect: Dialect, op: Operation, service: MemoryService, keys: KeyRing,
+                 guards: Guards) -> None:
+        self.dialect, self.op, self.service, self.keys, self.guards = dialect, op, service, keys, guards
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        request = Request(scope, self._bounded(receive))
+        headers: dict[str, str] = {}
+        try:
+            actor = scope.get(PRINCIPAL_SCOPE_KEY)
+            if not isinstance(actor, str):
+                raise Unauthorized("this request carries no authenticated user")
+            if self.guards.rate is not None:
+                headers = self.guards.rate.hit(actor).headers()
             try:
-                actor = request.scope.get(PRINCIPAL_SCOPE_KEY)
-                if not isinstance(actor, str):
-                    raise Unauthorized("this request carries no authenticated user")
-                parsed = await _parse(request, op)
-                result = await op.handler(Call(request, service, keys, parsed, actor))
-                return result if op.raw else self.envelope.ok(_plain(result), op.message, op.status)
-            except MemosError as exc:
-                return self.envelope.error(exc)
-            except Exception:  # a bug or a store failure: logged with its traceback, answered in the envelope
-                log.exception("%s %s failed", op.method, request.url.path)
-                return self.envelope.error(StorageError("internal error; see the server log"))
-        return endpoint
+                response = await self._answer(request, actor)
+            except _BodyTooLarge as exc:
+                raise PayloadTooLarge(f"the request body exceeds {self.guards.max_body_bytes} bytes",
+                                      field="body", limit=self.guards.max_body_bytes) from exc
+        except RateLimited as exc:
+            response, headers = self.dialect.envelope.error(exc), exc.headers
+        except MemosError as exc:
+            response = self.dialect.envelope.error(exc)
+        except Exception:  # a bug or a store failure: logged with its traceback, answered in the envelope
+            log.exception("%s %s failed", self.op.method, request.url.path)
+            response = self.dialect.envelope.error(StorageError("internal error; see the server log"))
+        response.headers.update(headers)
+        await response(scope, receive, send)
+
+    async def _answer(self, request: Request, actor: str) -> Response:
+        op, limit = self.op, self.guards.max_body_bytes
+        declared = request.headers.get("content-length", "")
+        if limit is not None and declared.isdigit() and int(declared) > limit:
+            raise _BodyTooLarge  # refused before a byte of it is read
+        parsed = await _parse(request, op)
+        result = await op.handler(Call(request, self.service, self.keys, parsed, actor))
+        return result if op.raw else self.dialect.envelope.ok(_plain(result), op.message, op.status)
+
+    def _bounded(self, receive: Receive) -> Receive:
+        limit = self.guards.max_body_bytes
+        if limit is None:
+            return receive
+        size = 0
+
+        async def bounded() -> Message:
+            nonlocal size
+            message = await receive()
+            if message["type"] == "http.request":
+                size += len(message.get("body", b""))
+                if size > limit:
+                    raise _BodyTooLarge
+            return message
+        return bounded
 
 
 async def _parse(request: Request, op: Operation) -> BaseModel:

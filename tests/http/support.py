@@ -23,6 +23,7 @@ from memos_mcp.core.embedder import Embedder
 from memos_mcp.core.keys import KeyRing
 from memos_mcp.core.service import MemoryService
 from memos_mcp.http import build_app
+from memos_mcp.rest.base import Dialect
 
 ADMIN_KEY = "test-admin-key-0123456789"
 TIMEOUT = 60.0
@@ -56,9 +57,10 @@ class Running:
 
 
 @contextmanager
-def running_app(settings: Settings, embedder: Embedder) -> Iterator[Running]:
-    """``build_app`` under a real uvicorn server in a thread. The listening socket is bound here, so
-    clients can connect at once: the kernel queues them until uvicorn accepts."""
+def running_app(settings: Settings, embedder: Embedder, rest: list[Dialect] | None = None) -> Iterator[Running]:
+    """``build_app`` (with the ``rest`` dialects, by default all) under a real uvicorn server in a
+    thread. The listening socket is bound here, so clients can connect at once: the kernel queues them
+    until uvicorn accepts."""
     service = MemoryService.open(settings, embedder=embedder)
     admin_key = settings.server.admin_key.get_secret_value() if settings.server.admin_key else None
     keys = KeyRing(service, admin_key)
@@ -66,7 +68,7 @@ def running_app(settings: Settings, embedder: Embedder) -> Iterator[Running]:
     listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     listener.bind(("127.0.0.1", 0))
     listener.listen(64)
-    config = uvicorn.Config(build_app(settings, service, keys), log_config=None, lifespan="on",
+    config = uvicorn.Config(build_app(settings, service, keys, rest), log_config=None, lifespan="on",
                             timeout_graceful_shutdown=10)
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, kwargs={"sockets": [listener]}, name="uvicorn")

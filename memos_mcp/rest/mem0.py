@@ -1,0 +1,189 @@
+"""The mem0-style dialect: ``/v1/memories...`` and ``/status``, answers in
+``{success: true, data, message, timestamp}``, errors in ``{success: false, error: {code, message, details},
+timestamp}`` with the mem0 codes. ``/health`` (no auth) is the app's own; ``/v1/metrics`` is built elsewhere.
+
+A memory is ``{id, content, user_id, metadata {source, timestamp, entities, ...caller keys}, relationships}``:
+``entities`` are the memory's tags, caller keys win over the three derived ones, and ``relationships``
+stays empty until the core has a graph of entities (the graph issue). ``embedding`` is only sent with
+``?include_embedding=true``.
+"""
+
+from __future__ import annotations
+
+import time
+from datetime import UTC, datetime
+from typing import Any
+
+from pydantic import BaseModel, Field
+from starlette.responses import JSONResponse, Response
+
+from memos_mcp import __version__
+from memos_mcp.core.models import Memory, MessageIn, SearchHit
+from memos_mcp.errors import MemosError
+from memos_mcp.rest.base import Call, Dialect
+
+STARTED = time.monotonic()  # the app imports its dialects once, as it is built
+_CODES = {400: "INVALID_REQUEST", 401: "UNAUTHORIZED", 403: "FORBIDDEN", 404: "MEMORY_NOT_FOUND",
+          409: "CONFLICT", 413: "PAYLOAD_TOO_LARGE", 429: "RATE_LIMIT_EXCEEDED", 500: "INTERNAL_ERROR",
+          503: "SERVICE_UNAVAILABLE"}
+
+
+def _now() -> str:
+    return datetime.now(UTC).isoformat().replace("+00:00", "Z")
+
+
+class Mem0Envelope:
+    def ok(self, data: Any, message: str, status: int) -> Response:
+        return JSONResponse({"success": True, "data": data, "message": message, "timestamp": _now()},
+                            status_code=status)
+
+    def error(self, exc: MemosError) -> Response:
+        """The mem0 code of the HTTP status (any not-found is MEMORY_NOT_FOUND); the core's own code
+        stays in ``details.type``."""
+        code = _CODES.get(exc.status, "INTERNAL_ERROR" if exc.status >= 500 else "INVALID_REQUEST")
+        error = {"code": code, "message": exc.message, "details": {"type": exc.code, **exc.details}}
+        return JSONResponse({"success": False, "error": error, "timestamp": _now()}, status_code=exc.status)
+
+
+DIALECT = Dialect("mem0", "", Mem0Envelope())
+
+
+# --- shapes ------------------------------------------------------------------------------------------
+class Relationship(BaseModel):
+    type: str
+    entity: str
+    confidence: float
+
+
+class Mem0Memory(BaseModel):
+    id: str
+    content: str
+    user_id: str
+    metadata: dict[str, Any] = Field(description="source, timestamp (ISO 8601), entities, and the caller's keys")
+    relationships: list[Relationship] = Field(default_factory=list, description="empty until the graph issue")
+    embedding: list[float] | None = Field(None, description="only with ?include_embedding=true")
+    score: float | None = Field(None, description="relevance to the query, 1 is best (search only)")
+
+
+class AddBody(BaseModel):
+    messages: list[MessageIn] | None = Field(None, description="a conversation to extract memories from")
+    content: str | None = Field(None, description="a memory to store as given")
+    user_id: str | None = Field(None, description="default: the authenticated user")
+    metadata: dict[str, Any] | None = None
+
+
+class SearchQuery(BaseModel):
+    query: str = Field(min_length=1)
+    user_id: str | None = None
+    limit: int | None = Field(None, ge=1, le=1000, description="default: the configured search top_k")
+
+
+class GetQuery(BaseModel):
+    include_embedding: bool = False
+
+
+class UpdateBody(BaseModel):
+    content: str | None = None
+    metadata: dict[str, Any] | None = Field(None, description="replaces the caller's metadata")
+
+
+class Deleted(BaseModel):
+    id: str
+    deleted: bool
+
+
+class ListQuery(BaseModel):
+    page: int = Field(1, ge=1)
+    size: int = Field(50, ge=1, le=200)
+
+
+class MemoryList(BaseModel):
+    memories: list[Mem0Memory]
+    total: int
+    page: int
+    size: int
+
+
+class Status(BaseModel):
+    status: str
+    version: str
+    uptime_seconds: float
+    counts: dict[str, int] = Field(description="what the caller can read: memories, cubes, conversations")
+
+
+def to_mem0(m: Memory, with_embedding: bool = False) -> Mem0Memory:
+    stamp = (m.event_time or m.created_at).isoformat().replace("+00:00", "Z")
+    meta = {"source": m.source.value, "timestamp": stamp, "entities": m.tags, **m.metadata}
+    return Mem0Memory(id=m.id, content=m.memory, user_id=m.user_id, metadata=meta,
+                      embedding=m.embedding if with_embedding else None,
+                      score=m.relativity if isinstance(m, SearchHit) else None)
+
+
+def _out(memory: Mem0Memory) -> dict[str, Any]:
+    """Without ``embedding`` and ``score`` where they do not apply."""
+    return memory.model_dump(mode="json", exclude_none=True)
+
+
+# --- operations --------------------------------------------------------------------------------------
+@DIALECT.op("POST", "/v1/memories", "Add a memory, or the memories of a conversation", body=AddBody,
+            response=list[Mem0Memory], status=201, message="Memory added successfully")
+async def add(call: Call[AddBody]) -> list[dict[str, Any]]:
+    b = call.body
+    result = await call.run(lambda: call.service.add_memory(
+        call.actor, user_id=b.user_id, messages=b.messages, memory_content=b.content, metadata=b.metadata))
+    return [_out(to_mem0(m)) for m in result.memories]
+
+
+@DIALECT.op("GET", "/v1/memories/search", "Search memories", query=SearchQuery, response=list[Mem0Memory])
+async def search(call: Call[SearchQuery]) -> list[dict[str, Any]]:
+    q = call.body
+    found = await call.run(lambda: call.service.search(call.actor, q.query, user_id=q.user_id, top_k=q.limit,
+                                                       pref_top_k=q.limit))
+    hits = sorted([*found.memories, *found.preferences], key=lambda h: h.relativity, reverse=True)
+    return [_out(to_mem0(h)) for h in hits[:q.limit or len(hits)]]
+
+
+@DIALECT.op("GET", "/v1/memories/user/{user_id}", "A page of a user's memories", query=ListQuery,
+            response=MemoryList)
+async def of_user(call: Call[ListQuery]) -> dict[str, Any]:
+    q = call.body
+    page = await call.run(lambda: call.service.list_memories(call.actor, user_id=call.path["user_id"],
+                                                             page=q.page, size=q.size))
+    return {"memories": [_out(to_mem0(m)) for m in page.memories], "total": page.total, "page": page.page,
+            "size": page.size}
+
+
+@DIALECT.op("GET", "/v1/memories/{memory_id}", "One memory", query=GetQuery, response=Mem0Memory)
+async def get(call: Call[GetQuery]) -> dict[str, Any]:
+    wanted = call.body.include_embedding
+    memory = await call.run(lambda: call.service.get_memory(call.actor, call.path["memory_id"],
+                                                            with_embedding=wanted))
+    return _out(to_mem0(memory, wanted))
+
+
+@DIALECT.op("PUT", "/v1/memories/{memory_id}", "Change a memory's content or metadata", body=UpdateBody,
+            response=Mem0Memory, message="Memory updated successfully")
+async def update(call: Call[UpdateBody]) -> dict[str, Any]:
+    b = call.body
+    memory = await call.run(lambda: call.service.update_memory(call.actor, call.path["memory_id"],
+                                                               memory=b.content, metadata=b.metadata))
+    return _out(to_mem0(memory))
+
+
+@DIALECT.op("DELETE", "/v1/memories/{memory_id}", "Delete a memory", response=Deleted,
+            message="Memory deleted successfully")
+async def delete(call: Call[Any]) -> Deleted:
+    memory_id = call.path["memory_id"]
+    await call.run(lambda: call.service.delete_memory(call.actor, memory_id))
+    return Deleted(id=memory_id, deleted=True)
+
+
+@DIALECT.op("GET", "/status", "Version, uptime and the caller's counts", response=Status)
+async def status(call: Call[Any]) -> Status:
+    def counts() -> dict[str, int]:
+        service = call.service
+        return {"memories": service.list_memories(call.actor, size=1).total,
+                "cubes": len(service.list_cubes(call.actor)),
+                "conversations": len(service.list_conversations(call.actor))}
+    return Status(status="ok", version=__version__, uptime_seconds=round(time.monotonic() - STARTED, 3),
+                  counts=await call.run(counts))

@@ -1,0 +1,372 @@
+"""The MemOS cloud dialect (``/api/openmem/v1``): what the official ``MemOSClient`` sends, JSON bodies by
+POST, ``Authorization: Token KEY``, answers in ``{code, message, data}``.
+
+Departures from the hosted service, each because the core does not (yet) do it:
+
+- adds run to completion before they answer, whatever ``async_mode`` says: the task is recorded by the
+  core as done and ``/get/status`` answers ``completed`` for it;
+- ``filter`` takes the core's search filters (``memory_type``, ``kind``, ``tags``, ``status``,
+  ``conversation_id``, ``time_from``, ``time_to``, ``metadata``), not the hosted service's filter language;
+- ``/chat`` answers with the core's chat (its own search limits and prompt): ``system_prompt`` and
+  ``add_message_on_answer: false`` are refused rather than ignored, ``memory_limit_number``,
+  ``preference_limit_number`` and ``include_preference`` are accepted and not applied; a stream carries
+  the whole answer in one ``text`` frame (the core has no token streaming);
+- ``conversation_limit_number`` of ``/get/message`` is accepted and not applied: one conversation is read.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator
+from datetime import datetime
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+from sse_starlette import EventSourceResponse
+from starlette.responses import JSONResponse, Response
+
+from memos_mcp.core.models import Memory, MemoryKind, Message, SearchHit, TaskStatus
+from memos_mcp.core.service import MemoryService
+from memos_mcp.errors import InvalidRequest, LLMNotConfigured, MemosError
+from memos_mcp.rest.base import Call, Dialect
+
+PREFERENCE_NOTE = (
+    "\n# Note:\nFact memory are summaries of facts, while preference memory are summaries of user preferences.\n"
+    "Your response must not violate any of the user's preferences, whether explicit or implicit, and briefly "
+    "explain why you answer this way to avoid conflicts.\n")
+TaskState = Literal["waiting", "in_progress", "completed", "failed"]
+_STATUS: dict[TaskStatus, TaskState] = {TaskStatus.QUEUED: "waiting", TaskStatus.RUNNING: "in_progress",
+                                        TaskStatus.DONE: "completed", TaskStatus.FAILED: "failed"}
+_LIST_PAGE = 200  # the core's largest page, used to collect the ids a filter selects
+
+
+class CloudEnvelope:
+    """``{code, message, data}``; an error carries its HTTP status as ``code`` and ``data: null``."""
+
+    def ok(self, data: Any, message: str, status: int) -> Response:
+        return JSONResponse({"code": status, "message": message, "data": data}, status_code=status)
+
+    def error(self, exc: MemosError) -> Response:
+        return JSONResponse({"code": exc.status, "message": exc.message, "data": None}, status_code=exc.status)
+
+
+DIALECT = Dialect("MemOS cloud", "/api/openmem/v1", CloudEnvelope())
+
+
+# --- shapes ------------------------------------------------------------------------------------------
+class CloudMessage(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+    role: Literal["user", "assistant", "system", "tool"] = "user"
+    content: str
+    chat_time: str | None = Field(None, description="when it was said (ISO 8601, or epoch seconds/ms)")
+
+
+class AddMessageBody(BaseModel):
+    messages: list[CloudMessage] = Field(min_length=1)
+    user_id: str
+    conversation_id: str | None = None
+    info: dict[str, Any] | None = Field(None, description="stored as the memories' metadata")
+    tags: list[str] | None = None
+    async_mode: bool = Field(True, description="accepted; adds always complete before the answer")
+    agent_id: str | None = Field(None, description="stored in metadata as agent_id")
+    source: str | None = Field(None, description="stored in metadata as source")
+
+
+class AddMessageData(BaseModel):
+    success: bool
+    task_id: str
+    status: str
+
+
+class TaskBody(BaseModel):
+    task_id: str = Field(min_length=1)
+
+
+class TaskData(BaseModel):
+    task_id: str
+    status: TaskState
+
+
+class SearchBody(BaseModel):
+    query: str = Field(min_length=1)
+    user_id: str
+    conversation_id: str | None = Field(None, description="raises this conversation's weight; excludes nothing")
+    memory_limit_number: int = Field(6, ge=1, le=1000)
+    include_preference: bool = True
+    preference_limit_number: int = Field(6, ge=0, le=1000)
+    filter: dict[str, Any] | None = None
+    relativity: float | None = Field(None, ge=0, le=1, description="the least relevance returned")
+
+
+class MemoryDetail(BaseModel):
+    id: str
+    memory_key: str
+    memory_value: str
+    memory_type: str
+    create_time: int = Field(description="milliseconds since the epoch")
+    conversation_id: str | None
+    status: str
+    confidence: float
+    tags: list[str]
+    update_time: int = Field(description="milliseconds since the epoch")
+    relativity: float | None = Field(None, description="relevance to the query (search only)")
+
+
+class PreferenceDetail(BaseModel):
+    id: str
+    preference_type: Literal["explicit_preference", "implicit_preference"]
+    preference: str
+    reasoning: str
+    create_time: int
+    conversation_id: str | None
+    status: str
+    update_time: int
+
+
+class SearchData(BaseModel):
+    memory_detail_list: list[MemoryDetail]
+    preference_detail_list: list[PreferenceDetail]
+    preference_note: str
+
+
+class GetMemoryBody(BaseModel):
+    user_id: str
+    page: int = Field(1, ge=1)
+    size: int = Field(10, ge=1, le=50)
+    include_preference: bool = True
+    filter: dict[str, Any] | None = None
+
+
+class MemoryPageData(BaseModel):
+    memory_detail_list: list[MemoryDetail]
+    preference_detail_list: list[PreferenceDetail]
+    total: int
+    size: int
+    current: int
+    pages: int
+
+
+class GetMessageBody(BaseModel):
+    user_id: str
+    conversation_id: str = Field(min_length=1)
+    conversation_limit_number: int | None = Field(None, ge=1, description="accepted; one conversation is read")
+    message_limit_number: int | None = Field(None, ge=1, le=10_000)
+
+
+class MessageDetail(BaseModel):
+    id: str
+    role: str
+    content: str
+    conversation_id: str
+    create_time: int
+    chat_time: int | None
+
+
+class MessagesData(BaseModel):
+    message_detail_list: list[MessageDetail]
+
+
+class UpdateBody(BaseModel):
+    memory_id: str = Field(min_length=1)
+    content: str | None = None
+    title: str | None = None
+    status: Literal["activated", "archived"] | None = None
+
+
+class DeleteBody(BaseModel):
+    memory_ids: list[str] | None = None
+    user_id: str | None = None
+    filter: dict[str, Any] | None = None
+
+
+class SuccessData(BaseModel):
+    success: bool
+
+
+class ChatBody(BaseModel):
+    user_id: str
+    conversation_id: str = Field(min_length=1)
+    query: str = Field(min_length=1)
+    stream: bool = False
+    memory_limit_number: int | None = Field(None, description="accepted; the core's search limits apply")
+    preference_limit_number: int | None = Field(None, description="accepted; the core's search limits apply")
+    include_preference: bool | None = Field(None, description="accepted; the core's search limits apply")
+    system_prompt: str | None = Field(None, description="not supported: refused when given")
+    add_message_on_answer: bool = Field(True, description="the exchange is always stored: false is refused")
+
+
+class ChatData(BaseModel):
+    response: str
+
+
+# --- conversions -------------------------------------------------------------------------------------
+def _ms(value: datetime) -> int:
+    return int(value.timestamp() * 1000)
+
+
+def memory_detail(m: Memory) -> MemoryDetail:
+    return MemoryDetail(id=m.id, memory_key=m.key, memory_value=m.memory, memory_type=m.memory_type.value,
+                        create_time=_ms(m.created_at), conversation_id=m.conversation_id, status=m.status.value,
+                        confidence=m.confidence, tags=m.tags, update_time=_ms(m.updated_at),
+                        relativity=m.relativity if isinstance(m, SearchHit) else None)
+
+
+def preference_detail(m: Memory) -> PreferenceDetail:
+    return PreferenceDetail(id=m.id, preference_type=m.preference_type or "explicit_preference",
+                            preference=m.memory, reasoning=m.reasoning or "", create_time=_ms(m.created_at),
+                            conversation_id=m.conversation_id, status=m.status.value, update_time=_ms(m.updated_at))
+
+
+def _message_detail(m: Message) -> MessageDetail:
+    return MessageDetail(id=m.id, role=m.role, content=m.content, conversation_id=m.conversation_id,
+                         create_time=_ms(m.created_at), chat_time=_ms(m.chat_time) if m.chat_time else None)
+
+
+def _with_kinds(given: dict[str, Any] | None, kinds: list[str]) -> dict[str, Any]:
+    """The caller's filter narrowed to ``kinds`` (intersected with a ``kind`` it names itself)."""
+    flt = dict(given or {})
+    asked = flt.get("kind")
+    if asked is not None:
+        asked = [asked] if isinstance(asked, str) else asked
+        if not isinstance(asked, list):
+            raise InvalidRequest("filter.kind: give a kind or a list of kinds", field="filter.kind")
+        kinds = [k for k in kinds if k in asked]
+    flt["kind"] = kinds
+    return flt
+
+
+# --- operations --------------------------------------------------------------------------------------
+@DIALECT.op("POST", "/add/message", "Add messages (memories are extracted before the answer)",
+            body=AddMessageBody, response=AddMessageData)
+async def add_message(call: Call[AddMessageBody]) -> AddMessageData:
+    b = call.body
+    meta = dict(b.info or {})
+    meta |= {k: v for k, v in (("agent_id", b.agent_id), ("source", b.source)) if v is not None}
+    messages = [m.model_dump(exclude_none=True) for m in b.messages]
+    result = await call.run(lambda: call.service.add_memory(
+        call.actor, user_id=b.user_id, messages=messages, conversation_id=b.conversation_id,
+        metadata=meta, tags=b.tags))
+    if result.task_id is None:  # the core records every add; without its task there is nothing to report
+        raise MemosError("the add completed but the core recorded no task for it")
+    return AddMessageData(success=True, task_id=result.task_id, status="completed")
+
+
+@DIALECT.op("POST", "/get/status", "The status of an add task", body=TaskBody, response=TaskData)
+async def get_status(call: Call[TaskBody]) -> TaskData:
+    task = await call.run(lambda: call.service.get_task(call.actor, call.body.task_id))
+    return TaskData(task_id=task.task_id, status=_STATUS[task.status])
+
+
+@DIALECT.op("POST", "/search/memory", "Search facts and preferences", body=SearchBody, response=SearchData)
+async def search_memory(call: Call[SearchBody]) -> SearchData:
+    b = call.body
+    found = await call.run(lambda: call.service.search(
+        call.actor, b.query, user_id=b.user_id, conversation_id=b.conversation_id, top_k=b.memory_limit_number,
+        include_preference=b.include_preference, pref_top_k=b.preference_limit_number, filters=b.filter,
+        threshold=b.relativity))
+    prefs = [preference_detail(p) for p in found.preferences]
+    return SearchData(memory_detail_list=[memory_detail(m) for m in found.memories],
+                      preference_detail_list=prefs, preference_note=PREFERENCE_NOTE if prefs else "")
+
+
+@DIALECT.op("POST", "/get/memory", "A page of the user's memories", body=GetMemoryBody, response=MemoryPageData)
+async def get_memories(call: Call[GetMemoryBody]) -> MemoryPageData:
+    b = call.body
+    facts = [MemoryKind.FACT.value, MemoryKind.DOCUMENT.value]
+
+    def run() -> MemoryPageData:
+        page = call.service.list_memories(call.actor, user_id=b.user_id, page=b.page, size=b.size,
+                                          filters=_with_kinds(b.filter, facts))
+        prefs = call.service.list_memories(
+            call.actor, user_id=b.user_id, page=b.page, size=b.size,
+            filters=_with_kinds(b.filter, [MemoryKind.PREFERENCE.value])).memories if b.include_preference else []
+        return MemoryPageData(memory_detail_list=[memory_detail(m) for m in page.memories],
+                              preference_detail_list=[preference_detail(p) for p in prefs],
+                              total=page.total, size=page.size, current=page.page, pages=page.pages)
+    return await call.run(run)
+
+
+@DIALECT.op("GET", "/get/memory/{memory_id}", "One memory by id", response=MemoryDetail)
+async def get_memory(call: Call[Any]) -> MemoryDetail:
+    memory = await call.run(lambda: call.service.get_memory(call.actor, call.path["memory_id"]))
+    return memory_detail(memory)
+
+
+@DIALECT.op("POST", "/get/message", "The messages of a conversation", body=GetMessageBody, response=MessagesData)
+async def get_message(call: Call[GetMessageBody]) -> MessagesData:
+    b = call.body
+    messages = await call.run(lambda: call.service.get_messages(
+        call.actor, b.conversation_id, user_id=b.user_id, limit=b.message_limit_number or 100))
+    return MessagesData(message_detail_list=[_message_detail(m) for m in messages])
+
+
+@DIALECT.op("POST", "/update/memory", "Change a memory's content, title (key) or status", body=UpdateBody,
+            response=MemoryDetail)
+async def update_memory(call: Call[UpdateBody]) -> MemoryDetail:
+    b = call.body
+    memory = await call.run(lambda: call.service.update_memory(call.actor, b.memory_id, memory=b.content,
+                                                               key=b.title, status=b.status))
+    return memory_detail(memory)
+
+
+@DIALECT.op("POST", "/delete/memory", "Delete memories by ids, of a user, or matching a filter", body=DeleteBody,
+            response=SuccessData)
+async def delete_memory(call: Call[DeleteBody]) -> SuccessData:
+    b = call.body
+    given = [name for name, value in (("memory_ids", b.memory_ids), ("user_id", b.user_id),
+                                      ("filter", b.filter)) if value is not None]
+    if len(given) != 1:
+        raise InvalidRequest("give exactly one of memory_ids, user_id or filter"
+                             + (f" (got {', '.join(given)})" if given else ""), field="body")
+    if b.memory_ids is not None and not b.memory_ids:
+        raise InvalidRequest("memory_ids is empty", field="memory_ids")
+    await call.run(lambda: _delete(call.service, call.actor, b))
+    return SuccessData(success=True)
+
+
+def _delete(service: MemoryService, actor: str, b: DeleteBody) -> None:
+    if b.user_id is not None:
+        for cube in service.list_cubes(actor, b.user_id):
+            if cube.owner_id == b.user_id:
+                service.delete_all(actor, cube.cube_id)
+        return
+    if b.memory_ids is not None:
+        ids = list(dict.fromkeys(b.memory_ids))
+        for memory_id in ids:  # every id is checked before anything is deleted
+            service.get_memory(actor, memory_id)
+    else:
+        ids, page = [], 1
+        while True:
+            found = service.list_memories(actor, filters=b.filter, page=page, size=_LIST_PAGE)
+            ids += [m.id for m in found.memories]
+            if page >= found.pages:
+                break
+            page += 1
+    for memory_id in ids:
+        service.delete_memory(actor, memory_id)
+
+
+@DIALECT.op("POST", "/chat", "Answer grounded in memory; the exchange is stored", body=ChatBody,
+            response=ChatData, raw=True)
+async def chat(call: Call[ChatBody]) -> Response:
+    b = call.body
+    if not call.service.settings.llm.configured:  # before any stream starts: an error in the envelope
+        raise LLMNotConfigured("chat")
+    if b.system_prompt is not None:
+        raise InvalidRequest("system_prompt is not supported: the server's grounded prompt is used",
+                             field="system_prompt")
+    if not b.add_message_on_answer:
+        raise InvalidRequest("add_message_on_answer: false is not supported: every exchange is stored",
+                             field="add_message_on_answer")
+    reply = await call.run(lambda: call.service.chat(call.actor, b.query, conversation_id=b.conversation_id,
+                                                     user_id=b.user_id))
+    if not b.stream:
+        return DIALECT.envelope.ok({"response": reply.answer}, "Success", 200)
+
+    async def frames() -> AsyncIterator[dict[str, str]]:
+        refs = [memory_detail(m).model_dump() for m in reply.references]
+        yield {"data": json.dumps({"type": "reference", "data": refs})}
+        yield {"data": json.dumps({"type": "text", "data": reply.answer})}
+        yield {"data": json.dumps({"type": "end"})}
+    return EventSourceResponse(frames())
