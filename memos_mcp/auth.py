@@ -119,17 +119,23 @@ def presented_key(headers: Headers) -> str | None:
     return (key.strip() or None) if scheme.lower() in SCHEMES else None
 
 
+AUTH_FAILURE_SCOPE_KEY = "memos.auth_failure"  # why a REST request has no principal, for its dialect to say
+CHALLENGE = {"WWW-Authenticate": 'Bearer realm="memos-mcp"'}
+
+
 class ApiKeyAuth:
     """Resolves the presented key to a user and records it in the scope, under
     ``PRINCIPAL_SCOPE_KEY`` for our handlers and as ``scope["user"]`` for the SDK, which binds each
     MCP session to the user that opened it. Without any key configured, and where ``open_access``
     allows it (loopback or --allow-unauthenticated), requests act as the default user."""
 
-    def __init__(self, app: ASGIApp, keys: KeyRing, default_user: str, open_access: bool) -> None:
+    def __init__(self, app: ASGIApp, keys: KeyRing, default_user: str, open_access: bool,
+                 enveloped: tuple[str, ...] = ()) -> None:
         self.app = app
         self.keys = keys
         self.default_user = default_user
         self.open_access = open_access
+        self.enveloped = enveloped  # path prefixes of REST dialects, which answer 401 in their own envelope
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "websocket":  # no route takes one: refuse rather than pass it on unchecked
@@ -143,7 +149,10 @@ class ApiKeyAuth:
         user_id = await anyio.to_thread.run_sync(self._user, key)
         if user_id is None:
             reason = "unknown API key" if key else "an API key is required (Authorization: Bearer KEY)"
-            await error_response(Unauthorized(reason), {"WWW-Authenticate": 'Bearer realm="memos-mcp"'})(
+            if self.enveloped and scope["path"].startswith(self.enveloped):
+                await self.app({**scope, AUTH_FAILURE_SCOPE_KEY: reason}, receive, send)
+                return
+            await error_response(Unauthorized(reason), CHALLENGE)(
                 scope, receive, send)
             return
         token = AccessToken(token="", client_id=user_id, scopes=[], subject=user_id)

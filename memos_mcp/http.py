@@ -121,7 +121,9 @@ class Endpoints:
         backends["llm"] = "configured" if self.settings.llm.configured else "not configured"
         failed = any(str(state).startswith("error") for state in backends.values())
         status = "error" if failed else "starting" if backends["embedder"] == "loading" else "ok"
-        return JSONResponse({"status": status, "version": __version__, "backends": backends},
+        # "stores" is memio's name for the same report (its clients read /health that way).
+        stores = dict.fromkeys(("facts", "history", "documents"), "ok" if not failed else status)
+        return JSONResponse({"status": status, "version": __version__, "backends": backends, "stores": stores},
                             status_code=503 if failed else 200)
 
     def _catalog(self) -> str:
@@ -262,7 +264,8 @@ def build_app(settings: Settings, service: MemoryService, keys: KeyRing,
             Middleware(HostGuard, security=security),
             *cors(settings.rest.cors_origins),
             Middleware(ApiKeyAuth, keys=keys, default_user=settings.default_user_id,
-                       open_access=is_loopback(options.host) or options.allow_unauthenticated),
+                       open_access=is_loopback(options.host) or options.allow_unauthenticated,
+                       enveloped=tuple(p for dialect in rest for p in dialect.path_prefixes())),
             Middleware(metrics.middleware),  # innermost: it reads the route the router matched
         ],
         exception_handlers={MemosError: _memos_error},

@@ -20,6 +20,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 from starlette.types import Message, Receive, Scope, Send
 
+from memos_mcp.auth import AUTH_FAILURE_SCOPE_KEY, CHALLENGE
 from memos_mcp.core.keys import KeyRing
 from memos_mcp.core.service import MemoryService
 from memos_mcp.errors import InvalidRequest, MemosError, PayloadTooLarge, RateLimited, StorageError, Unauthorized
@@ -97,6 +98,10 @@ class Dialect:
             return handler
         return register
 
+    def path_prefixes(self) -> tuple[str, ...]:
+        """The fixed start of every operation's path (up to its first parameter)."""
+        return tuple(dict.fromkeys((self.prefix + o.path).split("{")[0] for o in self.operations))
+
     def routes(self, service: MemoryService, keys: KeyRing, guards: Guards | None = None) -> list[Route]:
         guards = guards or Guards()
         return [Route(self.prefix + o.path, _Endpoint(self, o, service, keys, guards), methods=[o.method],
@@ -131,7 +136,8 @@ class _Endpoint:
         try:
             actor = scope.get(PRINCIPAL_SCOPE_KEY)
             if not isinstance(actor, str):
-                raise Unauthorized("this request carries no authenticated user")
+                headers = dict(CHALLENGE)
+                raise Unauthorized(scope.get(AUTH_FAILURE_SCOPE_KEY, "this request carries no authenticated user"))
             if self.guards.rate is not None:
                 headers = self.guards.rate.hit(actor).headers()
             try:

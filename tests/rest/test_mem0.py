@@ -7,7 +7,6 @@ from datetime import datetime
 from typing import Any
 
 import httpx2
-import pytest
 
 from tests.rest.conftest import RestServe, Users, client
 
@@ -103,8 +102,6 @@ def test_other_users_and_auth(users: Users) -> None:
             assert http.get("/status").status_code == 401
 
 
-@pytest.mark.xfail(strict=True, reason="ApiKeyAuth answers 401 in its own {error} envelope before the dialect "
-                   "runs; needs the auth.py change in the REST report")
 def test_auth_failures_use_the_mem0_envelope(users: Users) -> None:
     with client(users.app) as anonymous:
         bad(anonymous.get("/status"), 401, "UNAUTHORIZED")

@@ -268,3 +268,18 @@ def test_graph_routes_answer_501_not_supported(memio: Memio, method: str, path: 
                                                operation: str) -> None:
     answer = memio.alice.request(method, path, json=body)
     error(answer, 501, "not_supported", operation, "graph memory is not available yet")
+
+
+def test_a_missing_or_unknown_key_is_refused_in_memios_shape_with_a_challenge(memio: Memio) -> None:
+    with client(memio.app) as anonymous, client(memio.app, "mk_not-a-key") as stranger:
+        missing = anonymous.post("/v1/facts/search", json={"query": "anything"})
+        error(missing, 401, "unauthorized", "search_facts", "API key is required")
+        assert missing.headers["www-authenticate"].startswith("Bearer")
+        error(stranger.get("/v1/facts"), 401, "unauthorized", "list_facts", "unknown API key")
+
+
+def test_health_reports_memios_stores_without_a_key(memio: Memio) -> None:
+    with client(memio.app) as anonymous:
+        health = ok(anonymous.get("/health"))
+    assert health["status"] in ("ok", "starting")
+    assert health["stores"] == {"facts": "ok", "history": "ok", "documents": "ok"}

@@ -8,7 +8,6 @@ import json
 from typing import Any
 
 import httpx2
-import pytest
 
 from tests.openai_server import OpenAIServer
 from tests.rest.conftest import RestServe, Users, client, failed, llm_of, ok
@@ -172,8 +171,6 @@ def test_auth_failures_are_401(users: Users) -> None:
             assert http.get(f"{BASE}/get/memory/x").status_code == 401
 
 
-@pytest.mark.xfail(strict=True, reason="ApiKeyAuth answers 401 in its own {error} envelope before the dialect "
-                   "runs; needs the auth.py change in the REST report")
 def test_auth_failures_use_the_cloud_envelope(users: Users) -> None:
     with client(users.app) as anonymous:
         failed(post(anonymous, "/search/memory", {"query": "x", "user_id": "alice"}), 401)
