@@ -15,5 +15,8 @@ pip=("$root/.venv/bin/python" -m pip --disable-pip-version-check --quiet)
 if [ "$extra" = "test" ]; then
   # The MCP Inspector (npm) drives the server in tests/test_inspector.py.
   npm install --prefix "$root/tests/inspector" --no-audit --no-fund --silent
+  # The official MemOS client (tests/rest/test_memos_client.py) drags in the MemOS stack: its own venv.
+  python3 -m venv "$root/.venv-memos-client"
+  "$root/.venv-memos-client/bin/python" -m pip --disable-pip-version-check --quiet install "MemoryOS==2.0.33"
 fi
 echo "memos-mcp installed in $root/.venv" >&2
