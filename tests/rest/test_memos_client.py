@@ -66,7 +66,7 @@ def test_the_official_memos_client_works_unchanged(rest_serve: RestServe, model:
     assert any("pastel de nata" in p["preference"] for p in result["search"]["data"]["preference_detail_list"])
     assert result["get"]["data"]["total"] >= 1
     assert result["by_id"]["data"]["id"] == facts[0]["id"]
-    assert [m["content"] for m in result["messages"]["data"]["message_detail_list"]][0].startswith("I moved")
+    assert result["messages"]["data"]["message_detail_list"][0]["content"].startswith("I moved")
     assert result["chat"]["data"]["response"] == "You live in Lisbon."
     assert result["delete"]["data"]["success"] is True
     assert all(m["id"] != facts[0]["id"] for m in result["after"]["data"]["memory_detail_list"])
