@@ -31,7 +31,7 @@ from mcp import ClientSession, StdioServerParameters
 from mcp.client.stdio import stdio_client
 from mcp.client.streamable_http import streamable_http_client
 
-from memos_mcp.bench.locomo import machine, percentile
+from memos_mcp.bench.locomo import machine, percentile, publish
 from memos_mcp.config import Settings
 from memos_mcp.core.service import MemoryService
 
@@ -257,12 +257,7 @@ def main() -> int:
         report["stdio"]["raw_search_ms"] = raw_stdio_search(work / "data", user, args.queries)
     finally:
         shutil.rmtree(work, ignore_errors=True)
-    text = markdown(report)
-    print(text)
-    if args.out:
-        args.out.mkdir(parents=True, exist_ok=True)
-        (args.out / "results.json").write_text(json.dumps(report, indent=2) + "\n")
-        (args.out / "results.md").write_text(text + "\n")
+    publish(report, markdown(report), args.out)
     return 0
 
 

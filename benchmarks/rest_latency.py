@@ -10,7 +10,6 @@ far above the load, and measures `POST /product/search` latency p50/p95 and thro
 from __future__ import annotations
 
 import argparse
-import json
 import random
 import shutil
 import subprocess
@@ -26,7 +25,7 @@ import httpx2
 sys.path.insert(0, str(Path(__file__).parent))
 from mcp_latency import EXE, environment, free_port, query, seed  # the sibling benchmark
 
-from memos_mcp.bench.locomo import machine, percentile
+from memos_mcp.bench.locomo import machine, percentile, publish
 
 ROUTE = "/product/search"
 LEVELS = (8, 32)
@@ -124,12 +123,7 @@ def main() -> int:
                   "levels": anyio.run(run, work / "data", user, args.requests)}
     finally:
         shutil.rmtree(work, ignore_errors=True)
-    text = markdown(report)
-    print(text)
-    if args.out:
-        args.out.mkdir(parents=True, exist_ok=True)
-        (args.out / "results.json").write_text(json.dumps(report, indent=2) + "\n")
-        (args.out / "results.md").write_text(text + "\n")
+    publish(report, markdown(report), args.out)
     return 0
 
 

@@ -89,13 +89,17 @@ def run_locomo(settings: Settings, data: Path, out: Path | None, samples: int | 
     report["machine"] = machine()
     report["data"] = {"file": data.name, "samples": len(dataset)}
     report["config"] = settings.search.model_dump()
-    text = markdown(report)
+    publish(report, markdown(report), out)
+    return 0
+
+
+def publish(report: dict[str, Any], text: str, out: Path | None) -> None:
+    """Print a benchmark's Markdown and, given a folder, write it there with the JSON beside it."""
     print(text)
     if out is not None:
         out.mkdir(parents=True, exist_ok=True)
         (out / "results.json").write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
         (out / "results.md").write_text(text + "\n", encoding="utf-8")
-    return 0
 
 
 def _measure(service: MemoryService, dataset: list[dict[str, Any]]) -> dict[str, Any]:

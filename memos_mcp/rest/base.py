@@ -16,7 +16,7 @@ from typing import Any, Generic, Protocol, TypeVar
 import anyio.to_thread
 from pydantic import BaseModel, ValidationError
 from starlette.requests import Request
-from starlette.responses import Response
+from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 from starlette.types import Message, Receive, Scope, Send
 
@@ -38,6 +38,17 @@ class Envelope(Protocol):
     def ok(self, data: Any, message: str, status: int) -> Response: ...
 
     def error(self, exc: MemosError) -> Response: ...
+
+
+class CodeEnvelope:
+    """The MemOS dialects' ``{"code", "message", "data"}``: ``code`` is the HTTP status, ``data`` is null
+    on errors."""
+
+    def ok(self, data: Any, message: str, status: int) -> Response:
+        return JSONResponse({"code": status, "message": message, "data": data}, status_code=status)
+
+    def error(self, exc: MemosError) -> Response:
+        return JSONResponse({"code": exc.status, "message": exc.message, "data": None}, status_code=exc.status)
 
 
 @dataclass

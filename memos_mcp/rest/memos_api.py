@@ -29,9 +29,8 @@ from pydantic import AliasChoices, BaseModel, ConfigDict, Field, field_validator
 
 from memos_mcp.core.models import MemoryKind, MessageIn, Permission, Role
 from memos_mcp.errors import InvalidRequest, LLMNotConfigured
-from memos_mcp.rest.base import Call, Dialect
+from memos_mcp.rest.base import Call, CodeEnvelope, Dialect
 from memos_mcp.rest.memos_product import (
-    CodeEnvelope,
     CubeInfo,
     MemoryItem,
     SearchData,

@@ -23,12 +23,12 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 from sse_starlette import EventSourceResponse
-from starlette.responses import JSONResponse, Response
+from starlette.responses import Response
 
 from memos_mcp.core.models import Memory, MemoryKind, Message, SearchHit, TaskStatus
 from memos_mcp.core.service import MemoryService
 from memos_mcp.errors import InvalidRequest, LLMNotConfigured, MemosError
-from memos_mcp.rest.base import Call, Dialect
+from memos_mcp.rest.base import Call, CodeEnvelope, Dialect
 
 PREFERENCE_NOTE = (
     "\n# Note:\nFact memory are summaries of facts, while preference memory are summaries of user preferences.\n"
@@ -40,17 +40,7 @@ _STATUS: dict[TaskStatus, TaskState] = {TaskStatus.QUEUED: "waiting", TaskStatus
 _LIST_PAGE = 200  # the core's largest page, used to collect the ids a filter selects
 
 
-class CloudEnvelope:
-    """``{code, message, data}``; an error carries its HTTP status as ``code`` and ``data: null``."""
-
-    def ok(self, data: Any, message: str, status: int) -> Response:
-        return JSONResponse({"code": status, "message": message, "data": data}, status_code=status)
-
-    def error(self, exc: MemosError) -> Response:
-        return JSONResponse({"code": exc.status, "message": exc.message, "data": None}, status_code=exc.status)
-
-
-DIALECT = Dialect("MemOS cloud", "/api/openmem/v1", CloudEnvelope())
+DIALECT = Dialect("MemOS cloud", "/api/openmem/v1", CodeEnvelope())
 
 
 # --- shapes ------------------------------------------------------------------------------------------

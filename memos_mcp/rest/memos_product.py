@@ -33,24 +33,14 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 from sse_starlette import EventSourceResponse
-from starlette.responses import JSONResponse, Response
+from starlette.responses import Response
 
 from memos_mcp.core.models import Cube, Memory, MessageIn, User
 from memos_mcp.core.service import MemoryService
-from memos_mcp.errors import Conflict, LLMNotConfigured, MemosError, NotFound
-from memos_mcp.rest.base import Call, Dialect
+from memos_mcp.errors import Conflict, LLMNotConfigured, NotFound
+from memos_mcp.rest.base import Call, CodeEnvelope, Dialect
 
 # --- the envelope (shared with the MemOS REST API dialect) --------------------------------------
-
-
-class CodeEnvelope:
-    """``{"code", "message", "data"}``: ``code`` is the HTTP status, ``data`` is null on errors."""
-
-    def ok(self, data: Any, message: str, status: int) -> Response:
-        return JSONResponse({"code": status, "message": message, "data": data}, status_code=status)
-
-    def error(self, exc: MemosError) -> Response:
-        return JSONResponse({"code": exc.status, "message": exc.message, "data": None}, status_code=exc.status)
 
 
 DIALECT = Dialect("MemOS product API", "/product", CodeEnvelope())
