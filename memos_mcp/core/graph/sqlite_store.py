@@ -1,0 +1,232 @@
+"""The embedded graph store: SQLite (WAL) under the data directory. Entities, their aliases and the
+relations between them are three tables; traversals run one indexed query per hop."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import threading
+import time
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from memos_mcp.core.graph.store import Entity, GraphStore, Relation, merge_ids, normalise
+from memos_mcp.errors import NotFound, StorageError
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS entities (
+    cube_id TEXT NOT NULL, key TEXT NOT NULL, name TEXT NOT NULL, type TEXT NOT NULL DEFAULT '',
+    PRIMARY KEY (cube_id, key));
+CREATE TABLE IF NOT EXISTS aliases (
+    cube_id TEXT NOT NULL, alias_key TEXT NOT NULL, alias TEXT NOT NULL, entity_key TEXT NOT NULL,
+    PRIMARY KEY (cube_id, alias_key));
+CREATE INDEX IF NOT EXISTS aliases_entity ON aliases(cube_id, entity_key);
+CREATE TABLE IF NOT EXISTS relations (
+    id TEXT PRIMARY KEY, cube_id TEXT NOT NULL, subject TEXT NOT NULL, predicate TEXT NOT NULL,
+    object TEXT NOT NULL, predicate_key TEXT NOT NULL, confidence REAL NOT NULL, memory_ids TEXT NOT NULL,
+    valid_at REAL, invalid_at REAL, created_at REAL NOT NULL);
+CREATE INDEX IF NOT EXISTS relations_subject ON relations(cube_id, subject);
+CREATE INDEX IF NOT EXISTS relations_object ON relations(cube_id, object);
+"""
+# relations.subject / relations.object hold entity keys; display names come from entities.
+
+_VALID = "(r.valid_at IS NULL OR r.valid_at <= ?) AND (r.invalid_at IS NULL OR r.invalid_at > ?)"
+_SELECT = """SELECT r.*, s.name AS s_name, o.name AS o_name FROM relations r
+    JOIN entities s ON s.cube_id = r.cube_id AND s.key = r.subject
+    JOIN entities o ON o.cube_id = r.cube_id AND o.key = r.object"""
+
+
+class SqliteGraphStore(GraphStore):
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._lock = threading.RLock()
+        self._db: sqlite3.Connection | None = None
+
+    def open(self) -> None:
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None, timeout=5.0)
+            db.row_factory = sqlite3.Row
+            db.execute("PRAGMA journal_mode=WAL")
+            db.execute("PRAGMA synchronous=NORMAL")
+            db.executescript(_SCHEMA)
+        except (OSError, sqlite3.Error) as exc:
+            raise StorageError(f"cannot open the graph store at {self.path}: {exc}", path=str(self.path)) from exc
+        self._db = db
+
+    def close(self) -> None:
+        with self._lock:
+            if self._db is not None:
+                self._db.close()
+                self._db = None
+
+    def _conn(self) -> sqlite3.Connection:
+        if self._db is None:
+            raise StorageError("the graph store is not open", path=str(self.path))
+        return self._db
+
+    @contextmanager
+    def _tx(self) -> Iterator[sqlite3.Connection]:
+        with self._lock:
+            db = self._conn()
+            try:
+                db.execute("BEGIN IMMEDIATE")
+                try:
+                    yield db
+                except BaseException:
+                    db.execute("ROLLBACK")
+                    raise
+                db.execute("COMMIT")
+            except sqlite3.Error as exc:
+                raise StorageError(f"graph write failed: {exc}") from exc
+
+    def _rows(self, sql: str, args: Sequence[Any] = ()) -> list[sqlite3.Row]:
+        with self._lock:
+            try:
+                return self._conn().execute(sql, args).fetchall()
+            except sqlite3.Error as exc:
+                raise StorageError(f"graph read failed: {exc}") from exc
+
+    @staticmethod
+    def _relation(row: sqlite3.Row) -> Relation:
+        return Relation(id=row["id"], cube_id=row["cube_id"], subject=row["s_name"], predicate=row["predicate"],
+                        object=row["o_name"], confidence=row["confidence"], memory_ids=json.loads(row["memory_ids"]),
+                        valid_at=row["valid_at"], invalid_at=row["invalid_at"], created_at=row["created_at"])
+
+    # --- entities ----------------------------------------------------------------------------
+    @staticmethod
+    def _resolve_in(db: sqlite3.Connection, cube_id: str, names: Sequence[str]) -> dict[str, str]:
+        keys = sorted({normalise(n) for n in names})
+        if not keys:
+            return {}
+        marks = ",".join("?" * len(keys))
+        found = {row[0]: row[1] for row in db.execute(
+            f"SELECT alias_key, entity_key FROM aliases WHERE cube_id = ? AND alias_key IN ({marks})",
+            (cube_id, *keys))}
+        found.update((row[0], row[0]) for row in db.execute(
+            f"SELECT key FROM entities WHERE cube_id = ? AND key IN ({marks})", (cube_id, *keys)))
+        return {name: found.get(normalise(name), normalise(name)) for name in names}
+
+    def _resolve(self, cube_id: str, names: Sequence[str]) -> dict[str, str]:
+        with self._lock:
+            try:
+                return self._resolve_in(self._conn(), cube_id, names)
+            except sqlite3.Error as exc:
+                raise StorageError(f"graph read failed: {exc}") from exc
+
+    def upsert_entities(self, cube_id: str, entities: Sequence[Entity]) -> None:
+        with self._tx() as db:
+            for ent in entities:
+                db.execute("""INSERT INTO entities (cube_id, key, name, type) VALUES (?, ?, ?, ?)
+                    ON CONFLICT (cube_id, key) DO UPDATE SET
+                    type = CASE WHEN excluded.type != '' THEN excluded.type ELSE entities.type END""",
+                           (cube_id, ent.key, ent.name, ent.type))
+                db.executemany("INSERT OR REPLACE INTO aliases VALUES (?, ?, ?, ?)",
+                               [(cube_id, normalise(a), a, ent.key) for a in ent.aliases if normalise(a) != ent.key])
+
+    def entity(self, cube_id: str, name: str) -> Entity | None:
+        key = self._resolve(cube_id, [name])[name]
+        rows = self._rows("SELECT * FROM entities WHERE cube_id = ? AND key = ?", (cube_id, key))
+        return self._entities(cube_id, rows)[0] if rows else None
+
+    def entities(self, cube_id: str, limit: int = 100, offset: int = 0) -> list[Entity]:
+        rows = self._rows("SELECT * FROM entities WHERE cube_id = ? ORDER BY key LIMIT ? OFFSET ?",
+                          (cube_id, limit, offset))
+        return self._entities(cube_id, rows)
+
+    def _entities(self, cube_id: str, rows: list[sqlite3.Row]) -> list[Entity]:
+        keys = [row["key"] for row in rows]
+        aliases: dict[str, list[str]] = {}
+        if keys:
+            for alias in self._rows(f"""SELECT entity_key, alias FROM aliases WHERE cube_id = ?
+                    AND entity_key IN ({",".join("?" * len(keys))}) ORDER BY alias_key""", (cube_id, *keys)):
+                aliases.setdefault(alias["entity_key"], []).append(alias["alias"])
+        return [Entity(name=row["name"], type=row["type"], aliases=tuple(aliases.get(row["key"], [])),
+                       cube_id=cube_id) for row in rows]
+
+    # --- relations ---------------------------------------------------------------------------
+    def add_relations(self, cube_id: str, relations: Sequence[Relation]) -> list[Relation]:
+        now = time.time()
+        stored: list[str] = []
+        with self._tx() as db:
+            keys = self._resolve_in(db, cube_id, [n for r in relations for n in (r.subject, r.object)])
+            for rel in relations:
+                s_key, o_key = keys[rel.subject], keys[rel.object]
+                for key, name in ((s_key, rel.subject), (o_key, rel.object)):
+                    db.execute("INSERT OR IGNORE INTO entities (cube_id, key, name) VALUES (?, ?, ?)",
+                               (cube_id, key, name))
+                same = db.execute(
+                    """SELECT id, memory_ids FROM relations WHERE cube_id = ? AND subject = ? AND object = ?
+                    AND predicate_key = ? AND (invalid_at IS NULL OR invalid_at > ?) ORDER BY created_at LIMIT 1""",
+                    (cube_id, s_key, o_key, normalise(rel.predicate), now)).fetchone()
+                if same is not None:
+                    ids = merge_ids(json.loads(same["memory_ids"]), rel.memory_ids)
+                    db.execute("UPDATE relations SET memory_ids = ? WHERE id = ?", (json.dumps(ids), same["id"]))
+                    stored.append(same["id"])
+                    continue
+                db.execute("INSERT INTO relations VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                           (rel.id, cube_id, s_key, rel.predicate, o_key, normalise(rel.predicate), rel.confidence,
+                            json.dumps(merge_ids([], rel.memory_ids)), rel.valid_at, rel.invalid_at, rel.created_at))
+                stored.append(rel.id)
+        by_id = {r.id: r for r in self._by_ids(stored)}
+        return [by_id[i] for i in stored]
+
+    def _by_ids(self, ids: Sequence[str]) -> list[Relation]:
+        unique = sorted(set(ids))
+        if not unique:
+            return []
+        rows = self._rows(f"{_SELECT} WHERE r.id IN ({','.join('?' * len(unique))})", unique)
+        return [self._relation(row) for row in rows]
+
+    def invalidate(self, relation_id: str, at: float | None = None) -> Relation:
+        with self._tx() as db:
+            done = db.execute("UPDATE relations SET invalid_at = ? WHERE id = ?",
+                              (time.time() if at is None else at, relation_id)).rowcount
+        if not done:
+            raise NotFound("relation", relation_id)
+        return self._by_ids([relation_id])[0]
+
+    def relations(self, cube_id: str, *, entity: str | None = None, at: float | None = None,
+                  limit: int = 100) -> list[Relation]:
+        when = time.time() if at is None else at
+        sql, args = f"{_SELECT} WHERE r.cube_id = ? AND {_VALID}", [cube_id, when, when]
+        if entity is not None:
+            key = self._resolve(cube_id, [entity])[entity]
+            sql += " AND (r.subject = ? OR r.object = ?)"
+            args += [key, key]
+        rows = self._rows(f"{sql} ORDER BY r.created_at, r.id LIMIT ?", [*args, limit])
+        return [self._relation(row) for row in rows]
+
+    def _edges(self, cube_id: str, keys: Sequence[str], at: float) -> list[tuple[str, str, Relation]]:
+        marks = ",".join("?" * len(keys))
+        rows = self._rows(f"""{_SELECT} WHERE r.cube_id = ? AND {_VALID}
+            AND (r.subject IN ({marks}) OR r.object IN ({marks})) ORDER BY r.created_at, r.id""",
+                          (cube_id, at, at, *keys, *keys))
+        return [(row["subject"], row["object"], self._relation(row)) for row in rows]
+
+    def delete_relation(self, cube_id: str, relation_id: str) -> None:
+        with self._tx() as db:
+            done = db.execute("DELETE FROM relations WHERE cube_id = ? AND id = ?", (cube_id, relation_id)).rowcount
+        if not done:
+            raise NotFound("relation", relation_id)
+
+    def forget_memory(self, cube_id: str, memory_id: str) -> int:
+        dropped = 0
+        with self._tx() as db:
+            rows = db.execute("""SELECT r.id, r.memory_ids FROM relations r, json_each(r.memory_ids) m
+                WHERE r.cube_id = ? AND m.value = ?""", (cube_id, memory_id)).fetchall()
+            for row in rows:
+                ids = [i for i in json.loads(row["memory_ids"]) if i != memory_id]
+                if ids:
+                    db.execute("UPDATE relations SET memory_ids = ? WHERE id = ?", (json.dumps(ids), row["id"]))
+                else:
+                    db.execute("DELETE FROM relations WHERE id = ?", (row["id"],))
+                    dropped += 1
+        return dropped
+
+    def delete_cube(self, cube_id: str) -> None:
+        with self._tx() as db:
+            for table in ("relations", "aliases", "entities"):
+                db.execute(f"DELETE FROM {table} WHERE cube_id = ?", (cube_id,))

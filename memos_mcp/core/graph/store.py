@@ -1,0 +1,168 @@
+"""The graph store port: entities and the relations between them, per cube, with provenance and time.
+
+An entity is identified within its cube by a normalised key (whitespace collapsed, case folded), so
+"Alice", "alice " and "ALICE" are one entity; an alias resolves to its entity the same way. A relation
+(subject, predicate, object) carries the ids of the memories it was extracted from and a validity
+window: ``valid_at`` (null: since always) and ``invalid_at`` (null: still valid). Relations are
+invalidated, never silently rewritten, so a question "as of then" still has its answer.
+Times are epoch seconds (float). Backends: ``sqlite_store`` (embedded) and ``neo4j_store`` (Bolt).
+"""
+
+from __future__ import annotations
+
+import time
+from abc import ABC, abstractmethod
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+
+DEFAULT_DECAY = 0.5  # weight kept per extra hop in memories_for
+
+
+def normalise(name: str) -> str:
+    """The key an entity name is matched by."""
+    return " ".join(name.split()).casefold()
+
+
+@dataclass(frozen=True)
+class Entity:
+    name: str
+    type: str = ""
+    aliases: tuple[str, ...] = ()
+    cube_id: str = ""
+
+    @property
+    def key(self) -> str:
+        return normalise(self.name)
+
+
+@dataclass(frozen=True)
+class Relation:
+    id: str
+    cube_id: str
+    subject: str
+    predicate: str
+    object: str
+    confidence: float = 1.0
+    memory_ids: list[str] = field(default_factory=list)
+    valid_at: float | None = None
+    invalid_at: float | None = None
+    created_at: float = field(default_factory=time.time)
+
+    def valid(self, at: float) -> bool:
+        return (self.valid_at is None or self.valid_at <= at) and (self.invalid_at is None or self.invalid_at > at)
+
+    @property
+    def identity(self) -> tuple[str, str, str]:
+        """What makes two relations the same statement."""
+        return normalise(self.subject), normalise(self.predicate), normalise(self.object)
+
+
+def merge_ids(old: Iterable[str], new: Iterable[str]) -> list[str]:
+    """Provenance union, first-seen order."""
+    return list(dict.fromkeys([*old, *new]))
+
+
+class GraphStore(ABC):
+    """What the memory service needs from a graph database. Every call is scoped to one cube."""
+
+    @abstractmethod
+    def open(self) -> None:
+        """Connect and create the schema; raises BackendUnavailable when the server cannot be reached."""
+
+    @abstractmethod
+    def close(self) -> None: ...
+
+    @abstractmethod
+    def upsert_entities(self, cube_id: str, entities: Sequence[Entity]) -> None:
+        """Create or update by key: a non-empty type replaces the old one, aliases are added to."""
+
+    @abstractmethod
+    def entity(self, cube_id: str, name: str) -> Entity | None:
+        """The entity whose name or alias normalises like ``name``."""
+
+    @abstractmethod
+    def entities(self, cube_id: str, limit: int = 100, offset: int = 0) -> list[Entity]:
+        """Entities ordered by key."""
+
+    @abstractmethod
+    def add_relations(self, cube_id: str, relations: Sequence[Relation]) -> list[Relation]:
+        """Store relations, creating missing entities. A relation identical (by normalised subject,
+        predicate and object) to one still valid merges its memory ids into that one's provenance
+        instead of being stored twice. Returns the stored relations, one per input, in order."""
+
+    @abstractmethod
+    def invalidate(self, relation_id: str, at: float | None = None) -> Relation:
+        """Set ``invalid_at`` (now by default); the relation is kept. Raises NotFound."""
+
+    @abstractmethod
+    def relations(self, cube_id: str, *, entity: str | None = None, at: float | None = None,
+                  limit: int = 100) -> list[Relation]:
+        """Relations valid at ``at`` (now by default), optionally only those touching ``entity``."""
+
+    @abstractmethod
+    def delete_relation(self, cube_id: str, relation_id: str) -> None:
+        """Remove a relation for good. Raises NotFound."""
+
+    @abstractmethod
+    def forget_memory(self, cube_id: str, memory_id: str) -> int:
+        """Remove a memory from every relation's provenance and drop relations left with none.
+        Returns the number of relations dropped."""
+
+    @abstractmethod
+    def delete_cube(self, cube_id: str) -> None: ...
+
+    @abstractmethod
+    def _edges(self, cube_id: str, keys: Sequence[str], at: float) -> list[tuple[str, str, Relation]]:
+        """Relations valid at ``at`` touching any of the entity keys, as (subject key, object key,
+        relation). The one primitive the traversals below are built on."""
+
+    @abstractmethod
+    def _resolve(self, cube_id: str, names: Sequence[str]) -> dict[str, str]:
+        """Entity key for each name (by key or alias); unknown names map to their own key."""
+
+    def _walk(self, cube_id: str, names: Sequence[str], depth: int,
+              at: float | None) -> tuple[dict[str, int], dict[str, str], list[tuple[int, Relation]]]:
+        """Breadth-first over valid relations: hop of each reached key, display names, edges by hop."""
+        if depth not in (1, 2):
+            raise ValueError("depth must be 1 or 2")
+        when = time.time() if at is None else at
+        seeds = set(self._resolve(cube_id, names).values())
+        hops = dict.fromkeys(seeds, 0)
+        display: dict[str, str] = {}
+        edges: list[tuple[int, Relation]] = []
+        seen_edges: set[str] = set()
+        frontier = sorted(seeds)
+        for hop in range(1, depth + 1):
+            if not frontier:
+                break
+            reached: list[str] = []
+            for s_key, o_key, rel in self._edges(cube_id, frontier, when):
+                if rel.id not in seen_edges:
+                    seen_edges.add(rel.id)
+                    edges.append((hop, rel))
+                for key, name in ((s_key, rel.subject), (o_key, rel.object)):
+                    display.setdefault(key, name)
+                    if key not in hops:
+                        hops[key] = hop
+                        reached.append(key)
+            frontier = reached
+        return hops, display, edges
+
+    def neighbours(self, cube_id: str, entities: Sequence[str], depth: int = 1,
+                   at: float | None = None) -> set[str]:
+        """Names of the entities reachable within ``depth`` hops over relations valid at ``at``
+        (now by default), the starting entities excluded."""
+        hops, display, _ = self._walk(cube_id, entities, depth, at)
+        return {display[key] for key, hop in hops.items() if hop > 0}
+
+    def memories_for(self, cube_id: str, entities: Sequence[str], depth: int = 1, at: float | None = None,
+                     decay: float = DEFAULT_DECAY) -> dict[str, float]:
+        """Memory ids behind the relations within ``depth`` hops, weighted ``decay ** (hop - 1)``:
+        1.0 for relations touching the entities, ``decay`` one step further. Best weight wins."""
+        _, _, edges = self._walk(cube_id, entities, depth, at)
+        weights: dict[str, float] = {}
+        for hop, rel in edges:
+            weight = decay ** (hop - 1)
+            for memory_id in rel.memory_ids:
+                weights[memory_id] = max(weights.get(memory_id, 0.0), weight)
+        return weights

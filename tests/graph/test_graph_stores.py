@@ -1,0 +1,147 @@
+"""One contract for every graph store backend: SQLite and Bolt (FalkorDB, or Neo4j via NEO4J_URI)."""
+
+from __future__ import annotations
+
+import time
+import uuid
+
+import pytest
+
+from memos_mcp.core.graph.neo4j_store import Neo4jGraphStore
+from memos_mcp.core.graph.store import Entity, GraphStore, Relation
+from memos_mcp.errors import BackendUnavailable, NotFound
+
+
+def rel(cube_id: str, subject: str, predicate: str, obj: str, *memory_ids: str, **kw: float) -> Relation:
+    return Relation(id=uuid.uuid4().hex, cube_id=cube_id, subject=subject, predicate=predicate, object=obj,
+                    memory_ids=list(memory_ids), **kw)
+
+
+def triples(relations: list[Relation]) -> set[tuple[str, str, str]]:
+    return {(r.subject, r.predicate, r.object) for r in relations}
+
+
+def test_entities_are_found_whatever_the_case_or_alias(graph_store: GraphStore, cube_ids: list[str]) -> None:
+    cube = cube_ids[0]
+    graph_store.upsert_entities(cube, [Entity("Alice Smith", "person", ("Ally",)), Entity("Acme", "org")])
+    graph_store.upsert_entities(cube, [Entity("ALICE  smith", "", ("A. Smith",))])
+
+    found = graph_store.entity(cube, "alice smith")
+    assert found == Entity("Alice Smith", "person", ("A. Smith", "Ally"), cube)
+    assert graph_store.entity(cube, "ally") == found
+    assert graph_store.entity(cube, "nobody") is None
+    assert [e.name for e in graph_store.entities(cube)] == ["Acme", "Alice Smith"]
+    assert [e.name for e in graph_store.entities(cube, limit=1, offset=1)] == ["Alice Smith"]
+
+
+def test_an_identical_valid_relation_merges_provenance(graph_store: GraphStore, cube_ids: list[str]) -> None:
+    cube = cube_ids[0]
+    first, = graph_store.add_relations(cube, [rel(cube, "Alice", "works at", "Acme", "m1")])
+    again, other = graph_store.add_relations(cube, [rel(cube, "alice", "Works At", "ACME", "m2", "m1"),
+                                                    rel(cube, "Alice", "lives in", "Paris", "m2")])
+
+    assert again.id == first.id
+    assert again.memory_ids == ["m1", "m2"]
+    assert (again.subject, again.object) == ("Alice", "Acme")
+    assert other.id != first.id
+    assert len(graph_store.relations(cube)) == 2
+    assert triples(graph_store.relations(cube, entity="PARIS")) == {("Alice", "lives in", "Paris")}
+
+
+def test_invalidation_hides_a_relation_now_but_not_in_the_past(graph_store: GraphStore, cube_ids: list[str]) -> None:
+    cube = cube_ids[0]
+    now = time.time()
+    old, = graph_store.add_relations(cube, [rel(cube, "Alice", "works at", "Acme", "m1", valid_at=now - 1000)])
+    future, = graph_store.add_relations(cube, [rel(cube, "Alice", "works at", "Globex", "m2", valid_at=now + 1000)])
+
+    invalidated = graph_store.invalidate(old.id, at=now - 500)
+
+    assert invalidated.invalid_at == pytest.approx(now - 500)
+    assert graph_store.relations(cube) == []
+    assert [r.id for r in graph_store.relations(cube, at=now - 700)] == [old.id]
+    assert [r.id for r in graph_store.relations(cube, at=now + 2000)] == [future.id]
+    assert graph_store.neighbours(cube, ["Alice"], at=now - 700) == {"Acme"}
+    # a new statement of an invalidated fact starts a new relation instead of reviving the old one
+    fresh, = graph_store.add_relations(cube, [rel(cube, "Alice", "works at", "Acme", "m3")])
+    assert fresh.id != old.id and fresh.memory_ids == ["m3"]
+    with pytest.raises(NotFound):
+        graph_store.invalidate("no-such-relation")
+
+
+def chain(graph_store: GraphStore, cube: str) -> None:
+    graph_store.add_relations(cube, [
+        rel(cube, "Alice", "works at", "Acme", "m1"),
+        rel(cube, "Acme", "based in", "Paris", "m2"),
+        rel(cube, "Paris", "capital of", "France", "m3"),
+        rel(cube, "Bob", "knows", "Alice", "m4"),
+    ])
+
+
+def test_neighbours_reach_one_or_two_hops(graph_store: GraphStore, cube_ids: list[str]) -> None:
+    cube = cube_ids[0]
+    chain(graph_store, cube)
+
+    assert graph_store.neighbours(cube, ["alice"]) == {"Acme", "Bob"}
+    assert graph_store.neighbours(cube, ["alice"], depth=2) == {"Acme", "Bob", "Paris"}
+    assert graph_store.neighbours(cube, ["Paris", "Bob"]) == {"Acme", "France", "Alice"}
+    assert graph_store.neighbours(cube, ["nobody"], depth=2) == set()
+
+
+def test_memories_weigh_less_the_further_they_are(graph_store: GraphStore, cube_ids: list[str]) -> None:
+    cube = cube_ids[0]
+    chain(graph_store, cube)
+
+    weights = graph_store.memories_for(cube, ["Alice"], depth=2)
+
+    assert set(weights) == {"m1", "m2", "m4"}
+    assert weights["m1"] == weights["m4"] > weights["m2"] > 0
+    assert set(graph_store.memories_for(cube, ["Alice"], depth=1)) == {"m1", "m4"}
+
+
+def test_forgetting_a_memory_drops_relations_left_without_provenance(graph_store: GraphStore,
+                                                                      cube_ids: list[str]) -> None:
+    cube = cube_ids[0]
+    graph_store.add_relations(cube, [rel(cube, "Alice", "works at", "Acme", "m1", "m2"),
+                                     rel(cube, "Alice", "lives in", "Paris", "m1")])
+
+    assert graph_store.forget_memory(cube, "m1") == 1
+
+    remaining, = graph_store.relations(cube)
+    assert (remaining.predicate, remaining.memory_ids) == ("works at", ["m2"])
+    assert graph_store.entity(cube, "Paris") is not None
+
+
+def test_a_deleted_relation_is_gone(graph_store: GraphStore, cube_ids: list[str]) -> None:
+    cube = cube_ids[0]
+    doomed, kept = graph_store.add_relations(cube, [rel(cube, "Alice", "works at", "Acme", "m1"),
+                                                    rel(cube, "Alice", "lives in", "Paris", "m2")])
+
+    graph_store.delete_relation(cube, doomed.id)
+
+    assert [r.id for r in graph_store.relations(cube)] == [kept.id]
+    assert [r.id for r in graph_store.relations(cube, entity="Acme")] == []
+    with pytest.raises(NotFound):
+        graph_store.delete_relation(cube, doomed.id)
+
+
+def test_deleting_a_cube_leaves_other_cubes_intact(graph_store: GraphStore, cube_ids: list[str]) -> None:
+    gone, kept = cube_ids
+    for cube in cube_ids:
+        graph_store.upsert_entities(cube, [Entity("Alice", "person")])
+        graph_store.add_relations(cube, [rel(cube, "Alice", "works at", "Acme", f"{cube}-m")])
+
+    graph_store.delete_cube(gone)
+
+    assert graph_store.entities(gone) == [] and graph_store.relations(gone) == []
+    assert [e.name for e in graph_store.entities(kept)] == ["Acme", "Alice"]
+    assert graph_store.memories_for(kept, ["alice"]) == {f"{kept}-m": 1.0}
+
+
+def test_an_unreachable_bolt_server_is_backend_unavailable(closed_bolt_uri: str) -> None:
+    uri = closed_bolt_uri
+    store = Neo4jGraphStore(uri, "neo4j", "secret", "neo4j")
+
+    with pytest.raises(BackendUnavailable) as caught:
+        store.open()
+
+    assert uri in caught.value.message and caught.value.details["uri"] == uri
