@@ -319,6 +319,10 @@ class MemoryService:
     def _check_size(self, text: str, field: str) -> None:
         if not text.strip():
             raise InvalidRequest(f"{field} is empty", field=field)
+        try:
+            text.encode("utf-8")
+        except UnicodeEncodeError as exc:
+            raise InvalidRequest(f"{field} is not valid Unicode (a lone surrogate)", field=field) from exc
         if len(text) > self.settings.max_memory_size:
             raise PayloadTooLarge(f"{field} has {len(text)} characters; the limit is "
                                   f"{self.settings.max_memory_size} (max_memory_size)", field=field)

@@ -27,7 +27,10 @@ def parse_time(value: Any) -> datetime | None:
         return value if value.tzinfo else value.replace(tzinfo=UTC)
     if isinstance(value, int | float) and not isinstance(value, bool):
         seconds = value / 1000 if value > _EPOCH_MS_THRESHOLD else value
-        return datetime.fromtimestamp(seconds, UTC)
+        try:
+            return datetime.fromtimestamp(seconds, UTC)
+        except (OverflowError, OSError, ValueError) as exc:  # inf, nan, or beyond the calendar
+            raise ValueError(f"{value!r} is not a time in range") from exc
     if isinstance(value, str):
         text = value.strip()
         try:

@@ -197,8 +197,12 @@ async def _parse(request: Request, op: Operation) -> BaseModel:
         raw = await request.body()
         try:
             value = json.loads(raw) if raw.strip() else {}
+            json.dumps(value, ensure_ascii=False).encode("utf-8")  # a lone surrogate escape cannot be stored
         except (json.JSONDecodeError, UnicodeDecodeError) as exc:
             raise InvalidRequest(f"the request body is not valid JSON: {exc}", field="body") from exc
+        except UnicodeEncodeError as exc:
+            raise InvalidRequest("the request body holds text that is not valid Unicode (a lone surrogate)",
+                                 field="body") from exc
         return validate(op.body, value)
     if op.query is not None:
         return validate(op.query, dict(request.query_params))

@@ -126,6 +126,10 @@ def test_doc_path_outside_the_import_roots_is_refused(make_service: ServiceFacto
     ({"memory_content": "fine", "conversation_id": "no spaces allowed"}, InvalidRequest),
     ({"memory_content": "fine", "cube_id": "no-such-cube"}, NotFound),
     ({"memory_content": "fine", "chat_time": "not a time"}, InvalidRequest),
+    ({"memory_content": "fine", "chat_time": "INF"}, InvalidRequest),
+    ({"memory_content": "fine", "chat_time": 1e300}, InvalidRequest),
+    ({"messages": [{"role": "user", "content": "ok", "chat_time": "nan"}]}, InvalidRequest),
+    ({"memory_content": "broken \ud800 text"}, InvalidRequest),
 ])
 def test_bad_input_raises_a_typed_error_and_changes_nothing(make_service: ServiceFactory, kwargs: dict[str, object],
                                                             error: type[Exception]) -> None:

@@ -203,3 +203,13 @@ def test_chat_with_a_model(rest_serve: RestServe, model: OpenAIServer) -> None:
                                     "system_prompt": "be terse"}), 400, "system_prompt")
         messages = ok(post(http, "/get/message", {"user_id": "default", "conversation_id": "trip"}))
         assert [m["role"] for m in messages["message_detail_list"]][-4:] == ["user", "assistant"] * 2
+
+
+def test_an_impossible_time_or_broken_unicode_is_a_400_never_a_500(users: Users) -> None:
+    infinite = users.alice.post("/api/openmem/v1/add/message", json={
+        "user_id": "alice", "messages": [{"role": "user", "content": "hello", "chat_time": "INF"}]})
+    failed(infinite, 400, "chat_time")
+    surrogate = users.alice.post("/api/openmem/v1/add/message", content=b'{"user_id": "alice", "messages": '
+                                 b'[{"role": "user", "content": "bad \\ud800 text"}]}',
+                                 headers={"Content-Type": "application/json"})
+    failed(surrogate, 400, "Unicode")
