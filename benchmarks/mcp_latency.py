@@ -178,6 +178,19 @@ async def raw_http_search(url: str, queries: int) -> dict[str, float]:
         return summary(samples)
 
 
+async def wait_healthy(url: str) -> None:
+    """Until the server at ``url`` answers /health with 200 (two minutes at most)."""
+    async with httpx2.AsyncClient(timeout=30) as probe:
+        with anyio.fail_after(120):
+            while True:
+                try:
+                    if (await probe.get(f"{url}/health")).status_code == 200:
+                        return
+                except httpx2.TransportError:
+                    pass
+                await anyio.sleep(0.1)
+
+
 def free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
@@ -187,16 +200,9 @@ def free_port() -> int:
 async def http_run(data_dir: Path, user: str, queries: int) -> dict[str, Any]:
     port = free_port()
     server = subprocess.Popen([EXE, "serve", "--host", "127.0.0.1", "--port", str(port)],
-                              env=environment(data_dir, user), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+                              env=environment(data_dir, user), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
-        async with httpx2.AsyncClient(timeout=30) as probe:
-            with anyio.fail_after(120):
-                while True:
-                    try:
-                        if (await probe.get(f"http://127.0.0.1:{port}/health")).status_code == 200:
-                            break
-                    except httpx2.TransportError:
-                        await anyio.sleep(0.1)
+        await wait_healthy(f"http://127.0.0.1:{port}")
         rng = random.Random(13)
         with anyio.fail_after(300):
             async with httpx2.AsyncClient(timeout=30) as client, \

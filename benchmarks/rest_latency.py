@@ -23,25 +23,13 @@ import anyio
 import httpx2
 
 sys.path.insert(0, str(Path(__file__).parent))
-from mcp_latency import EXE, environment, free_port, query, seed  # the sibling benchmark
+from mcp_latency import EXE, environment, free_port, query, seed, wait_healthy  # the sibling benchmark
 
 from memos_mcp.bench.locomo import machine, percentile, publish
 
 ROUTE = "/product/search"
 LEVELS = (8, 32)
 TIME_LIMIT = 180.0  # seconds per concurrency level, whatever the request count
-
-
-async def wait_healthy(url: str) -> None:
-    async with httpx2.AsyncClient(timeout=30) as probe:
-        with anyio.fail_after(120):
-            while True:
-                try:
-                    if (await probe.get(f"{url}/health")).status_code == 200:
-                        return
-                except httpx2.TransportError:
-                    pass
-                await anyio.sleep(0.1)
 
 
 async def load(url: str, user: str, clients: int, total: int) -> dict[str, Any]:

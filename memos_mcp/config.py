@@ -22,7 +22,7 @@ from pydantic import BaseModel, Field, SecretStr, ValidationError, field_validat
 from pydantic.fields import FieldInfo
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
-from memos_mcp.errors import ConfigError
+from memos_mcp.errors import ConfigError, first_problem
 
 SECRET_SUFFIXES = ("api_key", "password", "admin_key", "token", "secret")
 DEFAULT_OPENAI_MODEL = "gpt-4o-mini"
@@ -313,9 +313,8 @@ def load_settings(config_file: Path | None = None, **overrides: Any) -> Settings
     try:
         return Settings(**{k: v for k, v in overrides.items() if v is not None})
     except ValidationError as exc:
-        first = exc.errors()[0]
-        where = ".".join(str(p) for p in first["loc"])
-        raise ConfigError(f"invalid setting {where}: {first['msg']}", errors=exc.errors()) from exc
+        where, problem = first_problem(exc)
+        raise ConfigError(f"invalid setting {where}: {problem}", errors=exc.errors()) from exc
     finally:
         _CONFIG_FILE.reset(token)
 

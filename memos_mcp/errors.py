@@ -21,7 +21,16 @@ them in its own envelope. Context lives in attributes, not only in the message.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from pydantic import ValidationError
+
+
+def first_problem(exc: ValidationError, prefix: str = "") -> tuple[str, str]:
+    """Where the first problem of a validation error lies (dotted, under ``prefix``) and what it is."""
+    first = exc.errors()[0]
+    return ".".join(str(p) for p in (prefix, *first["loc"]) if p != ""), first["msg"]
 
 
 class MemosError(Exception):
@@ -40,6 +49,14 @@ class MemosError(Exception):
 class InvalidRequest(MemosError):
     code = "invalid_request"
     status = 400
+
+    @classmethod
+    def naming_field(cls, exc: ValidationError, prefix: str = "", hint: str = "",
+                     **details: Any) -> InvalidRequest:
+        """The first problem of ``exc``, naming its field (``body`` when it is the whole input)."""
+        where, problem = first_problem(exc, prefix)
+        where = where or "body"
+        return cls(f"{where}: {problem}{hint}", field=where, **details)
 
 
 class PayloadTooLarge(InvalidRequest):

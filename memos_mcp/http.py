@@ -156,9 +156,7 @@ class Endpoints:
         try:
             wanted = KeyRequest.model_validate_json(await request.body())
         except ValidationError as exc:
-            first = exc.errors()[0]
-            where = ".".join(str(p) for p in first["loc"]) or "body"
-            raise InvalidRequest(f"{where}: {first['msg']}; send {{\"user_id\": ..., \"role\"?: ...}}") from exc
+            raise InvalidRequest.naming_field(exc, hint='; send {"user_id": ..., "role"?: ...}') from exc
         created = await self._as_principal(request, lambda actor: self.keys.create(actor, wanted.user_id,
                                                                                    Role(wanted.role)))
         return JSONResponse(created.model_dump(mode="json"), status_code=201)

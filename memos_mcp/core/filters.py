@@ -44,9 +44,7 @@ def parse_filters(filters: SearchFilters | dict[str, Any] | None, cube_ids: list
     try:
         given = filters if isinstance(filters, SearchFilters) else SearchFilters.model_validate(filters or {})
     except ValidationError as exc:
-        first = exc.errors()[0]
-        where = "filters." + ".".join(str(p) for p in first["loc"])
-        raise InvalidRequest(f"{where}: {first['msg']}", field=where) from exc
+        raise InvalidRequest.naming_field(exc, prefix="filters") from exc
     if given.time_from and given.time_to and given.time_from > given.time_to:
         raise InvalidRequest("filters.time_from is after filters.time_to", field="filters.time_from")
     return MemoryFilter(

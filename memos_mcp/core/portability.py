@@ -19,7 +19,7 @@ from memos_mcp.core.payload import from_point, index_texts, to_payload
 from memos_mcp.core.service import MemoryService, Progress
 from memos_mcp.core.stores.vector import MemoryFilter, VectorPoint
 from memos_mcp.core.text import content_hash, sparse_document
-from memos_mcp.errors import InvalidRequest
+from memos_mcp.errors import InvalidRequest, first_problem
 
 FORMAT = "memos-mcp/export-v1"
 _PAGE = 500
@@ -103,9 +103,8 @@ def import_lines(service: MemoryService, actor_id: str, lines: Iterable[str], cu
                 else:
                     raise InvalidRequest(f"line {number}: unknown record type {kind!r}", line=number)
             except ValidationError as exc:
-                first = exc.errors()[0]
-                raise InvalidRequest(f"line {number}: {'.'.join(map(str, first['loc']))}: {first['msg']}",
-                                     line=number) from exc
+                where, problem = first_problem(exc)
+                raise InvalidRequest(f"line {number}: {where}: {problem}", line=number) from exc
             if len(batch) >= _PAGE or len(messages) >= _PAGE:
                 flush()
         flush()

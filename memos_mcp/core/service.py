@@ -10,6 +10,7 @@ import logging
 import threading
 import uuid
 from collections.abc import Callable, Sequence
+from dataclasses import replace
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -332,9 +333,7 @@ class MemoryService:
         try:
             parsed = [m if isinstance(m, MessageIn) else MessageIn.model_validate(m) for m in raw]
         except ValidationError as exc:
-            first = exc.errors()[0]
-            where = "messages." + ".".join(str(p) for p in first["loc"])
-            raise InvalidRequest(f"{where}: {first['msg']}", field=where) from exc
+            raise InvalidRequest.naming_field(exc, prefix="messages") from exc
         for index, message in enumerate(parsed):
             self._check_size(message.content, f"messages.{index}.content")
         now = utcnow()
@@ -626,7 +625,6 @@ def _event_time(value: Any) -> datetime | None:
 
 
 def _with_kinds(flt: MemoryFilter, kinds: tuple[str, ...]) -> MemoryFilter:
-    from dataclasses import replace
     return replace(flt, kinds=kinds)
 
 

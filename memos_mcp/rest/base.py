@@ -214,9 +214,7 @@ def validate(model: type[B], value: Any) -> B:
     try:
         return model.model_validate(value)
     except ValidationError as exc:
-        first = exc.errors()[0]
-        where = ".".join(str(p) for p in first["loc"]) or "body"
-        raise InvalidRequest(f"{where}: {first['msg']}", field=where, errors=len(exc.errors())) from exc
+        raise InvalidRequest.naming_field(exc, errors=len(exc.errors())) from exc
 
 
 def _plain(value: Any) -> Any:
