@@ -1,26 +1,46 @@
 """An OpenAI-compatible server on 127.0.0.1 for tests. It speaks the real protocol, so the real
 ``openai`` client talks to it:
 
-- ``POST /v1/chat/completions`` answers with the replies queued in ``replies``;
+- ``POST /v1/chat/completions`` answers with the replies queued in ``replies`` (as one message, or
+  as a stream of server-sent chunks, a word at a time, when the request asks ``stream``);
 - ``POST /v1/embeddings`` answers with deterministic vectors of ``dimension`` (not unit length, and
   in reversed order, so that clients must normalise and order by ``index``);
 - ``GET /v1/models`` lists its model.
 
-Every request body is recorded in ``requests``; ``fail_with`` makes every POST fail with that status.
+A queued reply is a string, or a ``Reply`` that scripts a failure: an HTTP status (429 with
+``retry-after``, 500...), a delay before answering (for client timeouts), or a stream that dies
+after some chunks. Every request body is recorded in ``requests`` (chat ones also in ``chats``);
+``fail_with`` makes every POST fail with that status.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import re
 import threading
 import time
+from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 
 def fake_vector(text: str, size: int) -> list[float]:
     return [float(byte) + 1.0 for byte in hashlib.sha256(text.encode()).digest()[:size]]
+
+
+def count_tokens(body: dict[str, Any]) -> int:
+    """A stand-in tokenizer: words and punctuation of every message."""
+    return sum(len(re.findall(r"\w+|[^\w\s]", str(m.get("content", "")))) for m in body.get("messages", []))
+
+
+@dataclass
+class Reply:
+    content: str = ""
+    status: int | None = None  # answer this HTTP error instead
+    delay: float = 0.0  # seconds to wait before answering
+    die_after: int | None = None  # streaming: close the connection after this many chunks
+    headers: dict[str, str] = field(default_factory=dict)
 
 
 class OpenAIServer(ThreadingHTTPServer):
@@ -30,8 +50,9 @@ class OpenAIServer(ThreadingHTTPServer):
         super().__init__(("127.0.0.1", 0), _Handler)
         self.model = model
         self.dimension = dimension
-        self.replies: list[str] = []
+        self.replies: list[str | Reply] = []
         self.requests: list[dict[str, Any]] = []
+        self.chats: list[dict[str, Any]] = []
         self.fail_with: int | None = None
         self.ignore_dimensions = False
         self._thread = threading.Thread(target=self.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
@@ -46,13 +67,18 @@ class OpenAIServer(ThreadingHTTPServer):
         self.server_close()
         self._thread.join(timeout=10)
 
-    def chat_completion(self, body: dict[str, Any]) -> dict[str, Any]:
-        text = self.replies.pop(0) if self.replies else ""
+    def next_reply(self) -> Reply:
+        item = self.replies.pop(0) if self.replies else ""
+        return Reply(content=item) if isinstance(item, str) else item
+
+    def chat_completion(self, body: dict[str, Any], text: str) -> dict[str, Any]:
+        prompt = count_tokens(body)
         return {"id": f"chatcmpl-{len(self.requests)}", "object": "chat.completion", "created": int(time.time()),
                 "model": body.get("model", self.model),
                 "choices": [{"index": 0, "finish_reason": "stop",
                              "message": {"role": "assistant", "content": text}}],
-                "usage": {"prompt_tokens": 1, "completion_tokens": 1, "total_tokens": 2}}
+                "usage": {"prompt_tokens": prompt, "completion_tokens": len(text.split()),
+                          "total_tokens": prompt + len(text.split())}}
 
     def embeddings(self, body: dict[str, Any]) -> dict[str, Any]:
         size = body["dimensions"] if "dimensions" in body and not self.ignore_dimensions else self.dimension
@@ -63,8 +89,24 @@ class OpenAIServer(ThreadingHTTPServer):
                 "usage": {"prompt_tokens": len(texts), "total_tokens": len(texts)}}
 
 
+def stream_chunks(body: dict[str, Any], text: str) -> list[dict[str, Any]]:
+    """The chunks of a streamed completion: the role, a word at a time, the finish, then usage if asked."""
+    base = {"id": "chatcmpl-stream", "object": "chat.completion.chunk", "created": int(time.time()),
+            "model": body.get("model", "")}
+    words = re.findall(r"\S+\s*", text)
+    chunks = [{**base, "choices": [{"index": 0, "delta": {"role": "assistant", "content": ""}}]}]
+    chunks += [{**base, "choices": [{"index": 0, "delta": {"content": w}}]} for w in words]
+    chunks.append({**base, "choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}]})
+    if (body.get("stream_options") or {}).get("include_usage"):
+        prompt = count_tokens(body)
+        chunks.append({**base, "choices": [], "usage": {"prompt_tokens": prompt, "completion_tokens": len(words),
+                                                        "total_tokens": prompt + len(words)}})
+    return chunks
+
+
 class _Handler(BaseHTTPRequestHandler):
     server: OpenAIServer
+    protocol_version = "HTTP/1.1"
 
     def do_GET(self) -> None:
         if self.path.rstrip("/") == "/v1/models":
@@ -76,19 +118,49 @@ class _Handler(BaseHTTPRequestHandler):
     def do_POST(self) -> None:
         body = json.loads(self.rfile.read(int(self.headers.get("Content-Length", 0))) or b"{}")
         self.server.requests.append(body)
-        routes = {"/v1/chat/completions": self.server.chat_completion, "/v1/embeddings": self.server.embeddings}
-        if self.path not in routes:
+        if self.path not in ("/v1/chat/completions", "/v1/embeddings"):
             self._reply(404, {"error": {"message": f"no route {self.path}"}})
         elif self.server.fail_with is not None:
             self._reply(self.server.fail_with, {"error": {"message": "induced failure"}})
+        elif self.path == "/v1/embeddings":
+            self._reply(200, self.server.embeddings(body))
         else:
-            self._reply(200, routes[self.path](body))
+            self.server.chats.append(body)
+            self._chat(body, self.server.next_reply())
 
-    def _reply(self, status: int, payload: dict[str, Any]) -> None:
+    def _chat(self, body: dict[str, Any], reply: Reply) -> None:
+        if reply.delay:
+            time.sleep(reply.delay)
+        if reply.status is not None:
+            self._reply(reply.status, {"error": {"message": f"scripted {reply.status}", "type": "scripted"}},
+                        reply.headers)
+        elif body.get("stream"):
+            self._stream(stream_chunks(body, reply.content), reply.die_after)
+        else:
+            self._reply(200, self.server.chat_completion(body, reply.content))
+
+    def _stream(self, chunks: list[dict[str, Any]], die_after: int | None) -> None:
+        self.send_response(200)
+        self.send_header("Content-Type", "text/event-stream")
+        self.send_header("Transfer-Encoding", "chunked")
+        self.end_headers()
+        frames = [f"data: {json.dumps(c)}\n\n".encode() for c in chunks] + [b"data: [DONE]\n\n"]
+        for sent, frame in enumerate(frames):
+            if die_after is not None and sent >= die_after:
+                self.close_connection = True
+                self.wfile.flush()
+                return  # no terminating chunk: the client sees the connection die mid-stream
+            self.wfile.write(f"{len(frame):x}\r\n".encode() + frame + b"\r\n")
+            self.wfile.flush()
+        self.wfile.write(b"0\r\n\r\n")
+
+    def _reply(self, status: int, payload: dict[str, Any], headers: dict[str, str] | None = None) -> None:
         raw = json.dumps(payload).encode()
         self.send_response(status)
         self.send_header("Content-Type", "application/json")
         self.send_header("Content-Length", str(len(raw)))
+        for name, value in (headers or {}).items():
+            self.send_header(name, value)
         self.end_headers()
         self.wfile.write(raw)
 
