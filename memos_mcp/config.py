@@ -55,7 +55,12 @@ class LLMSettings(BaseModel):
     temperature: float = Field(0.7, ge=0, le=2)
     max_tokens: int = Field(1024, gt=0)
     max_turns_window: int = Field(20, gt=0)
-    timeout: float = Field(60.0, gt=0)
+    timeout: float = Field(60.0, gt=0, description="seconds per request to the model")
+    max_retries: int = Field(3, ge=0, le=10, description="retries (with backoff) on timeouts, 429s, 5xx, "
+                             "connection errors")
+    json_mode: bool = Field(True, description="ask for JSON output (response_format json_object) when extracting")
+    extraction_temperature: float = Field(0.0, ge=0, le=2)
+    extraction_max_tokens: int = Field(2048, gt=0)
 
     @property
     def configured(self) -> bool:
