@@ -58,7 +58,12 @@ class LLMSettings(BaseModel):
     timeout: float = Field(60.0, gt=0, description="seconds per request to the model")
     max_retries: int = Field(3, ge=0, le=10, description="retries (with backoff) on timeouts, 429s, 5xx, "
                              "connection errors")
-    json_mode: bool = Field(True, description="ask for JSON output (response_format json_object) when extracting")
+    json_mode: Literal["json_object", "json_schema", "json_object_schema", "off"] = Field(
+        "json_object", description="how extraction asks for JSON: response_format json_object (OpenAI, vLLM, "
+        "Ollama), json_schema (OpenAI structured outputs), json_object_schema (llama.cpp's server: json_object "
+        "constrained by a schema), or off")
+    fold_system: bool = Field(False, description="send system text at the head of the first user turn, for "
+                              "chat templates without a system role (Gemma on llama.cpp drops it otherwise)")
     extraction_temperature: float = Field(0.0, ge=0, le=2)
     extraction_max_tokens: int = Field(2048, gt=0)
 
@@ -79,6 +84,20 @@ class SearchSettings(BaseModel):
     context_turns: int = Field(2, ge=0, le=5, description="previous turns indexed with a message")
     dense_context: bool = Field(False, description="embed the previous turns with a message too")
     reranker: str = "none"
+
+
+class AddSettings(BaseModel):
+    """The background add pipeline (used when a language model is configured)."""
+
+    async_mode: bool = Field(True, description="answer an add with a task id at once and extract in the "
+                             "background; false waits for the memories")
+    concurrency: int = Field(2, gt=0, le=32, description="extraction tasks running at once (one at a time "
+                             "per conversation)")
+    window_turns: int = Field(6, ge=0, le=50, description="earlier turns of the conversation shown to the model")
+    similar_memories: int = Field(8, ge=0, le=50, description="existing memories shown to the model to merge with")
+    duplicate_similarity: float = Field(0.92, gt=0, le=1, description="a new memory this close (cosine) to an "
+                                        "existing one is a duplicate")
+    sync_timeout: float = Field(300.0, gt=0, description="longest wait of an add with async_mode false")
 
 
 class GraphSettings(BaseModel):
@@ -142,6 +161,7 @@ class Settings(BaseSettings):
     embedder: EmbedderSettings = Field(default_factory=EmbedderSettings)
     llm: LLMSettings = Field(default_factory=LLMSettings)
     search: SearchSettings = Field(default_factory=SearchSettings)
+    add: AddSettings = Field(default_factory=AddSettings)
     graph: GraphSettings = Field(default_factory=GraphSettings)
     server: ServerSettings = Field(default_factory=ServerSettings)  # HTTP server block, see ServerSettings
     rest: RestSettings = Field(default_factory=RestSettings)  # REST mirror block, see RestSettings

@@ -12,7 +12,8 @@
     ├── ConfigError                 500  configuration that cannot work (dimension mismatch...)
     ├── StoreLocked                 503  another process holds the data directory
     ├── BackendUnavailable          503  a store, embedder or model endpoint is unreachable
-    │   └── LLMNotConfigured        503  an operation needs a language model and none is set
+    │   ├── LLMNotConfigured        503  an operation needs a language model and none is set
+    │   └── ModelOutputInvalid      502  the language model's answer stayed unusable after a retry
     └── StorageError                500  a store failed while reading or writing
 
 Transports never format these: MCP raises them as tool errors, each REST dialect renders
@@ -120,6 +121,11 @@ class StoreLocked(MemosError):
 class BackendUnavailable(MemosError):
     code = "backend_unavailable"
     status = 503
+
+
+class ModelOutputInvalid(BackendUnavailable):
+    code = "model_output_invalid"
+    status = 502
 
 
 class LLMNotConfigured(BackendUnavailable):

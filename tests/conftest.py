@@ -9,10 +9,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from openai import OpenAI
 
 from memos_mcp.config import ALIASES, Settings
 from memos_mcp.core.embedder import LocalOnnxEmbedder
 from memos_mcp.core.service import MemoryService
+from tests.llama_server import LLAMA_PYTHON, LlamaServer
 
 ServiceFactory = Callable[..., MemoryService]
 
@@ -66,3 +68,21 @@ def make_service(tmp_path: Path, embedder: LocalOnnxEmbedder, backend: str) -> I
 @pytest.fixture
 def service(make_service: ServiceFactory) -> MemoryService:
     return make_service()
+
+
+@pytest.fixture(scope="session")
+def llama_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LlamaServer]:
+    """A real llama.cpp OpenAI-compatible server (Gemma 3 270M), started once per session and warmed up
+    by one short request, so that no test pays for the first one. Skipped only when .venv-llama is
+    absent; scripts/setup.sh test (and so CI) always installs it, and a broken install fails."""
+    venv = LLAMA_PYTHON.parents[1]
+    if not venv.is_dir():
+        pytest.skip(f"{venv} is absent: scripts/setup.sh test installs llama-cpp-python's server there")
+    server = LlamaServer(tmp_path_factory.mktemp("llama") / "server.log")
+    try:
+        with OpenAI(base_url=server.url, api_key="unused", max_retries=0, timeout=120) as client:
+            client.chat.completions.create(model=server.model, max_tokens=4,
+                                           messages=[{"role": "user", "content": "Hello"}])
+        yield server
+    finally:
+        server.stop()

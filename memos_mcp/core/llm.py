@@ -8,6 +8,7 @@ exponential backoff by the ``openai`` client (``llm.max_retries``); what still f
 
 from __future__ import annotations
 
+import logging
 import threading
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -18,6 +19,7 @@ import openai
 from memos_mcp.config import LLMSettings
 from memos_mcp.errors import BackendUnavailable, LLMNotConfigured
 
+log = logging.getLogger(__name__)
 Messages = Sequence[dict[str, str]]
 
 
@@ -54,24 +56,33 @@ class LanguageModel:
     def close(self) -> None:
         self._client.close()
 
-    def complete(self, messages: Messages, *, json: bool = False, temperature: float | None = None,
-                 max_tokens: int | None = None) -> Completion:
-        """One chat completion. With ``json`` the endpoint's JSON mode is asked for; an endpoint that
-        refuses ``response_format`` is asked again without it (and never again after)."""
+    def complete(self, messages: Messages, *, json_schema: dict[str, Any] | None = None,
+                 temperature: float | None = None, max_tokens: int | None = None) -> Completion:
+        """One chat completion. With ``json_schema`` the endpoint's JSON mode (``llm.json_mode``) is
+        asked for; an endpoint that refuses ``response_format`` is asked again without it (and never
+        again after)."""
         options: dict[str, Any] = {
             "temperature": self.settings.temperature if temperature is None else temperature,
             "max_tokens": max_tokens or self.settings.max_tokens}
-        if json and self._json_mode:
+        if json_schema is not None and self._json_mode != "off":
             try:
-                return self._complete(messages, {**options, "response_format": {"type": "json_object"}})
+                return self._complete(messages, {**options, "response_format": self._format(json_schema)})
             except _Refused:
-                self._json_mode = False
+                log.warning("the model endpoint refuses response_format %s; asking without it", self._json_mode)
+                self._json_mode = "off"
         return self._complete(messages, options)
+
+    def _format(self, schema: dict[str, Any]) -> dict[str, Any]:
+        if self._json_mode == "json_schema":
+            return {"type": "json_schema", "json_schema": {"name": "answer", "schema": schema}}
+        if self._json_mode == "json_object_schema":
+            return {"type": "json_object", "schema": schema}
+        return {"type": "json_object"}
 
     def _complete(self, messages: Messages, options: dict[str, Any]) -> Completion:
         try:
             response = self._client.chat.completions.create(
-                model=self.model, messages=list(messages), **options)  # type: ignore[arg-type]
+                model=self.model, messages=self._shape(messages), **options)  # type: ignore[arg-type]
         except openai.BadRequestError as exc:
             if "response_format" in options and "response_format" in str(exc):
                 raise _Refused from exc
@@ -91,7 +102,7 @@ class LanguageModel:
         ``BackendUnavailable`` (the text already yielded stands)."""
         try:
             chunks = self._client.chat.completions.create(  # type: ignore[call-overload]
-                model=self.model, messages=list(messages), stream=True,
+                model=self.model, messages=self._shape(messages), stream=True,
                 stream_options={"include_usage": True},
                 temperature=self.settings.temperature if temperature is None else temperature,
                 max_tokens=max_tokens or self.settings.max_tokens)
@@ -105,6 +116,20 @@ class LanguageModel:
         except openai.APIError as exc:
             raise self._failure(exc) from exc
         self._record(prompt, completion)
+
+    def _shape(self, messages: Messages) -> list[dict[str, str]]:
+        """The messages as sent: with ``fold_system``, system text joins the first user turn."""
+        if not self.settings.fold_system:
+            return list(messages)
+        system = "\n\n".join(m["content"] for m in messages if m["role"] == "system")
+        rest = [dict(m) for m in messages if m["role"] != "system"]
+        if system:
+            first = next((m for m in rest if m["role"] == "user"), None)
+            if first is None:
+                rest.insert(0, {"role": "user", "content": system})
+            else:
+                first["content"] = f"{system}\n\n{first['content']}"
+        return rest
 
     def _record(self, prompt: int, completion: int) -> None:
         with self._count:

@@ -184,9 +184,19 @@ class TaskStatus(StrEnum):
     FAILED = "failed"
 
 
+class AddJob(BaseModel):
+    """What a queued add still has to do: its stored messages and how to label what comes out."""
+
+    message_ids: list[str]
+    conversation_id: str
+    metadata: dict[str, Any] = Field(default_factory=dict)
+    tags: list[str] = Field(default_factory=list)
+    memory_type: MemoryType | None = None
+
+
 class Task(BaseModel):
-    """A unit of add work. Adds run to completion before they answer today, so their tasks are
-    recorded done (with the memory changes) or failed (with the reason)."""
+    """A unit of add work: queued, running, done with the memory changes, or failed with the
+    reason. A failed extraction still stores the deterministic extractor's memories (``added``)."""
 
     task_id: str
     user_id: str
@@ -194,9 +204,15 @@ class Task(BaseModel):
     status: TaskStatus
     created_at: datetime
     updated_at: datetime
+    conversation_id: str | None = None
     added: list[str] = Field(default_factory=list)
+    updated: list[str] = Field(default_factory=list, description="existing memories the model revised")
+    archived: list[str] = Field(default_factory=list, description="existing memories the model superseded")
     deduplicated: list[str] = Field(default_factory=list)
+    extractor: Literal["llm", "rules"] | None = None
+    attempts: int = 0
     error: str | None = None
+    job: AddJob | None = Field(None, exclude=True)
 
 
 class AddResult(BaseModel):
@@ -205,6 +221,9 @@ class AddResult(BaseModel):
     deduplicated: list[str] = Field(default_factory=list)
     message_ids: list[str] = Field(default_factory=list)
     task_id: str | None = None
+    status: TaskStatus = TaskStatus.DONE
+    updated: list[str] = Field(default_factory=list)
+    archived: list[str] = Field(default_factory=list)
     cube_id: str
 
 

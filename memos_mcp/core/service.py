@@ -10,6 +10,7 @@ import logging
 import threading
 import uuid
 from collections.abc import Callable, Sequence
+from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import replace
 from datetime import datetime
 from pathlib import Path
@@ -25,7 +26,9 @@ from memos_mcp.core.documents import confine, read_document
 from memos_mcp.core.embedder import Embedder
 from memos_mcp.core.extractor import Candidate, Extractor, RuleExtractor
 from memos_mcp.core.filters import SearchFilters, parse_filters
+from memos_mcp.core.llm import LanguageModel
 from memos_mcp.core.models import (
+    AddJob,
     AddResult,
     Cube,
     HistoryEvent,
@@ -48,8 +51,10 @@ from memos_mcp.core.models import (
     utcnow,
 )
 from memos_mcp.core.payload import from_point, index_texts, to_payload
+from memos_mcp.core.pipeline import AddWorker
 from memos_mcp.core.stores.catalog import Catalog
 from memos_mcp.core.stores.vector import HybridQuery, MemoryFilter, VectorPoint, VectorStore
+from memos_mcp.core.tasks import TaskRunner
 from memos_mcp.core.text import chunk, content_hash, derive_key, derive_tags, sparse_document, sparse_query
 from memos_mcp.core.timeparse import parse_time
 from memos_mcp.errors import (
@@ -95,6 +100,13 @@ class MemoryService:
         self._vectors_ready = False
         self._check_model()
         self._ensure_user(ROOT_USER, Role.ROOT)
+        self.llm = LanguageModel(settings.llm) if settings.llm.configured else None
+        self._worker = AddWorker(self._run_task, settings.add.concurrency)
+        self._tasks = TaskRunner(self, self._worker.closing)
+        if self.llm is not None:
+            self._worker.start()  # its event loop is ready before the first add
+        for task in self.catalog.open_tasks():  # queued or interrupted before the last stop
+            self._worker.submit(task.task_id, _chain(task.cube_id, task.conversation_id))
 
     # --- lifecycle ---------------------------------------------------------------------------
     @classmethod
@@ -159,6 +171,10 @@ class MemoryService:
         return thread
 
     def close(self) -> None:
+        """Stop the add worker (open tasks resume at the next start), then close the stores."""
+        self._worker.close()
+        if self.llm is not None:
+            self.llm.close()
         with self.write_lock:
             if self._vectors_ready:
                 self.vectors.flush()
@@ -260,7 +276,11 @@ class MemoryService:
         doc_path: str | None = None, conversation_id: str | None = None,
         metadata: dict[str, Any] | None = None, tags: Sequence[str] | None = None,
         chat_time: Any = None, memory_type: MemoryType | str | None = None, progress: Progress | None = None,
+        async_mode: bool | None = None,
     ) -> AddResult:
+        """Add messages, a text or a document. With a language model, messages are stored at once and
+        extracted in the background (the answer carries the task, ``queued``); ``async_mode=False``
+        waits for the memories. Without one, the deterministic extractor runs before the answer."""
         author = self.access.acting_as(self.access.user(actor_id), user_id)
         cube = self.access.writable(author, cube_id)
         given = [name for name, value in (("messages", messages), ("memory_content", memory_content),
@@ -270,9 +290,14 @@ class MemoryService:
                                  + (f" (got {', '.join(given)})" if given else ""))
         conversation = check_id("conversation_id", conversation_id) if conversation_id else None
         meta = _check_metadata(metadata)
+        kind_type = MemoryType(memory_type) if memory_type else None
         stored: list[Message] = []
+        if messages and self.llm is not None:
+            return self._queue(author, cube, messages, conversation or "default", meta, list(tags or []), kind_type,
+                               self.settings.add.async_mode if async_mode is None else async_mode)
         if messages:
-            stored, candidates = self._from_messages(author, cube, messages, conversation or "default")
+            stored, earlier = self._save_messages(author, cube, messages, conversation or "default")
+            candidates = self.extractor.from_messages(stored, earlier)
             conversation = conversation or "default"
         elif memory_content:
             self._check_size(memory_content, "memory_content")
@@ -281,11 +306,10 @@ class MemoryService:
                                          _event_time(chat_time))
         else:
             candidates = self._from_document(confine(str(doc_path), self.settings.effective_import_roots))
-        kind_type = MemoryType(memory_type) if memory_type else None
         for candidate in candidates:
             candidate.tags = list(dict.fromkeys([*candidate.tags, *(tags or [])]))
             candidate.memory_type = kind_type or candidate.memory_type
-        result = self._store(author, cube, candidates, conversation, meta, progress)
+        result = self.store_candidates(author, cube, candidates, conversation, meta, progress)
         result.message_ids = [m.id for m in stored]
         result.task_id = self._record_task(author, cube, result)
         return result
@@ -293,9 +317,42 @@ class MemoryService:
     def _record_task(self, author: User, cube: Cube, result: AddResult) -> str:
         now = utcnow()
         task = Task(task_id=str(uuid.uuid4()), user_id=author.user_id, cube_id=cube.cube_id, status=TaskStatus.DONE,
-                    created_at=now, updated_at=now, added=result.added, deduplicated=result.deduplicated)
+                    created_at=now, updated_at=now, added=result.added, deduplicated=result.deduplicated,
+                    extractor="rules")
         self.catalog.put_task(task)
         return task.task_id
+
+    def _queue(self, author: User, cube: Cube, messages: Sequence[MessageIn | dict[str, Any]], conversation: str,
+               metadata: dict[str, Any], tags: list[str], memory_type: MemoryType | None,
+               async_mode: bool) -> AddResult:
+        """Store the messages and queue their extraction (in the catalog first, so a restart resumes it)."""
+        stored, _ = self._save_messages(author, cube, messages, conversation)
+        now = utcnow()
+        task = Task(task_id=str(uuid.uuid4()), user_id=author.user_id, cube_id=cube.cube_id, status=TaskStatus.QUEUED,
+                    created_at=now, updated_at=now, conversation_id=conversation,
+                    job=AddJob(message_ids=[m.id for m in stored], conversation_id=conversation, metadata=metadata,
+                               tags=tags, memory_type=memory_type))
+        self.catalog.put_task(task)
+        done = self._worker.submit(task.task_id, _chain(cube.cube_id, conversation))
+        if not async_mode:
+            try:
+                done.result(timeout=self.settings.add.sync_timeout)
+            except FutureTimeout:
+                log.warning("add task %s still running after %.0f s; answering with its status", task.task_id,
+                            self.settings.add.sync_timeout)
+        return self._task_result(task.task_id, [m.id for m in stored])
+
+    def _task_result(self, task_id: str, message_ids: list[str]) -> AddResult:
+        task = self.catalog.get_task(task_id)
+        assert task is not None
+        memories = [from_point(p) for p in self.ready().retrieve([*task.added, *task.deduplicated])] \
+            if task.added or task.deduplicated else []
+        return AddResult(memories=memories, added=task.added, deduplicated=task.deduplicated,
+                         updated=task.updated, archived=task.archived, message_ids=message_ids, task_id=task_id,
+                         status=task.status, cube_id=task.cube_id)
+
+    def _run_task(self, task_id: str) -> None:
+        self._tasks.run(task_id)
 
     def get_task(self, actor_id: str, task_id: str) -> Task:
         """The status of an add; another user's task is not found unless the actor is admin."""
@@ -310,7 +367,7 @@ class MemoryService:
         """Import a file the operator named (the CLI): no import-root confinement applies."""
         author = self.access.user(actor_id)
         cube = self.access.writable(author, cube_id)
-        return self._store(author, cube, self._from_document(path.resolve()), None, {}, progress)
+        return self.store_candidates(author, cube, self._from_document(path.resolve()), None, {}, progress)
 
     def _from_document(self, path: Path) -> list[Candidate]:
         return self._from_text(read_document(path), MemoryKind.DOCUMENT, SourceKind.DOCUMENT,
@@ -328,8 +385,9 @@ class MemoryService:
             raise PayloadTooLarge(f"{field} has {len(text)} characters; the limit is "
                                   f"{self.settings.max_memory_size} (max_memory_size)", field=field)
 
-    def _from_messages(self, author: User, cube: Cube, raw: Sequence[MessageIn | dict[str, Any]],
-                       conversation: str) -> tuple[list[Message], list[Candidate]]:
+    def _save_messages(self, author: User, cube: Cube, raw: Sequence[MessageIn | dict[str, Any]],
+                       conversation: str) -> tuple[list[Message], list[Message]]:
+        """Validate and store the messages; returns them and the turns of the conversation before them."""
         try:
             parsed = [m if isinstance(m, MessageIn) else MessageIn.model_validate(m) for m in raw]
         except ValidationError as exc:
@@ -340,10 +398,10 @@ class MemoryService:
         stored = [Message(id=str(uuid.uuid4()), cube_id=cube.cube_id, conversation_id=conversation,
                           user_id=author.user_id, role=m.role, content=m.content, name=m.name,
                           message_id=m.message_id, chat_time=m.chat_time, created_at=now) for m in parsed]
-        with self.write_lock:
-            earlier = self.catalog.recent_messages([cube.cube_id], conversation, self.settings.search.context_turns)
-            self.catalog.add_messages(stored)
-        return stored, self.extractor.from_messages(stored, earlier)
+        # Not under the write lock: an acknowledgement must not wait for a background extraction's writes.
+        earlier = self.catalog.recent_messages([cube.cube_id], conversation, self.settings.search.context_turns)
+        self.catalog.add_messages(stored)
+        return stored, earlier
 
     def _from_text(self, text: str, kind: MemoryKind, source: SourceKind,
                    source_of: Callable[[int], MemorySource], when: datetime | None) -> list[Candidate]:
@@ -355,8 +413,10 @@ class MemoryService:
                           kind is MemoryKind.DOCUMENT else [], source=source, event_time=when)
                 for i, piece in enumerate(pieces)]
 
-    def _store(self, author: User, cube: Cube, candidates: Sequence[Candidate], conversation: str | None,
-               metadata: dict[str, Any], progress: Progress | None) -> AddResult:
+    def store_candidates(self, author: User, cube: Cube, candidates: Sequence[Candidate], conversation: str | None,
+               metadata: dict[str, Any], progress: Progress | None = None) -> AddResult:
+        """Write new candidates as memories; one already stored with the same text is reported as
+        de-duplicated instead."""
         vectors = self.ready()
         result = AddResult(memories=[], cube_id=cube.cube_id)
         with self.write_lock:
@@ -391,7 +451,7 @@ class MemoryService:
             tags=c.tags, confidence=c.confidence, background=c.background, source=c.source, sources=c.sources,
             conversation_id=conversation, event_time=c.event_time, created_at=now, updated_at=now,
             metadata=dict(metadata)) for c, _ in part]
-        texts = [self._index_texts(m.memory, c.speaker, c.context, c.event_time) for m, (c, _) in zip(
+        texts = [self.index_texts(m.memory, c.speaker, c.context, c.event_time) for m, (c, _) in zip(
             memories, part, strict=True)]
         unique = list(dict.fromkeys(d for d, _ in texts))  # a turn and its preference share one vector
         vectors = dict(zip(unique, self.embedder.embed(unique), strict=True))
@@ -404,7 +464,7 @@ class MemoryService:
                                   for m in memories])
         return memories
 
-    def _index_texts(self, text: str, speaker: str | None, context: str,
+    def index_texts(self, text: str, speaker: str | None, context: str,
                      event_time: datetime | None) -> tuple[str, str]:
         return index_texts(text, speaker, context, event_time, self.settings.search.dense_context)
 
@@ -530,7 +590,7 @@ class MemoryService:
             context, speaker = point.payload.get("context", ""), point.payload.get("speaker")
             digest = content_hash(f"{new.kind}:{new.memory}")
             if new.memory != old.memory:
-                dense, sparse = self._index_texts(new.memory, speaker, context, new.event_time)
+                dense, sparse = self.index_texts(new.memory, speaker, context, new.event_time)
                 self.vectors.upsert([VectorPoint(new.id, self.embedder.embed([dense])[0], sparse_document(sparse),
                                                  to_payload(new, digest, context, speaker))])
             else:
@@ -608,6 +668,11 @@ class MemoryService:
     def stats(self) -> dict[str, Any]:
         return {"catalog": self.catalog.counts(), "vectors": self.ready().stats(),
                 "embedding_model": self.embedder.model_id}
+
+
+def _chain(cube_id: str, conversation_id: str | None) -> str:
+    """Tasks of one conversation run one after the other."""
+    return f"{cube_id}/{conversation_id or ''}"
 
 
 def _bounded(name: str, value: int | None, default: int, minimum: int = 1) -> int:

@@ -176,13 +176,20 @@ def _register_writing(server: MCPServer, service: MemoryService, gate: Gate) -> 
         metadata: Annotated[dict[str, Any] | None, Field(description="Your own keys (e.g. a message id); "
                                                                      "returned with the memory, filterable")] = None,
         tags: Annotated[list[str] | None, Field(description="Tags to attach")] = None,
+        async_mode: Annotated[bool | None, Field(description="With a language model on the server, messages "
+                                                 "are extracted in the background and the answer is the task "
+                                                 "(status queued; see get_task_status). false waits for the "
+                                                 "memories. Default: the server's add.async_mode")] = None,
     ) -> AddResult:
         """Store memories. Give exactly one of messages, memory_content or doc_path. Text that is already
-        stored in the cube is not stored twice: the existing memory comes back in `deduplicated`."""
+        stored in the cube is not stored twice: the existing memory comes back in `deduplicated`. With a
+        language model, messages become clean facts and preferences merged with what is known (revised
+        memories in `updated`, superseded ones in `archived`)."""
         progress = gate.progress(ctx)
         return await gate.run(lambda actor: service.add_memory(
             actor, cube_id=cube_id, messages=messages, memory_content=memory_content, doc_path=doc_path,
-            conversation_id=conversation_id, metadata=metadata, tags=tags, progress=progress))
+            conversation_id=conversation_id, metadata=metadata, tags=tags, progress=progress,
+            async_mode=async_mode))
 
     @server.tool(annotations=IDEMPOTENT_WRITE)
     async def update_memory(

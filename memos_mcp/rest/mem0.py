@@ -5,7 +5,8 @@ timestamp}`` with the mem0 codes. ``/health`` (no auth) is the app's own; ``/v1/
 A memory is ``{id, content, user_id, metadata {source, timestamp, entities, ...caller keys}, relationships}``:
 ``entities`` are the memory's tags, caller keys win over the three derived ones, and ``relationships``
 stays empty until the core has a graph of entities (the graph issue). ``embedding`` is only sent with
-``?include_embedding=true``.
+``?include_embedding=true``. ``POST /v1/memories`` answers the memories stored: with a language model
+it waits for the extraction, unless ``async_mode: true`` asks for an empty answer at once.
 """
 
 from __future__ import annotations
@@ -68,6 +69,8 @@ class Mem0Memory(BaseModel):
 class AddBody(BaseModel):
     messages: list[MessageIn] | None = Field(None, description="a conversation to extract memories from")
     content: str | None = Field(None, description="a memory to store as given")
+    async_mode: bool = Field(False, description="with a language model: answer at once (an empty list) and "
+                             "extract in the background; by default the answer waits for the memories")
     user_id: str | None = Field(None, description="default: the authenticated user")
     metadata: dict[str, Any] | None = None
 
@@ -130,7 +133,8 @@ def _out(memory: Mem0Memory) -> dict[str, Any]:
 async def add(call: Call[AddBody]) -> list[dict[str, Any]]:
     b = call.body
     result = await call.run(lambda: call.service.add_memory(
-        call.actor, user_id=b.user_id, messages=b.messages, memory_content=b.content, metadata=b.metadata))
+        call.actor, user_id=b.user_id, messages=b.messages, memory_content=b.content, metadata=b.metadata,
+        async_mode=b.async_mode))
     return [_out(to_mem0(m)) for m in result.memories]
 
 

@@ -8,7 +8,8 @@ Mapping onto the core (one store, the same data every transport sees):
   A fact is one memory: content longer than the core's ``chunk_size`` is refused (store long text
   as a document). Adding text already stored returns the existing fact (the core de-duplicates).
 * **History** (``/v1/history``): a session is a core conversation; its messages are stored and
-  turned into memories by the core. Session search is the core search restricted to memories of
+  turned into memories by the core before the answer (with a language model too: the answer lists
+  the memory ids, so it waits for the extraction). Session search is the core search restricted to memories of
   that conversation. Deleting a session deletes its stored messages; memories made from them stay.
 * **Documents** (``/v1/documents``): a document is the set of core memories whose metadata carry
   ``memio_store: "document"`` and its ``doc_id``; the core chunks long content, each chunk being one
@@ -499,7 +500,8 @@ async def add_messages(call: Call[MessagesAdd]) -> MessagesAdded:
     messages = [{"role": m.role, "content": m.content, "name": m.name, "timestamp": m.timestamp}
                 for m in call.body.messages]
     result = await call.run(lambda: call.service.add_memory(call.actor, user_id=call.body.user_id,
-                                                            messages=messages, conversation_id=sid))
+                                                            messages=messages, conversation_id=sid,
+                                                            async_mode=False))
     return MessagesAdded(session_id=sid, message_ids=result.message_ids, memory_ids=result.added)
 
 

@@ -15,7 +15,8 @@ Decisions where the MemOS documents leave room:
   ``DELETE /mem_cubes/{id}`` deletes the cube and its memories (owner or admin).
 - ``GET /memories`` and ``POST /search`` answer ``{text_mem: [{cube_id, memories}], pref_mem,
   act_mem: [], para_mem: []}`` with the product API's memory items, preferences in ``pref_mem`` in
-  both; ``POST /memories`` answers the cube and the memories stored (or found already stored);
+  both; ``POST /memories`` answers the cube and the memories stored (or found already stored), so
+  with a language model it waits for the extraction;
   ``DELETE /memories/{cube}`` the count deleted.
 - ``POST /chat`` answers ``data`` = the answer text, not a stream; 503 without a language model.
 """
@@ -178,7 +179,7 @@ async def add_memories(call: Call[AddBody]) -> Added:
     b = call.body
     result = await call.run(lambda: call.service.add_memory(
         call.actor, user_id=blank(b.user_id), cube_id=blank(b.mem_cube_id), messages=b.messages or None,
-        memory_content=blank(b.memory_content), doc_path=blank(b.doc_path)))
+        memory_content=blank(b.memory_content), doc_path=blank(b.doc_path), async_mode=False))
     return Added(cube_id=result.cube_id, memories=[item(m) for m in result.memories])
 
 

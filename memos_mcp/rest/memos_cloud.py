@@ -3,8 +3,9 @@ POST, ``Authorization: Token KEY``, answers in ``{code, message, data}``.
 
 Departures from the hosted service, each because the core does not (yet) do it:
 
-- adds run to completion before they answer, whatever ``async_mode`` says: the task is recorded by the
-  core as done and ``/get/status`` answers ``completed`` for it;
+- ``async_mode`` is honoured when a language model is configured (the answer's ``status`` is ``waiting``
+  and ``/get/status`` follows the task); without one, extraction is deterministic and quick, so adds
+  complete before they answer (``completed``) whatever ``async_mode`` says;
 - ``filter`` takes the core's search filters (``memory_type``, ``kind``, ``tags``, ``status``,
   ``conversation_id``, ``time_from``, ``time_to``, ``metadata``), not the hosted service's filter language;
 - ``/chat`` answers with the core's chat (its own search limits and prompt): ``system_prompt`` and
@@ -58,7 +59,8 @@ class AddMessageBody(BaseModel):
     conversation_id: str | None = None
     info: dict[str, Any] | None = Field(None, description="stored as the memories' metadata")
     tags: list[str] | None = None
-    async_mode: bool = Field(True, description="accepted; adds always complete before the answer")
+    async_mode: bool = Field(True, description="with a language model: answer at once and extract in the "
+                             "background (false waits); without one adds always complete before the answer")
     agent_id: str | None = Field(None, description="stored in metadata as agent_id")
     source: str | None = Field(None, description="stored in metadata as source")
 
@@ -227,7 +229,7 @@ def _with_kinds(given: dict[str, Any] | None, kinds: list[str]) -> dict[str, Any
 
 
 # --- operations --------------------------------------------------------------------------------------
-@DIALECT.op("POST", "/add/message", "Add messages (memories are extracted before the answer)",
+@DIALECT.op("POST", "/add/message", "Add messages (extracted in the background with async_mode)",
             body=AddMessageBody, response=AddMessageData)
 async def add_message(call: Call[AddMessageBody]) -> AddMessageData:
     b = call.body
@@ -236,10 +238,10 @@ async def add_message(call: Call[AddMessageBody]) -> AddMessageData:
     messages = [m.model_dump(exclude_none=True) for m in b.messages]
     result = await call.run(lambda: call.service.add_memory(
         call.actor, user_id=b.user_id, messages=messages, conversation_id=b.conversation_id,
-        metadata=meta, tags=b.tags))
+        metadata=meta, tags=b.tags, async_mode=b.async_mode))
     if result.task_id is None:  # the core records every add; without its task there is nothing to report
         raise MemosError("the add completed but the core recorded no task for it")
-    return AddMessageData(success=True, task_id=result.task_id, status="completed")
+    return AddMessageData(success=True, task_id=result.task_id, status=_STATUS[result.status])
 
 
 @DIALECT.op("POST", "/get/status", "The status of an add task", body=TaskBody, response=TaskData)

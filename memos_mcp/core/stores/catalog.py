@@ -13,7 +13,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from memos_mcp.core.models import Cube, HistoryEvent, Message, Permission, Role, Task, TaskStatus, User
+from memos_mcp.core.models import Cube, HistoryEvent, Message, Permission, Role, Task, User
 from memos_mcp.core.timeparse import from_epoch, to_epoch
 from memos_mcp.errors import StorageError
 
@@ -51,6 +51,9 @@ CREATE TABLE IF NOT EXISTS tasks (
     created_at REAL NOT NULL, updated_at REAL NOT NULL, added TEXT NOT NULL DEFAULT '[]',
     deduplicated TEXT NOT NULL DEFAULT '[]', error TEXT);
 """
+# Columns added after the first release, with their definitions: added to older catalogs at open.
+_ADDED_COLUMNS = {"tasks": {"detail": "TEXT NOT NULL DEFAULT '{}'", "job": "TEXT"}}
+_ADDED_INDEXES = "CREATE INDEX IF NOT EXISTS tasks_open ON tasks(status, created_at)"
 
 
 def _ts(value: datetime) -> float:
@@ -72,9 +75,18 @@ class Catalog:
             self._db.execute("PRAGMA synchronous=NORMAL")
             self._db.execute("PRAGMA foreign_keys=ON")
             self._db.executescript(_SCHEMA)
+            self._add_columns()
+            self._db.execute(_ADDED_INDEXES)
             self._db.execute("INSERT OR IGNORE INTO meta VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),))
         except sqlite3.Error as exc:
             raise StorageError(f"cannot open the catalog at {path}: {exc}", path=str(path)) from exc
+
+    def _add_columns(self) -> None:
+        for table, columns in _ADDED_COLUMNS.items():
+            present = {row["name"] for row in self._db.execute(f"PRAGMA table_info({table})")}
+            for name, definition in columns.items():
+                if name not in present:
+                    self._db.execute(f"ALTER TABLE {table} ADD COLUMN {name} {definition}")
 
     @contextmanager
     def _tx(self) -> Iterator[sqlite3.Connection]:
@@ -244,6 +256,19 @@ class Catalog:
             "ORDER BY seq DESC LIMIT ?", [*args, limit])
         return [self._message(r) for r in reversed(rows)]
 
+    def messages_with_window(self, ids: Sequence[str], window: int) -> tuple[list[Message], list[Message]]:
+        """The stored messages among ``ids`` (in order of storing) and the ``window`` messages of the same
+        conversation just before the first of them."""
+        if not ids:
+            return [], []
+        marks = ",".join("?" * len(ids))
+        rows = self._rows(f"SELECT * FROM messages WHERE id IN ({marks}) ORDER BY seq", list(ids))
+        if not rows or window == 0:
+            return [self._message(r) for r in rows], []
+        first = rows[0]
+        earlier = self.recent_messages([first["cube_id"]], first["conversation_id"], window, before_seq=first["seq"])
+        return [self._message(r) for r in rows], earlier
+
     def conversations(self, cube_ids: Sequence[str]) -> list[dict[str, Any]]:
         marks = ",".join("?" * len(cube_ids))
         rows = self._rows(
@@ -261,21 +286,35 @@ class Catalog:
             return db.execute(f"DELETE FROM messages WHERE {where}", args).rowcount
 
     # --- tasks -------------------------------------------------------------------------------
+    _TASK_DETAIL = ("conversation_id", "updated", "archived", "extractor", "attempts")
+
     def put_task(self, task: Task) -> None:
+        detail = json.dumps(task.model_dump(mode="json", include=set(self._TASK_DETAIL)))
+        job = task.job.model_dump_json() if task.job is not None else None
         with self._tx() as db:
-            db.execute("INSERT OR REPLACE INTO tasks VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            db.execute("INSERT OR REPLACE INTO tasks (task_id, user_id, cube_id, status, created_at, updated_at,"
+                       " added, deduplicated, error, detail, job) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                        (task.task_id, task.user_id, task.cube_id, task.status.value, _ts(task.created_at),
-                        _ts(task.updated_at), json.dumps(task.added), json.dumps(task.deduplicated), task.error))
+                        _ts(task.updated_at), json.dumps(task.added), json.dumps(task.deduplicated), task.error,
+                        detail, job))
 
     def get_task(self, task_id: str) -> Task | None:
         rows = self._rows("SELECT * FROM tasks WHERE task_id = ?", (task_id,))
-        if not rows:
-            return None
-        row = rows[0]
-        return Task(task_id=row["task_id"], user_id=row["user_id"], cube_id=row["cube_id"],
-                    status=TaskStatus(row["status"]), created_at=_dt(row["created_at"]),
-                    updated_at=_dt(row["updated_at"]), added=json.loads(row["added"]),
-                    deduplicated=json.loads(row["deduplicated"]), error=row["error"])
+        return self._task(rows[0]) if rows else None
+
+    def open_tasks(self) -> list[Task]:
+        """Queued and running tasks, oldest first: the work a restart resumes."""
+        rows = self._rows("SELECT * FROM tasks WHERE status IN ('queued', 'running') ORDER BY created_at")
+        return [self._task(r) for r in rows]
+
+    @staticmethod
+    def _task(row: sqlite3.Row) -> Task:
+        return Task.model_validate({
+            **json.loads(row["detail"]), "task_id": row["task_id"], "user_id": row["user_id"],
+            "cube_id": row["cube_id"], "status": row["status"], "created_at": _dt(row["created_at"]),
+            "updated_at": _dt(row["updated_at"]), "added": json.loads(row["added"]),
+            "deduplicated": json.loads(row["deduplicated"]), "error": row["error"],
+            "job": json.loads(row["job"]) if row["job"] else None})
 
     # --- history -----------------------------------------------------------------------------
     def add_history(self, events: Sequence[HistoryEvent]) -> None:

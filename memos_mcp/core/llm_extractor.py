@@ -1,0 +1,276 @@
+"""Extraction and merge with a language model: one call per batch of new messages.
+
+The model sees the new messages (numbered), a short window of the conversation before them, and
+the most similar existing memories (numbered too, so it cannot invent ids). Its JSON answer is
+validated item by item: an item that does not validate is dropped, never stored. An answer that is
+not a JSON object of the expected shape is repaired (code fences and text around the object are
+cut) or asked for once more; after that the batch fails with ``ModelOutputInvalid``.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Literal
+
+from pydantic import BaseModel, ValidationError, field_validator
+
+from memos_mcp.core.extractor import Candidate, message_source, speaker_line
+from memos_mcp.core.llm import Completion, LanguageModel
+from memos_mcp.core.models import Memory, MemoryKind, MemoryType, Message, SourceKind
+from memos_mcp.core.prompts import EXTRACTION_RETRY, EXTRACTION_SYSTEM, extraction_request
+from memos_mcp.core.text import derive_key, derive_tags
+from memos_mcp.errors import ModelOutputInvalid
+
+log = logging.getLogger(__name__)
+_SECTIONS = ("facts", "preferences", "updates", "entities", "relations")
+_FENCE = re.compile(r"^```(?:json)?\s*|\s*```$", re.IGNORECASE)
+
+
+def _items(properties: dict[str, Any], required: list[str]) -> dict[str, Any]:
+    return {"type": "array", "items": {"type": "object", "properties": properties, "required": required}}
+
+
+_SOURCES = {"type": "array", "items": {"type": "integer"}}
+_STR = {"type": "string"}
+ANSWER_SCHEMA: dict[str, Any] = {  # what EXTRACTION_SYSTEM describes, for endpoints that constrain output
+    "type": "object",
+    "properties": {
+        "facts": _items({"key": _STR, "value": _STR, "memory_type": {"enum": ["UserMemory", "LongTermMemory"]},
+                         "tags": {"type": "array", "items": _STR}, "confidence": {"type": "number"},
+                         "sources": _SOURCES}, ["value"]),
+        "preferences": _items({"preference": _STR, "type": {"enum": ["explicit", "implicit"]}, "reasoning": _STR,
+                               "sources": _SOURCES}, ["preference"]),
+        "updates": _items({"memory": {"type": "integer"}, "action": {"enum": ["update", "archive"]}, "value": _STR,
+                           "reason": _STR}, ["memory", "action"]),
+        "entities": _items({"name": _STR, "type": _STR}, ["name"]),
+        "relations": _items({"subject": _STR, "predicate": _STR, "object": _STR, "sources": _SOURCES,
+                             "replaces": {"type": "boolean"}}, ["subject", "predicate", "object"]),
+    },
+    "required": ["facts", "preferences", "updates", "entities", "relations"],
+}
+
+
+def _text(value: Any) -> str:
+    return " ".join(str(value).split()) if value is not None else ""
+
+
+class _Item(BaseModel):
+    sources: list[int] = []
+
+    @field_validator("sources", mode="before")
+    @classmethod
+    def _indices(cls, value: Any) -> list[int]:
+        items = value if isinstance(value, list) else [value]
+        return [int(v) for v in items if isinstance(v, int | float | str) and str(v).strip().lstrip("-").isdigit()]
+
+
+class FactOut(_Item):
+    key: str = ""
+    value: str
+    memory_type: MemoryType = MemoryType.USER
+    tags: list[str] = []
+    confidence: float = 0.8
+
+    @field_validator("value", "key", mode="before")
+    @classmethod
+    def _clean(cls, value: Any) -> str:
+        return _text(value)
+
+    @field_validator("memory_type", mode="before")
+    @classmethod
+    def _type(cls, value: Any) -> MemoryType:
+        return MemoryType.LONG_TERM if str(value) == MemoryType.LONG_TERM.value else MemoryType.USER
+
+    @field_validator("tags", mode="before")
+    @classmethod
+    def _tags(cls, value: Any) -> list[str]:
+        items = value if isinstance(value, list) else [value] if value else []
+        return [t for t in (_text(v)[:40] for v in items) if t][:10]
+
+    @field_validator("confidence", mode="before")
+    @classmethod
+    def _confidence(cls, value: Any) -> float:
+        try:
+            return min(1.0, max(0.0, float(value)))
+        except (TypeError, ValueError):
+            return 0.8
+
+
+class PreferenceOut(_Item):
+    preference: str
+    type: Literal["explicit", "implicit"] = "explicit"
+    reasoning: str = ""
+
+    @field_validator("preference", "reasoning", mode="before")
+    @classmethod
+    def _clean(cls, value: Any) -> str:
+        return _text(value)
+
+    @field_validator("type", mode="before")
+    @classmethod
+    def _kind(cls, value: Any) -> str:
+        return "implicit" if "implicit" in str(value).lower() else "explicit"
+
+
+class UpdateOut(BaseModel):
+    memory: int
+    action: Literal["update", "archive"]
+    value: str = ""
+    reason: str = ""
+
+    @field_validator("value", "reason", mode="before")
+    @classmethod
+    def _clean(cls, value: Any) -> str:
+        return _text(value)
+
+
+class EntityOut(BaseModel):
+    name: str
+    type: str = ""
+
+
+class RelationOut(_Item):
+    subject: str
+    predicate: str
+    object: str
+    replaces: bool = False
+
+
+@dataclass(frozen=True)
+class Decision:
+    """The model's verdict on an existing memory: rewrite it (``update``) or retire it (``archive``)."""
+
+    memory: Memory
+    action: Literal["update", "archive"]
+    value: str
+    reason: str
+
+
+@dataclass
+class Extraction:
+    candidates: list[Candidate]
+    decisions: list[Decision]
+    entities: list[EntityOut] = field(default_factory=list)
+    relations: list[RelationOut] = field(default_factory=list)
+    dropped: int = 0  # items of the answer that did not validate
+    prompt_tokens: int = 0
+    calls: int = 0
+
+
+def parse_answer(text: str) -> dict[str, Any]:
+    """The JSON object in a model's answer, repaired if it is fenced or surrounded by text.
+    Raises ValueError saying what is wrong."""
+    body = _FENCE.sub("", text.strip())
+    try:
+        found = json.loads(body, strict=False)  # raw newlines in strings are common
+    except json.JSONDecodeError:
+        start, end = body.find("{"), body.rfind("}")
+        if start < 0 or end <= start:
+            raise ValueError("the answer holds no JSON object") from None
+        try:
+            found = json.loads(body[start:end + 1], strict=False)
+        except json.JSONDecodeError as exc:
+            raise ValueError(f"the answer is not valid JSON ({exc.msg} at character {exc.pos})") from None
+    if not isinstance(found, dict):
+        raise ValueError(f"the answer is a JSON {type(found).__name__}, not an object")
+    if not any(key in found for key in _SECTIONS):
+        raise ValueError(f"the answer has none of the keys {', '.join(_SECTIONS)}")
+    for key in _SECTIONS:
+        if key in found and not isinstance(found[key], list):
+            raise ValueError(f"'{key}' must be a list")
+    return found
+
+
+def _valid(model: type[BaseModel], items: list[Any]) -> tuple[list[Any], int]:
+    kept, dropped = [], 0
+    for item in items:
+        try:
+            kept.append(model.model_validate(item))
+        except ValidationError:
+            dropped += 1
+    return kept, dropped
+
+
+class LLMExtractor:
+    def __init__(self, llm: LanguageModel) -> None:
+        self.llm = llm
+
+    def extract(self, new: Sequence[Message], earlier: Sequence[Message], existing: Sequence[Memory],
+                now: datetime) -> Extraction:
+        """One call (two if the first answer is unusable). Raises ``BackendUnavailable`` when the
+        model cannot be reached and ``ModelOutputInvalid`` when its answer stays unusable."""
+        messages = [{"role": "system", "content": EXTRACTION_SYSTEM},
+                    {"role": "user", "content": extraction_request(new, earlier, existing, now)}]
+        first = self._ask(messages)
+        calls, tokens = 1, first.prompt_tokens
+        try:
+            raw = parse_answer(first.text)
+        except ValueError as problem:
+            log.warning("extraction answer unusable (%s); asking once more", problem)
+            retry = [*messages, {"role": "assistant", "content": first.text[:4000]},
+                     {"role": "user", "content": EXTRACTION_RETRY.format(problem=problem)}]
+            second = self._ask(retry)
+            calls, tokens = 2, tokens + second.prompt_tokens
+            try:
+                raw = parse_answer(second.text)
+            except ValueError as again:
+                raise ModelOutputInvalid(f"the language model's answer was unusable twice: {again}",
+                                         model=self.llm.model) from None
+        extraction = self._build(raw, new, existing)
+        extraction.calls, extraction.prompt_tokens = calls, tokens
+        return extraction
+
+    def _ask(self, messages: list[dict[str, str]]) -> Completion:
+        settings = self.llm.settings
+        return self.llm.complete(messages, json_schema=ANSWER_SCHEMA, temperature=settings.extraction_temperature,
+                                 max_tokens=settings.extraction_max_tokens)
+
+    def _build(self, raw: dict[str, Any], new: Sequence[Message], existing: Sequence[Memory]) -> Extraction:
+        facts, d1 = _valid(FactOut, raw.get("facts", []))
+        prefs, d2 = _valid(PreferenceOut, raw.get("preferences", []))
+        updates, d3 = _valid(UpdateOut, raw.get("updates", []))
+        entities, d4 = _valid(EntityOut, raw.get("entities", []))
+        relations, d5 = _valid(RelationOut, raw.get("relations", []))
+        dropped = d1 + d2 + d3 + d4 + d5
+        candidates: list[Candidate] = []
+        for fact in facts:
+            if fact.value:
+                candidates.append(self._candidate(fact.value, fact.sources, new, MemoryKind.FACT, fact.memory_type,
+                                                  fact.key, fact.tags, fact.confidence))
+            else:
+                dropped += 1
+        for pref in prefs:
+            if pref.preference:
+                candidate = self._candidate(pref.preference, pref.sources, new, MemoryKind.PREFERENCE,
+                                            MemoryType.USER, "", ["preference"], 0.9)
+                candidate.preference_type = f"{pref.type}_preference"  # type: ignore[assignment]
+                candidate.reasoning = pref.reasoning or None
+                candidates.append(candidate)
+            else:
+                dropped += 1
+        decisions: list[Decision] = []
+        for update in updates:
+            if not 0 <= update.memory < len(existing) or (update.action == "update" and not update.value):
+                dropped += 1  # an invented memory number, or an update with no text
+                continue
+            decisions.append(Decision(existing[update.memory], update.action, update.value, update.reason))
+        return Extraction(candidates, decisions, entities, relations, dropped)
+
+    @staticmethod
+    def _candidate(text: str, indices: Sequence[int], new: Sequence[Message], kind: MemoryKind,
+                   memory_type: MemoryType, key: str, tags: Sequence[str], confidence: float) -> Candidate:
+        sources = [new[i] for i in dict.fromkeys(indices) if 0 <= i < len(new)]
+        if not sources:  # no (valid) numbers given: the item comes from this batch as a whole
+            sources = [m for m in new if m.role == "user"] or list(new)
+        first = sources[0]
+        return Candidate(
+            memory=text, kind=kind, memory_type=memory_type, key=key[:200] or derive_key(text),
+            tags=list(dict.fromkeys([*tags, *derive_tags(text)]))[:12], sources=[message_source(m) for m in sources],
+            source=SourceKind.CHAT, confidence=confidence, event_time=first.chat_time or first.created_at,
+            speaker=first.name if first.role == "user" else None,
+            context="\n".join(speaker_line(m) for m in sources))

@@ -1,0 +1,173 @@
+"""Running one queued add: the model's extraction and merge, or the deterministic extractor when
+no model answers usably. Nothing is lost either way: the messages were stored when the add was
+acknowledged, and a failed extraction still stores the deterministic extractor's memories.
+
+Applying an extraction: decisions on existing memories first (an update rewrites the memory with its
+old text kept in history; an archive retires it, also in history), then new memories, dropped when
+they repeat an existing memory (same normalised text, or cosine similarity at or above
+``add.duplicate_similarity``) or an earlier item of the same answer.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import threading
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
+from memos_mcp.core.extractor import Candidate
+from memos_mcp.core.llm_extractor import Decision, LLMExtractor
+from memos_mcp.core.models import (
+    AddJob,
+    Cube,
+    Memory,
+    MemoryKind,
+    MemoryStatus,
+    Message,
+    Task,
+    TaskStatus,
+    User,
+    utcnow,
+)
+from memos_mcp.core.payload import from_point
+from memos_mcp.core.stores.vector import HybridQuery, MemoryFilter
+from memos_mcp.core.text import sparse_query
+from memos_mcp.errors import BackendUnavailable, LLMNotConfigured, MemosError
+
+if TYPE_CHECKING:
+    from memos_mcp.core.service import MemoryService
+
+log = logging.getLogger(__name__)
+
+
+class TaskRunner:
+    def __init__(self, service: MemoryService, closing: threading.Event) -> None:
+        self.service = service
+        self.closing = closing
+
+    def run(self, task_id: str) -> None:
+        """Run a queued (or interrupted) task to done or failed. While the worker closes, the task is
+        left open for the next start instead."""
+        catalog = self.service.catalog
+        task = catalog.get_task(task_id)
+        if task is None or task.status not in (TaskStatus.QUEUED, TaskStatus.RUNNING) or task.job is None:
+            return
+        job = task.job
+        task = task.model_copy(update={"status": TaskStatus.RUNNING, "attempts": task.attempts + 1,
+                                       "updated_at": utcnow()})
+        catalog.put_task(task)
+        try:
+            self._run(task, job)
+        except MemosError as exc:
+            if not self.closing.is_set():
+                self._finish(task, TaskStatus.FAILED, error=exc.message)
+        except Exception as exc:
+            if not self.closing.is_set():
+                log.exception("add task %s failed", task.task_id)
+                self._finish(task, TaskStatus.FAILED, error=f"internal error: {type(exc).__name__}: {exc}")
+
+    def _run(self, task: Task, job: AddJob) -> None:
+        service = self.service
+        author, cube = service.catalog.get_user(task.user_id), service.catalog.get_cube(task.cube_id)
+        if author is None or cube is None:
+            self._finish(task, TaskStatus.FAILED, error="the cube or its user was deleted before extraction")
+            return
+        new, earlier = service.catalog.messages_with_window(job.message_ids, service.settings.add.window_turns)
+        if not new:
+            self._finish(task, TaskStatus.DONE, error="the messages were deleted before extraction")
+            return
+        existing = self._similar(cube, new)
+        error: str | None = None
+        decisions: list[Decision] = []
+        try:
+            if service.llm is None:
+                raise LLMNotConfigured("extraction")
+            extraction = LLMExtractor(service.llm).extract(new, earlier, existing, utcnow())
+            candidates, decisions, extractor = extraction.candidates, extraction.decisions, "llm"
+        except BackendUnavailable as exc:
+            if self.closing.is_set():
+                return
+            log.warning("extraction of task %s fell back to the rule extractor: %s", task.task_id, exc.message)
+            candidates = service.extractor.from_messages(new, earlier)
+            error, extractor = f"{exc.code}: {exc.message}; the rule extractor's memories were stored", "rules"
+        with service.write_lock:
+            if self.closing.is_set():  # the stores are closing: leave the task for the next start
+                return
+            changes = self._apply(author, cube, job, candidates, decisions)
+        self._finish(task.model_copy(update={"extractor": extractor, **changes}),
+                     TaskStatus.FAILED if error else TaskStatus.DONE, error=error)
+
+    def _finish(self, task: Task, status: TaskStatus, error: str | None = None) -> None:
+        self.service.catalog.put_task(task.model_copy(update={"status": status, "error": error, "job": None,
+                                                              "updated_at": utcnow()}))
+
+    def _similar(self, cube: Cube, new: Sequence[Message]) -> list[Memory]:
+        """The active memories of the cube most like the new messages: what the model may merge with."""
+        settings = self.service.settings
+        if not settings.add.similar_memories:
+            return []
+        text = "\n".join(m.content for m in new if m.role == "user")[-4000:] or new[-1].content[-4000:]
+        vectors = self.service.ready()
+        query = HybridQuery(dense=self.service.embedder.embed_query(text), sparse=sparse_query(text),
+                            filter=MemoryFilter(cube_ids=(cube.cube_id,)), limit=settings.add.similar_memories,
+                            dense_weight=settings.search.dense_weight, sparse_weight=settings.search.sparse_weight,
+                            sparse_saturation=settings.search.sparse_saturation, candidates=settings.search.candidates)
+        return [from_point(p) for p in vectors.hybrid_search(query)]
+
+    def _apply(self, author: User, cube: Cube, job: AddJob, candidates: list[Candidate],
+               decisions: Sequence[Decision]) -> dict[str, list[str]]:
+        service = self.service
+        updated: list[str] = []
+        archived: list[str] = []
+        for decision in decisions:
+            try:
+                if decision.action == "update":
+                    service.update_memory(author.user_id, decision.memory.id, memory=decision.value,
+                                          cube_id=cube.cube_id)
+                    updated.append(decision.memory.id)
+                else:
+                    service.update_memory(author.user_id, decision.memory.id, status=MemoryStatus.ARCHIVED,
+                                          cube_id=cube.cube_id)
+                    archived.append(decision.memory.id)
+            except MemosError as exc:  # deleted meanwhile, or an unusable text: the decision lapses
+                log.info("decision on memory %s skipped: %s", decision.memory.id, exc.message)
+        kept, similar = self._novel(cube, candidates)
+        for candidate in kept:
+            candidate.tags = list(dict.fromkeys([*candidate.tags, *job.tags]))
+            candidate.memory_type = job.memory_type or candidate.memory_type
+        result = service.store_candidates(author, cube, kept, job.conversation_id, job.metadata)
+        return {"added": result.added, "deduplicated": list(dict.fromkeys([*similar, *result.deduplicated])),
+                "updated": updated, "archived": archived}
+
+    def _novel(self, cube: Cube, candidates: list[Candidate]) -> tuple[list[Candidate], list[str]]:
+        """Candidates that repeat no active memory of the cube nor an earlier candidate, and the ids
+        of the memories repeated."""
+        if not candidates:
+            return [], []
+        service = self.service
+        threshold = service.settings.add.duplicate_similarity
+        dense = service.embedder.embed([service.index_texts(c.memory, c.speaker, c.context, c.event_time)[0]
+                                        for c in candidates])  # as stored: comparable with the store's vectors
+        kept: list[Candidate] = []
+        kept_vectors: list[tuple[MemoryKind, list[float]]] = []
+        repeated: list[str] = []
+        for candidate, vector in zip(candidates, dense, strict=True):
+            kinds = (MemoryKind.PREFERENCE.value,) if candidate.kind is MemoryKind.PREFERENCE else \
+                (MemoryKind.FACT.value, MemoryKind.DOCUMENT.value)
+            nearest = service.ready().hybrid_search(HybridQuery(
+                dense=vector, sparse=sparse_query(candidate.memory), limit=1, dense_weight=1.0, sparse_weight=0.0,
+                filter=MemoryFilter(cube_ids=(cube.cube_id,), kinds=kinds), candidates=16))
+            twin = next((p for p in nearest if p.score >= threshold), None)
+            if twin is not None:
+                repeated.append(twin.id)
+            elif not any(kind is candidate.kind and _cosine(vector, other) >= threshold
+                         for kind, other in kept_vectors):
+                kept.append(candidate)
+                kept_vectors.append((candidate.kind, vector))
+        return kept, repeated
+
+
+def _cosine(a: Sequence[float], b: Sequence[float]) -> float:
+    norm = math.sqrt(sum(x * x for x in a)) * math.sqrt(sum(y * y for y in b))
+    return sum(x * y for x, y in zip(a, b, strict=True)) / norm if norm else 0.0
