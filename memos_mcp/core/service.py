@@ -83,6 +83,7 @@ log = logging.getLogger(__name__)
 Progress = Callable[[int, int], None]
 ROOT_USER = "root"
 MAX_TOP_K = 1000
+MAX_PAGE = 1_000_000  # keeps (page - 1) * size a 64-bit offset for the vector stores
 WRITE_GROUP = 256  # memories embedded together: the embedder sorts them by length to pad little
 _ID_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_.:@")
 
@@ -488,8 +489,8 @@ class MemoryService:
                       user_id: str | None = None, page: int = 1, size: int = 20,
                       filters: SearchFilters | dict[str, Any] | None = None) -> MemoryPage:
         user = self.access.acting_as(self.access.user(actor_id), user_id)
-        if page < 1 or not 1 <= size <= 200:
-            raise InvalidRequest("page starts at 1 and size lies in 1..200", page=page, size=size)
+        if not 1 <= page <= MAX_PAGE or not 1 <= size <= 200:
+            raise InvalidRequest(f"page lies in 1..{MAX_PAGE} and size in 1..200", page=page, size=size)
         cubes = self.access.readable(user, cube_ids)
         if not cubes:
             return MemoryPage(memories=[], total=0, page=page, size=size)
