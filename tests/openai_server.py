@@ -7,7 +7,10 @@
   in reversed order, so that clients must normalise and order by ``index``);
 - ``GET /v1/models`` lists its model.
 
-A queued reply is a string, or a ``Reply`` that scripts a failure: an HTTP status (429 with
+Extraction requests (the memory pipeline's, recognised by its instructions) answer from their own
+queue, ``extraction_replies``, so that background extraction never takes a reply meant for a chat;
+with that queue empty they get an empty answer (which the pipeline refuses, falling back to its
+deterministic extractor). A queued reply is a string, or a ``Reply`` that scripts a failure: an HTTP status (429 with
 ``retry-after``, 500...), a delay before answering (for client timeouts), or a stream that dies
 after some chunks. Every request body is recorded in ``requests`` (chat ones also in ``chats``);
 ``fail_with`` makes every POST fail with that status.
@@ -23,6 +26,10 @@ import time
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
+
+from memos_mcp.core.prompts import EXTRACTION_SYSTEM
+
+EXTRACTION_MARK = EXTRACTION_SYSTEM.splitlines()[0]
 
 
 def fake_vector(text: str, size: int) -> list[float]:
@@ -51,8 +58,10 @@ class OpenAIServer(ThreadingHTTPServer):
         self.model = model
         self.dimension = dimension
         self.replies: list[str | Reply] = []
+        self.extraction_replies: list[str | Reply] = []
         self.requests: list[dict[str, Any]] = []
-        self.chats: list[dict[str, Any]] = []
+        self.chats: list[dict[str, Any]] = []  # every chat completion request
+        self.chat_requests: list[dict[str, Any]] = []  # those not from the extraction pipeline
         self.fail_with: int | None = None
         self.ignore_dimensions = False
         self._thread = threading.Thread(target=self.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
@@ -67,8 +76,12 @@ class OpenAIServer(ThreadingHTTPServer):
         self.server_close()
         self._thread.join(timeout=10)
 
-    def next_reply(self) -> Reply:
-        item = self.replies.pop(0) if self.replies else ""
+    def next_reply(self, body: dict[str, Any]) -> Reply:
+        extraction = any(EXTRACTION_MARK in str(m.get("content", "")) for m in body.get("messages", []))
+        if not extraction:
+            self.chat_requests.append(body)
+        queue = self.extraction_replies if extraction else self.replies
+        item = queue.pop(0) if queue else ""
         return Reply(content=item) if isinstance(item, str) else item
 
     def chat_completion(self, body: dict[str, Any], text: str) -> dict[str, Any]:
@@ -126,7 +139,7 @@ class _Handler(BaseHTTPRequestHandler):
             self._reply(200, self.server.embeddings(body))
         else:
             self.server.chats.append(body)
-            self._chat(body, self.server.next_reply())
+            self._chat(body, self.server.next_reply(body))
 
     def _chat(self, body: dict[str, Any], reply: Reply) -> None:
         if reply.delay:
@@ -145,14 +158,17 @@ class _Handler(BaseHTTPRequestHandler):
         self.send_header("Transfer-Encoding", "chunked")
         self.end_headers()
         frames = [f"data: {json.dumps(c)}\n\n".encode() for c in chunks] + [b"data: [DONE]\n\n"]
-        for sent, frame in enumerate(frames):
-            if die_after is not None and sent >= die_after:
-                self.close_connection = True
+        try:
+            for sent, frame in enumerate(frames):
+                if die_after is not None and sent >= die_after:
+                    self.close_connection = True
+                    self.wfile.flush()
+                    return  # no terminating chunk: the client sees the connection die mid-stream
+                self.wfile.write(f"{len(frame):x}\r\n".encode() + frame + b"\r\n")
                 self.wfile.flush()
-                return  # no terminating chunk: the client sees the connection die mid-stream
-            self.wfile.write(f"{len(frame):x}\r\n".encode() + frame + b"\r\n")
-            self.wfile.flush()
-        self.wfile.write(b"0\r\n\r\n")
+            self.wfile.write(b"0\r\n\r\n")
+        except (BrokenPipeError, ConnectionResetError):  # the client went away mid-stream
+            self.close_connection = True
 
     def _reply(self, status: int, payload: dict[str, Any], headers: dict[str, str] | None = None) -> None:
         raw = json.dumps(payload).encode()

@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from memos_mcp.config import Settings
 from memos_mcp.core.embedder import Embedder, LocalOnnxEmbedder, OpenAIEmbedder
 from memos_mcp.core.stores.vector import VectorStore
 from memos_mcp.errors import ConfigError
+
+if TYPE_CHECKING:
+    from memos_mcp.core.llm import LanguageModel
 
 
 def _secret(value: object) -> str | None:
@@ -40,3 +45,12 @@ def build_embedder(settings: Settings) -> Embedder:
                           base_url=embedder.base_url or settings.llm.base_url,
                           api_key=_secret(embedder.api_key) or _secret(settings.llm.api_key),
                           dimensions=embedder.dimension, batch_size=embedder.batch_size)
+
+
+def build_language_model(settings: Settings) -> LanguageModel | None:
+    """The configured language model's client, or None without one."""
+    if not settings.llm.configured:
+        return None
+    from memos_mcp.core.llm import LanguageModel  # imports openai (slow): only when a model is configured
+
+    return LanguageModel(settings.llm)

@@ -9,26 +9,26 @@ cut) or asked for once more; after that the batch fails with ``ModelOutputInvali
 
 from __future__ import annotations
 
-import json
 import logging
-import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import BaseModel, ValidationError, field_validator
 
 from memos_mcp.core.extractor import Candidate, message_source, speaker_line
-from memos_mcp.core.llm import Completion, LanguageModel
+from memos_mcp.core.model_json import json_object
 from memos_mcp.core.models import Memory, MemoryKind, MemoryType, Message, SourceKind
 from memos_mcp.core.prompts import EXTRACTION_RETRY, EXTRACTION_SYSTEM, extraction_request
 from memos_mcp.core.text import derive_key, derive_tags
 from memos_mcp.errors import ModelOutputInvalid
 
+if TYPE_CHECKING:
+    from memos_mcp.core.llm import Completion, LanguageModel
+
 log = logging.getLogger(__name__)
 _SECTIONS = ("facts", "preferences", "updates", "entities", "relations")
-_FENCE = re.compile(r"^```(?:json)?\s*|\s*```$", re.IGNORECASE)
 
 
 def _items(properties: dict[str, Any], required: list[str]) -> dict[str, Any]:
@@ -163,21 +163,8 @@ class Extraction:
 
 
 def parse_answer(text: str) -> dict[str, Any]:
-    """The JSON object in a model's answer, repaired if it is fenced or surrounded by text.
-    Raises ValueError saying what is wrong."""
-    body = _FENCE.sub("", text.strip())
-    try:
-        found = json.loads(body, strict=False)  # raw newlines in strings are common
-    except json.JSONDecodeError:
-        start, end = body.find("{"), body.rfind("}")
-        if start < 0 or end <= start:
-            raise ValueError("the answer holds no JSON object") from None
-        try:
-            found = json.loads(body[start:end + 1], strict=False)
-        except json.JSONDecodeError as exc:
-            raise ValueError(f"the answer is not valid JSON ({exc.msg} at character {exc.pos})") from None
-    if not isinstance(found, dict):
-        raise ValueError(f"the answer is a JSON {type(found).__name__}, not an object")
+    """The extraction object in a model's answer; ValueError saying what is wrong."""
+    found = json_object(text)
     if not any(key in found for key in _SECTIONS):
         raise ValueError(f"the answer has none of the keys {', '.join(_SECTIONS)}")
     for key in _SECTIONS:

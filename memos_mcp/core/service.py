@@ -8,25 +8,36 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import replace
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from filelock import FileLock, Timeout
 from pydantic import ValidationError
 
 from memos_mcp.config import Settings
 from memos_mcp.core.access import AccessControl
-from memos_mcp.core.chat import ChatReply, build_messages, complete, suggest
+from memos_mcp.core.chat import (
+    ChatReply,
+    ChatStream,
+    Language,
+    References,
+    build_messages,
+    check_history,
+    collect,
+    suggest,
+    suggest_with_model,
+)
 from memos_mcp.core.documents import confine, read_document
 from memos_mcp.core.embedder import Embedder
 from memos_mcp.core.extractor import Candidate, Extractor, RuleExtractor
+from memos_mcp.core.factory import build_embedder, build_language_model, build_vector_store
 from memos_mcp.core.filters import SearchFilters, parse_filters
-from memos_mcp.core.llm import LanguageModel
 from memos_mcp.core.models import (
     AddJob,
     AddResult,
@@ -58,6 +69,7 @@ from memos_mcp.core.tasks import TaskRunner
 from memos_mcp.core.text import chunk, content_hash, derive_key, derive_tags, sparse_document, sparse_query
 from memos_mcp.core.timeparse import parse_time
 from memos_mcp.errors import (
+    BackendUnavailable,
     ConfigError,
     Conflict,
     InvalidRequest,
@@ -67,11 +79,15 @@ from memos_mcp.errors import (
     StoreLocked,
 )
 
+if TYPE_CHECKING:
+    from memos_mcp.core.llm import LanguageModel
+
 log = logging.getLogger(__name__)
 
 Progress = Callable[[int, int], None]
 ROOT_USER = "root"
 MAX_TOP_K = 1000
+MAX_PAGE = 1_000_000  # keeps (page - 1) * size a 64-bit offset for the vector stores
 WRITE_GROUP = 256  # memories embedded together: the embedder sorts them by length to pad little
 _ID_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_.:@")
 
@@ -92,6 +108,8 @@ class MemoryService:
         self.vectors = vectors
         self.embedder = embedder
         self.extractor: Extractor = extractor or RuleExtractor(settings.search.context_turns)
+        # The one client of the configured language model (chat, suggestions, extraction); None without one.
+        self.llm: LanguageModel | None = build_language_model(settings)
         self.access = AccessControl(catalog)
         self._lock = lock
         self._owns_embedder = owns_embedder
@@ -100,7 +118,6 @@ class MemoryService:
         self._vectors_ready = False
         self._check_model()
         self._ensure_user(ROOT_USER, Role.ROOT)
-        self.llm = LanguageModel(settings.llm) if settings.llm.configured else None
         self._worker = AddWorker(self._run_task, settings.add.concurrency)
         self._tasks = TaskRunner(self, self._worker.closing)
         if self.llm is not None:
@@ -114,8 +131,6 @@ class MemoryService:
              embedder: Embedder | None = None) -> MemoryService:
         """Open the data directory (exclusively), the catalog and the configured backends; an
         already loaded ``embedder`` may be handed in to share one model between services."""
-        from memos_mcp.core.factory import build_embedder, build_vector_store
-
         settings.data_dir.mkdir(parents=True, exist_ok=True)
         lock = FileLock(settings.data_dir / ".lock")
         try:
@@ -173,14 +188,14 @@ class MemoryService:
     def close(self) -> None:
         """Stop the add worker (open tasks resume at the next start), then close the stores."""
         self._worker.close()
-        if self.llm is not None:
-            self.llm.close()
         with self.write_lock:
             if self._vectors_ready:
                 self.vectors.flush()
             self.vectors.close()
             if self._owns_embedder:
                 self.embedder.close()
+            if self.llm is not None:
+                self.llm.close()
             self.catalog.close()
             if self._lock is not None:
                 self._lock.release()
@@ -530,8 +545,8 @@ class MemoryService:
                       user_id: str | None = None, page: int = 1, size: int = 20,
                       filters: SearchFilters | dict[str, Any] | None = None) -> MemoryPage:
         user = self.access.acting_as(self.access.user(actor_id), user_id)
-        if page < 1 or not 1 <= size <= 200:
-            raise InvalidRequest("page starts at 1 and size lies in 1..200", page=page, size=size)
+        if not 1 <= page <= MAX_PAGE or not 1 <= size <= 200:
+            raise InvalidRequest(f"page lies in 1..{MAX_PAGE} and size in 1..200", page=page, size=size)
         cubes = self.access.readable(user, cube_ids)
         if not cubes:
             return MemoryPage(memories=[], total=0, page=page, size=size)
@@ -644,26 +659,81 @@ class MemoryService:
             return self.catalog.delete_messages(cubes, conversation_id) if cubes else 0
 
     # --- chat ----------------------------------------------------------------------------------
-    def chat(self, actor_id: str, query: str, *, cube_ids: Sequence[str] | None = None,
-             conversation_id: str | None = None, user_id: str | None = None) -> ChatReply:
-        """Answer with the configured language model, grounded in memory; store the exchange."""
-        if not self.settings.llm.configured:
-            raise LLMNotConfigured("chat")
+    def chat_stream(
+        self, actor_id: str, query: str, *, cube_ids: Sequence[str] | None = None,
+        conversation_id: str | None = None, user_id: str | None = None,
+        history: Sequence[Mapping[str, Any]] | None = None, system_prompt: str | None = None,
+        top_k: int | None = None, include_preference: bool = True, pref_top_k: int | None = None,
+    ) -> ChatStream:
+        """Start an answer grounded in memory. Everything that can fail before the first token does so
+        here (no model, unknown or forbidden cube, the model unreachable, timing out or rate limiting
+        through its retries); the returned stream yields the references, the answer's text as it comes,
+        and the reply. A complete exchange is stored in the conversation and remembered.
+
+        The exchange lives in the first of ``cube_ids`` the user may write, else the default cube; the
+        window is that conversation's last ``llm.max_turns_window`` turns there, unless ``history`` (the
+        caller's own ``[{role, content}]`` turns) is given, which replaces it."""
+        llm = self._language_model("chat")
+        started = time.perf_counter()
         user = self.access.acting_as(self.access.user(actor_id), user_id)
         conversation = check_id("conversation_id", conversation_id or "default")
-        found = self.search(user.user_id, query, cube_ids=cube_ids, conversation_id=conversation)
-        home = self.access.writable(user, None).cube_id
-        window = self.catalog.recent_messages([home], conversation, self.settings.llm.max_turns_window * 2)
-        answer = complete(self.settings.llm, build_messages(query, found, [(m.role, m.content) for m in window]))
-        self.add_memory(user.user_id, conversation_id=conversation, messages=[
-            MessageIn(role="user", content=query), MessageIn(role="assistant", content=answer or "(no answer)")])
-        return ChatReply(answer=answer, references=[*found.memories, *found.preferences],
-                         conversation_id=conversation)
+        turns = self.settings.llm.max_turns_window
+        window = check_history(history, turns) if history is not None else None
+        found = self.search(user.user_id, query, cube_ids=cube_ids, conversation_id=conversation, top_k=top_k,
+                            include_preference=include_preference, pref_top_k=pref_top_k)
+        home = self._chat_home(user, found.cube_ids if cube_ids else [])
+        if window is None:
+            window = [{"role": m.role, "content": m.content}
+                      for m in self.catalog.recent_messages([home.cube_id], conversation, 2 * turns)
+                      if m.role in ("user", "assistant")]
+        deltas = llm.stream(build_messages(query, found, window, system_prompt))
+        first = next(deltas, None)  # the request is made, and retried, before the caller sees a frame
+        return ChatStream(References(found.memories, found.preferences), conversation, first, deltas,
+                          lambda answer: self._remember_exchange(user, home, conversation, query, answer),
+                          started)
 
-    def suggestions(self, actor_id: str, user_id: str | None = None,
-                    cube_ids: Sequence[str] | None = None) -> list[str]:
-        """Follow-up questions drawn from the user's most recent memories."""
-        return suggest(self.list_memories(actor_id, user_id=user_id, cube_ids=cube_ids, size=20).memories)
+    def chat(self, actor_id: str, query: str, *, cube_ids: Sequence[str] | None = None,
+             conversation_id: str | None = None, user_id: str | None = None,
+             history: Sequence[Mapping[str, Any]] | None = None, system_prompt: str | None = None,
+             top_k: int | None = None, include_preference: bool = True, pref_top_k: int | None = None,
+             on_delta: Callable[[str], None] | None = None) -> ChatReply:
+        """The whole answer of ``chat_stream``; ``on_delta`` hears each piece of text as it arrives."""
+        return collect(self.chat_stream(
+            actor_id, query, cube_ids=cube_ids, conversation_id=conversation_id, user_id=user_id, history=history,
+            system_prompt=system_prompt, top_k=top_k, include_preference=include_preference,
+            pref_top_k=pref_top_k), on_delta)
+
+    def _language_model(self, operation: str) -> LanguageModel:
+        if self.llm is None:
+            raise LLMNotConfigured(operation)
+        return self.llm
+
+    def _chat_home(self, user: User, cube_ids: Sequence[str]) -> Cube:
+        """Where a chat's exchange is stored: the first named cube the user may write, else the default."""
+        for cube_id in cube_ids:
+            cube = self.catalog.get_cube(cube_id)
+            if cube is not None and AccessControl.access(user, cube) in ("owner", "admin", "write"):
+                return cube
+        return self.access.writable(user, None)
+
+    def _remember_exchange(self, user: User, cube: Cube, conversation_id: str, query: str, answer: str) -> None:
+        """Store a complete exchange in its conversation and add it to memory (in the background: chat has a
+        model, so the add is queued whatever ``add.async_mode`` says)."""
+        self.add_memory(user.user_id, cube_id=cube.cube_id, conversation_id=conversation_id, async_mode=True,
+                        messages=[MessageIn(role="user", content=query),
+                                  MessageIn(role="assistant", content=answer or "(no answer)")])
+
+    def suggestions(self, actor_id: str, user_id: str | None = None, cube_ids: Sequence[str] | None = None,
+                    language: Language = "en") -> list[str]:
+        """Three follow-up questions from the user's most recent memories: written by the model when one
+        is configured, else (and whenever the model fails or answers badly) about the memories' keys."""
+        memories = self.list_memories(actor_id, user_id=user_id, cube_ids=cube_ids, size=20).memories
+        if self.llm is not None and memories:
+            try:
+                return suggest_with_model(self.llm, memories, language)
+            except (BackendUnavailable, ValueError) as exc:  # unusable JSON included
+                log.warning("suggestions fall back to memory keys: %s", exc)
+        return suggest(memories, language=language)
 
     def stats(self) -> dict[str, Any]:
         return {"catalog": self.catalog.counts(), "vectors": self.ready().stats(),

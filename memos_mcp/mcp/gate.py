@@ -68,6 +68,18 @@ class Gate:
             anyio.from_thread.run(ctx.report_progress, float(done), float(total))
         return report
 
+    @staticmethod
+    def text_progress(ctx: Context[Any]) -> Callable[[str], None]:
+        """A callback for text as it is written: each piece is a progress notification whose message is
+        the piece and whose progress is the length written so far (no total)."""
+        written = 0
+
+        def report(text: str) -> None:
+            nonlocal written
+            written += len(text)
+            anyio.from_thread.run(lambda: ctx.report_progress(float(written), None, text))
+        return report
+
 
 def prompt_error(message: str) -> Exception:
     return MCPError(INVALID_PARAMS, message)

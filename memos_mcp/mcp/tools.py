@@ -148,9 +148,11 @@ def _register_reading(server: MCPServer, service: MemoryService, gate: Gate) -> 
         return await gate.run(lambda actor: service.get_task(actor, task_id))
 
     @server.tool(annotations=READ)
-    async def get_suggestions(ctx: Context) -> Suggestions:
-        """Three follow-up questions drawn from what was recently remembered."""
-        return Suggestions(suggestions=await gate.run(service.suggestions))
+    async def get_suggestions(ctx: Context, language: Annotated[
+            Literal["en", "zh"], Field(description="en: English, zh: Chinese")] = "en") -> Suggestions:
+        """Three follow-up questions drawn from what was recently remembered (written by the server's
+        language model when it has one)."""
+        return Suggestions(suggestions=await gate.run(lambda actor: service.suggestions(actor, language=language)))
 
     @server.tool(annotations=READ)
     async def export_cube(cube_id: Annotated[str, Field(description="The cube to export")],
@@ -254,10 +256,12 @@ def _register_writing(server: MCPServer, service: MemoryService, gate: Gate) -> 
                    cube_ids: Annotated[list[str] | None, Field(description="Cubes to draw memories from")] = None,
                    conversation_id: Annotated[str | None, Field(description="The conversation to continue")] = None,
                    ) -> ChatAnswer:
-        """Answer with the configured language model, grounded in memories (cited by ref_id); the
-        exchange is stored in the conversation."""
+        """Answer with the server's language model, grounded in memories (cited by ref_id) and respecting
+        the user's preferences; the exchange is stored in the conversation and remembered. While the
+        answer is written, progress notifications carry each new piece of text as their message."""
+        on_delta = gate.text_progress(ctx)
         reply = await gate.run(lambda actor: service.chat(actor, query, cube_ids=cube_ids,
-                                                               conversation_id=conversation_id))
+                                                          conversation_id=conversation_id, on_delta=on_delta))
         return ChatAnswer(answer=reply.answer, references=reply.references, conversation_id=reply.conversation_id)
 
 

@@ -18,7 +18,9 @@ Decisions where the MemOS documents leave room:
   both; ``POST /memories`` answers the cube and the memories stored (or found already stored), so
   with a language model it waits for the extraction;
   ``DELETE /memories/{cube}`` the count deleted.
-- ``POST /chat`` answers ``data`` = the answer text, not a stream; 503 without a language model.
+- ``POST /chat`` answers ``data`` = the whole answer text (the API documents no stream, history or
+  system prompt: the conversation is ``default`` and its stored window is used); 503 without a
+  language model or when the model fails, even mid-answer (nothing is stored then).
 """
 
 from __future__ import annotations
@@ -29,7 +31,7 @@ from typing import Any, Literal
 from pydantic import AliasChoices, BaseModel, ConfigDict, Field, field_validator
 
 from memos_mcp.core.models import MemoryKind, MessageIn, Permission, Role
-from memos_mcp.errors import InvalidRequest, LLMNotConfigured
+from memos_mcp.errors import InvalidRequest
 from memos_mcp.rest.base import Call, CodeEnvelope, Dialect
 from memos_mcp.rest.memos_product import (
     CubeInfo,
@@ -267,8 +269,6 @@ class ChatBody(BaseModel):
             message="Chat response generated")
 async def chat(call: Call[ChatBody]) -> str:
     b = call.body
-    if not call.service.settings.llm.configured:
-        raise LLMNotConfigured("chat")
     reply = await call.run(lambda: call.service.chat(call.actor, b.message, user_id=blank(b.user_id),
                                                      cube_ids=[c for c in b.install_cube_ids or [] if c] or None))
     return reply.answer

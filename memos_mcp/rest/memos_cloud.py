@@ -8,27 +8,33 @@ Departures from the hosted service, each because the core does not (yet) do it:
   complete before they answer (``completed``) whatever ``async_mode`` says;
 - ``filter`` takes the core's search filters (``memory_type``, ``kind``, ``tags``, ``status``,
   ``conversation_id``, ``time_from``, ``time_to``, ``metadata``), not the hosted service's filter language;
-- ``/chat`` answers with the core's chat (its own search limits and prompt): ``system_prompt`` and
-  ``add_message_on_answer: false`` are refused rather than ignored, ``memory_limit_number``,
-  ``preference_limit_number`` and ``include_preference`` are accepted and not applied; a stream carries
-  the whole answer in one ``text`` frame (the core has no token streaming);
+- ``/chat`` answers with the core's chat: ``system_prompt`` opens the system message (the memories
+  and the instruction to respect preferences follow it), ``memory_limit_number``,
+  ``preference_limit_number`` and ``include_preference`` bound the search; ``add_message_on_answer:
+  false`` is refused rather than ignored (every complete exchange is stored). With ``stream`` the
+  answer comes as SSE frames: ``reference``, one ``text`` frame per piece of text as the model writes
+  it, ``end``; a model failure mid-answer is an ``error`` frame (``{code, message}``), the last, and
+  that exchange is not stored. Errors before the answer (no model, the model unreachable) are envelopes;
 - ``conversation_limit_number`` of ``/get/message`` is accepted and not applied: one conversation is read.
 """
 
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import AsyncIterator
 from datetime import datetime
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 from sse_starlette import EventSourceResponse
+from starlette.concurrency import iterate_in_threadpool
 from starlette.responses import Response
 
+from memos_mcp.core.chat import ChatStream, Delta, References
 from memos_mcp.core.models import Memory, MemoryKind, Message, SearchHit, TaskStatus
 from memos_mcp.core.service import MemoryService
-from memos_mcp.errors import InvalidRequest, LLMNotConfigured, MemosError
+from memos_mcp.errors import InvalidRequest, MemosError, StorageError
 from memos_mcp.rest.base import Call, CodeEnvelope, Dialect
 
 PREFERENCE_NOTE = (
@@ -42,6 +48,7 @@ _LIST_PAGE = 200  # the core's largest page, used to collect the ids a filter se
 
 
 DIALECT = Dialect("MemOS cloud", "/api/openmem/v1", CodeEnvelope())
+log = logging.getLogger(__name__)
 
 
 # --- shapes ------------------------------------------------------------------------------------------
@@ -181,10 +188,10 @@ class ChatBody(BaseModel):
     conversation_id: str = Field(min_length=1)
     query: str = Field(min_length=1)
     stream: bool = False
-    memory_limit_number: int | None = Field(None, description="accepted; the core's search limits apply")
-    preference_limit_number: int | None = Field(None, description="accepted; the core's search limits apply")
-    include_preference: bool | None = Field(None, description="accepted; the core's search limits apply")
-    system_prompt: str | None = Field(None, description="not supported: refused when given")
+    memory_limit_number: int | None = Field(None, description="facts to retrieve (default: the server's)")
+    preference_limit_number: int | None = Field(None, description="preferences to retrieve")
+    include_preference: bool = True
+    system_prompt: str | None = Field(None, description="your instructions; the memories follow them")
     add_message_on_answer: bool = Field(True, description="the exchange is always stored: false is refused")
 
 
@@ -339,26 +346,38 @@ def _delete(service: MemoryService, actor: str, b: DeleteBody) -> None:
         service.delete_memory(actor, memory_id)
 
 
+async def _chat_frames(stream: ChatStream) -> AsyncIterator[dict[str, str]]:
+    try:
+        async for event in iterate_in_threadpool(stream):
+            if isinstance(event, References):
+                refs = [memory_detail(m).model_dump() for m in event.all]
+                yield {"data": json.dumps({"type": "reference", "data": refs})}
+            elif isinstance(event, Delta):
+                yield {"data": json.dumps({"type": "text", "data": event.text})}
+        yield {"data": json.dumps({"type": "end"})}
+    except Exception as exc:  # a failure mid-answer: the last frame says so (and the log, for a bug)
+        failure = exc if isinstance(exc, MemosError) else StorageError("internal error; see the server log")
+        if failure is not exc:
+            log.exception("chat stream failed")
+        yield {"data": json.dumps({"type": "error", "data": {"code": failure.status, "message": failure.message}})}
+    finally:
+        stream.close()
+
+
 @DIALECT.op("POST", "/chat", "Answer grounded in memory; the exchange is stored", body=ChatBody,
             response=ChatData, raw=True)
 async def chat(call: Call[ChatBody]) -> Response:
     b = call.body
-    if not call.service.settings.llm.configured:  # before any stream starts: an error in the envelope
-        raise LLMNotConfigured("chat")
-    if b.system_prompt is not None:
-        raise InvalidRequest("system_prompt is not supported: the server's grounded prompt is used",
-                             field="system_prompt")
     if not b.add_message_on_answer:
         raise InvalidRequest("add_message_on_answer: false is not supported: every exchange is stored",
                              field="add_message_on_answer")
-    reply = await call.run(lambda: call.service.chat(call.actor, b.query, conversation_id=b.conversation_id,
-                                                     user_id=b.user_id))
+    options: dict[str, Any] = {
+        "conversation_id": b.conversation_id, "user_id": b.user_id, "system_prompt": b.system_prompt,
+        "top_k": b.memory_limit_number, "include_preference": b.include_preference,
+        "pref_top_k": b.preference_limit_number}
     if not b.stream:
+        reply = await call.run(lambda: call.service.chat(call.actor, b.query, **options))
         return DIALECT.envelope.ok({"response": reply.answer}, "Success", 200)
+    stream = await call.run(lambda: call.service.chat_stream(call.actor, b.query, **options))
+    return EventSourceResponse(_chat_frames(stream))
 
-    async def frames() -> AsyncIterator[dict[str, str]]:
-        refs = [memory_detail(m).model_dump() for m in reply.references]
-        yield {"data": json.dumps({"type": "reference", "data": refs})}
-        yield {"data": json.dumps({"type": "text", "data": reply.answer})}
-        yield {"data": json.dumps({"type": "end"})}
-    return EventSourceResponse(frames())

@@ -14,36 +14,45 @@ Decisions where the MemOS documents leave room:
 - ``POST /add`` treats empty strings and empty lists as absent (the seed example sends them);
   ``session_id`` is the conversation id; ``source`` is kept in the memory's metadata and reported as
   ``metadata.source``; ``user_profile`` is accepted and ignored.
-- ``POST /suggestions``: ``message`` is accepted and ignored (suggestions come from recent memories,
-  without a language model); ``language: "zh"`` phrases the same suggestions in Chinese.
+- ``POST /suggestions``: ``message`` is accepted and ignored: the questions come from the user's
+  recent memories (written by the language model when one is configured, else about the memories'
+  keys); ``language: "zh"`` asks for them in Chinese.
 - ``POST /get_all``: ``act_mem`` and ``para_mem`` answer one entry per cube with no memories (this
   server keeps text memories only).
-- ``POST /chat``: the whole answer is computed before the stream starts, so that every error
-  (unknown cube 404, forbidden cube 403, no language model 503) is an ordinary envelope; the stream
-  then sends ``status``, ``reference``, ``text`` (the whole answer), ``time`` and ``end`` frames.
-  ``history`` is accepted and ignored: the core keeps the conversation window itself.
+- ``POST /chat`` streams the answer as the model writes it: ``status`` ("0"), ``reference`` (the
+  memories and preferences the answer may cite, before any text), one ``text`` frame per piece of
+  text, ``time`` (``total_time`` in seconds) and ``end``. Every error that can come before the answer
+  (unknown cube 404, forbidden cube 403, no language model or the model unreachable 503) is an
+  ordinary envelope; if the model fails mid-answer, an ``error`` frame (``{code, message}``) ends the
+  stream, and nothing of that exchange is stored. A non-empty ``history`` (``[{role, content}]``)
+  replaces the conversation window the server would otherwise use (its last ``max_turns_window``
+  turns are kept); the exchange is stored in ``mem_cube_id`` when the user may write it, else in the
+  user's default cube.
 """
 
 from __future__ import annotations
 
 import json
-import time
+import logging
 from collections.abc import AsyncIterator, Sequence
 from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 from sse_starlette import EventSourceResponse
+from starlette.concurrency import iterate_in_threadpool
 from starlette.responses import Response
 
+from memos_mcp.core.chat import ChatStream, Delta, Done, References
 from memos_mcp.core.models import Cube, Memory, MessageIn, User
 from memos_mcp.core.service import MemoryService
-from memos_mcp.errors import Conflict, LLMNotConfigured, NotFound
+from memos_mcp.errors import Conflict, MemosError, NotFound, StorageError
 from memos_mcp.rest.base import Call, CodeEnvelope, Dialect
 
 # --- the envelope (shared with the MemOS REST API dialect) --------------------------------------
 
 
 DIALECT = Dialect("MemOS product API", "/product", CodeEnvelope())
+log = logging.getLogger(__name__)
 
 # --- shapes shared by both MemOS dialects -------------------------------------------------------
 
@@ -267,13 +276,9 @@ class SuggestionsData(BaseModel):
 
 
 def suggestions(service: MemoryService, actor: str, user_id: str, cube_id: str | None,
-                language: str) -> SuggestionsData:
-    cube_ids = [cube_id] if cube_id else None
-    if language == "zh":
-        memories = service.list_memories(actor, user_id=user_id, cube_ids=cube_ids, size=20).memories
-        keys = list(dict.fromkeys(m.key.rstrip("….") for m in memories if m.key))[:3]
-        return SuggestionsData(query=[f"关于“{key}”，你还记得什么？" for key in keys])
-    return SuggestionsData(query=service.suggestions(actor, user_id=user_id, cube_ids=cube_ids))
+                language: Literal["en", "zh"]) -> SuggestionsData:
+    return SuggestionsData(query=service.suggestions(actor, user_id=user_id, cube_ids=[cube_id] if cube_id else None,
+                                                     language=language))
 
 
 @DIALECT.op("GET", "/suggestions/{user_id}", "Suggested questions from a user's recent memories",
@@ -366,7 +371,8 @@ class ChatBody(BaseModel):
     user_id: str
     query: str
     mem_cube_id: str | None = None
-    history: list[dict[str, Any]] | None = Field(None, description="accepted; the server keeps the window itself")
+    history: list[dict[str, Any]] | None = Field(
+        None, description="[{role, content}] turns that replace the stored conversation window")
 
 
 class ChatFrame(BaseModel):
@@ -380,24 +386,32 @@ def frame(kind: str, data: Any) -> dict[str, str]:
     return {"data": json.dumps({"type": kind, "data": data}, ensure_ascii=False)}
 
 
+async def chat_frames(stream: ChatStream) -> AsyncIterator[dict[str, str]]:
+    """The frames of an answer as it is written; a failure mid-way is an ``error`` frame, the last."""
+    try:
+        yield frame("status", "0")
+        async for event in iterate_in_threadpool(stream):
+            if isinstance(event, References):
+                yield frame("reference", [item(m).model_dump(mode="json") for m in event.all])
+            elif isinstance(event, Delta):
+                yield frame("text", event.text)
+            elif isinstance(event, Done):
+                yield frame("time", {"total_time": event.seconds})
+        yield frame("end", None)
+    except Exception as exc:  # a failure mid-answer: the last frame says so (and the log, for a bug)
+        failure = exc if isinstance(exc, MemosError) else StorageError("internal error; see the server log")
+        if failure is not exc:
+            log.exception("chat stream failed")
+        yield frame("error", {"code": failure.status, "message": failure.message})
+    finally:
+        stream.close()  # a client gone mid-answer: the model's stream is closed, nothing is stored
+
+
 @DIALECT.op("POST", "/chat", "Chat grounded in memory, as a text/event-stream of frames", body=ChatBody,
             response=ChatFrame, raw=True)
 async def chat(call: Call[ChatBody]) -> Response:
     b = call.body
-    if not call.service.settings.llm.configured:
-        raise LLMNotConfigured("chat")
-    started = time.perf_counter()
     cube = blank(b.mem_cube_id)
-    reply = await call.run(lambda: call.service.chat(call.actor, b.query, user_id=b.user_id,
-                                                     cube_ids=[cube] if cube else None))
-    elapsed = round(time.perf_counter() - started, 3)
-    references = [item(m).model_dump(mode="json") for m in reply.references]
-
-    async def frames() -> AsyncIterator[dict[str, str]]:
-        yield frame("status", "0")
-        yield frame("reference", references)
-        yield frame("text", reply.answer)
-        yield frame("time", {"total_time": elapsed})
-        yield frame("end", None)
-
-    return EventSourceResponse(frames(), ping=600)
+    stream = await call.run(lambda: call.service.chat_stream(
+        call.actor, b.query, user_id=b.user_id, cube_ids=[cube] if cube else None, history=b.history or None))
+    return EventSourceResponse(chat_frames(stream), ping=600)

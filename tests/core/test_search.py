@@ -118,3 +118,9 @@ def test_listing_pages_through_newest_first(filled: MemoryService) -> None:
     assert [m.created_at for m in everything] == sorted((m.created_at for m in everything), reverse=True)
     with pytest.raises(InvalidRequest):
         filled.list_memories("alice", page=0)
+
+
+def test_a_page_beyond_any_store_is_refused_not_a_crash(service: MemoryService) -> None:
+    service.ensure_user("alice")
+    with pytest.raises(InvalidRequest, match="page"):
+        service.list_memories("alice", page=13788766738202947130770908512256)

@@ -8,6 +8,7 @@ import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
+import anyio
 import pytest
 from mcp.types import EmbeddedResource, TextResourceContents
 
@@ -17,7 +18,7 @@ from memos_mcp.core.portability import import_lines
 from memos_mcp.core.service import ROOT_USER, MemoryService
 from tests.conftest import ServiceFactory
 from tests.mcp.support import call, connect, fail, remember
-from tests.openai_server import OpenAIServer
+from tests.openai_server import OpenAIServer, Reply
 
 pytestmark = pytest.mark.anyio
 
@@ -383,6 +384,59 @@ async def test_chat_answers_through_the_model_citing_memories(make_service: Serv
     assert reply["answer"] == f"Mia lives in Porto {fact['ref_id']}."
     assert reply["conversation_id"] == "c1" and fact["id"] in [m["id"] for m in reply["references"]]
     assert [m.content for m in service.get_messages("alice", "c1")] == ["Where does my sister live?", reply["answer"]]
+
+
+@pytest.mark.parametrize("mode", ["legacy", None])
+async def test_chat_reports_the_answer_as_progress_while_it_is_written(
+        make_service: ServiceFactory, llm_server: OpenAIServer, mode: str | None) -> None:
+    # mode="legacy": the JSON-RPC session of stdio and HTTP clients; None: the in-process client.
+    service = make_service(llm=LLMSettings(base_url=llm_server.url, model="scripted-model"))
+    service.ensure_user("alice")
+    answer = "Mia lives in Porto, by the river."
+    llm_server.replies.append(answer)
+    pieces: list[tuple[float, float | None, str | None]] = []
+    finished = anyio.Event()
+
+    async def on_progress(progress: float, total: float | None, message: str | None) -> None:
+        pieces.append((progress, total, message))
+        if progress >= len(answer):
+            finished.set()
+
+    async with connect(service, "alice", **({"mode": mode} if mode else {})) as client:
+        result = await client.call_tool("chat", {"query": "Where does my sister live?"},
+                                        progress_callback=on_progress)
+        assert not result.is_error and result.structured_content is not None
+        with anyio.fail_after(10):  # over JSON-RPC a notification may be handled just after the result
+            await finished.wait()
+    assert result.structured_content["answer"] == answer
+    assert len(pieces) == len(answer.split())
+    assert "".join(message or "" for _, _, message in pieces) == answer
+    assert [p for p, _, _ in pieces] == sorted({p for p, _, _ in pieces}) and pieces[-1][0] == len(answer)
+
+
+async def test_a_chat_whose_model_dies_mid_answer_is_a_tool_error(make_service: ServiceFactory,
+                                                                  llm_server: OpenAIServer) -> None:
+    service = make_service(llm=LLMSettings(base_url=llm_server.url, model="scripted-model", max_retries=0))
+    service.ensure_user("alice")
+    llm_server.replies.append(Reply(content="This will not be finished", die_after=3))
+    async with connect(service, "alice") as client:
+        message = await fail(client, "chat", query="Tell me a story", conversation_id="story")
+    assert "backend_unavailable" in message and "language model" in message
+    assert service.get_messages("alice", "story") == []
+
+
+async def test_suggestions_are_written_by_the_model_when_there_is_one(make_service: ServiceFactory,
+                                                                      llm_server: OpenAIServer) -> None:
+    service = make_service(llm=LLMSettings(base_url=llm_server.url, model="scripted-model"))
+    service.ensure_user("alice")
+    questions = ["Which tyres fit my car?", "When is the next service?", "How much will it cost?"]
+    llm_server.replies.append(json.dumps({"questions": questions}))
+    async with connect(service, "alice") as client:
+        await remember(client, "The car needs new tyres.")
+        assert await call(client, "get_suggestions") == {"suggestions": questions}
+        llm_server.replies.append("[not an object]")
+        fallback = (await call(client, "get_suggestions", language="zh"))["suggestions"]
+    assert fallback == ["关于“The car needs new tyres”，你还记得什么？"]
 
 
 # --- export_cube -------------------------------------------------------------------------------

@@ -19,7 +19,7 @@ def test_an_add_is_acknowledged_at_once_and_extracted_in_one_call(open_service: 
                                                                   llm_server: OpenAIServer) -> None:
     service = open_service()
     service.ensure_user("alice")
-    llm_server.replies.append(Reply(delay=0.5, content=answer(facts=[
+    llm_server.extraction_replies.append(Reply(delay=0.5, content=answer(facts=[
         {"key": "Home city", "value": "Alice moved to Lisbon on 3 May 2026.", "memory_type": "UserMemory",
          "tags": ["home", "lisbon"], "confidence": 0.95, "sources": [0]},
         {"key": "Job", "value": "Alice works as a nurse at Santa Maria hospital.", "memory_type": "UserMemory",
@@ -53,7 +53,7 @@ def test_an_add_is_acknowledged_at_once_and_extracted_in_one_call(open_service: 
 def test_async_mode_false_waits_for_the_memories(open_service: Open, llm_server: OpenAIServer) -> None:
     service = open_service()
     service.ensure_user("alice")
-    llm_server.replies.append(answer(facts=[{"key": "Pet", "value": "Alice has a cat named Miso.", "sources": [0]}]))
+    llm_server.extraction_replies.append(answer(facts=[{"key": "Pet", "value": "Alice has a cat named Miso."}]))
     result = service.add_memory("alice", messages=[{"role": "user", "content": "My cat Miso is asleep."}],
                                 async_mode=False)
     assert result.status is TaskStatus.DONE
@@ -65,7 +65,7 @@ def test_the_model_sees_similar_memories_by_number_and_its_update_keeps_history(
     service = open_service()
     service.ensure_user("alice")
     old = service.add_memory("alice", memory_content="Alice lives in Porto.").memories[0]
-    llm_server.replies.append(answer(updates=[
+    llm_server.extraction_replies.append(answer(updates=[
         {"memory": 0, "action": "update", "value": "Alice lives in Lisbon since May 2026.", "reason": "moved"},
         {"memory": 7, "action": "archive", "reason": "an invented number"}]))
 
@@ -84,7 +84,7 @@ def test_a_contradicted_memory_is_archived_not_deleted(open_service: Open, llm_s
     service = open_service()
     service.ensure_user("alice")
     old = service.add_memory("alice", memory_content="Alice is vegetarian.").memories[0]
-    llm_server.replies.append(answer(
+    llm_server.extraction_replies.append(answer(
         updates=[{"memory": 0, "action": "archive", "reason": "she eats fish again"}],
         facts=[{"key": "Diet", "value": "Alice eats fish again since June 2026.", "sources": [0]}]))
 
@@ -101,7 +101,7 @@ def test_a_contradicted_memory_is_archived_not_deleted(open_service: Open, llm_s
 def test_explicit_and_implicit_preferences(open_service: Open, llm_server: OpenAIServer) -> None:
     service = open_service()
     service.ensure_user("alice")
-    llm_server.replies.append(answer(preferences=[
+    llm_server.extraction_replies.append(answer(preferences=[
         {"preference": "Alice prefers window seats.", "type": "explicit", "reasoning": "She said so.",
          "sources": [0]},
         {"preference": "Alice likes to travel light.", "type": "implicit_preference",
@@ -122,7 +122,7 @@ def test_duplicates_are_dropped_by_text_and_by_similarity(open_service: Open, ll
     service = open_service()
     service.ensure_user("alice")
     old = service.add_memory("alice", memory_content="Alice has a cat named Miso.").memories[0]
-    llm_server.replies.append(answer(facts=[
+    llm_server.extraction_replies.append(answer(facts=[
         {"value": "Alice has a cat named Miso.", "sources": [0]},
         {"value": "Alice has a cat named Miso!", "sources": [0]},
         {"value": "Alice's cat Miso is three years old.", "sources": [0]},
@@ -138,7 +138,7 @@ def test_duplicates_are_dropped_by_text_and_by_similarity(open_service: Open, ll
 def test_items_that_do_not_validate_are_dropped_never_stored(open_service: Open, llm_server: OpenAIServer) -> None:
     service = open_service()
     service.ensure_user("alice")
-    llm_server.replies.append(answer(facts=[
+    llm_server.extraction_replies.append(answer(facts=[
         {"value": ""}, {"key": "no value"}, "a bare string", {"value": "Alice plays the cello.", "sources": [9, "x"],
                                                              "confidence": "very", "memory_type": "Weird"}]))
     result = service.add_memory("alice", async_mode=False, messages=[{"role": "user", "content": "I play cello."}])
@@ -151,7 +151,8 @@ def test_items_that_do_not_validate_are_dropped_never_stored(open_service: Open,
 def test_fenced_json_is_repaired_without_a_second_call(open_service: Open, llm_server: OpenAIServer) -> None:
     service = open_service()
     service.ensure_user("alice")
-    llm_server.replies.append("Here you go:\n```json\n" + answer(facts=[{"value": "Alice speaks Finnish."}]) + "\n```")
+    fenced = "Here you go:\n```json\n" + answer(facts=[{"value": "Alice speaks Finnish."}]) + "\n```"
+    llm_server.extraction_replies.append(fenced)
     result = service.add_memory("alice", async_mode=False, messages=[{"role": "user", "content": "Puhun suomea."}])
     assert [m.memory for m in result.memories] == ["Alice speaks Finnish."] and len(llm_server.chats) == 1
 
@@ -159,7 +160,7 @@ def test_fenced_json_is_repaired_without_a_second_call(open_service: Open, llm_s
 def test_invalid_json_is_asked_for_once_more(open_service: Open, llm_server: OpenAIServer) -> None:
     service = open_service()
     service.ensure_user("alice")
-    llm_server.replies += ["Sure! Alice speaks Finnish.", answer(facts=[{"value": "Alice speaks Finnish."}])]
+    llm_server.extraction_replies += ["Sure! Alice speaks Finnish.", answer(facts=[{"value": "Alice speaks Finnish."}])]
     result = service.add_memory("alice", async_mode=False, messages=[{"role": "user", "content": "Puhun suomea."}])
     assert result.status is TaskStatus.DONE and [m.memory for m in result.memories] == ["Alice speaks Finnish."]
     retry = llm_server.chats[1]["messages"]
@@ -171,7 +172,7 @@ def test_garbage_twice_fails_the_task_but_keeps_the_messages_searchable(
         open_service: Open, llm_server: OpenAIServer) -> None:
     service = open_service()
     service.ensure_user("alice")
-    llm_server.replies += ["[1, 2, 3]", '{"facts": "none"}']
+    llm_server.extraction_replies += ["[1, 2, 3]", '{"facts": "none"}']
     result = service.add_memory("alice", async_mode=False,
                                 messages=[{"role": "user", "content": "My brother Tomas is a pilot."}])
     task = service.get_task("alice", str(result.task_id))
@@ -185,7 +186,7 @@ def test_garbage_twice_fails_the_task_but_keeps_the_messages_searchable(
 def test_rate_limits_are_retried_with_backoff(open_service: Open, llm_server: OpenAIServer) -> None:
     service = open_service(max_retries=2)
     service.ensure_user("alice")
-    llm_server.replies += [Reply(status=429, headers={"retry-after": "0"}), Reply(status=503),
+    llm_server.extraction_replies += [Reply(status=429, headers={"retry-after": "0"}), Reply(status=503),
                            answer(facts=[{"value": "Alice runs marathons."}])]
     result = service.add_memory("alice", async_mode=False, messages=[{"role": "user", "content": "I run marathons."}])
     assert result.status is TaskStatus.DONE and [m.memory for m in result.memories] == ["Alice runs marathons."]
@@ -196,7 +197,7 @@ def test_a_model_that_stays_unavailable_leaves_the_rule_memories_and_the_reason(
         open_service: Open, llm_server: OpenAIServer) -> None:
     service = open_service(max_retries=1)
     service.ensure_user("alice")
-    llm_server.replies += [Reply(status=429, headers={"retry-after": "0"})] * 2
+    llm_server.extraction_replies += [Reply(status=429, headers={"retry-after": "0"})] * 2
     result = service.add_memory("alice", async_mode=False, messages=[{"role": "user", "content": "I hate olives."}])
     task = service.get_task("alice", str(result.task_id))
     assert task.status is TaskStatus.FAILED and "HTTP 429" in str(task.error) and task.extractor == "rules"
@@ -207,7 +208,7 @@ def test_a_model_that_stays_unavailable_leaves_the_rule_memories_and_the_reason(
 def test_a_timeout_falls_back_and_names_it(open_service: Open, llm_server: OpenAIServer) -> None:
     service = open_service(timeout=0.3)
     service.ensure_user("alice")
-    llm_server.replies.append(Reply(delay=1.0, content=answer()))
+    llm_server.extraction_replies.append(Reply(delay=1.0, content=answer()))
     result = service.add_memory("alice", async_mode=False, messages=[{"role": "user", "content": "I sail on Sundays."}])
     task = service.get_task("alice", str(result.task_id))
     assert task.status is TaskStatus.FAILED and "timed out after 0.3 s" in str(task.error)
@@ -225,9 +226,9 @@ def test_an_unreachable_model_falls_back(open_service: Open, llm_server: OpenAIS
 def test_one_conversation_is_extracted_in_order(open_service: Open, llm_server: OpenAIServer) -> None:
     service = open_service()
     service.ensure_user("alice")
-    llm_server.replies += [Reply(delay=0.3, content=answer(facts=[{"value": "Alice adopted a dog named Rex."}])),
-                           answer(updates=[{"memory": 0, "action": "update",
-                                            "value": "Alice adopted a dog named Rex, a beagle."}])]
+    llm_server.extraction_replies += [
+        Reply(delay=0.3, content=answer(facts=[{"value": "Alice adopted a dog named Rex."}])),
+        answer(updates=[{"memory": 0, "action": "update", "value": "Alice adopted a dog named Rex, a beagle."}])]
     first = service.add_memory("alice", messages=[{"role": "user", "content": "I adopted a dog, Rex."}],
                                conversation_id="c1")
     second = service.add_memory("alice", messages=[{"role": "user", "content": "Rex is a beagle."}],
@@ -244,13 +245,13 @@ def test_queued_work_survives_a_restart(open_service: Open, llm_server: OpenAISe
     data = tmp_path / "restart"
     service = open_service(data)
     service.ensure_user("alice")
-    llm_server.replies.append(Reply(delay=1.5, content=answer(facts=[{"value": "never applied"}])))
+    llm_server.extraction_replies.append(Reply(delay=1.5, content=answer(facts=[{"value": "never applied"}])))
     ack = service.add_memory("alice", messages=[{"role": "user", "content": "I grow tomatoes."}])
     deadline = time.monotonic() + 5
     while not llm_server.chats and time.monotonic() < deadline:
         time.sleep(0.01)
     service.close()  # the model call is in flight: the task stays open
-    llm_server.replies.append(answer(facts=[{"value": "Alice grows tomatoes."}]))
+    llm_server.extraction_replies.append(answer(facts=[{"value": "Alice grows tomatoes."}]))
 
     reopened = open_service(data)
     task = settle(reopened, "alice", str(ack.task_id))

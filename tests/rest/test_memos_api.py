@@ -165,7 +165,7 @@ def test_chat_without_a_model_is_503_and_with_one_answers(users: Users, rest_ser
         assert ok(http.post("/api/chat", json={"message": "what is my cat called"}),
                   "Chat response generated") == "Your cat is Miso."
         failed(http.post("/api/chat", json={"message": "x", "install_cube_ids": ["nope"]}), 404, "nope")
-    assert "Miso" in model.requests[-1]["messages"][0]["content"]
+    assert "Miso" in model.chat_requests[-1]["messages"][0]["content"]
 
 
 def test_no_route_claims_the_cloud_prefix(users: Users) -> None:

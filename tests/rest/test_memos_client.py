@@ -17,7 +17,7 @@ from tests.rest.conftest import RestServe, llm_of
 CLIENT_PYTHON = Path(__file__).resolve().parents[2] / ".venv-memos-client" / "bin" / "python"
 
 SCRIPT = textwrap.dedent("""
-    import json, sys
+    import json, sys, time
     from memos.api.client import MemOSClient
 
     key, base_url = sys.argv[1], sys.argv[2]
@@ -27,7 +27,11 @@ SCRIPT = textwrap.dedent("""
         messages=[{"role": "user", "content": "I moved to Lisbon in March and I love pastel de nata."}],
         user_id="alice", conversation_id="trip")
     out["add"] = added.model_dump()
-    out["status"] = client.get_task_status(added.data.task_id).model_dump()
+    for _ in range(200):  # the model extracts in the background: wait as a client would (bounded)
+        out["status"] = client.get_task_status(added.data.task_id).model_dump()
+        if out["status"]["data"]["status"] in ("completed", "failed"):
+            break
+        time.sleep(0.05)
     out["search"] = client.search_memory("Where do I live?", user_id="alice", conversation_id="trip").model_dump()
     out["get"] = client.get_memory(user_id="alice").model_dump()
     first = out["search"]["data"]["memory_detail_list"][0]["id"]
@@ -55,6 +59,9 @@ def test_the_official_memos_client_works_unchanged(rest_serve: RestServe, model:
     app = rest_serve(admin_key=True, llm=llm_of(model))
     key = app.keys.create(ROOT_USER, "alice").key
     model.replies.append("You live in Lisbon.")
+    model.extraction_replies.append(json.dumps({  # what the model extracts in the background
+        "facts": [{"key": "Home city", "value": "Alice moved to Lisbon in March 2026.", "sources": [0]}],
+        "preferences": [{"preference": "Alice loves pastel de nata.", "type": "explicit", "sources": [0]}]}))
 
     result = run_client(key, f"{app.url}/api/openmem/v1")
 

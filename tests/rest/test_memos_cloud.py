@@ -9,7 +9,7 @@ from typing import Any
 
 import httpx2
 
-from tests.openai_server import OpenAIServer
+from tests.openai_server import OpenAIServer, Reply
 from tests.rest.conftest import RestServe, Users, client, failed, llm_of, ok
 
 BASE = "/api/openmem/v1"
@@ -24,11 +24,12 @@ def post(http: httpx2.Client, path: str, payload: dict[str, Any]) -> httpx2.Resp
     return http.post(BASE + path, content=json.dumps(payload), headers={"Content-Type": "application/json"})
 
 
-def add(http: httpx2.Client, user_id: str, text: str, conversation_id: str | None = None) -> dict[str, Any]:
+def add(http: httpx2.Client, user_id: str, text: str, conversation_id: str | None = None,
+        async_mode: bool = True) -> dict[str, Any]:
     data: dict[str, Any] = ok(post(http, "/add/message", {
         "messages": [{"role": "user", "content": text}], "user_id": user_id, "conversation_id": conversation_id,
         "info": None, "source": None, "app_id": None, "agent_id": None, "allow_public": False,
-        "allow_knowledgebase_ids": None, "allow_memory_view": None, "tags": None, "async_mode": True}))
+        "allow_knowledgebase_ids": None, "allow_memory_view": None, "tags": None, "async_mode": async_mode}))
     return data
 
 
@@ -197,12 +198,44 @@ def test_chat_with_a_model(rest_serve: RestServe, model: OpenAIServer) -> None:
             assert streamed.status_code == 200
             assert streamed.headers["content-type"].startswith("text/event-stream")
             frames = [json.loads(line[5:]) for line in streamed.iter_lines() if line.startswith("data:")]
-        assert [f["type"] for f in frames] == ["reference", "text", "end"]
-        assert frames[1]["data"] == "Kyoto, in October."
-        failed(post(http, "/chat", {"user_id": "default", "conversation_id": "trip", "query": "x",
-                                    "system_prompt": "be terse"}), 400, "system_prompt")
+        assert [f["type"] for f in frames] == ["reference", "text", "text", "text", "end"]
+        assert "".join(f["data"] for f in frames[1:-1]) == "Kyoto, in October."
+        assert any("Kyoto in October" in m["memory_value"] for m in frames[0]["data"])
         messages = ok(post(http, "/get/message", {"user_id": "default", "conversation_id": "trip"}))
         assert [m["role"] for m in messages["message_detail_list"]][-4:] == ["user", "assistant"] * 2
+
+
+def test_chat_honours_the_system_prompt_and_the_search_limits(rest_serve: RestServe, model: OpenAIServer) -> None:
+    app = rest_serve(llm=llm_of(model))
+    model.replies += ["Kyoto.", "Kyoto again."]
+    with client(app) as http:
+        add(http, "default", "I am planning a trip to Kyoto in October", "trip", async_mode=False)
+        add(http, "default", "I prefer window seats on trains", "trip", async_mode=False)
+        ok(post(http, "/chat", {"user_id": "default", "conversation_id": "trip", "query": "Where to?",
+                                "system_prompt": "You are a terse travel agent."}))
+        system = model.chat_requests[-1]["messages"][0]["content"]
+        assert system.startswith("You are a terse travel agent.") and "Kyoto in October" in system
+        ok(post(http, "/chat", {"user_id": "default", "conversation_id": "trip", "query": "Where to?",
+                                "memory_limit_number": 1, "include_preference": False}))
+        facts = model.chat_requests[-1]["messages"][0]["content"].split("## Facts")[1].split("## Preferences")
+        assert len(facts[0].strip().splitlines()) == 1 and "window seats" not in facts[1]
+        failed(post(http, "/chat", {"user_id": "default", "conversation_id": "trip", "query": "x",
+                                    "add_message_on_answer": False}), 400, "add_message_on_answer")
+
+
+def test_a_model_failing_mid_stream_is_an_error_frame_and_without_stream_a_503(rest_serve: RestServe,
+                                                                               model: OpenAIServer) -> None:
+    app = rest_serve(llm={**llm_of(model), "max_retries": 0})
+    model.replies += [Reply(content="one two three four", die_after=2), Reply(content="one two three", die_after=2)]
+    with client(app) as http:
+        with http.stream("POST", BASE + "/chat", json={"user_id": "default", "conversation_id": "c",
+                                                      "query": "Count", "stream": True}) as streamed:
+            frames = [json.loads(line[5:]) for line in streamed.iter_lines() if line.startswith("data:")]
+        assert [f["type"] for f in frames] == ["reference", "text", "error"]
+        assert frames[-1]["data"]["code"] == 503
+        failed(post(http, "/chat", {"user_id": "default", "conversation_id": "c", "query": "Count"}), 503,
+               "language model")
+    assert app.service.get_messages("default", "c") == []
 
 
 def test_an_impossible_time_or_broken_unicode_is_a_400_never_a_500(users: Users) -> None:

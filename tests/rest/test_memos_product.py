@@ -9,7 +9,7 @@ from typing import Any
 import httpx2
 
 from memos_mcp.core.service import ROOT_USER
-from tests.openai_server import OpenAIServer
+from tests.openai_server import OpenAIServer, Reply
 from tests.rest.conftest import RestServe, Users, client, failed, llm_of, ok
 
 METADATA_KEYS = {"user_id", "session_id", "status", "type", "key", "confidence", "source", "tags", "memory_type",
@@ -230,15 +230,72 @@ def test_chat_streams_status_reference_text_time_and_end(rest_serve: RestServe, 
         ids = register(http)
         add(http, ids["user_id"], memory_content="The user's favourite fruit is the strawberry.")
         hit = search(http, ids["user_id"], "favourite fruit")["text_mem"][0]["memories"][0]
-        model.replies.append(f"You love strawberries {hit['ref_id']}.")
+        answer = f"You love strawberries {hit['ref_id']}, fresh from the field."
+        model.replies.append(answer)
         stream = frames(http.post("/product/chat", json={"user_id": ids["user_id"], "query": "What fruit do I like?",
                                                          "mem_cube_id": ids["mem_cube_id"], "history": []}))
-        assert [f["type"] for f in stream] == ["status", "reference", "text", "time", "end"]
+        kinds = [f["type"] for f in stream]
+        assert kinds == ["status", "reference", *["text"] * len(answer.split()), "time", "end"]
+        assert stream[0]["data"] == "0"
         assert stream[1]["data"][0]["id"] == hit["id"] and stream[1]["data"][0]["ref_id"] == hit["ref_id"]
-        assert stream[2]["data"] == f"You love strawberries {hit['ref_id']}."
+        assert "".join(f["data"] for f in stream if f["type"] == "text") == answer
         assert re.fullmatch(r"\[[0-9a-f-]{8}\]", hit["ref_id"])
-        assert stream[3]["data"]["total_time"] >= 0 and stream[4]["data"] is None
-        assert "strawberry" in model.requests[-1]["messages"][0]["content"]
+        assert stream[-2]["data"]["total_time"] >= 0 and stream[-1]["data"] is None
+        system = model.chat_requests[-1]["messages"][0]["content"]
+        assert f"{hit['ref_id']} The user's favourite fruit is the strawberry." in system
         failed(http.post("/product/chat", json={"user_id": ids["user_id"], "query": "x", "mem_cube_id": "no"}), 404)
     stored = app.service.get_messages(ids["user_id"], "default")
-    assert [m.role for m in stored][-2:] == ["user", "assistant"]
+    assert [(m.role, m.content) for m in stored][-2:] == [("user", "What fruit do I like?"), ("assistant", answer)]
+
+
+def test_chat_history_replaces_the_stored_window(rest_serve: RestServe, model: OpenAIServer) -> None:
+    app = rest_serve(llm=llm_of(model))
+    model.replies += ["First.", "Second."]
+    with client(app) as http:
+        frames(http.post("/product/chat", json={"user_id": "default", "query": "One?"}))
+        frames(http.post("/product/chat", json={"user_id": "default", "query": "Two?", "history": [
+            {"role": "user", "content": "Zero?"}, {"role": "assistant", "content": "Nothing."}]}))
+        failed(http.post("/product/chat", json={"user_id": "default", "query": "Three?",
+                                                "history": [{"role": "judge", "content": "x"}]}), 400, "history")
+    assert [m["content"] for m in model.chat_requests[0]["messages"][1:]] == ["One?"]
+    assert [m["content"] for m in model.chat_requests[1]["messages"][1:]] == ["Zero?", "Nothing.", "Two?"]
+
+
+def test_a_model_dying_mid_answer_ends_the_stream_with_an_error_frame(rest_serve: RestServe,
+                                                                      model: OpenAIServer) -> None:
+    app = rest_serve(llm={**llm_of(model), "max_retries": 0})
+    model.replies.append(Reply(content="This answer will never be finished", die_after=3))
+    with client(app) as http:
+        stream = frames(http.post("/product/chat", json={"user_id": "default", "query": "Tell me"}))
+    assert [f["type"] for f in stream] == ["status", "reference", "text", "text", "error"]
+    assert stream[-1]["data"]["code"] == 503 and "language model" in stream[-1]["data"]["message"]
+    assert app.service.get_messages("default", "default") == []
+    assert app.service.list_memories("default").total == 0
+
+
+def test_a_rate_limited_model_is_retried_and_a_slow_one_is_503(rest_serve: RestServe, model: OpenAIServer) -> None:
+    app = rest_serve(llm={**llm_of(model), "max_retries": 1, "timeout": 0.3})
+    model.replies += [Reply(status=429, headers={"retry-after": "0"}), "Patience pays.",
+                      Reply(content="too late", delay=1.0), Reply(content="too late", delay=1.0)]
+    with client(app) as http:
+        stream = frames(http.post("/product/chat", json={"user_id": "default", "query": "Hello?"}))
+        assert "".join(f["data"] for f in stream if f["type"] == "text") == "Patience pays."
+        assert len(model.chat_requests) == 2
+        slow = http.post("/product/chat", json={"user_id": "default", "query": "Still there?"})
+        assert slow.headers["content-type"].startswith("application/json")
+        failed(slow, 503, "timed out")
+    assert len(model.chat_requests) == 4  # the timeout was retried once too
+
+
+def test_suggestions_are_written_by_the_model_in_the_language_asked(rest_serve: RestServe,
+                                                                     model: OpenAIServer) -> None:
+    app = rest_serve(llm=llm_of(model))
+    with client(app) as http:
+        add(http, "default", memory_content="The user is learning to play the cello.")
+        model.replies.append(json.dumps({"questions": ["大提琴怎么调音？", "每天练多久？", "先学哪首曲子？"]}))
+        data = ok(http.post("/product/suggestions", json={"user_id": "default", "language": "zh"}))
+        assert data == {"query": ["大提琴怎么调音？", "每天练多久？", "先学哪首曲子？"]}
+        assert "Chinese" in model.chat_requests[-1]["messages"][0]["content"]
+        model.replies.append("I cannot do JSON, sorry.")
+        fallback = ok(http.get("/product/suggestions/default"))["query"]
+        assert len(fallback) == 1 and "cello" in fallback[0]
