@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from memos_mcp.config import Settings
 from memos_mcp.core.embedder import Embedder, LocalOnnxEmbedder, OpenAIEmbedder
+from memos_mcp.core.graph.store import GraphStore
 from memos_mcp.core.stores.vector import VectorStore
 from memos_mcp.errors import ConfigError
 
@@ -40,3 +41,17 @@ def build_embedder(settings: Settings) -> Embedder:
                           base_url=embedder.base_url or settings.llm.base_url,
                           api_key=_secret(embedder.api_key) or _secret(settings.llm.api_key),
                           dimensions=embedder.dimension, batch_size=embedder.batch_size)
+
+
+def build_graph_store(settings: Settings) -> GraphStore:
+    graph = settings.graph
+    if graph.backend == "sqlite":
+        from memos_mcp.core.graph.sqlite_store import SqliteGraphStore
+
+        return SqliteGraphStore(settings.data_dir / "graph.sqlite3")
+    if not graph.neo4j_uri:
+        raise ConfigError("graph backend 'neo4j' needs graph.neo4j_uri (NEO4J_URI or MEMOS_GRAPH__NEO4J_URI)")
+    from memos_mcp.core.graph.neo4j_store import Neo4jGraphStore  # the driver: only when used
+
+    return Neo4jGraphStore(graph.neo4j_uri, graph.neo4j_user, _secret(graph.neo4j_password) or "",
+                           graph.neo4j_database or "neo4j")
