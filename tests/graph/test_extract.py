@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from memos_mcp.core.graph.extract import MENTIONS, RELATED_TO, extract_graph, named_entities, query_names
+from memos_mcp.core.graph.extract import MENTIONED, MENTIONS, RELATED_TO, extract_graph, named_entities, query_names
 
 
 def names(text: str) -> list[tuple[str, str]]:
@@ -38,6 +38,10 @@ def test_text_without_a_speaker_links_its_entities_only_to_each_other() -> None:
     graph = extract_graph("Alice works with Bob.")
     assert graph.relations == [("Alice", RELATED_TO, "Bob", 0.5)]
     assert extract_graph("nothing named here at all.").relations == []
+
+
+def test_a_lone_entity_is_mentioned_by_itself_so_its_memory_stays_linked() -> None:
+    assert extract_graph("Alice prefers dark mode.").relations == [("Alice", MENTIONED, "Alice", 0.5)]
 
 
 def test_query_names_hold_named_entities_and_lower_case_word_runs_without_common_words() -> None:

@@ -4,7 +4,8 @@
 memory (``Candidate.graph``). Without a model, ``extract_graph`` reads the text: named entities are
 runs of capitalised words (a sentence's first word only when it is no common word), the speaker is a
 person, dates are dates; the speaker ``mentions`` every entity and entities named together are
-``related_to`` each other.
+``related_to`` each other. A lone entity (no speaker, nothing named beside it) gets a ``mentioned``
+relation to itself, so that the memory is linked to it like any other.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from memos_mcp.core.graph.store import Entity, normalise
 
 MENTIONS = "mentions"
 RELATED_TO = "related_to"
+MENTIONED = "mentioned"
 SPEAKER_CONFIDENCE = 0.6
 CO_MENTION_CONFIDENCE = 0.5
 MAX_ENTITIES = 8  # per memory: co-mention pairs grow with the square
@@ -113,6 +115,8 @@ def extract_graph(text: str, speaker: str | None = None) -> ExtractedGraph:
         entities = [Entity(speaker.strip(), "person"), *entities]
     relations += [(a.name, RELATED_TO, b.name, CO_MENTION_CONFIDENCE)
                   for a, b in combinations(entities[1:] if speaker else entities, 2)]
+    if not relations and len(entities) == 1:
+        relations = [(entities[0].name, MENTIONED, entities[0].name, CO_MENTION_CONFIDENCE)]
     return ExtractedGraph(entities=entities, relations=relations)
 
 
