@@ -79,7 +79,7 @@ class SearchSettings(BaseModel):
 class GraphSettings(BaseModel):
     enabled: bool = Field(True, description="extract entities and relations from memories and keep their graph")
     backend: Literal["sqlite", "neo4j"] = "sqlite"
-    search: bool = Field(True, description="expand search through the entities a query names, by default")
+    search: bool = Field(False, description="expand search through the entities a query names, by default")
     depth: Literal[1, 2] = Field(1, description="hops from the query's entities, by default")
     weight: float = Field(0.2, ge=0, le=1, description="how much a graph link adds to a hit's relativity")
     decay: float = Field(0.5, ge=0, le=1, description="weight kept per extra hop")
