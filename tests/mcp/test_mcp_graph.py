@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from memos_mcp.core.service import MemoryService
+from tests.conftest import ServiceFactory
 from tests.mcp.support import call, connect, fail, remember
 
 pytestmark = pytest.mark.anyio
@@ -65,3 +66,20 @@ async def test_another_users_graph_stays_invisible_and_untouchable(people: Memor
         assert "forbidden" in await fail(bob, "add_relations", cube_id="alice_default_cube",
                                          triples=[{"subject": "Bob", "predicate": "knows", "object": "Zofia"}])
         assert "not_found" in await fail(bob, "delete_relation", relation_id=relation["id"])
+
+
+async def test_search_memory_expands_through_the_graph_when_asked(make_service: ServiceFactory) -> None:
+    service = make_service(graph={"weight": 0.5})
+    service.ensure_user("alice")
+    async with connect(service, "alice") as client:
+        for text in ("Caroline met Zofia at the support group.", "Zofia suggested reading Becoming.",
+                     "The support group meets on Tuesdays.", "Friends recommended the new cafe downtown.",
+                     "Jon recommended a good plumber."):
+            await remember(client, text)
+        question = "What did the friend Caroline met at the support group recommend?"
+
+        plain = await call(client, "search_memory", query=question, top_k=3, graph=False)
+        linked = await call(client, "search_memory", query=question, top_k=3, graph=True, graph_depth=2)
+        assert "Zofia suggested reading Becoming." not in [m["memory"] for m in plain["memories"]]
+        assert "Zofia suggested reading Becoming." in [m["memory"] for m in linked["memories"]]
+        await fail(client, "search_memory", query=question, graph_depth=3)
