@@ -101,7 +101,12 @@ class AddSettings(BaseModel):
 
 
 class GraphSettings(BaseModel):
+    enabled: bool = Field(True, description="extract entities and relations from memories and keep their graph")
     backend: Literal["sqlite", "neo4j"] = "sqlite"
+    search: bool = Field(False, description="expand search through the entities a query names, by default")
+    depth: Literal[1, 2] = Field(1, description="hops from the query's entities, by default")
+    weight: float = Field(0.2, ge=0, le=1, description="how much a graph link adds to a hit's relativity")
+    decay: float = Field(0.5, ge=0, le=1, description="weight kept per extra hop")
     neo4j_uri: str | None = None
     neo4j_user: str = "neo4j"
     neo4j_password: SecretStr | None = None
@@ -227,6 +232,7 @@ ALIASES: dict[str, tuple[tuple[str, ...], Callable[[str], Any]]] = {
     "NEO4J_URI": (("graph", "neo4j_uri"), str),
     "NEO4J_USER": (("graph", "neo4j_user"), str),
     "NEO4J_PASSWORD": (("graph", "neo4j_password"), str),
+    "NEO4J_DATABASE": (("graph", "neo4j_database"), str),
     "DEFAULT_USER_ID": (("default_user_id",), str),
     "MEMOS_USER_ID": (("default_user_id",), str),
     "MAX_MEMORY_SIZE": (("max_memory_size",), int),

@@ -9,6 +9,7 @@
     ├── NotFound                    404  unknown user, cube, memory, task
     ├── Conflict                    409  the thing already exists
     ├── RateLimited                 429  too many requests for this API key; retry after N seconds
+    ├── NotSupported                501  a feature that is turned off (graph.enabled false)
     ├── ConfigError                 500  configuration that cannot work (dimension mismatch...)
     ├── StoreLocked                 503  another process holds the data directory
     ├── BackendUnavailable          503  a store, embedder or model endpoint is unreachable
@@ -106,6 +107,11 @@ class RateLimited(MemosError):
         self.limit = limit
         self.retry_after = retry_after
         self.headers = {**(headers or {}), "Retry-After": str(retry_after)}  # what the 429 answer carries
+
+
+class NotSupported(MemosError):
+    code = "not_supported"
+    status = 501
 
 
 class ConfigError(MemosError):

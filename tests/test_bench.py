@@ -271,3 +271,17 @@ def test_sessions_are_taken_in_numeric_order_with_their_dates() -> None:
     }}
     assert [(when, [t["text"] for t in turns]) for when, turns in turns_of(sample)] == [
         ("two o'clock", ["two"]), ("ten o'clock", ["ten"])]
+
+
+def test_the_graph_section_compares_the_same_questions_with_and_without_expansion(
+        bench: tuple[dict[str, Any], str]) -> None:
+    report, text = bench
+    graph = report["graph"]
+    for side in ("without", "with"):
+        assert graph[side]["overall"]["questions"] == report["overall"]["questions"]
+        assert 0 < graph[side]["search_ms"]["p50"] <= graph[side]["search_ms"]["p95"]
+    assert graph["without"]["overall"] == report["overall"]  # expansion is off by default
+    assert graph["gain"]["multi_hop_recall@10"] == pytest.approx(
+        graph["with"]["per_category"]["multi-hop"]["recall@10"]
+        - graph["without"]["per_category"]["multi-hop"]["recall@10"])
+    assert "## graph expansion (the same questions with and without it, same store, same run)" in text

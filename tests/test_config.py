@@ -282,6 +282,7 @@ ALIAS_CASES: list[tuple[dict[str, str], dict[str, Any]]] = [
     ({"NEO4J_URI": "bolt://graph:7687"}, {"graph.neo4j_uri": "bolt://graph:7687", "graph.backend": "neo4j"}),
     ({"NEO4J_USER": "admin"}, {"graph.neo4j_user": "admin", "graph.backend": "sqlite"}),
     ({"NEO4J_PASSWORD": "pw"}, {"graph.neo4j_password": "pw"}),
+    ({"NEO4J_DATABASE": "memories"}, {"graph.neo4j_database": "memories"}),
     ({"DEFAULT_USER_ID": "dora"}, {"default_user_id": "dora"}),
     ({"MEMOS_USER_ID": "erin"}, {"default_user_id": "erin"}),
     ({"MAX_MEMORY_SIZE": "5000"}, {"max_memory_size": 5000}),

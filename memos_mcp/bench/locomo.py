@@ -5,6 +5,9 @@ carrying its ``dia_id`` as the source message id; each sample gets its own cube 
 searches only that cube. A hit's sources give the dia_ids it stands for. Categories (original
 evaluation code): 1 multi-hop, 2 temporal, 3 open-domain, 4 single-hop, 5 adversarial (skipped).
 A plain BM25 over the same turns (bm25s, no stemming) runs in the same process as the baseline.
+With graph memory on, every question is also asked with and without graph expansion (same store,
+same run): recall per category and the search latency of each, so the expansion's gain and cost
+are measured side by side.
 """
 
 from __future__ import annotations
@@ -89,6 +92,8 @@ def run_locomo(settings: Settings, data: Path, out: Path | None, samples: int | 
     report["machine"] = machine()
     report["data"] = {"file": data.name, "samples": len(dataset)}
     report["config"] = settings.search.model_dump()
+    report["graph_config"] = settings.graph.model_dump(include={"enabled", "backend", "search", "depth", "weight",
+                                                                "decay"})
     publish(report, markdown(report), out)
     return 0
 
@@ -106,6 +111,9 @@ def _measure(service: MemoryService, dataset: list[dict[str, Any]]) -> dict[str,
     service.ready()
     ours, baseline = Scores(), Scores()
     latencies: list[float] = []
+    graph_on = service.graph() is not None
+    by_graph: dict[bool, Scores] = {False: Scores(), True: Scores()}
+    graph_ms: dict[bool, list[float]] = {False: [], True: []}
     turns_total, ingest_seconds = 0, 0.0
     for sample in dataset:
         cube = service.create_cube(ROOT_USER, sample["sample_id"], cube_id=f"locomo-{sample['sample_id']}")
@@ -126,12 +134,19 @@ def _measure(service: MemoryService, dataset: list[dict[str, Any]]) -> dict[str,
             evidence = evidence_ids(qa.get("evidence", []), known)
             if category not in CATEGORIES or not evidence:
                 continue
-            started = time.perf_counter()
-            result = service.search(ROOT_USER, qa["question"], cube_ids=[cube.cube_id], top_k=max(KS),
-                                    include_preference=False)
-            latencies.append((time.perf_counter() - started) * 1000)
-            ranked = list(dict.fromkeys(s.message_id for h in result.memories for s in h.sources if s.message_id))
-            ours.add(category, evidence, ranked)
+            for expand in (False, True) if graph_on else (None,):
+                started = time.perf_counter()
+                result = service.search(ROOT_USER, qa["question"], cube_ids=[cube.cube_id], top_k=max(KS),
+                                        include_preference=False, graph=expand)
+                elapsed = (time.perf_counter() - started) * 1000
+                ranked = list(dict.fromkeys(s.message_id for h in result.memories for s in h.sources
+                                            if s.message_id))
+                if expand is not None:
+                    by_graph[expand].add(category, evidence, ranked)
+                    graph_ms[expand].append(elapsed)
+                if expand is None or expand == service.settings.graph.search:
+                    latencies.append(elapsed)
+                    ours.add(category, evidence, ranked)
             baseline.add(category, evidence, rank_bm25(qa["question"]))
     every = tuple(CATEGORIES)
     return {
@@ -144,7 +159,23 @@ def _measure(service: MemoryService, dataset: list[dict[str, Any]]) -> dict[str,
         "search_ms": {"p50": percentile(latencies, 50), "p95": percentile(latencies, 95),
                       "p99": percentile(latencies, 99), "queries": len(latencies)},
         "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+        **({"graph": _graph_report(by_graph, graph_ms)} if graph_on else {}),
     }
+
+
+def _graph_report(scores: dict[bool, Scores], ms: dict[bool, list[float]]) -> dict[str, Any]:
+    """The same questions with and without graph expansion: recall and latency, and the differences."""
+    every = tuple(CATEGORIES)
+    sides: dict[str, dict[str, Any]] = {name: {"overall": scores[on].summary(every),
+                    "per_category": {CATEGORIES[c]: scores[on].summary([c]) for c in CATEGORIES},
+                    "search_ms": {"p50": percentile(ms[on], 50), "p95": percentile(ms[on], 95)}}
+             for name, on in (("without", False), ("with", True))}
+    return {**sides, "gain": {
+        "multi_hop_recall@10": sides["with"]["per_category"]["multi-hop"]["recall@10"]
+        - sides["without"]["per_category"]["multi-hop"]["recall@10"],
+        "overall_recall@10": sides["with"]["overall"]["recall@10"] - sides["without"]["overall"]["recall@10"],
+        "p50_ms": sides["with"]["search_ms"]["p50"] - sides["without"]["search_ms"]["p50"],
+        "p95_ms": sides["with"]["search_ms"]["p95"] - sides["without"]["search_ms"]["p95"]}}
 
 
 def _bm25(corpus: list[tuple[str, str]]) -> Any:
@@ -198,4 +229,18 @@ def markdown(report: dict[str, Any]) -> str:
         f"over {lat['queries']} queries",
         f"Peak RSS: {report['peak_rss_mb']:.0f} MB",
     ]
+    if "graph" in report:
+        graph, gain = report["graph"], report["graph"]["gain"]
+        lines += [
+            "", "## graph expansion (the same questions with and without it, same store, same run)", head,
+            *(row(f"{name} {side}", graph[side]["per_category"][name] if name != "categories 1-4"
+                  else graph[side]["overall"])
+              for name in ("categories 1-4", "multi-hop") for side in ("without", "with")), "",
+            f"Multi-hop recall@10: {gain['multi_hop_recall@10']:+.3f}; categories 1-4 recall@10: "
+            f"{gain['overall_recall@10']:+.3f}",
+            f"Search latency without / with: p50 {graph['without']['search_ms']['p50']:.1f} / "
+            f"{graph['with']['search_ms']['p50']:.1f} ms, p95 {graph['without']['search_ms']['p95']:.1f} / "
+            f"{graph['with']['search_ms']['p95']:.1f} ms (p95 cost {gain['p95_ms']:+.1f} ms)",
+            f"Graph settings: {report.get('graph_config', {})}",
+        ]
     return "\n".join(lines)

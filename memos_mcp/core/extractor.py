@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Protocol
 
+from memos_mcp.core.graph.extract import ExtractedGraph
 from memos_mcp.core.models import (
     MemoryKind,
     MemorySource,
@@ -52,6 +53,7 @@ class Candidate:
     reasoning: str | None = None
     background: str = ""
     extra_tags: list[str] = field(default_factory=list)
+    graph: ExtractedGraph | None = None  # None: the deterministic graph extractor reads memory and speaker
 
 
 class Extractor(Protocol):

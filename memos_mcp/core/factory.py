@@ -6,6 +6,7 @@ from typing import TYPE_CHECKING
 
 from memos_mcp.config import Settings
 from memos_mcp.core.embedder import Embedder, LocalOnnxEmbedder, OpenAIEmbedder
+from memos_mcp.core.graph.store import GraphStore
 from memos_mcp.core.stores.vector import VectorStore
 from memos_mcp.errors import ConfigError
 
@@ -54,3 +55,17 @@ def build_language_model(settings: Settings) -> LanguageModel | None:
     from memos_mcp.core.llm import LanguageModel  # imports openai (slow): only when a model is configured
 
     return LanguageModel(settings.llm)
+
+
+def build_graph_store(settings: Settings) -> GraphStore:
+    graph = settings.graph
+    if graph.backend == "sqlite":
+        from memos_mcp.core.graph.sqlite_store import SqliteGraphStore
+
+        return SqliteGraphStore(settings.data_dir / "graph.sqlite3")
+    if not graph.neo4j_uri:
+        raise ConfigError("graph backend 'neo4j' needs graph.neo4j_uri (NEO4J_URI or MEMOS_GRAPH__NEO4J_URI)")
+    from memos_mcp.core.graph.neo4j_store import Neo4jGraphStore  # the driver: only when used
+
+    return Neo4jGraphStore(graph.neo4j_uri, graph.neo4j_user, _secret(graph.neo4j_password) or "",
+                           graph.neo4j_database or "neo4j")

@@ -11,13 +11,15 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import BaseModel, ValidationError, field_validator
 
 from memos_mcp.core.extractor import Candidate, message_source, speaker_line
+from memos_mcp.core.graph.extract import ExtractedGraph
+from memos_mcp.core.graph.store import Entity, normalise
 from memos_mcp.core.model_json import json_object
 from memos_mcp.core.models import Memory, MemoryKind, MemoryType, Message, SourceKind
 from memos_mcp.core.prompts import EXTRACTION_RETRY, EXTRACTION_SYSTEM, extraction_request
@@ -133,12 +135,33 @@ class EntityOut(BaseModel):
     name: str
     type: str = ""
 
+    @field_validator("name", "type", mode="before")
+    @classmethod
+    def _clean(cls, value: Any) -> str:
+        return _text(value)[:200]
+
 
 class RelationOut(_Item):
     subject: str
     predicate: str
     object: str
+    confidence: float = 0.9
     replaces: bool = False
+
+    @field_validator("subject", "object", mode="before")
+    @classmethod
+    def _clean(cls, value: Any) -> str:
+        return _text(value)[:200]
+
+    @field_validator("predicate", mode="before")
+    @classmethod
+    def _snake(cls, value: Any) -> str:
+        return "_".join(_text(value).lower().split())[:80]
+
+    @field_validator("confidence", mode="before")
+    @classmethod
+    def _confidence(cls, value: Any) -> float:
+        return FactOut._confidence(value)
 
 
 @dataclass(frozen=True)
@@ -155,8 +178,6 @@ class Decision:
 class Extraction:
     candidates: list[Candidate]
     decisions: list[Decision]
-    entities: list[EntityOut] = field(default_factory=list)
-    relations: list[RelationOut] = field(default_factory=list)
     dropped: int = 0  # items of the answer that did not validate
     prompt_tokens: int = 0
     calls: int = 0
@@ -181,6 +202,41 @@ def _valid(model: type[BaseModel], items: list[Any]) -> tuple[list[Any], int]:
         except ValidationError:
             dropped += 1
     return kept, dropped
+
+
+def attach_graph(candidates: Sequence[Candidate], turns: Sequence[set[int]], entities: Sequence[EntityOut],
+                 relations: Sequence[RelationOut]) -> None:
+    """Give each memory the model's entities and relations it states: a relation goes to the memories
+    that name its subject or object (the first memory from the same messages when none does); an
+    entity to the memories that name it. Memories the model linked to nothing keep ``graph`` None (the
+    deterministic graph extractor reads them)."""
+    if not candidates:
+        return
+    types = {normalise(e.name): e.type for e in entities if e.name}
+    texts = [c.memory.casefold() for c in candidates]
+    graphs: dict[int, ExtractedGraph] = {}
+    for rel in relations:
+        if not (rel.subject and rel.predicate and rel.object):
+            continue
+        named = [i for i, text in enumerate(texts) if rel.subject.casefold() in text or rel.object.casefold() in text]
+        same_turns = [i for i, used in enumerate(turns) if set(rel.sources) & used]
+        for index in named or same_turns[:1] or [0]:
+            graph = graphs.setdefault(index, ExtractedGraph())
+            graph.relations.append((rel.subject, rel.predicate, rel.object, rel.confidence))
+            if rel.replaces:
+                graph.replaces.add(rel.predicate)
+    for index, text in enumerate(texts):
+        named_entities = [Entity(e.name, e.type) for e in entities if e.name and e.name.casefold() in text]
+        if named_entities:
+            graphs.setdefault(index, ExtractedGraph()).entities.extend(named_entities)
+    for index, graph in graphs.items():  # relation ends are entities too, typed when the model typed them
+        known = {e.key for e in graph.entities}
+        for subject, _, obj, _ in graph.relations:
+            for name in (subject, obj):
+                if normalise(name) not in known:
+                    known.add(normalise(name))
+                    graph.entities.append(Entity(name, types.get(normalise(name), "")))
+        candidates[index].graph = graph
 
 
 class LLMExtractor:
@@ -225,14 +281,17 @@ class LLMExtractor:
         relations, d5 = _valid(RelationOut, raw.get("relations", []))
         dropped = d1 + d2 + d3 + d4 + d5
         candidates: list[Candidate] = []
+        turns: list[set[int]] = []  # the new messages each candidate comes from
         for fact in facts:
             if fact.value:
                 candidates.append(self._candidate(fact.value, fact.sources, new, MemoryKind.FACT, fact.memory_type,
                                                   fact.key, fact.tags, fact.confidence))
+                turns.append(set(fact.sources))
             else:
                 dropped += 1
         for pref in prefs:
             if pref.preference:
+                turns.append(set(pref.sources))
                 candidate = self._candidate(pref.preference, pref.sources, new, MemoryKind.PREFERENCE,
                                             MemoryType.USER, "", ["preference"], 0.9)
                 candidate.preference_type = f"{pref.type}_preference"  # type: ignore[assignment]
@@ -246,7 +305,9 @@ class LLMExtractor:
                 dropped += 1  # an invented memory number, or an update with no text
                 continue
             decisions.append(Decision(existing[update.memory], update.action, update.value, update.reason))
-        return Extraction(candidates, decisions, entities, relations, dropped)
+        if entities or relations:
+            attach_graph(candidates, turns, entities, relations)
+        return Extraction(candidates, decisions, dropped)
 
     @staticmethod
     def _candidate(text: str, indices: Sequence[int], new: Sequence[Message], kind: MemoryKind,

@@ -36,8 +36,12 @@ from memos_mcp.core.chat import (
 from memos_mcp.core.documents import confine, read_document
 from memos_mcp.core.embedder import Embedder
 from memos_mcp.core.extractor import Candidate, Extractor, RuleExtractor
-from memos_mcp.core.factory import build_embedder, build_language_model, build_vector_store
+from memos_mcp.core.factory import build_embedder, build_graph_store, build_language_model, build_vector_store
 from memos_mcp.core.filters import SearchFilters, parse_filters
+from memos_mcp.core.graph.extract import ExtractedGraph, extract_graph
+from memos_mcp.core.graph.fusion import fuse_graph
+from memos_mcp.core.graph.memory import GraphMemory, MemoryGraph
+from memos_mcp.core.graph.store import GraphStore
 from memos_mcp.core.models import (
     AddJob,
     AddResult,
@@ -102,7 +106,7 @@ def check_id(kind: str, value: str) -> str:
 class MemoryService:
     def __init__(self, settings: Settings, catalog: Catalog, vectors: VectorStore, embedder: Embedder,
                  extractor: Extractor | None = None, lock: FileLock | None = None,
-                 owns_embedder: bool = True) -> None:
+                 owns_embedder: bool = True, graph_store: GraphStore | None = None) -> None:
         self.settings = settings
         self.catalog = catalog
         self.vectors = vectors
@@ -116,6 +120,8 @@ class MemoryService:
         self.write_lock = threading.RLock()
         self._open = threading.Lock()
         self._vectors_ready = False
+        self.graph_store = graph_store
+        self._graph: GraphMemory | None = None
         self._check_model()
         self._ensure_user(ROOT_USER, Role.ROOT)
         self._worker = AddWorker(self._run_task, settings.add.concurrency)
@@ -142,7 +148,8 @@ class MemoryService:
             catalog = Catalog(settings.data_dir / "catalog.sqlite3")
             try:
                 return cls(settings, catalog, build_vector_store(settings), embedder or build_embedder(settings),
-                           extractor, lock, owns_embedder=embedder is None)
+                           extractor, lock, owns_embedder=embedder is None,
+                           graph_store=build_graph_store(settings) if settings.graph.enabled else None)
             except BaseException:
                 catalog.close()
                 raise
@@ -159,6 +166,15 @@ class MemoryService:
                     self._record_model()
                     self._vectors_ready = True
         return self.vectors
+
+    def graph(self) -> GraphMemory | None:
+        """The graph memory, its store opened on first use; None when graph memory is turned off."""
+        if self.graph_store is not None and self._graph is None:
+            with self._open:
+                if self._graph is None:
+                    self.graph_store.open()
+                    self._graph = GraphMemory(self.graph_store, self.settings.graph.decay)
+        return self._graph
 
     def _check_model(self) -> None:
         """At start-up, without loading anything: the data directory keeps the model it was made with."""
@@ -192,6 +208,8 @@ class MemoryService:
             if self._vectors_ready:
                 self.vectors.flush()
             self.vectors.close()
+            if self._graph is not None:
+                self._graph.store.close()
             if self._owns_embedder:
                 self.embedder.close()
             if self.llm is not None:
@@ -269,6 +287,9 @@ class MemoryService:
         cube = self.access.manage(actor, cube_id)
         with self.write_lock:
             self.ready().delete_where(MemoryFilter(cube_ids=(cube.cube_id,), status=()))
+            graph = self.graph()
+            if graph is not None:
+                graph.store.delete_cube(cube.cube_id)
             self.catalog.delete_cube(cube.cube_id)
 
     def share_cube(self, actor_id: str, cube_id: str, target_user_id: str,
@@ -477,7 +498,16 @@ class MemoryService:
         self.catalog.add_history([HistoryEvent(memory_id=m.id, cube_id=cube.cube_id, event="ADD",
                                                actor=author.user_id, at=now, new_memory=m.memory)
                                   for m in memories])
+        self._ingest_graph(cube.cube_id, [(m, c.graph, c.speaker) for m, (c, _) in zip(memories, part, strict=True)])
         return memories
+
+    def _ingest_graph(self, cube_id: str, items: Sequence[tuple[Memory, ExtractedGraph | None, str | None]]) -> None:
+        """The graph of stored memories: the extraction's own, or the deterministic one of text and speaker."""
+        graph = self.graph()
+        if graph is not None:
+            graph.ingest(cube_id, [MemoryGraph(m.id, given or extract_graph(m.memory, speaker),
+                                               (m.event_time or m.created_at).timestamp())
+                                   for m, given, speaker in items])
 
     def index_texts(self, text: str, speaker: str | None, context: str,
                      event_time: datetime | None) -> tuple[str, str]:
@@ -488,8 +518,10 @@ class MemoryService:
         self, actor_id: str, query: str, *, cube_ids: Sequence[str] | None = None, user_id: str | None = None,
         conversation_id: str | None = None, top_k: int | None = None, include_preference: bool = True,
         pref_top_k: int | None = None, filters: SearchFilters | dict[str, Any] | None = None,
-        threshold: float | None = None,
+        threshold: float | None = None, graph: bool | None = None, graph_depth: int | None = None,
     ) -> SearchResult:
+        """Hybrid search; with the graph on, memories linked to the entities the query names (within
+        ``graph_depth`` hops) gain up to ``graph.weight`` relativity, and join the hits if they were not among them."""
         user = self.access.acting_as(self.access.user(actor_id), user_id)
         if not query or not query.strip():
             raise InvalidRequest("query is empty", field="query")
@@ -497,9 +529,14 @@ class MemoryService:
         search = self.settings.search
         top_k = _bounded("top_k", top_k, search.top_k)
         pref_top_k = _bounded("pref_top_k", pref_top_k, search.pref_top_k, minimum=0)
+        depth = self.settings.graph.depth if graph_depth is None else graph_depth
+        if depth not in (1, 2) or isinstance(depth, bool):
+            raise InvalidRequest("graph_depth is 1 or 2", field="graph_depth")
         cubes = self.access.readable(user, cube_ids)
         if not cubes:
             return SearchResult(memories=[], preferences=[], cube_ids=[])
+        linked = self._graph_links(cubes, query, depth) if (self.settings.graph.search if graph is None
+                                                                else graph) else {}
         flt = parse_filters(filters, cubes)
         vectors = self.ready()
         dense = self.embedder.embed_query(query)
@@ -514,13 +551,24 @@ class MemoryService:
                              candidates=max(search.candidates, limit), boost_conversation_id=conversation_id,
                              conversation_boost=search.conversation_boost if conversation_id else 0.0,
                              score_threshold=threshold if threshold is not None else search.threshold or None)
+            points = fuse_graph(vectors, hq, linked, self.settings.graph.weight) if linked else \
+                vectors.hybrid_search(hq)
             return [SearchHit.model_validate({**from_point(p).model_dump(), "relativity": min(1.0, p.score)})
-                    for p in vectors.hybrid_search(hq)]
+                    for p in points]
 
         wanted = flt.kinds or tuple(k.value for k in MemoryKind)
         facts = tuple(k for k in wanted if k != MemoryKind.PREFERENCE)
         prefs = tuple(k for k in wanted if k == MemoryKind.PREFERENCE) if include_preference else ()
         return SearchResult(memories=run(facts, top_k), preferences=run(prefs, pref_top_k), cube_ids=cubes)
+
+    def _graph_links(self, cubes: Sequence[str], query: str, depth: int) -> dict[str, float]:
+        graph = self.graph()
+        if graph is None:
+            return {}
+        links: dict[str, float] = {}
+        for cube_id in cubes:
+            links.update(graph.expand(cube_id, query, depth))
+        return links
 
     def get_memory(self, actor_id: str, memory_id: str, cube_id: str | None = None,
                    with_embedding: bool = False) -> Memory:
@@ -608,6 +656,10 @@ class MemoryService:
                 dense, sparse = self.index_texts(new.memory, speaker, context, new.event_time)
                 self.vectors.upsert([VectorPoint(new.id, self.embedder.embed([dense])[0], sparse_document(sparse),
                                                  to_payload(new, digest, context, speaker))])
+                graph = self.graph()
+                if graph is not None:
+                    graph.forget(new.cube_id, [new.id])
+                    self._ingest_graph(new.cube_id, [(new, None, speaker)])
             else:
                 self.vectors.set_payload(new.id, to_payload(new, digest, context, speaker))
             archived = old.status is MemoryStatus.ACTIVATED and new.status is MemoryStatus.ARCHIVED
@@ -621,6 +673,9 @@ class MemoryService:
         with self.write_lock:
             memory = self._readable_memory(user, memory_id, cube_id, need=Permission.WRITE)
             self.vectors.delete([memory.id])
+            graph = self.graph()
+            if graph is not None:
+                graph.forget(memory.cube_id, [memory.id])
             self.catalog.forget([memory.id], memory.cube_id, user.user_id, utcnow())
 
     def delete_all(self, actor_id: str, cube_id: str) -> int:
@@ -631,6 +686,9 @@ class MemoryService:
             vectors = self.ready()
             ids = [p.id for p in vectors.scroll(flt, max(1, vectors.count(flt)))]
             vectors.delete_where(flt)
+            graph = self.graph()
+            if graph is not None:
+                graph.forget(cube.cube_id, ids)
             self.catalog.forget(ids, cube.cube_id, user.user_id, utcnow())
         return len(ids)
 

@@ -5,10 +5,12 @@ from __future__ import annotations
 from mcp.server.mcpserver import MCPServer
 
 from memos_mcp import __version__
+from memos_mcp.core.graph.service import GraphService
 from memos_mcp.core.keys import KeyRing
 from memos_mcp.core.service import MemoryService
 from memos_mcp.mcp.context import register_prompts, register_resources
 from memos_mcp.mcp.gate import Gate, remember_request
+from memos_mcp.mcp.graph_tools import register_graph_tools
 from memos_mcp.mcp.tools import register_tools
 
 INSTRUCTIONS = """Long-term memory for this user. Before answering anything personal or about earlier
@@ -22,6 +24,7 @@ def build_server(service: MemoryService, keys: KeyRing, default_user: str, read_
                        middleware=[remember_request])
     gate = Gate(default_user)
     register_tools(server, service, keys, gate, read_only)
+    register_graph_tools(server, GraphService(service), gate, read_only)
     register_resources(server, service, gate)
     register_prompts(server, service, gate)
     return server

@@ -99,12 +99,16 @@ def _register_reading(server: MCPServer, service: MemoryService, gate: Gate) -> 
         include_preference: Annotated[bool, Field(description="Also return the user's preferences")] = True,
         filters: Annotated[SearchFilters | None, Field(description="Narrow by memory_type, kind, tags, "
                                                                    "time range or metadata keys")] = None,
+        graph: Annotated[bool | None, Field(description="Also rank up memories linked to the people, places "
+                                                        "and things the query names (omit: server default)")] = None,
+        graph_depth: Annotated[Literal[1, 2] | None, Field(description="Graph hops: 1 direct links, 2 also "
+                                                                       "their neighbours'")] = None,
     ) -> SearchResult:
         """Search long-term memory. Returns facts ranked by relevance (relativity 0-1) and, apart, the
         user's preferences. Cite a memory by its ref_id, e.g. [1a2b3c4d]."""
         return await gate.run(lambda actor: service.search(
             actor, query, cube_ids=cube_ids, conversation_id=conversation_id, top_k=top_k,
-            include_preference=include_preference, filters=filters))
+            include_preference=include_preference, filters=filters, graph=graph, graph_depth=graph_depth))
 
     @server.tool(annotations=READ)
     async def get_memory(memory_id: MemoryId, ctx: Context, cube_id: CubeId = None) -> Memory:

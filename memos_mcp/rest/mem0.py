@@ -4,7 +4,8 @@ timestamp}`` with the mem0 codes. ``/health`` (no auth) is the app's own; ``/v1/
 
 A memory is ``{id, content, user_id, metadata {source, timestamp, entities, ...caller keys}, relationships}``:
 ``entities`` are the memory's tags, caller keys win over the three derived ones, and ``relationships``
-stays empty until the core has a graph of entities (the graph issue). ``embedding`` is only sent with
+are the currently valid graph relations extracted from the memory (``{type: predicate, entity: object,
+confidence, source: subject}``; empty when graph memory is off). ``embedding`` is only sent with
 ``?include_embedding=true``. ``POST /v1/memories`` answers the memories stored: with a language model
 it waits for the extraction, unless ``async_mode: true`` asks for an empty answer at once.
 """
@@ -12,6 +13,7 @@ it waits for the extraction, unless ``async_mode: true`` asks for an empty answe
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -19,7 +21,9 @@ from pydantic import BaseModel, Field
 from starlette.responses import JSONResponse, Response
 
 from memos_mcp import __version__
+from memos_mcp.core.graph.service import GraphRelation, GraphService
 from memos_mcp.core.models import Memory, MessageIn, SearchHit
+from memos_mcp.core.service import MemoryService
 from memos_mcp.errors import MemosError
 from memos_mcp.rest.base import Call, Dialect
 
@@ -51,9 +55,10 @@ DIALECT = Dialect("mem0", "", Mem0Envelope())
 
 # --- shapes ------------------------------------------------------------------------------------------
 class Relationship(BaseModel):
-    type: str
-    entity: str
+    type: str = Field(description="the predicate, e.g. mentions, works_at")
+    entity: str = Field(description="the object of the relation")
     confidence: float
+    source: str = Field(description="the subject of the relation")
 
 
 class Mem0Memory(BaseModel):
@@ -61,7 +66,7 @@ class Mem0Memory(BaseModel):
     content: str
     user_id: str
     metadata: dict[str, Any] = Field(description="source, timestamp (ISO 8601), entities, and the caller's keys")
-    relationships: list[Relationship] = Field(default_factory=list, description="empty until the graph issue")
+    relationships: list[Relationship] = Field(default_factory=list, description="graph relations from this memory")
     embedding: list[float] | None = Field(None, description="only with ?include_embedding=true")
     score: float | None = Field(None, description="relevance to the query, 1 is best (search only)")
 
@@ -114,10 +119,12 @@ class Status(BaseModel):
     counts: dict[str, int] = Field(description="what the caller can read: memories, cubes, conversations")
 
 
-def to_mem0(m: Memory, with_embedding: bool = False) -> Mem0Memory:
+def to_mem0(m: Memory, relations: Sequence[GraphRelation] = (), with_embedding: bool = False) -> Mem0Memory:
     stamp = (m.event_time or m.created_at).isoformat().replace("+00:00", "Z")
     meta = {"source": m.source.value, "timestamp": stamp, "entities": m.tags, **m.metadata}
     return Mem0Memory(id=m.id, content=m.memory, user_id=m.user_id, metadata=meta,
+                      relationships=[Relationship(type=r.predicate, entity=r.object, confidence=r.confidence,
+                                                  source=r.subject) for r in relations],
                       embedding=m.embedding if with_embedding else None,
                       score=m.relativity if isinstance(m, SearchHit) else None)
 
@@ -127,51 +134,60 @@ def _out(memory: Mem0Memory) -> dict[str, Any]:
     return memory.model_dump(mode="json", exclude_none=True)
 
 
+def _shaped(service: MemoryService, memories: Sequence[Memory], with_embedding: bool = False) -> list[dict[str, Any]]:
+    """mem0 objects with their relationships (one graph read for them all)."""
+    relations = GraphService(service).relationships(memories)
+    return [_out(to_mem0(m, relations[m.id], with_embedding)) for m in memories]
+
+
 # --- operations --------------------------------------------------------------------------------------
 @DIALECT.op("POST", "/v1/memories", "Add a memory, or the memories of a conversation", body=AddBody,
             response=list[Mem0Memory], status=201, message="Memory added successfully")
 async def add(call: Call[AddBody]) -> list[dict[str, Any]]:
     b = call.body
-    result = await call.run(lambda: call.service.add_memory(
+    return await call.run(lambda: _shaped(call.service, call.service.add_memory(
         call.actor, user_id=b.user_id, messages=b.messages, memory_content=b.content, metadata=b.metadata,
-        async_mode=b.async_mode))
-    return [_out(to_mem0(m)) for m in result.memories]
+        async_mode=b.async_mode).memories))
 
 
 @DIALECT.op("GET", "/v1/memories/search", "Search memories", query=SearchQuery, response=list[Mem0Memory])
 async def search(call: Call[SearchQuery]) -> list[dict[str, Any]]:
     q = call.body
-    found = await call.run(lambda: call.service.search(call.actor, q.query, user_id=q.user_id, top_k=q.limit,
-                                                       pref_top_k=q.limit))
-    hits = sorted([*found.memories, *found.preferences], key=lambda h: h.relativity, reverse=True)
-    return [_out(to_mem0(h)) for h in hits[:q.limit or len(hits)]]
+
+    def run() -> list[dict[str, Any]]:
+        found = call.service.search(call.actor, q.query, user_id=q.user_id, top_k=q.limit, pref_top_k=q.limit)
+        hits = sorted([*found.memories, *found.preferences], key=lambda h: h.relativity, reverse=True)
+        return _shaped(call.service, hits[:q.limit or len(hits)])
+    return await call.run(run)
 
 
 @DIALECT.op("GET", "/v1/memories/user/{user_id}", "A page of a user's memories", query=ListQuery,
             response=MemoryList)
 async def of_user(call: Call[ListQuery]) -> dict[str, Any]:
     q = call.body
-    page = await call.run(lambda: call.service.list_memories(call.actor, user_id=call.path["user_id"],
-                                                             page=q.page, size=q.size))
-    return {"memories": [_out(to_mem0(m)) for m in page.memories], "total": page.total, "page": page.page,
-            "size": page.size}
+
+    def run() -> dict[str, Any]:
+        page = call.service.list_memories(call.actor, user_id=call.path["user_id"], page=q.page, size=q.size)
+        return {"memories": _shaped(call.service, page.memories), "total": page.total, "page": page.page,
+                "size": page.size}
+    return await call.run(run)
 
 
 @DIALECT.op("GET", "/v1/memories/{memory_id}", "One memory", query=GetQuery, response=Mem0Memory)
 async def get(call: Call[GetQuery]) -> dict[str, Any]:
     wanted = call.body.include_embedding
-    memory = await call.run(lambda: call.service.get_memory(call.actor, call.path["memory_id"],
-                                                            with_embedding=wanted))
-    return _out(to_mem0(memory, wanted))
+    found = await call.run(lambda: _shaped(call.service, [call.service.get_memory(
+        call.actor, call.path["memory_id"], with_embedding=wanted)], wanted))
+    return found[0]
 
 
 @DIALECT.op("PUT", "/v1/memories/{memory_id}", "Change a memory's content or metadata", body=UpdateBody,
             response=Mem0Memory, message="Memory updated successfully")
 async def update(call: Call[UpdateBody]) -> dict[str, Any]:
     b = call.body
-    memory = await call.run(lambda: call.service.update_memory(call.actor, call.path["memory_id"],
-                                                               memory=b.content, metadata=b.metadata))
-    return _out(to_mem0(memory))
+    found = await call.run(lambda: _shaped(call.service, [call.service.update_memory(
+        call.actor, call.path["memory_id"], memory=b.content, metadata=b.metadata)]))
+    return found[0]
 
 
 @DIALECT.op("DELETE", "/v1/memories/{memory_id}", "Delete a memory", response=Deleted,

@@ -17,7 +17,11 @@ Mapping onto the core (one store, the same data every transport sees):
   chunks in that order (joined by one space), DELETE removes every chunk, PUT replaces them all.
   These memories are of core kind ``fact`` (the core adds ``memory_content`` as facts), so the
   facts routes leave out anything marked as a document.
-* **Graph** (``/v1/graph``): not available yet; every route answers 501 ``not_supported``.
+* **Graph** (``/v1/graph``): the core's graph memory. A triple is a relation; its ``metadata`` carries
+  its ``confidence`` (the only key accepted on input), the ``memory_ids`` it was extracted from, its
+  ``cube_id`` and ``valid_at``. Reads cover every cube the user can read, triples are added to the
+  user's default cube, ``DELETE /v1/graph`` clears the graphs of the cubes the user owns. With
+  ``graph.enabled`` false every route answers 501 ``not_supported``.
 
 Errors, whatever the route: ``{"error", "detail", "provider": "memos-mcp", "operation"}`` with
 404, 422 (any invalid input), 401, 403, 409, 413, 429, 501 and 502 (a store or backend failure).
@@ -36,6 +40,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from memos_mcp.core.graph.service import GraphEntity, GraphRelation, GraphService, TripleIn
 from memos_mcp.core.keys import KeyRing
 from memos_mcp.core.models import Memory, SearchHit
 from memos_mcp.core.service import MemoryService
@@ -50,11 +55,6 @@ PAGE = 200  # the core lists at most 200 memories a page
 ID_PATTERN = r"^[A-Za-z0-9\-_.:@]{1,128}$"
 
 _operation: ContextVar[str] = ContextVar("memio_operation", default="unknown")
-
-
-class NotSupported(MemosError):
-    code = "not_supported"
-    status = 501
 
 
 # --- envelope ------------------------------------------------------------------------------------
@@ -270,14 +270,14 @@ class Document(BaseModel):
 
 
 class Triple(BaseModel):
-    subject: str
-    predicate: str
-    object: str
-    metadata: Metadata | None = None
+    subject: str = Field(min_length=1, max_length=200)
+    predicate: str = Field(min_length=1, max_length=200)
+    object: str = Field(min_length=1, max_length=200)
+    metadata: Metadata | None = Field(None, description="only confidence (0-1) is kept")
 
 
 class TriplesAdd(BaseModel):
-    triples: list[Triple] = Field(min_length=1)
+    triples: list[Triple] = Field(min_length=1, max_length=1000)
     user_id: str | None = None
 
 
@@ -285,6 +285,43 @@ class GraphSearch(BaseModel):
     query: str = Field(min_length=1)
     user_id: str | None = None
     limit: int = Field(10, ge=1, le=1000)
+    depth: Literal[1, 2] = Field(1, description="hops from the entities the query names")
+
+
+class TripleQuery(BaseModel):
+    user_id: str | None = None
+    limit: int = Field(100, ge=1, le=10000)
+
+
+class TripleOut(BaseModel):
+    id: str
+    subject: str
+    predicate: str
+    object: str
+    metadata: Metadata = Field(description="confidence, the memory_ids it came from, cube_id, valid_at")
+    score: float | None = Field(None, description="search only: confidence, halved per extra hop")
+
+
+class Triples(BaseModel):
+    triples: list[TripleOut]
+
+
+class Node(BaseModel):
+    name: str
+    type: str
+    aliases: list[str]
+
+
+class EntityTriples(BaseModel):
+    entity: str
+    nodes: list[Node]
+    triples: list[TripleOut]
+
+
+class GraphFound(BaseModel):
+    triples: list[TripleOut]
+    nodes: list[Node]
+    scores: list[float] = Field(description="one per triple")
 
 
 # --- helpers -------------------------------------------------------------------------------------
@@ -665,52 +702,84 @@ async def delete_documents(call: Call[UserQuery]) -> Deleted:
     return Deleted(deleted=await call.run(run))
 
 
-# --- graph: not available yet ----------------------------------------------------------------------
+# --- graph ---------------------------------------------------------------------------------------
 
-GRAPH = "graph memory is not available yet"
-
-
-def _no_graph() -> NotSupported:
-    return NotSupported(GRAPH)
-
-
-@DIALECT.op("POST", "/graph/triples", "Add triples", body=TriplesAdd, response=ErrorBody, status=501,
-            message=GRAPH)
-async def graph_add_triples(call: Call[TriplesAdd]) -> None:
-    raise _no_graph()
+def _triple_out(rel: GraphRelation, score: float | None = None) -> TripleOut:
+    return TripleOut(id=rel.id, subject=rel.subject, predicate=rel.predicate, object=rel.object,
+                     metadata={"confidence": rel.confidence, "memory_ids": rel.memory_ids, "cube_id": rel.cube_id,
+                               "valid_at": rel.valid_at.isoformat() if rel.valid_at else None}, score=score)
 
 
-@DIALECT.op("GET", "/graph/triples", "List all triples", query=UserQuery, response=ErrorBody, status=501,
-            message=GRAPH)
-async def graph_list_triples(call: Call[UserQuery]) -> None:
-    raise _no_graph()
+def _confidence(triple: Triple, index: int) -> float:
+    meta = triple.metadata or {}
+    unknown = sorted(set(meta) - {"confidence"})
+    if unknown:
+        raise InvalidRequest(f"triples.{index}.metadata: only 'confidence' is kept with a triple, not "
+                             f"{', '.join(unknown)}", field=f"triples.{index}.metadata")
+    value = meta.get("confidence", 1.0)
+    if isinstance(value, bool) or not isinstance(value, int | float) or not 0 <= value <= 1:
+        raise InvalidRequest(f"triples.{index}.metadata.confidence lies in [0, 1]",
+                             field=f"triples.{index}.metadata.confidence")
+    return float(value)
 
 
-@DIALECT.op("GET", "/graph/entities/{entity}", "Get entity triples", query=UserQuery, response=ErrorBody,
-            status=501, message=GRAPH)
-async def graph_get_entity(call: Call[UserQuery]) -> None:
-    raise _no_graph()
+@DIALECT.op("POST", "/graph/triples", "Add triples", body=TriplesAdd, response=Triples, status=201)
+async def graph_add_triples(call: Call[TriplesAdd]) -> Triples:
+    body = call.body
+    rows = [TripleIn(subject=t.subject, predicate=t.predicate, object=t.object, confidence=_confidence(t, i))
+            for i, t in enumerate(body.triples)]
+    stored = await call.run(lambda: GraphService(call.service).add_relations(call.actor, rows, user_id=body.user_id))
+    return Triples(triples=[_triple_out(r) for r in stored])
 
 
-@DIALECT.op("POST", "/graph/search", "Semantic search", body=GraphSearch, response=ErrorBody, status=501,
-            message=GRAPH)
-async def graph_search(call: Call[GraphSearch]) -> None:
-    raise _no_graph()
+@DIALECT.op("GET", "/graph/triples", "List all triples", query=TripleQuery, response=Triples)
+async def graph_list_triples(call: Call[TripleQuery]) -> Triples:
+    q = call.body
+    found = await call.run(lambda: GraphService(call.service).relations(call.actor, user_id=q.user_id, limit=q.limit))
+    return Triples(triples=[_triple_out(r) for r in found])
 
 
-@DIALECT.op("DELETE", "/graph/entities/{entity}", "Delete by entity", query=UserQuery, response=ErrorBody,
-            status=501, message=GRAPH)
-async def graph_delete_entity(call: Call[UserQuery]) -> None:
-    raise _no_graph()
+@DIALECT.op("GET", "/graph/entities/{entity}", "Get entity triples", query=UserQuery, response=EntityTriples)
+async def graph_get_entity(call: Call[UserQuery]) -> EntityTriples:
+    name = call.path["entity"]
+    nodes, rels = await call.run(lambda: GraphService(call.service).entity(call.actor, name, user_id=call.body.user_id))
+    return EntityTriples(entity=nodes[0].name, nodes=[_node(n) for n in nodes], triples=[_triple_out(r) for r in rels])
 
 
-@DIALECT.op("DELETE", "/graph/triples/{triple_id}", "Delete by triple ID", query=UserQuery, response=ErrorBody,
-            status=501, message=GRAPH)
-async def graph_delete_triple(call: Call[UserQuery]) -> None:
-    raise _no_graph()
+@DIALECT.op("POST", "/graph/search", "Semantic search", body=GraphSearch, response=GraphFound)
+async def graph_search(call: Call[GraphSearch]) -> GraphFound:
+    body = call.body
+    view = await call.run(lambda: GraphService(call.service).search(
+        call.actor, query=body.query, user_id=body.user_id, depth=body.depth, limit=body.limit))
+    decay = call.service.settings.graph.decay
+    scores = [round(r.confidence * decay ** ((r.hop or 1) - 1), 6) for r in view.relations]
+    return GraphFound(triples=[_triple_out(r, score) for r, score in zip(view.relations, scores, strict=True)],
+                      nodes=[_node(n) for n in view.entities], scores=scores)
 
 
-@DIALECT.op("DELETE", "/graph", "Delete all graph data", query=UserQuery, response=ErrorBody, status=501,
-            message=GRAPH)
-async def graph_delete_all(call: Call[UserQuery]) -> None:
-    raise _no_graph()
+@DIALECT.op("DELETE", "/graph/entities/{entity}", "Delete by entity", query=UserQuery, response=Deleted)
+async def graph_delete_entity(call: Call[UserQuery]) -> Deleted:
+    name = call.path["entity"]
+    await call.run(lambda: GraphService(call.service).delete_entity(call.actor, name, user_id=call.body.user_id))
+    return Deleted(deleted=1)
+
+
+@DIALECT.op("DELETE", "/graph/triples/{triple_id}", "Delete by triple ID", query=UserQuery, response=Deleted)
+async def graph_delete_triple(call: Call[UserQuery]) -> Deleted:
+    triple_id = call.path["triple_id"]
+    await call.run(lambda: GraphService(call.service).delete_relation(call.actor, triple_id,
+                                                                       user_id=call.body.user_id))
+    return Deleted(deleted=1)
+
+
+@DIALECT.op("DELETE", "/graph", "Delete all graph data", query=UserQuery, response=Deleted)
+async def graph_delete_all(call: Call[UserQuery]) -> Deleted:
+    def run() -> int:
+        graphs = GraphService(call.service)
+        cubes = _own_cubes(call.service, call.actor, call.body.user_id)
+        return sum(graphs.clear(call.actor, cube_id=c, user_id=call.body.user_id) for c in cubes)
+    return Deleted(deleted=await call.run(run))
+
+
+def _node(entity: GraphEntity) -> Node:
+    return Node(name=entity.name, type=entity.type, aliases=entity.aliases)

@@ -145,3 +145,22 @@ def test_an_unreachable_bolt_server_is_backend_unavailable(closed_bolt_uri: str)
         store.open()
 
     assert uri in caught.value.message and caught.value.details["uri"] == uri
+
+
+def test_known_names_relations_of_memories_and_deleting_an_entity(graph_store: GraphStore, cube_ids: list[str]) -> None:
+    cube, other = cube_ids
+    graph_store.upsert_entities(cube, [Entity("Alice Smith", "person", ("Ally",))])
+    graph_store.add_relations(cube, [rel(cube, "Alice Smith", "knows", "Bob", "m1"),
+                                     rel(cube, "Bob", "knows", "Carol", "m2", "m3")])
+    graph_store.add_relations(other, [rel(other, "Alice Smith", "knows", "Dan", "m1")])
+
+    assert graph_store.known(cube, ["ALLY", "bob", "nobody"]) == {"ALLY": "alice smith", "bob": "bob"}
+    assert triples(graph_store.relations_of(cube, ["m3", "m9"])) == {("Bob", "knows", "Carol")}
+    assert graph_store.relations_of(cube, []) == []
+
+    assert graph_store.delete_entity(cube, "ally") == 1
+    assert graph_store.entity(cube, "Alice Smith") is None and graph_store.known(cube, ["ally"]) == {}
+    assert triples(graph_store.relations(cube)) == {("Bob", "knows", "Carol")}
+    assert triples(graph_store.relations(other)) == {("Alice Smith", "knows", "Dan")}
+    with pytest.raises(NotFound):
+        graph_store.delete_entity(cube, "Alice Smith")

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import time
 
+from memos_mcp.core.graph.service import GraphService
 from memos_mcp.core.models import MemoryKind, MemoryStatus, TaskStatus
 from tests.openai_server import OpenAIServer, Reply
 from tests.pipeline.conftest import Open, answer, settle
@@ -258,3 +259,29 @@ def test_queued_work_survives_a_restart(open_service: Open, llm_server: OpenAISe
     time.sleep(1.6)  # the first process's abandoned call has returned by now, and must have written nothing
     assert task.status is TaskStatus.DONE and task.attempts == 2
     assert [m.memory for m in reopened.list_memories("alice").memories] == ["Alice grows tomatoes."]
+
+
+def test_the_models_entities_and_relations_feed_the_graph_and_replace_old_ones(
+        open_service: Open, llm_server: OpenAIServer) -> None:
+    service = open_service()
+    service.ensure_user("alice")
+    graphs = GraphService(service)
+    llm_server.extraction_replies += [
+        answer(facts=[{"value": "Alice works at Acme in Porto.", "sources": [0]}],
+               entities=[{"name": "Alice", "type": "person"}, {"name": "Acme", "type": "organization"}],
+               relations=[{"subject": "Alice", "predicate": "works at", "object": "Acme", "sources": [0]}]),
+        answer(facts=[{"value": "Alice works at Globex since June 2026.", "sources": [0]}],
+               entities=[{"name": "Globex", "type": "organization"}],
+               relations=[{"subject": "Alice", "predicate": "works_at", "object": "Globex", "sources": [0],
+                           "replaces": True}])]
+    first = service.add_memory("alice", async_mode=False, messages=[{"role": "user", "content": "I work at Acme."}])
+    second = service.add_memory("alice", async_mode=False,
+                                messages=[{"role": "user", "content": "I joined Globex in June."}])
+
+    now = graphs.search("alice", entity="Alice").relations
+    assert [(r.subject, r.predicate, r.object, r.memory_ids) for r in now] == [
+        ("Alice", "works_at", "Globex", second.added)]
+    entity = {e.name: e.type for e in graphs.entities("alice")}
+    assert entity["Acme"] == "organization" and entity["Alice"] == "person"
+    before = graphs.search("alice", entity="Alice", at=first.memories[0].created_at).relations
+    assert [(r.object, r.memory_ids) for r in before] == [("Acme", first.added)]

@@ -94,3 +94,21 @@ def failed(response: httpx2.Response, status: int, *words: str) -> str:
         assert word in body["message"], body["message"]
     message: str = body["message"]
     return message
+
+
+@dataclass
+class Memio:
+    app: Running
+    root: httpx2.Client
+    alice: httpx2.Client
+    bob: httpx2.Client
+
+
+@pytest.fixture
+def memio(rest_serve: RestServe) -> Iterator[Memio]:
+    """Authentication on: the admin key, and Bearer keys for alice and bob (plain users)."""
+    app = rest_serve(admin_key=True)
+    alice = app.keys.create(ROOT_USER, "alice").key
+    bob = app.keys.create(ROOT_USER, "bob").key
+    with client(app, ADMIN_KEY) as root, client(app, alice) as a, client(app, bob) as b:
+        yield Memio(app, root, a, b)

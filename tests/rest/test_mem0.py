@@ -37,7 +37,8 @@ def test_memories_round_trip(users: Users) -> None:
     [added] = good(http.post("/v1/memories", json={"content": "I love building AI applications with FastAPI",
                                                    "user_id": "alice", "metadata": {"source": "external_test",
                                                                                     "project": "demo"}}), 201)
-    assert set(added) == MEMORY_KEYS and added["relationships"] == []
+    assert set(added) == MEMORY_KEYS
+    assert added["relationships"] == [{"type": "related_to", "entity": "FastAPI", "confidence": 0.5, "source": "AI"}]
     assert added["content"] == "I love building AI applications with FastAPI" and added["user_id"] == "alice"
     meta = added["metadata"]
     assert meta["source"] == "external_test" and meta["project"] == "demo" and isinstance(meta["entities"], list)

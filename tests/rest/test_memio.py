@@ -1,36 +1,13 @@
-"""The memio-style dialect under /v1 over real HTTP: facts, history, documents, the graph's 501s,
-memio's error envelope, per-user isolation, and the same data as the core."""
+"""The memio-style dialect under /v1 over real HTTP: facts, history, documents (the graph routes are in
+test_memio_graph.py), memio's error envelope, per-user isolation, and the same data as the core."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from dataclasses import dataclass
 from typing import Any
 
 import httpx2
-import pytest
 
-from memos_mcp.core.service import ROOT_USER
-from tests.http.support import ADMIN_KEY, Running
-from tests.rest.conftest import RestServe, client
-
-
-@dataclass
-class Memio:
-    app: Running
-    root: httpx2.Client
-    alice: httpx2.Client
-    bob: httpx2.Client
-
-
-@pytest.fixture
-def memio(rest_serve: RestServe) -> Iterator[Memio]:
-    """Authentication on: the admin key, and Bearer keys for alice and bob (plain users)."""
-    app = rest_serve(admin_key=True)
-    alice = app.keys.create(ROOT_USER, "alice").key
-    bob = app.keys.create(ROOT_USER, "bob").key
-    with client(app, ADMIN_KEY) as root, client(app, alice) as a, client(app, bob) as b:
-        yield Memio(app, root, a, b)
+from tests.rest.conftest import Memio, client
 
 
 def ok(response: httpx2.Response, status: int = 200) -> Any:
@@ -250,24 +227,6 @@ def test_document_errors(memio: Memio) -> None:
     oversized = b'{"content": "' + b"x" * 1_100_000 + b'"}'
     error(http.post("/v1/documents", content=oversized, headers={"Content-Type": "application/json"}), 413,
           "payload_too_large", "create_document", "body")
-
-
-# --- graph ---------------------------------------------------------------------------------------
-
-@pytest.mark.parametrize(("method", "path", "body", "operation"), [
-    ("POST", "/v1/graph/triples", {"triples": [{"subject": "a", "predicate": "knows", "object": "b"}]},
-     "graph_add_triples"),
-    ("GET", "/v1/graph/triples", None, "graph_list_triples"),
-    ("GET", "/v1/graph/entities/alice", None, "graph_get_entity"),
-    ("POST", "/v1/graph/search", {"query": "who knows alice"}, "graph_search"),
-    ("DELETE", "/v1/graph/entities/alice", None, "graph_delete_entity"),
-    ("DELETE", "/v1/graph/triples/t-1", None, "graph_delete_triple"),
-    ("DELETE", "/v1/graph", None, "graph_delete_all"),
-])
-def test_graph_routes_answer_501_not_supported(memio: Memio, method: str, path: str, body: dict[str, Any] | None,
-                                               operation: str) -> None:
-    answer = memio.alice.request(method, path, json=body)
-    error(answer, 501, "not_supported", operation, "graph memory is not available yet")
 
 
 def test_a_missing_or_unknown_key_is_refused_in_memios_shape_with_a_challenge(memio: Memio) -> None:

@@ -99,7 +99,8 @@ class Neo4jGraphStore(GraphStore):
 
     # --- entities ----------------------------------------------------------------------------
     @staticmethod
-    def _resolve_in(tx: ManagedTransaction, cube_id: str, names: Sequence[str]) -> dict[str, str]:
+    def _found_in(tx: ManagedTransaction, cube_id: str, names: Sequence[str]) -> dict[str, str]:
+        """Entity key of each normalised name that is an entity's key or alias."""
         keys = sorted({normalise(n) for n in names})
         found: dict[str, str] = {}
         if keys:
@@ -107,10 +108,32 @@ class Neo4jGraphStore(GraphStore):
                     WHERE e.key = k OR k IN e.alias_keys RETURN k, e.key AS key""", keys=keys, cube=cube_id):
                 if found.get(rec["k"]) != rec["k"]:  # an entity's own key beats an alias
                     found[rec["k"]] = rec["key"]
+        return found
+
+    @classmethod
+    def _resolve_in(cls, tx: ManagedTransaction, cube_id: str, names: Sequence[str]) -> dict[str, str]:
+        found = cls._found_in(tx, cube_id, names)
         return {name: found.get(normalise(name), normalise(name)) for name in names}
 
     def _resolve(self, cube_id: str, names: Sequence[str]) -> dict[str, str]:
         return self._run(lambda tx: self._resolve_in(tx, cube_id, names), write=False)
+
+    def known(self, cube_id: str, names: Sequence[str]) -> dict[str, str]:
+        found = self._run(lambda tx: self._found_in(tx, cube_id, names), write=False)
+        return {name: found[normalise(name)] for name in names if normalise(name) in found}
+
+    def delete_entity(self, cube_id: str, name: str) -> int:
+        def work(tx: ManagedTransaction) -> int | None:
+            key = self._found_in(tx, cube_id, [name]).get(normalise(name))
+            if key is None:
+                return None
+            rec = tx.run("""MATCH (e:Entity {cube_id: $cube, key: $key}) OPTIONAL MATCH (e)-[r:REL]-()
+                WITH e, count(r) AS dropped DETACH DELETE e RETURN dropped""", cube=cube_id, key=key).single()
+            return int(rec["dropped"]) if rec is not None else 0
+        dropped = self._run(work, write=True)
+        if dropped is None:
+            raise NotFound("entity", name)
+        return dropped
 
     def upsert_entities(self, cube_id: str, entities: Sequence[Entity]) -> None:
         rows = []
@@ -231,6 +254,15 @@ class Neo4jGraphStore(GraphStore):
             WHERE (s.key IN $keys OR o.key IN $keys) AND {_VALID} {_RETURN} ORDER BY created_at, id""",
                            cube=cube_id, keys=list(keys), at=at)
         return [(rec["s_key"], rec["o_key"], _relation(rec)) for rec in recs]
+
+    def relations_of(self, cube_id: str, memory_ids: Sequence[str], at: float | None = None) -> list[Relation]:
+        if not memory_ids:
+            return []
+        when = time.time() if at is None else float(at)
+        recs = self._query(f"""MATCH (s:Entity {{cube_id: $cube}})-[r:REL]->(o:Entity)
+            WHERE {_VALID} AND any(m IN r.memory_ids WHERE m IN $ids) {_RETURN} ORDER BY created_at, id""",
+                           cube=cube_id, at=when, ids=sorted(set(memory_ids)))
+        return [_relation(rec) for rec in recs]
 
     def delete_relation(self, cube_id: str, relation_id: str) -> None:
         recs = self._query("""MATCH (:Entity {cube_id: $cube})-[r:REL {id: $id}]->() DELETE r RETURN 1 AS done""",

@@ -97,7 +97,8 @@ class SqliteGraphStore(GraphStore):
 
     # --- entities ----------------------------------------------------------------------------
     @staticmethod
-    def _resolve_in(db: sqlite3.Connection, cube_id: str, names: Sequence[str]) -> dict[str, str]:
+    def _found_in(db: sqlite3.Connection, cube_id: str, names: Sequence[str]) -> dict[str, str]:
+        """Entity key of each normalised name that is an entity's key or alias."""
         keys = sorted({normalise(n) for n in names})
         if not keys:
             return {}
@@ -107,7 +108,31 @@ class SqliteGraphStore(GraphStore):
             (cube_id, *keys))}
         found.update((row[0], row[0]) for row in db.execute(
             f"SELECT key FROM entities WHERE cube_id = ? AND key IN ({marks})", (cube_id, *keys)))
+        return found
+
+    @classmethod
+    def _resolve_in(cls, db: sqlite3.Connection, cube_id: str, names: Sequence[str]) -> dict[str, str]:
+        found = cls._found_in(db, cube_id, names)
         return {name: found.get(normalise(name), normalise(name)) for name in names}
+
+    def known(self, cube_id: str, names: Sequence[str]) -> dict[str, str]:
+        with self._lock:
+            try:
+                found = self._found_in(self._conn(), cube_id, names)
+            except sqlite3.Error as exc:
+                raise StorageError(f"graph read failed: {exc}") from exc
+        return {name: found[normalise(name)] for name in names if normalise(name) in found}
+
+    def delete_entity(self, cube_id: str, name: str) -> int:
+        with self._tx() as db:
+            key = self._found_in(db, cube_id, [name]).get(normalise(name))
+            if key is None:
+                raise NotFound("entity", name)
+            dropped = db.execute("DELETE FROM relations WHERE cube_id = ? AND (subject = ? OR object = ?)",
+                                 (cube_id, key, key)).rowcount
+            db.execute("DELETE FROM aliases WHERE cube_id = ? AND entity_key = ?", (cube_id, key))
+            db.execute("DELETE FROM entities WHERE cube_id = ? AND key = ?", (cube_id, key))
+        return int(dropped)
 
     def _resolve(self, cube_id: str, names: Sequence[str]) -> dict[str, str]:
         with self._lock:
@@ -205,6 +230,16 @@ class SqliteGraphStore(GraphStore):
             AND (r.subject IN ({marks}) OR r.object IN ({marks})) ORDER BY r.created_at, r.id""",
                           (cube_id, at, at, *keys, *keys))
         return [(row["subject"], row["object"], self._relation(row)) for row in rows]
+
+    def relations_of(self, cube_id: str, memory_ids: Sequence[str], at: float | None = None) -> list[Relation]:
+        ids = sorted(set(memory_ids))
+        if not ids:
+            return []
+        when = time.time() if at is None else at
+        rows = self._rows(f"""{_SELECT} WHERE r.cube_id = ? AND {_VALID} AND EXISTS (SELECT 1 FROM
+            json_each(r.memory_ids) m WHERE m.value IN ({",".join("?" * len(ids))})) ORDER BY r.created_at, r.id""",
+                          (cube_id, when, when, *ids))
+        return [self._relation(row) for row in rows]
 
     def delete_relation(self, cube_id: str, relation_id: str) -> None:
         with self._tx() as db:

@@ -85,6 +85,15 @@ class GraphStore(ABC):
         """Entities ordered by key."""
 
     @abstractmethod
+    def known(self, cube_id: str, names: Sequence[str]) -> dict[str, str]:
+        """The names (by key or alias) that are entities of the cube, each with its entity's key."""
+
+    @abstractmethod
+    def delete_entity(self, cube_id: str, name: str) -> int:
+        """Remove an entity, its aliases and every relation touching it (whatever their validity).
+        Returns the number of relations removed. Raises NotFound."""
+
+    @abstractmethod
     def add_relations(self, cube_id: str, relations: Sequence[Relation]) -> list[Relation]:
         """Store relations, creating missing entities. A relation identical (by normalised subject,
         predicate and object) to one still valid merges its memory ids into that one's provenance
@@ -98,6 +107,10 @@ class GraphStore(ABC):
     def relations(self, cube_id: str, *, entity: str | None = None, at: float | None = None,
                   limit: int = 100) -> list[Relation]:
         """Relations valid at ``at`` (now by default), optionally only those touching ``entity``."""
+
+    @abstractmethod
+    def relations_of(self, cube_id: str, memory_ids: Sequence[str], at: float | None = None) -> list[Relation]:
+        """Relations valid at ``at`` (now by default) whose provenance holds any of the memory ids."""
 
     @abstractmethod
     def delete_relation(self, cube_id: str, relation_id: str) -> None:
@@ -147,6 +160,11 @@ class GraphStore(ABC):
                         reached.append(key)
             frontier = reached
         return hops, display, edges
+
+    def subgraph(self, cube_id: str, entities: Sequence[str], depth: int = 1,
+                 at: float | None = None) -> list[tuple[int, Relation]]:
+        """The relations valid at ``at`` within ``depth`` hops, each with its hop (1: touching the entities)."""
+        return self._walk(cube_id, entities, depth, at)[2]
 
     def neighbours(self, cube_id: str, entities: Sequence[str], depth: int = 1,
                    at: float | None = None) -> set[str]:

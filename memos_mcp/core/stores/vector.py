@@ -72,6 +72,7 @@ class MemoryFilter:
     event_time_to: float | None = None
     metadata: tuple[tuple[str, Scalar], ...] = ()
     content_hash: str | None = None
+    ids: tuple[str, ...] = ()  # only these points (memory ids), when given
 
     def __post_init__(self) -> None:
         if not self.cube_ids:

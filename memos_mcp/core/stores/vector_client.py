@@ -235,6 +235,8 @@ def client_filter(flt: MemoryFilter) -> m.Filter:
     ):
         if value is not None:
             must.append(m.FieldCondition(key=key, match=m.MatchValue(value=value)))
+    if flt.ids:
+        must.append(m.HasIdCondition(has_id=list(flt.ids)))
     if flt.event_time_from is not None or flt.event_time_to is not None:
         must.append(
             m.FieldCondition(key="event_time", range=m.Range(gte=flt.event_time_from, lte=flt.event_time_to))

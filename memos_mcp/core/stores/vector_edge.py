@@ -187,6 +187,8 @@ def edge_filter(flt: MemoryFilter) -> qe.Filter:
     ):
         if value is not None:
             must.append(qe.FieldCondition(key=key, match=qe.MatchValue(value)))
+    if flt.ids:
+        must.append(qe.HasIdCondition(set(flt.ids)))
     if flt.event_time_from is not None or flt.event_time_to is not None:
         must.append(
             qe.FieldCondition(

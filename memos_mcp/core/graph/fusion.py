@@ -1,0 +1,40 @@
+"""Fusing graph links into a hybrid search: a linked hit gains ``weight * link``; linked memories the
+hybrid search left out are scored by the same hybrid query restricted to their ids (so the caller's
+filters, cubes and threshold apply to them too) and compete on the same footing.
+
+The restricted query runs only when it can change the answer: a memory the hybrid search left out
+scores at most the lowest hit's score, so it can only enter the results with a link strong enough to
+lift it above the last result; and when the hybrid search returned fewer points than asked for, every
+point that passes the filters and the threshold is among them already.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+from memos_mcp.core.stores.vector import HybridQuery, ScoredPoint, VectorStore
+
+POOL = 20  # hits beyond the limit that linked memories may overtake; also the most linked memories fetched
+
+
+def fuse_graph(vectors: VectorStore, query: HybridQuery, links: dict[str, float], weight: float) -> list[ScoredPoint]:
+    """The best ``query.limit`` points of the hybrid hits and the linked memories, scores in [0, 1]."""
+    asked = query.limit + POOL
+    hits = vectors.hybrid_search(replace(query, limit=asked))
+    fused = _boosted(hits, links, weight)
+    if len(hits) == asked and weight > 0:
+        floor = max(0.0, hits[-1].score)
+        last = fused[query.limit - 1].score if len(fused) >= query.limit else 0.0
+        have = {p.id for p in hits}
+        missing = sorted((i for i, link in links.items() if i not in have and floor + weight * link > last),
+                         key=lambda i: (-links[i], i))[:POOL]
+        if missing:
+            extra = vectors.hybrid_search(replace(query, limit=len(missing),
+                                                  filter=replace(query.filter, ids=tuple(missing))))
+            fused = sorted([*fused, *_boosted(extra, links, weight)], key=lambda p: (-p.score, p.id))
+    return fused[:query.limit]
+
+
+def _boosted(points: list[ScoredPoint], links: dict[str, float], weight: float) -> list[ScoredPoint]:
+    boosted = [replace(p, score=min(1.0, max(0.0, p.score) + weight * links.get(p.id, 0.0))) for p in points]
+    return sorted(boosted, key=lambda p: (-p.score, p.id))

@@ -1,0 +1,150 @@
+"""Graph memory through the memory service: extraction on add, re-derivation on update, forgetting on
+delete, the cube's graph gone with the cube, and search expanded through the graph (real stores)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from memos_mcp.core.graph.extract import ExtractedGraph
+from memos_mcp.core.graph.memory import GraphMemory
+from memos_mcp.core.graph.service import GraphService, TripleIn
+from memos_mcp.core.service import ROOT_USER, MemoryService
+from memos_mcp.errors import Forbidden, InvalidRequest, NotFound, NotSupported
+from tests.conftest import ServiceFactory
+
+CUBE = "root_default_cube"
+QUESTION = "What did the friend Caroline met at the support group recommend?"
+STORY = ["Caroline met Zofia at the support group.", "Zofia suggested reading Becoming.",
+         "The bakery recommends the rye bread.", "My doctor recommended more sleep.",
+         "The support group meets on Tuesdays.", "Jon recommended a good plumber.",
+         "Friends recommended the new cafe downtown."]
+
+
+def graph_of(service: MemoryService) -> GraphMemory:
+    graph = service.graph()
+    assert graph is not None
+    return graph
+
+
+def triples(service: MemoryService, cube: str = CUBE) -> set[tuple[str, str, str]]:
+    return {(r.subject, r.predicate, r.object) for r in graph_of(service).store.relations(cube)}
+
+
+def found(service: MemoryService, **options: Any) -> list[str]:
+    return [h.memory for h in service.search(ROOT_USER, QUESTION, **options).memories]
+
+
+def test_added_turns_put_their_speaker_and_entities_in_the_graph_with_provenance(service: MemoryService) -> None:
+    added = service.add_memory(ROOT_USER, messages=[
+        {"role": "user", "name": "Caroline", "content": "I met Sarah at the LGBTQ center.",
+         "chat_time": "2023-05-08T13:56:00Z"}])
+
+    rel = next(r for r in graph_of(service).store.relations(CUBE) if r.object == "Sarah")
+    assert (rel.subject, rel.predicate, rel.memory_ids) == ("Caroline", "mentions", added.added)
+    assert rel.valid_at == pytest.approx(1683554160.0)
+    assert graph_of(service).store.entity(CUBE, "caroline").type == "person"  # type: ignore[union-attr]
+
+
+def test_an_extraction_that_brings_its_own_graph_is_stored_as_given(service: MemoryService) -> None:
+    from memos_mcp.core.extractor import RuleExtractor
+
+    class WithGraph(RuleExtractor):
+        def from_messages(self, messages: Any, earlier: Any) -> Any:
+            candidates = super().from_messages(messages, earlier)
+            for c in candidates:
+                c.graph = ExtractedGraph(relations=[("Ana", "lives_in", "Porto", 0.8)])
+            return candidates
+
+    service.extractor = WithGraph()
+    service.add_memory(ROOT_USER, messages=[{"role": "user", "content": "ana moved to porto"}])
+    service.add_memory(ROOT_USER, messages=[{"role": "user", "content": "Ana lives in Lisbon now",
+                                             "chat_time": "2099-01-01T00:00:00Z"}])
+    assert triples(service) == {("Ana", "lives_in", "Porto")}  # the Lisbon move lies in the future
+
+
+def test_updating_the_text_re_derives_the_memorys_relations(service: MemoryService) -> None:
+    memory = service.add_memory(ROOT_USER, memory_content="Alice met Bob.").memories[0]
+    service.update_memory(ROOT_USER, memory.id, memory="Alice met Carol.")
+    assert triples(service) == {("Alice", "related_to", "Carol")}
+
+
+def test_deleting_memories_removes_their_provenance_and_orphaned_relations(service: MemoryService) -> None:
+    first = service.add_memory(ROOT_USER, memory_content="Alice met Bob.").memories[0]
+    service.add_memory(ROOT_USER, memory_content="Alice met Bob again, with Carol.")
+
+    service.delete_memory(ROOT_USER, first.id)
+    rel = next(r for r in graph_of(service).store.relations(CUBE) if r.object == "Bob")
+    assert first.id not in rel.memory_ids and rel.memory_ids
+
+    service.delete_all(ROOT_USER, CUBE)
+    assert triples(service) == set()
+
+
+def test_deleting_a_cube_deletes_its_graph_only(service: MemoryService) -> None:
+    service.create_cube(ROOT_USER, "work", cube_id="work")
+    service.add_memory(ROOT_USER, cube_id="work", memory_content="Alice met Bob.")
+    service.add_memory(ROOT_USER, memory_content="Dora met Ed.")
+
+    service.delete_cube(ROOT_USER, "work")
+    assert triples(service, "work") == set()
+    assert triples(service) == {("Dora", "related_to", "Ed")}
+
+
+def test_a_two_hop_memory_only_the_graph_finds(make_service: ServiceFactory) -> None:
+    service = make_service(graph={"weight": 0.5})
+    for text in STORY:
+        service.add_memory(ROOT_USER, memory_content=text)
+
+    assert "Zofia suggested reading Becoming." not in found(service, top_k=4, graph=False)
+    assert "Zofia suggested reading Becoming." not in found(service, top_k=4, graph=True, graph_depth=1)
+    hits = service.search(ROOT_USER, QUESTION, top_k=4, graph=True, graph_depth=2).memories
+    assert "Zofia suggested reading Becoming." in [h.memory for h in hits]
+    assert all(0 <= h.relativity <= 1 for h in hits)
+
+
+def test_a_linked_memory_outside_the_hybrid_hits_is_fetched_and_still_filtered(make_service: ServiceFactory) -> None:
+    service = make_service(graph={"weight": 0.5})
+    for text in STORY:
+        service.add_memory(ROOT_USER, memory_content=text, tags=["story"])
+    for i in range(70):  # more than the hybrid hits and the graph pool
+        service.add_memory(ROOT_USER, memory_content=f"Someone at the support group recommended recipe {i}.")
+
+    assert "Zofia suggested reading Becoming." in found(service, top_k=4, graph=True, graph_depth=2)
+    assert "Zofia suggested reading Becoming." not in found(service, top_k=4, graph=False)
+    untagged = found(service, top_k=4, graph=True, graph_depth=2, filters={"tags": ["absent"]})
+    assert untagged == []
+
+
+def test_search_refuses_a_bad_depth(service: MemoryService) -> None:
+    with pytest.raises(InvalidRequest, match="graph_depth"):
+        service.search(ROOT_USER, "anything", graph_depth=3)
+
+
+def test_with_the_graph_turned_off_nothing_is_extracted_and_graph_calls_say_so(make_service: ServiceFactory) -> None:
+    service = make_service(graph={"enabled": False})
+    service.add_memory(ROOT_USER, memory_content="Alice met Bob.")
+    assert service.graph() is None
+    assert [h.memory for h in service.search(ROOT_USER, "Alice", graph=True).memories] == ["Alice met Bob."]
+    with pytest.raises(NotSupported):
+        GraphService(service).entities(ROOT_USER)
+
+
+def test_another_users_graph_is_neither_visible_nor_writable(service: MemoryService) -> None:
+    service.ensure_user("alice")
+    service.ensure_user("bob")
+    service.add_memory("alice", memory_content="Alice met Zofia.")
+    graphs = GraphService(service)
+
+    assert graphs.entities("bob") == []
+    assert graphs.search("bob", entity="Zofia").relations == []
+    with pytest.raises(NotFound):
+        graphs.entity("bob", "Zofia")
+    with pytest.raises(Forbidden, match="no write access"):
+        graphs.add_relations("bob", [TripleIn(subject="Bob", predicate="owns", object="Zofia")],
+                             cube_id="alice_default_cube")
+    relation = graphs.search("alice", entity="Zofia").relations[0]
+    with pytest.raises(NotFound):
+        graphs.delete_relation("bob", relation.id)
+    assert [e.name for e in graphs.entities("alice")] == ["Alice", "Zofia"]
