@@ -33,28 +33,35 @@ log = logging.getLogger(__name__)
 _SECTIONS = ("facts", "preferences", "updates", "entities", "relations")
 
 
-def _items(properties: dict[str, Any], required: list[str]) -> dict[str, Any]:
-    return {"type": "array", "items": {"type": "object", "properties": properties, "required": required}}
+def _items(properties: dict[str, Any], required: list[str], most: int) -> dict[str, Any]:
+    return {"type": "array", "maxItems": most,
+            "items": {"type": "object", "properties": properties, "required": required}}
 
 
-_SOURCES = {"type": "array", "items": {"type": "integer"}}
-_STR = {"type": "string"}
-ANSWER_SCHEMA: dict[str, Any] = {  # what EXTRACTION_SYSTEM describes, for endpoints that constrain output
-    "type": "object",
-    "properties": {
-        "facts": _items({"key": _STR, "value": _STR, "memory_type": {"enum": ["UserMemory", "LongTermMemory"]},
-                         "tags": {"type": "array", "items": _STR}, "confidence": {"type": "number"},
-                         "sources": _SOURCES}, ["value"]),
-        "preferences": _items({"preference": _STR, "type": {"enum": ["explicit", "implicit"]}, "reasoning": _STR,
-                               "sources": _SOURCES}, ["preference"]),
-        "updates": _items({"memory": {"type": "integer"}, "action": {"enum": ["update", "archive"]}, "value": _STR,
-                           "reason": _STR}, ["memory", "action"]),
-        "entities": _items({"name": _STR, "type": _STR}, ["name"]),
-        "relations": _items({"subject": _STR, "predicate": _STR, "object": _STR, "sources": _SOURCES,
-                             "replaces": {"type": "boolean"}}, ["subject", "predicate", "object"]),
-    },
-    "required": ["facts", "preferences", "updates", "entities", "relations"],
-}
+def answer_schema(new: int, existing: int) -> dict[str, Any]:
+    """The JSON schema of an answer about ``new`` messages and ``existing`` memories, for endpoints
+    that constrain output to it: message and memory numbers can only be those shown, and every list
+    and text is bounded, so that a small model cannot ramble past its token limit."""
+    text = {"type": "string", "maxLength": 400}
+    name = {"type": "string", "maxLength": 80}
+    sources = {"type": "array", "maxItems": new, "items": {"type": "integer", "minimum": 0, "maximum": new - 1}}
+    return {
+        "type": "object",
+        "properties": {
+            "facts": _items({"key": name, "value": text, "memory_type": {"enum": ["UserMemory", "LongTermMemory"]},
+                             "tags": {"type": "array", "maxItems": 5, "items": name},
+                             "confidence": {"type": "number"}, "sources": sources}, ["value"], 3 * new + 2),
+            "preferences": _items({"preference": text, "type": {"enum": ["explicit", "implicit"]},
+                                   "reasoning": text, "sources": sources}, ["preference"], new + 1),
+            "updates": _items({"memory": {"type": "integer", "minimum": 0, "maximum": max(existing - 1, 0)},
+                               "action": {"enum": ["update", "archive"]}, "value": text, "reason": text},
+                              ["memory", "action"], existing),
+            "entities": _items({"name": name, "type": name}, ["name"], 4 * new + 2),
+            "relations": _items({"subject": name, "predicate": name, "object": name, "sources": sources,
+                                 "replaces": {"type": "boolean"}}, ["subject", "predicate", "object"], 3 * new + 2),
+        },
+        "required": ["facts", "preferences", "updates", "entities", "relations"],
+    }
 
 
 def _text(value: Any) -> str:
@@ -249,7 +256,8 @@ class LLMExtractor:
         model cannot be reached and ``ModelOutputInvalid`` when its answer stays unusable."""
         messages = [{"role": "system", "content": EXTRACTION_SYSTEM},
                     {"role": "user", "content": extraction_request(new, earlier, existing, now)}]
-        first = self._ask(messages)
+        schema = answer_schema(len(new), len(existing))
+        first = self._ask(messages, schema)
         calls, tokens = 1, first.prompt_tokens
         try:
             raw = parse_answer(first.text)
@@ -257,7 +265,7 @@ class LLMExtractor:
             log.warning("extraction answer unusable (%s); asking once more", problem)
             retry = [*messages, {"role": "assistant", "content": first.text[:4000]},
                      {"role": "user", "content": EXTRACTION_RETRY.format(problem=problem)}]
-            second = self._ask(retry)
+            second = self._ask(retry, schema)
             calls, tokens = 2, tokens + second.prompt_tokens
             try:
                 raw = parse_answer(second.text)
@@ -268,9 +276,9 @@ class LLMExtractor:
         extraction.calls, extraction.prompt_tokens = calls, tokens
         return extraction
 
-    def _ask(self, messages: list[dict[str, str]]) -> Completion:
+    def _ask(self, messages: list[dict[str, str]], schema: dict[str, Any]) -> Completion:
         settings = self.llm.settings
-        return self.llm.complete(messages, json_schema=ANSWER_SCHEMA, temperature=settings.extraction_temperature,
+        return self.llm.complete(messages, json_schema=schema, temperature=settings.extraction_temperature,
                                  max_tokens=settings.extraction_max_tokens)
 
     def _build(self, raw: dict[str, Any], new: Sequence[Message], existing: Sequence[Memory]) -> Extraction:

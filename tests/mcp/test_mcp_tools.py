@@ -466,3 +466,23 @@ async def test_export_cube_returns_the_cube_as_an_embedded_jsonl_resource(people
     people.create_cube("alice", "copy", cube_id="alice-copy")
     imported = import_lines(people, "alice", lines, "alice-copy")
     assert (imported.memories, imported.messages) == (len(memories), 1)
+
+
+async def test_add_memory_with_a_model_answers_a_task_that_get_task_status_follows(
+        make_service: ServiceFactory, llm_server: OpenAIServer) -> None:
+    service = make_service(llm=LLMSettings(base_url=llm_server.url, model="scripted-model"))
+    service.ensure_user("alice")
+    llm_server.extraction_replies.append(Reply(delay=0.3, content=json.dumps(
+        {"facts": [{"key": "Sister", "value": "Alice's sister Mia lives in Porto.", "sources": [0]}]})))
+    async with connect(service, "alice") as client:
+        ack = await call(client, "add_memory", messages=[{"role": "user", "content": "My sister Mia lives in Porto."}])
+        assert ack["status"] in ("queued", "running") and ack["memories"] == []
+        with anyio.fail_after(20):
+            while (task := await call(client, "get_task_status", task_id=ack["task_id"]))["status"] in (
+                    "queued", "running"):
+                await anyio.sleep(0.05)
+        assert (task["status"], task["extractor"], len(task["added"]), task["error"]) == ("done", "llm", 1, None)
+        waited = await call(client, "add_memory", async_mode=False,
+                            messages=[{"role": "user", "content": "Mia has two cats."}])
+    assert waited["status"] == "failed"  # no scripted answer: the rule extractor stored the turn
+    assert [m["memory"] for m in waited["memories"]] == ["Mia has two cats."]

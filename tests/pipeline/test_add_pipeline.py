@@ -30,7 +30,7 @@ def test_an_add_is_acknowledged_at_once_and_extracted_in_one_call(open_service: 
     ack = service.add_memory("alice", messages=TURNS, conversation_id="c1", tags=["onboarding"])
     acknowledged = time.perf_counter() - started
 
-    assert ack.status is TaskStatus.QUEUED and ack.task_id and ack.memories == []
+    assert ack.status in (TaskStatus.QUEUED, TaskStatus.RUNNING) and ack.task_id and ack.memories == []
     assert acknowledged < 0.4  # the model takes 0.5 s: the answer did not wait for it
     assert [m.content for m in service.get_messages("alice", "c1")] == [t["content"] for t in TURNS]
     task = settle(service, "alice", ack.task_id)

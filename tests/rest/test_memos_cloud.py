@@ -5,6 +5,7 @@
 from __future__ import annotations
 
 import json
+import time
 from typing import Any
 
 import httpx2
@@ -246,3 +247,23 @@ def test_an_impossible_time_or_broken_unicode_is_a_400_never_a_500(users: Users)
                                  b'[{"role": "user", "content": "bad \\ud800 text"}]}',
                                  headers={"Content-Type": "application/json"})
     failed(surrogate, 400, "Unicode")
+
+
+def test_async_adds_with_a_model_are_followed_through_get_status(rest_serve: RestServe, model: OpenAIServer) -> None:
+    app = rest_serve(llm=llm_of(model))
+    model.extraction_replies.append(Reply(delay=0.3, content=json.dumps(
+        {"facts": [{"key": "Trip", "value": "The user plans a trip to Kyoto in October 2026.", "sources": [0]}]})))
+    with client(app) as http:
+        added = add(http, "default", "I am planning a trip to Kyoto in October", "trip")
+        assert added["status"] in ("waiting", "in_progress")
+        status = "waiting"
+        for _ in range(400):  # bounded: 20 s
+            status = ok(post(http, "/get/status", {"task_id": added["task_id"]}))["status"]
+            if status not in ("waiting", "in_progress"):
+                break
+            time.sleep(0.05)
+        assert status == "completed"
+        found = search(http, "default", "Kyoto")["memory_detail_list"]
+        assert found[0]["memory_value"] == "The user plans a trip to Kyoto in October 2026."
+        waited = add(http, "default", "I booked a ryokan", "trip", async_mode=False)
+        assert waited["status"] == "failed"  # no scripted answer: the rule extractor's memory, and the reason
