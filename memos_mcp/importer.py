@@ -12,6 +12,7 @@ from memos_mcp.core.service import ROOT_USER, MemoryService, Progress
 from memos_mcp.errors import InvalidRequest
 
 _BATCH = 200
+_MODEL_BATCH = 20  # messages per extraction call when a language model extracts
 
 
 def import_file(service: MemoryService, path: Path, user_id: str, cube_id: str | None,
@@ -28,12 +29,13 @@ def import_file(service: MemoryService, path: Path, user_id: str, cube_id: str |
     if kind == "conversation":
         messages = _messages(path)
         added = deduplicated = 0
-        for start in range(0, len(messages), _BATCH):
-            result = service.add_memory(user_id, cube_id=cube_id, messages=messages[start:start + _BATCH],
-                                        conversation_id=conversation_id or path.stem)
+        batch = _MODEL_BATCH if service.llm is not None else _BATCH  # one model call reads one batch
+        for start in range(0, len(messages), batch):
+            result = service.add_memory(user_id, cube_id=cube_id, messages=messages[start:start + batch],
+                                        conversation_id=conversation_id or path.stem, async_mode=False)
             added += len(result.added)
             deduplicated += len(result.deduplicated)
-            progress(min(start + _BATCH, len(messages)), len(messages))
+            progress(min(start + batch, len(messages)), len(messages))
         return {"kind": kind, "messages": len(messages), "added": added, "deduplicated": deduplicated}
     result = service.add_document(user_id, path, cube_id=cube_id, progress=progress)
     return {"kind": kind, "added": len(result.added), "deduplicated": len(result.deduplicated),

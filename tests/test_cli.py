@@ -20,6 +20,7 @@ from memos_mcp.config import ALIASES
 from memos_mcp.core.embedder import LocalOnnxEmbedder
 from memos_mcp.core.service import ROOT_USER, MemoryService
 from tests.conftest import settings_for
+from tests.openai_server import OpenAIServer
 
 MEMOS = Path(sys.executable).parent / "memos-mcp"
 TIMEOUT = 60.0
@@ -319,3 +320,21 @@ def test_importing_the_same_export_twice_keeps_one_copy_of_everything(tmp_path: 
     stats = json.loads(ok(memos(tmp_path, fresh, "stats")).stdout)
     assert stats["vectors"]["points"] == records(exported)[0]["memories"]
     assert stats["catalog"]["messages"] == len(CONVERSATION)
+
+
+def test_importing_a_conversation_with_a_model_waits_for_its_extraction(
+    tmp_path: Path, conversation_file: Path,
+) -> None:
+    server = OpenAIServer()
+    try:
+        server.extraction_replies.append(json.dumps({"facts": [
+            {"key": "Trip", "value": "Alice plans a trip to Lake Tahoe.", "sources": [0]}]}))
+        data_dir = tmp_path / "data"
+        summary = json.loads(ok(memos(tmp_path, data_dir, "import", str(conversation_file), "--user", "alice",
+                                      MEMOS_LLM__BASE_URL=server.url, MEMOS_LLM__MODEL="scripted-model")).stdout)
+    finally:
+        server.stop()
+    assert (summary["messages"], summary["added"]) == (len(CONVERSATION), 1)
+    assert len(server.chats) == 1  # one extraction call for the conversation's one batch
+    exported = records(ok(memos(tmp_path, data_dir, "export", "--cube", "alice_default_cube")).stdout)
+    assert [r["memory"] for r in exported if r["type"] == "memory"] == ["Alice plans a trip to Lake Tahoe."]

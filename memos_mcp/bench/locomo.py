@@ -123,7 +123,7 @@ def _measure(service: MemoryService, dataset: list[dict[str, Any]]) -> dict[str,
                          "chat_time": when or None} for t in turns]
             started = time.perf_counter()
             service.add_memory(ROOT_USER, cube_id=cube.cube_id, messages=messages,
-                               conversation_id=f"session-{number}")
+                               conversation_id=f"session-{number}", async_mode=False)
             ingest_seconds += time.perf_counter() - started
             turns_total += len(turns)
             corpus.extend((t["dia_id"], f"{t['speaker']}: {turn_text(t)}") for t in turns)

@@ -13,9 +13,9 @@ import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
-from pydantic import BaseModel, ValidationError, field_validator
+from pydantic import BaseModel, BeforeValidator, ValidationError
 
 from memos_mcp.core.extractor import Candidate, message_source, speaker_line
 from memos_mcp.core.graph.extract import ExtractedGraph
@@ -68,107 +68,79 @@ def _text(value: Any) -> str:
     return " ".join(str(value).split()) if value is not None else ""
 
 
-class _Item(BaseModel):
-    sources: list[int] = []
+def _indices(value: Any) -> list[int]:
+    """Whole numbers among the items (2, 2.0, "2"); anything else is dropped."""
+    items = value if isinstance(value, list) else [value]
+    found: list[int] = []
+    for item in items:
+        if isinstance(item, float) and item.is_integer():
+            item = int(item)
+        if isinstance(item, str) and item.strip().isdigit():
+            item = int(item)
+        if isinstance(item, int) and not isinstance(item, bool):
+            found.append(item)
+    return found
 
-    @field_validator("sources", mode="before")
-    @classmethod
-    def _indices(cls, value: Any) -> list[int]:
-        items = value if isinstance(value, list) else [value]
-        return [int(v) for v in items if isinstance(v, int | float | str) and str(v).strip().lstrip("-").isdigit()]
 
-
-class FactOut(_Item):
-    key: str = ""
-    value: str
-    memory_type: MemoryType = MemoryType.USER
-    tags: list[str] = []
-    confidence: float = 0.8
-
-    @field_validator("value", "key", mode="before")
-    @classmethod
-    def _clean(cls, value: Any) -> str:
-        return _text(value)
-
-    @field_validator("memory_type", mode="before")
-    @classmethod
-    def _type(cls, value: Any) -> MemoryType:
-        return MemoryType.LONG_TERM if str(value) == MemoryType.LONG_TERM.value else MemoryType.USER
-
-    @field_validator("tags", mode="before")
-    @classmethod
-    def _tags(cls, value: Any) -> list[str]:
-        items = value if isinstance(value, list) else [value] if value else []
-        return [t for t in (_text(v)[:40] for v in items) if t][:10]
-
-    @field_validator("confidence", mode="before")
-    @classmethod
-    def _confidence(cls, value: Any) -> float:
+def _fraction(default: float) -> BeforeValidator:
+    def read(value: Any) -> float:
         try:
             return min(1.0, max(0.0, float(value)))
         except (TypeError, ValueError):
-            return 0.8
+            return default
+    return BeforeValidator(read)
 
 
-class PreferenceOut(_Item):
-    preference: str
-    type: Literal["explicit", "implicit"] = "explicit"
-    reasoning: str = ""
+def _strings(value: Any) -> list[str]:
+    items = value if isinstance(value, list) else [value] if value else []
+    return [t for t in (_text(v)[:40] for v in items) if t][:10]
 
-    @field_validator("preference", "reasoning", mode="before")
-    @classmethod
-    def _clean(cls, value: Any) -> str:
-        return _text(value)
 
-    @field_validator("type", mode="before")
-    @classmethod
-    def _kind(cls, value: Any) -> str:
-        return "implicit" if "implicit" in str(value).lower() else "explicit"
+# What a model writes, read leniently: whitespace collapsed, numbers out of strings, bounded sizes.
+Text = Annotated[str, BeforeValidator(_text)]
+Name = Annotated[str, BeforeValidator(lambda v: _text(v)[:200])]
+Predicate = Annotated[str, BeforeValidator(lambda v: "_".join(_text(v).lower().split())[:80])]
+Sources = Annotated[list[int], BeforeValidator(_indices)]
+Tags = Annotated[list[str], BeforeValidator(_strings)]
+
+
+class FactOut(BaseModel):
+    key: Text = ""
+    value: Text
+    memory_type: Annotated[MemoryType, BeforeValidator(
+        lambda v: MemoryType.LONG_TERM if str(v) == MemoryType.LONG_TERM.value else MemoryType.USER)] = MemoryType.USER
+    tags: Tags = []
+    confidence: Annotated[float, _fraction(0.8)] = 0.8
+    sources: Sources = []
+
+
+class PreferenceOut(BaseModel):
+    preference: Text
+    type: Annotated[Literal["explicit", "implicit"], BeforeValidator(
+        lambda v: "implicit" if "implicit" in str(v).lower() else "explicit")] = "explicit"
+    reasoning: Text = ""
+    sources: Sources = []
 
 
 class UpdateOut(BaseModel):
     memory: int
     action: Literal["update", "archive"]
-    value: str = ""
-    reason: str = ""
-
-    @field_validator("value", "reason", mode="before")
-    @classmethod
-    def _clean(cls, value: Any) -> str:
-        return _text(value)
+    value: Text = ""
+    reason: Text = ""
 
 
 class EntityOut(BaseModel):
-    name: str
-    type: str = ""
-
-    @field_validator("name", "type", mode="before")
-    @classmethod
-    def _clean(cls, value: Any) -> str:
-        return _text(value)[:200]
+    name: Name
+    type: Name = ""
 
 
-class RelationOut(_Item):
-    subject: str
-    predicate: str
-    object: str
-    confidence: float = 0.9
+class RelationOut(BaseModel):
+    subject: Name
+    predicate: Predicate
+    object: Name
+    confidence: Annotated[float, _fraction(0.9)] = 0.9
     replaces: bool = False
-
-    @field_validator("subject", "object", mode="before")
-    @classmethod
-    def _clean(cls, value: Any) -> str:
-        return _text(value)[:200]
-
-    @field_validator("predicate", mode="before")
-    @classmethod
-    def _snake(cls, value: Any) -> str:
-        return "_".join(_text(value).lower().split())[:80]
-
-    @field_validator("confidence", mode="before")
-    @classmethod
-    def _confidence(cls, value: Any) -> float:
-        return FactOut._confidence(value)
+    sources: Sources = []
 
 
 @dataclass(frozen=True)

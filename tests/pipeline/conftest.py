@@ -11,10 +11,9 @@ from typing import Any
 import pytest
 
 from memos_mcp.config import LLMSettings
-from memos_mcp.core.embedder import LocalOnnxEmbedder
 from memos_mcp.core.models import Task, TaskStatus
 from memos_mcp.core.service import MemoryService
-from tests.conftest import settings_for
+from tests.conftest import ServiceFactory
 from tests.openai_server import OpenAIServer
 
 Open = Callable[..., MemoryService]
@@ -28,21 +27,14 @@ def llm_server() -> Iterator[OpenAIServer]:
 
 
 @pytest.fixture
-def open_service(tmp_path: Path, embedder: LocalOnnxEmbedder, llm_server: OpenAIServer) -> Iterator[Open]:
-    """Services on embedded Qdrant whose model is the scripted server (no retries unless asked)."""
-    opened: list[MemoryService] = []
+def open_service(make_service: ServiceFactory, llm_server: OpenAIServer) -> Open:
+    """Services (on both vector backends) whose model is the scripted server, with no retries unless asked."""
 
     def make(data_dir: Path | None = None, **llm: Any) -> MemoryService:
         options = {"base_url": llm_server.url, "model": "scripted-model", "timeout": 5.0, "max_retries": 0, **llm}
-        service = MemoryService.open(settings_for(data_dir or tmp_path / "data", llm=LLMSettings(**options)),
-                                     embedder=embedder)
-        opened.append(service)
-        return service
+        return make_service(data_dir, llm=LLMSettings(**options))
 
-    yield make
-    for service in opened:
-        if service._lock is None or service._lock.is_locked:
-            service.close()
+    return make
 
 
 def answer(**sections: Any) -> str:
