@@ -69,10 +69,11 @@ class TaskRunner:
 
     def _run(self, task: Task, job: AddJob) -> None:
         service = self.service
-        author, cube = service.catalog.get_user(task.user_id), service.catalog.get_cube(task.cube_id)
-        if author is None or cube is None:
+        author = service.catalog.get_user(task.user_id)
+        if author is None or service.catalog.get_cube(task.cube_id) is None:
             self._finish(task, TaskStatus.FAILED, error="the cube or its user was deleted before extraction")
             return
+        cube = service.access.writable(author, task.cube_id)  # still allowed? (Forbidden fails the task)
         new, earlier = service.catalog.messages_with_window(job.message_ids, service.settings.add.window_turns)
         if not new:
             self._finish(task, TaskStatus.DONE, error="the messages were deleted before extraction")

@@ -6,7 +6,7 @@ from __future__ import annotations
 import time
 
 from memos_mcp.core.graph.service import GraphService
-from memos_mcp.core.models import MemoryKind, MemoryStatus, TaskStatus
+from memos_mcp.core.models import MemoryKind, MemoryStatus, Permission, TaskStatus
 from tests.openai_server import OpenAIServer, Reply
 from tests.pipeline.conftest import Open, answer, settle
 
@@ -285,3 +285,21 @@ def test_the_models_entities_and_relations_feed_the_graph_and_replace_old_ones(
     assert entity["Acme"] == "organization" and entity["Alice"] == "person"
     before = graphs.search("alice", entity="Alice", at=first.memories[0].created_at).relations
     assert [(r.object, r.memory_ids) for r in before] == [("Acme", first.added)]
+
+
+def test_a_writer_whose_share_ends_before_extraction_writes_nothing(open_service: Open,
+                                                                    llm_server: OpenAIServer) -> None:
+    service = open_service()
+    service.ensure_user("alice")
+    service.ensure_user("bob")
+    cube = service.create_cube("alice", "shared", cube_id="shared")
+    service.share_cube("alice", cube.cube_id, "bob", Permission.WRITE)
+    llm_server.extraction_replies += [Reply(delay=0.5, content=answer()),
+                                      answer(facts=[{"value": "Bob wrote this after losing access."}])]
+    service.add_memory("bob", cube_id="shared", conversation_id="c", messages=[{"role": "user", "content": "One."}])
+    late = service.add_memory("bob", cube_id="shared", conversation_id="c",
+                              messages=[{"role": "user", "content": "Two."}])
+    service.unshare_cube("alice", "shared", "bob")
+    task = settle(service, "bob", str(late.task_id))
+    assert task.status is TaskStatus.FAILED and "bob" in str(task.error) and task.added == []
+    assert service.list_memories("alice", cube_ids=["shared"]).total == 0
