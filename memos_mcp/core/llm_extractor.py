@@ -42,23 +42,23 @@ def answer_schema(new: int, existing: int) -> dict[str, Any]:
     """The JSON schema of an answer about ``new`` messages and ``existing`` memories, for endpoints
     that constrain output to it: message and memory numbers can only be those shown, and every list
     and text is bounded, so that a small model cannot ramble past its token limit."""
-    text = {"type": "string", "maxLength": 400}
-    name = {"type": "string", "maxLength": 80}
+    text = {"type": "string", "maxLength": 300}
+    name = {"type": "string", "maxLength": 60}
     sources = {"type": "array", "maxItems": new, "items": {"type": "integer", "minimum": 0, "maximum": new - 1}}
     return {
         "type": "object",
         "properties": {
             "facts": _items({"key": name, "value": text, "memory_type": {"enum": ["UserMemory", "LongTermMemory"]},
                              "tags": {"type": "array", "maxItems": 5, "items": name},
-                             "confidence": {"type": "number"}, "sources": sources}, ["value"], 3 * new + 2),
+                             "confidence": {"type": "number"}, "sources": sources}, ["value"], 2 * new + 1),
             "preferences": _items({"preference": text, "type": {"enum": ["explicit", "implicit"]},
-                                   "reasoning": text, "sources": sources}, ["preference"], new + 1),
+                                   "reasoning": text, "sources": sources}, ["preference"], new),
             "updates": _items({"memory": {"type": "integer", "minimum": 0, "maximum": max(existing - 1, 0)},
                                "action": {"enum": ["update", "archive"]}, "value": text, "reason": text},
                               ["memory", "action"], existing),
-            "entities": _items({"name": name, "type": name}, ["name"], 4 * new + 2),
+            "entities": _items({"name": name, "type": name}, ["name"], 3 * new),
             "relations": _items({"subject": name, "predicate": name, "object": name, "sources": sources,
-                                 "replaces": {"type": "boolean"}}, ["subject", "predicate", "object"], 3 * new + 2),
+                                 "replaces": {"type": "boolean"}}, ["subject", "predicate", "object"], 2 * new),
         },
         "required": ["facts", "preferences", "updates", "entities", "relations"],
     }
