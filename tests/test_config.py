@@ -17,7 +17,7 @@ from memos_mcp.errors import ConfigError
 
 CONFIGS = Path(__file__).resolve().parents[1] / "configs"
 # Variables the shipped configs read besides the aliases and MEMOS_*.
-OTHER_VARIABLES = ("OLLAMA_BASE_URL", "OLLAMA_API_KEY")
+OTHER_VARIABLES = ("OLLAMA_BASE_URL", "OLLAMA_API_KEY", "LLAMACPP_BASE_URL", "LLAMACPP_MODEL")
 
 
 @pytest.fixture(autouse=True)
@@ -419,6 +419,11 @@ SHIPPED: dict[str, tuple[dict[str, str], dict[str, Any]]] = {
         "llm.base_url": "http://localhost:11434/v1", "llm.model": "qwen2.5:7b-instruct", "llm.configured": True,
         "embedder.backend": "openai", "embedder.model": "nomic-embed-text",
         "embedder.base_url": "http://localhost:11434/v1", "vector.backend": "edge",
+    }),
+    "llamacpp.yaml": ({}, {
+        "llm.base_url": "http://127.0.0.1:8080/v1", "llm.model": "local", "llm.configured": True,
+        "llm.json_mode": "json_object_schema", "llm.fold_system": True, "add.concurrency": 1,
+        "embedder.backend": "local", "vector.backend": "edge",
     }),
     "server.yaml": ({"QDRANT_URL": "http://qdrant:6333", "NEO4J_URI": "bolt://neo4j:7687", "NEO4J_PASSWORD": "pw"}, {
         "vector.backend": "qdrant", "vector.url": "http://qdrant:6333", "graph.backend": "neo4j",
