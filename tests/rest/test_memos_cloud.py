@@ -190,7 +190,7 @@ def test_chat_with_a_model(rest_serve: RestServe, model: OpenAIServer) -> None:
     app = rest_serve(llm=llm_of(model))
     model.replies += ["You are going to Kyoto.", "Kyoto, in October."]
     with client(app) as http:
-        add(http, "default", "I am planning a trip to Kyoto in October", "trip")
+        add(http, "default", "I am planning a trip to Kyoto in October", "trip", async_mode=False)
         answer = ok(post(http, "/chat", {"user_id": "default", "conversation_id": "trip",
                                          "query": "Where am I going?", "add_message_on_answer": True}))
         assert answer == {"response": "You are going to Kyoto."}
