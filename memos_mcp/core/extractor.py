@@ -62,6 +62,13 @@ class Extractor(Protocol):
         ...
 
 
+def label(candidates: Sequence[Candidate], tags: Sequence[str], memory_type: MemoryType | None) -> None:
+    """Add the caller's tags to every candidate and, when given, impose the caller's memory type."""
+    for candidate in candidates:
+        candidate.tags = list(dict.fromkeys([*candidate.tags, *tags]))
+        candidate.memory_type = memory_type or candidate.memory_type
+
+
 def message_source(message: Message, with_content: bool = False) -> MemorySource:
     return MemorySource(type=SourceKind.CHAT, message_id=message.message_id or message.id,
                         conversation_id=message.conversation_id, role=message.role, name=message.name,

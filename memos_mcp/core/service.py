@@ -35,7 +35,7 @@ from memos_mcp.core.chat import (
 )
 from memos_mcp.core.documents import confine, read_document
 from memos_mcp.core.embedder import Embedder
-from memos_mcp.core.extractor import Candidate, Extractor, RuleExtractor
+from memos_mcp.core.extractor import Candidate, Extractor, RuleExtractor, label
 from memos_mcp.core.factory import build_embedder, build_graph_store, build_language_model, build_vector_store
 from memos_mcp.core.filters import SearchFilters, parse_filters
 from memos_mcp.core.graph.extract import ExtractedGraph, extract_graph
@@ -68,7 +68,7 @@ from memos_mcp.core.models import (
 from memos_mcp.core.payload import from_point, index_texts, to_payload
 from memos_mcp.core.pipeline import AddWorker
 from memos_mcp.core.stores.catalog import Catalog
-from memos_mcp.core.stores.vector import HybridQuery, MemoryFilter, VectorPoint, VectorStore
+from memos_mcp.core.stores.vector import HybridQuery, MemoryFilter, SparseVector, VectorPoint, VectorStore
 from memos_mcp.core.tasks import TaskRunner
 from memos_mcp.core.text import chunk, content_hash, derive_key, derive_tags, sparse_document, sparse_query
 from memos_mcp.core.timeparse import parse_time
@@ -332,9 +332,10 @@ class MemoryService:
             return self._queue(author, cube, messages, conversation or "default", meta, list(tags or []), kind_type,
                                self.settings.add.async_mode if async_mode is None else async_mode)
         if messages:
-            stored, earlier = self._save_messages(author, cube, messages, conversation or "default")
-            candidates = self.extractor.from_messages(stored, earlier)
             conversation = conversation or "default"
+            earlier = self.catalog.recent_messages([cube.cube_id], conversation, self.settings.search.context_turns)
+            stored = self._save_messages(author, cube, messages, conversation)
+            candidates = self.extractor.from_messages(stored, earlier)
         elif memory_content:
             self._check_size(memory_content, "memory_content")
             candidates = self._from_text(memory_content, MemoryKind.FACT, SourceKind.API,
@@ -342,9 +343,7 @@ class MemoryService:
                                          _event_time(chat_time))
         else:
             candidates = self._from_document(confine(str(doc_path), self.settings.effective_import_roots))
-        for candidate in candidates:
-            candidate.tags = list(dict.fromkeys([*candidate.tags, *(tags or [])]))
-            candidate.memory_type = kind_type or candidate.memory_type
+        label(candidates, tags or [], kind_type)
         result = self.store_candidates(author, cube, candidates, conversation, meta, progress)
         result.message_ids = [m.id for m in stored]
         result.task_id = self._record_task(author, cube, result)
@@ -362,7 +361,7 @@ class MemoryService:
                metadata: dict[str, Any], tags: list[str], memory_type: MemoryType | None,
                async_mode: bool) -> AddResult:
         """Store the messages and queue their extraction (in the catalog first, so a restart resumes it)."""
-        stored, _ = self._save_messages(author, cube, messages, conversation)
+        stored = self._save_messages(author, cube, messages, conversation)
         now = utcnow()
         task = Task(task_id=str(uuid.uuid4()), user_id=author.user_id, cube_id=cube.cube_id, status=TaskStatus.QUEUED,
                     created_at=now, updated_at=now, conversation_id=conversation,
@@ -422,8 +421,9 @@ class MemoryService:
                                   f"{self.settings.max_memory_size} (max_memory_size)", field=field)
 
     def _save_messages(self, author: User, cube: Cube, raw: Sequence[MessageIn | dict[str, Any]],
-                       conversation: str) -> tuple[list[Message], list[Message]]:
-        """Validate and store the messages; returns them and the turns of the conversation before them."""
+                       conversation: str) -> list[Message]:
+        """Validate and store the messages (not under the write lock: an acknowledgement must not wait for
+        a background extraction's writes)."""
         try:
             parsed = [m if isinstance(m, MessageIn) else MessageIn.model_validate(m) for m in raw]
         except ValidationError as exc:
@@ -434,10 +434,8 @@ class MemoryService:
         stored = [Message(id=str(uuid.uuid4()), cube_id=cube.cube_id, conversation_id=conversation,
                           user_id=author.user_id, role=m.role, content=m.content, name=m.name,
                           message_id=m.message_id, chat_time=m.chat_time, created_at=now) for m in parsed]
-        # Not under the write lock: an acknowledgement must not wait for a background extraction's writes.
-        earlier = self.catalog.recent_messages([cube.cube_id], conversation, self.settings.search.context_turns)
         self.catalog.add_messages(stored)
-        return stored, earlier
+        return stored
 
     def _from_text(self, text: str, kind: MemoryKind, source: SourceKind,
                    source_of: Callable[[int], MemorySource], when: datetime | None) -> list[Candidate]:
@@ -450,9 +448,10 @@ class MemoryService:
                 for i, piece in enumerate(pieces)]
 
     def store_candidates(self, author: User, cube: Cube, candidates: Sequence[Candidate], conversation: str | None,
-               metadata: dict[str, Any], progress: Progress | None = None) -> AddResult:
+                         metadata: dict[str, Any], progress: Progress | None = None,
+                         embedded: Mapping[str, list[float]] | None = None) -> AddResult:
         """Write new candidates as memories; one already stored with the same text is reported as
-        de-duplicated instead."""
+        de-duplicated instead. ``embedded`` holds vectors already made for dense index texts."""
         vectors = self.ready()
         result = AddResult(memories=[], cube_id=cube.cube_id)
         with self.write_lock:
@@ -471,7 +470,7 @@ class MemoryService:
                     fresh.append((candidate, digest))
             for start in range(0, len(fresh), WRITE_GROUP):
                 part = fresh[start:start + WRITE_GROUP]
-                memories = self._write_points(author, cube, part, conversation, metadata)
+                memories = self._write_points(author, cube, part, conversation, metadata, embedded or {})
                 result.memories.extend(memories)
                 result.added.extend(m.id for m in memories)
                 if progress is not None:
@@ -479,7 +478,8 @@ class MemoryService:
         return result
 
     def _write_points(self, author: User, cube: Cube, part: Sequence[tuple[Candidate, str]],
-                      conversation: str | None, metadata: dict[str, Any]) -> list[Memory]:
+                      conversation: str | None, metadata: dict[str, Any],
+                      embedded: Mapping[str, list[float]]) -> list[Memory]:
         now = utcnow()
         memories = [Memory(
             id=str(uuid.uuid4()), cube_id=cube.cube_id, user_id=author.user_id, memory=c.memory, key=c.key,
@@ -489,8 +489,9 @@ class MemoryService:
             metadata=dict(metadata)) for c, _ in part]
         texts = [self.index_texts(m.memory, c.speaker, c.context, c.event_time) for m, (c, _) in zip(
             memories, part, strict=True)]
-        unique = list(dict.fromkeys(d for d, _ in texts))  # a turn and its preference share one vector
-        vectors = dict(zip(unique, self.embedder.embed(unique), strict=True))
+        # A turn and its preference share one vector; vectors made already (de-duplication) are reused.
+        unique = [d for d in dict.fromkeys(d for d, _ in texts) if d not in embedded]
+        vectors = {**embedded, **dict(zip(unique, self.embedder.embed(unique), strict=True))}
         dense = [vectors[d] for d, _ in texts]
         self.vectors.upsert([
             VectorPoint(m.id, vec, sparse_document(sparse), to_payload(m, digest, c.context, c.speaker))
@@ -545,12 +546,9 @@ class MemoryService:
         def run(kinds: tuple[str, ...], limit: int) -> list[SearchHit]:
             if not kinds or limit == 0:
                 return []
-            hq = HybridQuery(dense=dense, sparse=sparse, filter=_with_kinds(flt, kinds), limit=limit,
-                             dense_weight=search.dense_weight, sparse_weight=search.sparse_weight,
-                             sparse_saturation=search.sparse_saturation,
-                             candidates=max(search.candidates, limit), boost_conversation_id=conversation_id,
-                             conversation_boost=search.conversation_boost if conversation_id else 0.0,
-                             score_threshold=threshold if threshold is not None else search.threshold or None)
+            hq = self.hybrid_query(dense, sparse, _with_kinds(flt, kinds), limit, boost_conversation_id=conversation_id,
+                                   conversation_boost=search.conversation_boost if conversation_id else 0.0,
+                                   score_threshold=threshold if threshold is not None else search.threshold or None)
             points = fuse_graph(vectors, hq, linked, self.settings.graph.weight) if linked else \
                 vectors.hybrid_search(hq)
             return [SearchHit.model_validate({**from_point(p).model_dump(), "relativity": min(1.0, p.score)})
@@ -560,6 +558,14 @@ class MemoryService:
         facts = tuple(k for k in wanted if k != MemoryKind.PREFERENCE)
         prefs = tuple(k for k in wanted if k == MemoryKind.PREFERENCE) if include_preference else ()
         return SearchResult(memories=run(facts, top_k), preferences=run(prefs, pref_top_k), cube_ids=cubes)
+
+    def hybrid_query(self, dense: list[float], sparse: SparseVector, flt: MemoryFilter, limit: int,
+                     **options: Any) -> HybridQuery:
+        """A fused query weighted as the search settings say; ``options`` add boosts and a threshold."""
+        search = self.settings.search
+        return HybridQuery(dense=dense, sparse=sparse, filter=flt, limit=limit, dense_weight=search.dense_weight,
+                           sparse_weight=search.sparse_weight, sparse_saturation=search.sparse_saturation,
+                           candidates=max(search.candidates, limit), **options)
 
     def _graph_links(self, cubes: Sequence[str], query: str, depth: int) -> dict[str, float]:
         graph = self.graph()

@@ -16,7 +16,7 @@ import threading
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
-from memos_mcp.core.extractor import Candidate
+from memos_mcp.core.extractor import Candidate, label
 from memos_mcp.core.llm_extractor import Decision, LLMExtractor
 from memos_mcp.core.models import (
     AddJob,
@@ -31,7 +31,7 @@ from memos_mcp.core.models import (
     utcnow,
 )
 from memos_mcp.core.payload import from_point
-from memos_mcp.core.stores.vector import HybridQuery, MemoryFilter
+from memos_mcp.core.stores.vector import MemoryFilter
 from memos_mcp.core.text import sparse_query
 from memos_mcp.errors import BackendUnavailable, LLMNotConfigured, MemosError
 
@@ -105,16 +105,13 @@ class TaskRunner:
 
     def _similar(self, cube: Cube, new: Sequence[Message]) -> list[Memory]:
         """The active memories of the cube most like the new messages: what the model may merge with."""
-        settings = self.service.settings
-        if not settings.add.similar_memories:
+        service = self.service
+        if not service.settings.add.similar_memories:
             return []
         text = "\n".join(m.content for m in new if m.role == "user")[-4000:] or new[-1].content[-4000:]
-        vectors = self.service.ready()
-        query = HybridQuery(dense=self.service.embedder.embed_query(text), sparse=sparse_query(text),
-                            filter=MemoryFilter(cube_ids=(cube.cube_id,)), limit=settings.add.similar_memories,
-                            dense_weight=settings.search.dense_weight, sparse_weight=settings.search.sparse_weight,
-                            sparse_saturation=settings.search.sparse_saturation, candidates=settings.search.candidates)
-        return [from_point(p) for p in vectors.hybrid_search(query)]
+        query = service.hybrid_query(service.embedder.embed_query(text), sparse_query(text),
+                                     MemoryFilter(cube_ids=(cube.cube_id,)), service.settings.add.similar_memories)
+        return [from_point(p) for p in service.ready().hybrid_search(query)]
 
     def _apply(self, author: User, cube: Cube, job: AddJob, candidates: list[Candidate],
                decisions: Sequence[Decision]) -> dict[str, list[str]]:
@@ -133,32 +130,31 @@ class TaskRunner:
                     archived.append(decision.memory.id)
             except MemosError as exc:  # deleted meanwhile, or an unusable text: the decision lapses
                 log.info("decision on memory %s skipped: %s", decision.memory.id, exc.message)
-        kept, similar = self._novel(cube, candidates)
-        for candidate in kept:
-            candidate.tags = list(dict.fromkeys([*candidate.tags, *job.tags]))
-            candidate.memory_type = job.memory_type or candidate.memory_type
-        result = service.store_candidates(author, cube, kept, job.conversation_id, job.metadata)
+        kept, similar, embedded = self._novel(cube, candidates)
+        label(kept, job.tags, job.memory_type)
+        result = service.store_candidates(author, cube, kept, job.conversation_id, job.metadata, embedded=embedded)
         return {"added": result.added, "deduplicated": list(dict.fromkeys([*similar, *result.deduplicated])),
                 "updated": updated, "archived": archived}
 
-    def _novel(self, cube: Cube, candidates: list[Candidate]) -> tuple[list[Candidate], list[str]]:
-        """Candidates that repeat no active memory of the cube nor an earlier candidate, and the ids
-        of the memories repeated."""
+    def _novel(self, cube: Cube, candidates: list[Candidate]
+               ) -> tuple[list[Candidate], list[str], dict[str, list[float]]]:
+        """Candidates that repeat no active memory of the cube nor an earlier candidate, the ids of the
+        memories repeated, and the kept candidates' vectors by dense index text (for storing them)."""
         if not candidates:
-            return [], []
+            return [], [], {}
         service = self.service
+        vectors = service.ready()
         threshold = service.settings.add.duplicate_similarity
-        dense = service.embedder.embed([service.index_texts(c.memory, c.speaker, c.context, c.event_time)[0]
-                                        for c in candidates])  # as stored: comparable with the store's vectors
+        texts = [service.index_texts(c.memory, c.speaker, c.context, c.event_time)[0] for c in candidates]
+        dense = service.embedder.embed(texts)  # as stored: comparable with the store's vectors
         kept: list[Candidate] = []
         kept_vectors: list[tuple[MemoryKind, list[float]]] = []
+        embedded: dict[str, list[float]] = {}
         repeated: list[str] = []
-        for candidate, vector in zip(candidates, dense, strict=True):
+        for candidate, text, vector in zip(candidates, texts, dense, strict=True):
             kinds = (MemoryKind.PREFERENCE.value,) if candidate.kind is MemoryKind.PREFERENCE else \
                 (MemoryKind.FACT.value, MemoryKind.DOCUMENT.value)
-            nearest = service.ready().hybrid_search(HybridQuery(
-                dense=vector, sparse=sparse_query(candidate.memory), limit=1, dense_weight=1.0, sparse_weight=0.0,
-                filter=MemoryFilter(cube_ids=(cube.cube_id,), kinds=kinds), candidates=16))
+            nearest = vectors.dense_search(vector, MemoryFilter(cube_ids=(cube.cube_id,), kinds=kinds), 1)
             twin = next((p for p in nearest if p.score >= threshold), None)
             if twin is not None:
                 repeated.append(twin.id)
@@ -166,7 +162,8 @@ class TaskRunner:
                          for kind, other in kept_vectors):
                 kept.append(candidate)
                 kept_vectors.append((candidate.kind, vector))
-        return kept, repeated
+                embedded[text] = vector
+        return kept, repeated, embedded
 
 
 def _cosine(a: Sequence[float], b: Sequence[float]) -> float:
