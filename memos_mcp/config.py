@@ -103,9 +103,11 @@ class AddSettings(BaseModel):
 class GraphSettings(BaseModel):
     enabled: bool = Field(True, description="extract entities and relations from memories and keep their graph")
     backend: Literal["sqlite", "neo4j"] = "sqlite"
-    search: bool = Field(False, description="expand search through the entities a query names, by default")
+    search: bool = Field(True, description="expand search through the entities a query names, by default")
     depth: Literal[1, 2] = Field(1, description="hops from the query's entities, by default")
     weight: float = Field(0.2, ge=0, le=1, description="how much a graph link adds to a hit's relativity")
+    dense_weight: float = Field(0.55, ge=0, le=1, description="dense share of the hybrid score for a query "
+                                "whose people the graph resolved (their names leave the text query)")
     decay: float = Field(0.5, ge=0, le=1, description="weight kept per extra hop")
     neo4j_uri: str | None = None
     neo4j_user: str = "neo4j"

@@ -5,11 +5,15 @@ from __future__ import annotations
 import sys
 import time
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 import yaml
 
 from memos_mcp.config import Settings, masked
 from memos_mcp.errors import MemosError
+
+if TYPE_CHECKING:
+    from memos_mcp.core.service import MemoryService
 
 Check = Callable[[], str]
 
@@ -55,11 +59,21 @@ def run_checks(settings: Settings) -> int:
                 f"{n} {k}" for k, n in service.catalog.counts().items()))
             check("embedder", lambda: f"{service.embedder.model_id}, dimension {service.embedder.dimension}")
             check("vectors", lambda: ", ".join(f"{k}={v}" for k, v in service.ready().stats().items()))
+            check("graph", lambda: _check_graph(service))
         finally:
             service.close()
     check("llm", lambda: _check_llm(settings))
     print(f"\n{'all checks passed' if not failures else f'{failures} check(s) failed'}", file=sys.stderr)
     return 1 if failures else 0
+
+
+def _check_graph(service: MemoryService) -> str:
+    graph = service.settings.graph
+    if service.graph() is None:
+        return "off: no entities or relations are kept"
+    if graph.backend == "neo4j":
+        return f"neo4j at {graph.neo4j_uri} answers, database {graph.neo4j_database or 'default'}"
+    return f"sqlite at {service.settings.data_dir / 'graph.sqlite3'} opened"
 
 
 def _check_llm(settings: Settings) -> str:

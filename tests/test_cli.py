@@ -129,11 +129,12 @@ def test_doctor_passes_every_check_on_a_fresh_data_directory(tmp_path: Path) -> 
     data_dir = tmp_path / "data"
     result = ok(memos(tmp_path, data_dir, "doctor"))
     checks = check_lines(result.stdout)
-    assert set(checks) == {"data dir", "catalog", "embedder", "vectors", "llm"}
+    assert set(checks) == {"data dir", "catalog", "embedder", "vectors", "graph", "llm"}
     assert all(verdict == "ok" for verdict, _ in checks.values()), checks
     assert str(data_dir) in checks["data dir"][1]
     assert "dimension 384" in checks["embedder"][1]
     assert "not configured" in checks["llm"][1]
+    assert str(data_dir / "graph.sqlite3") in checks["graph"][1]
     assert f"data_dir: {data_dir}" in result.stdout  # the effective configuration comes first
     assert "all checks passed" in result.stderr
 
@@ -152,6 +153,15 @@ def test_doctor_masks_a_secret_from_the_environment_and_fails_on_an_unreachable_
     assert secret not in result.stdout
     assert secret not in result.stderr
     assert "1 check(s) failed" in result.stderr
+
+
+def test_doctor_fails_the_graph_check_when_neo4j_is_unreachable(tmp_path: Path) -> None:
+    result = memos(tmp_path, tmp_path / "data", "doctor", NEO4J_URI="bolt://127.0.0.1:9")
+    assert result.returncode == 1
+    checks = check_lines(result.stdout)
+    assert checks["graph"][0] == "FAIL"
+    assert "[backend_unavailable]" in checks["graph"][1] and "bolt://127.0.0.1:9" in checks["graph"][1]
+    assert all(checks[name][0] == "ok" for name in ("data dir", "catalog", "embedder", "vectors", "llm"))
 
 
 def test_doctor_reports_store_locked_while_another_process_holds_the_data_directory(

@@ -93,7 +93,7 @@ def run_locomo(settings: Settings, data: Path, out: Path | None, samples: int | 
     report["data"] = {"file": data.name, "samples": len(dataset)}
     report["config"] = settings.search.model_dump()
     report["graph_config"] = settings.graph.model_dump(include={"enabled", "backend", "search", "depth", "weight",
-                                                                "decay"})
+                                                                "dense_weight", "decay"})
     publish(report, markdown(report), out)
     return 0
 

@@ -38,9 +38,9 @@ from memos_mcp.core.embedder import Embedder
 from memos_mcp.core.extractor import Candidate, Extractor, RuleExtractor, label
 from memos_mcp.core.factory import build_embedder, build_graph_store, build_language_model, build_vector_store
 from memos_mcp.core.filters import SearchFilters, parse_filters
-from memos_mcp.core.graph.extract import ExtractedGraph, extract_graph
+from memos_mcp.core.graph.extract import ExtractedGraph, without_names
 from memos_mcp.core.graph.fusion import fuse_graph
-from memos_mcp.core.graph.memory import GraphMemory, MemoryGraph
+from memos_mcp.core.graph.memory import Expansion, GraphMemory, MemoryGraph
 from memos_mcp.core.graph.store import GraphStore
 from memos_mcp.core.models import (
     AddJob,
@@ -70,7 +70,7 @@ from memos_mcp.core.pipeline import AddWorker
 from memos_mcp.core.stores.catalog import Catalog
 from memos_mcp.core.stores.vector import HybridQuery, MemoryFilter, SparseVector, VectorPoint, VectorStore
 from memos_mcp.core.tasks import TaskRunner
-from memos_mcp.core.text import chunk, content_hash, derive_key, derive_tags, sparse_document, sparse_query
+from memos_mcp.core.text import chunk, content_hash, derive_key, derive_tags, sparse_document, sparse_query, terms
 from memos_mcp.core.timeparse import parse_time
 from memos_mcp.errors import (
     BackendUnavailable,
@@ -506,9 +506,10 @@ class MemoryService:
         """The graph of stored memories: the extraction's own, or the deterministic one of text and speaker."""
         graph = self.graph()
         if graph is not None:
-            graph.ingest(cube_id, [MemoryGraph(m.id, given or extract_graph(m.memory, speaker),
+            read = iter(graph.extract(cube_id, [(m.memory, speaker) for m, given, speaker in items if given is None]))
+            graph.ingest(cube_id, [MemoryGraph(m.id, given if given is not None else next(read),
                                                (m.event_time or m.created_at).timestamp())
-                                   for m, given, speaker in items])
+                                   for m, given, _ in items])
 
     def index_texts(self, text: str, speaker: str | None, context: str,
                      event_time: datetime | None) -> tuple[str, str]:
@@ -522,7 +523,9 @@ class MemoryService:
         threshold: float | None = None, graph: bool | None = None, graph_depth: int | None = None,
     ) -> SearchResult:
         """Hybrid search; with the graph on, memories linked to the entities the query names (within
-        ``graph_depth`` hops) gain up to ``graph.weight`` relativity, and join the hits if they were not among them."""
+        ``graph_depth`` hops) gain up to ``graph.weight`` relativity, and join the hits if they were not among
+        them. The names of people the graph resolves leave the text query (the links carry them), which is
+        then weighted ``graph.dense_weight`` dense."""
         user = self.access.acting_as(self.access.user(actor_id), user_id)
         if not query or not query.strip():
             raise InvalidRequest("query is empty", field="query")
@@ -536,20 +539,24 @@ class MemoryService:
         cubes = self.access.readable(user, cube_ids)
         if not cubes:
             return SearchResult(memories=[], preferences=[], cube_ids=[])
-        linked = self._graph_links(cubes, query, depth) if (self.settings.graph.search if graph is None
-                                                                else graph) else {}
+        expansion = self._graph_expansion(cubes, query, depth) if (self.settings.graph.search if graph is None
+                                                                   else graph) else Expansion({})
         flt = parse_filters(filters, cubes)
         vectors = self.ready()
-        dense = self.embedder.embed_query(query)
-        sparse = sparse_query(query)
+        text = without_names(query, expansion.people) if expansion.people else query
+        text = text if terms(text) else query
+        dense = self.embedder.embed_query(text)
+        sparse = sparse_query(text)
+        weights = {"dense_weight": self.settings.graph.dense_weight} if text != query else {}
 
         def run(kinds: tuple[str, ...], limit: int) -> list[SearchHit]:
             if not kinds or limit == 0:
                 return []
             hq = self.hybrid_query(dense, sparse, _with_kinds(flt, kinds), limit, boost_conversation_id=conversation_id,
                                    conversation_boost=search.conversation_boost if conversation_id else 0.0,
-                                   score_threshold=threshold if threshold is not None else search.threshold or None)
-            points = fuse_graph(vectors, hq, linked, self.settings.graph.weight) if linked else \
+                                   score_threshold=threshold if threshold is not None else search.threshold or None,
+                                   **weights)
+            points = fuse_graph(vectors, hq, expansion.links, self.settings.graph.weight) if expansion.links else \
                 vectors.hybrid_search(hq)
             return [SearchHit.model_validate({**from_point(p).model_dump(), "relativity": min(1.0, p.score)})
                     for p in points]
@@ -561,20 +568,26 @@ class MemoryService:
 
     def hybrid_query(self, dense: list[float], sparse: SparseVector, flt: MemoryFilter, limit: int,
                      **options: Any) -> HybridQuery:
-        """A fused query weighted as the search settings say; ``options`` add boosts and a threshold."""
+        """A fused query weighted as the search settings say; ``options`` add boosts and a threshold, and
+        may give another dense weight (the keyword weight then takes the rest of the settings' sum)."""
         search = self.settings.search
-        return HybridQuery(dense=dense, sparse=sparse, filter=flt, limit=limit, dense_weight=search.dense_weight,
-                           sparse_weight=search.sparse_weight, sparse_saturation=search.sparse_saturation,
+        dense_weight = options.pop("dense_weight", search.dense_weight)
+        sparse_weight = max(0.0, search.dense_weight + search.sparse_weight - dense_weight)
+        return HybridQuery(dense=dense, sparse=sparse, filter=flt, limit=limit, dense_weight=dense_weight,
+                           sparse_weight=sparse_weight, sparse_saturation=search.sparse_saturation,
                            candidates=max(search.candidates, limit), **options)
 
-    def _graph_links(self, cubes: Sequence[str], query: str, depth: int) -> dict[str, float]:
+    def _graph_expansion(self, cubes: Sequence[str], query: str, depth: int) -> Expansion:
         graph = self.graph()
         if graph is None:
-            return {}
+            return Expansion({})
         links: dict[str, float] = {}
+        people: list[str] = []
         for cube_id in cubes:
-            links.update(graph.expand(cube_id, query, depth))
-        return links
+            found = graph.expand(cube_id, query, depth)
+            links.update(found.links)
+            people += found.people
+        return Expansion(links, tuple(dict.fromkeys(people)))
 
     def get_memory(self, actor_id: str, memory_id: str, cube_id: str | None = None,
                    with_embedding: bool = False) -> Memory:
@@ -693,8 +706,8 @@ class MemoryService:
             ids = [p.id for p in vectors.scroll(flt, max(1, vectors.count(flt)))]
             vectors.delete_where(flt)
             graph = self.graph()
-            if graph is not None:
-                graph.forget(cube.cube_id, ids)
+            if graph is not None:  # the relations stated directly go too: nothing of the cube is left
+                graph.store.delete_cube(cube.cube_id)
             self.catalog.forget(ids, cube.cube_id, user.user_id, utcnow())
         return len(ids)
 

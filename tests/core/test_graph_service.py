@@ -78,8 +78,10 @@ def test_deleting_memories_removes_their_provenance_and_orphaned_relations(servi
     rel = next(r for r in graph_of(service).store.relations(CUBE) if r.object == "Bob")
     assert first.id not in rel.memory_ids and rel.memory_ids
 
+    GraphService(service).add_relations(ROOT_USER, [TripleIn(subject="Dora", predicate="knows", object="Ed")])
     service.delete_all(ROOT_USER, CUBE)
-    assert triples(service) == set()
+    assert triples(service) == set()  # stated relations too: nothing of the cube is left
+    assert GraphService(service).entities(ROOT_USER) == []
 
 
 def test_deleting_a_cube_deletes_its_graph_only(service: MemoryService) -> None:
@@ -115,6 +117,29 @@ def test_a_linked_memory_outside_the_hybrid_hits_is_fetched_and_still_filtered(m
     assert "Zofia suggested reading Becoming." not in found(service, top_k=4, graph=False)
     untagged = found(service, top_k=4, graph=True, graph_depth=2, filters={"tags": ["absent"]})
     assert untagged == []
+
+
+CHAT = [("Caroline", "Melanie, your hiking photos are lovely! What hobbies do you have?"),
+        ("Melanie", "Thanks, Caroline! My favourite hobby is hiking, every weekend."),
+        ("Caroline", "Wow, Melanie! That keeps you sane."),
+        ("Melanie", "My other hobby is pottery, since last month."),
+        ("Caroline", "Hey Melanie, my hobbies are painting and reading.")]
+
+
+def test_a_query_naming_a_speaker_finds_what_they_said_not_what_was_said_to_them(service: MemoryService) -> None:
+    service.add_memory(ROOT_USER, messages=[{"role": "user", "name": name, "content": text} for name, text in CHAT])
+
+    def speakers(graph: bool) -> list[str | None]:
+        hits = service.search(ROOT_USER, "What hobbies does Melanie have?", top_k=5, graph=graph).memories
+        return [h.sources[0].name for h in hits]
+
+    assert speakers(graph=True)[:2] == ["Melanie", "Melanie"]
+    assert speakers(graph=False)[:2] != ["Melanie", "Melanie"]  # the name matches the turns addressing her
+    alone = service.search(ROOT_USER, "melanie", top_k=2, graph=True).memories  # nothing left but the name
+    assert [h.sources[0].name for h in alone] == ["Melanie", "Melanie"]
+    melanie = next(e for e in GraphService(service).entities(ROOT_USER) if e.name == "Melanie")
+    assert melanie.type == "person"
+    assert {r.subject for r in graph_of(service).store.relations(CUBE, entity="Melanie")} == {"Melanie"}
 
 
 def test_search_refuses_a_bad_depth(service: MemoryService) -> None:

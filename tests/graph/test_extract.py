@@ -2,7 +2,17 @@
 
 from __future__ import annotations
 
-from memos_mcp.core.graph.extract import MENTIONED, MENTIONS, RELATED_TO, extract_graph, named_entities, query_names
+import pytest
+
+from memos_mcp.core.graph.extract import (
+    MENTIONED,
+    MENTIONS,
+    RELATED_TO,
+    extract_graph,
+    named_entities,
+    query_names,
+    without_names,
+)
 
 
 def names(text: str) -> list[tuple[str, str]]:
@@ -49,3 +59,30 @@ def test_query_names_hold_named_entities_and_lower_case_word_runs_without_common
     assert found[0] == "Caroline"
     assert "support group" in found and "friend Caroline" in found
     assert "What" not in found and "the" not in found
+
+
+@pytest.mark.parametrize("text", ["Thanks, Melanie! I loved it.", "Hey Melanie, how are you?", "Wow, Melanie!",
+                                  "Melanie, look at this.", "See you soon, Melanie.", "Hi melanie - long time!",
+                                  "That is great, Melanie Ann!"])
+def test_a_person_only_addressed_is_not_an_entity(text: str) -> None:
+    graph = extract_graph(text, "Caroline", {"melanie", "melanie ann"})
+    assert [e.name for e in graph.entities] == ["Caroline"]
+    assert graph.relations == [("Caroline", "mentioned", "Caroline", 0.5)]
+
+
+@pytest.mark.parametrize("text", ["I told Melanie about it.", "Melanie's kids love it.",
+                                  "Thanks, Melanie! Melanie came too.", "Melanie and I went out."])
+def test_a_person_spoken_about_stays_an_entity(text: str) -> None:
+    assert "Melanie" in [e.name for e in extract_graph(text, "Caroline", {"melanie"}).entities]
+
+
+def test_only_people_can_be_addressed_so_an_apposition_stays() -> None:
+    graph = extract_graph("A gift from my home country, Sweden.", "Caroline", {"melanie"})
+    assert [e.name for e in graph.entities] == ["Caroline", "Sweden"]
+
+
+def test_names_leave_a_text_whole_words_any_case_with_their_possessive() -> None:
+    assert without_names("What are Caroline's plans, and did caroline meet Jon?", ["caroline"]) == \
+        "What are plans, and did meet Jon?"
+    assert without_names("Did Jonathan see Jon’s mum?", ["jon"]) == "Did Jonathan see mum?"
+    assert without_names("Where does Mary Ann live?", ["mary ann"]) == "Where does live?"

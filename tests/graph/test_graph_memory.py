@@ -85,13 +85,40 @@ def test_forgetting_a_memory_drops_only_relations_left_without_provenance(
 
 def test_expansion_weighs_specific_entities_above_ones_met_everywhere(graph: GraphMemory, cube_ids: list[str]) -> None:
     cube = cube_ids[0]
-    graph.ingest(cube, [MemoryGraph(f"m{i}", extract_graph(f"Hi Mel, day {i} with Jon.", "Caroline"), T0)
-                        for i in range(5)])
+    graph.ingest(cube, [MemoryGraph(f"m{i}", extract_graph(f"Day {i} with Jon.", "Caroline"), T0) for i in range(5)])
     graph.ingest(cube, [MemoryGraph("rare", extract_graph("Quentin gave me a book.", "Caroline"), T0)])
 
     one_hop = graph.expand(cube, "what did quentin give?", depth=1)
-    assert one_hop == {"rare": 1.0}
-    assert graph.expand(cube, "nothing known here", depth=2) == {}
-    two_hops = graph.expand(cube, "Quentin", depth=2)
+    assert (one_hop.links, one_hop.people) == ({"rare": 1.0}, ())
+    assert graph.expand(cube, "nothing known here", depth=2).links == {}
+    two_hops = graph.expand(cube, "Quentin", depth=2).links
     assert two_hops["rare"] == 1.0
     assert two_hops["m0"] == 0.5  # one hop further, through Caroline
+    jon = graph.expand(cube, "when did I see Jon?", depth=1)
+    assert set(jon.links) == {f"m{i}" for i in range(5)} and all(w < 0.5 for w in jon.links.values())
+
+
+def test_a_person_the_query_names_counts_in_full_and_is_handed_back(graph: GraphMemory, cube_ids: list[str]) -> None:
+    cube = cube_ids[0]
+    graph.ingest(cube, [MemoryGraph(f"c{i}", extract_graph(f"I went to painting class {i}.", "Caroline"), T0)
+                        for i in range(6)])
+    graph.ingest(cube, [MemoryGraph("m", extract_graph("I love camping.", "Melanie"), T0)])
+
+    found = graph.expand(cube, "What classes has Caroline taken?", depth=1)
+    assert found.people == ("caroline",)
+    assert found.links == {f"c{i}": 1.0 for i in range(6)}  # a speaker met everywhere, yet the query's subject
+    assert graph.expand(cube, "What does Melanie love?", depth=1).links == {"m": 1.0}
+
+
+def test_people_a_text_only_addresses_are_not_entities_of_it(graph: GraphMemory, cube_ids: list[str]) -> None:
+    cube = cube_ids[0]
+    first = graph.extract(cube, [("Hey Caroline, I went camping with Jon!", "Melanie"),
+                                 ("Thanks, Melanie! Say hi to Jon.", "Caroline")])
+    assert [e.name for e in first[0].entities] == ["Melanie", "Jon"]  # Jon is spoken about, Caroline to
+    assert [e.name for e in first[1].entities] == ["Caroline", "Jon"]
+    graph.ingest(cube, [MemoryGraph(f"m{i}", g, T0) for i, g in enumerate(first)])
+
+    later, = graph.extract(cube, [("Wow, Caroline! Caroline's painting is in the Louvre.", "Zed")])
+    assert [e.name for e in later.entities] == ["Zed", "Caroline", "Louvre"]  # also spoken about
+    alone, = graph.extract(cube, [("Bye, Caroline. See you in Paris.", "Zed")])
+    assert [e.name for e in alone.entities] == ["Zed", "Paris"]  # a person the cube knows, only addressed

@@ -4,18 +4,21 @@
 memory (``Candidate.graph``). Without a model, ``extract_graph`` reads the text: named entities are
 runs of capitalised words (a sentence's first word only when it is no common word), the speaker is a
 person, dates are dates; the speaker ``mentions`` every entity and entities named together are
-``related_to`` each other. A lone entity (no speaker, nothing named beside it) gets a ``mentioned``
-relation to itself, so that the memory is linked to it like any other.
+``related_to`` each other. A person the text only addresses ("Thanks, Melanie!", "Hey Caroline,") is
+spoken to, not spoken about: no entity of this memory. A lone entity (no speaker, nothing named beside
+it) gets a ``mentioned`` relation to itself, so that the memory is linked to it like any other.
 """
 
 from __future__ import annotations
 
 import re
+from collections.abc import Collection
 from dataclasses import dataclass, field
 from itertools import combinations
 
 from memos_mcp.core.graph.store import Entity, normalise
 
+PERSON = "person"
 MENTIONS = "mentions"
 RELATED_TO = "related_to"
 MENTIONED = "mentioned"
@@ -69,7 +72,7 @@ those though through thx to today together tomorrow tonight too totally true um 
 up us very wait want was wasn't we we'd we'll we're we've well were weren't what what's whatever when
 where whether which while who whoa why will with without wonderful would wouldn't wow yay yeah year yes yep
 yesterday yet you
-went came made saw tried started bought took gave told said felt sounds glad happy check keep
+went came made saw tried started bought took gave told said say felt sounds glad happy check keep
 kind sure you'd you'll you're you've your yours yourself yup
 """.split())
 
@@ -92,6 +95,25 @@ def _clean(run: str, sentence_start: bool) -> str:
     return "" if len(name) < 2 or name.casefold() in COMMON else name
 
 
+# Words that open an address: "Hey Caroline", "Thanks, Mel!", "Bye, Jon."
+_GREETINGS = frozenset("""
+hey hi hello thanks thank bye goodbye dear congrats congratulations sorry oh wow yeah yep yes no ok okay
+aw aww ah morning night cheers welcome you
+""".split())
+_CLAUSE_END = re.compile(r"(?:^|[.!?,;:\n\"“(—–-])$")
+_ADDRESS_END = re.compile(r"^(?:[.!?,;:)\"”—–-]|$)")
+
+
+def addressed(text: str, start: int, end: int) -> bool:
+    """Whether the name at ``text[start:end]`` is a vocative: it stands alone between a clause edge or a
+    greeting and punctuation ("Wow, Caroline!", "Hey Mel, ...", "Caroline, look", "... soon, Jon.")."""
+    before, after = text[:start].rstrip(), text[end:].lstrip()
+    if not _ADDRESS_END.match(after):
+        return False
+    last = re.search(r"(\w+)[,!]?$", before)
+    return bool(_CLAUSE_END.search(before)) or (last is not None and last.group(1).casefold() in _GREETINGS)
+
+
 def named_entities(text: str) -> list[Entity]:
     """Dates and capitalised names of ``text``, in order of first appearance, without repeats."""
     found: dict[str, Entity] = {}
@@ -105,19 +127,41 @@ def named_entities(text: str) -> list[Entity]:
     return sorted(found.values(), key=lambda e: text.find(e.name))
 
 
-def extract_graph(text: str, speaker: str | None = None) -> ExtractedGraph:
+def extract_graph(text: str, speaker: str | None = None, people: Collection[str] = ()) -> ExtractedGraph:
     """The deterministic graph of one memory: its named entities (the speaker a person) linked by
-    co-mention."""
-    entities = [e for e in named_entities(text) if not speaker or e.key != normalise(speaker)][:MAX_ENTITIES]
+    co-mention. ``people`` (normalised names: the conversation's speakers, known persons) are left out
+    where the text only addresses them."""
+    spoken_to = {key for key in people if any(addressed(text, m.start(), m.end())
+                                               for m in re.finditer(_word_pattern(key), text, re.IGNORECASE))}
+    spoken_to -= {key for key in people if _mentioned_otherwise(text, key)}
+    skip = {*spoken_to, *([normalise(speaker)] if speaker else [])}
+    entities = [e for e in named_entities(text) if e.key not in skip][:MAX_ENTITIES]
     relations: list[Triple] = []
     if speaker and speaker.strip():
         relations += [(speaker, MENTIONS, e.name, SPEAKER_CONFIDENCE) for e in entities]
-        entities = [Entity(speaker.strip(), "person"), *entities]
+        entities = [Entity(speaker.strip(), PERSON), *entities]
     relations += [(a.name, RELATED_TO, b.name, CO_MENTION_CONFIDENCE)
                   for a, b in combinations(entities[1:] if speaker else entities, 2)]
     if not relations and len(entities) == 1:
         relations = [(entities[0].name, MENTIONED, entities[0].name, CO_MENTION_CONFIDENCE)]
     return ExtractedGraph(entities=entities, relations=relations)
+
+
+def _word_pattern(name: str) -> str:
+    return r"(?<![\w'’])" + r"\s+".join(re.escape(w) for w in name.split()) + r"(?!\w)"
+
+
+def _mentioned_otherwise(text: str, key: str) -> bool:
+    """Whether the name also appears where it is not a vocative (then it is spoken about too)."""
+    return any(not addressed(text, m.start(), m.end())
+               for m in re.finditer(_word_pattern(key), text, re.IGNORECASE))
+
+
+def without_names(text: str, keys: Collection[str]) -> str:
+    """``text`` with the names (normalised keys, any case, possessive included) taken out."""
+    for key in sorted(keys, key=len, reverse=True):
+        text = re.sub(_word_pattern(key) + r"(?:['’]s)?", " ", text, flags=re.IGNORECASE)
+    return re.sub(r"\s+", " ", text).strip()
 
 
 def query_names(text: str) -> list[str]:

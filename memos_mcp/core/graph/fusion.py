@@ -1,6 +1,7 @@
 """Fusing graph links into a hybrid search: a linked hit gains ``weight * link``; linked memories the
 hybrid search left out are scored by the same hybrid query restricted to their ids (so the caller's
-filters, cubes and threshold apply to them too) and compete on the same footing.
+filters, cubes and threshold apply to them too; the best ``POOL`` of them by that score) and compete on
+the same footing.
 
 The restricted query runs only when it can change the answer: a memory the hybrid search left out
 scores at most the lowest hit's score, so it can only enter the results with a link strong enough to
@@ -15,6 +16,7 @@ from dataclasses import replace
 from memos_mcp.core.stores.vector import HybridQuery, ScoredPoint, VectorStore
 
 POOL = 20  # hits beyond the limit that linked memories may overtake; also the most linked memories fetched
+MAX_LINKED = 2000  # linked memories outside the hits the restricted query chooses among, strongest links first
 
 
 def fuse_graph(vectors: VectorStore, query: HybridQuery, links: dict[str, float], weight: float) -> list[ScoredPoint]:
@@ -27,9 +29,9 @@ def fuse_graph(vectors: VectorStore, query: HybridQuery, links: dict[str, float]
         last = fused[query.limit - 1].score if len(fused) >= query.limit else 0.0
         have = {p.id for p in hits}
         missing = sorted((i for i, link in links.items() if i not in have and floor + weight * link > last),
-                         key=lambda i: (-links[i], i))[:POOL]
+                         key=lambda i: (-links[i], i))[:MAX_LINKED]
         if missing:
-            extra = vectors.hybrid_search(replace(query, limit=len(missing),
+            extra = vectors.hybrid_search(replace(query, limit=min(len(missing), POOL),
                                                   filter=replace(query.filter, ids=tuple(missing))))
             fused = sorted([*fused, *_boosted(extra, links, weight)], key=lambda p: (-p.score, p.id))
     return fused[:query.limit]

@@ -5,7 +5,8 @@ applies contradiction: a relation whose predicate is single-valued (``SINGLE_VAL
 the extraction's ``replaces``) ends the still-valid relations with the same subject and predicate but
 another object, by setting their ``invalid_at`` to the new fact's time; nothing is deleted. A fact
 older than the relation it contradicts is stored already ended where the newer one starts.
-``expand`` turns a query into memory weights for search fusion.
+``extract`` reads the deterministic graphs of memories stored together, knowing who takes part. ``expand``
+turns a query into memory weights for search fusion, and names the people it resolved.
 """
 
 from __future__ import annotations
@@ -13,10 +14,10 @@ from __future__ import annotations
 import math
 import time
 import uuid
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass, replace
 
-from memos_mcp.core.graph.extract import ExtractedGraph, query_names
+from memos_mcp.core.graph.extract import PERSON, ExtractedGraph, extract_graph, named_entities, query_names
 from memos_mcp.core.graph.store import Entity, GraphStore, Relation, merge_ids, normalise
 
 SINGLE_VALUED = frozenset((
@@ -38,6 +39,16 @@ class MemoryGraph:
     memory_id: str
     graph: ExtractedGraph
     at: float | None = None
+
+
+@dataclass(frozen=True)
+class Expansion:
+    """What the graph makes of a query: memory weights in [0, 1] for fusion, and the keys of the people
+    the query names (search takes their names out of the text it embeds and matches: the graph links
+    carry them, and a name said to a person in a memory no longer looks like one said about them)."""
+
+    links: dict[str, float]
+    people: tuple[str, ...] = ()
 
 
 class GraphMemory:
@@ -111,20 +122,41 @@ class GraphMemory:
         """Keys of the cube's entities a query names (by name or alias, any case)."""
         return list(dict.fromkeys(self.store.known(cube_id, query_names(query)).values()))
 
-    def expand(self, cube_id: str, query: str, depth: int, at: float | None = None) -> dict[str, float]:
+    def people(self, cube_id: str, names: Collection[str]) -> set[str]:
+        """Keys of the persons of the cube among ``names``."""
+        keys = set(self.store.known(cube_id, list(names)).values())
+        return {key for key in keys if (found := self.store.entity(cube_id, key)) and found.type == PERSON}
+
+    def extract(self, cube_id: str, items: Sequence[tuple[str, str | None]]) -> list[ExtractedGraph]:
+        """Deterministic graphs of memories stored together, each ``(text, speaker)``: the speakers of
+        the batch and the persons the cube knows are people a text may only address."""
+        speakers = {normalise(s) for _, s in items if s and s.strip()}
+        named = {e.key for text, _ in items for e in named_entities(text)} - speakers
+        people = speakers | (self.people(cube_id, named) if named else set())
+        return [extract_graph(text, speaker, people) for text, speaker in items]
+
+    def expand(self, cube_id: str, query: str, depth: int, at: float | None = None) -> Expansion:
         """Memory weights in [0, 1] from the entities the query names: each entity adds its link weight
-        (1 within one hop, ``decay`` at two) scaled by how specific it is, 1 / (1 + ln n) for an entity
-        linked directly to n memories, so that a name met everywhere (a speaker) adds little."""
+        (1 within one hop, ``decay`` at two). A person counts in full: search takes the name out of
+        its text, so the graph alone says whom the query is about. Any other entity stays in the text,
+        and its links are scaled by how specific it is, 1 / (1 + ln n) for an entity linked directly
+        to n memories, so that a name met everywhere adds little to what the text match gives it."""
         scores: dict[str, float] = {}
+        people: list[str] = []
         for key in self.query_entities(cube_id, query):
             weights = self.store.memories_for(cube_id, [key], depth, at, self.decay)
             if not weights:
                 continue
-            direct = len(weights) if depth == 1 else len(self.store.memories_for(cube_id, [key], 1, at))
-            specificity = 1 / (1 + math.log(max(1, direct)))
+            found = self.store.entity(cube_id, key)
+            if found is not None and found.type == PERSON:
+                people.append(key)
+                specificity = 1.0
+            else:
+                direct = len(weights) if depth == 1 else len(self.store.memories_for(cube_id, [key], 1, at))
+                specificity = 1 / (1 + math.log(max(1, direct)))
             for memory_id, weight in weights.items():
                 scores[memory_id] = min(1.0, scores.get(memory_id, 0.0) + specificity * weight)
-        return scores
+        return Expansion(scores, tuple(people))
 
 
 def _relation(cube_id: str, subject: str, predicate: str, obj: str, confidence: float, memory_ids: list[str],

@@ -12,7 +12,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from memos_mcp.core.graph.store import Entity, GraphStore, Relation, merge_ids, normalise
+from memos_mcp.core.graph.store import DEFAULT_DECAY, Entity, GraphStore, Relation, merge_ids, normalise
 from memos_mcp.errors import NotFound, StorageError
 
 _SCHEMA = """
@@ -223,6 +223,22 @@ class SqliteGraphStore(GraphStore):
             args += [key, key]
         rows = self._rows(f"{sql} ORDER BY r.created_at, r.id LIMIT ?", [*args, limit])
         return [self._relation(row) for row in rows]
+
+    def memories_for(self, cube_id: str, entities: Sequence[str], depth: int = 1, at: float | None = None,
+                     decay: float = DEFAULT_DECAY) -> dict[str, float]:
+        """One hop in one statement (search asks this of every query naming a speaker, whose relations
+        run to thousands); two hops walk as for every store."""
+        if depth != 1:
+            return super().memories_for(cube_id, entities, depth, at, decay)
+        keys = sorted(set(self._resolve(cube_id, entities).values()))
+        if not keys:
+            return {}
+        when = time.time() if at is None else at
+        marks = ",".join("?" * len(keys))
+        rows = self._rows(f"""SELECT DISTINCT m.value FROM relations r, json_each(r.memory_ids) m
+            WHERE r.cube_id = ? AND {_VALID} AND (r.subject IN ({marks}) OR r.object IN ({marks}))""",
+                          (cube_id, when, when, *keys, *keys))
+        return dict.fromkeys((str(row[0]) for row in rows), 1.0)
 
     def _edges(self, cube_id: str, keys: Sequence[str], at: float) -> list[tuple[str, str, Relation]]:
         marks = ",".join("?" * len(keys))
