@@ -131,7 +131,7 @@ class UpdateOut(BaseModel):
 
 class EntityOut(BaseModel):
     name: Name
-    type: Name = ""
+    type: Annotated[str, BeforeValidator(lambda v: _text(v)[:60].casefold())] = ""  # "Person" is a person
 
 
 class RelationOut(BaseModel):

@@ -71,7 +71,8 @@ already says.
 - updates: for an EXISTING memory (by its [number]) that a new message contradicts or makes more \
 precise, "update" with the corrected full text in "value", or "archive" when it is no longer true. \
 Use only the numbers shown.
-- entities: people, places, organisations, events and things named. relations: how they relate, \
+- entities: people, places, organisations, events and things named, each with its type (person, \
+place, organisation, event, thing, date). relations: how they relate, \
 predicate in snake_case (lives_in, works_at, friend_of, attended); "replaces": true when the \
 relation supersedes an earlier one (a move, a new job).
 - Assistant messages are context: keep from them only what the user confirmed.

@@ -268,7 +268,7 @@ def test_the_models_entities_and_relations_feed_the_graph_and_replace_old_ones(
     graphs = GraphService(service)
     llm_server.extraction_replies += [
         answer(facts=[{"value": "Alice works at Acme in Porto.", "sources": [0]}],
-               entities=[{"name": "Alice", "type": "person"}, {"name": "Acme", "type": "organization"}],
+               entities=[{"name": "Alice", "type": "Person"}, {"name": "Acme", "type": "organization"}],
                relations=[{"subject": "Alice", "predicate": "works at", "object": "Acme", "sources": [0]}]),
         answer(facts=[{"value": "Alice works at Globex since June 2026.", "sources": [0]}],
                entities=[{"name": "Globex", "type": "organization"}],
@@ -285,6 +285,8 @@ def test_the_models_entities_and_relations_feed_the_graph_and_replace_old_ones(
     assert entity["Acme"] == "organization" and entity["Alice"] == "person"
     before = graphs.search("alice", entity="Alice", at=first.memories[0].created_at).relations
     assert [(r.object, r.memory_ids) for r in before] == [("Acme", first.added)]
+    about = service.search("alice", "Where does Alice work?", graph=True).memories  # a person the model typed
+    assert about[0].id == second.added[0]
 
 
 def test_a_writer_whose_share_ends_before_extraction_writes_nothing(open_service: Open,

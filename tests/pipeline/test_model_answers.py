@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from memos_mcp.core.llm_extractor import FactOut, RelationOut, answer_schema, parse_answer
+from memos_mcp.core.llm_extractor import EntityOut, FactOut, RelationOut, answer_schema, parse_answer
 
 
 @pytest.mark.parametrize(("text", "problem"), [
@@ -29,6 +29,7 @@ def test_items_are_read_leniently_and_bounded() -> None:
     assert FactOut.model_validate({"value": "x", "confidence": "very", "memory_type": "Other"}).confidence == 0.8
     relation = RelationOut.model_validate({"subject": "Alice", "predicate": "Works At", "object": "Acme"})
     assert relation.predicate == "works_at" and relation.confidence == 0.9
+    assert EntityOut.model_validate({"name": "Alice", "type": " Person "}).type == "person"
 
 
 def test_the_schema_allows_only_the_numbers_shown() -> None:
