@@ -213,12 +213,15 @@ def markdown(report: dict[str, Any]) -> str:
             "|---|---|---|---|---|---|---|---|")
     ours, base = report["overall"], report["bm25_baseline"]["overall"]
     m, ingest, lat = report.get("machine", {}), report["ingest"], report["search_ms"]
+    graph = report.get("graph_config", {})
+    expansion = "with graph expansion" if graph.get("enabled") and graph.get("search") else "without graph expansion"
     lines = [
         "# LoCoMo evidence retrieval", "",
         f"Data: {report.get('data', {}).get('file', '?')}, {report.get('data', {}).get('samples', '?')} samples, "
         "categories 1-4 (category 5 skipped).",
         f"Machine: {m.get('cpu')}, {m.get('cores')} cores, {m.get('memory_gib')} GiB, Python {m.get('python')}.", "",
-        "## memos-mcp (hybrid search, default local embedder, no LLM)", head, row("categories 1-4", ours),
+        f"## memos-mcp (hybrid search {expansion}, default local embedder, no LLM)", head,
+        row("categories 1-4", ours),
         *(row(name, s) for name, s in report["per_category"].items()), "",
         "## plain BM25 baseline (same turns, same run)", head, row("categories 1-4", base),
         *(row(name, s) for name, s in report["bm25_baseline"]["per_category"].items()), "",
