@@ -74,6 +74,8 @@ def _parser() -> argparse.ArgumentParser:
     locomo.add_argument("--data", type=Path, required=True, help="a LoCoMo-format JSON file")
     locomo.add_argument("--out", type=Path, help="folder for results.md and results.json")
     locomo.add_argument("--samples", type=int, help="only the first N samples")
+    locomo.add_argument("--audit", type=Path, help="an audit of the answer key whose correct_evidence replaces "
+                        "the cited evidence (records with question_id locomo_<sample>_qa<question>)")
     return parser
 
 
@@ -179,7 +181,7 @@ def _stats(args: argparse.Namespace, settings: Settings) -> int:
 def _bench(args: argparse.Namespace, settings: Settings) -> int:
     from memos_mcp.bench.locomo import run_locomo
 
-    code: int = run_locomo(settings, args.data, args.out, args.samples)
+    code: int = run_locomo(settings, args.data, args.out, args.samples, args.audit)
     return code
 
 

@@ -13,6 +13,7 @@ import pytest
 from memos_mcp.bench.locomo import CATEGORIES, KS, evidence_ids, percentile, run_locomo, turn_text, turns_of
 from memos_mcp.config import ALIASES
 from tests.conftest import settings_for
+from tests.test_cli import memos
 
 pytestmark = pytest.mark.usefixtures("clean_environment")
 
@@ -280,8 +281,37 @@ def test_the_graph_section_compares_the_same_questions_with_and_without_expansio
     for side in ("without", "with"):
         assert graph[side]["overall"]["questions"] == report["overall"]["questions"]
         assert 0 < graph[side]["search_ms"]["p50"] <= graph[side]["search_ms"]["p95"]
-    assert graph["without"]["overall"] == report["overall"]  # expansion is off by default
+    assert report["graph_config"]["search"] and graph["with"]["overall"] == report["overall"]  # on by default
     assert graph["gain"]["multi_hop_recall@10"] == pytest.approx(
         graph["with"]["per_category"]["multi-hop"]["recall@10"]
         - graph["without"]["per_category"]["multi-hop"]["recall@10"])
     assert "## graph expansion (the same questions with and without it, same store, same run)" in text
+
+
+def test_an_audit_replaces_the_evidence_of_the_questions_it_corrects(tmp_path: Path) -> None:
+    data, audit, out = tmp_path / "one.json", tmp_path / "audit.json", tmp_path / "out"
+    data.write_text(json.dumps(SAMPLES[1:]), encoding="utf-8")
+    audit.write_text(json.dumps([
+        {"question_id": "locomo_0_qa0", "correct_evidence": ["D1:3", "D2:4"]},  # Margarethe, cello recital
+        {"question_id": "locomo_0_qa1", "correct_evidence": ["D9:9"]},  # no such turn: no longer counted
+        {"question_id": "locomo_7_qa0", "correct_evidence": ["D1:1"]},  # another sample: not in this run
+        {"question_id": "locomo_0_qa2", "correct_answer": "no evidence field"},
+    ]), encoding="utf-8")
+    assert run_locomo(settings_for(tmp_path / "d"), data, out, None, audit) == 0
+    report = json.loads((out / "results.json").read_text(encoding="utf-8"))
+
+    assert report["data"]["audit"] == {"file": "audit.json", "corrected": 2}
+    assert report["overall"]["questions"] == 2  # the temporal question's corrected evidence does not exist
+    assert report["per_category"]["temporal"]["questions"] == 0
+    assert "Evidence as corrected by audit.json (2 questions)." in (out / "results.md").read_text(encoding="utf-8")
+
+
+def test_the_cli_runs_the_benchmark_with_an_audit(tmp_path: Path) -> None:
+    data, audit = tmp_path / "one.json", tmp_path / "audit.json"
+    data.write_text(json.dumps(SAMPLES), encoding="utf-8")
+    audit.write_text(json.dumps([{"question_id": "locomo_1_qa0", "correct_evidence": ["D1:1"]}]), encoding="utf-8")
+    result = memos(tmp_path, tmp_path / "d", "bench", "locomo", "--data", str(data), "--audit", str(audit),
+                   "--samples", "2")
+    assert result.returncode == 0, result.stderr
+    assert "Evidence as corrected by audit.json (1 questions)." in result.stdout
+    assert "## graph expansion" in result.stdout

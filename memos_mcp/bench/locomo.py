@@ -7,7 +7,8 @@ evaluation code): 1 multi-hop, 2 temporal, 3 open-domain, 4 single-hop, 5 advers
 A plain BM25 over the same turns (bm25s, no stemming) runs in the same process as the baseline.
 With graph memory on, every question is also asked with and without graph expansion (same store,
 same run): recall per category and the search latency of each, so the expansion's gain and cost
-are measured side by side.
+are measured side by side. ``--audit FILE`` scores against an audit's corrected evidence instead of
+the evidence the answer key cites, for the questions the audit corrects.
 """
 
 from __future__ import annotations
@@ -80,17 +81,33 @@ class Scores:
         return result
 
 
-def run_locomo(settings: Settings, data: Path, out: Path | None, samples: int | None = None) -> int:
+def corrected_evidence(audit: Path) -> dict[tuple[int, int], list[str]]:
+    """An audit of the answer key (records with ``question_id`` = ``locomo_<sample>_qa<question>``, both
+    0-based, and ``correct_evidence``): the evidence each corrected question should cite."""
+    found: dict[tuple[int, int], list[str]] = {}
+    for record in json.loads(audit.read_text(encoding="utf-8")):
+        ident = re.fullmatch(r"locomo_(\d+)_qa(\d+)", str(record.get("question_id", "")))
+        if ident and isinstance(record.get("correct_evidence"), list):
+            found[int(ident.group(1)), int(ident.group(2))] = [str(e) for e in record["correct_evidence"]]
+    return found
+
+
+def run_locomo(settings: Settings, data: Path, out: Path | None, samples: int | None = None,
+               audit: Path | None = None) -> int:
     dataset = json.loads(data.read_text(encoding="utf-8"))[:samples]
+    corrections = corrected_evidence(audit) if audit else {}
     with tempfile.TemporaryDirectory(prefix="memos-bench-") as tmp:
         bench_settings = settings.model_copy(update={"data_dir": Path(tmp)})
         service = MemoryService.open(bench_settings)
         try:
-            report = _measure(service, dataset)
+            report = _measure(service, dataset, corrections)
         finally:
             service.close()
     report["machine"] = machine()
     report["data"] = {"file": data.name, "samples": len(dataset)}
+    corrected = report.pop("corrected")
+    if audit:
+        report["data"]["audit"] = {"file": audit.name, "corrected": corrected}
     report["config"] = settings.search.model_dump()
     report["graph_config"] = settings.graph.model_dump(include={"enabled", "backend", "search", "depth", "weight",
                                                                 "dense_weight", "decay"})
@@ -107,15 +124,16 @@ def publish(report: dict[str, Any], text: str, out: Path | None) -> None:
         (out / "results.md").write_text(text + "\n", encoding="utf-8")
 
 
-def _measure(service: MemoryService, dataset: list[dict[str, Any]]) -> dict[str, Any]:
+def _measure(service: MemoryService, dataset: list[dict[str, Any]],
+             corrections: dict[tuple[int, int], list[str]]) -> dict[str, Any]:
     service.ready()
     ours, baseline = Scores(), Scores()
     latencies: list[float] = []
     graph_on = service.graph() is not None
     by_graph: dict[bool, Scores] = {False: Scores(), True: Scores()}
     graph_ms: dict[bool, list[float]] = {False: [], True: []}
-    turns_total, ingest_seconds = 0, 0.0
-    for sample in dataset:
+    turns_total, ingest_seconds, corrected = 0, 0.0, 0
+    for index, sample in enumerate(dataset):
         cube = service.create_cube(ROOT_USER, sample["sample_id"], cube_id=f"locomo-{sample['sample_id']}")
         corpus: list[tuple[str, str]] = []
         for number, (when, turns) in enumerate(turns_of(sample), start=1):
@@ -129,9 +147,11 @@ def _measure(service: MemoryService, dataset: list[dict[str, Any]]) -> dict[str,
             corpus.extend((t["dia_id"], f"{t['speaker']}: {turn_text(t)}") for t in turns)
         rank_bm25 = _bm25(corpus)
         known = {d for d, _ in corpus}
-        for qa in sample["qa"]:
+        for number, qa in enumerate(sample["qa"]):
             category = int(qa.get("category", 0))
-            evidence = evidence_ids(qa.get("evidence", []), known)
+            cited = corrections.get((index, number), qa.get("evidence", []))
+            corrected += cited != qa.get("evidence", [])
+            evidence = evidence_ids(cited, known)
             if category not in CATEGORIES or not evidence:
                 continue
             for expand in (False, True) if graph_on else (None,):
@@ -160,6 +180,7 @@ def _measure(service: MemoryService, dataset: list[dict[str, Any]]) -> dict[str,
                       "p99": percentile(latencies, 99), "queries": len(latencies)},
         "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
         **({"graph": _graph_report(by_graph, graph_ms)} if graph_on else {}),
+        "corrected": corrected,
     }
 
 
@@ -204,6 +225,10 @@ def machine() -> dict[str, Any]:
             "platform": platform.platform()}
 
 
+def _audit_line(audit: dict[str, Any] | None) -> str:
+    return "" if not audit else f" Evidence as corrected by {audit['file']} ({audit['corrected']} questions)."
+
+
 def markdown(report: dict[str, Any]) -> str:
     def row(name: str, s: dict[str, float]) -> str:
         cells = " | ".join(f"{s[f'recall@{k}']:.3f}" for k in KS)
@@ -218,7 +243,7 @@ def markdown(report: dict[str, Any]) -> str:
     lines = [
         "# LoCoMo evidence retrieval", "",
         f"Data: {report.get('data', {}).get('file', '?')}, {report.get('data', {}).get('samples', '?')} samples, "
-        "categories 1-4 (category 5 skipped).",
+        "categories 1-4 (category 5 skipped)." + _audit_line(report.get("data", {}).get("audit")),
         f"Machine: {m.get('cpu')}, {m.get('cores')} cores, {m.get('memory_gib')} GiB, Python {m.get('python')}.", "",
         f"## memos-mcp (hybrid search {expansion}, default local embedder, no LLM)", head,
         row("categories 1-4", ours),
