@@ -22,7 +22,7 @@ from typing import Any, TypeVar
 from neo4j import Driver, GraphDatabase, ManagedTransaction, Record
 from neo4j.exceptions import ConfigurationError, DriverError, Neo4jError, ServiceUnavailable
 
-from memos_mcp.core.graph.store import Entity, GraphStore, Relation, merge_ids, normalise
+from memos_mcp.core.graph.store import Entity, GraphStore, Relation, merge_ids, normalise, resolved
 from memos_mcp.errors import BackendUnavailable, ConfigError, NotFound, StorageError
 
 log = logging.getLogger(__name__)
@@ -110,17 +110,8 @@ class Neo4jGraphStore(GraphStore):
                     found[rec["k"]] = rec["key"]
         return found
 
-    @classmethod
-    def _resolve_in(cls, tx: ManagedTransaction, cube_id: str, names: Sequence[str]) -> dict[str, str]:
-        found = cls._found_in(tx, cube_id, names)
-        return {name: found.get(normalise(name), normalise(name)) for name in names}
-
-    def _resolve(self, cube_id: str, names: Sequence[str]) -> dict[str, str]:
-        return self._run(lambda tx: self._resolve_in(tx, cube_id, names), write=False)
-
-    def known(self, cube_id: str, names: Sequence[str]) -> dict[str, str]:
-        found = self._run(lambda tx: self._found_in(tx, cube_id, names), write=False)
-        return {name: found[normalise(name)] for name in names if normalise(name) in found}
+    def _found(self, cube_id: str, names: Sequence[str]) -> dict[str, str]:
+        return self._run(lambda tx: self._found_in(tx, cube_id, names), write=False)
 
     def delete_entity(self, cube_id: str, name: str) -> int:
         def work(tx: ManagedTransaction) -> int | None:
@@ -174,7 +165,8 @@ class Neo4jGraphStore(GraphStore):
 
         def work(tx: ManagedTransaction) -> list[str]:
             now = time.time()
-            keys = self._resolve_in(tx, cube_id, [n for r in relations for n in (r.subject, r.object)])
+            names = [n for r in relations for n in (r.subject, r.object)]
+            keys = resolved(names, self._found_in(tx, cube_id, names))
             identity = [(keys[r.subject], normalise(r.predicate), keys[r.object]) for r in relations]
             probe = [{"s": s, "p": p, "o": o} for s, p, o in dict.fromkeys(identity)]
             existing: dict[tuple[str, str, str], tuple[str, list[str]]] = {}

@@ -12,7 +12,15 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from memos_mcp.core.graph.store import DEFAULT_DECAY, Entity, GraphStore, Relation, merge_ids, normalise
+from memos_mcp.core.graph.store import (
+    DEFAULT_DECAY,
+    Entity,
+    GraphStore,
+    Relation,
+    merge_ids,
+    normalise,
+    resolved,
+)
 from memos_mcp.errors import NotFound, StorageError
 
 _SCHEMA = """
@@ -110,18 +118,12 @@ class SqliteGraphStore(GraphStore):
             f"SELECT key FROM entities WHERE cube_id = ? AND key IN ({marks})", (cube_id, *keys)))
         return found
 
-    @classmethod
-    def _resolve_in(cls, db: sqlite3.Connection, cube_id: str, names: Sequence[str]) -> dict[str, str]:
-        found = cls._found_in(db, cube_id, names)
-        return {name: found.get(normalise(name), normalise(name)) for name in names}
-
-    def known(self, cube_id: str, names: Sequence[str]) -> dict[str, str]:
+    def _found(self, cube_id: str, names: Sequence[str]) -> dict[str, str]:
         with self._lock:
             try:
-                found = self._found_in(self._conn(), cube_id, names)
+                return self._found_in(self._conn(), cube_id, names)
             except sqlite3.Error as exc:
                 raise StorageError(f"graph read failed: {exc}") from exc
-        return {name: found[normalise(name)] for name in names if normalise(name) in found}
 
     def delete_entity(self, cube_id: str, name: str) -> int:
         with self._tx() as db:
@@ -133,13 +135,6 @@ class SqliteGraphStore(GraphStore):
             db.execute("DELETE FROM aliases WHERE cube_id = ? AND entity_key = ?", (cube_id, key))
             db.execute("DELETE FROM entities WHERE cube_id = ? AND key = ?", (cube_id, key))
         return int(dropped)
-
-    def _resolve(self, cube_id: str, names: Sequence[str]) -> dict[str, str]:
-        with self._lock:
-            try:
-                return self._resolve_in(self._conn(), cube_id, names)
-            except sqlite3.Error as exc:
-                raise StorageError(f"graph read failed: {exc}") from exc
 
     def upsert_entities(self, cube_id: str, entities: Sequence[Entity]) -> None:
         with self._tx() as db:
@@ -176,7 +171,8 @@ class SqliteGraphStore(GraphStore):
         now = time.time()
         stored: list[str] = []
         with self._tx() as db:
-            keys = self._resolve_in(db, cube_id, [n for r in relations for n in (r.subject, r.object)])
+            names = [n for r in relations for n in (r.subject, r.object)]
+            keys = resolved(names, self._found_in(db, cube_id, names))
             for rel in relations:
                 s_key, o_key = keys[rel.subject], keys[rel.object]
                 for key, name in ((s_key, rel.subject), (o_key, rel.object)):

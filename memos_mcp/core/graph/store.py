@@ -57,6 +57,11 @@ class Relation:
         return normalise(self.subject), normalise(self.predicate), normalise(self.object)
 
 
+def resolved(names: Sequence[str], found: dict[str, str]) -> dict[str, str]:
+    """Each name's entity key from ``found`` (normalised name -> key), else its own normalised key."""
+    return {name: found.get(normalise(name), normalise(name)) for name in names}
+
+
 def merge_ids(old: Iterable[str], new: Iterable[str]) -> list[str]:
     """Provenance union, first-seen order."""
     return list(dict.fromkeys([*old, *new]))
@@ -84,9 +89,10 @@ class GraphStore(ABC):
     def entities(self, cube_id: str, limit: int = 100, offset: int = 0) -> list[Entity]:
         """Entities ordered by key."""
 
-    @abstractmethod
     def known(self, cube_id: str, names: Sequence[str]) -> dict[str, str]:
         """The names (by key or alias) that are entities of the cube, each with its entity's key."""
+        found = self._found(cube_id, names)
+        return {name: found[normalise(name)] for name in names if normalise(name) in found}
 
     @abstractmethod
     def delete_entity(self, cube_id: str, name: str) -> int:
@@ -130,8 +136,13 @@ class GraphStore(ABC):
         relation). The one primitive the traversals below are built on."""
 
     @abstractmethod
+    def _found(self, cube_id: str, names: Sequence[str]) -> dict[str, str]:
+        """Entity key of each normalised name that is an entity's key or alias (an entity's own key
+        beats another's alias). The one lookup by name the rest is built on."""
+
     def _resolve(self, cube_id: str, names: Sequence[str]) -> dict[str, str]:
         """Entity key for each name (by key or alias); unknown names map to their own key."""
+        return resolved(names, self._found(cube_id, names))
 
     def _walk(self, cube_id: str, names: Sequence[str], depth: int,
               at: float | None) -> tuple[dict[str, int], dict[str, str], list[tuple[int, Relation]]]:
