@@ -131,10 +131,7 @@ def extract_graph(text: str, speaker: str | None = None, people: Collection[str]
     """The deterministic graph of one memory: its named entities (the speaker a person) linked by
     co-mention. ``people`` (normalised names: the conversation's speakers, known persons) are left out
     where the text only addresses them."""
-    spoken_to = {key for key in people if any(addressed(text, m.start(), m.end())
-                                               for m in re.finditer(_word_pattern(key), text, re.IGNORECASE))}
-    spoken_to -= {key for key in people if _mentioned_otherwise(text, key)}
-    skip = {*spoken_to, *([normalise(speaker)] if speaker else [])}
+    skip = {*(key for key in people if _only_addressed(text, key)), *([normalise(speaker)] if speaker else [])}
     entities = [e for e in named_entities(text) if e.key not in skip][:MAX_ENTITIES]
     relations: list[Triple] = []
     if speaker and speaker.strip():
@@ -151,10 +148,10 @@ def _word_pattern(name: str) -> str:
     return r"(?<![\w'’])" + r"\s+".join(re.escape(w) for w in name.split()) + r"(?!\w)"
 
 
-def _mentioned_otherwise(text: str, key: str) -> bool:
-    """Whether the name also appears where it is not a vocative (then it is spoken about too)."""
-    return any(not addressed(text, m.start(), m.end())
-               for m in re.finditer(_word_pattern(key), text, re.IGNORECASE))
+def _only_addressed(text: str, key: str) -> bool:
+    """Whether the name appears in ``text`` and only as a vocative (anywhere else it is spoken about)."""
+    where = [addressed(text, m.start(), m.end()) for m in re.finditer(_word_pattern(key), text, re.IGNORECASE)]
+    return bool(where) and all(where)
 
 
 def without_names(text: str, keys: Collection[str]) -> str:
