@@ -16,6 +16,7 @@ from memos_mcp.core.stores.catalog import Catalog
 from memos_mcp.errors import Forbidden, NotFound
 
 Access = Literal["owner", "admin", "write", "read"]
+_WRITERS: tuple[Access, ...] = ("owner", "admin", "write")
 _LIST_CUBES = "Call list_cubes to see the cubes you can use."
 
 
@@ -47,12 +48,16 @@ class AccessControl:
         granted = cube.shared_with.get(user.user_id)
         return None if granted is None else ("write" if granted is Permission.WRITE else "read")
 
+    @classmethod
+    def may_write(cls, user: User, cube: Cube) -> bool:
+        return cls.access(user, cube) in _WRITERS
+
     def cube(self, user: User, cube_id: str, need: Permission) -> Cube:
         cube = self.catalog.get_cube(cube_id)
         if cube is None:
             raise NotFound("cube", cube_id, _LIST_CUBES)
         level = self.access(user, cube)
-        if level is None or (need is Permission.WRITE and level == "read"):
+        if level is None or (need is Permission.WRITE and level not in _WRITERS):
             raise Forbidden(f"user '{user.user_id}' has no {need.value} access to cube '{cube_id}'. {_LIST_CUBES}",
                             cube_id=cube_id, user_id=user.user_id, need=need.value)
         return cube.model_copy(update={"permission": level})

@@ -789,7 +789,7 @@ class MemoryService:
         """Where a chat's exchange is stored: the first named cube the user may write, else the default."""
         for cube_id in cube_ids:
             cube = self.catalog.get_cube(cube_id)
-            if cube is not None and AccessControl.access(user, cube) in ("owner", "admin", "write"):
+            if cube is not None and AccessControl.may_write(user, cube):
                 return cube
         return self.access.writable(user, None)
 

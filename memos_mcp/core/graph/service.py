@@ -174,7 +174,7 @@ class GraphService:
         if cube_id:
             return [self.access.cube(user, cube_id, Permission.WRITE).cube_id]
         return [c.cube_id for c in self.service.catalog.cubes_of(user.user_id)
-                if self.access.access(user, c) not in (None, "read")]
+                if self.access.may_write(user, c)]
 
     def delete_entity(self, actor_id: str, name: str, *, cube_id: str | None = None,
                       user_id: str | None = None) -> int:
