@@ -13,7 +13,7 @@ import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import TYPE_CHECKING, Annotated, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal, TypeVar
 
 from pydantic import BaseModel, BeforeValidator, ValidationError
 
@@ -31,6 +31,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 _SECTIONS = ("facts", "preferences", "updates", "entities", "relations")
+M = TypeVar("M", bound=BaseModel)
 
 
 def _items(properties: dict[str, Any], required: list[str], most: int) -> dict[str, Any]:
@@ -157,9 +158,6 @@ class Decision:
 class Extraction:
     candidates: list[Candidate]
     decisions: list[Decision]
-    dropped: int = 0  # items of the answer that did not validate
-    prompt_tokens: int = 0
-    calls: int = 0
 
 
 def parse_answer(text: str) -> dict[str, Any]:
@@ -173,14 +171,15 @@ def parse_answer(text: str) -> dict[str, Any]:
     return found
 
 
-def _valid(model: type[BaseModel], items: list[Any]) -> tuple[list[Any], int]:
-    kept, dropped = [], 0
+def _valid(model: type[M], items: list[Any]) -> list[M]:
+    """The items that validate; the others are dropped."""
+    kept: list[M] = []
     for item in items:
         try:
             kept.append(model.model_validate(item))
         except ValidationError:
-            dropped += 1
-    return kept, dropped
+            continue
+    return kept
 
 
 def attach_graph(candidates: Sequence[Candidate], turns: Sequence[set[int]], entities: Sequence[EntityOut],
@@ -230,7 +229,6 @@ class LLMExtractor:
                     {"role": "user", "content": extraction_request(new, earlier, existing, now)}]
         schema = answer_schema(len(new), len(existing))
         first = self._ask(messages, schema)
-        calls, tokens = 1, first.prompt_tokens
         try:
             raw = parse_answer(first.text)
         except ValueError as problem:
@@ -238,15 +236,12 @@ class LLMExtractor:
             retry = [*messages, {"role": "assistant", "content": first.text[:4000]},
                      {"role": "user", "content": EXTRACTION_RETRY.format(problem=problem)}]
             second = self._ask(retry, schema)
-            calls, tokens = 2, tokens + second.prompt_tokens
             try:
                 raw = parse_answer(second.text)
             except ValueError as again:
                 raise ModelOutputInvalid(f"the language model's answer was unusable twice: {again}",
                                          model=self.llm.model) from None
-        extraction = self._build(raw, new, existing)
-        extraction.calls, extraction.prompt_tokens = calls, tokens
-        return extraction
+        return self._build(raw, new, existing)
 
     def _ask(self, messages: list[dict[str, str]], schema: dict[str, Any]) -> Completion:
         settings = self.llm.settings
@@ -254,40 +249,30 @@ class LLMExtractor:
                                  max_tokens=settings.extraction_max_tokens)
 
     def _build(self, raw: dict[str, Any], new: Sequence[Message], existing: Sequence[Memory]) -> Extraction:
-        facts, d1 = _valid(FactOut, raw.get("facts", []))
-        prefs, d2 = _valid(PreferenceOut, raw.get("preferences", []))
-        updates, d3 = _valid(UpdateOut, raw.get("updates", []))
-        entities, d4 = _valid(EntityOut, raw.get("entities", []))
-        relations, d5 = _valid(RelationOut, raw.get("relations", []))
-        dropped = d1 + d2 + d3 + d4 + d5
+        facts = _valid(FactOut, raw.get("facts", []))
+        prefs = _valid(PreferenceOut, raw.get("preferences", []))
+        updates = _valid(UpdateOut, raw.get("updates", []))
+        entities = _valid(EntityOut, raw.get("entities", []))
+        relations = _valid(RelationOut, raw.get("relations", []))
         candidates: list[Candidate] = []
         turns: list[set[int]] = []  # the new messages each candidate comes from
-        for fact in facts:
-            if fact.value:
-                candidates.append(self._candidate(fact.value, fact.sources, new, MemoryKind.FACT, fact.memory_type,
-                                                  fact.key, fact.tags, fact.confidence))
-                turns.append(set(fact.sources))
-            else:
-                dropped += 1
-        for pref in prefs:
-            if pref.preference:
-                turns.append(set(pref.sources))
-                candidate = self._candidate(pref.preference, pref.sources, new, MemoryKind.PREFERENCE,
-                                            MemoryType.USER, "", ["preference"], 0.9)
-                candidate.preference_type = f"{pref.type}_preference"  # type: ignore[assignment]
-                candidate.reasoning = pref.reasoning or None
-                candidates.append(candidate)
-            else:
-                dropped += 1
-        decisions: list[Decision] = []
-        for update in updates:
-            if not 0 <= update.memory < len(existing) or (update.action == "update" and not update.value):
-                dropped += 1  # an invented memory number, or an update with no text
-                continue
-            decisions.append(Decision(existing[update.memory], update.action, update.value, update.reason))
+        for fact in (f for f in facts if f.value):
+            candidates.append(self._candidate(fact.value, fact.sources, new, MemoryKind.FACT, fact.memory_type,
+                                              fact.key, fact.tags, fact.confidence))
+            turns.append(set(fact.sources))
+        for pref in (p for p in prefs if p.preference):
+            turns.append(set(pref.sources))
+            candidate = self._candidate(pref.preference, pref.sources, new, MemoryKind.PREFERENCE,
+                                        MemoryType.USER, "", ["preference"], 0.9)
+            candidate.preference_type = f"{pref.type}_preference"  # type: ignore[assignment]
+            candidate.reasoning = pref.reasoning or None
+            candidates.append(candidate)
+        # An invented memory number, or an update with no text, is dropped.
+        decisions = [Decision(existing[u.memory], u.action, u.value, u.reason) for u in updates
+                     if 0 <= u.memory < len(existing) and (u.action == "archive" or u.value)]
         if entities or relations:
             attach_graph(candidates, turns, entities, relations)
-        return Extraction(candidates, decisions, dropped)
+        return Extraction(candidates, decisions)
 
     @staticmethod
     def _candidate(text: str, indices: Sequence[int], new: Sequence[Message], kind: MemoryKind,

@@ -30,7 +30,6 @@ class AddWorker:
         self._portal: BlockingPortal | None = None
         self._limiter: anyio.CapacityLimiter | None = None
         self._chains: dict[str, tuple[anyio.Lock, int]] = {}  # touched by the loop's thread only
-        self._pending = 0
         self.closing = threading.Event()
 
     def start(self) -> BlockingPortal:
@@ -46,10 +45,7 @@ class AddWorker:
 
     def submit(self, task_id: str, chain: str) -> Future[None]:
         """Run ``work(task_id)`` in the background after the earlier tasks of ``chain``."""
-        portal = self.start()
-        with self._lock:
-            self._pending += 1
-        return portal.start_task_soon(self._run, task_id, chain)
+        return self.start().start_task_soon(self._run, task_id, chain)
 
     async def _run(self, task_id: str, chain: str) -> None:
         assert self._limiter is not None
@@ -65,8 +61,6 @@ class AddWorker:
                 del self._chains[chain]
             else:
                 self._chains[chain] = (lock, users - 1)
-            with self._lock:
-                self._pending -= 1
 
     def _guarded(self, task_id: str) -> None:
         try:
@@ -74,11 +68,6 @@ class AddWorker:
         except Exception:  # the work records its own failures; this is the last line
             if not self.closing.is_set():
                 log.exception("add task %s failed", task_id)
-
-    @property
-    def pending(self) -> int:
-        """Tasks submitted and not finished (waiting here or running)."""
-        return self._pending
 
     def close(self) -> None:
         """Stop taking work and leave: tasks not finished stay open in the catalog for the next start.
