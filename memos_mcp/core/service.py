@@ -547,7 +547,7 @@ class MemoryService:
         text = text if terms(text) else query
         dense = self.embedder.embed_query(text)
         sparse = sparse_query(text)
-        weights = {"dense_weight": self.settings.graph.dense_weight} if text != query else {}
+        dense_weight = self.settings.graph.dense_weight if text != query else None
 
         def run(kinds: tuple[str, ...], limit: int) -> list[SearchHit]:
             if not kinds or limit == 0:
@@ -555,7 +555,7 @@ class MemoryService:
             hq = self.hybrid_query(dense, sparse, _with_kinds(flt, kinds), limit, boost_conversation_id=conversation_id,
                                    conversation_boost=search.conversation_boost if conversation_id else 0.0,
                                    score_threshold=threshold if threshold is not None else search.threshold or None,
-                                   **weights)
+                                   dense_weight=dense_weight)
             points = fuse_graph(vectors, hq, expansion.links, self.settings.graph.weight) if expansion.links else \
                 vectors.hybrid_search(hq)
             return [SearchHit.model_validate({**from_point(p).model_dump(), "relativity": min(1.0, p.score)})
@@ -567,11 +567,11 @@ class MemoryService:
         return SearchResult(memories=run(facts, top_k), preferences=run(prefs, pref_top_k), cube_ids=cubes)
 
     def hybrid_query(self, dense: list[float], sparse: SparseVector, flt: MemoryFilter, limit: int,
-                     **options: Any) -> HybridQuery:
-        """A fused query weighted as the search settings say; ``options`` add boosts and a threshold, and
-        may give another dense weight (the keyword weight then takes the rest of the settings' sum)."""
+                     dense_weight: float | None = None, **options: Any) -> HybridQuery:
+        """A fused query weighted as the search settings say, or with another ``dense_weight`` (the
+        keyword weight then takes the rest of the settings' sum); ``options`` add boosts and a threshold."""
         search = self.settings.search
-        dense_weight = options.pop("dense_weight", search.dense_weight)
+        dense_weight = search.dense_weight if dense_weight is None else dense_weight
         sparse_weight = max(0.0, search.dense_weight + search.sparse_weight - dense_weight)
         return HybridQuery(dense=dense, sparse=sparse, filter=flt, limit=limit, dense_weight=dense_weight,
                            sparse_weight=sparse_weight, sparse_saturation=search.sparse_saturation,
