@@ -9,18 +9,20 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any, Generic, Protocol, TypeVar
 
 import anyio.to_thread
 from pydantic import BaseModel, ValidationError
+from starlette.concurrency import iterate_in_threadpool
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 from starlette.types import Message, Receive, Scope, Send
 
 from memos_mcp.auth import AUTH_FAILURE_SCOPE_KEY, CHALLENGE
+from memos_mcp.core.chat import ChatEvent, ChatStream
 from memos_mcp.core.keys import KeyRing
 from memos_mcp.core.service import MemoryService
 from memos_mcp.errors import InvalidRequest, MemosError, PayloadTooLarge, RateLimited, StorageError, Unauthorized
@@ -215,6 +217,24 @@ def validate(model: type[B], value: Any) -> B:
         return model.model_validate(value)
     except ValidationError as exc:
         raise InvalidRequest.naming_field(exc, errors=len(exc.errors())) from exc
+
+
+async def answer_frames(stream: ChatStream, render: Callable[[ChatEvent], list[dict[str, str]]],
+                        error: Callable[[MemosError], dict[str, str]]) -> AsyncIterator[dict[str, str]]:
+    """The SSE frames of a chat answer as the model writes it, each event as ``render`` shows it. A
+    failure mid-answer is ``error``'s frame, the last (logged when it is a bug); the model's stream is
+    closed however the answer ends, a client gone mid-answer included (nothing is stored then)."""
+    try:
+        async for event in iterate_in_threadpool(stream):
+            for shown in render(event):
+                yield shown
+    except Exception as exc:
+        failure = exc if isinstance(exc, MemosError) else StorageError("internal error; see the server log")
+        if failure is not exc:
+            log.exception("chat stream failed")
+        yield error(failure)
+    finally:
+        stream.close()
 
 
 def _plain(value: Any) -> Any:

@@ -21,21 +21,18 @@ Departures from the hosted service, each because the core does not (yet) do it:
 from __future__ import annotations
 
 import json
-import logging
-from collections.abc import AsyncIterator
 from datetime import datetime
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 from sse_starlette import EventSourceResponse
-from starlette.concurrency import iterate_in_threadpool
 from starlette.responses import Response
 
-from memos_mcp.core.chat import ChatStream, Delta, References
+from memos_mcp.core.chat import ChatEvent, Delta, References
 from memos_mcp.core.models import Memory, MemoryKind, Message, SearchHit, TaskStatus
 from memos_mcp.core.service import MemoryService
-from memos_mcp.errors import InvalidRequest, MemosError, StorageError
-from memos_mcp.rest.base import Call, CodeEnvelope, Dialect
+from memos_mcp.errors import InvalidRequest, MemosError
+from memos_mcp.rest.base import Call, CodeEnvelope, Dialect, answer_frames
 
 PREFERENCE_NOTE = (
     "\n# Note:\nFact memory are summaries of facts, while preference memory are summaries of user preferences.\n"
@@ -48,7 +45,6 @@ _LIST_PAGE = 200  # the core's largest page, used to collect the ids a filter se
 
 
 DIALECT = Dialect("MemOS cloud", "/api/openmem/v1", CodeEnvelope())
-log = logging.getLogger(__name__)
 
 
 # --- shapes ------------------------------------------------------------------------------------------
@@ -346,22 +342,17 @@ def _delete(service: MemoryService, actor: str, b: DeleteBody) -> None:
         service.delete_memory(actor, memory_id)
 
 
-async def _chat_frames(stream: ChatStream) -> AsyncIterator[dict[str, str]]:
-    try:
-        async for event in iterate_in_threadpool(stream):
-            if isinstance(event, References):
-                refs = [memory_detail(m).model_dump() for m in event.all]
-                yield {"data": json.dumps({"type": "reference", "data": refs})}
-            elif isinstance(event, Delta):
-                yield {"data": json.dumps({"type": "text", "data": event.text})}
-        yield {"data": json.dumps({"type": "end"})}
-    except Exception as exc:  # a failure mid-answer: the last frame says so (and the log, for a bug)
-        failure = exc if isinstance(exc, MemosError) else StorageError("internal error; see the server log")
-        if failure is not exc:
-            log.exception("chat stream failed")
-        yield {"data": json.dumps({"type": "error", "data": {"code": failure.status, "message": failure.message}})}
-    finally:
-        stream.close()
+def _chat_frames(event: ChatEvent) -> list[dict[str, str]]:
+    """reference first, a text frame per piece of the answer, then end."""
+    if isinstance(event, References):
+        return [{"data": json.dumps({"type": "reference", "data": [memory_detail(m).model_dump() for m in event.all]})}]
+    if isinstance(event, Delta):
+        return [{"data": json.dumps({"type": "text", "data": event.text})}]
+    return [{"data": json.dumps({"type": "end"})}]
+
+
+def _error_frame(failure: MemosError) -> dict[str, str]:
+    return {"data": json.dumps({"type": "error", "data": {"code": failure.status, "message": failure.message}})}
 
 
 @DIALECT.op("POST", "/chat", "Answer grounded in memory; the exchange is stored", body=ChatBody,
@@ -379,5 +370,5 @@ async def chat(call: Call[ChatBody]) -> Response:
         reply = await call.run(lambda: call.service.chat(call.actor, b.query, **options))
         return DIALECT.envelope.ok({"response": reply.answer}, "Success", 200)
     stream = await call.run(lambda: call.service.chat_stream(call.actor, b.query, **options))
-    return EventSourceResponse(_chat_frames(stream))
+    return EventSourceResponse(answer_frames(stream, _chat_frames, _error_frame))
 

@@ -33,26 +33,23 @@ Decisions where the MemOS documents leave room:
 from __future__ import annotations
 
 import json
-import logging
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import Sequence
 from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 from sse_starlette import EventSourceResponse
-from starlette.concurrency import iterate_in_threadpool
 from starlette.responses import Response
 
-from memos_mcp.core.chat import ChatStream, Delta, Done, References
+from memos_mcp.core.chat import ChatEvent, Delta, References
 from memos_mcp.core.models import Cube, Memory, MessageIn, User
 from memos_mcp.core.service import MemoryService
-from memos_mcp.errors import Conflict, MemosError, NotFound, StorageError
-from memos_mcp.rest.base import Call, CodeEnvelope, Dialect
+from memos_mcp.errors import Conflict, NotFound
+from memos_mcp.rest.base import Call, CodeEnvelope, Dialect, answer_frames
 
 # --- the envelope (shared with the MemOS REST API dialect) --------------------------------------
 
 
 DIALECT = Dialect("MemOS product API", "/product", CodeEnvelope())
-log = logging.getLogger(__name__)
 
 # --- shapes shared by both MemOS dialects -------------------------------------------------------
 
@@ -386,25 +383,13 @@ def frame(kind: str, data: Any) -> dict[str, str]:
     return {"data": json.dumps({"type": kind, "data": data}, ensure_ascii=False)}
 
 
-async def chat_frames(stream: ChatStream) -> AsyncIterator[dict[str, str]]:
-    """The frames of an answer as it is written; a failure mid-way is an ``error`` frame, the last."""
-    try:
-        yield frame("status", "0")
-        async for event in iterate_in_threadpool(stream):
-            if isinstance(event, References):
-                yield frame("reference", [item(m).model_dump(mode="json") for m in event.all])
-            elif isinstance(event, Delta):
-                yield frame("text", event.text)
-            elif isinstance(event, Done):
-                yield frame("time", {"total_time": event.seconds})
-        yield frame("end", None)
-    except Exception as exc:  # a failure mid-answer: the last frame says so (and the log, for a bug)
-        failure = exc if isinstance(exc, MemosError) else StorageError("internal error; see the server log")
-        if failure is not exc:
-            log.exception("chat stream failed")
-        yield frame("error", {"code": failure.status, "message": failure.message})
-    finally:
-        stream.close()  # a client gone mid-answer: the model's stream is closed, nothing is stored
+def chat_frames(event: ChatEvent) -> list[dict[str, str]]:
+    """status and reference first, a text frame per piece of the answer, then time and end."""
+    if isinstance(event, References):
+        return [frame("status", "0"), frame("reference", [item(m).model_dump(mode="json") for m in event.all])]
+    if isinstance(event, Delta):
+        return [frame("text", event.text)]
+    return [frame("time", {"total_time": event.seconds}), frame("end", None)]
 
 
 @DIALECT.op("POST", "/chat", "Chat grounded in memory, as a text/event-stream of frames", body=ChatBody,
@@ -414,4 +399,5 @@ async def chat(call: Call[ChatBody]) -> Response:
     cube = blank(b.mem_cube_id)
     stream = await call.run(lambda: call.service.chat_stream(
         call.actor, b.query, user_id=b.user_id, cube_ids=[cube] if cube else None, history=b.history or None))
-    return EventSourceResponse(chat_frames(stream), ping=600)
+    return EventSourceResponse(answer_frames(stream, chat_frames, lambda failure: frame(
+        "error", {"code": failure.status, "message": failure.message})), ping=600)
