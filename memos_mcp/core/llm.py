@@ -61,9 +61,7 @@ class LanguageModel:
         """One chat completion. With ``json_schema`` the endpoint's JSON mode (``llm.json_mode``) is
         asked for; an endpoint that refuses ``response_format`` is asked again without it (and never
         again after)."""
-        options: dict[str, Any] = {
-            "temperature": self.settings.temperature if temperature is None else temperature,
-            "max_tokens": max_tokens or self.settings.max_tokens}
+        options = self._sampling(temperature, max_tokens)
         if json_schema is not None and self._json_mode != "off":
             try:
                 return self._complete(messages, {**options, "response_format": self._format(json_schema)})
@@ -71,6 +69,11 @@ class LanguageModel:
                 log.warning("the model endpoint refuses response_format %s; asking without it", self._json_mode)
                 self._json_mode = "off"
         return self._complete(messages, options)
+
+    def _sampling(self, temperature: float | None, max_tokens: int | None) -> dict[str, Any]:
+        """Temperature and token limit of a request: the caller's, else the settings'."""
+        return {"temperature": self.settings.temperature if temperature is None else temperature,
+                "max_tokens": max_tokens or self.settings.max_tokens}
 
     def _format(self, schema: dict[str, Any]) -> dict[str, Any]:
         if self._json_mode == "json_schema":
@@ -103,9 +106,7 @@ class LanguageModel:
         try:
             chunks = self._client.chat.completions.create(  # type: ignore[call-overload]
                 model=self.model, messages=self._shape(messages), stream=True,
-                stream_options={"include_usage": True},
-                temperature=self.settings.temperature if temperature is None else temperature,
-                max_tokens=max_tokens or self.settings.max_tokens)
+                stream_options={"include_usage": True}, **self._sampling(temperature, max_tokens))
             prompt = completion = 0
             with chunks:
                 for chunk in chunks:
