@@ -62,6 +62,7 @@ class GraphMemory:
         merged: dict[tuple[str, str, str], Relation] = {}
         replacing: set[tuple[str, str, str]] = set()
         for item in items:
+            replaced = {predicate_key(p) for p in item.graph.replaces}
             for ent in item.graph.entities:
                 old = entities.get(ent.key)
                 entities[ent.key] = ent if old is None else replace(
@@ -74,7 +75,7 @@ class GraphMemory:
                     known, confidence=max(known.confidence, rel.confidence),
                     memory_ids=merge_ids(known.memory_ids, rel.memory_ids),
                     valid_at=_earliest(known.valid_at, rel.valid_at))
-                if ident[1] in SINGLE_VALUED or ident[1] in {predicate_key(p) for p in item.graph.replaces}:
+                if ident[1] in SINGLE_VALUED or ident[1] in replaced:
                     replacing.add(ident)
         if entities:
             self.store.upsert_entities(cube_id, list(entities.values()))
