@@ -7,6 +7,7 @@ import argparse
 import json
 import logging
 import os
+import re
 import signal
 import sys
 from collections.abc import Callable, Iterator, Sequence
@@ -211,14 +212,30 @@ def _stats(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
-def _bench(args: argparse.Namespace, settings: Settings) -> int:
+def _require_extra(extra: str) -> None:
+    """Raise ConfigError naming ``pip install 'memos-mcp[EXTRA]'`` unless every distribution that memos-mcp's
+    ``extra`` requires is installed (checked before any work starts, not when the first import fails)."""
+    from importlib import metadata
+
     try:
-        from memos_mcp.bench.locomo import run_locomo
-    except ModuleNotFoundError as exc:
-        if (exc.name or "").partition(".")[0] == "memos_mcp":
-            raise
-        raise ConfigError(f"the benchmarks need the bench extra (module {exc.name!r} is missing): "
-                          "pip install 'memos-mcp[bench]'", module=exc.name) from exc
+        requirements = metadata.requires("memos-mcp") or []
+    except metadata.PackageNotFoundError:  # run from a source tree that was never installed: nothing to read
+        return
+    marker = re.compile(rf"""extra\s*==\s*["']{re.escape(extra)}["']""")
+    for requirement in requirements:
+        if not marker.search(requirement):
+            continue
+        name = re.match(r"[A-Za-z0-9._-]+", requirement)
+        try:
+            metadata.distribution(name.group(0) if name else requirement)
+        except metadata.PackageNotFoundError:
+            raise ConfigError(f"this command needs the {extra} extra ({requirement.split(';')[0].strip()} is not "
+                              f"installed): pip install 'memos-mcp[{extra}]'", extra=extra) from None
+
+
+def _bench(args: argparse.Namespace, settings: Settings) -> int:
+    _require_extra("bench")
+    from memos_mcp.bench.locomo import run_locomo
 
     code: int = run_locomo(settings, args.data, args.out, args.samples, args.audit)
     return code

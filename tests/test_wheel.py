@@ -183,3 +183,16 @@ def test_bench_without_its_extra_names_the_install_command_in_one_line(installed
     assert len(lines) == 1, result.stderr
     assert "pip install 'memos-mcp[bench]'" in lines[0]
     assert "Traceback" not in result.stderr
+
+
+def test_a_damaged_tokenizer_in_the_installation_is_named_with_the_reinstall_command(installed: Installed) -> None:
+    tokenizer = next(installed.venv.glob("lib/python*/site-packages/memos_mcp/assets/all-MiniLM-L6-v2/tokenizer.json"))
+    original = tokenizer.read_bytes()
+    tokenizer.write_bytes(original[:-10])
+    try:
+        result = installed.run("doctor", "--data-dir", str(installed.work / "doctor-data"))
+    finally:
+        tokenizer.write_bytes(original)
+    assert result.returncode == 1
+    embedder_line = next(line for line in result.stdout.splitlines() if line.startswith("FAIL") and "embedder" in line)
+    assert "damaged" in embedder_line and "pip install --force-reinstall memos-mcp" in embedder_line
