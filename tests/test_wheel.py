@@ -149,6 +149,12 @@ def test_serve_from_the_wheel_answers_health(installed: Installed) -> None:
                 time.sleep(0.2)
         assert answer.get("status") == "ok", f"last /health answer {answer}; exit {process.poll()}"
         assert isinstance(answer["backends"], dict) and answer["backends"]["catalog"] == "ok"
+        # The Swagger UI's files come with a declared dependency, not from a CDN.
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/docs", timeout=10) as response:
+            assert "docs/static/swagger-ui.css" in response.read().decode()
+        bundle = f"http://127.0.0.1:{port}/docs/static/swagger-ui-bundle.js"
+        with urllib.request.urlopen(bundle, timeout=10) as response:
+            assert len(response.read()) > 100_000
         assert data_dir.is_dir()
     finally:
         process.terminate()
