@@ -27,7 +27,8 @@ def writable(data_dir: Path) -> bool:
 def lock_data_dir(data_dir: Path) -> FileLock:
     """The acquired exclusive lock of ``data_dir`` (its ``.lock`` file). ``StoreLocked`` if another
     process holds it; ``DataDirReadOnly`` if the lock file cannot be written."""
-    lock = FileLock(data_dir / ".lock")
+    # Not thread-local: the HTTP server opens the service in one thread and closes it in another.
+    lock = FileLock(data_dir / ".lock", thread_local=False)
     try:
         lock.acquire(timeout=0)
     except Timeout as exc:
