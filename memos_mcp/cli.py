@@ -261,6 +261,9 @@ def _serve(args: argparse.Namespace, settings: Settings) -> int:
         check_exposure(server.host, keys.enabled, server.allow_unauthenticated)
         if not service.read_only:
             service.ensure_user(settings.default_user_id)
+        elif service.catalog.get_user(settings.default_user_id) is None:
+            log.warning("the read-only data directory %s has no user %r: requests without a key, which act as "
+                        "that user, will be refused", settings.data_dir, settings.default_user_id)
         app = build_app(settings, service, keys)  # from here on, the app's lifespan closes the service
     except BaseException:
         service.close()
