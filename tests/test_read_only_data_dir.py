@@ -9,6 +9,7 @@ import json
 import queue
 import re
 import shutil
+import sqlite3
 import subprocess
 import tempfile
 import threading
@@ -196,3 +197,20 @@ def test_serve_read_only_serves_a_read_only_data_dir_and_refuses_writes_with_403
         process.wait(timeout=TIMEOUT)
         process.stderr.close()
     assert snapshot(ro) == before
+
+
+def test_doctor_fails_on_a_read_only_data_dir_whose_catalog_lacks_part_of_its_schema(
+        tmp_path: Path, embedder: LocalOnnxEmbedder, mount_read_only: MountReadOnly) -> None:
+    seed(tmp_path / "source", "edge", embedder).close()
+    catalog = sqlite3.connect(tmp_path / "source" / "catalog.sqlite3")
+    catalog.execute("DROP INDEX history_memory")  # a catalog that cannot be completed where it lies
+    catalog.commit()
+    catalog.close()
+    ro = mount_read_only()
+    doctor = memos(tmp_path, ro, "doctor")
+    assert doctor.returncode == 1
+    verdict, detail = check_lines(doctor.stdout)["data dir"]
+    assert verdict == "FAIL"
+    assert "lacks index history_memory" in detail and str(ro) in detail
+    refused = memos(tmp_path, ro, "export", "--cube", CUBE)
+    assert refused.returncode == 2 and "lacks index history_memory" in refused.stderr

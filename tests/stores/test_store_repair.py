@@ -21,6 +21,7 @@ from memos_mcp.core.stores.vector_client import QdrantClientVectorStore
 from memos_mcp.core.stores.vector_edge import EdgeVectorStore
 from memos_mcp.errors import StorageError
 from tests.http.support import TIMEOUT, running_app, settings_for
+from tests.test_cli import check_lines, memos, ok
 
 DIM = 8
 CUBE = "cube-a"
@@ -191,3 +192,16 @@ def test_health_answers_503_naming_the_vectors_when_a_payload_index_is_gone_and_
         assert app.service.vectors.repaired == ("payload index created_at",)
         healthy = http.get("/health")
         assert healthy.status_code == 200 and healthy.json()["status"] == "ok"
+
+
+def test_doctor_names_the_payload_indexes_an_open_had_to_make_again(
+        tmp_path: Path, clean_environment: None) -> None:
+    data = tmp_path / "data"
+    ok(memos(tmp_path, data, "stats"))  # creates every store
+    drop_indexes(data / "vectors", "created_at", "status")
+    doctor = ok(memos(tmp_path, data, "doctor"))
+    verdict, detail = check_lines(doctor.stdout)["vectors"]
+    assert verdict == "ok"
+    assert "repaired on open: payload index status, payload index created_at" in detail
+    again = check_lines(ok(memos(tmp_path, data, "doctor")).stdout)["vectors"]
+    assert again[0] == "ok" and "repaired" not in again[1]
