@@ -4,6 +4,7 @@ schema in one transaction; and finding which part of a schema a file lacks."""
 
 from __future__ import annotations
 
+import functools
 import sqlite3
 from collections.abc import Callable
 from pathlib import Path
@@ -60,14 +61,20 @@ def _shape(db: sqlite3.Connection) -> dict[str, set[str]]:
     return shape
 
 
-def missing_schema(db: sqlite3.Connection, migration: Migration) -> list[str]:
-    """What ``db`` lacks of the schema ``migration`` creates: "table T", "column T.C", "index I"."""
+@functools.cache
+def _wanted(migration: Migration) -> dict[str, set[str]]:
+    """The shape of the schema ``migration`` creates, read from an empty in-memory database."""
     reference = sqlite3.connect(":memory:", isolation_level=None)
     try:
         migration(reference)
-        wanted = _shape(reference)
+        return _shape(reference)
     finally:
         reference.close()
+
+
+def missing_schema(db: sqlite3.Connection, migration: Migration) -> list[str]:
+    """What ``db`` lacks of the schema ``migration`` creates: "table T", "column T.C", "index I"."""
+    wanted = _wanted(migration)
     present = _shape(db)
     missing: list[str] = []
     for element, columns in wanted.items():
