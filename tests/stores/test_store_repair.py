@@ -19,7 +19,7 @@ from memos_mcp.core.stores.sqlite_files import missing_schema
 from memos_mcp.core.stores.vector import PAYLOAD_INDEXES, MemoryFilter, SparseVector, VectorPoint
 from memos_mcp.core.stores.vector_client import QdrantClientVectorStore
 from memos_mcp.core.stores.vector_edge import EdgeVectorStore
-from memos_mcp.errors import StorageError
+from memos_mcp.errors import DataDirReadOnly, StorageError
 from tests.http.support import TIMEOUT, running_app, settings_for
 from tests.test_cli import check_lines, memos, ok
 
@@ -205,3 +205,15 @@ def test_doctor_names_the_payload_indexes_an_open_had_to_make_again(
     assert "repaired on open: payload index status, payload index created_at" in detail
     again = check_lines(ok(memos(tmp_path, data, "doctor")).stdout)["vectors"]
     assert again[0] == "ok" and "repaired" not in again[1]
+
+
+def test_a_read_only_graph_store_reads_an_absent_file_as_empty_and_refuses_writes(tmp_path: Path) -> None:
+    store = SqliteGraphStore(tmp_path / "graph.sqlite3", read_only=True)
+    store.open()
+    try:
+        assert store.entities(CUBE) == []
+        with pytest.raises(DataDirReadOnly):
+            store.delete_cube(CUBE)
+    finally:
+        store.close()
+    assert not (tmp_path / "graph.sqlite3").exists()

@@ -22,7 +22,7 @@ from memos_mcp.core.graph.store import (
     resolved,
 )
 from memos_mcp.core.stores.sqlite_files import connect, migrate, missing_schema, statements
-from memos_mcp.errors import NotFound, StorageError
+from memos_mcp.errors import DataDirReadOnly, NotFound, StorageError
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS entities (
@@ -55,7 +55,7 @@ _SELECT = """SELECT r.*, s.name AS s_name, o.name AS o_name FROM relations r
 class SqliteGraphStore(GraphStore):
     """The graph file at ``path``. Every open creates whatever part of the schema is missing, in one
     transaction. ``read_only`` (a data directory that may not be written) creates nothing: a missing
-    file reads as an empty graph, and writes fail with ``StorageError``."""
+    file reads as an empty graph, and writes raise ``DataDirReadOnly``."""
 
     def __init__(self, path: Path, read_only: bool = False) -> None:
         self.path = path
@@ -98,6 +98,9 @@ class SqliteGraphStore(GraphStore):
 
     @contextmanager
     def _tx(self) -> Iterator[sqlite3.Connection]:
+        if self.read_only:
+            raise DataDirReadOnly(f"cannot write to the graph store at {self.path}: its data directory is read-only",
+                                  path=str(self.path))
         with self._lock:
             db = self._conn()
             try:
