@@ -130,10 +130,12 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 @contextmanager
-def _service(settings: Settings) -> Iterator[Any]:
+def _service(settings: Settings, allow_read_only: bool = False) -> Iterator[Any]:
+    """The service over the data directory; a command that only reads passes ``allow_read_only`` to
+    work from a data directory that may not be written (a read-only mount or snapshot)."""
     from memos_mcp.core.service import MemoryService
 
-    service = MemoryService.open(settings)
+    service = MemoryService.open(settings, allow_read_only=allow_read_only)
     try:
         yield service
     finally:
@@ -174,7 +176,7 @@ def _export(args: argparse.Namespace, settings: Settings) -> int:
     from memos_mcp.core.portability import export_cube
     from memos_mcp.core.service import ROOT_USER
 
-    with _service(settings) as service:
+    with _service(settings, allow_read_only=True) as service:
         lines = export_cube(service, ROOT_USER, args.cube)
         header = next(lines)  # looks the cube up before any output file is touched
         total = json.loads(header)["memories"]
@@ -194,20 +196,20 @@ def _export(args: argparse.Namespace, settings: Settings) -> int:
 def _users(args: argparse.Namespace, settings: Settings) -> int:
     from memos_mcp.core.service import ROOT_USER
 
-    with _service(settings) as service:
+    with _service(settings, allow_read_only=True) as service:
         _print_json([u.model_dump(mode="json") for u in service.list_users(ROOT_USER)])
     return 0
 
 
 def _cubes(args: argparse.Namespace, settings: Settings) -> int:
-    with _service(settings) as service:
+    with _service(settings, allow_read_only=True) as service:
         cubes = service.list_cubes(args.user) if args.user else service.catalog.list_cubes()
         _print_json([c.model_dump(mode="json") for c in cubes])
     return 0
 
 
 def _stats(args: argparse.Namespace, settings: Settings) -> int:
-    with _service(settings) as service:
+    with _service(settings, allow_read_only=True) as service:
         _print_json(service.stats())
     return 0
 
@@ -283,12 +285,14 @@ def _stdio(args: argparse.Namespace, settings: Settings) -> int:
         from memos_mcp.core.keys import KeyRing
         from memos_mcp.mcp.server import build_server
 
-        with _service(settings) as service:
-            service.ensure_user(settings.default_user_id)
+        read_only = bool(args.read_only or settings.read_only)
+        with _service(settings, allow_read_only=read_only) as service:
+            if not service.read_only:
+                service.ensure_user(settings.default_user_id)
             warm_up = service.warm_up()  # the model loads while the client initializes
             try:
                 server = build_server(service, KeyRing(service, _admin_key(settings)), settings.default_user_id,
-                                      bool(args.read_only or settings.read_only))
+                                      read_only)
                 with serving():
                     anyio.run(server.run_stdio_async)  # returns when stdin closes
                 log.info("stdin closed; shutting down")
@@ -307,11 +311,15 @@ def _serve(args: argparse.Namespace, settings: Settings) -> int:
     from memos_mcp.core.service import MemoryService
     from memos_mcp.http import build_app, serve
 
-    service = MemoryService.open(settings)
+    service = MemoryService.open(settings, allow_read_only=settings.read_only)
     try:
         keys = KeyRing(service, _admin_key(settings))
         check_exposure(server.host, keys.enabled, server.allow_unauthenticated)
-        service.ensure_user(settings.default_user_id)
+        if not service.read_only:
+            service.ensure_user(settings.default_user_id)
+        elif service.catalog.get_user(settings.default_user_id) is None:
+            log.warning("the read-only data directory %s has no user %r: requests without a key, which act as "
+                        "that user, will be refused", settings.data_dir, settings.default_user_id)
         app = build_app(settings, service, keys)  # from here on, the app's lifespan closes the service
     except BaseException:
         service.close()

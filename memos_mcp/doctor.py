@@ -49,22 +49,33 @@ def run_checks(settings: Settings) -> int:
     holder: list[MemoryService] = []
 
     def open_service() -> str:
-        holder.append(MemoryService.open(settings))
+        holder.append(MemoryService.open(settings, allow_read_only=True))
+        if holder[0].read_only:
+            return f"data directory {settings.data_dir} is not writable: opened read-only (serve --read-only, export)"
         return f"data directory {settings.data_dir} opened and locked"
 
     if check("data dir", open_service):
         service = holder[0]
         try:
-            check("catalog", lambda: f"{service.catalog.path}: " + ", ".join(
+            check("catalog", lambda: f"{service.catalog.path}: {service.catalog.check()}; " + ", ".join(
                 f"{n} {k}" for k, n in service.catalog.counts().items()))
             check("embedder", lambda: f"{service.embedder.model_id}, dimension {service.embedder.dimension}")
-            check("vectors", lambda: ", ".join(f"{k}={v}" for k, v in service.ready().stats().items()))
+            check("vectors", lambda: _check_vectors(service))
             check("graph", lambda: _check_graph(service))
         finally:
             service.close()
     check("llm", lambda: _check_llm(settings))
     print(f"\n{'all checks passed' if not failures else f'{failures} check(s) failed'}", file=sys.stderr)
     return 1 if failures else 0
+
+
+def _check_vectors(service: MemoryService) -> str:
+    """The store's own check (collection, payload indexes, an ordered scroll), what opening it had to
+    repair, and its stats."""
+    vectors = service.ready()
+    summary = vectors.check()
+    repaired = f"; repaired on open: {', '.join(vectors.repaired)}" if vectors.repaired else ""
+    return f"{summary}{repaired}; " + ", ".join(f"{k}={v}" for k, v in vectors.stats().items())
 
 
 def _check_graph(service: MemoryService) -> str:

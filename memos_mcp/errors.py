@@ -12,6 +12,7 @@
     ├── NotSupported                501  a feature that is turned off (graph.enabled false)
     ├── ConfigError                 500  configuration that cannot work (dimension mismatch...)
     ├── StoreLocked                 503  another process holds the data directory
+    ├── DataDirReadOnly             403  the data directory is not writable (a write, or opening it to write)
     ├── BackendUnavailable          503  a store, embedder or model endpoint is unreachable
     │   ├── LLMNotConfigured        503  an operation needs a language model and none is set
     │   └── ModelOutputInvalid      502  the language model's answer stayed unusable after a retry
@@ -148,3 +149,11 @@ class LLMNotConfigured(BackendUnavailable):
 class StorageError(MemosError):
     code = "storage_error"
     status = 500
+
+
+class DataDirReadOnly(MemosError):
+    """The data directory is not writable: opening it to write, or a write to a service opened
+    read-only (``serve --read-only``, ``export`` over a read-only mount or snapshot)."""
+
+    code = "read_only"
+    status = 403

@@ -123,11 +123,13 @@ class Endpoints:
         status = "error" if failed else "starting" if backends["embedder"] == "loading" else "ok"
         # "stores" is memio's name for the same report (its clients read /health that way).
         stores = dict.fromkeys(("facts", "history", "documents"), "ok" if not failed else status)
-        return JSONResponse({"status": status, "version": __version__, "backends": backends, "stores": stores},
-                            status_code=503 if failed else 200)
+        body: dict[str, object] = {"status": status, "version": __version__, "backends": backends, "stores": stores}
+        if failed:
+            body["failed"] = [name for name, state in backends.items() if str(state).startswith("error")]
+        return JSONResponse(body, status_code=503 if failed else 200)
 
     def _catalog(self) -> str:
-        self.service.catalog.get_meta("schema_version")
+        self.service.catalog.check()  # every table, column and index, and a read
         return "ok"
 
     def _embedder(self) -> str:
@@ -135,7 +137,7 @@ class Endpoints:
         return "loaded"
 
     def _vectors(self) -> str:
-        self.service.ready()
+        self.service.ready().check()  # the collection, every payload index, an ordered filtered scroll
         return "open"
 
     @staticmethod

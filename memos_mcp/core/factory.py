@@ -19,12 +19,13 @@ def _secret(value: object) -> str | None:
     return (getter() or None) if getter else None  # an empty secret is no secret
 
 
-def build_vector_store(settings: Settings) -> VectorStore:
+def build_vector_store(settings: Settings, read_only: bool = False) -> VectorStore:
+    """The configured vector store; ``read_only`` for a data directory that may not be written."""
     vector = settings.vector
     if vector.backend == "edge":
         from memos_mcp.core.stores.vector_edge import EdgeVectorStore
 
-        return EdgeVectorStore(settings.data_dir / "vectors")
+        return EdgeVectorStore(settings.data_dir / "vectors", read_only)
     if not vector.url and not vector.path:
         raise ConfigError("vector backend 'qdrant' needs vector.url (MEMOS_VECTOR__URL or QDRANT_URL) "
                           "or vector.path for qdrant-client's local mode")
@@ -32,7 +33,8 @@ def build_vector_store(settings: Settings) -> VectorStore:
 
     return QdrantClientVectorStore(collection=vector.collection, url=vector.url,
                                    api_key=_secret(vector.api_key),
-                                   path=str(vector.path) if vector.path and not vector.url else None)
+                                   path=str(vector.path) if vector.path and not vector.url else None,
+                                   read_only=read_only)
 
 
 def build_embedder(settings: Settings) -> Embedder:
@@ -57,12 +59,14 @@ def build_language_model(settings: Settings) -> LanguageModel | None:
     return LanguageModel(settings.llm)
 
 
-def build_graph_store(settings: Settings) -> GraphStore:
+def build_graph_store(settings: Settings, read_only: bool = False) -> GraphStore:
+    """The configured graph store; ``read_only`` (the embedded one only) for a data directory that may
+    not be written."""
     graph = settings.graph
     if graph.backend == "sqlite":
         from memos_mcp.core.graph.sqlite_store import SqliteGraphStore
 
-        return SqliteGraphStore(settings.data_dir / "graph.sqlite3")
+        return SqliteGraphStore(settings.data_dir / "graph.sqlite3", read_only)
     if not graph.neo4j_uri:
         raise ConfigError("graph backend 'neo4j' needs graph.neo4j_uri (NEO4J_URI or MEMOS_GRAPH__NEO4J_URI)")
     from memos_mcp.core.graph.neo4j_store import Neo4jGraphStore  # the driver: only when used

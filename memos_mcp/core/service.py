@@ -17,7 +17,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from filelock import FileLock, Timeout
+from filelock import FileLock
 from pydantic import ValidationError
 
 from memos_mcp.config import Settings
@@ -68,6 +68,7 @@ from memos_mcp.core.models import (
 from memos_mcp.core.payload import from_point, index_texts, to_payload
 from memos_mcp.core.pipeline import AddWorker
 from memos_mcp.core.stores.catalog import Catalog
+from memos_mcp.core.stores.data_dir import lock_data_dir, writable
 from memos_mcp.core.stores.vector import HybridQuery, MemoryFilter, SparseVector, VectorPoint, VectorStore
 from memos_mcp.core.tasks import TaskRunner
 from memos_mcp.core.text import chunk, content_hash, derive_key, derive_tags, sparse_document, sparse_query, terms
@@ -76,11 +77,11 @@ from memos_mcp.errors import (
     BackendUnavailable,
     ConfigError,
     Conflict,
+    DataDirReadOnly,
     InvalidRequest,
     LLMNotConfigured,
     NotFound,
     PayloadTooLarge,
-    StoreLocked,
 )
 
 if TYPE_CHECKING:
@@ -123,39 +124,51 @@ class MemoryService:
         self.graph_store = graph_store
         self._graph: GraphMemory | None = None
         self._check_model()
-        self._ensure_user(ROOT_USER, Role.ROOT)
+        if not self.read_only:
+            self._ensure_user(ROOT_USER, Role.ROOT)
         self._worker = AddWorker(self._run_task, settings.add.concurrency)
         self._tasks = TaskRunner(self, self._worker.closing)
         if self.llm is not None:
             self._worker.start()  # its event loop is ready before the first add
-        for task in self.catalog.open_tasks():  # queued or interrupted before the last stop
+        # Queued or interrupted before the last stop (a read-only data directory keeps them for later).
+        for task in [] if self.read_only else self.catalog.open_tasks():
             self._worker.submit(task.task_id, _chain(task.cube_id, task.conversation_id))
 
     # --- lifecycle ---------------------------------------------------------------------------
     @classmethod
     def open(cls, settings: Settings, extractor: Extractor | None = None,
-             embedder: Embedder | None = None) -> MemoryService:
+             embedder: Embedder | None = None, allow_read_only: bool = False) -> MemoryService:
         """Open the data directory (exclusively), the catalog and the configured backends; an
-        already loaded ``embedder`` may be handed in to share one model between services."""
-        settings.data_dir.mkdir(parents=True, exist_ok=True)
-        lock = FileLock(settings.data_dir / ".lock")
+        already loaded ``embedder`` may be handed in to share one model between services.
+
+        A data directory that cannot be written (a read-only mount or snapshot) raises
+        ``DataDirReadOnly`` naming it, unless ``allow_read_only``: then it is opened read-only and
+        unlocked (nothing is written there: no lock file, no WAL, no recorded model, no resumed
+        task) and every write raises ``DataDirReadOnly``."""
+        read_only = not writable(settings.data_dir)
+        if read_only and not allow_read_only:
+            raise DataDirReadOnly(f"data directory {settings.data_dir} is not writable; give a writable "
+                                  "--data-dir, or read it with serve --read-only, stdio --read-only or export",
+                                  data_dir=str(settings.data_dir))
+        lock = None if read_only else lock_data_dir(settings.data_dir)
         try:
-            lock.acquire(timeout=0)
-        except Timeout as exc:
-            raise StoreLocked(f"data directory {settings.data_dir} is in use by another memos-mcp process; "
-                              "stop it or use another --data-dir", data_dir=str(settings.data_dir)) from exc
-        try:
-            catalog = Catalog(settings.data_dir / "catalog.sqlite3")
+            catalog = Catalog(settings.data_dir / "catalog.sqlite3", read_only)
             try:
-                return cls(settings, catalog, build_vector_store(settings), embedder or build_embedder(settings),
-                           extractor, lock, owns_embedder=embedder is None,
-                           graph_store=build_graph_store(settings) if settings.graph.enabled else None)
+                return cls(settings, catalog, build_vector_store(settings, read_only),
+                           embedder or build_embedder(settings), extractor, lock, owns_embedder=embedder is None,
+                           graph_store=build_graph_store(settings, read_only) if settings.graph.enabled else None)
             except BaseException:
                 catalog.close()
                 raise
         except BaseException:
-            lock.release()
+            if lock is not None:
+                lock.release()
             raise
+
+    @property
+    def read_only(self) -> bool:
+        """Whether the data directory was opened read-only (every write raises ``DataDirReadOnly``)."""
+        return self.catalog.read_only
 
     def ready(self) -> VectorStore:
         """Load the embedder and open the vector store (once); the dimension comes from the model."""
@@ -163,6 +176,9 @@ class MemoryService:
             with self._open:
                 if not self._vectors_ready:
                     self.vectors.open(self.embedder.dimension)
+                    if self.vectors.repaired:
+                        log.warning("vector store repaired on open (a creation was cut short): made %s",
+                                    ", ".join(self.vectors.repaired))
                     self._record_model()
                     self._vectors_ready = True
         return self.vectors
@@ -187,6 +203,10 @@ class MemoryService:
                 stored=stored, configured=self.embedder.model_id)
 
     def _record_model(self) -> None:
+        """Record the model at every open (not only the first: a first start may be killed before)."""
+        if self.read_only or (self.catalog.get_meta("embedding_model") == self.embedder.model_id
+                              and self.catalog.get_meta("dimension") == str(self.embedder.dimension)):
+            return
         self.catalog.set_meta("embedding_model", self.embedder.model_id)
         self.catalog.set_meta("dimension", str(self.embedder.dimension))
 

@@ -21,7 +21,8 @@ from memos_mcp.core.graph.store import (
     normalise,
     resolved,
 )
-from memos_mcp.errors import NotFound, StorageError
+from memos_mcp.core.stores.sqlite_files import connect, migrate, missing_schema, statements
+from memos_mcp.errors import DataDirReadOnly, NotFound, StorageError
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS entities (
@@ -40,6 +41,11 @@ CREATE INDEX IF NOT EXISTS relations_object ON relations(cube_id, object);
 """
 # relations.subject / relations.object hold entity keys; display names come from entities.
 
+
+def _create(db: sqlite3.Connection) -> None:
+    for statement in statements(_SCHEMA):
+        db.execute(statement)
+
 _VALID = "(r.valid_at IS NULL OR r.valid_at <= ?) AND (r.invalid_at IS NULL OR r.invalid_at > ?)"
 _SELECT = """SELECT r.*, s.name AS s_name, o.name AS o_name FROM relations r
     JOIN entities s ON s.cube_id = r.cube_id AND s.key = r.subject
@@ -47,19 +53,34 @@ _SELECT = """SELECT r.*, s.name AS s_name, o.name AS o_name FROM relations r
 
 
 class SqliteGraphStore(GraphStore):
-    def __init__(self, path: Path) -> None:
+    """The graph file at ``path``. Every open creates whatever part of the schema is missing, in one
+    transaction. ``read_only`` (a data directory that may not be written) creates nothing: a missing
+    file reads as an empty graph, and writes raise ``DataDirReadOnly``."""
+
+    def __init__(self, path: Path, read_only: bool = False) -> None:
         self.path = path
+        self.read_only = read_only
         self._lock = threading.RLock()
         self._db: sqlite3.Connection | None = None
 
     def open(self) -> None:
         try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None, timeout=5.0)
-            db.row_factory = sqlite3.Row
-            db.execute("PRAGMA journal_mode=WAL")
-            db.execute("PRAGMA synchronous=NORMAL")
-            db.executescript(_SCHEMA)
+            if self.read_only and not self.path.exists():
+                db = sqlite3.connect(":memory:", check_same_thread=False, isolation_level=None)
+                db.row_factory = sqlite3.Row
+                migrate(db, _create)
+                db.execute("PRAGMA query_only=ON")
+            elif self.read_only:
+                db = connect(self.path, read_only=True)
+                missing = missing_schema(db, _create)
+                if missing:
+                    db.close()
+                    raise StorageError(f"the read-only graph store at {self.path} lacks {', '.join(missing)}",
+                                       path=str(self.path), missing=missing)
+            else:
+                self.path.parent.mkdir(parents=True, exist_ok=True)
+                db = connect(self.path)
+                migrate(db, _create)
         except (OSError, sqlite3.Error) as exc:
             raise StorageError(f"cannot open the graph store at {self.path}: {exc}", path=str(self.path)) from exc
         self._db = db
@@ -77,6 +98,9 @@ class SqliteGraphStore(GraphStore):
 
     @contextmanager
     def _tx(self) -> Iterator[sqlite3.Connection]:
+        if self.read_only:
+            raise DataDirReadOnly(f"cannot write to the graph store at {self.path}: its data directory is read-only",
+                                  path=str(self.path))
         with self._lock:
             db = self._conn()
             try:

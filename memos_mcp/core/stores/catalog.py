@@ -14,8 +14,9 @@ from pathlib import Path
 from typing import Any
 
 from memos_mcp.core.models import Cube, HistoryEvent, Message, Permission, Role, Task, User
+from memos_mcp.core.stores.sqlite_files import connect, migrate, missing_schema, statements
 from memos_mcp.core.timeparse import from_epoch, to_epoch
-from memos_mcp.errors import StorageError
+from memos_mcp.errors import DataDirReadOnly, StorageError
 
 SCHEMA_VERSION = 1
 
@@ -56,6 +57,19 @@ _ADDED_COLUMNS = {"tasks": {"detail": "TEXT NOT NULL DEFAULT '{}'", "job": "TEXT
 _ADDED_INDEXES = "CREATE INDEX IF NOT EXISTS tasks_open ON tasks(status, created_at)"
 
 
+def _migrate(db: sqlite3.Connection) -> None:
+    """The whole schema: tables, then the columns and indexes added since (each only if missing)."""
+    for statement in statements(_SCHEMA):
+        db.execute(statement)
+    for table, columns in _ADDED_COLUMNS.items():
+        present = {row[1] for row in db.execute(f"PRAGMA table_info({table})")}
+        for name, definition in columns.items():
+            if name not in present:
+                db.execute(f"ALTER TABLE {table} ADD COLUMN {name} {definition}")
+    db.execute(_ADDED_INDEXES)
+    db.execute("INSERT OR IGNORE INTO meta VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),))
+
+
 def _ts(value: datetime) -> float:
     return value.timestamp()
 
@@ -65,31 +79,49 @@ def _dt(value: float) -> datetime:
 
 
 class Catalog:
-    def __init__(self, path: Path) -> None:
+    """The catalog file at ``path``. Every open creates whatever part of the schema is missing, in one
+    transaction (a first start killed half-way leaves all or none of it). ``read_only`` opens a file
+    that may not be written (a read-only data directory): nothing is created, and every write raises
+    ``DataDirReadOnly``. Raises ``StorageError`` when the file cannot be opened, or when a read-only
+    file lacks part of the schema."""
+
+    def __init__(self, path: Path, read_only: bool = False) -> None:
         self.path = path
+        self.read_only = read_only
         self._lock = threading.RLock()
         try:
-            self._db = sqlite3.connect(path, check_same_thread=False, isolation_level=None, timeout=5.0)
-            self._db.row_factory = sqlite3.Row
-            self._db.execute("PRAGMA journal_mode=WAL")
-            self._db.execute("PRAGMA synchronous=NORMAL")
-            self._db.execute("PRAGMA foreign_keys=ON")
-            self._db.executescript(_SCHEMA)
-            self._add_columns()
-            self._db.execute(_ADDED_INDEXES)
-            self._db.execute("INSERT OR IGNORE INTO meta VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),))
+            self._db = connect(path, read_only)
+            if read_only:
+                missing = missing_schema(self._db, _migrate)
+                if missing:
+                    self._db.close()
+                    raise StorageError(f"the read-only catalog at {path} lacks {', '.join(missing)}",
+                                       path=str(path), missing=missing)
+            else:
+                self._db.execute("PRAGMA foreign_keys=ON")
+                migrate(self._db, _migrate)
         except sqlite3.Error as exc:
             raise StorageError(f"cannot open the catalog at {path}: {exc}", path=str(path)) from exc
 
-    def _add_columns(self) -> None:
-        for table, columns in _ADDED_COLUMNS.items():
-            present = {row["name"] for row in self._db.execute(f"PRAGMA table_info({table})")}
-            for name, definition in columns.items():
-                if name not in present:
-                    self._db.execute(f"ALTER TABLE {table} ADD COLUMN {name} {definition}")
+    def check(self) -> str:
+        """The schema is complete and a read answers: a summary; ``StorageError`` naming what is missing."""
+        with self._lock:
+            try:
+                missing = missing_schema(self._db, _migrate)
+                version = self._db.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
+            except sqlite3.Error as exc:
+                raise StorageError(f"catalog read failed: {exc}", path=str(self.path)) from exc
+        if missing:
+            raise StorageError(f"the catalog at {self.path} lacks {', '.join(missing)}", missing=missing)
+        if version is None:
+            raise StorageError(f"the catalog at {self.path} has no schema version", path=str(self.path))
+        return f"schema version {version[0]}{', read-only' if self.read_only else ''}"
 
     @contextmanager
     def _tx(self) -> Iterator[sqlite3.Connection]:
+        if self.read_only:
+            raise DataDirReadOnly(f"cannot write to the catalog at {self.path}: its data directory is read-only",
+                                  path=str(self.path))
         with self._lock:
             try:
                 self._db.execute("BEGIN IMMEDIATE")

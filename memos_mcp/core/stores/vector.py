@@ -13,6 +13,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from memos_mcp.errors import DataDirReadOnly
+
 DENSE = "dense"
 SPARSE = "sparse"
 
@@ -20,6 +22,10 @@ SPARSE = "sparse"
 KEYWORD_FIELDS = ("cube_id", "user_id", "conversation_id", "memory_type", "kind", "status", "tags",
                   "content_hash")
 FLOAT_FIELDS = ("event_time", "created_at")
+# Every index the queries need, field -> kind ("keyword" or "float"). Each open creates whichever is
+# missing: a first start killed half-way through creating them must not leave a store whose ordered
+# scroll ("No range index for 'order_by' key") fails forever.
+PAYLOAD_INDEXES: dict[str, str] = {**dict.fromkeys(KEYWORD_FIELDS, "keyword"), **dict.fromkeys(FLOAT_FIELDS, "float")}
 
 Scalar = str | int | float | bool
 
@@ -106,15 +112,29 @@ class HybridQuery:
 
 class VectorStore(ABC):
     """A collection of memory points. Methods are synchronous and thread-safe enough to be
-    called from worker threads one at a time (the service serialises writes)."""
+    called from worker threads one at a time (the service serialises writes).
+
+    A store built with ``read_only=True`` opens a data directory it may not write (a read-only mount
+    or snapshot): it never writes where it reads from, and every write method raises
+    ``DataDirReadOnly``."""
 
     name: str
+    read_only: bool = False
+    # What the last ``open`` had to make again (an index or a collection setting a crash had cut short).
+    repaired: tuple[str, ...] = ()
 
     @abstractmethod
     def open(self, dimension: int) -> None:
         """Create the collection (dense size ``dimension``, cosine; sparse with IDF; payload indexes)
-        or open the existing one. An existing collection of another dimension raises
-        ``ConfigError`` naming both dimensions."""
+        or open the existing one, creating whatever part of it is missing (``repaired`` names it), so
+        that a creation cut short by a crash is finished by the next open. An existing collection of
+        another dimension raises ``ConfigError`` naming both dimensions."""
+
+    @abstractmethod
+    def check(self) -> str:
+        """Prove the store serves what the service needs: the collection with its dense and sparse
+        vectors, every index of ``PAYLOAD_INDEXES``, and a filtered, ``created_at``-ordered scroll and
+        a count that answer. A one-line summary; ``StorageError`` naming what is missing or failing."""
 
     @abstractmethod
     def upsert(self, points: Sequence[VectorPoint]) -> None: ...
@@ -159,3 +179,14 @@ class VectorStore(ABC):
 
     @abstractmethod
     def close(self) -> None: ...
+
+    def _writable(self, action: str) -> None:
+        """Raise ``DataDirReadOnly`` if this store was opened read-only."""
+        if self.read_only:
+            raise DataDirReadOnly(f"cannot {action}: the vector store was opened read-only (its data directory "
+                                  "is not writable)", action=action)
+
+
+# The scroll ``check`` makes: a cube id no memory has, so that it reads nothing but runs every part of
+# the query the service makes (a keyword filter, a range index ordering).
+PROBE_CUBE = "memos-health-probe"

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import math
+import shutil
+import tempfile
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any, cast
@@ -12,8 +14,8 @@ from qdrant_client import models as m
 
 from memos_mcp.core.stores.vector import (
     DENSE,
-    FLOAT_FIELDS,
-    KEYWORD_FIELDS,
+    PAYLOAD_INDEXES,
+    PROBE_CUBE,
     SPARSE,
     HybridQuery,
     MemoryFilter,
@@ -35,29 +37,37 @@ class QdrantClientVectorStore(VectorStore):
         api_key: str | None = None,
         path: str | None = None,
         timeout: float = 10.0,
+        read_only: bool = False,
     ) -> None:
         self.collection = collection
         self.url = url
         self._api_key = api_key
         self.path = path
         self.timeout = timeout
+        self.read_only = read_only
         self._client: QdrantClient | None = None
+        self._copy: str | None = None  # the private working copy a read-only local store opens
 
     @property
     def location(self) -> str:
         return self.url or self.path or ":memory:"
 
     def open(self, dimension: int) -> None:
+        """Open the collection, or create it; on a server, then create every payload index it lacks
+        (a creation cut short is finished by the next open). Read-only: nothing is created; local
+        mode, which cannot open a read-only folder, opens a private copy in a temporary directory."""
         try:
             if self.url:
                 client = QdrantClient(url=self.url, api_key=self._api_key, timeout=math.ceil(self.timeout))
             elif self.path:
                 # The service calls the store from worker threads, one at a time; without this, local
                 # mode's sqlite connection refuses use from any thread but its creator (on macOS).
-                client = QdrantClient(path=self.path, force_disable_check_same_thread=True)
+                client = QdrantClient(path=self._working_copy() if self.read_only else self.path,
+                                      force_disable_check_same_thread=True)
             else:
                 client = QdrantClient(location=":memory:")
         except Exception as exc:
+            self._drop_copy()
             # Local mode holds an exclusive file lock on its folder and says so in a RuntimeError.
             if "already accessed" in str(exc):
                 raise StoreLocked(
@@ -67,13 +77,36 @@ class QdrantClientVectorStore(VectorStore):
         self._client = client
         try:
             with _driver("open the collection"):
-                if client.collection_exists(self.collection):
+                exists = client.collection_exists(self.collection)
+                if exists:
                     self._check_dimension(dimension)
+                elif self.read_only:
+                    raise StorageError(f"vector collection {self.collection} does not exist at {self.location} "
+                                       "and the store is read-only", collection=self.collection)
                 else:
                     self._create(dimension)
+                made = self._ensure_indexes() if self.url and not self.read_only else []
         except MemosError:
             self.close()
             raise
+        self.repaired = tuple(made) if exists else ()
+
+    def _working_copy(self) -> str:
+        assert self.path is not None
+        copy = tempfile.mkdtemp(prefix="memos-qdrant-")
+        self._copy = copy
+        try:
+            shutil.copytree(self.path, f"{copy}/local", ignore=shutil.ignore_patterns(".lock"))
+        except OSError as exc:
+            self._drop_copy()
+            raise StorageError(f"cannot copy the read-only vector store at {self.path}: {exc}",
+                               path=self.path) from exc
+        return f"{copy}/local"
+
+    def _drop_copy(self) -> None:
+        if self._copy is not None:
+            shutil.rmtree(self._copy, ignore_errors=True)
+            self._copy = None
 
     def _check_dimension(self, dimension: int) -> None:
         vectors = self.client.get_collection(self.collection).config.params.vectors
@@ -92,15 +125,44 @@ class QdrantClientVectorStore(VectorStore):
             vectors_config={DENSE: m.VectorParams(size=dimension, distance=m.Distance.COSINE)},
             sparse_vectors_config={SPARSE: m.SparseVectorParams(modifier=m.Modifier.IDF)},
         )
-        # Local mode has no payload indexes and warns when asked for one.
+
+    def _missing_indexes(self) -> list[str]:
+        """The fields of ``PAYLOAD_INDEXES`` without an index of their kind (a server only: local mode
+        has no payload indexes, and orders and filters without them)."""
         if not self.url:
-            return
-        for field in KEYWORD_FIELDS:
-            self.client.create_payload_index(self.collection, field, m.PayloadSchemaType.KEYWORD)
-        for field in FLOAT_FIELDS:
-            self.client.create_payload_index(self.collection, field, m.PayloadSchemaType.FLOAT)
+            return []
+        present = self.client.get_collection(self.collection).payload_schema
+        return [f for f, kind in PAYLOAD_INDEXES.items()
+                if f not in present or present[f].data_type != _KINDS[kind]]
+
+    def _ensure_indexes(self) -> list[str]:
+        made = []
+        for field in self._missing_indexes():
+            self.client.create_payload_index(self.collection, field, _KINDS[PAYLOAD_INDEXES[field]], wait=True)
+            made.append(f"payload index {field}")
+        return made
+
+    def check(self) -> str:
+        with _driver("read the collection"):
+            if not self.client.collection_exists(self.collection):
+                raise StorageError(f"vector collection {self.collection} is missing at {self.location}",
+                                   collection=self.collection)
+            params = self.client.get_collection(self.collection).config.params
+            missing = self._missing_indexes()
+        if not isinstance(params.vectors, dict) or DENSE not in params.vectors or SPARSE not in (
+                params.sparse_vectors or {}):
+            raise StorageError(f"vector collection {self.location}/{self.collection} lacks its '{DENSE}' or "
+                               f"'{SPARSE}' vectors", collection=self.collection)
+        if missing:
+            raise StorageError(f"vector collection {self.location}/{self.collection} lacks the payload "
+                               f"index(es) {', '.join(missing)}", missing=missing)
+        probe = MemoryFilter(cube_ids=(PROBE_CUBE,))
+        self.scroll(probe, limit=1)
+        points = self.count(probe)
+        return f"collection {self.collection}, ordered scroll answers ({points} probe points)"
 
     def upsert(self, points: Sequence[VectorPoint]) -> None:
+        self._writable("upsert points")
         if not points:  # qdrant rejects an empty update request
             return
         structs = [
@@ -118,16 +180,19 @@ class QdrantClientVectorStore(VectorStore):
             self.client.upsert(self.collection, structs, wait=True)
 
     def set_payload(self, point_id: str, payload: dict[str, Any]) -> None:
+        self._writable("set a payload")
         with _driver("set a payload"):
             self.client.set_payload(self.collection, payload, points=[point_id], wait=True)
 
     def delete(self, ids: Sequence[str]) -> None:
+        self._writable("delete points")
         if not ids:
             return
         with _driver("delete points"):
             self.client.delete(self.collection, m.PointIdsList(points=list(ids)), wait=True)
 
     def delete_where(self, flt: MemoryFilter) -> None:
+        self._writable("delete points")
         with _driver("delete points by filter"):
             self.client.delete(self.collection, m.FilterSelector(filter=client_filter(flt)), wait=True)
 
@@ -208,7 +273,10 @@ class QdrantClientVectorStore(VectorStore):
             return
         client, self._client = self._client, None
         with _driver("close"):
-            client.close()
+            try:
+                client.close()
+            finally:
+                self._drop_copy()
 
     @property
     def client(self) -> QdrantClient:
@@ -273,6 +341,9 @@ def _formula(query: HybridQuery) -> m.Expression:
         )
         terms.append(m.MultExpression(mult=[query.conversation_boost, same_conversation]))
     return m.SumExpression(sum=terms)
+
+
+_KINDS = {"keyword": m.PayloadSchemaType.KEYWORD, "float": m.PayloadSchemaType.FLOAT}
 
 
 def _vectors(with_vectors: bool) -> list[str] | bool:

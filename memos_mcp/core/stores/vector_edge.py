@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import shutil
+import tempfile
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
@@ -13,8 +15,8 @@ import qdrant_edge as qe
 
 from memos_mcp.core.stores.vector import (
     DENSE,
-    FLOAT_FIELDS,
-    KEYWORD_FIELDS,
+    PAYLOAD_INDEXES,
+    PROBE_CUBE,
     SPARSE,
     HybridQuery,
     MemoryFilter,
@@ -32,16 +34,45 @@ _CONFIG_FILE = "edge_config.json"
 class EdgeVectorStore(VectorStore):
     name = "qdrant-edge"
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, read_only: bool = False) -> None:
         self.path = path
+        self.read_only = read_only
         self._shard: qe.EdgeShard | None = None
+        self._copy: Path | None = None  # the private working copy a read-only store opens
 
     def open(self, dimension: int) -> None:
-        exists = (self.path / _CONFIG_FILE).exists()
-        if exists:
-            _check_dimension(self.path, dimension)
+        """Load the shard, or create it; then create every payload index it lacks. A shard whose
+        creation was cut short (segments but no config file) is loaded with the config and finished.
+        Read-only: qdrant-edge cannot load a shard from a read-only file system, so a private copy in
+        a temporary directory is loaded (and removed at ``close``)."""
+        source = self._working_copy() if self.read_only else self.path
         try:
-            self._shard = qe.EdgeShard.load(str(self.path)) if exists else _create_shard(self.path, dimension)
+            shard, configured, fresh = self._load(source, dimension)
+            try:
+                with _driver("create the payload indexes"):
+                    made = _ensure_indexes(shard)
+            except MemosError:
+                shard.close()
+                raise
+        except BaseException:
+            self._drop_copy()
+            raise
+        self._shard = shard
+        # A fresh shard gets everything; a loaded one that lacked something was repaired.
+        self.repaired = () if fresh else (*([] if configured else ["shard config"]), *made)
+
+    def _load(self, source: Path, dimension: int) -> tuple[qe.EdgeShard, bool, bool]:
+        """The shard at ``source``; whether it had its config file, whether it was created now."""
+        configured = (source / _CONFIG_FILE).exists()
+        if configured:
+            _check_dimension(source, dimension)
+        fresh = not configured and not _has_segments(source)
+        try:
+            if configured:
+                return qe.EdgeShard.load(str(source)), configured, fresh
+            if not fresh:  # segments but no config: a creation cut short; the config finishes it
+                return qe.EdgeShard.load(str(source), _edge_config(dimension)), configured, fresh
+            return qe.EdgeShard.create(str(source), _edge_config(dimension)), configured, fresh
         except Exception as exc:
             if "WouldBlock" in str(exc):
                 raise StoreLocked(
@@ -49,7 +80,40 @@ class EdgeVectorStore(VectorStore):
                 ) from exc
             raise StorageError(f"cannot open the vector store at {self.path}: {exc}") from exc
 
+    def _working_copy(self) -> Path:
+        if not (self.path / _CONFIG_FILE).exists() and not _has_segments(self.path):
+            raise StorageError(f"the vector store at {self.path} does not exist and the data directory is "
+                               "read-only", path=str(self.path))
+        copy = Path(tempfile.mkdtemp(prefix="memos-vectors-"))
+        self._copy = copy
+        try:
+            shutil.copytree(self.path, copy / "shard", ignore=shutil.ignore_patterns("*.lock"))
+        except OSError as exc:
+            self._drop_copy()
+            raise StorageError(f"cannot copy the read-only vector store at {self.path}: {exc}",
+                               path=str(self.path)) from exc
+        return copy / "shard"
+
+    def _drop_copy(self) -> None:
+        if self._copy is not None:
+            shutil.rmtree(self._copy, ignore_errors=True)
+            self._copy = None
+
+    def check(self) -> str:
+        with _driver("read shard info"):
+            info = self.shard.info()
+        missing = [f for f, kind in PAYLOAD_INDEXES.items()
+                   if f not in info.payload_schema or info.payload_schema[f].data_type != _KINDS[kind]]
+        if missing:
+            raise StorageError(f"vector store at {self.path} lacks the payload index(es) {', '.join(missing)}",
+                               missing=missing)
+        probe = MemoryFilter(cube_ids=(PROBE_CUBE,))
+        self.scroll(probe, limit=1)
+        self.count(probe)
+        return f"{info.points_count} points, {len(PAYLOAD_INDEXES)} payload indexes, ordered scroll answers"
+
     def upsert(self, points: Sequence[VectorPoint]) -> None:
+        self._writable("upsert points")
         edge_points = [
             qe.Point(
                 p.id,
@@ -62,14 +126,17 @@ class EdgeVectorStore(VectorStore):
             self.shard.update(qe.UpdateOperation.upsert_points(edge_points))
 
     def set_payload(self, point_id: str, payload: dict[str, Any]) -> None:
+        self._writable("set a payload")
         with _driver("set a payload"):
             self.shard.update(qe.UpdateOperation.set_payload([point_id], payload))
 
     def delete(self, ids: Sequence[str]) -> None:
+        self._writable("delete points")
         with _driver("delete points"):
             self.shard.update(qe.UpdateOperation.delete_points(list(ids)))
 
     def delete_where(self, flt: MemoryFilter) -> None:
+        self._writable("delete points")
         with _driver("delete points by filter"):
             self.shard.update(qe.UpdateOperation.delete_points_by_filter(edge_filter(flt)))
 
@@ -146,6 +213,7 @@ class EdgeVectorStore(VectorStore):
             "segments": info.segments_count,
             "indexed_fields": sorted(info.payload_schema),
             "path": str(self.path),
+            **({"read_only": True} if self.read_only else {}),
         }
 
     def flush(self) -> None:
@@ -161,6 +229,7 @@ class EdgeVectorStore(VectorStore):
                 shard.flush()
             finally:
                 shard.close()
+                self._drop_copy()
 
     @property
     def shard(self) -> qe.EdgeShard:
@@ -230,17 +299,36 @@ def _formula(query: HybridQuery) -> qe.Expression:
     return e.Sum(terms)
 
 
-def _create_shard(path: Path, dimension: int) -> qe.EdgeShard:
-    config = qe.EdgeConfig(
+_KINDS = {"keyword": qe.PayloadSchemaType.Keyword, "float": qe.PayloadSchemaType.Float}
+
+
+def _edge_config(dimension: int) -> qe.EdgeConfig:
+    return qe.EdgeConfig(
         vectors={DENSE: qe.EdgeVectorParams(size=dimension, distance=qe.Distance.Cosine)},
         sparse_vectors={SPARSE: qe.EdgeSparseVectorParams(modifier=qe.Modifier.Idf)},
     )
-    shard = qe.EdgeShard.create(str(path), config)
-    for field in KEYWORD_FIELDS:
-        shard.update(qe.UpdateOperation.create_field_index(field, qe.PayloadSchemaType.Keyword))
-    for field in FLOAT_FIELDS:
-        shard.update(qe.UpdateOperation.create_field_index(field, qe.PayloadSchemaType.Float))
-    return shard
+
+
+def _has_segments(path: Path) -> bool:
+    segments = path / "segments"
+    return segments.is_dir() and any(segments.iterdir())
+
+
+def _ensure_indexes(shard: qe.EdgeShard) -> list[str]:
+    """Create each index of ``PAYLOAD_INDEXES`` the shard lacks (one of another type is made again);
+    flushed, so that it survives a kill. The names of the indexes made."""
+    present = shard.info().payload_schema
+    made: list[str] = []
+    for field, kind in PAYLOAD_INDEXES.items():
+        if field in present and present[field].data_type == _KINDS[kind]:
+            continue
+        if field in present:
+            shard.update(qe.UpdateOperation.delete_field_index(field))
+        shard.update(qe.UpdateOperation.create_field_index(field, _KINDS[kind]))
+        made.append(f"payload index {field}")
+    if made:
+        shard.flush()
+    return made
 
 
 def _check_dimension(path: Path, dimension: int) -> None:
