@@ -31,12 +31,15 @@ def register_graph_tools(server: MCPServer, graphs: GraphService, gate: Gate, re
         cube_id: Annotated[str | None, Field(description="One cube; omit for every cube you can read")] = None,
         include_memories: Annotated[bool, Field(description="Also return the memories behind the "
                                                             "relations")] = False,
+        include_archived: Annotated[bool, Field(description="Also relations known only from archived "
+                                                            "memories, and those memories")] = False,
     ) -> GraphView:
         """Explore the knowledge graph: the entities and relations (currently valid) around an entity or
         the entities a query names, each relation with the ids of the memories it came from. Good for
         multi-hop questions ("what did the friend Caroline met recommend?"). Give query or entity."""
         return await gate.run(lambda actor: graphs.search(actor, query=query, entity=entity, depth=depth,
-                                                          cube_id=cube_id, with_memories=include_memories))
+                                                          cube_id=cube_id, with_memories=include_memories,
+                                                          include_archived=include_archived))
 
     @server.tool(annotations=READ)
     async def list_entities(
