@@ -705,8 +705,8 @@ class MemoryService:
                 derived_tags = [t for t in changes["tags"] if t in fresh and t not in kept]
                 if not key_given:
                     changes["key"] = derive_key(changes["memory"])
-            elif "tags" in changes:  # the caller's list: a derived tag kept in it stays derived
-                derived_tags = [t for t in derived_tags if t in changes["tags"]]
+            elif "tags" in changes:  # the caller's list: every tag in it is the caller's now
+                derived_tags = []
             new = old.model_copy(update={**changes, "updated_at": now})
             digest = content_hash(f"{new.kind}:{new.memory}") if new.memory != old.memory else \
                 str(point.payload.get("content_hash") or content_hash(f"{new.kind}:{new.memory}"))

@@ -151,7 +151,3 @@ def chunk_spans(text: str, size: int) -> list[tuple[int, int]]:
         spans.append(current)
     return spans
 
-
-def chunk(text: str, size: int) -> list[str]:
-    """Long text in pieces of at most ``size`` characters (see ``chunk_spans``)."""
-    return [text[start:end] for start, end in chunk_spans(text, size)]
