@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import pytest
 
+from tests.mcp.test_mcp_content import NOTES, TRIP
 from tests.rest.conftest import Memio, Users
 from tests.rest.test_mem0 import good
 from tests.rest.test_memio import error, ok
@@ -75,10 +76,9 @@ def test_mem0_keeps_the_metadata_of_each_caller(users: Users) -> None:
 
 def test_a_fact_inside_a_long_mem0_message_is_found_first(users: Users) -> None:
     http = users.alice
-    for note in ("Buy milk tomorrow", "The cat likes tuna", "Call the plumber", "Gym on Tuesday", "Pay rent"):
+    for note in NOTES:
         good(http.post("/v1/memories", json={"content": note}), 201)
-    turn = "Let me tell you about the conference. " + "The talks were long and the coffee was bad. " * 70 + \
-        "Also, my passport number ends in 4417."
+    turn = TRIP + "Also, my passport number ends in 4417."
     good(http.post("/v1/memories", json={"messages": [{"role": "user", "content": turn}]}), 201)
     found = good(http.get("/v1/memories/search", params={"query": "passport 4417"}))
     assert "4417" in found[0]["content"]
