@@ -100,6 +100,7 @@ Progress = Callable[[int, int], None]
 ROOT_USER = "root"
 MAX_TOP_K = 1000
 MAX_PAGE = 1_000_000  # keeps (page - 1) * size a 64-bit offset for the vector stores
+MAX_SOURCES = 50  # sources a de-duplicated memory gathers from the adds it met
 DEDUP_SCAN = 100  # stored memories with one text compared for the same metadata
 WRITE_GROUP = 256  # memories embedded together: the embedder sorts them by length to pad little
 _ID_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_.:@")
@@ -492,10 +493,11 @@ class MemoryService:
         return result
 
     def _merge_into(self, point: StoredPoint, candidate: Candidate) -> Memory:
-        """The stored memory a duplicate add lands on, with the add's tags and sources merged in."""
+        """The stored memory a duplicate add lands on, with the add's tags and sources (the first
+        ``MAX_SOURCES``: a phrase said over and over keeps where it was first said) merged in."""
         memory = from_point(point)
         tags = list(dict.fromkeys([*memory.tags, *candidate.given_tags]))
-        sources = [*memory.sources, *(s for s in candidate.sources if s not in memory.sources)]
+        sources = [*memory.sources, *(s for s in candidate.sources if s not in memory.sources)][:MAX_SOURCES]
         if tags == memory.tags and sources == memory.sources:
             return memory
         memory = memory.model_copy(update={"tags": tags, "sources": sources})

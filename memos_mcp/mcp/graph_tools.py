@@ -47,10 +47,12 @@ def register_graph_tools(server: MCPServer, graphs: GraphService, gate: Gate, re
         cube_id: Annotated[str | None, Field(description="One cube; omit for every cube you can read")] = None,
         limit: Annotated[int, Field(ge=1, le=1000, description="How many")] = 100,
         offset: Annotated[int, Field(ge=0, description="How many to skip")] = 0,
+        include_archived: Annotated[bool, Field(description="Also entities known only from archived "
+                                                            "memories")] = False,
     ) -> EntityList:
         """The entities (people, places, things, dates) memory knows, in name order."""
         return EntityList(entities=await gate.run(lambda actor: graphs.entities(
-            actor, cube_id=cube_id, limit=limit, offset=offset)))
+            actor, cube_id=cube_id, limit=limit, offset=offset, include_archived=include_archived)))
 
     if read_only:
         return

@@ -145,6 +145,9 @@ async def test_an_archived_memory_and_its_relations_leave_the_graph_reads(people
         everything = await call(client, "search_graph", entity="Caroline", include_memories=True,
                                 include_archived=True)
         assert moved["id"] in {m["id"] for m in everything["memories"]}
+        assert {e["name"] for e in (await call(client, "list_entities"))["entities"]} == {"Caroline", "Zofia"}
+        assert "Lisbon" in {e["name"] for e in (await call(client, "list_entities", include_archived=True))[
+            "entities"]}
 
         await call(client, "update_memory", memory_id=moved["id"], status="activated")
         back = await call(client, "search_graph", entity="Caroline", include_memories=True)

@@ -99,3 +99,6 @@ def test_memio_graph_reads_leave_out_what_only_archived_memories_said(memio: Mem
     searched = ok(http.post("/v1/graph/search", json={"query": "Where did Caroline move?", "depth": 2}))
     assert objects(searched["triples"]) == {"Zofia"}
     assert "Lisbon" not in {n["name"] for n in searched["nodes"]}
+    error(http.get("/v1/graph/entities/Lisbon"), 404, "not_found", "graph_get_entity", "Lisbon")
+    memio.app.service.update_memory("alice", moved["id"], status="activated")
+    assert "Lisbon" in objects(ok(http.get("/v1/graph/entities/Lisbon"))["triples"])

@@ -23,6 +23,7 @@ if TYPE_CHECKING:
 
 MAX_NAME = 200
 MAX_TRIPLES = 1000
+MAX_SCAN = 100_000  # relations or entities of a cube read to leave out what only archived memories said
 
 
 class TripleIn(BaseModel):
@@ -154,13 +155,18 @@ class GraphService:
         return found[:limit]
 
     def entities(self, actor_id: str, *, cube_id: str | None = None, user_id: str | None = None,
-                 limit: int = 100, offset: int = 0) -> list[GraphEntity]:
+                 limit: int = 100, offset: int = 0, include_archived: bool = False) -> list[GraphEntity]:
+        """The entities in name order; unless ``include_archived``, not those known only from relations
+        whose memories are all archived."""
         user = self.access.acting_as(self.access.user(actor_id), user_id)
         if not 1 <= limit <= 1000 or offset < 0:
             raise InvalidRequest("limit lies in 1..1000 and offset is not negative", field="limit")
         graph = self._graph()
-        found = [entity_out(e) for cube in self._readable(user, cube_id)
-                 for e in graph.store.entities(cube, limit=limit + offset)]
+        found: list[GraphEntity] = []
+        for cube in self._readable(user, cube_id):
+            listed = graph.store.entities(cube, limit=limit + offset if include_archived else MAX_SCAN)
+            hidden = set() if include_archived else self._archived_entities(cube)
+            found += [entity_out(e) for e in listed if e.key not in hidden]
         return found[offset:offset + limit]
 
     def entity(self, actor_id: str, name: str, *, cube_id: str | None = None, user_id: str | None = None,
@@ -172,7 +178,7 @@ class GraphService:
         entities, relations = [], []
         for cube in self._readable(user, cube_id):
             found = graph.store.entity(cube, _check_name("entity", name))
-            if found is not None:
+            if found is not None and (include_archived or found.key not in self._archived_entities(cube)):
                 entities.append(entity_out(found))
                 relations += [relation_out(r) for r in self._shown(
                     cube, graph.store.relations(cube, entity=found.name, limit=10_000), include_archived)]
@@ -249,6 +255,16 @@ class GraphService:
         archived = {p.id for p in self.service.ready().scroll(
             MemoryFilter(cube_ids=(cube_id,), status=(MemoryStatus.ARCHIVED.value,), ids=ids), len(ids))}
         return {r.id for r in relations if r.memory_ids and archived.issuperset(r.memory_ids)} if archived else set()
+
+    def _archived_entities(self, cube_id: str) -> set[str]:
+        """Keys of the entities that only relations hidden as archived (``_archived``) touch."""
+        relations = self._graph().store.relations(cube_id, limit=MAX_SCAN)
+        hidden = self._archived(cube_id, relations)
+        if not hidden:
+            return set()
+        keys = {r.id: {normalise(r.subject), normalise(r.object)} for r in relations}
+        shown = {k for i, pair in keys.items() if i not in hidden for k in pair}
+        return {k for i in hidden for k in keys[i]} - shown
 
     def _shown(self, cube_id: str, relations: Sequence[Relation], include_archived: bool) -> list[Relation]:
         hidden = set() if include_archived else self._archived(cube_id, relations)
