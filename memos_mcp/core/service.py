@@ -467,13 +467,16 @@ class MemoryService:
         result = AddResult(memories=[], cube_id=cube.cube_id)
         with self.write_lock:
             fresh: list[tuple[Candidate, str]] = []
-            seen: set[str] = set()
+            seen: dict[str, Candidate] = {}
             for candidate in (p for c in candidates for p in split(c, self.settings.chunk_size)):
                 digest = content_hash(f"{candidate.kind}:{candidate.part_of or ''}:{candidate.memory}"
                                       if candidate.part_of else f"{candidate.kind}:{candidate.memory}")
-                if digest in seen:
+                if digest in seen:  # said twice in one add: one memory, from both places
+                    first = seen[digest]
+                    first.sources = [*first.sources, *(s for s in candidate.sources
+                                                       if s not in first.sources)][:MAX_SOURCES]
                     continue
-                seen.add(digest)
+                seen[digest] = candidate
                 same = [p for p in vectors.scroll(MemoryFilter(cube_ids=(cube.cube_id,), content_hash=digest),
                                                   DEDUP_SCAN)
                         if p.payload.get("metadata", {}) == metadata]

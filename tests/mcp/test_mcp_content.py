@@ -69,6 +69,17 @@ async def test_a_duplicate_add_says_so_with_the_existing_id_and_merges_the_calle
         assert [h["id"] for h in tagged] == [first["memories"][0]["id"]]
 
 
+async def test_a_turn_said_twice_is_one_memory_that_keeps_both_messages_as_sources(people: MemoryService) -> None:
+    async with connect(people, "alice") as client:
+        turns = [{"role": "user", "content": "Remind me to stretch.", "message_id": f"m{i}"} for i in (1, 2)]
+        added = await call(client, "add_memory", messages=turns)
+        assert [m["memory"] for m in added["memories"]] == ["Remind me to stretch."]
+        assert [s["message_id"] for s in added["memories"][0]["sources"]] == ["m1", "m2"]
+        again = await call(client, "add_memory", messages=[{**turns[0], "message_id": "m3"}])
+        assert again["deduplicated"] == [added["added"][0]]
+        assert [s["message_id"] for s in again["memories"][0]["sources"]] == ["m1", "m2", "m3"]
+
+
 async def test_the_same_text_with_other_metadata_is_a_memory_of_its_own_and_deleting_one_keeps_the_other(
         people: MemoryService) -> None:
     async with connect(people, "alice") as client:
