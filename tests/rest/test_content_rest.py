@@ -74,6 +74,17 @@ def test_mem0_keeps_the_metadata_of_each_caller(users: Users) -> None:
     assert good(http.get(f"/v1/memories/{second['id']}"))["metadata"]["team"] == "blue"
 
 
+def test_a_mem0_update_of_the_text_replaces_the_entities_it_gave(users: Users) -> None:
+    http = users.alice
+    [added] = good(http.post("/v1/memories", json={"content": "Prefers aisle seats on long flights",
+                                                   "metadata": {"topic": "travel"}}), 201)
+    assert "aisle" in added["metadata"]["entities"]
+    changed = good(http.put(f"/v1/memories/{added['id']}", json={"content": "Prefers window seats on long flights"}))
+    entities = good(http.get(f"/v1/memories/{added['id']}"))["metadata"]["entities"]
+    assert changed["content"] == "Prefers window seats on long flights"
+    assert "window" in entities and "aisle" not in entities
+
+
 def test_a_fact_inside_a_long_mem0_message_is_found_first(users: Users) -> None:
     http = users.alice
     for note in NOTES:
