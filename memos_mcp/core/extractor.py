@@ -92,7 +92,9 @@ def derived(memory: Memory, payload: Mapping[str, Any]) -> tuple[list[str], bool
 def split(candidate: Candidate, size: int) -> list[Candidate]:
     """A candidate longer than ``size`` characters as pieces that each are a memory (cut by
     ``chunk_spans``), so that a fact anywhere in a long text is matched by its own piece: each piece
-    has its own key and derived tags, keeps the caller's tags, and its sources say which piece it is.
+    has its own key and derived tags, keeps the caller's tags, and its sources say which piece it is
+    (the whole turn stays in the conversation's messages). Pieces rather than several vectors behind
+    one memory: every store, filter, count, page and graph link keeps one point per memory.
     The graph a model gave the whole goes with the first piece."""
     spans = chunk_spans(candidate.memory, size)
     if len(spans) <= 1:
