@@ -7,6 +7,7 @@ import pytest
 
 from tests.mcp.test_mcp_content import NOTES, TRIP
 from tests.rest.conftest import Memio, Users
+from tests.rest.conftest import ok as memos_ok
 from tests.rest.test_mem0 import good
 from tests.rest.test_memio import error, ok
 
@@ -58,6 +59,15 @@ def test_a_fact_added_again_is_the_same_fact_unless_its_agent_or_metadata_differ
     assert [f["id"] for f in ok(http.get("/v1/facts", params={"agent_id": "a2"}))] == [other["id"]]
     ok(http.delete(f"/v1/facts/{one['id']}"))
     assert ok(http.get(f"/v1/facts/{other['id']}"))["content"] == "Office wifi is OfficeNet"
+
+
+def test_a_memos_add_says_which_memories_it_found_already_stored(users: Users) -> None:
+    http = users.alice
+    first = memos_ok(http.post("/api/memories", json={"memory_content": LOG}))
+    again = memos_ok(http.post("/api/memories", json={"memory_content": LOG}))
+    assert len(first["added"]) > 1 and first["deduplicated"] == []
+    assert again["added"] == [] and again["deduplicated"] == first["added"]
+    assert [m["id"] for m in again["memories"]] == first["added"]
 
 
 def test_mem0_keeps_the_metadata_of_each_caller(users: Users) -> None:
