@@ -139,6 +139,14 @@ async def test_a_key_and_a_tag_the_caller_set_survive_a_change_of_the_text(peopl
         assert "prefers" in updated["tags"]
 
 
+async def test_a_tag_the_caller_gave_at_add_stays_even_when_the_text_also_gave_it(people: MemoryService) -> None:
+    async with connect(people, "alice") as client:
+        memory = await remember(client, "Prefers aisle seats on long flights", tags=["aisle"])
+        updated = await call(client, "update_memory", memory_id=memory["id"],
+                             memory_content="Prefers window seats on short flights")
+        assert "aisle" in updated["tags"] and "window" in updated["tags"] and "long" not in updated["tags"]
+
+
 async def test_an_archived_memory_and_its_relations_leave_the_graph_reads(people: MemoryService) -> None:
     async with connect(people, "alice") as client:
         moved = await remember(client, "Caroline moved to Lisbon in March.")
