@@ -89,6 +89,8 @@ class MemorySource(BaseModel):
     doc_path: str | None = None
     chunk_index: int | None = None
     content: str | None = None
+    gap: str | None = Field(None, description="a chunk of a text: the whitespace before it in that text")
+    tail: str | None = Field(None, description="the last chunk of a text: the whitespace after it")
 
 
 class Memory(BaseModel):

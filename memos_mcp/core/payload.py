@@ -3,6 +3,7 @@ that the store can filter ranges on them; pydantic reads them back as UTC dateti
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
@@ -10,7 +11,7 @@ from memos_mcp.core.models import Memory
 from memos_mcp.core.stores.vector import ScoredPoint, StoredPoint
 from memos_mcp.core.timeparse import to_epoch
 
-INDEX_ONLY = ("content_hash", "context", "speaker")
+INDEX_ONLY = ("content_hash", "context", "speaker", "derived_tags", "key_given")
 
 
 def index_texts(text: str, speaker: str | None, context: str, event_time: datetime | None,
@@ -23,13 +24,20 @@ def index_texts(text: str, speaker: str | None, context: str, event_time: dateti
     return dense, "\n".join(p for p in (when, context, own) if p)
 
 
-def to_payload(memory: Memory, content_hash: str, context: str, speaker: str | None) -> dict[str, Any]:
+def to_payload(memory: Memory, content_hash: str, context: str, speaker: str | None,
+               derived_tags: Sequence[str] | None = None, key_given: bool | None = None) -> dict[str, Any]:
+    """The point payload of ``memory``. ``derived_tags`` are the tags its text gave it (the others are
+    the caller's), ``key_given`` says whether a caller set its key (None for either: not known, see
+    ``extractor.derived``): an update of the text derives the derived ones again."""
     payload = memory.model_dump(mode="json", exclude={"id", "embedding", "ref_id"})
     payload.update(created_at=to_epoch(memory.created_at), updated_at=to_epoch(memory.updated_at),
                    event_time=to_epoch(memory.event_time or memory.created_at),
                    content_hash=content_hash, context=context, speaker=speaker)
+    if derived_tags is not None:
+        payload["derived_tags"] = list(derived_tags)
+    if key_given is not None:
+        payload["key_given"] = key_given
     return payload
-
 
 def from_point(point: StoredPoint | ScoredPoint) -> Memory:
     fields = {k: v for k, v in point.payload.items() if k not in INDEX_ONLY}

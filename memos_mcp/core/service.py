@@ -35,7 +35,8 @@ from memos_mcp.core.chat import (
 )
 from memos_mcp.core.documents import confine, read_document
 from memos_mcp.core.embedder import Embedder
-from memos_mcp.core.extractor import Candidate, Extractor, RuleExtractor, label
+from memos_mcp.core.extractor import Candidate, Extractor, RuleExtractor, derived, label, split, text_pieces
+from memos_mcp.core.extractor import derived_tags as derived_tags_of
 from memos_mcp.core.factory import build_embedder, build_graph_store, build_language_model, build_vector_store
 from memos_mcp.core.filters import SearchFilters, parse_filters
 from memos_mcp.core.graph.extract import ExtractedGraph, without_names
@@ -69,9 +70,16 @@ from memos_mcp.core.payload import from_point, index_texts, to_payload
 from memos_mcp.core.pipeline import AddWorker
 from memos_mcp.core.stores.catalog import Catalog
 from memos_mcp.core.stores.data_dir import lock_data_dir, writable
-from memos_mcp.core.stores.vector import HybridQuery, MemoryFilter, SparseVector, VectorPoint, VectorStore
+from memos_mcp.core.stores.vector import (
+    HybridQuery,
+    MemoryFilter,
+    SparseVector,
+    StoredPoint,
+    VectorPoint,
+    VectorStore,
+)
 from memos_mcp.core.tasks import TaskRunner
-from memos_mcp.core.text import chunk, content_hash, derive_key, derive_tags, sparse_document, sparse_query, terms
+from memos_mcp.core.text import content_hash, derive_key, sparse_document, sparse_query, terms
 from memos_mcp.core.timeparse import parse_time
 from memos_mcp.errors import (
     BackendUnavailable,
@@ -93,6 +101,8 @@ Progress = Callable[[int, int], None]
 ROOT_USER = "root"
 MAX_TOP_K = 1000
 MAX_PAGE = 1_000_000  # keeps (page - 1) * size a 64-bit offset for the vector stores
+MAX_SOURCES = 50  # sources a de-duplicated memory gathers from the adds it met
+DEDUP_SCAN = 100  # stored memories with one text compared for the same metadata
 WRITE_GROUP = 256  # memories embedded together: the embedder sorts them by length to pad little
 _ID_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_.:@")
 
@@ -459,33 +469,41 @@ class MemoryService:
 
     def _from_text(self, text: str, kind: MemoryKind, source: SourceKind,
                    source_of: Callable[[int], MemorySource], when: datetime | None) -> list[Candidate]:
-        pieces = chunk(text, self.settings.chunk_size)
+        pieces = text_pieces(text, self.settings.chunk_size, kind, source, source_of, when)
         if not pieces:
             raise InvalidRequest("the text to add is empty")
-        return [Candidate(memory=piece, kind=kind, memory_type=MemoryType.LONG_TERM, key=derive_key(piece),
-                          tags=derive_tags(piece), sources=[source_of(i)] if len(pieces) > 1 or
-                          kind is MemoryKind.DOCUMENT else [], source=source, event_time=when)
-                for i, piece in enumerate(pieces)]
+        return pieces
 
     def store_candidates(self, author: User, cube: Cube, candidates: Sequence[Candidate], conversation: str | None,
                          metadata: dict[str, Any], progress: Progress | None = None,
                          embedded: Mapping[str, list[float]] | None = None) -> AddResult:
-        """Write new candidates as memories; one already stored with the same text is reported as
-        de-duplicated instead. ``embedded`` holds vectors already made for dense index texts."""
+        """Write new candidates as memories; a candidate longer than ``chunk_size`` is stored as its
+        pieces (``split``). A memory already stored in the cube with the same text and the same metadata
+        is reported as de-duplicated instead (the caller's tags and sources are merged into it); the
+        pieces of a longer text only ever match the same piece of the same text with the same metadata,
+        so texts that share a passage keep a copy each. ``embedded`` holds vectors already made for
+        dense index texts."""
         vectors = self.ready()
         result = AddResult(memories=[], cube_id=cube.cube_id)
         with self.write_lock:
             fresh: list[tuple[Candidate, str]] = []
-            seen: dict[str, Memory | None] = {}
-            for candidate in candidates:
-                digest = content_hash(f"{candidate.kind}:{candidate.memory}")
-                if digest in seen:
+            seen: dict[str, Candidate] = {}
+            for candidate in (p for c in candidates for p in split(c, self.settings.chunk_size)):
+                digest = content_hash(f"{candidate.kind}:{candidate.part_of or ''}:{candidate.memory}"
+                                      if candidate.part_of else f"{candidate.kind}:{candidate.memory}")
+                if digest in seen:  # said twice in one add: one memory, from both places
+                    first = seen[digest]
+                    first.sources = [*first.sources, *(s for s in candidate.sources
+                                                       if s not in first.sources)][:MAX_SOURCES]
                     continue
-                existing = vectors.scroll(MemoryFilter(cube_ids=(cube.cube_id,), content_hash=digest), 1)
-                seen[digest] = from_point(existing[0]) if existing else None
-                if existing:
-                    result.memories.append(seen[digest])  # type: ignore[arg-type]
-                    result.deduplicated.append(existing[0].id)
+                seen[digest] = candidate
+                same = [p for p in vectors.scroll(MemoryFilter(cube_ids=(cube.cube_id,), content_hash=digest),
+                                                  DEDUP_SCAN)
+                        if p.payload.get("metadata", {}) == metadata]
+                if same:
+                    merged = self._merge_into(same[0], candidate)
+                    result.memories.append(merged)
+                    result.deduplicated.append(merged.id)
                 else:
                     fresh.append((candidate, digest))
             for start in range(0, len(fresh), WRITE_GROUP):
@@ -496,6 +514,19 @@ class MemoryService:
                 if progress is not None:
                     progress(min(start + WRITE_GROUP, len(fresh)), len(fresh))
         return result
+
+    def _merge_into(self, point: StoredPoint, candidate: Candidate) -> Memory:
+        """The stored memory a duplicate add lands on, with the add's tags and sources (the first
+        ``MAX_SOURCES``: a phrase said over and over keeps where it was first said) merged in."""
+        memory = from_point(point)
+        tags = list(dict.fromkeys([*memory.tags, *candidate.given_tags]))
+        sources = [*memory.sources, *(s for s in candidate.sources if s not in memory.sources)][:MAX_SOURCES]
+        if tags == memory.tags and sources == memory.sources:
+            return memory
+        memory = memory.model_copy(update={"tags": tags, "sources": sources})
+        self.vectors.set_payload(memory.id, {"tags": tags, "sources": [
+            s.model_dump(mode="json") for s in sources]})
+        return memory
 
     def _write_points(self, author: User, cube: Cube, part: Sequence[tuple[Candidate, str]],
                       conversation: str | None, metadata: dict[str, Any],
@@ -514,7 +545,8 @@ class MemoryService:
         vectors = {**embedded, **dict(zip(unique, self.embedder.embed(unique), strict=True))}
         dense = [vectors[d] for d, _ in texts]
         self.vectors.upsert([
-            VectorPoint(m.id, vec, sparse_document(sparse), to_payload(m, digest, c.context, c.speaker))
+            VectorPoint(m.id, vec, sparse_document(sparse), to_payload(
+                m, digest, c.context, c.speaker, [t for t in c.tags if t not in c.given_tags], key_given=False))
             for m, (c, digest), vec, (_, sparse) in zip(memories, part, dense, texts, strict=True)])
         self.catalog.add_history([HistoryEvent(memory_id=m.id, cube_id=cube.cube_id, event="ADD",
                                                actor=author.user_id, at=now, new_memory=m.memory)
@@ -687,20 +719,33 @@ class MemoryService:
         with self.write_lock:
             old = self._readable_memory(user, memory_id, cube_id, need=Permission.WRITE)
             now = utcnow()
-            new = old.model_copy(update={**changes, "updated_at": now})
             point = self.vectors.retrieve([memory_id])[0]
             context, speaker = point.payload.get("context", ""), point.payload.get("speaker")
-            digest = content_hash(f"{new.kind}:{new.memory}")
+            derived_tags, key_derived = derived(old, point.payload)
+            key_given = "key" in changes or not key_derived
+            if changes.get("memory", old.memory) != old.memory:  # what the old text gave gives way to the new's
+                fresh = derived_tags_of(changes["memory"], old.kind)
+                kept = changes.get("tags", [t for t in old.tags if t not in derived_tags])
+                changes["tags"] = kept if "tags" in changes else list(dict.fromkeys([*kept, *fresh]))
+                derived_tags = [t for t in changes["tags"] if t in fresh and t not in kept]
+                if not key_given:
+                    changes["key"] = derive_key(changes["memory"])
+            elif "tags" in changes:  # the caller's list: every tag in it is the caller's now
+                derived_tags = []
+            new = old.model_copy(update={**changes, "updated_at": now})
+            digest = content_hash(f"{new.kind}:{new.memory}") if new.memory != old.memory else \
+                str(point.payload.get("content_hash") or content_hash(f"{new.kind}:{new.memory}"))
+            payload = to_payload(new, digest, context, speaker, derived_tags, key_given)
             if new.memory != old.memory:
                 dense, sparse = self.index_texts(new.memory, speaker, context, new.event_time)
                 self.vectors.upsert([VectorPoint(new.id, self.embedder.embed([dense])[0], sparse_document(sparse),
-                                                 to_payload(new, digest, context, speaker))])
+                                                 payload)])
                 graph = self.graph()
                 if graph is not None:
                     graph.forget(new.cube_id, [new.id])
                     self._ingest_graph(new.cube_id, [(new, None, speaker)])
             else:
-                self.vectors.set_payload(new.id, to_payload(new, digest, context, speaker))
+                self.vectors.set_payload(new.id, payload)
             archived = old.status is MemoryStatus.ACTIVATED and new.status is MemoryStatus.ARCHIVED
             self.catalog.add_history([HistoryEvent(
                 memory_id=new.id, cube_id=new.cube_id, event="ARCHIVE" if archived else "UPDATE",

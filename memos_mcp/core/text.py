@@ -113,29 +113,41 @@ def derive_tags(text: str, limit: int = 5) -> list[str]:
     return [w for w in seen if w in best]
 
 
-def chunk(text: str, size: int) -> list[str]:
-    """Split long text at paragraph and sentence ends into pieces of at most ``size`` characters."""
-    text = text.strip()
-    if len(text) <= size:
-        return [text] if text else []
-    pieces: list[str] = []
-    current = ""
-    for sentence in (s.strip() for s in _SENTENCE.split(text)):
-        if not sentence:
+def chunk_spans(text: str, size: int) -> list[tuple[int, int]]:
+    """Where to cut long text: ``(start, end)`` offsets of pieces of at most ``size`` characters, in
+    order, cut at paragraph and sentence ends (a sentence longer than ``size`` at a space, else hard).
+    Each piece ``text[start:end]`` is an exact slice without surrounding whitespace, and only whitespace
+    lies between pieces, so the pieces and the gaps between them give back the text exactly."""
+    spans: list[tuple[int, int]] = []
+    current: tuple[int, int] | None = None
+    position = 0
+    for boundary in [*_SENTENCE.finditer(text), None]:
+        end = len(text) if boundary is None else boundary.start()
+        start, position = position, (len(text) if boundary is None else boundary.end())
+        while start < end and text[start].isspace():
+            start += 1
+        while end > start and text[end - 1].isspace():
+            end -= 1
+        if start == end:
             continue
-        while len(sentence) > size:  # one sentence longer than a chunk: cut at a space
-            cut = sentence.rfind(" ", 0, size)
-            cut = cut if cut > size // 2 else size
-            if current:
-                pieces.append(current)
-                current = ""
-            pieces.append(sentence[:cut].strip())
-            sentence = sentence[cut:].strip()
-        if current and len(current) + 1 + len(sentence) > size:
-            pieces.append(current)
-            current = sentence
-        else:
-            current = f"{current} {sentence}".strip()
-    if current:
-        pieces.append(current)
-    return pieces
+        while end - start > size:  # one sentence longer than a chunk: cut at a space
+            cut = text.rfind(" ", start, start + size)
+            cut = cut if cut > start + size // 2 else start + size
+            if current is not None:
+                spans.append(current)
+                current = None
+            piece_end = cut
+            while piece_end > start and text[piece_end - 1].isspace():
+                piece_end -= 1
+            spans.append((start, piece_end))
+            start = cut
+            while start < end and text[start].isspace():
+                start += 1
+        if current is not None and end - current[0] > size:
+            spans.append(current)
+            current = None
+        current = (start, end) if current is None else (current[0], end)
+    if current is not None:
+        spans.append(current)
+    return spans
+

@@ -31,12 +31,15 @@ def register_graph_tools(server: MCPServer, graphs: GraphService, gate: Gate, re
         cube_id: Annotated[str | None, Field(description="One cube; omit for every cube you can read")] = None,
         include_memories: Annotated[bool, Field(description="Also return the memories behind the "
                                                             "relations")] = False,
+        include_archived: Annotated[bool, Field(description="Also relations known only from archived "
+                                                            "memories, and those memories")] = False,
     ) -> GraphView:
         """Explore the knowledge graph: the entities and relations (currently valid) around an entity or
         the entities a query names, each relation with the ids of the memories it came from. Good for
         multi-hop questions ("what did the friend Caroline met recommend?"). Give query or entity."""
         return await gate.run(lambda actor: graphs.search(actor, query=query, entity=entity, depth=depth,
-                                                          cube_id=cube_id, with_memories=include_memories))
+                                                          cube_id=cube_id, with_memories=include_memories,
+                                                          include_archived=include_archived))
 
     @server.tool(annotations=READ)
     async def list_entities(
@@ -44,10 +47,12 @@ def register_graph_tools(server: MCPServer, graphs: GraphService, gate: Gate, re
         cube_id: Annotated[str | None, Field(description="One cube; omit for every cube you can read")] = None,
         limit: Annotated[int, Field(ge=1, le=1000, description="How many")] = 100,
         offset: Annotated[int, Field(ge=0, description="How many to skip")] = 0,
+        include_archived: Annotated[bool, Field(description="Also entities known only from archived "
+                                                            "memories")] = False,
     ) -> EntityList:
         """The entities (people, places, things, dates) memory knows, in name order."""
         return EntityList(entities=await gate.run(lambda actor: graphs.entities(
-            actor, cube_id=cube_id, limit=limit, offset=offset)))
+            actor, cube_id=cube_id, limit=limit, offset=offset, include_archived=include_archived)))
 
     if read_only:
         return

@@ -188,7 +188,8 @@ def _register_writing(server: MCPServer, service: MemoryService, gate: Gate) -> 
                                                  "memories. Default: the server's add.async_mode")] = None,
     ) -> AddResult:
         """Store memories. Give exactly one of messages, memory_content or doc_path. Text that is already
-        stored in the cube is not stored twice: the existing memory comes back in `deduplicated`. With a
+        stored in the cube with the same metadata is not stored twice: the existing memory comes back in
+        `deduplicated`, with your tags added. Long text is stored as pieces, each found on its own. With a
         language model, messages become clean facts and preferences merged with what is known (revised
         memories in `updated`, superseded ones in `archived`)."""
         progress = gate.progress(ctx)

@@ -6,15 +6,18 @@ Mapping onto the core (one store, the same data every transport sees):
   so a fact added here is found by every other dialect and by MCP, and facts extracted from
   conversations show up here). ``agent_id`` lives in ``metadata.agent_id`` and filters on it.
   A fact is one memory: content longer than the core's ``chunk_size`` is refused (store long text
-  as a document). Adding text already stored returns the existing fact (the core de-duplicates).
+  as a document). Adding text already stored with the same metadata (agent_id included) returns the
+  existing fact (the core de-duplicates); other metadata makes a fact of its own.
 * **History** (``/v1/history``): a session is a core conversation; its messages are stored and
   turned into memories by the core before the answer (with a language model too: the answer lists
   the memory ids, so it waits for the extraction). Session search is the core search restricted to memories of
   that conversation. Deleting a session deletes its stored messages; memories made from them stay.
 * **Documents** (``/v1/documents``): a document is the set of core memories whose metadata carry
   ``memio_store: "document"`` and its ``doc_id``; the core chunks long content, each chunk being one
-  memory with the same metadata and its position in ``sources[0].chunk_index``. GET reassembles the
-  chunks in that order (joined by one space), DELETE removes every chunk, PUT replaces them all.
+  memory with the same metadata and its position in ``sources[0].chunk_index`` (with the whitespace
+  around it in ``gap`` and ``tail``). GET reassembles the exact text posted, DELETE removes every chunk,
+  PUT replaces them all. A document's chunks are its own: two documents may share text, and deleting
+  one leaves the other whole.
   These memories are of core kind ``fact`` (the core adds ``memory_content`` as facts), so the
   facts routes leave out anything marked as a document.
 * **Graph** (``/v1/graph``): the core's graph memory. A triple is a relation; its ``metadata`` carries
@@ -387,11 +390,23 @@ def _chunk_index(memory: Memory) -> int:
     return index or 0
 
 
+def _text(ordered: Sequence[Memory]) -> str:
+    """A document's exact text from its chunks in order: each chunk's source keeps the whitespace
+    before it and, for the last, after it (chunks stored before that kept nothing: one space)."""
+    parts: list[str] = []
+    for index, memory in enumerate(ordered):
+        source = memory.sources[0] if memory.sources else None
+        gap = source.gap if source is not None else None
+        parts += [(" " if index else "") if gap is None else gap, memory.memory]
+    last = ordered[-1].sources[0].tail if ordered[-1].sources else None
+    return "".join(parts) + (last or "")
+
+
 def _document(doc_id: str, chunks: Sequence[Memory], score: float | None = None,
               passage: str | None = None) -> Document:
     ordered = sorted(chunks, key=_chunk_index)
     meta = {k: v for k, v in ordered[0].metadata.items() if k not in (DOC_MARK, DOC_ID)}
-    return Document(id=doc_id, content=passage if passage is not None else " ".join(m.memory for m in ordered),
+    return Document(id=doc_id, content=passage if passage is not None else _text(ordered),
                     metadata=meta, chunks=len(ordered), score=score,
                     created_at=min(m.created_at for m in ordered), updated_at=max(m.updated_at for m in ordered))
 
@@ -416,16 +431,10 @@ def _check_fact_size(service: MemoryService, content: str) -> None:
 
 def _store_document(service: MemoryService, actor: str, doc_id: str, content: str, metadata: Metadata,
                     user_id: str | None) -> list[Memory]:
-    """Adds the document's chunks; text that is already stored as another memory is refused (the core
-    would share that memory instead of writing a chunk of this document), and nothing is kept."""
+    """Adds the document's chunks: memories of its own (the core never shares a chunk of one text
+    with another memory, and metadata with another doc_id is never the same)."""
     meta = {**_user_metadata(metadata, DOC_MARK, DOC_ID), DOC_MARK: "document", DOC_ID: doc_id}
-    result = service.add_memory(actor, user_id=user_id, memory_content=content, metadata=meta)
-    if result.deduplicated:
-        for memory_id in result.added:
-            service.delete_memory(actor, memory_id)
-        raise Conflict(f"part of this document is already stored as memory '{result.deduplicated[0]}'",
-                       memory_id=result.deduplicated[0])
-    return result.memories
+    return service.add_memory(actor, user_id=user_id, memory_content=content, metadata=meta).memories
 
 
 # --- facts ---------------------------------------------------------------------------------------
@@ -664,11 +673,7 @@ async def update_document(call: Call[DocumentUpdate]) -> Document:
             metadata = body.metadata if body.metadata is not None else before.metadata
             for memory in old:  # first: unchanged chunks are then written again, not shared
                 call.service.delete_memory(call.actor, memory.id)
-            try:
-                return _store_document(call.service, call.actor, doc_id, body.content, metadata, body.user_id)
-            except Conflict:  # the new text collides with another memory: the old document comes back
-                _store_document(call.service, call.actor, doc_id, before.content, before.metadata, body.user_id)
-                raise
+            return _store_document(call.service, call.actor, doc_id, body.content, metadata, body.user_id)
 
     return _document(doc_id, await call.run(run))
 

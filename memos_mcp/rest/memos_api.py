@@ -173,6 +173,9 @@ class AddBody(BaseModel):
 class Added(BaseModel):
     cube_id: str
     memories: list[MemoryItem] = Field(description="stored, or found already stored")
+    added: list[str] = Field(default_factory=list, description="ids of the memories stored by this add")
+    deduplicated: list[str] = Field(default_factory=list, description="ids of memories found already stored "
+                                                                      "(same text and metadata)")
 
 
 @DIALECT.op("POST", "/memories", "Add memories from messages, text or a document", body=AddBody, response=Added,
@@ -182,7 +185,8 @@ async def add_memories(call: Call[AddBody]) -> Added:
     result = await call.run(lambda: call.service.add_memory(
         call.actor, user_id=blank(b.user_id), cube_id=blank(b.mem_cube_id), messages=b.messages or None,
         memory_content=blank(b.memory_content), doc_path=blank(b.doc_path), async_mode=False))
-    return Added(cube_id=result.cube_id, memories=[item(m) for m in result.memories])
+    return Added(cube_id=result.cube_id, memories=[item(m) for m in result.memories], added=result.added,
+                 deduplicated=result.deduplicated)
 
 
 class ListQuery(BaseModel):

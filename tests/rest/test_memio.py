@@ -216,14 +216,9 @@ def test_document_errors(memio: Memio) -> None:
     error(http.put("/v1/documents/nope", json={"content": "x"}), 404, "not_found", "update_document", "nope")
     error(http.put("/v1/documents/nope", json={}), 422, "invalid_request", "update_document", "content")
     error(http.delete("/v1/documents/nope"), 404, "not_found", "delete_document", "nope")
-    ok(http.post("/v1/facts", json={"content": "The wifi password is hunter2"}), 201)
-    error(http.post("/v1/documents", json={"content": "The wifi password is hunter2", "doc_id": "dup"}), 409,
-          "conflict", "create_document")
-    error(http.get("/v1/documents/dup"), 404, "not_found", "get_document", "dup")
     ok(http.post("/v1/documents", json={"content": "Lunch is at noon.", "doc_id": "lunch"}), 201)
-    error(http.put("/v1/documents/lunch", json={"content": "The wifi password is hunter2"}), 409, "conflict",
-          "update_document")
-    assert ok(http.get("/v1/documents/lunch"))["content"] == "Lunch is at noon."
+    error(http.post("/v1/documents", json={"content": "Lunch is at noon.", "doc_id": "lunch"}), 409,
+          "conflict", "create_document", "lunch")
     oversized = b'{"content": "' + b"x" * 1_100_000 + b'"}'
     error(http.post("/v1/documents", content=oversized, headers={"Content-Type": "application/json"}), 413,
           "payload_too_large", "create_document", "body")

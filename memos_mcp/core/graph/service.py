@@ -13,8 +13,9 @@ from pydantic import BaseModel, Field
 
 from memos_mcp.core.graph.memory import GraphMemory
 from memos_mcp.core.graph.store import Entity, Relation, normalise
-from memos_mcp.core.models import Memory, Permission, User
+from memos_mcp.core.models import Memory, MemoryStatus, Permission, User
 from memos_mcp.core.payload import from_point
+from memos_mcp.core.stores.vector import MemoryFilter
 from memos_mcp.errors import InvalidRequest, NotFound, NotSupported
 
 if TYPE_CHECKING:
@@ -22,6 +23,7 @@ if TYPE_CHECKING:
 
 MAX_NAME = 200
 MAX_TRIPLES = 1000
+MAX_SCAN = 100_000  # relations or entities of a cube read to leave out what only archived memories said
 
 
 class TripleIn(BaseModel):
@@ -91,8 +93,10 @@ class GraphService:
 
     def search(self, actor_id: str, *, query: str | None = None, entity: str | None = None, depth: int = 1,
                cube_id: str | None = None, user_id: str | None = None, at: datetime | None = None,
-               limit: int = 100, with_memories: bool = False) -> GraphView:
-        """The relations within ``depth`` hops of an entity, or of the entities a query names."""
+               limit: int = 100, with_memories: bool = False, include_archived: bool = False) -> GraphView:
+        """The relations within ``depth`` hops of an entity, or of the entities a query names. Unless
+        ``include_archived``, relations whose memories are all archived are left out (and what lies
+        beyond them), and so are archived memories."""
         user = self.access.acting_as(self.access.user(actor_id), user_id)
         if (query is None) == (entity is None) or not (query or entity or "").strip():
             raise InvalidRequest("give exactly one of query or entity, not empty")
@@ -109,6 +113,8 @@ class GraphService:
             if not seeds:
                 continue
             edges = graph.store.subgraph(cube, seeds, depth, when)
+            if not include_archived:
+                edges = self._reachable(cube, seeds, edges)
             relations += [relation_out(rel, hop) for hop, rel in edges]
             names = [*seeds, *(n for _, rel in edges for n in (rel.subject, rel.object))]
             for name in dict.fromkeys(normalise(n) for n in names):
@@ -119,7 +125,8 @@ class GraphService:
         memories: list[Memory] = []
         if with_memories:
             ids = list(dict.fromkeys(i for r in relations for i in r.memory_ids))
-            memories = [from_point(p) for p in self.service.ready().retrieve(ids)] if ids else []
+            memories = [m for m in (from_point(p) for p in self.service.ready().retrieve(ids))
+                        if include_archived or m.status is MemoryStatus.ACTIVATED] if ids else []
         return GraphView(entities=list(entities.values()), relations=relations, memories=memories)
 
     def add_relations(self, actor_id: str, triples: Sequence[TripleIn], *, cube_id: str | None = None,
@@ -135,37 +142,46 @@ class GraphService:
             return [relation_out(r) for r in self._graph().add_triples(cube.cube_id, rows)]
 
     def relations(self, actor_id: str, *, cube_id: str | None = None, user_id: str | None = None,
-                  entity: str | None = None, limit: int = 100) -> list[GraphRelation]:
-        """Relations valid now, optionally those touching ``entity``."""
+                  entity: str | None = None, limit: int = 100, include_archived: bool = False) -> list[GraphRelation]:
+        """Relations valid now, optionally those touching ``entity``; unless ``include_archived``, not
+        those whose memories are all archived."""
         user = self.access.acting_as(self.access.user(actor_id), user_id)
         if not 1 <= limit <= 10_000:
             raise InvalidRequest("limit lies in 1..10000", field="limit")
         graph = self._graph()
         found = [relation_out(r) for cube in self._readable(user, cube_id)
-                 for r in graph.store.relations(cube, entity=entity, limit=limit)]
+                 for r in self._shown(cube, graph.store.relations(cube, entity=entity, limit=10_000 if not
+                                                                 include_archived else limit), include_archived)]
         return found[:limit]
 
     def entities(self, actor_id: str, *, cube_id: str | None = None, user_id: str | None = None,
-                 limit: int = 100, offset: int = 0) -> list[GraphEntity]:
+                 limit: int = 100, offset: int = 0, include_archived: bool = False) -> list[GraphEntity]:
+        """The entities in name order; unless ``include_archived``, not those known only from relations
+        whose memories are all archived."""
         user = self.access.acting_as(self.access.user(actor_id), user_id)
         if not 1 <= limit <= 1000 or offset < 0:
             raise InvalidRequest("limit lies in 1..1000 and offset is not negative", field="limit")
         graph = self._graph()
-        found = [entity_out(e) for cube in self._readable(user, cube_id)
-                 for e in graph.store.entities(cube, limit=limit + offset)]
+        found: list[GraphEntity] = []
+        for cube in self._readable(user, cube_id):
+            listed = graph.store.entities(cube, limit=limit + offset if include_archived else MAX_SCAN)
+            hidden = set() if include_archived else self._archived_entities(cube)
+            found += [entity_out(e) for e in listed if e.key not in hidden]
         return found[offset:offset + limit]
 
-    def entity(self, actor_id: str, name: str, *, cube_id: str | None = None,
-               user_id: str | None = None) -> tuple[list[GraphEntity], list[GraphRelation]]:
-        """The entity (in each readable cube that has it) and its valid relations. Raises NotFound."""
+    def entity(self, actor_id: str, name: str, *, cube_id: str | None = None, user_id: str | None = None,
+               include_archived: bool = False) -> tuple[list[GraphEntity], list[GraphRelation]]:
+        """The entity (in each readable cube that has it) and its valid relations (unless
+        ``include_archived``, not those whose memories are all archived). Raises NotFound."""
         user = self.access.acting_as(self.access.user(actor_id), user_id)
         graph = self._graph()
         entities, relations = [], []
         for cube in self._readable(user, cube_id):
             found = graph.store.entity(cube, _check_name("entity", name))
-            if found is not None:
+            if found is not None and (include_archived or found.key not in self._archived_entities(cube)):
                 entities.append(entity_out(found))
-                relations += [relation_out(r) for r in graph.store.relations(cube, entity=found.name, limit=10_000)]
+                relations += [relation_out(r) for r in self._shown(
+                    cube, graph.store.relations(cube, entity=found.name, limit=10_000), include_archived)]
         if not entities:
             raise NotFound("entity", name, "List entities to find valid names.")
         return entities, relations
@@ -214,9 +230,10 @@ class GraphService:
             self._graph().store.delete_cube(cube.cube_id)
         return 1
 
-    def relationships(self, memories: Sequence[Memory]) -> dict[str, list[GraphRelation]]:
-        """The valid relations each memory (already read by the caller) contributed to; none when the
-        graph is off."""
+    def relationships(self, memories: Sequence[Memory],
+                      include_archived: bool = False) -> dict[str, list[GraphRelation]]:
+        """The valid relations each memory (already read by the caller) contributed to (unless
+        ``include_archived``, not those whose memories are all archived); none when the graph is off."""
         graph = self.service.graph()
         found: dict[str, list[GraphRelation]] = {m.id: [] for m in memories}
         if graph is None or not memories:
@@ -225,7 +242,39 @@ class GraphService:
         for memory in memories:
             by_cube.setdefault(memory.cube_id, []).append(memory.id)
         for cube, ids in by_cube.items():
-            for rel in graph.store.relations_of(cube, ids):
+            for rel in self._shown(cube, graph.store.relations_of(cube, ids), include_archived):
                 for memory_id in set(rel.memory_ids) & set(ids):
                     found[memory_id].append(relation_out(rel))
         return found
+
+    def _archived(self, cube_id: str, relations: Sequence[Relation]) -> set[str]:
+        """Ids of the relations all of whose memories are archived (stated relations have none)."""
+        ids = tuple(dict.fromkeys(i for r in relations for i in r.memory_ids))
+        if not ids:
+            return set()
+        archived = {p.id for p in self.service.ready().scroll(
+            MemoryFilter(cube_ids=(cube_id,), status=(MemoryStatus.ARCHIVED.value,), ids=ids), len(ids))}
+        return {r.id for r in relations if r.memory_ids and archived.issuperset(r.memory_ids)} if archived else set()
+
+    def _archived_entities(self, cube_id: str) -> set[str]:
+        """Keys of the entities that only relations hidden as archived (``_archived``) touch."""
+        relations = self._graph().store.relations(cube_id, limit=MAX_SCAN)
+        hidden = self._archived(cube_id, relations)
+        if not hidden:
+            return set()
+        keys = {r.id: {normalise(r.subject), normalise(r.object)} for r in relations}
+        shown = {k for i, pair in keys.items() if i not in hidden for k in pair}
+        return {k for i in hidden for k in keys[i]} - shown
+
+    def _shown(self, cube_id: str, relations: Sequence[Relation], include_archived: bool) -> list[Relation]:
+        hidden = set() if include_archived else self._archived(cube_id, relations)
+        return [r for r in relations if r.id not in hidden]
+
+    def _reachable(self, cube_id: str, seeds: Sequence[str],
+                   edges: Sequence[tuple[int, Relation]]) -> list[tuple[int, Relation]]:
+        """The edges of a walk without the hidden relations and the second hops reached only through them."""
+        hidden = self._archived(cube_id, [rel for _, rel in edges])
+        near = [(hop, rel) for hop, rel in edges if hop == 1 and rel.id not in hidden]
+        reached = {normalise(n) for n in seeds} | {normalise(n) for _, rel in near for n in (rel.subject, rel.object)}
+        return [*near, *((hop, rel) for hop, rel in edges if hop > 1 and rel.id not in hidden
+                         and (normalise(rel.subject) in reached or normalise(rel.object) in reached))]
