@@ -185,6 +185,8 @@ class MemoryService:
         points, graph and history go; an update's history event stays only if the point holds its text."""
         try:
             pending = self.catalog.pending_writes()
+            if not pending:
+                return
             added = {e.memory_id: e.cube_id for e in pending if e.event == "ADD"}
             points = {p.id: p for p in self.vectors.retrieve(list(dict.fromkeys(e.memory_id for e in pending)))}
             kept = [e.memory_id for e in pending if e.memory_id not in added and e.memory_id in points
@@ -201,9 +203,8 @@ class MemoryService:
         except MemosError as exc:  # the next start tries again
             log.warning("unfinished writes could not be rolled back yet: %s", exc)
             return
-        if pending:
-            log.warning("rolled back the unfinished writes of %d memories (%d kept)",
-                        len({e.memory_id for e in pending}) - len(kept), len(kept))
+        log.warning("rolled back the unfinished writes of %d memories (%d kept)",
+                    len({e.memory_id for e in pending}) - len(kept), len(kept))
 
     def graph(self) -> GraphMemory | None:
         """The graph memory, its store opened on first use; None when graph memory is turned off."""
@@ -380,14 +381,16 @@ class MemoryService:
             earlier = self.catalog.recent_messages([cube.cube_id], conversation, self.settings.search.context_turns)
             stored, new = self._messages(author, cube, messages, conversation, message_ids)
             self.catalog.add_messages(new)
+            added: list[str] = []
             try:
                 candidates = self.extractor.from_messages(stored, earlier)
                 label(candidates, tags or [], kind_type)
                 result = self.store_candidates(author, cube, candidates, conversation, meta, progress)
+                added = result.added
                 result.message_ids = [m.id for m in stored]
                 result.task_id = self._record_task(author, cube, result)
             except BaseException:
-                self._undo_add(cube.cube_id, [], [m.id for m in new])
+                self._undo_add(cube.cube_id, added, [m.id for m in new])
                 raise
             return result
         elif memory_content:
