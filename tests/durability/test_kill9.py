@@ -117,8 +117,15 @@ def mcp_writer(url: str, acks: Acks, stop: threading.Event, rng: random.Random) 
             acks.errors.append(f"mcp: {exc!r}")
 
 
-def one_round(server: Server, acks: Acks, rng: random.Random) -> None:
-    """Writers on every face; SIGKILL once a random number of further writes were acknowledged."""
+def unfinished(data_dir: Path) -> int:
+    """Memory writes under way (begun, not yet complete) in the catalog of a running server."""
+    return int(str(catalog_rows(data_dir, "SELECT COUNT(*) FROM pending_writes")[0][0]))
+
+
+def one_round(server: Server, data_dir: Path, acks: Acks, rng: random.Random, mid_write: bool) -> bool:
+    """Writers on every face; SIGKILL once a random number of further writes were acknowledged, and
+    with ``mid_write`` then as soon as the catalog shows a memory write under way (polled, bounded).
+    Whether the kill landed inside a memory write."""
     stop = threading.Event()
     acks.enough.clear()
     acks.target = acks.count + rng.randint(2, 25)
@@ -129,11 +136,17 @@ def one_round(server: Server, acks: Acks, rng: random.Random) -> None:
     for writer in writers:
         writer.start()
     acks.enough.wait(WRITERS_BOUND)
+    landed = False
+    for _ in range(20_000 if mid_write else 0):
+        if unfinished(data_dir) or not server.alive():
+            landed = server.alive()
+            break
     stop.set()  # writes in flight stay in flight: the kill lands in them
     server.kill()
     for writer in writers:
         writer.join(WRITERS_BOUND)
         assert not writer.is_alive(), "a writer did not stop"
+    return landed or unfinished(data_dir) > 0
 
 
 def check(data_dir: Path, embedder: LocalOnnxEmbedder, acks: Acks, fail: Callable[[str], None]) -> dict[str, int]:
@@ -163,10 +176,11 @@ def test_acknowledged_writes_survive_kill_9_and_every_memory_keeps_its_history(
     data = tmp_path / "data"
     acks = Acks()
     started = time.monotonic()
-    for _ in range(ROUNDS):
+    mid_write = 0
+    for number in range(ROUNDS):
         server = Server(data, **ENV)
         try:
-            one_round(server, acks, rng)
+            mid_write += one_round(server, data, acks, rng, mid_write=number % 2 == 1)
         finally:
             server.kill()
 
@@ -175,9 +189,11 @@ def test_acknowledged_writes_survive_kill_9_and_every_memory_keeps_its_history(
 
     found = check(data, embedder, acks, fail)
     summary = f"seed {SEED}: {acks.count} acknowledged writes ({len(acks.ids)} ids, {len(acks.texts)} texts) " \
-              f"in {ROUNDS} rounds, {time.monotonic() - started:.0f} s: {found}"
+              f"in {ROUNDS} rounds ({mid_write} killed inside a memory write), " \
+              f"{time.monotonic() - started:.0f} s: {found}"
     print(summary)
     assert not acks.errors, f"{summary}\n" + "\n".join(acks.errors)
     assert acks.count >= ROUNDS * 2, summary
+    assert mid_write >= 1, f"no kill landed inside a memory write, so no rollback was tried: {summary}"
     assert found == {"missing ids": 0, "missing texts": 0, "without history": 0, "pending": 0,
                      "history of absent memories": 0}, summary
