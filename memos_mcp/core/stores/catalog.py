@@ -1,6 +1,7 @@
 """The catalog: SQLite (WAL) under the data directory for users, cubes, shares, API keys,
 conversations (raw messages) and memory history. One connection, serialised by a lock; every
-write is one transaction, so a process killed mid-write loses at most that write."""
+write is one transaction, so a process killed mid-write loses at most that write. A write that spans
+the vector store too records its history as pending first (``begin_writes``); see ``MemoryService``."""
 
 from __future__ import annotations
 
