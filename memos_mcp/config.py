@@ -115,6 +115,13 @@ class GraphSettings(BaseModel):
     neo4j_database: str | None = None
 
 
+class StorageSettings(BaseModel):
+    """The free space kept on the data directory's file system (a full disk must not reach the stores)."""
+
+    min_free_bytes: int = Field(64 * 2**20, ge=0, description="writes answer 507 storage_error, and start-up "
+                                "refuses, when the data directory's file system has less free space than this")
+
+
 # --- HTTP server (memos-mcp serve) -----------------------------------------------------------
 class ServerSettings(BaseModel):
     host: str = "127.0.0.1"
@@ -170,6 +177,7 @@ class Settings(BaseSettings):
     search: SearchSettings = Field(default_factory=SearchSettings)
     add: AddSettings = Field(default_factory=AddSettings)
     graph: GraphSettings = Field(default_factory=GraphSettings)
+    storage: StorageSettings = Field(default_factory=StorageSettings)
     server: ServerSettings = Field(default_factory=ServerSettings)  # HTTP server block, see ServerSettings
     rest: RestSettings = Field(default_factory=RestSettings)  # REST mirror block, see RestSettings
 

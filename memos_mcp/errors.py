@@ -16,7 +16,8 @@
     ├── BackendUnavailable          503  a store, embedder or model endpoint is unreachable
     │   ├── LLMNotConfigured        503  an operation needs a language model and none is set
     │   └── ModelOutputInvalid      502  the language model's answer stayed unusable after a retry
-    └── StorageError                500  a store failed while reading or writing
+    └── StorageError                507  a store failed while reading or writing, or the data
+                                         directory's file system is (nearly) full
 
 Transports never format these: MCP raises them as tool errors, each REST dialect renders
 them in its own envelope. Context lives in attributes, not only in the message.
@@ -147,8 +148,12 @@ class LLMNotConfigured(BackendUnavailable):
 
 
 class StorageError(MemosError):
+    """A store could not read or write: the disk is full (or below ``storage.min_free_bytes``), a
+    file is damaged, a driver failed. 507 (Insufficient Storage): the request was not carried out
+    and left nothing behind; reads and other requests keep working."""
+
     code = "storage_error"
-    status = 500
+    status = 507
 
 
 class DataDirReadOnly(MemosError):

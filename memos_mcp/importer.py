@@ -1,14 +1,22 @@
 """``memos-mcp import FILE``: a JSONL export, a conversation JSON (``[{role, content}, ...]`` or
-``{"messages": [...]}``), or a document (text, Markdown, JSON)."""
+``{"messages": [...]}``), or a document (text, Markdown, JSON).
+
+Every kind is idempotent, so an import that stopped half way is resumed by running it again: an
+export keeps its ids; a conversation's messages get ids derived from the cube, the conversation, their
+place and their text (a message stored by an earlier run is not stored again; its memories are
+de-duplicated by text, and with a language model a batch stored earlier keeps the task queued then);
+a document's chunks are de-duplicated by text."""
 
 from __future__ import annotations
 
 import json
+import uuid
 from pathlib import Path
 from typing import Any
 
 from memos_mcp.core.portability import FORMAT, import_lines
 from memos_mcp.core.service import ROOT_USER, MemoryService, Progress
+from memos_mcp.core.text import content_hash
 from memos_mcp.errors import InvalidRequest
 
 _BATCH = 200
@@ -28,18 +36,29 @@ def import_file(service: MemoryService, path: Path, user_id: str, cube_id: str |
             return {"kind": kind, **import_lines(service, user_id, lines, cube_id, progress).model_dump()}
     if kind == "conversation":
         messages = _messages(path)
+        conversation = conversation_id or path.stem
+        home = service.access.writable(service.access.user(user_id), cube_id).cube_id
+        ids = [_message_id(home, conversation, index, m) for index, m in enumerate(messages)]
         added = deduplicated = 0
         batch = _MODEL_BATCH if service.llm is not None else _BATCH  # one model call reads one batch
         for start in range(0, len(messages), batch):
-            result = service.add_memory(user_id, cube_id=cube_id, messages=messages[start:start + batch],
-                                        conversation_id=conversation_id or path.stem, async_mode=False)
-            added += len(result.added)
-            deduplicated += len(result.deduplicated)
+            part = ids[start:start + batch]
+            if service.llm is None or len(service.catalog.message_cubes(part)) < len(part):
+                result = service.add_memory(user_id, cube_id=home, messages=messages[start:start + batch],
+                                            conversation_id=conversation, async_mode=False, message_ids=part)
+                added += len(result.added)
+                deduplicated += len(result.deduplicated)
             progress(min(start + batch, len(messages)), len(messages))
         return {"kind": kind, "messages": len(messages), "added": added, "deduplicated": deduplicated}
     result = service.add_document(user_id, path, cube_id=cube_id, progress=progress)
     return {"kind": kind, "added": len(result.added), "deduplicated": len(result.deduplicated),
             "cube_id": result.cube_id}
+
+
+def _message_id(cube_id: str, conversation: str, index: int, message: dict[str, Any]) -> str:
+    """A message's id in an import: the same on every run of the same file into the same cube."""
+    digest = content_hash(f"{message.get('role')}:{message.get('content')}")
+    return str(uuid.uuid5(uuid.NAMESPACE_URL, f"memos-import/{cube_id}/{conversation}/{index}/{digest}"))
 
 
 def _kind(path: Path) -> str:

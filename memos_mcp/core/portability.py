@@ -2,7 +2,10 @@
 
 Line 1 is a header (format, cube, embedding model, dimension); then one line per memory (with its
 embedding) and one per stored message. Import keeps ids, text, metadata and timestamps; it reuses
-the embeddings when the model is the same and re-embeds otherwise.
+the embeddings when the model is the same and re-embeds otherwise. Importing is idempotent: a
+memory or message already in the cube is not added again, and a memory gets its ``ADD`` history
+event once (with its point, all or nothing); an id another cube holds becomes one derived from the
+cube and the id, the same on every run.
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ from memos_mcp.errors import InvalidRequest, first_problem
 
 FORMAT = "memos-mcp/export-v1"
 _PAGE = 500
+_ROOM = 16_384  # bytes a stored memory or message may take on disk beyond its text, at most
 
 
 class ImportResult(BaseModel):
@@ -76,6 +80,8 @@ def import_lines(service: MemoryService, actor_id: str, lines: Iterable[str], cu
     messages: list[Message] = []
 
     def flush() -> None:
+        service.disk.check("import memories", sum(_ROOM + 8 * len(m.memory) for m, _ in batch)
+                           + sum(_ROOM + 8 * len(m.content) for m in messages))
         if batch:
             result.renamed += _write(service, cube.cube_id, user.user_id, batch, same_model)
             result.memories += len(batch)
@@ -120,7 +126,7 @@ def _new_messages(service: MemoryService, cube_id: str, messages: list[Message])
         if message.id in stored:
             if stored[message.id] == cube_id:
                 continue
-            derived = str(uuid.uuid5(uuid.NAMESPACE_URL, f"{cube_id}/{message.id}"))
+            derived = _derived(cube_id, message.id)
             if service.catalog.message_cubes([derived]):
                 continue
             message = message.model_copy(update={"id": derived})
@@ -146,25 +152,44 @@ def _parse(number: int, line: str) -> dict[str, Any]:
     return value
 
 
+def _derived(cube_id: str, ident: str) -> str:
+    """The id a record takes in ``cube_id`` when another cube holds its own: the same on every import."""
+    return str(uuid.uuid5(uuid.NAMESPACE_URL, f"{cube_id}/{ident}"))
+
+
 def _write(service: MemoryService, cube_id: str, actor: str, batch: list[tuple[Memory, dict[str, Any]]],
            same_model: bool) -> int:
-    """Upsert one batch; an id already used by another cube gets a fresh id. Returns how many."""
-    found = {p.id: p.payload.get("cube_id") for p in service.vectors.retrieve([m.id for m, _ in batch])}
+    """Upsert one batch; an id already used by another cube gets a derived id. Memories new to the cube
+    are stored with their ``ADD`` history (``commit_points``); those already there are rewritten as
+    exported, without another history event. Returns how many ids were derived."""
+    ids = [m.id for m, _ in batch]
+    found = {p.id: p.payload.get("cube_id") for p in service.vectors.retrieve([*ids, *(_derived(cube_id, i)
+                                                                                      for i in ids)])}
     renamed = 0
     memories: list[Memory] = []
     for memory, _ in batch:
         if found.get(memory.id) not in (None, cube_id):
-            memory = memory.model_copy(update={"id": str(uuid.uuid4())})
+            memory = memory.model_copy(update={"id": _derived(cube_id, memory.id)})
             renamed += 1
         memories.append(memory)
     fresh = [m.embedding is None or not same_model for m in memories]
     texts = [index_texts(m.memory, i.get("speaker"), i.get("context", ""), m.event_time,
                          service.settings.search.dense_context) for m, (_, i) in zip(memories, batch, strict=True)]
     embedded = iter(service.embedder.embed([d for (d, _), f in zip(texts, fresh, strict=True) if f]))
-    service.vectors.upsert([
-        VectorPoint(m.id, next(embedded) if f else list(m.embedding or []), sparse_document(sparse),
-                    to_payload(m, content_hash(f"{m.kind}:{m.memory}"), i.get("context", ""), i.get("speaker")))
-        for m, (_, i), f, (_, sparse) in zip(memories, batch, fresh, texts, strict=True)])
-    service.catalog.add_history([HistoryEvent(memory_id=m.id, cube_id=cube_id, event="ADD", actor=actor,
-                                              at=utcnow(), new_memory=m.memory) for m in memories])
+    points = [VectorPoint(m.id, next(embedded) if f else list(m.embedding or []), sparse_document(sparse),
+                          to_payload(m, content_hash(f"{m.kind}:{m.memory}"), i.get("context", ""), i.get("speaker")))
+              for m, (_, i), f, (_, sparse) in zip(memories, batch, fresh, texts, strict=True)]
+    present = [p for p in points if found.get(p.id) == cube_id]
+    if present:
+        service.vectors.upsert(present)
+        recorded = service.catalog.has_history([p.id for p in present])
+        service.catalog.add_history([_added(m, cube_id, actor) for m in memories
+                                     if found.get(m.id) == cube_id and m.id not in recorded])
+    service.commit_points(cube_id, [p for p in points if found.get(p.id) != cube_id],
+                          [_added(m, cube_id, actor) for m in memories if found.get(m.id) != cube_id])
     return renamed
+
+
+def _added(memory: Memory, cube_id: str, actor: str) -> HistoryEvent:
+    return HistoryEvent(memory_id=memory.id, cube_id=cube_id, event="ADD", actor=actor, at=utcnow(),
+                        new_memory=memory.memory)

@@ -33,6 +33,7 @@ from memos_mcp.core.chat import (
     suggest,
     suggest_with_model,
 )
+from memos_mcp.core.diskspace import DiskGuard
 from memos_mcp.core.documents import confine, read_document
 from memos_mcp.core.embedder import Embedder
 from memos_mcp.core.extractor import Candidate, Extractor, RuleExtractor, derived, label, split, text_pieces
@@ -88,6 +89,7 @@ from memos_mcp.errors import (
     DataDirReadOnly,
     InvalidRequest,
     LLMNotConfigured,
+    MemosError,
     NotFound,
     PayloadTooLarge,
 )
@@ -104,6 +106,7 @@ MAX_PAGE = 1_000_000  # keeps (page - 1) * size a 64-bit offset for the vector s
 MAX_SOURCES = 50  # sources a de-duplicated memory gathers from the adds it met
 DEDUP_SCAN = 100  # stored memories with one text compared for the same metadata
 WRITE_GROUP = 256  # memories embedded together: the embedder sorts them by length to pad little
+WRITE_OVERHEAD = 16_384  # bytes a stored memory or message may take on disk beyond its text, at most
 _ID_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_.:@")
 
 
@@ -129,7 +132,8 @@ class MemoryService:
         self._lock = lock
         self._owns_embedder = owns_embedder
         self.write_lock = threading.RLock()
-        self._open = threading.Lock()
+        self.disk = DiskGuard(settings.data_dir, settings.storage.min_free_bytes)
+        self._open = threading.RLock()  # re-entered by the start-up reconciliation (it opens the graph)
         self._vectors_ready = False
         self.graph_store = graph_store
         self._graph: GraphMemory | None = None
@@ -160,6 +164,8 @@ class MemoryService:
             raise DataDirReadOnly(f"data directory {settings.data_dir} is not writable; give a writable "
                                   "--data-dir, or read it with serve --read-only, stdio --read-only or export",
                                   data_dir=str(settings.data_dir))
+        if not read_only:
+            DiskGuard(settings.data_dir, settings.storage.min_free_bytes).check_startup()
         lock = None if read_only else lock_data_dir(settings.data_dir)
         try:
             catalog = Catalog(settings.data_dir / "catalog.sqlite3", read_only)
@@ -190,8 +196,35 @@ class MemoryService:
                         log.warning("vector store repaired on open (a creation was cut short): made %s",
                                     ", ".join(self.vectors.repaired))
                     self._record_model()
+                    self._reconcile()
                     self._vectors_ready = True
         return self.vectors
+
+    def _reconcile(self) -> None:
+        """Roll back the memory writes a stopped process left unfinished (never acknowledged): an add's
+        points, graph and history go; an update's history event stays only if the point holds its text."""
+        try:
+            pending = self.catalog.pending_writes()
+            if not pending:
+                return
+            added = {e.memory_id: e.cube_id for e in pending if e.event == "ADD"}
+            points = {p.id: p for p in self.vectors.retrieve(list(dict.fromkeys(e.memory_id for e in pending)))}
+            kept = [e.memory_id for e in pending if e.memory_id not in added and e.memory_id in points
+                    and points[e.memory_id].payload.get("memory") == e.new_memory
+                    and (e.event != "ARCHIVE" or points[e.memory_id].payload.get("status") == "archived")]
+            if added:
+                self.vectors.delete(list(added))
+                graph = self.graph()
+                for cube_id in set(added.values()):
+                    if graph is not None:
+                        graph.forget(cube_id, [m for m, c in added.items() if c == cube_id])
+            self.catalog.end_writes(kept)
+            self.catalog.undo_writes([e.memory_id for e in pending if e.memory_id not in kept])
+        except MemosError as exc:  # the next start tries again
+            log.warning("unfinished writes could not be rolled back yet: %s", exc)
+            return
+        log.warning("rolled back the unfinished writes of %d memories (%d kept)",
+                    len({e.memory_id for e in pending}) - len(kept), len(kept))
 
     def graph(self) -> GraphMemory | None:
         """The graph memory, its store opened on first use; None when graph memory is turned off."""
@@ -342,11 +375,16 @@ class MemoryService:
         doc_path: str | None = None, conversation_id: str | None = None,
         metadata: dict[str, Any] | None = None, tags: Sequence[str] | None = None,
         chat_time: Any = None, memory_type: MemoryType | str | None = None, progress: Progress | None = None,
-        async_mode: bool | None = None,
+        async_mode: bool | None = None, message_ids: Sequence[str] | None = None,
     ) -> AddResult:
         """Add messages, a text or a document. With a language model, messages are stored at once and
         extracted in the background (the answer carries the task, ``queued``); ``async_mode=False``
-        waits for the memories. Without one, the deterministic extractor runs before the answer."""
+        waits for the memories. Without one, the deterministic extractor runs before the answer.
+
+        ``message_ids`` (one per message: an import's stable ids) store the messages under those ids;
+        one already stored is not stored again. An add that fails leaves nothing behind (no memory,
+        history or message); a file system below ``storage.min_free_bytes`` refuses it with
+        ``StorageError`` (507) before anything is written."""
         author = self.access.acting_as(self.access.user(actor_id), user_id)
         cube = self.access.writable(author, cube_id)
         given = [name for name, value in (("messages", messages), ("memory_content", memory_content),
@@ -357,15 +395,28 @@ class MemoryService:
         conversation = check_id("conversation_id", conversation_id) if conversation_id else None
         meta = _check_metadata(metadata)
         kind_type = MemoryType(memory_type) if memory_type else None
-        stored: list[Message] = []
+        self.disk.check("add memories", WRITE_OVERHEAD * (len(messages or ()) + 1)
+                        + 8 * len(memory_content or "") + sum(8 * len(str(m)) for m in messages or ()))
         if messages and self.llm is not None:
             return self._queue(author, cube, messages, conversation or "default", meta, list(tags or []), kind_type,
-                               self.settings.add.async_mode if async_mode is None else async_mode)
+                               self.settings.add.async_mode if async_mode is None else async_mode, message_ids)
         if messages:
             conversation = conversation or "default"
             earlier = self.catalog.recent_messages([cube.cube_id], conversation, self.settings.search.context_turns)
-            stored = self._save_messages(author, cube, messages, conversation)
-            candidates = self.extractor.from_messages(stored, earlier)
+            stored, new = self._messages(author, cube, messages, conversation, message_ids)
+            self.catalog.add_messages(new)
+            added: list[str] = []
+            try:
+                candidates = self.extractor.from_messages(stored, earlier)
+                label(candidates, tags or [], kind_type)
+                result = self.store_candidates(author, cube, candidates, conversation, meta, progress)
+                added = result.added
+                result.message_ids = [m.id for m in stored]
+                result.task_id = self._record_task(author, cube, result)
+            except BaseException:
+                self._undo_add(cube.cube_id, added, [m.id for m in new])
+                raise
+            return result
         elif memory_content:
             self._check_size(memory_content, "memory_content")
             candidates = self._from_text(memory_content, MemoryKind.FACT, SourceKind.API,
@@ -375,9 +426,29 @@ class MemoryService:
             candidates = self._from_document(confine(str(doc_path), self.settings.effective_import_roots))
         label(candidates, tags or [], kind_type)
         result = self.store_candidates(author, cube, candidates, conversation, meta, progress)
-        result.message_ids = [m.id for m in stored]
-        result.task_id = self._record_task(author, cube, result)
+        try:
+            result.task_id = self._record_task(author, cube, result)
+        except BaseException:
+            self._undo_add(cube.cube_id, result.added, [])
+            raise
         return result
+
+    def _undo_add(self, cube_id: str, memory_ids: Sequence[str], message_ids: Sequence[str]) -> None:
+        """Take back what a failed add stored; what cannot be taken back now (the store failing again)
+        is left to the start-up reconciliation (memories) or stays (messages), and logged."""
+        try:
+            with self.write_lock:
+                if memory_ids:
+                    self.vectors.delete(list(memory_ids))
+                    graph = self.graph()
+                    if graph is not None:
+                        graph.forget(cube_id, list(memory_ids))
+                    self.catalog.discard_memories(memory_ids)
+                if message_ids:
+                    self.catalog.delete_message_ids(message_ids)
+        except MemosError as exc:
+            log.error("a failed add could not be taken back (%d memories, %d messages): %s", len(memory_ids),
+                      len(message_ids), exc)
 
     def _record_task(self, author: User, cube: Cube, result: AddResult) -> str:
         now = utcnow()
@@ -389,15 +460,15 @@ class MemoryService:
 
     def _queue(self, author: User, cube: Cube, messages: Sequence[MessageIn | dict[str, Any]], conversation: str,
                metadata: dict[str, Any], tags: list[str], memory_type: MemoryType | None,
-               async_mode: bool) -> AddResult:
-        """Store the messages and queue their extraction (in the catalog first, so a restart resumes it)."""
-        stored = self._save_messages(author, cube, messages, conversation)
+               async_mode: bool, message_ids: Sequence[str] | None = None) -> AddResult:
+        """Store the messages and queue their extraction, in one transaction (a restart resumes it)."""
+        stored, new = self._messages(author, cube, messages, conversation, message_ids)
         now = utcnow()
         task = Task(task_id=str(uuid.uuid4()), user_id=author.user_id, cube_id=cube.cube_id, status=TaskStatus.QUEUED,
                     created_at=now, updated_at=now, conversation_id=conversation,
                     job=AddJob(message_ids=[m.id for m in stored], conversation_id=conversation, metadata=metadata,
                                tags=tags, memory_type=memory_type))
-        self.catalog.put_task(task)
+        self.catalog.add_messages(new, task)
         done = self._worker.submit(task.task_id, _chain(cube.cube_id, conversation))
         if not async_mode:
             try:
@@ -432,6 +503,7 @@ class MemoryService:
         """Import a file the operator named (the CLI): no import-root confinement applies."""
         author = self.access.user(actor_id)
         cube = self.access.writable(author, cube_id)
+        self.disk.check("import a document", 8 * path.stat().st_size if path.is_file() else 0)
         return self.store_candidates(author, cube, self._from_document(path.resolve()), None, {}, progress)
 
     def _from_document(self, path: Path) -> list[Candidate]:
@@ -450,22 +522,29 @@ class MemoryService:
             raise PayloadTooLarge(f"{field} has {len(text)} characters; the limit is "
                                   f"{self.settings.max_memory_size} (max_memory_size)", field=field)
 
-    def _save_messages(self, author: User, cube: Cube, raw: Sequence[MessageIn | dict[str, Any]],
-                       conversation: str) -> list[Message]:
-        """Validate and store the messages (not under the write lock: an acknowledgement must not wait for
-        a background extraction's writes)."""
+    def _messages(self, author: User, cube: Cube, raw: Sequence[MessageIn | dict[str, Any]], conversation: str,
+                  ids: Sequence[str] | None) -> tuple[list[Message], list[Message]]:
+        """The validated messages, and those of them not stored yet (under ``ids`` when given, else new
+        ids): the caller stores them (not under the write lock: an acknowledgement must not wait for a
+        background extraction's writes)."""
         try:
             parsed = [m if isinstance(m, MessageIn) else MessageIn.model_validate(m) for m in raw]
         except ValidationError as exc:
             raise InvalidRequest.naming_field(exc, prefix="messages") from exc
         for index, message in enumerate(parsed):
             self._check_size(message.content, f"messages.{index}.content")
+        if ids is not None and len(ids) != len(parsed):
+            raise InvalidRequest(f"{len(ids)} message ids for {len(parsed)} messages", field="message_ids")
         now = utcnow()
-        stored = [Message(id=str(uuid.uuid4()), cube_id=cube.cube_id, conversation_id=conversation,
+        given = [check_id("message_ids", i) for i in ids] if ids is not None else [str(uuid.uuid4()) for _ in parsed]
+        stored = [Message(id=i, cube_id=cube.cube_id, conversation_id=conversation,
                           user_id=author.user_id, role=m.role, content=m.content, name=m.name,
-                          message_id=m.message_id, chat_time=m.chat_time, created_at=now) for m in parsed]
-        self.catalog.add_messages(stored)
-        return stored
+                          message_id=m.message_id, chat_time=m.chat_time, created_at=now)
+                  for i, m in zip(given, parsed, strict=True)]
+        known = self.catalog.message_cubes(given) if ids is not None else {}
+        if any(cube_of != cube.cube_id for cube_of in known.values()):
+            raise Conflict("a message id is already used in another cube", field="message_ids")
+        return stored, [m for m in stored if m.id not in known]
 
     def _from_text(self, text: str, kind: MemoryKind, source: SourceKind,
                    source_of: Callable[[int], MemorySource], when: datetime | None) -> list[Candidate]:
@@ -482,9 +561,11 @@ class MemoryService:
         is reported as de-duplicated instead (the caller's tags and sources are merged into it); the
         pieces of a longer text only ever match the same piece of the same text with the same metadata,
         so texts that share a passage keep a copy each. ``embedded`` holds vectors already made for
-        dense index texts."""
+        dense index texts. All
+        or nothing: on a failure (``StorageError`` 507 on a full disk) no memory of the call stays."""
         vectors = self.ready()
         result = AddResult(memories=[], cube_id=cube.cube_id)
+        self.disk.check("add memories", sum(WRITE_OVERHEAD + 8 * len(c.memory) for c in candidates))
         with self.write_lock:
             fresh: list[tuple[Candidate, str]] = []
             seen: dict[str, Candidate] = {}
@@ -506,13 +587,17 @@ class MemoryService:
                     result.deduplicated.append(merged.id)
                 else:
                     fresh.append((candidate, digest))
-            for start in range(0, len(fresh), WRITE_GROUP):
-                part = fresh[start:start + WRITE_GROUP]
-                memories = self._write_points(author, cube, part, conversation, metadata, embedded or {})
-                result.memories.extend(memories)
-                result.added.extend(m.id for m in memories)
-                if progress is not None:
-                    progress(min(start + WRITE_GROUP, len(fresh)), len(fresh))
+            try:
+                for start in range(0, len(fresh), WRITE_GROUP):
+                    part = fresh[start:start + WRITE_GROUP]
+                    memories = self._write_points(author, cube, part, conversation, metadata, embedded or {})
+                    result.memories.extend(memories)
+                    result.added.extend(m.id for m in memories)
+                    if progress is not None:
+                        progress(min(start + WRITE_GROUP, len(fresh)), len(fresh))
+            except BaseException:
+                self._undo_add(cube.cube_id, result.added, [])
+                raise
         return result
 
     def _merge_into(self, point: StoredPoint, candidate: Candidate) -> Memory:
@@ -544,15 +629,35 @@ class MemoryService:
         unique = [d for d in dict.fromkeys(d for d, _ in texts) if d not in embedded]
         vectors = {**embedded, **dict(zip(unique, self.embedder.embed(unique), strict=True))}
         dense = [vectors[d] for d, _ in texts]
-        self.vectors.upsert([
+        self.commit_points(cube.cube_id, [
             VectorPoint(m.id, vec, sparse_document(sparse), to_payload(
                 m, digest, c.context, c.speaker, [t for t in c.tags if t not in c.given_tags], key_given=False))
-            for m, (c, digest), vec, (_, sparse) in zip(memories, part, dense, texts, strict=True)])
-        self.catalog.add_history([HistoryEvent(memory_id=m.id, cube_id=cube.cube_id, event="ADD",
-                                               actor=author.user_id, at=now, new_memory=m.memory)
-                                  for m in memories])
-        self._ingest_graph(cube.cube_id, [(m, c.graph, c.speaker) for m, (c, _) in zip(memories, part, strict=True)])
+            for m, (c, digest), vec, (_, sparse) in zip(memories, part, dense, texts, strict=True)],
+            [HistoryEvent(memory_id=m.id, cube_id=cube.cube_id, event="ADD", actor=author.user_id, at=now,
+                          new_memory=m.memory) for m in memories],
+            lambda: self._ingest_graph(cube.cube_id, [(m, c.graph, c.speaker)
+                                                      for m, (c, _) in zip(memories, part, strict=True)]))
         return memories
+
+    def commit_points(self, cube_id: str, points: Sequence[VectorPoint], events: Sequence[HistoryEvent],
+                      then: Callable[[], None] | None = None) -> None:
+        """Store new memories' points and their history (``ADD`` events) all or nothing, under the write
+        lock: the history is recorded as pending first (one catalog transaction), then the points and
+        ``then`` (the graph) are written, then the history is marked complete. A failure takes the points
+        and history back and raises; a process killed before the end leaves pending history, which the
+        next start rolls back with the points (the write was never acknowledged)."""
+        if not points:
+            return
+        with self.write_lock:
+            self.catalog.begin_writes(events)
+            try:
+                self.vectors.upsert(points)
+                if then is not None:
+                    then()
+                self.catalog.end_writes([e.memory_id for e in events])
+            except BaseException:
+                self._undo_add(cube_id, [p.id for p in points], [])
+                raise
 
     def _ingest_graph(self, cube_id: str, items: Sequence[tuple[Memory, ExtractedGraph | None, str | None]]) -> None:
         """The graph of stored memories: the extraction's own, or the deterministic one of text and speaker."""
@@ -676,6 +781,7 @@ class MemoryService:
 
     def history(self, actor_id: str, memory_id: str) -> list[HistoryEvent]:
         user = self.access.user(actor_id)
+        self.ready()  # unfinished writes of a stopped process are rolled back first
         events = self.catalog.history(memory_id)
         if not events:
             raise NotFound("memory", memory_id, "Search or list memories to find valid ids.")
@@ -716,10 +822,11 @@ class MemoryService:
         if not changes:
             raise InvalidRequest("nothing to update: give memory, key, tags, metadata, status, memory_type "
                                  "or confidence")
+        self.disk.check("update a memory", WRITE_OVERHEAD + 8 * len(memory or ""))
         with self.write_lock:
             old = self._readable_memory(user, memory_id, cube_id, need=Permission.WRITE)
             now = utcnow()
-            point = self.vectors.retrieve([memory_id])[0]
+            point = self.vectors.retrieve([memory_id], with_vectors=True)[0]
             context, speaker = point.payload.get("context", ""), point.payload.get("speaker")
             derived_tags, key_derived = derived(old, point.payload)
             key_given = "key" in changes or not key_derived
@@ -736,21 +843,42 @@ class MemoryService:
             digest = content_hash(f"{new.kind}:{new.memory}") if new.memory != old.memory else \
                 str(point.payload.get("content_hash") or content_hash(f"{new.kind}:{new.memory}"))
             payload = to_payload(new, digest, context, speaker, derived_tags, key_given)
-            if new.memory != old.memory:
-                dense, sparse = self.index_texts(new.memory, speaker, context, new.event_time)
-                self.vectors.upsert([VectorPoint(new.id, self.embedder.embed([dense])[0], sparse_document(sparse),
-                                                 payload)])
-                graph = self.graph()
-                if graph is not None:
-                    graph.forget(new.cube_id, [new.id])
-                    self._ingest_graph(new.cube_id, [(new, None, speaker)])
-            else:
-                self.vectors.set_payload(new.id, payload)
             archived = old.status is MemoryStatus.ACTIVATED and new.status is MemoryStatus.ARCHIVED
-            self.catalog.add_history([HistoryEvent(
+            # Recorded pending first: a start after a crash keeps it only if the point holds the new text.
+            self.catalog.begin_writes([HistoryEvent(
                 memory_id=new.id, cube_id=new.cube_id, event="ARCHIVE" if archived else "UPDATE",
                 actor=user.user_id, at=now, old_memory=old.memory, new_memory=new.memory)])
+            try:
+                if new.memory != old.memory:
+                    dense, sparse = self.index_texts(new.memory, speaker, context, new.event_time)
+                    self.vectors.upsert([VectorPoint(new.id, self.embedder.embed([dense])[0], sparse_document(sparse),
+                                                     payload)])
+                    graph = self.graph()
+                    if graph is not None:
+                        graph.forget(new.cube_id, [new.id])
+                        self._ingest_graph(new.cube_id, [(new, None, speaker)])
+                else:
+                    self.vectors.set_payload(new.id, payload)
+                self.catalog.end_writes([new.id])
+            except BaseException:
+                self._undo_update(old, point)
+                raise
         return new
+
+    def _undo_update(self, old: Memory, point: StoredPoint) -> None:
+        """Put a memory whose update failed back as it was (point, graph) and drop the update's history."""
+        try:
+            if point.dense is not None:
+                _, sparse = self.index_texts(old.memory, point.payload.get("speaker"), point.payload.get("context", ""),
+                                             old.event_time)
+                self.vectors.upsert([VectorPoint(old.id, point.dense, sparse_document(sparse), point.payload)])
+            graph = self.graph()
+            if graph is not None:
+                graph.forget(old.cube_id, [old.id])
+                self._ingest_graph(old.cube_id, [(old, None, point.payload.get("speaker"))])
+            self.catalog.undo_writes([old.id])
+        except MemosError as exc:
+            log.error("a failed update of memory %s could not be taken back: %s", old.id, exc)
 
     def delete_memory(self, actor_id: str, memory_id: str, cube_id: str | None = None) -> None:
         user = self.access.user(actor_id)

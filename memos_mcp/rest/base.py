@@ -25,7 +25,7 @@ from memos_mcp.auth import AUTH_FAILURE_SCOPE_KEY, CHALLENGE
 from memos_mcp.core.chat import ChatEvent, ChatStream
 from memos_mcp.core.keys import KeyRing
 from memos_mcp.core.service import MemoryService
-from memos_mcp.errors import InvalidRequest, MemosError, PayloadTooLarge, RateLimited, StorageError, Unauthorized
+from memos_mcp.errors import InvalidRequest, MemosError, PayloadTooLarge, RateLimited, Unauthorized
 from memos_mcp.mcp.gate import PRINCIPAL_SCOPE_KEY
 from memos_mcp.rest.ratelimit import RateLimiter
 
@@ -164,7 +164,7 @@ class _Endpoint:
             response = self.dialect.envelope.error(exc)
         except Exception:  # a bug or a store failure: logged with its traceback, answered in the envelope
             log.exception("%s %s failed", self.op.method, request.url.path)
-            response = self.dialect.envelope.error(StorageError("internal error; see the server log"))
+            response = self.dialect.envelope.error(MemosError("internal error; see the server log"))
         response.headers.update(headers)
         await response(scope, receive, send)
 
@@ -229,7 +229,7 @@ async def answer_frames(stream: ChatStream, render: Callable[[ChatEvent], list[d
             for shown in render(event):
                 yield shown
     except Exception as exc:
-        failure = exc if isinstance(exc, MemosError) else StorageError("internal error; see the server log")
+        failure = exc if isinstance(exc, MemosError) else MemosError("internal error; see the server log")
         if failure is not exc:
             log.exception("chat stream failed")
         yield error(failure)

@@ -30,7 +30,7 @@ from memos_mcp.rest.base import Call, Dialect
 STARTED = time.monotonic()  # the app imports its dialects once, as it is built
 _CODES = {400: "INVALID_REQUEST", 401: "UNAUTHORIZED", 403: "FORBIDDEN", 404: "MEMORY_NOT_FOUND",
           409: "CONFLICT", 413: "PAYLOAD_TOO_LARGE", 429: "RATE_LIMIT_EXCEEDED", 500: "INTERNAL_ERROR",
-          503: "SERVICE_UNAVAILABLE"}
+          503: "SERVICE_UNAVAILABLE", 507: "INSUFFICIENT_STORAGE"}
 
 
 def _now() -> str:

@@ -64,18 +64,19 @@ _operation: ContextVar[str] = ContextVar("memio_operation", default="unknown")
 
 class ErrorBody(BaseModel):
     error: str = Field(description="not_found, invalid_request, not_supported, provider_error, unauthorized, "
-                                   "forbidden, conflict, payload_too_large, rate_limited")
+                                   "forbidden, conflict, payload_too_large, rate_limited, storage_error")
     detail: str
     provider: str = PROVIDER
     operation: str = Field(description="the operation that failed")
 
 
 def error_status(exc: MemosError) -> tuple[int, str]:
-    """memio's status and code of a core error: invalid input is 422, backend failures are 502."""
+    """memio's status and code of a core error: invalid input is 422, backend failures are 502, a
+    storage failure (full disk) is 507 ``storage_error``."""
     if exc.status == 400:
         return 422, exc.code
-    if exc.status == 501:
-        return 501, exc.code
+    if exc.status in (501, 507):
+        return exc.status, exc.code
     if exc.status >= 500:
         return 502, "provider_error"
     return exc.status, "rate_limited" if exc.status == 429 else exc.code

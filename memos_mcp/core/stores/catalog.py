@@ -1,6 +1,7 @@
 """The catalog: SQLite (WAL) under the data directory for users, cubes, shares, API keys,
 conversations (raw messages) and memory history. One connection, serialised by a lock; every
-write is one transaction, so a process killed mid-write loses at most that write."""
+write is one transaction, so a process killed mid-write loses at most that write. A write that spans
+the vector store too records its history as pending first (``begin_writes``); see ``MemoryService``."""
 
 from __future__ import annotations
 
@@ -51,6 +52,9 @@ CREATE TABLE IF NOT EXISTS tasks (
     task_id TEXT PRIMARY KEY, user_id TEXT NOT NULL, cube_id TEXT NOT NULL, status TEXT NOT NULL,
     created_at REAL NOT NULL, updated_at REAL NOT NULL, added TEXT NOT NULL DEFAULT '[]',
     deduplicated TEXT NOT NULL DEFAULT '[]', error TEXT);
+CREATE TABLE IF NOT EXISTS pending_writes (
+    history_seq INTEGER PRIMARY KEY, memory_id TEXT NOT NULL, cube_id TEXT NOT NULL, event TEXT NOT NULL);
+CREATE INDEX IF NOT EXISTS pending_writes_memory ON pending_writes(memory_id);
 """
 # Columns added after the first release, with their definitions: added to older catalogs at open.
 _ADDED_COLUMNS = {"tasks": {"detail": "TEXT NOT NULL DEFAULT '{}'", "job": "TEXT"}}
@@ -226,6 +230,7 @@ class Catalog:
         with self._tx() as db:
             db.execute("DELETE FROM messages WHERE cube_id = ?", (cube_id,))
             db.execute("DELETE FROM history WHERE cube_id = ?", (cube_id,))
+            db.execute("DELETE FROM pending_writes WHERE cube_id = ?", (cube_id,))
             db.execute("DELETE FROM shares WHERE cube_id = ?", (cube_id,))
             db.execute("DELETE FROM cubes WHERE cube_id = ?", (cube_id,))
 
@@ -251,8 +256,11 @@ class Catalog:
             return cursor.rowcount > 0
 
     # --- conversations -----------------------------------------------------------------------
-    def add_messages(self, messages: Sequence[Message]) -> None:
+    def add_messages(self, messages: Sequence[Message], task: Task | None = None) -> None:
+        """Store messages, and the task that extracts them, in one transaction."""
         with self._tx() as db:
+            if task is not None:
+                self._put_task(db, task)
             db.executemany(
                 "INSERT INTO messages (id, cube_id, conversation_id, user_id, role, content, name, message_id,"
                 " chat_time, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
@@ -310,6 +318,11 @@ class Catalog:
         return [{"conversation_id": r["conversation_id"], "cube_id": r["cube_id"], "messages": r["n"],
                  "created_at": _dt(r["first"]), "updated_at": _dt(r["last"])} for r in rows]
 
+    def delete_message_ids(self, ids: Sequence[str]) -> None:
+        """Remove the messages of a write that failed."""
+        with self._tx() as db:
+            db.executemany("DELETE FROM messages WHERE id = ?", [(i,) for i in ids])
+
     def delete_messages(self, cube_ids: Sequence[str], conversation_id: str | None) -> int:
         marks = ",".join("?" * len(cube_ids))
         where = f"cube_id IN ({marks})" + (" AND conversation_id = ?" if conversation_id else "")
@@ -321,14 +334,18 @@ class Catalog:
     _TASK_DETAIL = ("conversation_id", "updated", "archived", "extractor", "attempts")
 
     def put_task(self, task: Task) -> None:
-        detail = json.dumps(task.model_dump(mode="json", include=set(self._TASK_DETAIL)))
-        job = task.job.model_dump_json() if task.job is not None else None
         with self._tx() as db:
-            db.execute("INSERT OR REPLACE INTO tasks (task_id, user_id, cube_id, status, created_at, updated_at,"
-                       " added, deduplicated, error, detail, job) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                       (task.task_id, task.user_id, task.cube_id, task.status.value, _ts(task.created_at),
-                        _ts(task.updated_at), json.dumps(task.added), json.dumps(task.deduplicated), task.error,
-                        detail, job))
+            self._put_task(db, task)
+
+    @classmethod
+    def _put_task(cls, db: sqlite3.Connection, task: Task) -> None:
+        detail = json.dumps(task.model_dump(mode="json", include=set(cls._TASK_DETAIL)))
+        job = task.job.model_dump_json() if task.job is not None else None
+        db.execute("INSERT OR REPLACE INTO tasks (task_id, user_id, cube_id, status, created_at, updated_at,"
+                   " added, deduplicated, error, detail, job) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                   (task.task_id, task.user_id, task.cube_id, task.status.value, _ts(task.created_at),
+                    _ts(task.updated_at), json.dumps(task.added), json.dumps(task.deduplicated), task.error,
+                    detail, job))
 
     def get_task(self, task_id: str) -> Task | None:
         rows = self._rows("SELECT * FROM tasks WHERE task_id = ?", (task_id,))
@@ -357,11 +374,63 @@ class Catalog:
                 [(e.memory_id, e.cube_id, e.event, e.actor, _ts(e.at), e.old_memory, e.new_memory)
                  for e in events])
 
+    # A write of memories records its history events as *pending* in the same transaction; the vector
+    # store is written next, and the pending marks are cleared once all of it is stored. Marks left by
+    # a process that died (or a write whose undo failed) are rolled back at the next start (service).
+    def begin_writes(self, events: Sequence[HistoryEvent]) -> None:
+        """Record history events and mark them pending, in one transaction."""
+        with self._tx() as db:
+            for e in events:
+                cursor = db.execute(
+                    "INSERT INTO history (memory_id, cube_id, event, actor, at, old_memory, new_memory)"
+                    " VALUES (?, ?, ?, ?, ?, ?, ?)",
+                    (e.memory_id, e.cube_id, e.event, e.actor, _ts(e.at), e.old_memory, e.new_memory))
+                db.execute("INSERT INTO pending_writes VALUES (?, ?, ?, ?)",
+                           (cursor.lastrowid, e.memory_id, e.cube_id, e.event))
+
+    def end_writes(self, memory_ids: Sequence[str]) -> None:
+        """The writes of these memories are complete: their history stays."""
+        with self._tx() as db:
+            db.executemany("DELETE FROM pending_writes WHERE memory_id = ?", [(m,) for m in memory_ids])
+
+    def undo_writes(self, memory_ids: Sequence[str]) -> None:
+        """Drop the pending history events of these memories (their write failed)."""
+        with self._tx() as db:
+            for memory_id in memory_ids:
+                db.execute("DELETE FROM history WHERE seq IN (SELECT history_seq FROM pending_writes"
+                           " WHERE memory_id = ?)", (memory_id,))
+                db.execute("DELETE FROM pending_writes WHERE memory_id = ?", (memory_id,))
+
+    def discard_memories(self, memory_ids: Sequence[str]) -> None:
+        """Drop all history of memories whose add failed after it was stored (the add is undone whole)."""
+        with self._tx() as db:
+            for memory_id in memory_ids:
+                db.execute("DELETE FROM history WHERE memory_id = ?", (memory_id,))
+                db.execute("DELETE FROM pending_writes WHERE memory_id = ?", (memory_id,))
+
+    def pending_writes(self) -> list[HistoryEvent]:
+        """History events whose write never completed, oldest first."""
+        rows = self._rows("SELECT h.* FROM pending_writes p JOIN history h ON h.seq = p.history_seq ORDER BY h.seq")
+        return [self._event(r) for r in rows]
+
     def history(self, memory_id: str) -> list[HistoryEvent]:
         rows = self._rows("SELECT * FROM history WHERE memory_id = ? ORDER BY seq", (memory_id,))
-        return [HistoryEvent(memory_id=r["memory_id"], cube_id=r["cube_id"], event=r["event"], actor=r["actor"],
-                             at=_dt(r["at"]), old_memory=r["old_memory"], new_memory=r["new_memory"])
-                for r in rows]
+        return [self._event(r) for r in rows]
+
+    def has_history(self, memory_ids: Sequence[str]) -> set[str]:
+        """Which of ``memory_ids`` have any history row."""
+        found: set[str] = set()
+        for start in range(0, len(memory_ids), 500):
+            part = list(memory_ids[start:start + 500])
+            marks = ",".join("?" * len(part))
+            rows = self._rows(f"SELECT DISTINCT memory_id FROM history WHERE memory_id IN ({marks})", part)
+            found.update(r["memory_id"] for r in rows)
+        return found
+
+    @staticmethod
+    def _event(r: sqlite3.Row) -> HistoryEvent:
+        return HistoryEvent(memory_id=r["memory_id"], cube_id=r["cube_id"], event=r["event"], actor=r["actor"],
+                            at=_dt(r["at"]), old_memory=r["old_memory"], new_memory=r["new_memory"])
 
     def forget(self, memory_ids: Sequence[str], cube_id: str, actor: str, at: datetime) -> None:
         """Erase the memories' text from history and record only that they were deleted."""
