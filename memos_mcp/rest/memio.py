@@ -521,9 +521,7 @@ async def delete_facts(call: Call[FactDeleteQuery]) -> Deleted:
             return 0
         found = _scan(call.service, call.actor, _fact_filters(q.agent_id), user_id=q.user_id, cube_ids=cubes,
                       keep=_is_fact)
-        for memory in found:
-            call.service.delete_memory(call.actor, memory.id)
-        return len(found)
+        return call.service.delete_memories(call.actor, [m.id for m in found])
 
     return Deleted(deleted=await call.run(run))
 
@@ -662,8 +660,8 @@ async def update_document(call: Call[DocumentUpdate]) -> Document:
                                       "(max_memory_size)", field="content")
             before = _document(doc_id, old)
             metadata = body.metadata if body.metadata is not None else before.metadata
-            for memory in old:  # first: unchanged chunks are then written again, not shared
-                call.service.delete_memory(call.actor, memory.id)
+            # first: unchanged chunks are then written again, not shared
+            call.service.delete_memories(call.actor, [m.id for m in old])
             try:
                 return _store_document(call.service, call.actor, doc_id, body.content, metadata, body.user_id)
             except Conflict:  # the new text collides with another memory: the old document comes back
@@ -680,9 +678,7 @@ async def delete_document(call: Call[UserQuery]) -> Deleted:
     def run() -> int:
         with call.service.write_lock:
             chunks = _doc_chunks(call.service, call.actor, doc_id, call.body.user_id)
-            for memory in chunks:
-                call.service.delete_memory(call.actor, memory.id)
-            return len(chunks)
+            return call.service.delete_memories(call.actor, [m.id for m in chunks])
 
     return Deleted(deleted=await call.run(run))
 
@@ -695,8 +691,7 @@ async def delete_documents(call: Call[UserQuery]) -> Deleted:
             return 0
         with call.service.write_lock:
             found = _scan(call.service, call.actor, _doc_filters(), user_id=call.body.user_id, cube_ids=cubes)
-            for memory in found:
-                call.service.delete_memory(call.actor, memory.id)
+            call.service.delete_memories(call.actor, [m.id for m in found])
         return len({(m.cube_id, m.metadata.get(DOC_ID)) for m in found})
 
     return Deleted(deleted=await call.run(run))
