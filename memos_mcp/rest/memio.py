@@ -342,9 +342,17 @@ def _fact(memory: Memory, score: float | None = None) -> Fact:
                 created_at=memory.created_at, updated_at=memory.updated_at)
 
 
+def _metadata_filter(filters: dict[str, Any]) -> dict[str, Any]:
+    """The caller's ``filters.metadata`` (an object), to which a dialect adds its own keys."""
+    given = filters.get("metadata") or {}
+    if not isinstance(given, dict):
+        raise InvalidRequest("filters.metadata must be an object of keys to values", field="filters.metadata")
+    return dict(given)
+
+
 def _fact_filters(agent_id: str | None, extra: dict[str, Any] | None = None) -> dict[str, Any]:
     filters = dict(extra or {})
-    metadata = dict(filters.get("metadata") or {})
+    metadata = _metadata_filter(filters)
     if agent_id is not None:
         metadata[AGENT_ID] = agent_id
     filters["kind"] = ["fact"]
@@ -355,7 +363,7 @@ def _fact_filters(agent_id: str | None, extra: dict[str, Any] | None = None) -> 
 
 def _doc_filters(doc_id: str | None = None, extra: dict[str, Any] | None = None) -> dict[str, Any]:
     filters = dict(extra or {})
-    metadata = {**(filters.get("metadata") or {}), DOC_MARK: "document"}
+    metadata = {**_metadata_filter(filters), DOC_MARK: "document"}
     if doc_id is not None:
         metadata[DOC_ID] = doc_id
     return {**filters, "metadata": metadata}
