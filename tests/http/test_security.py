@@ -27,6 +27,7 @@ from tests.http.support import (
     Running,
     auth,
     call,
+    legacy_sse,
     running_app,
     streamable,
     text_of,
@@ -280,6 +281,13 @@ def text_of_result(result: dict[str, Any]) -> str:
     return " ".join(part.get("text", "") for part in result["content"])
 
 
+def leaves(exc: BaseException) -> list[BaseException]:
+    """The exceptions inside (nested) exception groups."""
+    if isinstance(exc, BaseExceptionGroup):
+        return [leaf for inner in exc.exceptions for leaf in leaves(inner)]
+    return [exc]
+
+
 # --- 11: smaller ones ------------------------------------------------------------------------------
 
 def test_doc_path_answers_the_same_for_existing_and_missing_files_outside_the_roots(serve: Serve,
@@ -341,6 +349,10 @@ def test_mcp_requests_draw_on_the_same_rate_limit_as_rest(tmp_path: Path, embedd
                 with pytest.raises(MCPError, match="rate_limit_exceeded") as refused:
                     await session.call_tool("list_cubes", {})
                 assert refused.value.error.data["retry_after"] >= 1
+            with pytest.raises(BaseExceptionGroup) as over_sse:  # legacy SSE: the same counts
+                async with legacy_sse(app.url, alice):
+                    pass
+            assert any(isinstance(e, MCPError) and "rate_limit_exceeded" in str(e) for e in leaves(over_sse.value))
             async with streamable(app.url, bob) as session:  # per user
                 await call(session, "list_cubes")
         anyio.run(run)
