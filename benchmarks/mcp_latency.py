@@ -83,7 +83,8 @@ def summary(samples: list[float]) -> dict[str, float]:
 
 def environment(data_dir: Path, user: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("MEMOS_")}
-    env.update(MEMOS_DATA_DIR=str(data_dir), MEMOS_USER_ID=user)
+    # the rate limits count MCP over HTTP too: a latency benchmark measures the server, not the limiter
+    env.update(MEMOS_DATA_DIR=str(data_dir), MEMOS_USER_ID=user, MEMOS_REST__RATE_LIMITS="[]")
     return env
 
 

@@ -9,14 +9,14 @@ and the REST mirror see the same rules. The MCP sub-apps are handed the same
 from __future__ import annotations
 
 import ipaddress
+import re
 from urllib.parse import urlsplit
 
 import anyio.to_thread
 from mcp.server.auth.middleware.bearer_auth import AuthenticatedUser
 from mcp.server.auth.provider import AccessToken
-from mcp.server.transport_security import TransportSecurityMiddleware, TransportSecuritySettings
+from mcp.server.transport_security import TransportSecuritySettings
 from starlette.datastructures import Headers
-from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Receive, Scope, Send
 
@@ -58,6 +58,28 @@ def check_exposure(host: str, auth_enabled: bool, allow_unauthenticated: bool) -
 
 # --- Host and Origin ---------------------------------------------------------------------------
 
+# A Host header: a DNS name, an IPv4 address or a bracketed IPv6 address, and an optional port; nothing
+# else (no user info, path or second host), so that "localhost:1@evil.com" is not read as localhost.
+_HOST = re.compile(r"(?P<name>\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9](?:[A-Za-z0-9.-]{0,251}[A-Za-z0-9])?)"
+                   r"(?::(?P<port>[0-9]{1,5}))?")
+
+
+def _split_host(value: str) -> tuple[str, int | None] | None:
+    """``(name lower-cased, port or None)`` of a Host header, or None when it is not one."""
+    found = _HOST.fullmatch(value.strip())
+    if found is None:
+        return None
+    port = int(found["port"]) if found["port"] else None
+    return (found["name"].lower(), port) if port is None or 0 < port < 65536 else None
+
+
+def _split_origin(value: str) -> tuple[str, str, int | None] | None:
+    """``(scheme, host, port or None)`` of an Origin header (``scheme://host[:port]``), or None."""
+    scheme, sep, rest = value.strip().partition("://")
+    host = _split_host(rest) if sep and scheme.lower() in ("http", "https") else None
+    return None if host is None else (scheme.lower(), *host)
+
+
 def _with_any_port(value: str, url: str) -> list[str]:
     """``value`` as given, and with any port unless it names one (the SDK matches exactly or
     ``base:*``)."""
@@ -74,13 +96,13 @@ def _bracketed(host: str) -> str:
 
 def transport_security(server: ServerSettings) -> TransportSecuritySettings:
     """Allowed Host headers: loopback, the bound host (unless a wildcard address) and the configured
-    ones; allowed browser Origins: loopback and the configured ones."""
+    ones; allowed browser Origins: only the configured ones (a page of the server itself, same-origin,
+    needs no listing: ``HostGuard`` passes it on without its Origin). Names are lower-cased."""
     hosts = [*LOOPBACK_HOSTS, *server.allowed_hosts]
     if server.host not in ("", "0.0.0.0", "::"):
         hosts.append(_bracketed(server.host))
-    allowed_hosts = [h for host in hosts for h in _with_any_port(host, f"//{host}")]
-    origins = [f"{scheme}://{host}" for scheme in ("http", "https") for host in LOOPBACK_HOSTS]
-    allowed_origins = [o for origin in [*origins, *server.allowed_origins]
+    allowed_hosts = [h.lower() for host in hosts for h in _with_any_port(host, f"//{host}")]
+    allowed_origins = [o.lower() for origin in server.allowed_origins
                        for o in _with_any_port(origin.rstrip("/"), origin)]
     return TransportSecuritySettings(enable_dns_rebinding_protection=True,
                                      allowed_hosts=list(dict.fromkeys(allowed_hosts)),
@@ -88,27 +110,48 @@ def transport_security(server: ServerSettings) -> TransportSecuritySettings:
 
 
 class HostGuard:
-    """Refuses requests for other Host names (421) or from foreign browser Origins (403), with the
-    SDK's own validator so that this check and the MCP transports' agree."""
+    """Refuses requests for other Host names (421) or from foreign browser Origins (403). Host and Origin
+    are parsed whole (a name, an optional port; case does not matter) and passed on in canonical form, an
+    Origin of the server's own page (same origin) dropped: the MCP transports then re-check them with
+    the SDK's own validator, which compares text, and agree with this check."""
 
     def __init__(self, app: ASGIApp, security: TransportSecuritySettings) -> None:
         self.app = app
-        self.validator = TransportSecurityMiddleware(security)
+        self.hosts = [h for h in (_split_host(a.removesuffix(":*")) for a in security.allowed_hosts) if h]
+        self.origins = [o for o in (_split_origin(a.removesuffix(":*")) for a in security.allowed_origins) if o]
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http":
-            refused = await self.validator.validate_request(Request(scope), is_post=False)
-            if refused is not None:
-                headers = Headers(scope=scope)
-                if refused.status_code == 403:
-                    code, message = "forbidden_origin", f"Origin {headers.get('origin')!r} is not allowed"
-                else:
-                    host = headers.get("host")
-                    code, message = "misdirected_request", f"this server does not answer to Host {host!r}"
-                response = JSONResponse({"error": {"code": code, "message": message}}, refused.status_code)
-                await response(scope, receive, send)
-                return
-        await self.app(scope, receive, send)
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        headers = Headers(scope=scope)
+        raw_host, raw_origin = headers.get("host"), headers.get("origin")
+        host = _split_host(raw_host) if raw_host else None
+        if host is None or not any(_matches(host, allowed) for allowed in self.hosts):
+            refusal = JSONResponse({"error": {"code": "misdirected_request",
+                                              "message": f"this server does not answer to Host {raw_host!r}"}}, 421)
+            await refusal(scope, receive, send)
+            return
+        origin = _split_origin(raw_origin) if raw_origin else None
+        same_origin = origin is not None and origin[1:] == host
+        if raw_origin and not same_origin and (origin is None or not any(
+                origin[0] == allowed[0] and _matches(origin[1:], allowed[1:]) for allowed in self.origins)):
+            refusal = JSONResponse({"error": {"code": "forbidden_origin",
+                                              "message": f"Origin {raw_origin!r} is not allowed"}}, 403)
+            await refusal(scope, receive, send)
+            return
+        canonical = (host[0] if host[1] is None else f"{host[0]}:{host[1]}").encode("latin-1")
+        kept = [(k, v) for k, v in scope["headers"] if k not in (b"host", b"origin")]
+        kept.append((b"host", canonical))
+        if raw_origin and not same_origin and origin is not None:
+            port = "" if origin[2] is None else f":{origin[2]}"
+            kept.append((b"origin", f"{origin[0]}://{origin[1]}{port}".encode("latin-1")))
+        await self.app({**scope, "headers": kept}, receive, send)
+
+
+def _matches(given: tuple[str, int | None], allowed: tuple[str, int | None]) -> bool:
+    """A name and port against an allowed one (an allowed name without a port takes any port)."""
+    return given[0] == allowed[0] and (allowed[1] is None or given[1] == allowed[1])
 
 
 # --- API keys ----------------------------------------------------------------------------------

@@ -130,7 +130,7 @@ class ServerSettings(BaseModel):
     allowed_hosts: list[str] = Field(default_factory=list, description="Host headers accepted besides "
                                      "loopback and the bound host; 'name' allows any port, 'name:port' one")
     allowed_origins: list[str] = Field(default_factory=list, description="browser Origins accepted besides "
-                                       "loopback, e.g. https://app.example.com")
+                                       "the server's own (same origin), e.g. https://app.example.com")
     stateless_http: bool = Field(False, description="every streamable HTTP request stands alone (load balancers)")
     json_response: bool = Field(False, description="answer streamable HTTP POSTs with JSON, not an SSE stream")
     allow_unauthenticated: bool = Field(False, description="serve a non-loopback host with no API key")
@@ -139,7 +139,8 @@ class ServerSettings(BaseModel):
 
 # --- REST mirror: rate limits, request size, CORS -----------------------------------------------
 class RestSettings(BaseModel):
-    rate_limits: list[str] = Field(["100/minute", "20/10 seconds"], description="per API key, all enforced "
+    rate_limits: list[str] = Field(["100/minute", "20/10 seconds"], description="per user, all enforced, "
+                                   "over REST and MCP over HTTP together "
                                    "(limits syntax: '100/minute', '20 per 10 seconds'); [] turns limiting off")
     max_body_bytes: int = Field(1_048_576, gt=0, description="largest request body of a REST route (413 beyond)")
     cors_origins: list[str] = Field(default_factory=list, description="browser origins allowed by CORS "

@@ -218,7 +218,9 @@ def build_app(settings: Settings, service: MemoryService, keys: KeyRing,
     """The app; ``rest`` are its REST dialects (by default every module of ``memos_mcp.rest``)."""
     rest = dialects() if rest is None else list(rest)
     options = settings.server
-    server = build_server(service, keys, settings.default_user_id, settings.read_only)
+    limits = settings.rest
+    rate = RateLimiter(limits.rate_limits) if limits.rate_limits else None  # one for every face: REST and MCP
+    server = build_server(service, keys, settings.default_user_id, settings.read_only, rate)
     # A browser origin allowed by CORS must get past the Origin check too.
     security = transport_security(options.model_copy(update={"allowed_origins": [
         *options.allowed_origins, *(origin for origin in settings.rest.cors_origins if origin != "*")]}))
@@ -229,8 +231,7 @@ def build_app(settings: Settings, service: MemoryService, keys: KeyRing,
     metrics = Metrics()
     endpoints = Endpoints(settings, service, keys, metrics, rest)
     in_flight = InFlight()
-    limits = settings.rest
-    guards = Guards(RateLimiter(limits.rate_limits) if limits.rate_limits else None, limits.max_body_bytes)
+    guards = Guards(rate, limits.max_body_bytes)
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:

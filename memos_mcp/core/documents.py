@@ -16,22 +16,34 @@ MAX_DOCUMENT_BYTES = 20 * 1024 * 1024
 
 def confine(doc_path: str, roots: list[Path]) -> Path:
     """The real path of ``doc_path`` if it lies inside one of ``roots``; relative paths are taken
-    from the first root."""
+    from the first root. A path outside the roots is refused (``PathNotAllowed``) with the same answer
+    whether or not it exists, so that ``doc_path`` cannot probe the file system; a path that cannot
+    name a file (a NUL byte) is ``InvalidRequest`` naming the field."""
     if not roots:
-        raise PathNotAllowed("document import is disabled: no import roots are configured")
-    raw = Path(doc_path).expanduser()
-    candidate = raw if raw.is_absolute() else roots[0] / raw
+        raise PathNotAllowed("document import is disabled: no import roots are configured", field="doc_path")
+    if not doc_path or "\0" in doc_path:
+        raise InvalidRequest("doc_path is not a valid path (empty, or holds a NUL byte)", field="doc_path")
+    outside = PathNotAllowed(f"document {doc_path!r} lies outside the import roots ({', '.join(map(str, roots))})",
+                             field="doc_path", doc_path=doc_path)
     try:
+        raw = Path(doc_path).expanduser()
+        candidate = raw if raw.is_absolute() else roots[0] / raw
+        # Symlinks and ".." resolved as far as the path exists: where it leads is judged before existence.
+        if not _inside(candidate.resolve(strict=False), roots):
+            raise outside
         real = candidate.resolve(strict=True)
-    except (OSError, RuntimeError) as exc:
-        raise InvalidRequest(f"document {doc_path!r} does not exist or cannot be read", doc_path=doc_path) from exc
-    if not any(real.is_relative_to(root) for root in roots):
-        raise PathNotAllowed(
-            f"document {doc_path!r} lies outside the import roots ({', '.join(map(str, roots))})",
-            doc_path=doc_path)
+    except (OSError, RuntimeError, ValueError) as exc:
+        raise InvalidRequest(f"document {doc_path!r} does not exist or cannot be read", field="doc_path",
+                             doc_path=doc_path) from exc
+    if not _inside(real, roots):
+        raise outside
     if not real.is_file():
-        raise InvalidRequest(f"document {doc_path!r} is not a regular file", doc_path=doc_path)
+        raise InvalidRequest(f"document {doc_path!r} is not a regular file", field="doc_path", doc_path=doc_path)
     return real
+
+
+def _inside(path: Path, roots: list[Path]) -> bool:
+    return any(path.is_relative_to(root) for root in roots)
 
 
 def read_document(path: Path) -> str:

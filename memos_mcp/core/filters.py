@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+import re
 from datetime import datetime
 from typing import Any
 
@@ -11,6 +13,10 @@ from memos_mcp.core.models import MemoryKind, MemoryStatus, MemoryType
 from memos_mcp.core.stores.vector import MemoryFilter, Scalar
 from memos_mcp.core.timeparse import parse_time, to_epoch
 from memos_mcp.errors import InvalidRequest
+
+# The keys metadata may have (the same rule as for storing it): a filter on any other key is refused,
+# before it reaches a store that quotes keys into its own filter syntax.
+METADATA_KEY = re.compile(r"[A-Za-z0-9_.:@-]{1,64}")
 
 
 def _listify(value: Any) -> Any:
@@ -33,6 +39,16 @@ class SearchFilters(BaseModel):
     metadata: dict[str, Scalar] | None = Field(None, description="metadata keys equal to these values")
 
     _lists = field_validator("memory_type", "kind", "tags", "status", mode="before")(_listify)
+
+    @field_validator("metadata")
+    @classmethod
+    def _metadata(cls, value: dict[str, Scalar] | None) -> dict[str, Scalar] | None:
+        for key, wanted in (value or {}).items():
+            if not METADATA_KEY.fullmatch(key):
+                raise ValueError(f"metadata key {key!r} is not valid: use 1-64 letters, digits or - _ . : @")
+            if isinstance(wanted, float) and not math.isfinite(wanted):
+                raise ValueError(f"metadata value of {key!r} is not a finite number")
+        return value
 
     @field_validator("time_from", "time_to", mode="before")
     @classmethod

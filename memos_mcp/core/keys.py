@@ -13,7 +13,7 @@ from pydantic import BaseModel
 
 from memos_mcp.core.models import Role, utcnow
 from memos_mcp.core.service import ROOT_USER, MemoryService
-from memos_mcp.errors import InvalidRequest, NotFound
+from memos_mcp.errors import NotFound
 
 KEY_PREFIX = "mk_"
 
@@ -39,11 +39,14 @@ class KeyRing:
         return self._admin_hash is not None or bool(self.service.catalog.list_api_keys(active_only=True))
 
     def create(self, actor_id: str, user_id: str, role: Role = Role.USER) -> NewKey:
-        """A new key for ``user_id`` (created with its default cube if new). Admins only."""
+        """A new key for ``user_id`` (created with ``role`` and its default cube if new). Admins only,
+        and only for users whose role is not above their own (root's keys only by root): a key is the
+        whole power of its user. Raises ``Forbidden``."""
         actor = self.service.access.user(actor_id)
         self.service.access.require_admin(actor, "create API keys")
-        if role is Role.ROOT and actor.role is not Role.ROOT:
-            raise InvalidRequest("only root may create keys for a root user")
+        existing = self.service.catalog.get_user(user_id)
+        target_role = existing.role if existing is not None else role
+        self.service.access.require_rank(actor, target_role, f"create an API key for user '{user_id}'")
         self.service.ensure_user(user_id, role)
         key = KEY_PREFIX + secrets.token_urlsafe(32)
         key_id = uuid.uuid4().hex[:12]
@@ -51,7 +54,14 @@ class KeyRing:
         return NewKey(key_id=key_id, user_id=user_id, key=key)
 
     def revoke(self, actor_id: str, key_id: str) -> None:
-        self.service.access.require_admin(self.service.access.user(actor_id), "revoke API keys")
+        """Revoke a key. Admins only, and only keys of users whose role is not above their own."""
+        actor = self.service.access.user(actor_id)
+        self.service.access.require_admin(actor, "revoke API keys")
+        owner = self.service.catalog.api_key_user(key_id)
+        user = self.service.catalog.get_user(owner) if owner is not None else None
+        if user is None:
+            raise NotFound("active API key", key_id, "List keys with 'memos-mcp keys list'.")
+        self.service.access.require_rank(actor, user.role, f"revoke a key of user '{user.user_id}'")
         if not self.service.catalog.revoke_api_key(key_id, utcnow()):
             raise NotFound("active API key", key_id, "List keys with 'memos-mcp keys list'.")
 

@@ -72,7 +72,24 @@ class Cube(BaseModel):
     is_default: bool = False
     permission: Literal["owner", "read", "write", "admin"] | None = Field(
         None, description="what the asking user may do with this cube")
-    shared_with: dict[str, Permission] = Field(default_factory=dict)
+    shared_with: dict[str, Permission] = Field(default_factory=dict, description="accepted shares")
+    # Shares offered and not yet accepted: they reach only calls naming the cube, and are never shown
+    # (a pending share would tell its owner whether a user id exists).
+    offered_to: dict[str, Permission] = Field(default_factory=dict, exclude=True)
+
+
+ShareState = Literal["pending", "accepted"]
+
+
+class Share(BaseModel):
+    """A cube shared with the asking user: offered (``pending``) until accepted; declined ones are gone."""
+
+    cube_id: str
+    cube_name: str
+    owner_id: str
+    permission: Permission
+    state: ShareState
+    shared_at: datetime
 
 
 class MemorySource(BaseModel):

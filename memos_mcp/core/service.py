@@ -7,6 +7,7 @@ one lock so that de-duplication and history stay exact; reads run concurrently.
 from __future__ import annotations
 
 import logging
+import math
 import threading
 import time
 import uuid
@@ -61,6 +62,8 @@ from memos_mcp.core.models import (
     Role,
     SearchHit,
     SearchResult,
+    Share,
+    ShareState,
     SourceKind,
     Task,
     TaskStatus,
@@ -307,8 +310,7 @@ class MemoryService:
                       role: Role = Role.USER) -> tuple[User, Cube]:
         actor = self.access.user(actor_id)
         self.access.require_admin(actor, "register users")
-        if role is Role.ROOT and actor.role is not Role.ROOT:
-            raise InvalidRequest("only root may create another root user")
+        self.access.require_rank(actor, role, f"register a user with the {role.value} role")
         user_id = check_id("user_id", user_id or str(uuid.uuid4()))
         with self.write_lock:
             if self.catalog.get_user(user_id) is not None:
@@ -327,6 +329,7 @@ class MemoryService:
     def create_cube(self, actor_id: str, name: str, cube_id: str | None = None,
                     owner_id: str | None = None) -> Cube:
         owner = self.access.acting_as(self.access.user(actor_id), owner_id)
+        self.access.require_writer(owner)
         if not name.strip():
             raise InvalidRequest("a cube needs a name", field="name")
         cube = Cube(cube_id=check_id("cube_id", cube_id or str(uuid.uuid4())), name=name.strip()[:200],
@@ -357,16 +360,39 @@ class MemoryService:
 
     def share_cube(self, actor_id: str, cube_id: str, target_user_id: str,
                    permission: Permission = Permission.READ) -> Cube:
+        """Offer the cube to another user (or change the permission of a share). The share stays
+        ``pending`` until the recipient accepts it: until then it reaches only the recipient's calls
+        that name the cube, never their default scope. The answer (the cube, with its accepted
+        shares) is the same whether or not ``target_user_id`` exists: sharing cannot probe user ids."""
         cube = self.access.manage(self.access.user(actor_id), cube_id)
-        target = self.access.user(target_user_id)
-        if target.user_id == cube.owner_id:
-            raise InvalidRequest(f"user '{target_user_id}' already owns cube '{cube_id}'")
-        self.catalog.share_cube(cube.cube_id, target.user_id, permission, utcnow())
+        check_id("target_user_id", target_user_id)
+        if target_user_id == cube.owner_id:
+            raise InvalidRequest(f"user '{target_user_id}' already owns cube '{cube_id}'", field="target_user_id")
+        with self.write_lock:
+            if self.catalog.get_user(target_user_id) is not None:
+                self.catalog.share_cube(cube.cube_id, target_user_id, permission, utcnow())
         return self.access.cube(self.access.user(actor_id), cube_id, Permission.READ)
 
     def unshare_cube(self, actor_id: str, cube_id: str, target_user_id: str) -> None:
         cube = self.access.manage(self.access.user(actor_id), cube_id)
         self.catalog.unshare_cube(cube.cube_id, target_user_id)
+
+    def list_shares(self, actor_id: str, state: ShareState | None = None) -> list[Share]:
+        """The cubes offered to (``pending``) or shared with (``accepted``) the actor."""
+        return self.catalog.shares_of(self.access.user(actor_id).user_id, state)
+
+    def accept_share(self, actor_id: str, cube_id: str) -> Cube:
+        """Accept a share offered to the actor: the cube joins its default scope (searches, lists)."""
+        user = self.access.user(actor_id)
+        if not self.catalog.accept_share(cube_id, user.user_id):
+            raise NotFound("share of cube", cube_id, "List the shares offered to you with list_shares.")
+        return self.access.cube(user, cube_id, Permission.READ)
+
+    def decline_share(self, actor_id: str, cube_id: str) -> None:
+        """Decline (or leave) a share: the actor loses all access the share gave."""
+        user = self.access.user(actor_id)
+        if not self.catalog.unshare_cube(cube_id, user.user_id):
+            raise NotFound("share of cube", cube_id, "List the shares offered to you with list_shares.")
 
     # --- adding --------------------------------------------------------------------------------
     def add_memory(
@@ -881,14 +907,53 @@ class MemoryService:
             log.error("a failed update of memory %s could not be taken back: %s", old.id, exc)
 
     def delete_memory(self, actor_id: str, memory_id: str, cube_id: str | None = None) -> None:
+        self.delete_memories(actor_id, [memory_id], cube_id)
+
+    def delete_memories(self, actor_id: str, memory_ids: Sequence[str], cube_id: str | None = None) -> int:
+        """Delete memories all or none: every id is checked (found, and in a cube the actor may write)
+        before the first is deleted, so an error never follows a partial change. Returns how many."""
         user = self.access.user(actor_id)
         with self.write_lock:
-            memory = self._readable_memory(user, memory_id, cube_id, need=Permission.WRITE)
-            self.vectors.delete([memory.id])
-            graph = self.graph()
+            memories = [self._readable_memory(user, m, cube_id, need=Permission.WRITE)
+                        for m in dict.fromkeys(memory_ids)]
+            self._forget(user, memories)
+        return len(memories)
+
+    def delete_matching(self, actor_id: str, filters: SearchFilters | dict[str, Any] | None, *,
+                        user_id: str | None = None) -> tuple[int, list[str]]:
+        """Delete the memories matching ``filters`` in every cube of the user's scope it may write. Cubes
+        it may only read are skipped (nothing in them changes); returns how many were deleted and the
+        cubes skipped that held matches."""
+        user = self.access.acting_as(self.access.user(actor_id), user_id)
+        self.access.require_writer(user)
+        scope = self.catalog.cubes_of(user.user_id)
+        writable = [c.cube_id for c in scope if AccessControl.may_write(user, c)]
+        readonly = [c.cube_id for c in scope if c.cube_id not in writable]
+        with self.write_lock:
+            vectors = self.ready()
+            skipped = [c for c in readonly if vectors.count(parse_filters(filters, [c]))]
+            if not writable:
+                parse_filters(filters, [])  # a bad filter is still an error
+                return 0, skipped
+            flt = parse_filters(filters, writable)
+            memories = [from_point(p) for p in vectors.scroll(flt, max(1, vectors.count(flt)))]
+            self._forget(user, memories)
+        return len(memories), skipped
+
+    def _forget(self, user: User, memories: Sequence[Memory]) -> None:
+        """Remove memories (already checked) from the vectors, the graph and the history's text."""
+        if not memories:
+            return
+        self.vectors.delete([m.id for m in memories])
+        graph = self.graph()
+        by_cube: dict[str, list[str]] = {}
+        for memory in memories:
+            by_cube.setdefault(memory.cube_id, []).append(memory.id)
+        now = utcnow()
+        for cube_id, ids in by_cube.items():
             if graph is not None:
-                graph.forget(memory.cube_id, [memory.id])
-            self.catalog.forget([memory.id], memory.cube_id, user.user_id, utcnow())
+                graph.forget(cube_id, ids)
+            self.catalog.forget(ids, cube_id, user.user_id, now)
 
     def delete_all(self, actor_id: str, cube_id: str) -> int:
         user = self.access.user(actor_id)
@@ -923,6 +988,7 @@ class MemoryService:
                            cube_id: str | None = None, user_id: str | None = None) -> int:
         """Delete stored messages (memories made from them stay) of one conversation or all."""
         user = self.access.acting_as(self.access.user(actor_id), user_id)
+        self.access.require_writer(user)
         cubes = ([self.access.cube(user, cube_id, Permission.WRITE).cube_id] if cube_id else
                  [c.cube_id for c in self.catalog.cubes_of(user.user_id) if c.owner_id == user.user_id])
         with self.write_lock:
@@ -1051,7 +1117,8 @@ def _check_metadata(metadata: dict[str, Any] | None) -> dict[str, Any]:
             raise InvalidRequest(f"metadata key {key!r} is not valid: use 1-64 letters, digits or - _ . : @",
                                  field="metadata")
         if not _json_value(value):
-            raise InvalidRequest(f"metadata value of {key!r} must be JSON: text, number, boolean, list or object",
+            raise InvalidRequest(f"metadata value of {key!r} must be JSON: text, a finite number (integers within "
+                                 "64 bits), boolean, list or object",
                                  field=f"metadata.{key}")
     return dict(metadata)
 
@@ -1059,7 +1126,11 @@ def _check_metadata(metadata: dict[str, Any] | None) -> dict[str, Any]:
 def _json_value(value: Any, depth: int = 0) -> bool:
     if depth > 8:
         return False
-    if value is None or isinstance(value, str | int | float | bool):
+    if isinstance(value, float):  # NaN and infinities are not JSON: a store would keep them as null
+        return math.isfinite(value)
+    if isinstance(value, int) and not isinstance(value, bool):
+        return -2**63 <= value < 2**63  # what the stores keep exactly
+    if value is None or isinstance(value, str | bool):
         return True
     if isinstance(value, list):
         return all(_json_value(v, depth + 1) for v in value)

@@ -11,7 +11,9 @@ from memos_mcp.core.service import MemoryService
 from memos_mcp.mcp.context import register_prompts, register_resources
 from memos_mcp.mcp.gate import Gate, remember_request
 from memos_mcp.mcp.graph_tools import register_graph_tools
+from memos_mcp.mcp.limits import RateLimit
 from memos_mcp.mcp.tools import register_tools
+from memos_mcp.rest.ratelimit import RateLimiter
 
 INSTRUCTIONS = """Long-term memory for this user. Before answering anything personal or about earlier
 work, call search_memory; when the user tells you something durable (facts, decisions, preferences),
@@ -19,9 +21,11 @@ call add_memory. Cite memories by their ref_id. Cubes are separate memory namesp
 shows yours."""
 
 
-def build_server(service: MemoryService, keys: KeyRing, default_user: str, read_only: bool = False) -> MCPServer:
+def build_server(service: MemoryService, keys: KeyRing, default_user: str, read_only: bool = False,
+                 rate: RateLimiter | None = None) -> MCPServer:
+    """The MCP server; ``rate`` (the HTTP app's limiter) limits each HTTP user's requests."""
     server = MCPServer(name="memos-mcp", version=__version__, instructions=INSTRUCTIONS,
-                       middleware=[remember_request])
+                       middleware=[remember_request, *([RateLimit(rate)] if rate is not None else [])])
     gate = Gate(default_user)
     register_tools(server, service, keys, gate, read_only)
     register_graph_tools(server, GraphService(service), gate, read_only)

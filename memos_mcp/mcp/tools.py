@@ -24,6 +24,7 @@ from memos_mcp.core.models import (
     Permission,
     Role,
     SearchResult,
+    Share,
     Task,
     User,
 )
@@ -77,6 +78,10 @@ class ChatAnswer(BaseModel):
 
 class KeyList(BaseModel):
     keys: list[dict[str, Any]]
+
+
+class ShareList(BaseModel):
+    shares: list[Share]
 
 
 def register_tools(server: MCPServer, service: MemoryService, keys: KeyRing, gate: Gate, read_only: bool) -> None:
@@ -137,6 +142,14 @@ def _register_reading(server: MCPServer, service: MemoryService, gate: Gate) -> 
     async def list_cubes(ctx: Context) -> CubeList:
         """The cubes (memory namespaces) you own or that were shared with you, with your permission."""
         return CubeList(cubes=await gate.run(service.list_cubes))
+
+    @server.tool(annotations=READ)
+    async def list_shares(ctx: Context, state: Annotated[
+            Literal["pending", "accepted"] | None, Field(description="Only offers (pending) or only accepted "
+                                                                     "shares; omit for both")] = None) -> ShareList:
+        """Cubes other users shared with you. A pending share is an offer: its memories stay out of your
+        searches and lists until you accept_share it (name it in cube_ids to look first)."""
+        return ShareList(shares=await gate.run(lambda actor: service.list_shares(actor, state)))
 
     @server.tool(annotations=READ)
     async def get_user_info(ctx: Context) -> UserInfo:
@@ -246,8 +259,22 @@ def _register_writing(server: MCPServer, service: MemoryService, gate: Gate) -> 
                          ctx: Context,
                          permission: Annotated[Permission, Field(description="read or write")] = Permission.READ,
                          ) -> Cube:
-        """Share a cube with another user for reading or writing."""
+        """Offer a cube to another user for reading or writing; it reaches their searches once they
+        accept it. The answer is the same whether or not the user exists."""
         return await gate.run(lambda actor: service.share_cube(actor, cube_id, target_user_id, permission))
+
+    @server.tool(annotations=IDEMPOTENT_WRITE)
+    async def accept_share(cube_id: Annotated[str, Field(description="A cube list_shares shows as pending")],
+                           ctx: Context) -> Cube:
+        """Accept a cube shared with you: its memories join your searches and lists."""
+        return await gate.run(lambda actor: service.accept_share(actor, cube_id))
+
+    @server.tool(annotations=DESTRUCTIVE)
+    async def decline_share(cube_id: Annotated[str, Field(description="A cube shared with you")],
+                            ctx: Context) -> Deleted:
+        """Decline a share offered to you, or leave one you accepted: you lose the access it gave."""
+        await gate.run(lambda actor: service.decline_share(actor, cube_id))
+        return Deleted(deleted=1, id=cube_id)
 
     @server.tool(annotations=DESTRUCTIVE)
     async def clear_chat_history(ctx: Context, conversation_id: Annotated[

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any, Generic, Protocol, TypeVar
@@ -196,19 +197,70 @@ class _Endpoint:
 
 async def _parse(request: Request, op: Operation) -> BaseModel:
     if op.body is not None:
-        raw = await request.body()
-        try:
-            value = json.loads(raw) if raw.strip() else {}
-            json.dumps(value, ensure_ascii=False).encode("utf-8")  # a lone surrogate escape cannot be stored
-        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-            raise InvalidRequest(f"the request body is not valid JSON: {exc}", field="body") from exc
-        except UnicodeEncodeError as exc:
-            raise InvalidRequest("the request body holds text that is not valid Unicode (a lone surrogate)",
-                                 field="body") from exc
-        return validate(op.body, value)
+        return validate(op.body, parse_json_body(await request.body()))
     if op.query is not None:
         return validate(op.query, dict(request.query_params))
     return _Empty()
+
+
+def parse_json_body(raw: bytes) -> Any:
+    """The JSON value of a request body (empty: ``{}``). Raises ``InvalidRequest`` (field ``body``) for
+    what is not JSON, nests deeper than ``MAX_JSON_DEPTH``, holds ``NaN``/``Infinity`` (or a number
+    beyond a float), an integer of
+    more than ``MAX_INT_DIGITS`` digits, or text that is not valid Unicode (a lone surrogate)."""
+    if not raw.strip():
+        return {}
+    try:
+        value = json.loads(raw, parse_constant=_no_constant, parse_int=_bounded_int, parse_float=_finite_float)
+        json.dumps(value, ensure_ascii=False).encode("utf-8")  # a lone surrogate escape cannot be stored
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise InvalidRequest(f"the request body is not valid JSON: {exc}", field="body") from exc
+    except UnicodeEncodeError as exc:
+        raise InvalidRequest("the request body holds text that is not valid Unicode (a lone surrogate)",
+                             field="body") from exc
+    except RecursionError as exc:
+        raise InvalidRequest(f"the request body nests deeper than {MAX_JSON_DEPTH} levels", field="body",
+                             limit=MAX_JSON_DEPTH) from exc
+    except ValueError as exc:  # from the two hooks: their message says what
+        raise InvalidRequest(f"the request body is not acceptable JSON: {exc}", field="body") from exc
+    if _nesting(value) > MAX_JSON_DEPTH:
+        raise InvalidRequest(f"the request body nests deeper than {MAX_JSON_DEPTH} levels", field="body",
+                             limit=MAX_JSON_DEPTH)
+    return value
+
+
+MAX_JSON_DEPTH = 64
+MAX_INT_DIGITS = 32  # beyond any 64-bit id or count: larger integers are refused, not rounded
+
+
+def _nesting(value: Any) -> int:
+    """The deepest nesting of lists and objects in a parsed JSON value (without recursion)."""
+    deepest, level = 0, [(value, 0)]
+    while level:
+        item, depth = level.pop()
+        if isinstance(item, dict | list):
+            deepest = max(deepest, depth + 1)
+            if deepest > MAX_JSON_DEPTH:
+                break
+            level.extend((inner, depth + 1) for inner in (item.values() if isinstance(item, dict) else item))
+    return deepest
+
+
+def _no_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not a number JSON allows")
+
+
+def _finite_float(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value):
+        raise ValueError(f"the number {text[:40]} is beyond what a 64-bit float holds")
+    return value
+
+
+def _bounded_int(text: str) -> int:
+    if len(text.lstrip("-")) > MAX_INT_DIGITS:
+        raise ValueError(f"an integer of {len(text.lstrip('-'))} digits exceeds the limit of {MAX_INT_DIGITS}")
+    return int(text)
 
 
 def validate(model: type[B], value: Any) -> B:

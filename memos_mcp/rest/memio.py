@@ -346,9 +346,17 @@ def _fact(memory: Memory, score: float | None = None) -> Fact:
                 created_at=memory.created_at, updated_at=memory.updated_at)
 
 
+def _metadata_filter(filters: dict[str, Any]) -> dict[str, Any]:
+    """The caller's ``filters.metadata`` (an object), to which a dialect adds its own keys."""
+    given = filters.get("metadata") or {}
+    if not isinstance(given, dict):
+        raise InvalidRequest("filters.metadata must be an object of keys to values", field="filters.metadata")
+    return dict(given)
+
+
 def _fact_filters(agent_id: str | None, extra: dict[str, Any] | None = None) -> dict[str, Any]:
     filters = dict(extra or {})
-    metadata = dict(filters.get("metadata") or {})
+    metadata = _metadata_filter(filters)
     if agent_id is not None:
         metadata[AGENT_ID] = agent_id
     filters["kind"] = ["fact"]
@@ -359,7 +367,7 @@ def _fact_filters(agent_id: str | None, extra: dict[str, Any] | None = None) -> 
 
 def _doc_filters(doc_id: str | None = None, extra: dict[str, Any] | None = None) -> dict[str, Any]:
     filters = dict(extra or {})
-    metadata = {**(filters.get("metadata") or {}), DOC_MARK: "document"}
+    metadata = {**_metadata_filter(filters), DOC_MARK: "document"}
     if doc_id is not None:
         metadata[DOC_ID] = doc_id
     return {**filters, "metadata": metadata}
@@ -531,9 +539,7 @@ async def delete_facts(call: Call[FactDeleteQuery]) -> Deleted:
             return 0
         found = _scan(call.service, call.actor, _fact_filters(q.agent_id), user_id=q.user_id, cube_ids=cubes,
                       keep=_is_fact)
-        for memory in found:
-            call.service.delete_memory(call.actor, memory.id)
-        return len(found)
+        return call.service.delete_memories(call.actor, [m.id for m in found])
 
     return Deleted(deleted=await call.run(run))
 
@@ -672,8 +678,8 @@ async def update_document(call: Call[DocumentUpdate]) -> Document:
                                       "(max_memory_size)", field="content")
             before = _document(doc_id, old)
             metadata = body.metadata if body.metadata is not None else before.metadata
-            for memory in old:  # first: unchanged chunks are then written again, not shared
-                call.service.delete_memory(call.actor, memory.id)
+            # first: unchanged chunks are then written again, not shared
+            call.service.delete_memories(call.actor, [m.id for m in old])
             return _store_document(call.service, call.actor, doc_id, body.content, metadata, body.user_id)
 
     return _document(doc_id, await call.run(run))
@@ -686,9 +692,7 @@ async def delete_document(call: Call[UserQuery]) -> Deleted:
     def run() -> int:
         with call.service.write_lock:
             chunks = _doc_chunks(call.service, call.actor, doc_id, call.body.user_id)
-            for memory in chunks:
-                call.service.delete_memory(call.actor, memory.id)
-            return len(chunks)
+            return call.service.delete_memories(call.actor, [m.id for m in chunks])
 
     return Deleted(deleted=await call.run(run))
 
@@ -701,8 +705,7 @@ async def delete_documents(call: Call[UserQuery]) -> Deleted:
             return 0
         with call.service.write_lock:
             found = _scan(call.service, call.actor, _doc_filters(), user_id=call.body.user_id, cube_ids=cubes)
-            for memory in found:
-                call.service.delete_memory(call.actor, memory.id)
+            call.service.delete_memories(call.actor, [m.id for m in found])
         return len({(m.cube_id, m.metadata.get(DOC_ID)) for m in found})
 
     return Deleted(deleted=await call.run(run))

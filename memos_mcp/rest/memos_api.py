@@ -30,7 +30,7 @@ from typing import Any, Literal
 
 from pydantic import AliasChoices, BaseModel, ConfigDict, Field, field_validator
 
-from memos_mcp.core.models import MemoryKind, MessageIn, Permission, Role
+from memos_mcp.core.models import MemoryKind, MessageIn, Permission, Role, Share
 from memos_mcp.errors import InvalidRequest
 from memos_mcp.rest.base import Call, CodeEnvelope, Dialect
 from memos_mcp.rest.memos_product import (
@@ -157,6 +157,28 @@ async def share_cube(call: Call[ShareBody]) -> CubeInfo:
     cube = await call.run(lambda: call.service.share_cube(call.actor, call.path["cube_id"], b.target_user_id,
                                                            Permission(b.permission)))
     return cube_info(cube)
+
+
+class SharesData(BaseModel):
+    shares: list[Share]
+
+
+@DIALECT.op("GET", "/mem_cubes/shares", "The cubes shared with the caller: pending offers and accepted shares",
+            response=SharesData, message="Shares retrieved successfully")
+async def list_shares(call: Call[Any]) -> SharesData:
+    return SharesData(shares=await call.run(lambda: call.service.list_shares(call.actor)))
+
+
+@DIALECT.op("POST", "/mem_cubes/{cube_id}/share/accept", "Accept a cube shared with the caller: it joins "
+            "the caller's searches and lists", response=CubeInfo, message="Share accepted successfully")
+async def accept_share(call: Call[Any]) -> CubeInfo:
+    return cube_info(await call.run(lambda: call.service.accept_share(call.actor, call.path["cube_id"])))
+
+
+@DIALECT.op("POST", "/mem_cubes/{cube_id}/share/decline", "Decline (or leave) a cube shared with the caller",
+            message="Share declined successfully")
+async def decline_share(call: Call[Any]) -> None:
+    await call.run(lambda: call.service.decline_share(call.actor, call.path["cube_id"]))
 
 
 # --- memories ---------------------------------------------------------------------------------

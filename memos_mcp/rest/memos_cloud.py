@@ -41,7 +41,6 @@ PREFERENCE_NOTE = (
 TaskState = Literal["waiting", "in_progress", "completed", "failed"]
 _STATUS: dict[TaskStatus, TaskState] = {TaskStatus.QUEUED: "waiting", TaskStatus.RUNNING: "in_progress",
                                         TaskStatus.DONE: "completed", TaskStatus.FAILED: "failed"}
-_LIST_PAGE = 200  # the core's largest page, used to collect the ids a filter selects
 
 
 DIALECT = Dialect("MemOS cloud", "/api/openmem/v1", CodeEnvelope())
@@ -179,6 +178,11 @@ class SuccessData(BaseModel):
     success: bool
 
 
+class DeleteData(SuccessData):
+    skipped_cube_ids: list[str] = Field(default_factory=list, description="cubes holding matches of the "
+                                        "filter that the caller may only read: nothing in them was deleted")
+
+
 class ChatBody(BaseModel):
     user_id: str
     conversation_id: str = Field(min_length=1)
@@ -306,8 +310,8 @@ async def update_memory(call: Call[UpdateBody]) -> MemoryDetail:
 
 
 @DIALECT.op("POST", "/delete/memory", "Delete memories by ids, of a user, or matching a filter", body=DeleteBody,
-            response=SuccessData)
-async def delete_memory(call: Call[DeleteBody]) -> SuccessData:
+            response=DeleteData)
+async def delete_memory(call: Call[DeleteBody]) -> DeleteData:
     b = call.body
     given = [name for name, value in (("memory_ids", b.memory_ids), ("user_id", b.user_id),
                                       ("filter", b.filter)) if value is not None]
@@ -316,30 +320,22 @@ async def delete_memory(call: Call[DeleteBody]) -> SuccessData:
                              + (f" (got {', '.join(given)})" if given else ""), field="body")
     if b.memory_ids is not None and not b.memory_ids:
         raise InvalidRequest("memory_ids is empty", field="memory_ids")
-    await call.run(lambda: _delete(call.service, call.actor, b))
-    return SuccessData(success=True)
+    skipped = await call.run(lambda: _delete(call.service, call.actor, b))
+    return DeleteData(success=True, skipped_cube_ids=skipped)
 
 
-def _delete(service: MemoryService, actor: str, b: DeleteBody) -> None:
+def _delete(service: MemoryService, actor: str, b: DeleteBody) -> list[str]:
+    """Deletes all or nothing: ids are each checked first, a filter reaches only writable cubes (the
+    read-only ones holding matches are returned), a user's cubes are all its own."""
     if b.user_id is not None:
         for cube in service.list_cubes(actor, b.user_id):
             if cube.owner_id == b.user_id:
                 service.delete_all(actor, cube.cube_id)
-        return
+        return []
     if b.memory_ids is not None:
-        ids = list(dict.fromkeys(b.memory_ids))
-        for memory_id in ids:  # every id is checked before anything is deleted
-            service.get_memory(actor, memory_id)
-    else:
-        ids, page = [], 1
-        while True:
-            found = service.list_memories(actor, filters=b.filter, page=page, size=_LIST_PAGE)
-            ids += [m.id for m in found.memories]
-            if page >= found.pages:
-                break
-            page += 1
-    for memory_id in ids:
-        service.delete_memory(actor, memory_id)
+        service.delete_memories(actor, b.memory_ids)
+        return []
+    return service.delete_matching(actor, b.filter)[1]
 
 
 def _chat_frames(event: ChatEvent) -> list[dict[str, str]]:

@@ -132,6 +132,7 @@ def test_everything_is_there_after_close_and_reopen(make_service: ServiceFactory
     first.ensure_user("bob")
     first.create_cube("alice", "shared", cube_id="shared")
     first.share_cube("alice", "shared", "bob", Permission.WRITE)
+    first.accept_share("bob", "shared")
     memory = first.add_memory("alice", cube_id="shared", conversation_id="c",
                               messages=[{"role": "user", "content": "The boiler was serviced in May."}]).memories[0]
     first.close()

@@ -11,7 +11,7 @@ import pytest
 from memos_mcp.core.models import Permission, Role
 from memos_mcp.core.portability import export_cube, import_lines
 from memos_mcp.core.service import ROOT_USER, MemoryService
-from memos_mcp.errors import Conflict, Forbidden, InvalidRequest, MemosError, NotFound
+from memos_mcp.errors import Conflict, Forbidden, MemosError, NotFound
 
 
 @pytest.fixture
@@ -76,6 +76,7 @@ def test_a_read_share_allows_reading_but_not_writing(two_users: tuple[MemoryServ
     service, memory_id = two_users
     cube = alice_cube(service)
     service.share_cube("alice", cube, "bob", Permission.READ)
+    service.accept_share("bob", cube)
     assert service.get_memory("bob", memory_id).id == memory_id
     assert service.search("bob", "bank PIN hint").memories[0].id == memory_id
     assert [c.permission for c in service.list_cubes("bob") if c.cube_id == cube] == ["read"]
@@ -107,8 +108,9 @@ def test_unknown_users_and_cubes_are_not_found(service: MemoryService) -> None:
     service.ensure_user("alice")
     with pytest.raises(NotFound, match="cube 'nope'"):
         service.search("alice", "x", cube_ids=["nope"])
-    with pytest.raises(NotFound, match="user 'ghost'"):
-        service.share_cube("alice", alice_cube(service), "ghost")
+    # sharing with an unknown user answers as if it existed (user ids cannot be probed) and stores nothing
+    assert service.share_cube("alice", alice_cube(service), "ghost").shared_with == {}
+    assert service.catalog.get_user("ghost") is None
     with pytest.raises(NotFound):
         service.get_memory("alice", "00000000-0000-0000-0000-000000000000")
     with pytest.raises(NotFound):
@@ -127,7 +129,7 @@ def test_only_admins_register_and_list_users_and_act_for_others(service: MemoryS
     assert user.user_name == "Carol" and service.get_cube("carol", cube.cube_id).permission == "owner"
     with pytest.raises(Conflict):
         service.register_user("ops", "carol")
-    with pytest.raises(InvalidRequest):
+    with pytest.raises(Forbidden):
         service.register_user("ops", "root2", role=Role.ROOT)
     service.add_memory("ops", user_id="carol", memory_content="Added by an admin for Carol.")
     assert service.search("carol", "admin for Carol").memories[0].user_id == "carol"
@@ -145,3 +147,84 @@ def test_deleting_a_cube_removes_its_memories_and_messages(two_users: tuple[Memo
     assert all(c.cube_id != "scratch" for c in service.list_cubes("alice"))
     with pytest.raises(MemosError):
         service.add_memory("alice", cube_id="scratch", memory_content="into a deleted cube")
+
+
+def test_a_guest_reads_its_cubes_but_changes_nothing(two_users: tuple[MemoryService, str]) -> None:
+    service, _ = two_users
+    service.register_user(ROOT_USER, "gus", role=Role.GUEST)
+    service.add_memory(ROOT_USER, cube_id="gus_default_cube", memory_content="Gus likes green tea.")
+    service.share_cube("alice", alice_cube(service), "gus", Permission.WRITE)
+    service.accept_share("gus", alice_cube(service))  # its own scope: a guest may choose what it reads
+    memory_id = service.search("gus", "green tea").memories[0].id
+    for attempt in (lambda: service.add_memory("gus", memory_content="Gus was here."),
+                    lambda: service.add_memory("gus", memory_content="Gus was here.", cube_id=alice_cube(service)),
+                    lambda: service.update_memory("gus", memory_id, memory="changed"),
+                    lambda: service.delete_memory("gus", memory_id),
+                    lambda: service.delete_all("gus", "gus_default_cube"),
+                    lambda: service.delete_matching("gus", None),
+                    lambda: service.create_cube("gus", "mine"),
+                    lambda: service.share_cube("gus", "gus_default_cube", "alice"),
+                    lambda: service.clear_chat_history("gus")):
+        with pytest.raises(Forbidden, match="guest"):
+            attempt()
+    assert service.get_memory("gus", memory_id).memory == "Gus likes green tea."
+    assert service.list_memories("gus").total == 3
+
+
+def test_nobody_registers_or_acts_for_a_user_above_their_own_role(service: MemoryService) -> None:
+    service.register_user(ROOT_USER, "ops", role=Role.ADMIN)
+    service.register_user("ops", "ops2", role=Role.ADMIN)  # an equal role is allowed
+    with pytest.raises(Forbidden):
+        service.register_user("ops", "root2", role=Role.ROOT)
+    with pytest.raises(Forbidden):
+        service.search("ops", "anything", user_id=ROOT_USER)
+    with pytest.raises(Forbidden):
+        service.add_memory("ops", user_id=ROOT_USER, memory_content="planted")
+    assert service.list_memories(ROOT_USER).total == 0
+
+
+def test_an_offered_share_reaches_only_calls_naming_it_until_accepted(two_users: tuple[MemoryService, str]) -> None:
+    service, memory_id = two_users
+    cube = alice_cube(service)
+    service.share_cube("alice", cube, "bob", Permission.READ)
+    assert service.search("bob", "bank PIN hint").memories == []
+    assert service.search("bob", "bank PIN hint", cube_ids=[cube]).memories[0].id == memory_id
+    assert [(s.cube_id, s.state) for s in service.list_shares("bob")] == [(cube, "pending")]
+    service.share_cube("alice", cube, "bob", Permission.WRITE)  # a new permission, still an offer
+    assert [(s.permission, s.state) for s in service.list_shares("bob")] == [("write", "pending")]
+    service.accept_share("bob", cube)
+    service.share_cube("alice", cube, "bob", Permission.READ)  # changing it keeps it accepted
+    assert [(s.permission, s.state) for s in service.list_shares("bob")] == [("read", "accepted")]
+    assert service.search("bob", "bank PIN hint").memories[0].id == memory_id
+    service.decline_share("bob", cube)
+    assert service.list_shares("bob") == []
+    with pytest.raises(NotFound):
+        service.decline_share("bob", cube)
+    with pytest.raises(Forbidden):
+        service.search("bob", "bank PIN hint", cube_ids=[cube])
+
+
+def test_deleting_several_memories_checks_them_all_before_deleting_any(two_users: tuple[MemoryService, str]) -> None:
+    service, alices = two_users
+    service.share_cube("alice", alice_cube(service), "bob", Permission.READ)
+    service.accept_share("bob", alice_cube(service))
+    bobs = service.add_memory("bob", memory_content="Bob's note on the trip.", metadata={"topic": "trip"}).added
+    service.update_memory("alice", alices, metadata={"topic": "trip"})
+    with pytest.raises(Forbidden):
+        service.delete_memories("bob", [*bobs, alices])
+    assert service.get_memory("bob", bobs[0]).memory == "Bob's note on the trip."
+    deleted, skipped = service.delete_matching("bob", {"metadata": {"topic": "trip"}})
+    assert (deleted, skipped) == (1, [alice_cube(service)])
+    assert service.get_memory("alice", alices).metadata == {"topic": "trip"}
+    with pytest.raises(NotFound):
+        service.get_memory("bob", bobs[0])
+
+
+@pytest.mark.parametrize("metadata", [{"n": float("nan")}, {"n": float("inf")}, {"n": [1, float("-inf")]},
+                                      {"n": 2**64}, {"n": {"deep": -(2**63) - 1}}])
+def test_metadata_that_a_store_cannot_keep_exactly_is_refused(service: MemoryService, metadata: dict[str, Any]) -> None:
+    service.ensure_user("alice")
+    with pytest.raises(MemosError, match="finite number") as refused:
+        service.add_memory("alice", memory_content="A note.", metadata=metadata)
+    assert refused.value.status == 400 and refused.value.details["field"] == "metadata.n"
+    assert service.list_memories("alice").total == 0

@@ -174,13 +174,14 @@ def test_a_foreign_host_header_is_refused_with_421(serve: Serve) -> None:
         assert http.get("/health", headers={"Host": "localhost"}).status_code == 200
 
 
-def test_a_foreign_browser_origin_is_refused_with_403_and_loopback_origins_pass(serve: Serve) -> None:
+def test_a_foreign_browser_origin_is_refused_with_403_and_the_servers_own_passes(serve: Serve) -> None:
     app = serve()
     with client(app) as http:
-        refused = http.post("/mcp", json=INITIALIZE, headers={**MCP_HEADERS, "Origin": "https://evil.example"})
-        assert refused.status_code == 403
-        assert refused.json()["error"]["code"] == "forbidden_origin"
-        allowed = http.post("/mcp", json=INITIALIZE, headers={**MCP_HEADERS, "Origin": "http://localhost:5173"})
+        for origin in ("https://evil.example", "http://localhost:5173"):  # loopback pages are not trusted either
+            refused = http.post("/mcp", json=INITIALIZE, headers={**MCP_HEADERS, "Origin": origin})
+            assert refused.status_code == 403
+            assert refused.json()["error"]["code"] == "forbidden_origin"
+        allowed = http.post("/mcp", json=INITIALIZE, headers={**MCP_HEADERS, "Origin": app.url})
         assert rpc_result(allowed)["serverInfo"]
 
 

@@ -32,6 +32,9 @@ async def test_the_cubes_resource_lists_the_callers_cubes_and_only_those(people:
 
         people.share_cube("bob", "bob-work", "alice", Permission.READ)
         text, _ = await read_text(alice, "memory://cubes")
+        assert "bob-work" not in [c["cube_id"] for c in json.loads(text)]  # offered, not yet accepted
+        await call(alice, "accept_share", cube_id="bob-work")
+        text, _ = await read_text(alice, "memory://cubes")
         assert [(c["cube_id"], c["permission"]) for c in json.loads(text)] == [
             (CUBE, "owner"), ("bob-work", "read"), ("alice-work", "owner")]
     async with connect(people, "bob") as bob:

@@ -13,12 +13,13 @@ from tests.mcp.support import connect
 pytestmark = pytest.mark.anyio
 
 READING = {"search_memory", "get_memory", "list_memories", "memory_history", "list_cubes", "get_user_info",
-           "get_suggestions", "export_cube", "get_task_status", "search_graph", "list_entities"}
+           "get_suggestions", "export_cube", "get_task_status", "search_graph", "list_entities", "list_shares"}
 WRITING = {"add_memory", "update_memory", "delete_memory", "delete_all_memories", "create_cube", "delete_cube",
-           "share_cube", "clear_chat_history", "chat", "add_relations", "delete_relation"}
+           "share_cube", "accept_share", "decline_share", "clear_chat_history", "chat", "add_relations",
+           "delete_relation"}
 ADMIN = {"register_user", "create_api_key", "revoke_api_key", "list_api_keys"}
 DESTRUCTIVE = {"delete_memory", "delete_all_memories", "delete_cube", "clear_chat_history", "revoke_api_key",
-               "delete_relation"}
+               "delete_relation", "decline_share"}
 READ_ONLY_HINTED = READING | {"list_api_keys"}
 
 
@@ -33,9 +34,9 @@ async def tools_of(service: MemoryService, read_only: bool = False) -> dict[str,
         return {tool.name: tool for tool in (await client.list_tools()).tools}
 
 
-async def test_the_server_offers_all_26_tools(people: MemoryService) -> None:
+async def test_the_server_offers_all_29_tools(people: MemoryService) -> None:
     assert set(await tools_of(people)) == READING | WRITING | ADMIN
-    assert len(READING | WRITING | ADMIN) == 26
+    assert len(READING | WRITING | ADMIN) == 29
 
 
 async def test_every_tool_and_every_parameter_is_described_for_the_model(people: MemoryService) -> None:
@@ -67,12 +68,12 @@ async def test_reading_tools_are_marked_read_only_and_deleting_tools_destructive
         assert hints.open_world_hint is False, name
 
 
-async def test_a_read_only_server_offers_only_the_eleven_reading_tools(people: MemoryService) -> None:
+async def test_a_read_only_server_offers_only_the_twelve_reading_tools(people: MemoryService) -> None:
     offered = set(await tools_of(people, read_only=True))
     assert offered == READING
     assert offered == {"search_memory", "get_memory", "list_memories", "memory_history", "list_cubes",
                        "get_user_info", "get_suggestions", "export_cube", "get_task_status", "search_graph",
-                       "list_entities"}
+                       "list_entities", "list_shares"}
 
 
 async def test_a_read_only_server_refuses_a_writing_tool_by_name(people: MemoryService) -> None:

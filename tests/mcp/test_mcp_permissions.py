@@ -104,6 +104,7 @@ async def test_a_read_share_lets_bob_search_and_read_but_not_change(people: Memo
     keys = KeyRing(people)
     async with connect(people, "alice", keys) as alice, connect(people, "bob", keys) as bob:
         await call(alice, "share_cube", cube_id=CUBE, target_user_id="bob", permission="read")
+        await call(bob, "accept_share", cube_id=CUBE)
 
         assert (await call(bob, "search_memory", query="bank PIN hint"))["memories"][0]["id"] == secret
         named = await call(bob, "search_memory", query="bank PIN hint", cube_ids=[CUBE])

@@ -258,7 +258,10 @@ async def test_cubes_are_created_listed_shared_and_deleted(people: MemoryService
         stored = await remember(alice, "The quarterly plan is in the shared drive.", cube_id="alice-work")
         assert stored["cube_id"] == "alice-work"
         shared = await call(alice, "share_cube", cube_id="alice-work", target_user_id="bob", permission="read")
-        assert shared["shared_with"] == {"bob": "read"}
+        assert shared["shared_with"] == {}  # an offer until bob accepts it
+        assert [c["cube_id"] for c in (await call(bob, "list_cubes"))["cubes"]] == ["bob_default_cube"]
+        accepted = await call(bob, "accept_share", cube_id="alice-work")
+        assert accepted["shared_with"] == {"bob": "read"}
         bobs = {c["cube_id"]: c["permission"] for c in (await call(bob, "list_cubes"))["cubes"]}
         assert bobs == {"bob_default_cube": "owner", "alice-work": "read"}
 

@@ -19,6 +19,7 @@ MEMORY_FIELDS = {"id": str, "memory_key": str, "memory_value": str, "memory_type
 PREFERENCE_FIELDS = {"id", "preference_type", "preference", "reasoning", "create_time", "conversation_id",
                      "status", "update_time"}
 
+DELETED = {"success": True, "skipped_cube_ids": []}  # no read-only cube held a match
 
 def post(http: httpx2.Client, path: str, payload: dict[str, Any]) -> httpx2.Response:
     """As the client sends it: ``data=json.dumps(payload)`` with a JSON content type."""
@@ -91,7 +92,7 @@ def test_the_client_round_trip(users: Users) -> None:
     archived = ok(post(users.alice, "/update/memory", {"memory_id": memory["id"], "status": "archived"}))
     assert archived["status"] == "archived"
 
-    assert ok(post(users.alice, "/delete/memory", {"memory_ids": [memory["id"]]})) == {"success": True}
+    assert ok(post(users.alice, "/delete/memory", {"memory_ids": [memory["id"]]})) == DELETED
     failed(users.alice.get(f"{BASE}/get/memory/{memory['id']}"), 404, memory["id"])
 
 
@@ -122,10 +123,10 @@ def test_a_conversation_comes_first_without_excluding_others(users: Users) -> No
 def test_delete_by_user_and_by_filter(users: Users) -> None:
     add(users.alice, "alice", "I keep a cat called Miso", "pets")
     add(users.alice, "alice", "I run every Sunday morning", "sport")
-    assert ok(post(users.alice, "/delete/memory", {"filter": {"conversation_id": "pets"}})) == {"success": True}
+    assert ok(post(users.alice, "/delete/memory", {"filter": {"conversation_id": "pets"}})) == DELETED
     left = ok(post(users.alice, "/get/memory", {"user_id": "alice"}))
     assert [m["conversation_id"] for m in left["memory_detail_list"]] == ["sport"]
-    assert ok(post(users.alice, "/delete/memory", {"user_id": "alice"})) == {"success": True}
+    assert ok(post(users.alice, "/delete/memory", {"user_id": "alice"})) == DELETED
     assert ok(post(users.alice, "/get/memory", {"user_id": "alice"}))["total"] == 0
 
 

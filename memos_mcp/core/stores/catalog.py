@@ -14,7 +14,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from memos_mcp.core.models import Cube, HistoryEvent, Message, Permission, Role, Task, User
+from memos_mcp.core.models import Cube, HistoryEvent, Message, Permission, Role, Share, ShareState, Task, User
 from memos_mcp.core.stores.sqlite_files import connect, migrate, missing_schema, statements
 from memos_mcp.core.timeparse import from_epoch, to_epoch
 from memos_mcp.errors import DataDirReadOnly, StorageError
@@ -57,7 +57,9 @@ CREATE TABLE IF NOT EXISTS pending_writes (
 CREATE INDEX IF NOT EXISTS pending_writes_memory ON pending_writes(memory_id);
 """
 # Columns added after the first release, with their definitions: added to older catalogs at open.
-_ADDED_COLUMNS = {"tasks": {"detail": "TEXT NOT NULL DEFAULT '{}'", "job": "TEXT"}}
+# A share's state: shares made before states existed stay accepted, so nobody loses access on upgrade.
+_ADDED_COLUMNS = {"tasks": {"detail": "TEXT NOT NULL DEFAULT '{}'", "job": "TEXT"},
+                  "shares": {"state": "TEXT NOT NULL DEFAULT 'accepted'"}}
 _ADDED_INDEXES = "CREATE INDEX IF NOT EXISTS tasks_open ON tasks(status, created_at)"
 
 
@@ -192,10 +194,11 @@ class Catalog:
             self._insert_cube(db, cube)
 
     def _cube(self, row: sqlite3.Row) -> Cube:
-        shares = self._rows("SELECT user_id, permission FROM shares WHERE cube_id = ?", (row["cube_id"],))
+        shares = self._rows("SELECT user_id, permission, state FROM shares WHERE cube_id = ?", (row["cube_id"],))
         return Cube(cube_id=row["cube_id"], name=row["name"], owner_id=row["owner_id"],
                     created_at=_dt(row["created_at"]), is_default=bool(row["is_default"]),
-                    shared_with={s["user_id"]: Permission(s["permission"]) for s in shares})
+                    shared_with={s["user_id"]: Permission(s["permission"]) for s in shares if s["state"] == "accepted"},
+                    offered_to={s["user_id"]: Permission(s["permission"]) for s in shares if s["state"] != "accepted"})
 
     def get_cube(self, cube_id: str) -> Cube | None:
         rows = self._rows("SELECT * FROM cubes WHERE cube_id = ?", (cube_id,))
@@ -205,11 +208,11 @@ class Catalog:
         return [self._cube(r) for r in self._rows("SELECT * FROM cubes ORDER BY created_at, cube_id")]
 
     def cubes_of(self, user_id: str) -> list[Cube]:
-        """Cubes the user owns, then cubes shared with it."""
+        """Cubes the user owns, then cubes shared with it whose share it accepted."""
         rows = self._rows(
             "SELECT c.* FROM cubes c WHERE c.owner_id = ? UNION "
             "SELECT c.* FROM cubes c JOIN shares s ON s.cube_id = c.cube_id WHERE s.user_id = ? "
-            "ORDER BY created_at, cube_id", (user_id, user_id))
+            "AND s.state = 'accepted' ORDER BY created_at, cube_id", (user_id, user_id))
         return [self._cube(r) for r in rows]
 
     def default_cube_of(self, user_id: str) -> Cube | None:
@@ -217,13 +220,33 @@ class Catalog:
         return self._cube(rows[0]) if rows else None
 
     def share_cube(self, cube_id: str, user_id: str, permission: Permission, at: datetime) -> None:
+        """Offer the cube (``pending``); sharing again only changes the permission, not the state."""
         with self._tx() as db:
-            db.execute("INSERT OR REPLACE INTO shares VALUES (?, ?, ?, ?)",
-                       (cube_id, user_id, permission.value, _ts(at)))
+            db.execute("INSERT INTO shares (cube_id, user_id, permission, created_at, state) "
+                       "VALUES (?, ?, ?, ?, 'pending') ON CONFLICT (cube_id, user_id) "
+                       "DO UPDATE SET permission = excluded.permission", (cube_id, user_id, permission.value, _ts(at)))
 
-    def unshare_cube(self, cube_id: str, user_id: str) -> None:
+    def unshare_cube(self, cube_id: str, user_id: str) -> bool:
+        """Remove a share in any state; False if there was none."""
         with self._tx() as db:
-            db.execute("DELETE FROM shares WHERE cube_id = ? AND user_id = ?", (cube_id, user_id))
+            return db.execute("DELETE FROM shares WHERE cube_id = ? AND user_id = ?", (cube_id, user_id)).rowcount > 0
+
+    def accept_share(self, cube_id: str, user_id: str) -> bool:
+        """Mark a share accepted; False if the user has no share of the cube."""
+        with self._tx() as db:
+            return db.execute("UPDATE shares SET state = 'accepted' WHERE cube_id = ? AND user_id = ?",
+                              (cube_id, user_id)).rowcount > 0
+
+    def shares_of(self, user_id: str, state: ShareState | None = None) -> list[Share]:
+        """The shares offered to or accepted by ``user_id``, oldest first."""
+        where = " AND s.state = ?" if state else ""
+        rows = self._rows(
+            "SELECT s.cube_id, c.name, c.owner_id, s.permission, s.state, s.created_at FROM shares s "
+            f"JOIN cubes c ON c.cube_id = s.cube_id WHERE s.user_id = ?{where} ORDER BY s.created_at, s.cube_id",
+            (user_id, state) if state else (user_id,))
+        return [Share(cube_id=r["cube_id"], cube_name=r["name"], owner_id=r["owner_id"],
+                      permission=Permission(r["permission"]), state=r["state"], shared_at=_dt(r["created_at"]))
+                for r in rows]
 
     def delete_cube(self, cube_id: str) -> None:
         """The cube, its shares, its conversations and its history."""
@@ -248,6 +271,11 @@ class Catalog:
         rows = self._rows(f"SELECT key_id, user_id, created_at, revoked_at FROM api_keys{where} ORDER BY created_at")
         return [{"key_id": r["key_id"], "user_id": r["user_id"], "created_at": _dt(r["created_at"]),
                  "revoked": r["revoked_at"] is not None} for r in rows]
+
+    def api_key_user(self, key_id: str) -> str | None:
+        """The user an active key acts as, or None if there is no such active key."""
+        rows = self._rows("SELECT user_id FROM api_keys WHERE key_id = ? AND revoked_at IS NULL", (key_id,))
+        return str(rows[0]["user_id"]) if rows else None
 
     def revoke_api_key(self, key_id: str, at: datetime) -> bool:
         with self._tx() as db:
