@@ -70,7 +70,16 @@ from memos_mcp.core.pipeline import AddWorker
 from memos_mcp.core.stores.catalog import Catalog
 from memos_mcp.core.stores.vector import HybridQuery, MemoryFilter, SparseVector, VectorPoint, VectorStore
 from memos_mcp.core.tasks import TaskRunner
-from memos_mcp.core.text import chunk, content_hash, derive_key, derive_tags, sparse_document, sparse_query, terms
+from memos_mcp.core.text import (
+    chunk,
+    content_hash,
+    derive_key,
+    derive_tags,
+    is_blank,
+    sparse_document,
+    sparse_query,
+    terms,
+)
 from memos_mcp.core.timeparse import parse_time
 from memos_mcp.errors import (
     BackendUnavailable,
@@ -97,9 +106,15 @@ _ID_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ01234
 
 
 def check_id(kind: str, value: str) -> str:
+    """``value`` if it is a usable id of ``kind`` (cube_id, user_id, ...): 1-128 letters, digits or
+    ``- _ . : @``, not only dots (``.`` and ``..`` are path segments that URLs and resource URIs
+    normalise away, so such an id could never be addressed). Raises InvalidRequest naming ``kind``."""
     if not value or len(value) > 128 or not set(value) <= _ID_CHARS:
         raise InvalidRequest(f"{kind} {value!r} is not valid: use 1-128 letters, digits or - _ . : @",
                              field=kind)
+    if not value.strip("."):
+        raise InvalidRequest(f"{kind} {value!r} is not valid: an id made only of dots cannot be addressed in "
+                             "a URL; use at least one letter, digit or - _ : @", field=kind)
     return value
 
 
@@ -264,7 +279,7 @@ class MemoryService:
     def create_cube(self, actor_id: str, name: str, cube_id: str | None = None,
                     owner_id: str | None = None) -> Cube:
         owner = self.access.acting_as(self.access.user(actor_id), owner_id)
-        if not name.strip():
+        if is_blank(name):
             raise InvalidRequest("a cube needs a name", field="name")
         cube = Cube(cube_id=check_id("cube_id", cube_id or str(uuid.uuid4())), name=name.strip()[:200],
                     owner_id=owner.user_id, created_at=utcnow(), permission="owner")
@@ -410,8 +425,10 @@ class MemoryService:
                                None)
 
     def _check_size(self, text: str, field: str) -> None:
-        if not text.strip():
-            raise InvalidRequest(f"{field} is empty", field=field)
+        """The one check of text that becomes memory or a query: not blank (only whitespace, control or
+        format characters such as a zero-width space), valid Unicode, at most max_memory_size characters."""
+        if is_blank(text):
+            raise InvalidRequest(f"{field} is empty (it has no visible character)", field=field)
         try:
             text.encode("utf-8")
         except UnicodeEncodeError as exc:
@@ -439,7 +456,7 @@ class MemoryService:
 
     def _from_text(self, text: str, kind: MemoryKind, source: SourceKind,
                    source_of: Callable[[int], MemorySource], when: datetime | None) -> list[Candidate]:
-        pieces = chunk(text, self.settings.chunk_size)
+        pieces = [piece for piece in chunk(text, self.settings.chunk_size) if not is_blank(piece)]
         if not pieces:
             raise InvalidRequest("the text to add is empty")
         return [Candidate(memory=piece, kind=kind, memory_type=MemoryType.LONG_TERM, key=derive_key(piece),
@@ -527,9 +544,7 @@ class MemoryService:
         them. The names of people the graph resolves leave the text query (the links carry them), which is
         then weighted ``graph.dense_weight`` dense."""
         user = self.access.acting_as(self.access.user(actor_id), user_id)
-        if not query or not query.strip():
-            raise InvalidRequest("query is empty", field="query")
-        self._check_size(query, "query")
+        self._check_size(query or "", "query")
         search = self.settings.search
         top_k = _bounded("top_k", top_k, search.top_k)
         pref_top_k = _bounded("pref_top_k", pref_top_k, search.pref_top_k, minimum=0)

@@ -11,6 +11,7 @@ from memos_mcp.core.service import MemoryService
 from memos_mcp.mcp.context import register_prompts, register_resources
 from memos_mcp.mcp.gate import Gate, remember_request
 from memos_mcp.mcp.graph_tools import register_graph_tools
+from memos_mcp.mcp.strict import ToolBox
 from memos_mcp.mcp.tools import register_tools
 
 INSTRUCTIONS = """Long-term memory for this user. Before answering anything personal or about earlier
@@ -20,11 +21,12 @@ shows yours."""
 
 
 def build_server(service: MemoryService, keys: KeyRing, default_user: str, read_only: bool = False) -> MCPServer:
-    server = MCPServer(name="memos-mcp", version=__version__, instructions=INSTRUCTIONS,
-                       middleware=[remember_request])
     gate = Gate(default_user)
-    register_tools(server, service, keys, gate, read_only)
-    register_graph_tools(server, GraphService(service), gate, read_only)
+    tools = ToolBox()  # every tool refuses arguments it does not know
+    register_tools(tools, service, keys, gate, read_only)
+    register_graph_tools(tools, GraphService(service), gate, read_only)
+    server = MCPServer(name="memos-mcp", version=__version__, instructions=INSTRUCTIONS,
+                       middleware=[remember_request], tools=tools.tools)
     register_resources(server, service, gate)
     register_prompts(server, service, gate)
     return server
