@@ -756,6 +756,7 @@ class MemoryService:
         conversation_id: str | None = None, user_id: str | None = None,
         history: Sequence[Mapping[str, Any]] | None = None, system_prompt: str | None = None,
         top_k: int | None = None, include_preference: bool = True, pref_top_k: int | None = None,
+        temperature: float | None = None, max_tokens: int | None = None,
     ) -> ChatStream:
         """Start an answer grounded in memory. Everything that can fail before the first token does so
         here (no model, unknown or forbidden cube, the model unreachable, timing out or rate limiting
@@ -764,7 +765,8 @@ class MemoryService:
 
         The exchange lives in the first of ``cube_ids`` the user may write, else the default cube; the
         window is that conversation's last ``llm.max_turns_window`` turns there, unless ``history`` (the
-        caller's own ``[{role, content}]`` turns) is given, which replaces it."""
+        caller's own ``[{role, content}]`` turns) is given, which replaces it. ``temperature`` and
+        ``max_tokens`` override the model settings for this answer."""
         llm = self._language_model("chat")
         started = time.perf_counter()
         user = self.access.acting_as(self.access.user(actor_id), user_id)
@@ -778,7 +780,8 @@ class MemoryService:
             window = [{"role": m.role, "content": m.content}
                       for m in self.catalog.recent_messages([home.cube_id], conversation, 2 * turns)
                       if m.role in ("user", "assistant")]
-        deltas = llm.stream(build_messages(query, found, window, system_prompt))
+        deltas = llm.stream(build_messages(query, found, window, system_prompt), temperature=temperature,
+                            max_tokens=max_tokens)
         first = next(deltas, None)  # the request is made, and retried, before the caller sees a frame
         return ChatStream(References(found.memories, found.preferences), conversation, first, deltas,
                           lambda answer: self._remember_exchange(user, home, conversation, query, answer),
@@ -788,12 +791,13 @@ class MemoryService:
              conversation_id: str | None = None, user_id: str | None = None,
              history: Sequence[Mapping[str, Any]] | None = None, system_prompt: str | None = None,
              top_k: int | None = None, include_preference: bool = True, pref_top_k: int | None = None,
-             on_delta: Callable[[str], None] | None = None) -> ChatReply:
+             on_delta: Callable[[str], None] | None = None, temperature: float | None = None,
+             max_tokens: int | None = None) -> ChatReply:
         """The whole answer of ``chat_stream``; ``on_delta`` hears each piece of text as it arrives."""
         return collect(self.chat_stream(
             actor_id, query, cube_ids=cube_ids, conversation_id=conversation_id, user_id=user_id, history=history,
             system_prompt=system_prompt, top_k=top_k, include_preference=include_preference,
-            pref_top_k=pref_top_k), on_delta)
+            pref_top_k=pref_top_k, temperature=temperature, max_tokens=max_tokens), on_delta)
 
     def _language_model(self, operation: str) -> LanguageModel:
         if self.llm is None:

@@ -5,13 +5,13 @@ The SDK builds each tool's argument model from the function's signature and lets
 ``list_memories {"cube_ids": [...]}`` lists every cube, and ``add_memory {"cube_ids": [...]}`` writes
 into the default cube. ``ToolBox`` registers tools like ``MCPServer.tool`` but gives each argument
 model ``extra="forbid"`` (the input schema then says ``additionalProperties: false``, otherwise
-unchanged) and a check that names every unknown argument with the closest known one. The collected
+unchanged) and the check of ``memos_mcp.known_fields``, which names every unknown argument (and
+unknown key of a nested object) with the closest known name. The collected
 tools are handed to ``MCPServer(tools=...)``.
 """
 
 from __future__ import annotations
 
-import difflib
 from collections.abc import Callable
 from typing import Any, TypeVar
 
@@ -21,25 +21,9 @@ from mcp.types import ToolAnnotations
 from pydantic import ConfigDict, ValidationError, create_model, model_validator
 from pydantic_core import InitErrorDetails, PydanticCustomError
 
+from memos_mcp.known_fields import describe, unknown_fields
+
 F = TypeVar("F", bound=Callable[..., Any])
-
-
-def unknown_name_errors(given: Any, known: list[str]) -> list[InitErrorDetails]:
-    """One ``unknown_argument`` error (located at the key) per key of ``given`` that is not in ``known``,
-    suggesting the closest known name when there is one."""
-    if not isinstance(given, dict):
-        return []
-    errors: list[InitErrorDetails] = []
-    for key, value in given.items():
-        if key in known:
-            continue
-        close = difflib.get_close_matches(str(key), known, n=1, cutoff=0.6)
-        hint = f"; did you mean '{close[0]}'?" if close else f"; the arguments are {', '.join(known)}"
-        errors.append(InitErrorDetails(
-            type=PydanticCustomError("unknown_argument", "unknown argument '{name}'{hint}",
-                                     {"name": str(key), "hint": hint}),
-            loc=(str(key),), input=value))
-    return errors
 
 
 class RefuseUnknown(ArgModelBase):
@@ -50,9 +34,11 @@ class RefuseUnknown(ArgModelBase):
     @model_validator(mode="before")
     @classmethod
     def refuse_unknown_arguments(cls, data: Any) -> Any:
-        errors = unknown_name_errors(data, [field.alias or name for name, field in cls.model_fields.items()])
-        if errors:
-            raise ValidationError.from_exception_data(cls.__name__, errors)
+        problems = unknown_fields(cls, data)
+        if problems:
+            raise ValidationError.from_exception_data(cls.__name__, [InitErrorDetails(
+                type=PydanticCustomError("unknown_argument", "{problem}", {"problem": describe([problem], "argument")}),
+                loc=loc, input=None) for problem in problems for loc in [problem[0]]])
         return data
 
 
