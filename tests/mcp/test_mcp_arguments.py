@@ -72,6 +72,18 @@ async def test_every_unknown_argument_of_a_call_is_named(work: MemoryService) ->
         assert f"unknown argument '{name}'" in message
 
 
+async def test_an_unknown_key_inside_an_argument_is_refused_by_its_path(work: MemoryService) -> None:
+    before = stored(work, ALICE_CUBE)
+    async with connect(work, "alice") as client:
+        message = await fail(client, "add_memory", messages=[{"role": "user", "text": "I live in Oslo."}])
+        assert "unknown field 'messages.0.text'" in message
+        message = await fail(client, "search_memory", query="office", filters={"memory_typ": "UserMemory"})
+        assert "unknown field 'filters.memory_typ'; did you mean 'memory_type'?" in message
+        message = await fail(client, "add_relations", triples=[{"subject": "A", "predicat": "knows", "object": "B"}])
+        assert "unknown field 'triples.0.predicat'; did you mean 'predicate'?" in message
+    assert stored(work, ALICE_CUBE) == before
+
+
 async def test_the_right_names_still_narrow_reads_and_direct_writes(work: MemoryService) -> None:
     async with connect(work, "alice") as client:
         await remember(client, "Lunch is at noon.")
