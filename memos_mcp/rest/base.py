@@ -210,7 +210,7 @@ async def _parse(request: Request, op: Operation) -> BaseModel:
         return validate(op.body, value)
     if op.query is not None:
         refuse_query(request, op.query)
-        return validate(op.query, dict(request.query_params), "query parameter")
+        return validate(op.query, dict(request.query_params))
     refuse_query(request, None)
     return _Empty()
 
@@ -229,12 +229,12 @@ def refuse_query(request: Request, query: type[BaseModel] | None, body: type[Bas
             raise InvalidRequest(f"query parameter '{name}' is given more than once", field=name)
 
 
-def validate(model: type[B], value: Any, noun: str = "field") -> B:
+def validate(model: type[B], value: Any) -> B:
     """The model from untrusted input; the first problem names its field. Keys the model does not know
     are refused, each named with the closest known name."""
     unknown = unknown_fields(model, value)
     if unknown:
-        raise InvalidRequest(describe(unknown, noun), field=dotted(unknown[0][0]),
+        raise InvalidRequest(describe(unknown), field=dotted(unknown[0][0]),
                              unknown=[dotted(loc) for loc, _ in unknown])
     try:
         return model.model_validate(value)

@@ -216,14 +216,23 @@ async def search(call: Call[SearchQuery]) -> list[dict[str, Any]]:
 @DIALECT.op("GET", "/v1/memories/user/{user_id}", "A page of a user's memories", query=ListQuery,
             response=MemoryList)
 async def of_user(call: Call[ListQuery]) -> dict[str, Any]:
-    q = call.body
+    return await call.run(lambda: _page(call.service, call.actor, call.path["user_id"], call.body))
 
-    def run() -> dict[str, Any]:
-        page = call.service.list_memories(call.actor, user_id=call.path["user_id"], page=q.page, size=q.size,
-                                          filters=scope_filters(q.agent_id, q.run_id))
-        return {"memories": _shaped(call.service, page.memories), "total": page.total, "page": page.page,
-                "size": page.size}
-    return await call.run(run)
+
+class ScopedListQuery(ListQuery):
+    user_id: str | None = Field(None, description="default: the authenticated user")
+
+
+@DIALECT.op("GET", "/v1/memories", "A page of a user's memories, narrowed by agent_id and run_id",
+            query=ScopedListQuery, response=MemoryList)
+async def of_scope(call: Call[ScopedListQuery]) -> dict[str, Any]:
+    return await call.run(lambda: _page(call.service, call.actor, call.body.user_id, call.body))
+
+
+def _page(service: MemoryService, actor: str, user_id: str | None, q: ListQuery) -> dict[str, Any]:
+    page = service.list_memories(actor, user_id=user_id, page=q.page, size=q.size,
+                                 filters=scope_filters(q.agent_id, q.run_id))
+    return {"memories": _shaped(service, page.memories), "total": page.total, "page": page.page, "size": page.size}
 
 
 @DIALECT.op("GET", "/v1/memories/{memory_id}", "One memory", query=GetQuery, response=Mem0Memory)

@@ -149,6 +149,10 @@ def test_mem0_agent_id_and_run_id_are_scopes_of_add_search_list_and_delete(users
     assert _contents(http.get("/v1/memories/search", params={**search, "run_id": "nope"})) == set()
     assert _contents(http.get("/v1/memories/user/alice", params={"agent_id": "cook"})) == {
         "The cook books tables in Bergen."}
+    assert _contents(http.get("/v1/memories", params={"agent_id": "planner", "run_id": "run-1"})) == {
+        "The planner books trains to Bergen."}
+    assert len(_contents(http.get("/v1/memories"))) == 4
+    refused(http.get("/v1/memories", params={"agent": "planner"}), "did you mean 'agent_id'?")
     one = http.get(f"/v1/memories/{planner['id']}").json()["data"]
     assert (one["agent_id"], one["run_id"]) == ("planner", "run-1")
 
