@@ -38,8 +38,15 @@ class RefuseUnknown(ArgModelBase):
         if problems:
             raise ValidationError.from_exception_data(cls.__name__, [InitErrorDetails(
                 type=PydanticCustomError("unknown_argument", "{problem}", {"problem": describe([problem], "argument")}),
-                loc=loc, input=None) for problem in problems for loc in [problem[0]]])
+                loc=problem[0], input=_at(data, problem[0])) for problem in problems])
         return data
+
+
+def _at(data: Any, loc: tuple[str | int, ...]) -> Any:
+    """The value at ``loc`` in ``data`` (keys of objects, indexes of lists), as validation reports it."""
+    for part in loc:
+        data = data[part]
+    return data
 
 
 def strict_arguments(loose: type[ArgModelBase]) -> type[ArgModelBase]:
