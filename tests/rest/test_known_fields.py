@@ -11,7 +11,8 @@ from typing import Any
 import httpx2
 import pytest
 
-from tests.rest.conftest import Memio, Users
+from tests.openai_server import OpenAIServer
+from tests.rest.conftest import Memio, RestServe, Users, client, llm_of
 
 Request = tuple[str, str, dict[str, Any]]  # method, path, httpx keywords (json=, params=)
 
@@ -281,3 +282,27 @@ def test_cloud_fields_of_the_hosted_service_are_refused_unless_neutral(users: Us
         answer = users.alice.post(f"{CLOUD}{path}", json={**bodies[path], field: neutral})
         assert answer.status_code == 200, answer.text
     assert "The lease ends in May." in [m.memory for m in users.app.service.list_memories("alice").memories]
+
+
+def test_cloud_chat_applies_the_clients_temperature_and_token_limit(rest_serve: RestServe,
+                                                                    model: OpenAIServer) -> None:
+    app = rest_serve(llm=llm_of(model))
+    model.replies += ["Kyoto.", "Kyoto again."]
+    chat = {"user_id": "default", "conversation_id": "trip", "query": "Where to?"}
+    with client(app) as http:
+        answer = http.post(f"{CLOUD}/chat", json={**chat, "temperature": 0.2, "max_tokens": 64, "top_p": 0.95,
+                                                  "internet_search": False, "async_mode": True})
+        assert answer.status_code == 200, answer.text
+        sent = model.chat_requests[-1]
+        assert (sent["temperature"], sent["max_tokens"]) == (0.2, 64)
+        refused(http.post(f"{CLOUD}/chat", json={**chat, "internet_search": True}), "internet_search",
+                "not supported")
+        refused(http.post(f"{CLOUD}/chat", json={**chat, "model_name": "gpt-4o"}), "model_name", "not supported")
+        refused(http.post(f"{CLOUD}/chat", json={**chat, "temprature": 0.2}), "did you mean 'temperature'?")
+    assert len(model.chat_requests) == 1
+
+
+def test_product_registration_with_blank_interests_stores_no_memory(users: Users) -> None:
+    answer = users.root.post("/product/users/register", json={"user_id": "carol", "interests": "\u200b\u2060"})
+    assert answer.status_code == 200, answer.text
+    assert users.app.service.list_memories("carol").total == 0
