@@ -17,7 +17,7 @@ from typing import Any, TypeVar
 
 from mcp.server.mcpserver.tools import Tool
 from mcp.server.mcpserver.utilities.func_metadata import ArgModelBase
-from mcp.types import ToolAnnotations
+from mcp.types import Icon, ToolAnnotations
 from pydantic import ConfigDict, ValidationError, create_model, model_validator
 from pydantic_core import InitErrorDetails, PydanticCustomError
 
@@ -61,9 +61,13 @@ class ToolBox:
     def __init__(self) -> None:
         self.tools: list[Tool] = []
 
-    def tool(self, annotations: ToolAnnotations | None = None) -> Callable[[F], F]:
+    def tool(self, name: str | None = None, title: str | None = None, description: str | None = None,
+             annotations: ToolAnnotations | None = None, icons: list[Icon] | None = None,
+             meta: dict[str, Any] | None = None, structured_output: bool | None = None) -> Callable[[F], F]:
+        """A decorator registering ``fn`` as a tool; the parameters are those of ``MCPServer.tool``."""
         def register(fn: F) -> F:
-            tool = Tool.from_function(fn, annotations=annotations)
+            tool = Tool.from_function(fn, name=name, title=title, description=description, annotations=annotations,
+                                      icons=icons, meta=meta, structured_output=structured_output)
             arguments = strict_arguments(tool.fn_metadata.arg_model)
             metadata = tool.fn_metadata.model_copy(update={"arg_model": arguments})
             self.tools.append(tool.model_copy(update={

@@ -13,8 +13,8 @@ Scopes, as in mem0: besides ``user_id`` (whose memories: the caller by default, 
 admin), a memory may belong to an ``agent_id`` and a ``run_id`` (a session). Both are stored with the
 memory (as the metadata keys ``agent_id`` and ``run_id``, the keys the memio dialect's facts use, so
 that every face can filter by them), come back as top-level fields, and narrow search, listing and
-``DELETE /v1/memories`` to the memories having them. Unknown body fields and query parameters are
-refused, naming the right name.
+``DELETE /v1/memories`` (which, as in mem0, needs at least one of user_id, agent_id and run_id) to the
+memories having them. Unknown body fields and query parameters are refused, naming the right name.
 """
 
 from __future__ import annotations
@@ -272,6 +272,8 @@ async def delete(call: Call[Any]) -> Deleted:
             query=DeleteAllQuery, response=DeletedAll, message="Memories deleted successfully")
 async def delete_all(call: Call[DeleteAllQuery]) -> DeletedAll:
     q = call.body
+    if q.user_id is None and q.agent_id is None and q.run_id is None:  # as mem0: no wipe by an empty request
+        raise InvalidRequest("give at least one of user_id, agent_id or run_id", field="user_id")
 
     def run() -> int:
         filters = scope_filters(q.agent_id, q.run_id)

@@ -170,6 +170,7 @@ def test_mem0_agent_id_and_run_id_are_scopes_of_add_search_list_and_delete(users
     assert _contents(http.get("/v1/memories/user/alice")) == {"The cook books tables in Bergen.",
                                                               "Alice books flights to Bergen."}
     assert http.delete("/v1/memories", params={"run_id": "run-1"}).json()["data"]["deleted"] == 0
+    refused(http.delete("/v1/memories"), "at least one of user_id, agent_id or run_id")
     assert count(users) == 2
 
 
