@@ -307,3 +307,16 @@ def test_product_registration_with_blank_interests_stores_no_memory(users: Users
     answer = users.root.post("/product/users/register", json={"user_id": "carol", "interests": "\u200b\u2060"})
     assert answer.status_code == 200, answer.text
     assert users.app.service.list_memories("carol").total == 0
+
+
+@pytest.mark.parametrize("cube_id", [".hidden", "a..b", "v1.2:x@y", "..a", "@."])
+def test_ids_with_dots_and_something_else_are_addressable_in_rest_paths(users: Users, cube_id: str) -> None:
+    http = users.alice
+    assert http.post("/api/mem_cubes", json={"name": "Dotted", "mem_cube_id": cube_id}).status_code == 200
+    added = http.post("/api/memories", json={"memory_content": "A dotted note.", "mem_cube_id": cube_id})
+    assert added.status_code == 200, added.text
+    listed = http.get("/api/memories", params={"mem_cube_id": cube_id}).json()["data"]["text_mem"]
+    assert [m["memory"] for m in listed[0]["memories"]] == ["A dotted note."]
+    deleted = http.delete(f"/api/mem_cubes/{cube_id}")
+    assert deleted.status_code == 200, deleted.text
+    assert users.app.service.catalog.get_cube(cube_id) is None
