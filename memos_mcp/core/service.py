@@ -83,7 +83,7 @@ from memos_mcp.core.stores.vector import (
     VectorStore,
 )
 from memos_mcp.core.tasks import TaskRunner
-from memos_mcp.core.text import content_hash, derive_key, sparse_document, sparse_query, terms
+from memos_mcp.core.text import content_hash, derive_key, is_blank, sparse_document, sparse_query, terms
 from memos_mcp.core.timeparse import parse_time
 from memos_mcp.errors import (
     BackendUnavailable,
@@ -114,9 +114,15 @@ _ID_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ01234
 
 
 def check_id(kind: str, value: str) -> str:
+    """``value`` if it is a usable id of ``kind`` (cube_id, user_id, ...): 1-128 letters, digits or
+    ``- _ . : @``, not only dots (``.`` and ``..`` are path segments that URLs and resource URIs
+    normalise away, so such an id could never be addressed). Raises InvalidRequest naming ``kind``."""
     if not value or len(value) > 128 or not set(value) <= _ID_CHARS:
         raise InvalidRequest(f"{kind} {value!r} is not valid: use 1-128 letters, digits or - _ . : @",
                              field=kind)
+    if not value.strip("."):
+        raise InvalidRequest(f"{kind} {value!r} is not valid: an id made only of dots cannot be addressed in "
+                             "a URL; use at least one letter, digit or - _ : @", field=kind)
     return value
 
 
@@ -330,7 +336,7 @@ class MemoryService:
                     owner_id: str | None = None) -> Cube:
         owner = self.access.acting_as(self.access.user(actor_id), owner_id)
         self.access.require_writer(owner)
-        if not name.strip():
+        if is_blank(name):
             raise InvalidRequest("a cube needs a name", field="name")
         cube = Cube(cube_id=check_id("cube_id", cube_id or str(uuid.uuid4())), name=name.strip()[:200],
                     owner_id=owner.user_id, created_at=utcnow(), permission="owner")
@@ -538,8 +544,10 @@ class MemoryService:
                                None)
 
     def _check_size(self, text: str, field: str) -> None:
-        if not text.strip():
-            raise InvalidRequest(f"{field} is empty", field=field)
+        """The one check of text that becomes memory or a query: not blank (only whitespace, control or
+        format characters such as a zero-width space), valid Unicode, at most max_memory_size characters."""
+        if is_blank(text):
+            raise InvalidRequest(f"{field} is empty (it has no visible character)", field=field)
         try:
             text.encode("utf-8")
         except UnicodeEncodeError as exc:
@@ -710,9 +718,7 @@ class MemoryService:
         them. The names of people the graph resolves leave the text query (the links carry them), which is
         then weighted ``graph.dense_weight`` dense."""
         user = self.access.acting_as(self.access.user(actor_id), user_id)
-        if not query or not query.strip():
-            raise InvalidRequest("query is empty", field="query")
-        self._check_size(query, "query")
+        self._check_size(query or "", "query")
         search = self.settings.search
         top_k = _bounded("top_k", top_k, search.top_k)
         pref_top_k = _bounded("pref_top_k", pref_top_k, search.pref_top_k, minimum=0)
@@ -1000,6 +1006,7 @@ class MemoryService:
         conversation_id: str | None = None, user_id: str | None = None,
         history: Sequence[Mapping[str, Any]] | None = None, system_prompt: str | None = None,
         top_k: int | None = None, include_preference: bool = True, pref_top_k: int | None = None,
+        temperature: float | None = None, max_tokens: int | None = None,
     ) -> ChatStream:
         """Start an answer grounded in memory. Everything that can fail before the first token does so
         here (no model, unknown or forbidden cube, the model unreachable, timing out or rate limiting
@@ -1008,7 +1015,8 @@ class MemoryService:
 
         The exchange lives in the first of ``cube_ids`` the user may write, else the default cube; the
         window is that conversation's last ``llm.max_turns_window`` turns there, unless ``history`` (the
-        caller's own ``[{role, content}]`` turns) is given, which replaces it."""
+        caller's own ``[{role, content}]`` turns) is given, which replaces it. ``temperature`` and
+        ``max_tokens`` override the model settings for this answer."""
         llm = self._language_model("chat")
         started = time.perf_counter()
         user = self.access.acting_as(self.access.user(actor_id), user_id)
@@ -1022,7 +1030,8 @@ class MemoryService:
             window = [{"role": m.role, "content": m.content}
                       for m in self.catalog.recent_messages([home.cube_id], conversation, 2 * turns)
                       if m.role in ("user", "assistant")]
-        deltas = llm.stream(build_messages(query, found, window, system_prompt))
+        deltas = llm.stream(build_messages(query, found, window, system_prompt), temperature=temperature,
+                            max_tokens=max_tokens)
         first = next(deltas, None)  # the request is made, and retried, before the caller sees a frame
         return ChatStream(References(found.memories, found.preferences), conversation, first, deltas,
                           lambda answer: self._remember_exchange(user, home, conversation, query, answer),
@@ -1032,12 +1041,13 @@ class MemoryService:
              conversation_id: str | None = None, user_id: str | None = None,
              history: Sequence[Mapping[str, Any]] | None = None, system_prompt: str | None = None,
              top_k: int | None = None, include_preference: bool = True, pref_top_k: int | None = None,
-             on_delta: Callable[[str], None] | None = None) -> ChatReply:
+             on_delta: Callable[[str], None] | None = None, temperature: float | None = None,
+             max_tokens: int | None = None) -> ChatReply:
         """The whole answer of ``chat_stream``; ``on_delta`` hears each piece of text as it arrives."""
         return collect(self.chat_stream(
             actor_id, query, cube_ids=cube_ids, conversation_id=conversation_id, user_id=user_id, history=history,
             system_prompt=system_prompt, top_k=top_k, include_preference=include_preference,
-            pref_top_k=pref_top_k), on_delta)
+            pref_top_k=pref_top_k, temperature=temperature, max_tokens=max_tokens), on_delta)
 
     def _language_model(self, operation: str) -> LanguageModel:
         if self.llm is None:

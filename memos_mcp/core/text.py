@@ -1,5 +1,6 @@
 """Text handling shared by the extractor and the index: normalisation and hashing for
-de-duplication, the stemmed BM25 keyword encoder, key and tag derivation, chunking."""
+de-duplication, the stemmed BM25 keyword encoder, key and tag derivation, chunking, and what counts
+as blank."""
 
 from __future__ import annotations
 
@@ -34,6 +35,16 @@ _CJK = re.compile(r"[\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uac00-\ud7af]")
 _SPACE = re.compile(r"\s+")
 _SENTENCE = re.compile(r"(?<=[.!?。！？])\s+|\n+")
 _K1, _B, _AVG_LEN = 1.2, 0.75, 24.0
+# Characters that show nothing: controls (Cc), format characters (Cf: zero-width space and joiners,
+# BOM, soft hyphen, bidi marks, tags) and separators (Zs, Zl, Zp); not unassigned code points (Cn),
+# which may be emoji newer than this Python's Unicode tables ...
+_INVISIBLE_CATEGORIES = frozenset({"Cc", "Cf", "Zs", "Zl", "Zp"})
+# ... and the default-ignorable or blank-looking letters and marks of other categories: combining
+# grapheme joiner, Hangul fillers, Khmer inherent vowels, Mongolian variation selectors, variation
+# selectors, the Braille blank.
+_INVISIBLE_OTHERS = frozenset(
+    "\u034f\u115f\u1160\u17b4\u17b5\u180b\u180c\u180d\u180f\u2800\u3164\uffa0"
+    + "".join(map(chr, range(0xFE00, 0xFE10))) + "".join(map(chr, range(0xE0100, 0xE01F0))))
 
 
 @lru_cache(maxsize=1)
@@ -45,6 +56,13 @@ def normalize(text: str) -> str:
     """The form two texts must share to count as the same memory."""
     folded = unicodedata.normalize("NFKC", text).casefold()
     return _SPACE.sub(" ", folded).strip().strip(".!?。！？ ")
+
+
+def is_blank(text: str) -> bool:
+    """Whether ``text`` shows nothing: empty once whitespace, control and format characters (and the
+    other invisible ones above) are removed. ``"\\u200b"`` and ``" \\ufeff\\n"`` are blank."""
+    return all(char.isspace() or char in _INVISIBLE_OTHERS or unicodedata.category(char) in _INVISIBLE_CATEGORIES
+               for char in text)
 
 
 def content_hash(text: str) -> str:

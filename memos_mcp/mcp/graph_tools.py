@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from mcp.server.mcpserver import Context, MCPServer
+from mcp.server.mcpserver import Context
 from pydantic import BaseModel, Field
 
 from memos_mcp.core.graph.service import GraphEntity, GraphRelation, GraphService, GraphView, TripleIn
 from memos_mcp.mcp.gate import Gate
+from memos_mcp.mcp.strict import ToolBox
 from memos_mcp.mcp.tools import DESTRUCTIVE, READ, WRITE, CubeId, Deleted
 
 
@@ -20,7 +21,7 @@ class EntityList(BaseModel):
     entities: list[GraphEntity]
 
 
-def register_graph_tools(server: MCPServer, graphs: GraphService, gate: Gate, read_only: bool) -> None:
+def register_graph_tools(server: ToolBox, graphs: GraphService, gate: Gate, read_only: bool) -> None:
     @server.tool(annotations=READ)
     async def search_graph(
         ctx: Context,

@@ -12,6 +12,7 @@ from memos_mcp.mcp.context import register_prompts, register_resources
 from memos_mcp.mcp.gate import Gate, remember_request
 from memos_mcp.mcp.graph_tools import register_graph_tools
 from memos_mcp.mcp.limits import RateLimit
+from memos_mcp.mcp.strict import ToolBox
 from memos_mcp.mcp.tools import register_tools
 from memos_mcp.rest.ratelimit import RateLimiter
 
@@ -24,11 +25,13 @@ shows yours."""
 def build_server(service: MemoryService, keys: KeyRing, default_user: str, read_only: bool = False,
                  rate: RateLimiter | None = None) -> MCPServer:
     """The MCP server; ``rate`` (the HTTP app's limiter) limits each HTTP user's requests."""
-    server = MCPServer(name="memos-mcp", version=__version__, instructions=INSTRUCTIONS,
-                       middleware=[remember_request, *([RateLimit(rate)] if rate is not None else [])])
     gate = Gate(default_user)
-    register_tools(server, service, keys, gate, read_only)
-    register_graph_tools(server, GraphService(service), gate, read_only)
+    tools = ToolBox()  # every tool refuses arguments it does not know
+    register_tools(tools, service, keys, gate, read_only)
+    register_graph_tools(tools, GraphService(service), gate, read_only)
+    server = MCPServer(name="memos-mcp", version=__version__, instructions=INSTRUCTIONS,
+                       middleware=[remember_request, *([RateLimit(rate)] if rate is not None else [])],
+                       tools=tools.tools)
     register_resources(server, service, gate)
     register_prompts(server, service, gate)
     return server

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from mcp.server.mcpserver import Context, MCPServer
+from mcp.server.mcpserver import Context
 from mcp.types import EmbeddedResource, TextResourceContents, ToolAnnotations
 from pydantic import BaseModel, Field
 
@@ -30,6 +30,7 @@ from memos_mcp.core.models import (
 )
 from memos_mcp.core.service import MemoryService
 from memos_mcp.mcp.gate import Gate
+from memos_mcp.mcp.strict import ToolBox
 
 READ = ToolAnnotations(readOnlyHint=True, destructiveHint=False, idempotentHint=True, openWorldHint=False)
 WRITE = ToolAnnotations(readOnlyHint=False, destructiveHint=False, idempotentHint=False, openWorldHint=False)
@@ -84,14 +85,14 @@ class ShareList(BaseModel):
     shares: list[Share]
 
 
-def register_tools(server: MCPServer, service: MemoryService, keys: KeyRing, gate: Gate, read_only: bool) -> None:
+def register_tools(server: ToolBox, service: MemoryService, keys: KeyRing, gate: Gate, read_only: bool) -> None:
     _register_reading(server, service, gate)
     if not read_only:
         _register_writing(server, service, gate)
         _register_admin(server, keys, gate)
 
 
-def _register_reading(server: MCPServer, service: MemoryService, gate: Gate) -> None:
+def _register_reading(server: ToolBox, service: MemoryService, gate: Gate) -> None:
     @server.tool(annotations=READ)
     async def search_memory(
         query: Annotated[str, Field(description="What to recall, in natural language")],
@@ -181,7 +182,7 @@ def _register_reading(server: MCPServer, service: MemoryService, gate: Gate) -> 
             uri=f"memory://cubes/{cube_id}/export", mime_type="application/x-ndjson", text=text))
 
 
-def _register_writing(server: MCPServer, service: MemoryService, gate: Gate) -> None:
+def _register_writing(server: ToolBox, service: MemoryService, gate: Gate) -> None:
     @server.tool(annotations=WRITE)
     async def add_memory(
         ctx: Context,
@@ -297,7 +298,7 @@ def _register_writing(server: MCPServer, service: MemoryService, gate: Gate) -> 
         return ChatAnswer(answer=reply.answer, references=reply.references, conversation_id=reply.conversation_id)
 
 
-def _register_admin(server: MCPServer, keys: KeyRing, gate: Gate) -> None:
+def _register_admin(server: ToolBox, keys: KeyRing, gate: Gate) -> None:
     @server.tool(annotations=WRITE)
     async def register_user(ctx: Context,
                             user_id: Annotated[str | None, Field(description="Id of the new user")] = None,

@@ -27,6 +27,7 @@ from memos_mcp.core.chat import ChatEvent, ChatStream
 from memos_mcp.core.keys import KeyRing
 from memos_mcp.core.service import MemoryService
 from memos_mcp.errors import InvalidRequest, MemosError, PayloadTooLarge, RateLimited, Unauthorized
+from memos_mcp.known_fields import describe, dotted, known_names, suggestion, unknown_fields
 from memos_mcp.mcp.gate import PRINCIPAL_SCOPE_KEY
 from memos_mcp.rest.ratelimit import RateLimiter
 
@@ -197,9 +198,13 @@ class _Endpoint:
 
 async def _parse(request: Request, op: Operation) -> BaseModel:
     if op.body is not None:
-        return validate(op.body, parse_json_body(await request.body()))
+        value = parse_json_body(await request.body())
+        refuse_query(request, None, op.body)
+        return validate(op.body, value)
     if op.query is not None:
+        refuse_query(request, op.query)
         return validate(op.query, dict(request.query_params))
+    refuse_query(request, None)
     return _Empty()
 
 
@@ -263,8 +268,27 @@ def _bounded_int(text: str) -> int:
     return int(text)
 
 
+def refuse_query(request: Request, query: type[BaseModel] | None, body: type[BaseModel] | None = None) -> None:
+    """A query parameter the operation does not define is refused (a repeated one too: only one value
+    would be read), naming where it belongs when it is a field of the body."""
+    params = request.query_params
+    known = known_names(query) if query is not None else []
+    for name in params:
+        if name not in known:
+            where = (f"; send '{name}' in the JSON body" if body is not None and name in known_names(body)
+                     else suggestion(name, known) if known else "; this operation takes no query parameters")
+            raise InvalidRequest(f"unknown query parameter '{name}'{where}", field=name)
+        if len(params.getlist(name)) > 1:
+            raise InvalidRequest(f"query parameter '{name}' is given more than once", field=name)
+
+
 def validate(model: type[B], value: Any) -> B:
-    """The model from untrusted input; the first problem names its field."""
+    """The model from untrusted input; the first problem names its field. Keys the model does not know
+    are refused, each named with the closest known name."""
+    unknown = unknown_fields(model, value)
+    if unknown:
+        raise InvalidRequest(describe(unknown), field=dotted(unknown[0][0]),
+                             unknown=[dotted(loc) for loc, _ in unknown])
     try:
         return model.model_validate(value)
     except ValidationError as exc:

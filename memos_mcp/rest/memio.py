@@ -46,7 +46,8 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from memos_mcp.core.graph.service import GraphEntity, GraphRelation, GraphService, TripleIn
 from memos_mcp.core.keys import KeyRing
 from memos_mcp.core.models import Memory, SearchHit
-from memos_mcp.core.service import MemoryService
+from memos_mcp.core.service import MemoryService, check_id
+from memos_mcp.core.text import is_blank
 from memos_mcp.errors import Conflict, InvalidRequest, MemosError, NotFound, PayloadTooLarge
 from memos_mcp.rest.base import Call, Dialect
 
@@ -617,6 +618,7 @@ async def create_document(call: Call[DocumentCreate]) -> Document:
     doc_id = body.doc_id or str(uuid.uuid4())
 
     def run() -> list[Memory]:
+        check_id("doc_id", doc_id)
         with call.service.write_lock:  # the id check and the write, together
             if _scan(call.service, call.actor, _doc_filters(doc_id), user_id=body.user_id, limit=1):
                 raise Conflict(f"document '{doc_id}' already exists; replace it with PUT /v1/documents/{doc_id}",
@@ -670,8 +672,8 @@ async def update_document(call: Call[DocumentUpdate]) -> Document:
     def run() -> list[Memory]:
         with call.service.write_lock:
             old = _doc_chunks(call.service, call.actor, doc_id, body.user_id)
-            if not body.content.strip():
-                raise InvalidRequest("content is empty", field="content")
+            if is_blank(body.content):
+                raise InvalidRequest("content is empty (it has no visible character)", field="content")
             limit = call.service.settings.max_memory_size
             if len(body.content) > limit:
                 raise PayloadTooLarge(f"content has {len(body.content)} characters; the limit is {limit} "

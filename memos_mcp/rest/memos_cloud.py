@@ -15,16 +15,25 @@ Departures from the hosted service, each because the core does not (yet) do it:
   answer comes as SSE frames: ``reference``, one ``text`` frame per piece of text as the model writes
   it, ``end``; a model failure mid-answer is an ``error`` frame (``{code, message}``), the last, and
   that exchange is not stored. Errors before the answer (no model, the model unreachable) are envelopes;
-- ``conversation_limit_number`` of ``/get/message`` is accepted and not applied: one conversation is read.
+- ``conversation_limit_number`` of ``/get/message`` is accepted and not applied: one conversation is read;
+- the official client sends every field of its methods, most as null or a default: ``agent_id`` and
+  ``app_id`` are stored in the memories' metadata by ``/add/message`` and narrow ``/search/memory``,
+  ``/get/memory`` and ``/delete/memory`` (by ``agent_id``) to the memories that carry them; ``/chat``
+  applies ``temperature`` and ``max_tokens``; there are no tool memories, so ``include_tool_memory`` and
+  the limits of what does not exist are accepted as they come; the hosted service's knowledge bases,
+  skills, memory views, public sharing, internet search and model choice are not served, and those fields
+  are refused unless they carry their neutral value (null, false, the client's default). Any other
+  unknown field is refused, naming it.
 """
 
 from __future__ import annotations
 
 import json
 from datetime import datetime
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal, Self
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic_core import PydanticCustomError
 from sse_starlette import EventSourceResponse
 from starlette.responses import Response
 
@@ -47,6 +56,24 @@ DIALECT = Dialect("MemOS cloud", "/api/openmem/v1", CodeEnvelope())
 
 
 # --- shapes ------------------------------------------------------------------------------------------
+class HostedOnly(BaseModel):
+    """A body with fields of the hosted service this server does not serve: each is accepted only with
+    its neutral value (``NEUTRAL``: null, an empty list, or the value named there); anything else is
+    refused, naming the field, rather than ignored."""
+
+    NEUTRAL: ClassVar[dict[str, Any]] = {}
+
+    @model_validator(mode="after")
+    def _refuse_hosted_only(self) -> Self:
+        for name, neutral in self.NEUTRAL.items():
+            value = getattr(self, name)
+            if value is not None and value != [] and value != neutral:
+                raise PydanticCustomError("not_supported", "{name}: {value} is not supported by this server; "
+                                          "leave it out (or send {neutral})",
+                                          {"name": name, "value": json.dumps(value), "neutral": json.dumps(neutral)})
+        return self
+
+
 class CloudMessage(BaseModel):
     model_config = ConfigDict(extra="allow")
 
@@ -55,7 +82,10 @@ class CloudMessage(BaseModel):
     chat_time: str | None = Field(None, description="when it was said (ISO 8601, or epoch seconds/ms)")
 
 
-class AddMessageBody(BaseModel):
+class AddMessageBody(HostedOnly):
+    NEUTRAL: ClassVar[dict[str, Any]] = {"allow_public": False, "allow_knowledgebase_ids": None,
+                                         "allow_memory_view": None}
+
     messages: list[CloudMessage] = Field(min_length=1)
     user_id: str
     conversation_id: str | None = None
@@ -64,7 +94,11 @@ class AddMessageBody(BaseModel):
     async_mode: bool = Field(True, description="with a language model: answer at once and extract in the "
                              "background (false waits); without one adds always complete before the answer")
     agent_id: str | None = Field(None, description="stored in metadata as agent_id")
+    app_id: str | None = Field(None, description="stored in metadata as app_id")
     source: str | None = Field(None, description="stored in metadata as source")
+    allow_public: bool | None = Field(None, description="hosted service only: false or null")
+    allow_knowledgebase_ids: list[str] | None = Field(None, description="hosted service only: null or empty")
+    allow_memory_view: list[str] | None = Field(None, description="hosted service only: null or empty")
 
 
 class AddMessageData(BaseModel):
@@ -82,15 +116,28 @@ class TaskData(BaseModel):
     status: TaskState
 
 
-class SearchBody(BaseModel):
+class SearchBody(HostedOnly):
+    NEUTRAL: ClassVar[dict[str, Any]] = {"knowledgebase_ids": None, "include_skill": False,
+                                         "include_memory_view": None, "context_format": "memory",
+                                         "source": None}
+
     query: str = Field(min_length=1)
     user_id: str
     conversation_id: str | None = Field(None, description="raises this conversation's weight; excludes nothing")
+    agent_id: str | None = Field(None, description="only memories added with this agent_id")
     memory_limit_number: int = Field(6, ge=1, le=1000)
     include_preference: bool = True
     preference_limit_number: int = Field(6, ge=0, le=1000)
     filter: dict[str, Any] | None = None
     relativity: float | None = Field(None, ge=0, le=1, description="the least relevance returned")
+    include_tool_memory: bool = Field(False, description="there are no tool memories: none is returned")
+    tool_memory_limit_number: int | None = Field(None, ge=0, description="there are no tool memories")
+    include_skill: bool | None = Field(None, description="hosted service only: false or null")
+    skill_limit_number: int | None = Field(None, ge=0, description="there are no skills")
+    knowledgebase_ids: list[str] | None = Field(None, description="hosted service only: null or empty")
+    include_memory_view: list[str] | None = Field(None, description="hosted service only: null or empty")
+    context_format: str | None = Field(None, description="hosted service only: \"memory\" or null")
+    source: str | None = Field(None, description="hosted service only: null")
 
 
 class MemoryDetail(BaseModel):
@@ -124,12 +171,17 @@ class SearchData(BaseModel):
     preference_note: str
 
 
-class GetMemoryBody(BaseModel):
+class GetMemoryBody(HostedOnly):
+    NEUTRAL: ClassVar[dict[str, Any]] = {"include_memory_view": None}
+
     user_id: str
     page: int = Field(1, ge=1)
     size: int = Field(10, ge=1, le=50)
     include_preference: bool = True
     filter: dict[str, Any] | None = None
+    agent_id: str | None = Field(None, description="only memories added with this agent_id")
+    include_tool_memory: bool = Field(False, description="there are no tool memories: none is returned")
+    include_memory_view: list[str] | None = Field(None, description="hosted service only: null or empty")
 
 
 class MemoryPageData(BaseModel):
@@ -141,11 +193,14 @@ class MemoryPageData(BaseModel):
     pages: int
 
 
-class GetMessageBody(BaseModel):
+class GetMessageBody(HostedOnly):
+    NEUTRAL: ClassVar[dict[str, Any]] = {"source": None}
+
     user_id: str
     conversation_id: str = Field(min_length=1)
     conversation_limit_number: int | None = Field(None, ge=1, description="accepted; one conversation is read")
     message_limit_number: int | None = Field(None, ge=1, le=10_000)
+    source: str | None = Field(None, description="hosted service only: null")
 
 
 class MessageDetail(BaseModel):
@@ -168,10 +223,14 @@ class UpdateBody(BaseModel):
     status: Literal["activated", "archived"] | None = None
 
 
-class DeleteBody(BaseModel):
+class DeleteBody(HostedOnly):
+    NEUTRAL: ClassVar[dict[str, Any]] = {"memory_type": None}
+
     memory_ids: list[str] | None = None
     user_id: str | None = None
+    agent_id: str | None = Field(None, description="every memory of yours added with this agent_id")
     filter: dict[str, Any] | None = None
+    memory_type: str | None = Field(None, description="hosted service only: null")
 
 
 class SuccessData(BaseModel):
@@ -183,7 +242,13 @@ class DeleteData(SuccessData):
                                         "filter that the caller may only read: nothing in them was deleted")
 
 
-class ChatBody(BaseModel):
+class ChatBody(HostedOnly):
+    NEUTRAL: ClassVar[dict[str, Any]] = {
+        "internet_search": False, "force_stop": False, "use_mem_os_cube": False, "source": None, "model_name": None,
+        "knowledgebase_ids": None, "filter": None, "app_id": None, "agent_id": None, "async_mode": True,
+        "tags": None, "info": None, "allow_public": False, "allow_knowledgebase_ids": None, "top_p": 0.95,
+        "include_tool_memory": False, "relativity": None}
+
     user_id: str
     conversation_id: str = Field(min_length=1)
     query: str = Field(min_length=1)
@@ -193,6 +258,26 @@ class ChatBody(BaseModel):
     include_preference: bool = True
     system_prompt: str | None = Field(None, description="your instructions; the memories follow them")
     add_message_on_answer: bool = Field(True, description="the exchange is always stored: false is refused")
+    max_tokens: int | None = Field(None, ge=1, description="the longest answer, in tokens (default: the server's)")
+    temperature: float | None = Field(None, ge=0, le=2, description="sampling temperature (default: the server's)")
+    tool_memory_limit_number: int | None = Field(None, ge=0, description="there are no tool memories")
+    async_mode: bool | None = Field(None, description="the exchange is always remembered in the background")
+    top_p: float | None = Field(None, description="hosted service only: null or 0.95 (the client's default)")
+    internet_search: bool | None = Field(None, description="hosted service only: false or null")
+    force_stop: bool | None = Field(None, description="hosted service only: false or null")
+    use_mem_os_cube: bool | None = Field(None, description="hosted service only: false or null")
+    include_tool_memory: bool | None = Field(None, description="there are no tool memories: false or null")
+    source: str | None = Field(None, description="hosted service only: null")
+    model_name: str | None = Field(None, description="the server's model answers: null")
+    knowledgebase_ids: list[str] | None = Field(None, description="hosted service only: null or empty")
+    filter: dict[str, Any] | None = Field(None, description="not applied by chat: null")
+    app_id: str | None = Field(None, description="not applied by chat: null")
+    agent_id: str | None = Field(None, description="not applied by chat: null")
+    tags: list[str] | None = Field(None, description="not applied by chat: null")
+    info: dict[str, Any] | None = Field(None, description="not applied by chat: null")
+    allow_public: bool | None = Field(None, description="hosted service only: false or null")
+    allow_knowledgebase_ids: list[str] | None = Field(None, description="hosted service only: null or empty")
+    relativity: float | None = Field(None, description="not applied by chat: null")
 
 
 class ChatData(BaseModel):
@@ -222,6 +307,18 @@ def _message_detail(m: Message) -> MessageDetail:
                          create_time=_ms(m.created_at), chat_time=_ms(m.chat_time) if m.chat_time else None)
 
 
+def _with_agent(given: dict[str, Any] | None, agent_id: str | None) -> dict[str, Any] | None:
+    """The caller's filter narrowed to the memories added with ``agent_id`` (kept in their metadata)."""
+    if agent_id is None:
+        return given
+    flt = dict(given or {})
+    metadata = flt.get("metadata") or {}
+    if not isinstance(metadata, dict):
+        raise InvalidRequest("filter.metadata: give an object of keys and values", field="filter.metadata")
+    flt["metadata"] = {**metadata, "agent_id": agent_id}
+    return flt
+
+
 def _with_kinds(given: dict[str, Any] | None, kinds: list[str]) -> dict[str, Any]:
     """The caller's filter narrowed to ``kinds`` (intersected with a ``kind`` it names itself)."""
     flt = dict(given or {})
@@ -241,7 +338,8 @@ def _with_kinds(given: dict[str, Any] | None, kinds: list[str]) -> dict[str, Any
 async def add_message(call: Call[AddMessageBody]) -> AddMessageData:
     b = call.body
     meta = dict(b.info or {})
-    meta |= {k: v for k, v in (("agent_id", b.agent_id), ("source", b.source)) if v is not None}
+    meta |= {k: v for k, v in (("agent_id", b.agent_id), ("app_id", b.app_id), ("source", b.source))
+             if v is not None}
     messages = [m.model_dump(exclude_none=True) for m in b.messages]
     result = await call.run(lambda: call.service.add_memory(
         call.actor, user_id=b.user_id, messages=messages, conversation_id=b.conversation_id,
@@ -262,8 +360,8 @@ async def search_memory(call: Call[SearchBody]) -> SearchData:
     b = call.body
     found = await call.run(lambda: call.service.search(
         call.actor, b.query, user_id=b.user_id, conversation_id=b.conversation_id, top_k=b.memory_limit_number,
-        include_preference=b.include_preference, pref_top_k=b.preference_limit_number, filters=b.filter,
-        threshold=b.relativity))
+        include_preference=b.include_preference, pref_top_k=b.preference_limit_number,
+        filters=_with_agent(b.filter, b.agent_id), threshold=b.relativity))
     prefs = [preference_detail(p) for p in found.preferences]
     return SearchData(memory_detail_list=[memory_detail(m) for m in found.memories],
                       preference_detail_list=prefs, preference_note=PREFERENCE_NOTE if prefs else "")
@@ -275,11 +373,12 @@ async def get_memories(call: Call[GetMemoryBody]) -> MemoryPageData:
     facts = [MemoryKind.FACT.value, MemoryKind.DOCUMENT.value]
 
     def run() -> MemoryPageData:
+        given = _with_agent(b.filter, b.agent_id)
         page = call.service.list_memories(call.actor, user_id=b.user_id, page=b.page, size=b.size,
-                                          filters=_with_kinds(b.filter, facts))
+                                          filters=_with_kinds(given, facts))
         prefs = call.service.list_memories(
             call.actor, user_id=b.user_id, page=b.page, size=b.size,
-            filters=_with_kinds(b.filter, [MemoryKind.PREFERENCE.value])).memories if b.include_preference else []
+            filters=_with_kinds(given, [MemoryKind.PREFERENCE.value])).memories if b.include_preference else []
         return MemoryPageData(memory_detail_list=[memory_detail(m) for m in page.memories],
                               preference_detail_list=[preference_detail(p) for p in prefs],
                               total=page.total, size=page.size, current=page.page, pages=page.pages)
@@ -314,9 +413,9 @@ async def update_memory(call: Call[UpdateBody]) -> MemoryDetail:
 async def delete_memory(call: Call[DeleteBody]) -> DeleteData:
     b = call.body
     given = [name for name, value in (("memory_ids", b.memory_ids), ("user_id", b.user_id),
-                                      ("filter", b.filter)) if value is not None]
+                                      ("agent_id", b.agent_id), ("filter", b.filter)) if value is not None]
     if len(given) != 1:
-        raise InvalidRequest("give exactly one of memory_ids, user_id or filter"
+        raise InvalidRequest("give exactly one of memory_ids, user_id, agent_id or filter"
                              + (f" (got {', '.join(given)})" if given else ""), field="body")
     if b.memory_ids is not None and not b.memory_ids:
         raise InvalidRequest("memory_ids is empty", field="memory_ids")
@@ -335,7 +434,7 @@ def _delete(service: MemoryService, actor: str, b: DeleteBody) -> list[str]:
     if b.memory_ids is not None:
         service.delete_memories(actor, b.memory_ids)
         return []
-    return service.delete_matching(actor, b.filter)[1]
+    return service.delete_matching(actor, _with_agent(b.filter, b.agent_id))[1]
 
 
 def _chat_frames(event: ChatEvent) -> list[dict[str, str]]:
@@ -361,7 +460,7 @@ async def chat(call: Call[ChatBody]) -> Response:
     options: dict[str, Any] = {
         "conversation_id": b.conversation_id, "user_id": b.user_id, "system_prompt": b.system_prompt,
         "top_k": b.memory_limit_number, "include_preference": b.include_preference,
-        "pref_top_k": b.preference_limit_number}
+        "pref_top_k": b.preference_limit_number, "temperature": b.temperature, "max_tokens": b.max_tokens}
     if not b.stream:
         reply = await call.run(lambda: call.service.chat(call.actor, b.query, **options))
         return DIALECT.envelope.ok({"response": reply.answer}, "Success", 200)

@@ -43,6 +43,7 @@ from starlette.responses import Response
 from memos_mcp.core.chat import ChatEvent, Delta, References
 from memos_mcp.core.models import Cube, Memory, MessageIn, User
 from memos_mcp.core.service import MemoryService
+from memos_mcp.core.text import is_blank
 from memos_mcp.errors import Conflict, NotFound
 from memos_mcp.rest.base import Call, CodeEnvelope, Dialect, answer_frames
 
@@ -232,7 +233,7 @@ def register(service: MemoryService, actor: str, user_id: str | None, user_name:
     except Conflict:  # registered meanwhile by another request
         user, cubes = service.get_user(actor, user_id)
         return RegisterData(user_id=user.user_id, mem_cube_id=_default_cube(cubes, user.user_id))
-    if interests and interests.strip():
+    if interests and not is_blank(interests):
         service.add_memory(actor, user_id=user.user_id, cube_id=cube.cube_id, memory_content=interests)
     return RegisterData(user_id=user.user_id, mem_cube_id=cube.cube_id)
 

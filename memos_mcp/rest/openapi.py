@@ -18,7 +18,8 @@ from pathlib import Path
 from typing import Any
 
 from pydantic import BaseModel, TypeAdapter
-from pydantic.json_schema import JsonSchemaMode
+from pydantic.json_schema import GenerateJsonSchema, JsonSchemaMode, JsonSchemaValue
+from pydantic_core import core_schema
 from starlette.responses import HTMLResponse
 
 from memos_mcp.errors import MemosError
@@ -50,6 +51,17 @@ class Extra:
     media_types: tuple[str, ...] = ("application/json",)
 
 
+class _ClosedObjects(GenerateJsonSchema):
+    """Objects say ``additionalProperties: false`` unless their model allows extra keys: the dialects
+    refuse keys they do not define (``rest.base.validate``), and answer with the fields they declare."""
+
+    def model_schema(self, schema: core_schema.ModelSchema) -> JsonSchemaValue:
+        json_schema = super().model_schema(schema)
+        if schema["cls"].model_config.get("extra", "ignore") == "ignore" and json_schema.get("type") == "object":
+            json_schema.setdefault("additionalProperties", False)
+        return json_schema
+
+
 def openapi_document(dialects: Sequence[Dialect], extras: Sequence[Extra], version: str) -> dict[str, Any]:
     inputs: list[tuple[tuple[str, int, str], JsonSchemaMode, TypeAdapter[Any]]] = []
     for dialect in dialects:
@@ -63,7 +75,7 @@ def openapi_document(dialects: Sequence[Dialect], extras: Sequence[Extra], versi
     for i, extra in enumerate(extras):
         if extra.body is not None:
             inputs.append(((":extra", i, "body"), "validation", TypeAdapter(extra.body)))
-    found, definitions = TypeAdapter.json_schemas(inputs, ref_template=_REF)
+    found, definitions = TypeAdapter.json_schemas(inputs, ref_template=_REF, schema_generator=_ClosedObjects)
     schemas: dict[str, Any] = dict(definitions.get("$defs", {}))
     schemas["Error"] = {"type": "object", "properties": {"error": _ERROR_BODY}, "required": ["error"]}
 

@@ -16,6 +16,7 @@ from memos_mcp.core.graph.store import Entity, Relation, normalise
 from memos_mcp.core.models import Memory, MemoryStatus, Permission, User
 from memos_mcp.core.payload import from_point
 from memos_mcp.core.stores.vector import MemoryFilter
+from memos_mcp.core.text import is_blank
 from memos_mcp.errors import InvalidRequest, NotFound, NotSupported
 
 if TYPE_CHECKING:
@@ -72,8 +73,8 @@ def relation_out(rel: Relation, hop: int | None = None) -> GraphRelation:
 
 
 def _check_name(kind: str, value: str) -> str:
-    if not value.strip() or len(value) > MAX_NAME:
-        raise InvalidRequest(f"{kind} must be 1-{MAX_NAME} characters", field=kind)
+    if is_blank(value) or len(value) > MAX_NAME:
+        raise InvalidRequest(f"{kind} must be 1-{MAX_NAME} characters, not all blank", field=kind)
     return value
 
 
@@ -98,7 +99,7 @@ class GraphService:
         ``include_archived``, relations whose memories are all archived are left out (and what lies
         beyond them), and so are archived memories."""
         user = self.access.acting_as(self.access.user(actor_id), user_id)
-        if (query is None) == (entity is None) or not (query or entity or "").strip():
+        if (query is None) == (entity is None) or is_blank(query or entity or ""):
             raise InvalidRequest("give exactly one of query or entity, not empty")
         if depth not in (1, 2) or isinstance(depth, bool):
             raise InvalidRequest("depth is 1 or 2", field="depth")

@@ -1,0 +1,76 @@
+"""Tools that refuse arguments they do not know.
+
+The SDK builds each tool's argument model from the function's signature and lets unknown keys pass
+(pydantic's default ``extra="ignore"``), so a misnamed argument is dropped without a word:
+``list_memories {"cube_ids": [...]}`` lists every cube, and ``add_memory {"cube_ids": [...]}`` writes
+into the default cube. ``ToolBox`` registers tools like ``MCPServer.tool`` but gives each argument
+model ``extra="forbid"`` (the input schema then says ``additionalProperties: false``, otherwise
+unchanged) and the check of ``memos_mcp.known_fields``, which names every unknown argument (and
+unknown key of a nested object) with the closest known name. The collected
+tools are handed to ``MCPServer(tools=...)``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+from mcp.server.mcpserver.tools import Tool
+from mcp.server.mcpserver.utilities.func_metadata import ArgModelBase
+from mcp.types import Icon, ToolAnnotations
+from pydantic import ConfigDict, ValidationError, create_model, model_validator
+from pydantic_core import InitErrorDetails, PydanticCustomError
+
+from memos_mcp.known_fields import describe, unknown_fields
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+class RefuseUnknown(ArgModelBase):
+    """A mixin for argument models: unknown keys are refused, each named with the closest known one."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    @model_validator(mode="before")
+    @classmethod
+    def refuse_unknown_arguments(cls, data: Any) -> Any:
+        problems = unknown_fields(cls, data)
+        if problems:
+            raise ValidationError.from_exception_data(cls.__name__, [InitErrorDetails(
+                type=PydanticCustomError("unknown_argument", "{problem}", {"problem": describe([problem], "argument")}),
+                loc=problem[0], input=_at(data, problem[0])) for problem in problems])
+        return data
+
+
+def _at(data: Any, loc: tuple[str | int, ...]) -> Any:
+    """The value at ``loc`` in ``data`` (keys of objects, indexes of lists), as validation reports it."""
+    for part in loc:
+        data = data[part]
+    return data
+
+
+def strict_arguments(loose: type[ArgModelBase]) -> type[ArgModelBase]:
+    """The argument model ``loose`` refusing unknown keys (same name, so the same schema title)."""
+    return create_model(loose.__name__, __base__=(loose, RefuseUnknown), __module__=loose.__module__)
+
+
+class ToolBox:
+    """Collects tools the way ``MCPServer.tool`` registers them, each refusing unknown arguments;
+    ``tools`` goes to ``MCPServer(tools=...)``."""
+
+    def __init__(self) -> None:
+        self.tools: list[Tool] = []
+
+    def tool(self, name: str | None = None, title: str | None = None, description: str | None = None,
+             annotations: ToolAnnotations | None = None, icons: list[Icon] | None = None,
+             meta: dict[str, Any] | None = None, structured_output: bool | None = None) -> Callable[[F], F]:
+        """A decorator registering ``fn`` as a tool; the parameters are those of ``MCPServer.tool``."""
+        def register(fn: F) -> F:
+            tool = Tool.from_function(fn, name=name, title=title, description=description, annotations=annotations,
+                                      icons=icons, meta=meta, structured_output=structured_output)
+            arguments = strict_arguments(tool.fn_metadata.arg_model)
+            metadata = tool.fn_metadata.model_copy(update={"arg_model": arguments})
+            self.tools.append(tool.model_copy(update={
+                "fn_metadata": metadata, "parameters": arguments.model_json_schema(by_alias=True)}))
+            return fn
+        return register

@@ -1,0 +1,163 @@
+"""What a client sends is what the server acts on: a misnamed argument is refused by name (with the
+right name) instead of being dropped, which would widen a read or send a write elsewhere; blank
+text and unaddressable ids are refused too; and nothing is stored when a call is refused."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from memos_mcp.core.service import ROOT_USER, MemoryService
+from tests.mcp.support import call, connect, fail, remember
+
+pytestmark = pytest.mark.anyio
+
+ALICE_CUBE = "alice_default_cube"
+
+# (tool, arguments with one misnamed argument, the misnamed argument, the name it should have been)
+MISNAMED: list[tuple[str, dict[str, Any], str, str]] = [
+    ("list_memories", {"cube_ids": ["work"]}, "cube_ids", "cube_id"),
+    ("search_memory", {"query": "office", "cube_id": "work"}, "cube_id", "cube_ids"),
+    ("add_memory", {"memory_content": "Desk 12 is mine.", "cube_ids": ["work"]}, "cube_ids", "cube_id"),
+    ("add_memory", {"content": "Desk 12 is mine.", "cube_id": "work"}, "content", "memory_content"),
+    ("update_memory", {"memory_id": "m", "memory": "New text."}, "memory", "memory_id"),
+    ("get_memory", {"memoryId": "m"}, "memoryId", "memory_id"),
+    ("delete_all_memories", {"cube_id": "work", "cube": "work"}, "cube", "cube_id"),
+    ("chat", {"query": "hi", "cube_id": "work"}, "cube_id", "cube_ids"),
+    ("search_graph", {"query": "Alice", "cube_ids": ["work"]}, "cube_ids", "cube_id"),
+    ("list_entities", {"cube_ids": ["work"]}, "cube_ids", "cube_id"),
+    ("add_relations", {"triples": [{"subject": "A", "predicate": "knows", "object": "B"}], "cube": "work"},
+     "cube", "cube_id"),
+    ("create_cube", {"name": "Work", "cubeid": "w2"}, "cubeid", "cube_id"),
+]
+
+
+def stored(service: MemoryService, cube_id: str) -> int:
+    return service.list_memories("alice", cube_ids=[cube_id]).total
+
+
+@pytest.fixture
+def work(people: MemoryService) -> MemoryService:
+    """alice with a second cube, work, holding one memory the default cube does not."""
+    people.create_cube("alice", "Work", "work")
+    people.add_memory("alice", cube_id="work", memory_content="The office is on the fourth floor.")
+    return people
+
+
+@pytest.mark.parametrize(("tool", "arguments", "wrong", "right"), MISNAMED)
+async def test_a_misnamed_argument_is_refused_naming_it_and_the_right_name(
+        work: MemoryService, tool: str, arguments: dict[str, Any], wrong: str, right: str) -> None:
+    before = {cube: stored(work, cube) for cube in (ALICE_CUBE, "work")}
+    async with connect(work, "alice") as client:
+        message = await fail(client, tool, **arguments)
+    assert f"unknown argument '{wrong}'; did you mean '{right}'?" in message
+    assert {cube: stored(work, cube) for cube in (ALICE_CUBE, "work")} == before
+    assert work.catalog.get_cube("w2") is None
+
+
+async def test_an_argument_like_no_other_is_refused_with_the_list_of_known_names(work: MemoryService) -> None:
+    async with connect(work, "alice") as client:
+        message = await fail(client, "list_cubes", verbose=True)
+    assert "unknown argument 'verbose'; none is accepted here" in message
+    async with connect(work, "alice") as client:
+        message = await fail(client, "delete_memory", memory_id="m", zzzz_qqqq=1)
+    assert "unknown argument 'zzzz_qqqq'; the known names are memory_id" in message
+
+
+async def test_every_unknown_argument_of_a_call_is_named(work: MemoryService) -> None:
+    async with connect(work, "alice") as client:
+        message = await fail(client, "list_memories", cube_ids=["work"], pages=2, ctx="x")
+    for name in ("cube_ids", "pages", "ctx"):
+        assert f"unknown argument '{name}'" in message
+
+
+async def test_an_unknown_key_inside_an_argument_is_refused_by_its_path(work: MemoryService) -> None:
+    before = stored(work, ALICE_CUBE)
+    async with connect(work, "alice") as client:
+        message = await fail(client, "add_memory", messages=[{"role": "user", "text": "I live in Oslo."}])
+        assert "unknown field 'messages.0.text'" in message
+        message = await fail(client, "search_memory", query="office", filters={"memory_typ": "UserMemory"})
+        assert "unknown field 'filters.memory_typ'; did you mean 'memory_type'?" in message
+        message = await fail(client, "add_relations", triples=[{"subject": "A", "predicat": "knows", "object": "B"}])
+        assert "unknown field 'triples.0.predicat'; did you mean 'predicate'?" in message
+    assert stored(work, ALICE_CUBE) == before
+
+
+async def test_the_right_names_still_narrow_reads_and_direct_writes(work: MemoryService) -> None:
+    async with connect(work, "alice") as client:
+        await remember(client, "Lunch is at noon.")
+        listed = await call(client, "list_memories", cube_id="work")
+        assert [m["memory"] for m in listed["memories"]] == ["The office is on the fourth floor."]
+        found = await call(client, "search_memory", query="lunch noon office", cube_ids=["work"])
+        assert {m["cube_id"] for m in found["memories"]} == {"work"}
+        added = await call(client, "add_memory", memory_content="Desk 12 is mine.", cube_id="work")
+        assert added["cube_id"] == "work"
+
+
+async def test_every_tool_schema_forbids_additional_properties(work: MemoryService) -> None:
+    async with connect(work, "alice") as client:
+        tools = (await client.list_tools()).tools
+    assert len(tools) > 20
+    for tool in tools:
+        assert tool.input_schema.get("additionalProperties") is False, tool.name
+        assert tool.input_schema["title"] == f"{tool.name}Arguments"
+        assert "ctx" not in tool.input_schema.get("properties", {})
+
+
+async def test_a_json_string_for_a_list_argument_is_still_accepted(work: MemoryService) -> None:
+    """The SDK's leniency for clients that send lists as JSON text is kept."""
+    async with connect(work, "alice") as client:
+        found = await call(client, "search_memory", query="office", cube_ids='["work"]')
+    assert {m["cube_id"] for m in found["memories"]} == {"work"}
+
+
+@pytest.mark.parametrize("text", ["\u200b", "\ufeff", "\u200b\u200c\u200d\u2060", " \u00ad\n\t", "\u3000\u2028",
+                                  "\u3164", "\u2800\ufe0f", "\x00\x07"])
+async def test_text_that_shows_nothing_is_empty_everywhere_it_enters(work: MemoryService, text: str) -> None:
+    before = stored(work, ALICE_CUBE)
+    async with connect(work, "alice") as client:
+        assert "memory_content is empty" in await fail(client, "add_memory", memory_content=text)
+        assert "messages.0.content is empty" in await fail(
+            client, "add_memory", messages=[{"role": "user", "content": text}])
+        assert "query is empty" in await fail(client, "search_memory", query=text)
+        memory = await remember(client, "The printer is by the window.")
+        assert "memory is empty" in await fail(client, "update_memory", memory_id=memory["id"],
+                                               memory_content=text)
+        assert "cube needs a name" in await fail(client, "create_cube", name=text)
+        assert (await call(client, "get_memory", memory_id=memory["id"]))["memory"] == \
+            "The printer is by the window."
+    assert stored(work, ALICE_CUBE) == before + 1
+
+
+async def test_invisible_characters_inside_real_text_are_kept_as_text(work: MemoryService) -> None:
+    async with connect(work, "alice") as client:
+        memory = await remember(client, "Zoë\u200bSmith likes tea.")
+    assert memory["memory"] == "Zoë\u200bSmith likes tea."
+
+
+@pytest.mark.parametrize("cube_id", [".", "..", "...", "." * 128])
+async def test_a_cube_id_made_only_of_dots_is_refused(work: MemoryService, cube_id: str) -> None:
+    async with connect(work, "alice") as client:
+        message = await fail(client, "create_cube", name="Dots", cube_id=cube_id)
+        assert "cube_id" in message and "only of dots" in message
+        assert "only of dots" in await fail(client, "add_memory", memory_content="A note.", conversation_id=cube_id)
+    assert work.catalog.get_cube(cube_id) is None
+
+
+@pytest.mark.parametrize("cube_id", [".hidden", "a..b", "v1.2", "..a", "@.", ":"])
+async def test_a_cube_id_with_dots_and_something_else_is_addressable(work: MemoryService, cube_id: str) -> None:
+    async with connect(work, "alice") as client:
+        assert (await call(client, "create_cube", name="Dotted", cube_id=cube_id))["cube_id"] == cube_id
+        memory = await remember(client, "A dotted note.", cube_id=cube_id)
+        exported = await client.read_resource(f"memory://cubes/{cube_id}/export")
+        one = await client.read_resource(f"memory://cubes/{cube_id}/memories/{memory['id']}")
+    assert "A dotted note." in str(exported.contents[0]) and "A dotted note." in str(one.contents[0])
+
+
+@pytest.mark.parametrize("user_id", [".", "..", "...."])
+async def test_a_user_id_made_only_of_dots_is_refused(work: MemoryService, user_id: str) -> None:
+    async with connect(work, ROOT_USER) as root:
+        message = await fail(root, "register_user", user_id=user_id)
+    assert "user_id" in message and "only of dots" in message
+    assert work.catalog.get_user(user_id) is None

@@ -1,0 +1,322 @@
+"""Every REST dialect over real HTTP acts on what the client sent, or refuses it by name: a misnamed
+body field or query parameter is an error in the dialect's envelope naming it and the right name
+(never dropped, which would widen a read or send a write to the default cube); the fields a dialect
+defines are honoured (mem0's agent_id and run_id are scopes); blank text and ids made only of dots are
+refused; and a refused request stores nothing."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import httpx2
+import pytest
+
+from tests.openai_server import OpenAIServer
+from tests.rest.conftest import Memio, RestServe, Users, client, llm_of
+
+Request = tuple[str, str, dict[str, Any]]  # method, path, httpx keywords (json=, params=)
+
+
+def refused(response: httpx2.Response, *words: str) -> str:
+    """The error text of a 400 (422 in memio) in any dialect's envelope, naming ``words``."""
+    assert response.status_code in (400, 422), response.text
+    text = response.text
+    for word in words:
+        assert word in text, text
+    return text
+
+
+def count(users: Users, user: str = "alice") -> int:
+    return users.app.service.list_memories(user, size=1).total
+
+
+def work_cube(users: Users) -> None:
+    users.app.service.create_cube("alice", "Work", "work")
+
+
+# (request with one misnamed field or parameter, the misnamed name, the right name)
+MISNAMED: list[tuple[Request, str, str]] = [
+    (("POST", "/product/add", {"json": {"user_id": "alice", "memory_content": "Desk 12.", "cube_id": "work"}}),
+     "cube_id", "mem_cube_id"),
+    (("POST", "/product/search", {"json": {"user_id": "alice", "query": "desk", "mem_cube": "work"}}),
+     "mem_cube", "mem_cube_id"),
+    (("POST", "/product/get_all", {"json": {"user_id": "alice", "memory_type": "text_mem",
+                                            "mem_cube_id": ["work"]}}), "mem_cube_id", "mem_cube_ids"),
+    (("POST", "/api/memories", {"json": {"memory_content": "Desk 12.", "cube_id": "work"}}), "cube_id",
+     "mem_cube_id"),
+    (("GET", "/api/memories", {"params": {"cube_id": "work"}}), "cube_id", "mem_cube_id"),
+    (("POST", "/api/search", {"json": {"query": "desk", "install_cube_id": ["work"]}}), "install_cube_id",
+     "install_cube_ids"),
+    (("POST", "/api/openmem/v1/search/memory", {"json": {"query": "desk", "user_id": "alice",
+                                                         "memory_limit": 3}}), "memory_limit",
+     "memory_limit_number"),
+    (("POST", "/api/openmem/v1/add/message", {"json": {"user_id": "alice", "conversationid": "c1",
+                                                       "messages": [{"role": "user", "content": "Desk 12."}]}}),
+     "conversationid", "conversation_id"),
+    (("GET", "/v1/memories/search", {"params": {"query": "desk", "userid": "alice"}}), "userid", "user_id"),
+    (("POST", "/v1/memories", {"json": {"content": "Desk 12.", "agentid": "a1"}}), "agentid", "agent_id"),
+    (("GET", "/v1/memories/user/alice", {"params": {"pages": 2}}), "pages", "page"),
+    (("POST", "/v1/facts", {"json": {"content": "Desk 12.", "agent": "a1"}}), "agent", "agent_id"),
+    (("GET", "/v1/facts", {"params": {"agentid": "a1"}}), "agentid", "agent_id"),
+    (("POST", "/v1/documents", {"json": {"content": "Desk 12.", "docid": "d1"}}), "docid", "doc_id"),
+]
+
+
+@pytest.mark.parametrize(("request_", "wrong", "right"), MISNAMED, ids=[f"{r[0]} {r[1]} {w}" for r, w, _ in MISNAMED])
+def test_a_misnamed_field_is_refused_naming_it_and_the_right_name(users: Users, request_: Request, wrong: str,
+                                                                  right: str) -> None:
+    work_cube(users)
+    method, path, options = request_
+    text = refused(users.alice.request(method, path, **options), f"'{wrong}'", f"did you mean '{right}'?")
+    assert "unknown" in text
+    assert count(users) == 0
+
+
+def test_a_nested_unknown_field_is_refused_by_its_path(users: Users) -> None:
+    refused(users.alice.post("/v1/memories", json={"messages": [{"role": "user", "text": "I live in Oslo"}]}),
+            "unknown field 'messages.0.text'")
+    refused(users.alice.post("/api/memories", json={"messages": [{"role": "user", "content": "Oslo.",
+                                                                  "chattime": "2025-01-01"}]}),
+            "'messages.0.chattime'", "did you mean 'chat_time'?")
+    refused(users.alice.post("/api/openmem/v1/search/memory", json={"query": "x", "user_id": "alice",
+                                                                    "filter": {"tag": ["a"]}}), "tag")
+    assert count(users) == 0
+
+
+def test_every_unknown_field_of_a_request_is_named(users: Users) -> None:
+    text = refused(users.alice.post("/v1/memories", json={"content": "Desk 12.", "userid": "alice", "meta": {}}))
+    assert "'userid'" in text and "'meta'" in text
+
+
+def test_a_query_parameter_an_operation_does_not_define_is_refused(users: Users) -> None:
+    refused(users.alice.get("/api/users/me", params={"verbose": "1"}), "unknown query parameter 'verbose'",
+            "takes no query parameters")
+    refused(users.alice.post("/v1/memories", params={"user_id": "bob"}, json={"content": "Desk 12."}),
+            "unknown query parameter 'user_id'", "send 'user_id' in the JSON body")
+    refused(users.alice.get("/v1/memories/search", params=[("query", "a"), ("query", "b")]),
+            "'query' is given more than once")
+    assert count(users) == 0 and count(users, "bob") == 0
+
+
+def test_the_fields_the_dialects_define_are_honoured(users: Users) -> None:
+    work_cube(users)
+    added = users.alice.post("/api/memories", json={"memory_content": "The office is on floor four.",
+                                                    "mem_cube_id": "work"})
+    assert added.status_code == 200, added.text
+    assert added.json()["data"]["cube_id"] == "work"
+    listed = users.alice.get("/api/memories", params={"mem_cube_id": "work"}).json()["data"]
+    assert [c["cube_id"] for c in listed["text_mem"]] == ["work"]
+    cloud = users.alice.post("/api/openmem/v1/add/message", json={
+        "user_id": "alice", "conversation_id": "c1", "agent_id": "planner", "source": "web", "tags": ["t"],
+        "info": {"k": "v"}, "async_mode": False, "messages": [{"role": "user", "content": "I like green tea."}]})
+    assert cloud.status_code == 200, cloud.text
+    found = users.alice.post("/api/openmem/v1/search/memory", json={
+        "query": "tea", "user_id": "alice", "memory_limit_number": 3, "include_preference": True,
+        "preference_limit_number": 2, "relativity": 0.0, "conversation_id": "c1"})
+    assert found.status_code == 200, found.text
+
+
+# --- mem0 scopes ---------------------------------------------------------------------------------------
+
+def _add(http: httpx2.Client, content: str, **scopes: str) -> dict[str, Any]:
+    response = http.post("/v1/memories", json={"content": content, **scopes})
+    assert response.status_code == 201, response.text
+    [memory] = response.json()["data"]
+    return dict(memory)
+
+
+def _contents(response: httpx2.Response) -> set[str]:
+    assert response.status_code == 200, response.text
+    data = response.json()["data"]
+    return {m["content"] for m in (data["memories"] if isinstance(data, dict) else data)}
+
+
+def test_mem0_agent_id_and_run_id_are_scopes_of_add_search_list_and_delete(users: Users) -> None:
+    http = users.alice
+    planner = _add(http, "The planner books trains to Bergen.", agent_id="planner", run_id="run-1")
+    _add(http, "The planner books hotels in Bergen.", agent_id="planner", run_id="run-2")
+    _add(http, "The cook books tables in Bergen.", agent_id="cook")
+    _add(http, "Alice books flights to Bergen.")
+    assert (planner["agent_id"], planner["run_id"]) == ("planner", "run-1")
+    assert "agent_id" not in planner["metadata"] and "run_id" not in planner["metadata"]
+
+    search = {"query": "books Bergen", "limit": 10}
+    assert len(_contents(http.get("/v1/memories/search", params=search))) == 4
+    assert _contents(http.get("/v1/memories/search", params={**search, "agent_id": "planner"})) == {
+        "The planner books trains to Bergen.", "The planner books hotels in Bergen."}
+    assert _contents(http.get("/v1/memories/search", params={**search, "agent_id": "planner",
+                                                             "run_id": "run-2"})) == {
+        "The planner books hotels in Bergen."}
+    assert _contents(http.get("/v1/memories/search", params={**search, "run_id": "nope"})) == set()
+    assert _contents(http.get("/v1/memories/user/alice", params={"agent_id": "cook"})) == {
+        "The cook books tables in Bergen."}
+    assert _contents(http.get("/v1/memories", params={"agent_id": "planner", "run_id": "run-1"})) == {
+        "The planner books trains to Bergen."}
+    assert len(_contents(http.get("/v1/memories"))) == 4
+    refused(http.get("/v1/memories", params={"agent": "planner"}), "did you mean 'agent_id'?")
+    one = http.get(f"/v1/memories/{planner['id']}").json()["data"]
+    assert (one["agent_id"], one["run_id"]) == ("planner", "run-1")
+
+    updated = http.put(f"/v1/memories/{planner['id']}", json={"metadata": {"note": "changed"}})
+    assert updated.status_code == 200, updated.text
+    assert updated.json()["data"]["agent_id"] == "planner" and updated.json()["data"]["metadata"]["note"] == "changed"
+
+    facts = users.alice.get("/v1/facts", params={"agent_id": "cook"})  # the memio dialect sees the same scope
+    assert [f["content"] for f in facts.json()] == ["The cook books tables in Bergen."]
+
+    deleted = http.delete("/v1/memories", params={"agent_id": "planner"})
+    assert deleted.status_code == 200, deleted.text
+    assert deleted.json()["data"]["deleted"] == 2
+    assert _contents(http.get("/v1/memories/user/alice")) == {"The cook books tables in Bergen.",
+                                                              "Alice books flights to Bergen."}
+    assert http.delete("/v1/memories", params={"run_id": "run-1"}).json()["data"]["deleted"] == 0
+    refused(http.delete("/v1/memories"), "at least one of user_id, agent_id or run_id")
+    assert count(users) == 2
+
+
+def test_mem0_delete_all_keeps_other_users_memories(users: Users) -> None:
+    _add(users.alice, "Alice keeps a diary.", agent_id="scribe")
+    _add(users.bob, "Bob keeps a diary.", agent_id="scribe")
+    assert users.alice.delete("/v1/memories", params={"agent_id": "scribe"}).json()["data"]["deleted"] == 1
+    assert count(users) == 0 and count(users, "bob") == 1
+
+
+def test_mem0_scopes_are_ids_and_not_metadata_keys(users: Users) -> None:
+    refused(users.alice.post("/v1/memories", json={"content": "A note.", "metadata": {"agent_id": "x"}}),
+            "metadata.agent_id is reserved")
+    refused(users.alice.post("/v1/memories", json={"content": "A note.", "run_id": ".."}), "run_id", "only of dots")
+    refused(users.alice.get("/v1/memories/search", params={"query": "a", "agent_id": "a b"}), "agent_id")
+    assert count(users) == 0
+
+
+# --- blank text and dotted ids -------------------------------------------------------------------------
+
+INVISIBLE = ["\u200b", "\ufeff \u200d", "\u2060\u00ad\n", "\u3000"]
+
+
+@pytest.mark.parametrize("text", INVISIBLE)
+def test_text_that_shows_nothing_is_refused_by_every_dialect(users: Users, text: str) -> None:
+    http = users.alice
+    refused(http.post("/v1/memories", json={"content": text}), "empty")
+    refused(http.post("/v1/memories", json={"messages": [{"role": "user", "content": text}]}), "empty")
+    refused(http.post("/product/add", json={"user_id": "alice", "memory_content": text}), "empty")
+    refused(http.post("/api/memories", json={"memory_content": text}), "empty")
+    refused(http.post("/api/openmem/v1/add/message", json={"user_id": "alice", "async_mode": False,
+                                                           "messages": [{"role": "user", "content": text}]}), "empty")
+    refused(http.post("/v1/facts", json={"content": text}), "empty")
+    refused(http.post("/v1/documents", json={"content": text}), "empty")
+    refused(http.post("/product/search", json={"user_id": "alice", "query": text}), "empty")
+    refused(http.get("/v1/memories/search", params={"query": text}), "empty")
+    assert count(users) == 0
+
+
+@pytest.mark.parametrize("dots", [".", "..", "..."])
+def test_ids_made_only_of_dots_are_refused_by_every_dialect(users: Users, dots: str) -> None:
+    refused(users.alice.post("/api/mem_cubes", json={"name": "Dots", "mem_cube_id": dots}), "only of dots")
+    refused(users.root.post("/api/users", json={"user_id": dots, "user_name": "Dot", "role": "user"}),
+            "only of dots")
+    refused(users.root.post("/product/users/register", json={"user_id": dots}), "only of dots")
+    refused(users.alice.post("/v1/documents", json={"content": "A dotted doc.", "doc_id": dots}), "only of dots")
+    refused(users.alice.post("/api/openmem/v1/add/message", json={
+        "user_id": "alice", "conversation_id": dots, "messages": [{"role": "user", "content": "Hi there."}]}),
+        "only of dots")
+    assert users.app.service.catalog.get_cube(dots) is None and users.app.service.catalog.get_user(dots) is None
+    assert count(users) == 0
+
+
+def test_memio_document_update_with_blank_content_keeps_the_document(memio: Memio) -> None:
+    created = memio.alice.post("/v1/documents", json={"content": "The lease ends in May.", "doc_id": "lease"})
+    assert created.status_code == 201, created.text
+    refused(memio.alice.put("/v1/documents/lease", json={"content": "\u200b\u200b"}), "empty")
+    assert memio.alice.get("/v1/documents/lease").json()["content"] == "The lease ends in May."
+
+
+# --- the MemOS cloud fields the official client sends ------------------------------------------------
+
+CLOUD = "/api/openmem/v1"
+
+
+def _cloud_add(http: httpx2.Client, content: str, **fields: Any) -> None:
+    response = http.post(f"{CLOUD}/add/message", json={
+        "user_id": "alice", "async_mode": False, "messages": [{"role": "user", "content": content}], **fields})
+    assert response.status_code == 200, response.text
+
+
+def test_cloud_agent_id_narrows_search_listing_and_delete(users: Users) -> None:
+    http = users.alice
+    _cloud_add(http, "The planner books trains to Bergen.", agent_id="planner", app_id="trips")
+    _cloud_add(http, "The cook books tables in Bergen.", agent_id="cook")
+    search = {"query": "books Bergen", "user_id": "alice", "memory_limit_number": 10}
+    found = http.post(f"{CLOUD}/search/memory", json={**search, "agent_id": "planner"}).json()["data"]
+    assert [m["memory_value"] for m in found["memory_detail_list"]] == ["The planner books trains to Bergen."]
+    listed = http.post(f"{CLOUD}/get/memory", json={"user_id": "alice", "agent_id": "cook",
+                                                    "include_tool_memory": True}).json()["data"]
+    assert [m["memory_value"] for m in listed["memory_detail_list"]] == ["The cook books tables in Bergen."]
+    stored = users.app.service.list_memories("alice", filters={"metadata": {"app_id": "trips"}}).memories
+    assert [m.memory for m in stored] == ["The planner books trains to Bergen."]
+    assert http.post(f"{CLOUD}/delete/memory", json={"agent_id": "cook"}).status_code == 200
+    assert [m.memory for m in users.app.service.list_memories("alice").memories] == [
+        "The planner books trains to Bergen."]
+
+
+@pytest.mark.parametrize(("path", "field", "value"), [
+    ("/add/message", "allow_public", True),
+    ("/add/message", "allow_knowledgebase_ids", ["kb1"]),
+    ("/search/memory", "include_skill", True),
+    ("/search/memory", "knowledgebase_ids", ["kb1"]),
+    ("/search/memory", "context_format", "markdown"),
+    ("/get/memory", "include_memory_view", ["v"]),
+    ("/delete/memory", "memory_type", "text_mem"),
+])
+def test_cloud_fields_of_the_hosted_service_are_refused_unless_neutral(users: Users, path: str, field: str,
+                                                                        value: Any) -> None:
+    _cloud_add(users.alice, "The lease ends in May.")
+    bodies: dict[str, dict[str, Any]] = {
+        "/add/message": {"user_id": "alice", "messages": [{"role": "user", "content": "A second note."}]},
+        "/search/memory": {"query": "lease", "user_id": "alice"},
+        "/get/memory": {"user_id": "alice"},
+        "/delete/memory": {"user_id": "alice"},
+    }
+    refused(users.alice.post(f"{CLOUD}{path}", json={**bodies[path], field: value}), field, "not supported")
+    neutral = {"allow_public": False, "include_skill": False, "context_format": "memory"}.get(field)
+    if path != "/delete/memory":
+        answer = users.alice.post(f"{CLOUD}{path}", json={**bodies[path], field: neutral})
+        assert answer.status_code == 200, answer.text
+    assert "The lease ends in May." in [m.memory for m in users.app.service.list_memories("alice").memories]
+
+
+def test_cloud_chat_applies_the_clients_temperature_and_token_limit(rest_serve: RestServe,
+                                                                    model: OpenAIServer) -> None:
+    app = rest_serve(llm=llm_of(model))
+    model.replies += ["Kyoto.", "Kyoto again."]
+    chat = {"user_id": "default", "conversation_id": "trip", "query": "Where to?"}
+    with client(app) as http:
+        answer = http.post(f"{CLOUD}/chat", json={**chat, "temperature": 0.2, "max_tokens": 64, "top_p": 0.95,
+                                                  "internet_search": False, "async_mode": True})
+        assert answer.status_code == 200, answer.text
+        sent = model.chat_requests[-1]
+        assert (sent["temperature"], sent["max_tokens"]) == (0.2, 64)
+        refused(http.post(f"{CLOUD}/chat", json={**chat, "internet_search": True}), "internet_search",
+                "not supported")
+        refused(http.post(f"{CLOUD}/chat", json={**chat, "model_name": "gpt-4o"}), "model_name", "not supported")
+        refused(http.post(f"{CLOUD}/chat", json={**chat, "temprature": 0.2}), "did you mean 'temperature'?")
+    assert len(model.chat_requests) == 1
+
+
+def test_product_registration_with_blank_interests_stores_no_memory(users: Users) -> None:
+    answer = users.root.post("/product/users/register", json={"user_id": "carol", "interests": "\u200b\u2060"})
+    assert answer.status_code == 200, answer.text
+    assert users.app.service.list_memories("carol").total == 0
+
+
+@pytest.mark.parametrize("cube_id", [".hidden", "a..b", "v1.2:x@y", "..a", "@."])
+def test_ids_with_dots_and_something_else_are_addressable_in_rest_paths(users: Users, cube_id: str) -> None:
+    http = users.alice
+    assert http.post("/api/mem_cubes", json={"name": "Dotted", "mem_cube_id": cube_id}).status_code == 200
+    added = http.post("/api/memories", json={"memory_content": "A dotted note.", "mem_cube_id": cube_id})
+    assert added.status_code == 200, added.text
+    listed = http.get("/api/memories", params={"mem_cube_id": cube_id}).json()["data"]["text_mem"]
+    assert [m["memory"] for m in listed[0]["memories"]] == ["A dotted note."]
+    deleted = http.delete(f"/api/mem_cubes/{cube_id}")
+    assert deleted.status_code == 200, deleted.text
+    assert users.app.service.catalog.get_cube(cube_id) is None
