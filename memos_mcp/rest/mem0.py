@@ -12,6 +12,7 @@ it waits for the extraction, unless ``async_mode: true`` asks for an empty answe
 
 from __future__ import annotations
 
+import heapq
 import time
 from collections.abc import Sequence
 from datetime import UTC, datetime
@@ -84,6 +85,8 @@ class SearchQuery(BaseModel):
     query: str = Field(min_length=1)
     user_id: str | None = None
     limit: int | None = Field(None, ge=1, le=1000, description="default: the configured search top_k")
+    threshold: float | None = Field(None, ge=0, le=1, description="the least score (relativity) returned; "
+                                    "default: the server's search.threshold")
 
 
 class GetQuery(BaseModel):
@@ -155,8 +158,10 @@ async def search(call: Call[SearchQuery]) -> list[dict[str, Any]]:
     q = call.body
 
     def run() -> list[dict[str, Any]]:
-        found = call.service.search(call.actor, q.query, user_id=q.user_id, top_k=q.limit, pref_top_k=q.limit)
-        hits = sorted([*found.memories, *found.preferences], key=lambda h: h.relativity, reverse=True)
+        found = call.service.search(call.actor, q.query, user_id=q.user_id, top_k=q.limit, pref_top_k=q.limit,
+                                    threshold=q.threshold)
+        # Each list keeps its ranking; the merge takes the head of higher relativity first.
+        hits = list(heapq.merge(found.memories, found.preferences, key=lambda h: -h.relativity))
         return _shaped(call.service, hits[:q.limit or len(hits)])
     return await call.run(run)
 
