@@ -549,7 +549,8 @@ class MemoryService:
         text = without_names(query, expansion.people) if expansion.people else query
         text = text if terms(text) else query
         dense = self.embedder.embed_query(text)
-        judges = self.embedder.embed(query_variants(query))
+        variants = query_variants(query)
+        judges = [dense] if variants == [text] else self.embedder.embed(variants)
         least = search.threshold if threshold is None else _threshold(threshold)
         sparse = sparse_query(text)
         dense_weight = self.settings.graph.dense_weight if text != query else None
