@@ -17,8 +17,9 @@ the turns of other conversations negative (a quarter of the weight each, positiv
 for the fit and 3-4 held out. Another embedder has other cosines: refit for it.
 
 The query is compared without its closing question mark, and a query that speaks of "the user" also
-in the first person ("where does the user live?" -> "where do I live"), since memories are often
-stored as the user said them; the best cosine counts.
+in the first person ("where does the user live?" -> "where do I live") and one in the first person
+also about "the user" ("what is my dog called?" -> "what is the user's dog called"), since memories
+are stored both as the user said them and in the third person; the best cosine counts.
 """
 
 from __future__ import annotations
@@ -43,6 +44,15 @@ _FIRST_PERSON = (  # third person about the user -> first person, in this order
 )
 _AUXILIARY = {"does": "do", "did": "did", "has": "have", "had": "had", "can": "can", "could": "could",
               "will": "will", "would": "would", "should": "should", "was": "was", "is": "am"}
+_THIRD_PERSON = (  # first person -> third person about the user, in this order
+    (re.compile(r"\b(do|did|have|had|can|could|will|would|should|was|am)\s+I\b", re.I), None),
+    (re.compile(r"\b(I\s+am|I'm)\b", re.I), "the user is"),
+    (re.compile(r"\b(I\s+have|I've)\b", re.I), "the user has"),
+    (re.compile(r"\b(my|mine)\b", re.I), "the user's"),
+    (re.compile(r"\b(I|me|myself)\b"), "the user"),
+)
+_ASKING = {"do": "does", "did": "did", "have": "has", "had": "had", "can": "can", "could": "could",
+           "will": "will", "would": "would", "should": "should", "was": "was", "am": "is"}
 
 
 def calibrated(cosine: float) -> float:
@@ -52,13 +62,17 @@ def calibrated(cosine: float) -> float:
 
 def query_variants(query: str) -> list[str]:
     """What a memory is compared with: the query without its closing question marks (a question
-    embeds far from the statement that answers it) and, when it speaks of "the user", the same in
-    the first person."""
+    embeds far from the statement that answers it) and, when it speaks of "the user" or in the first
+    person, the same in the other person (memories are stored both as the user said them and as
+    "The user ..."); distinct texts, the plain query first."""
     plain = query.strip().rstrip("?？ \t").strip() or query.strip()
     first = _FIRST_PERSON[0][0].sub(lambda m: f"{_AUXILIARY[m.group(1).lower()]} I", plain)
     for pattern, replacement in _FIRST_PERSON[1:]:
         first = pattern.sub(replacement or "", first)
-    return [plain] if first == plain else [plain, first]
+    third = _THIRD_PERSON[0][0].sub(lambda m: f"{_ASKING[m.group(1).lower()]} the user", plain)
+    for pattern, replacement in _THIRD_PERSON[1:]:
+        third = pattern.sub(replacement or "", third)
+    return list(dict.fromkeys([plain, first, third]))
 
 
 def relativity(queries: Sequence[Sequence[float]], memory: Sequence[float] | None) -> float:

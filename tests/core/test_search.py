@@ -133,6 +133,25 @@ def test_a_clear_match_passes_memos_default_threshold_and_unrelated_memories_do_
     assert len(everything) == len(LIFE) and all(0 <= h.relativity <= 1 for h in everything)
 
 
+@pytest.mark.parametrize(("query", "answer"), [
+    ("Where do I live?", "The user moved to Lisbon in March 2024."),
+    ("what is my dog called?", "The user has a dog called Rex."),
+    ("What do I like to drink?", "The user loves green tea."),
+])
+def test_a_first_person_question_finds_memories_written_about_the_user(
+        service: MemoryService, query: str, answer: str) -> None:
+    service.ensure_user("alice")
+    for text in ("The user moved to Lisbon in March 2024.", "The user has a dog called Rex.",
+                 "The user loves green tea.", "The user works night shifts."):
+        service.add_memory("alice", memory_content=text)
+    kept = service.search("alice", query, threshold=0.45, include_preference=False).memories
+    best = max(kept, key=lambda h: h.relativity)
+    assert best.memory == answer
+    # Memories that all begin "The user ..." share their subject with the question, which lifts the
+    # unrelated ones (MiniLM cosine) towards the threshold: only the clear match is asserted to lead.
+    assert all(h.relativity < best.relativity for h in kept if h.memory != answer)
+
+
 def test_a_question_about_nothing_stored_gets_nothing_at_the_default_threshold(life: MemoryService) -> None:
     for query in ("what is the capital of France?", "how do I reset my router?", "who won the 1998 world cup?"):
         assert life.search("alice", query, threshold=0.45).memories == []
