@@ -32,6 +32,7 @@ from memos_mcp.core.service import ROOT_USER, MemoryService
 
 CATEGORIES = {1: "multi-hop", 2: "temporal", 3: "open-domain", 4: "single-hop"}
 KS = (1, 5, 10, 20)
+THRESHOLD = 0.45  # MemOS clients' default least relativity
 _DIA = re.compile(r"D:?(\d+):0*(\d+)")
 _TOKEN = re.compile(r"\w+")
 
@@ -60,6 +61,36 @@ def percentile(values: Sequence[float], q: float) -> float:
     if not ordered:
         return 0.0
     return ordered[min(len(ordered) - 1, max(0, math.ceil(q / 100 * len(ordered)) - 1))]  # nearest rank
+
+
+class Relevance:
+    """How the hits' calibrated ``relativity`` sorts the returned top 20 at ``THRESHOLD``: the share of
+    evidence hits and of other hits it keeps, and hit@10 of the list a thresholded search returns."""
+
+    def __init__(self) -> None:
+        self.evidence = [0, 0]  # kept, seen
+        self.other = [0, 0]
+        self.questions = [0, 0, 0, 0]  # hit@10 without, hit@10 with the threshold, nothing kept, questions
+
+    def add(self, evidence: list[str], hits: list[tuple[list[str], float]]) -> None:
+        kept = []
+        for ids, relativity in hits:
+            side = self.evidence if set(ids) & set(evidence) else self.other
+            side[0] += relativity >= THRESHOLD
+            side[1] += 1
+            if relativity >= THRESHOLD:
+                kept.append(ids)
+        self.questions[0] += any(set(ids) & set(evidence) for ids, _ in hits[:10])
+        self.questions[1] += any(set(ids) & set(evidence) for ids in kept[:10])
+        self.questions[2] += not kept
+        self.questions[3] += 1
+
+    def summary(self) -> dict[str, float]:
+        n = self.questions[3] or 1
+        return {"threshold": THRESHOLD, "evidence_kept": self.evidence[0] / (self.evidence[1] or 1),
+                "other_kept": self.other[0] / (self.other[1] or 1), "hit@10": self.questions[0] / n,
+                "hit@10_thresholded": self.questions[1] / n, "nothing_kept": self.questions[2] / n,
+                "evidence_hits": float(self.evidence[1]), "other_hits": float(self.other[1])}
 
 
 class Scores:
@@ -127,7 +158,7 @@ def publish(report: dict[str, Any], text: str, out: Path | None) -> None:
 def _measure(service: MemoryService, dataset: list[dict[str, Any]],
              corrections: dict[tuple[int, int], list[str]]) -> dict[str, Any]:
     service.ready()
-    ours, baseline = Scores(), Scores()
+    ours, baseline, relevance = Scores(), Scores(), Relevance()
     latencies: list[float] = []
     graph_on = service.graph() is not None
     by_graph: dict[bool, Scores] = {False: Scores(), True: Scores()}
@@ -167,6 +198,8 @@ def _measure(service: MemoryService, dataset: list[dict[str, Any]],
                 if expand is None or expand == service.settings.graph.search:
                     latencies.append(elapsed)
                     ours.add(category, evidence, ranked)
+                    relevance.add(evidence, [([s.message_id for s in h.sources if s.message_id], h.relativity)
+                                             for h in result.memories])
             baseline.add(category, evidence, rank_bm25(qa["question"]))
     every = tuple(CATEGORIES)
     return {
@@ -179,6 +212,7 @@ def _measure(service: MemoryService, dataset: list[dict[str, Any]],
         "search_ms": {"p50": percentile(latencies, 50), "p95": percentile(latencies, 95),
                       "p99": percentile(latencies, 99), "queries": len(latencies)},
         "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+        "relativity": relevance.summary(),
         **({"graph": _graph_report(by_graph, graph_ms)} if graph_on else {}),
         "corrected": corrected,
     }
@@ -257,6 +291,17 @@ def markdown(report: dict[str, Any]) -> str:
         f"over {lat['queries']} queries",
         f"Peak RSS: {report['peak_rss_mb']:.0f} MB",
     ]
+    if "relativity" in report:
+        rel = report["relativity"]
+        lines += [
+            "", f"## relativity at MemOS's default threshold {rel['threshold']} (the top 20 hits of each question)",
+            f"Evidence hits kept: {rel['evidence_kept']:.3f} of {int(rel['evidence_hits'])}; other hits kept: "
+            f"{rel['other_kept']:.3f} of {int(rel['other_hits'])}.",
+            f"hit@10 {rel['hit@10']:.3f} without the threshold, {rel['hit@10_thresholded']:.3f} with it; "
+            f"questions left with no hit: {rel['nothing_kept']:.3f}. The ranking is the same either way "
+            "(relativity is a calibrated relevance apart from the ranking score; see "
+            "benchmarks/relevance/results.md).",
+        ]
     if "graph" in report:
         graph, gain = report["graph"], report["graph"]["gain"]
         lines += [

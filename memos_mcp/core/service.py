@@ -72,6 +72,7 @@ from memos_mcp.core.models import (
 )
 from memos_mcp.core.payload import from_point, index_texts, to_payload
 from memos_mcp.core.pipeline import AddWorker
+from memos_mcp.core.relevance import query_variants, relativity
 from memos_mcp.core.stores.catalog import Catalog
 from memos_mcp.core.stores.data_dir import lock_data_dir, writable
 from memos_mcp.core.stores.vector import (
@@ -713,10 +714,12 @@ class MemoryService:
         pref_top_k: int | None = None, filters: SearchFilters | dict[str, Any] | None = None,
         threshold: float | None = None, graph: bool | None = None, graph_depth: int | None = None,
     ) -> SearchResult:
-        """Hybrid search; with the graph on, memories linked to the entities the query names (within
-        ``graph_depth`` hops) gain up to ``graph.weight`` relativity, and join the hits if they were not among
-        them. The names of people the graph resolves leave the text query (the links carry them), which is
-        then weighted ``graph.dense_weight`` dense."""
+        """Hybrid search, ranked by the fused score; with the graph on, memories linked to the entities the
+        query names (within ``graph_depth`` hops) gain up to ``graph.weight`` of it, and join the hits if
+        they were not among them. The names of people the graph resolves leave the text query (the links
+        carry them), which is then weighted ``graph.dense_weight`` dense. Each hit's ``relativity`` is apart
+        from the ranking: the calibrated relevance of ``core.relevance`` (the whole query against the
+        memory), and hits below ``threshold`` (default ``search.threshold``) are dropped."""
         user = self.access.acting_as(self.access.user(actor_id), user_id)
         self._check_size(query or "", "query")
         search = self.settings.search
@@ -735,6 +738,9 @@ class MemoryService:
         text = without_names(query, expansion.people) if expansion.people else query
         text = text if terms(text) else query
         dense = self.embedder.embed_query(text)
+        variants = query_variants(query)
+        judges = [dense] if variants == [text] else self.embedder.embed(variants)
+        least = search.threshold if threshold is None else _threshold(threshold)
         sparse = sparse_query(text)
         dense_weight = self.settings.graph.dense_weight if text != query else None
 
@@ -743,12 +749,12 @@ class MemoryService:
                 return []
             hq = self.hybrid_query(dense, sparse, _with_kinds(flt, kinds), limit, boost_conversation_id=conversation_id,
                                    conversation_boost=search.conversation_boost if conversation_id else 0.0,
-                                   score_threshold=threshold if threshold is not None else search.threshold or None,
                                    dense_weight=dense_weight)
             points = fuse_graph(vectors, hq, expansion.links, self.settings.graph.weight) if expansion.links else \
                 vectors.hybrid_search(hq)
-            return [SearchHit.model_validate({**from_point(p).model_dump(), "relativity": min(1.0, p.score)})
-                    for p in points]
+            scored = ((p, relativity(judges, p.dense)) for p in points)
+            return [SearchHit.model_validate({**from_point(p).model_dump(), "relativity": r})
+                    for p, r in scored if r >= least]
 
         wanted = flt.kinds or tuple(k.value for k in MemoryKind)
         facts = tuple(k for k in wanted if k != MemoryKind.PREFERENCE)
@@ -1096,6 +1102,13 @@ def _bounded(name: str, value: int | None, default: int, minimum: int = 1) -> in
     if isinstance(chosen, bool) or not isinstance(chosen, int) or not minimum <= chosen <= MAX_TOP_K:
         raise InvalidRequest(f"{name} must be a whole number in {minimum}..{MAX_TOP_K}", field=name)
     return chosen
+
+
+def _threshold(value: float) -> float:
+    """A search's least relativity: a number in [0, 1]."""
+    if isinstance(value, bool) or not isinstance(value, int | float) or not 0 <= value <= 1:
+        raise InvalidRequest("threshold (the least relativity) is a number in [0, 1]", field="threshold")
+    return float(value)
 
 
 def _event_time(value: Any) -> datetime | None:

@@ -109,12 +109,16 @@ def _register_reading(server: ToolBox, service: MemoryService, gate: Gate) -> No
                                                         "and things the query names (omit: server default)")] = None,
         graph_depth: Annotated[Literal[1, 2] | None, Field(description="Graph hops: 1 direct links, 2 also "
                                                                        "their neighbours'")] = None,
+        threshold: Annotated[float | None, Field(ge=0, le=1, description="Drop hits whose relativity is below "
+                                                 "this (0.45 keeps clear matches; omit: server default)")] = None,
     ) -> SearchResult:
-        """Search long-term memory. Returns facts ranked by relevance (relativity 0-1) and, apart, the
-        user's preferences. Cite a memory by its ref_id, e.g. [1a2b3c4d]."""
+        """Search long-term memory. Returns facts ranked best first and, apart, the user's preferences;
+        each hit's relativity (0-1, calibrated: 0.5 as likely relevant as not) says how relevant it is.
+        Cite a memory by its ref_id, e.g. [1a2b3c4d]."""
         return await gate.run(lambda actor: service.search(
             actor, query, cube_ids=cube_ids, conversation_id=conversation_id, top_k=top_k,
-            include_preference=include_preference, filters=filters, graph=graph, graph_depth=graph_depth))
+            include_preference=include_preference, filters=filters, graph=graph, graph_depth=graph_depth,
+            threshold=threshold))
 
     @server.tool(annotations=READ)
     async def get_memory(memory_id: MemoryId, ctx: Context, cube_id: CubeId = None) -> Memory:

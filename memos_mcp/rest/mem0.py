@@ -19,6 +19,7 @@ memories having them. Unknown body fields and query parameters are refused, nami
 
 from __future__ import annotations
 
+import heapq
 import time
 from collections.abc import Sequence
 from datetime import UTC, datetime
@@ -99,6 +100,8 @@ class SearchQuery(BaseModel):
     agent_id: str | None = Field(None, description="only this agent's memories")
     run_id: str | None = Field(None, description="only this run's memories")
     limit: int | None = Field(None, ge=1, le=1000, description="default: the configured search top_k")
+    threshold: float | None = Field(None, ge=0, le=1, description="the least score (relativity) returned; "
+                                    "default: the server's search.threshold")
 
 
 class GetQuery(BaseModel):
@@ -207,8 +210,9 @@ async def search(call: Call[SearchQuery]) -> list[dict[str, Any]]:
 
     def run() -> list[dict[str, Any]]:
         found = call.service.search(call.actor, q.query, user_id=q.user_id, top_k=q.limit, pref_top_k=q.limit,
-                                    filters=scope_filters(q.agent_id, q.run_id))
-        hits = sorted([*found.memories, *found.preferences], key=lambda h: h.relativity, reverse=True)
+                                    filters=scope_filters(q.agent_id, q.run_id), threshold=q.threshold)
+        # Each list keeps its ranking; the merge takes the head of higher relativity first.
+        hits = list(heapq.merge(found.memories, found.preferences, key=lambda h: -h.relativity))
         return _shaped(call.service, hits[:q.limit or len(hits)])
     return await call.run(run)
 

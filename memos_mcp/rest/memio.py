@@ -32,6 +32,7 @@ Errors, whatever the route: ``{"error", "detail", "provider": "memos-mcp", "oper
 
 from __future__ import annotations
 
+import heapq
 import uuid
 from collections.abc import Callable, Sequence
 from contextvars import ContextVar
@@ -588,7 +589,8 @@ async def search_session(call: Call[SessionSearch]) -> SessionResults:
             raise NotFound("session", sid, "List sessions with GET /v1/history/sessions.")
         found = call.service.search(call.actor, body.query, user_id=body.user_id, top_k=body.limit,
                                     pref_top_k=body.limit, filters={"conversation_id": sid})
-        return sorted([*found.memories, *found.preferences], key=lambda h: -h.relativity)[:body.limit]
+        # Each list keeps its ranking; the merge takes the head of higher relativity first.
+        return list(heapq.merge(found.memories, found.preferences, key=lambda h: -h.relativity))[:body.limit]
 
     return SessionResults(session_id=sid, results=[
         SessionHit(id=h.id, content=h.memory, role=h.sources[0].role if h.sources else None, score=h.relativity,

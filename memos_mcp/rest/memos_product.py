@@ -185,9 +185,11 @@ def cubes_to_read(service: MemoryService, actor: str, user_id: str | None, named
 
 def search_data(service: MemoryService, actor: str, query: str, *, user_id: str | None,
                 cube_ids: Sequence[str] | None, top_k: int | None = None, conversation_id: str | None = None,
-                include_preference: bool = True, pref_top_k: int | None = None) -> SearchData:
+                include_preference: bool = True, pref_top_k: int | None = None,
+                threshold: float | None = None) -> SearchData:
     found = service.search(actor, query, cube_ids=cube_ids or None, user_id=user_id, conversation_id=conversation_id,
-                           top_k=top_k, include_preference=include_preference, pref_top_k=pref_top_k)
+                           top_k=top_k, include_preference=include_preference, pref_top_k=pref_top_k,
+                           threshold=threshold)
     return SearchData(text_mem=by_cube(found.cube_ids, found.memories),
                       pref_mem=by_cube(found.cube_ids, found.preferences) if include_preference else [])
 
@@ -350,6 +352,8 @@ class SearchBody(BaseModel):
     session_id: str | None = Field(None, description="memories of this conversation rank higher")
     include_preference: bool = True
     pref_top_k: int | None = None
+    relativity: float | None = Field(None, ge=0, le=1, description="the least relativity returned (MemOS clients "
+                                     "send 0.45); default: the server's search.threshold")
 
 
 @DIALECT.op("POST", "/search", "Search a user's memories", body=SearchBody, response=SearchData,
@@ -359,7 +363,8 @@ async def search(call: Call[SearchBody]) -> SearchData:
     cubes = list(dict.fromkeys([*(c for c in b.readable_cube_ids or [] if c), *filter(None, [b.mem_cube_id])]))
     return await call.run(lambda: search_data(
         call.service, call.actor, b.query, user_id=b.user_id, cube_ids=cubes, top_k=b.top_k,
-        conversation_id=blank(b.session_id), include_preference=b.include_preference, pref_top_k=b.pref_top_k))
+        conversation_id=blank(b.session_id), include_preference=b.include_preference, pref_top_k=b.pref_top_k,
+        threshold=b.relativity))
 
 
 # --- chat -----------------------------------------------------------------------------------------

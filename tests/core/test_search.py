@@ -33,7 +33,7 @@ def test_the_relevant_memory_ranks_first_with_score_and_ref_id(filled: MemorySer
     assert "golden retriever" in top.memory
     assert top.ref_id == f"[{top.id[:8]}]"
     assert all(0 <= hit.relativity <= 1 for hit in result.memories)
-    assert [h.relativity for h in result.memories] == sorted((h.relativity for h in result.memories), reverse=True)
+    assert top.relativity == max(h.relativity for h in result.memories)
     assert top.metadata == {"topic": "pets", "year": 2024}
     assert top.embedding is None
 
@@ -96,8 +96,78 @@ def test_a_conversation_boosts_its_memories_without_excluding_others(service: Me
 
 def test_a_relevance_threshold_drops_weak_hits(filled: MemoryService) -> None:
     everything = filled.search("alice", "golden retriever dog", top_k=10).memories
-    strong = filled.search("alice", "golden retriever dog", top_k=10, threshold=everything[0].relativity - 1e-6)
+    best = max(h.relativity for h in everything)
+    strong = filled.search("alice", "golden retriever dog", top_k=10, threshold=best - 1e-6)
+    assert [h.id for h in strong.memories] == [h.id for h in everything if h.relativity >= best - 1e-6]
     assert len(strong.memories) == 1 and len(everything) > 1
+
+
+LIFE = ["I moved to Lisbon in March 2024.", "My dog is called Rex.", "I prefer writing Python over Java.",
+        "My sister Anna was born on 4 May.", "I work as a nurse at St Mary's hospital.", "I am allergic to peanuts."]
+
+
+@pytest.fixture
+def life(service: MemoryService) -> MemoryService:
+    service.ensure_user("alice")
+    for text in LIFE:
+        service.add_memory("alice", memory_content=text)
+    return service
+
+
+@pytest.mark.parametrize(("query", "answer"), [
+    ("where does the user live?", LIFE[0]),
+    ("Where do I live now?", LIFE[0]),
+    ("Which city did the user move to?", LIFE[0]),
+    ("what is the name of my dog?", LIFE[1]),
+    ("What pet does the user have?", LIFE[1]),
+    ("which programming language does the user prefer?", LIFE[2]),
+    ("When is my sister's birthday?", LIFE[3]),
+    ("what does the user do for work?", LIFE[4]),
+    ("Is the user allergic to anything?", LIFE[5]),
+])
+def test_a_clear_match_passes_memos_default_threshold_and_unrelated_memories_do_not(
+        life: MemoryService, query: str, answer: str) -> None:
+    kept = life.search("alice", query, threshold=0.45, include_preference=False).memories
+    assert [h.memory for h in kept] == [answer]
+    everything = life.search("alice", query, include_preference=False).memories
+    assert len(everything) == len(LIFE) and all(0 <= h.relativity <= 1 for h in everything)
+
+
+@pytest.mark.parametrize(("query", "answer"), [
+    ("Where do I live?", "The user moved to Lisbon in March 2024."),
+    ("what is my dog called?", "The user has a dog called Rex."),
+    ("What do I like to drink?", "The user loves green tea."),
+])
+def test_a_first_person_question_finds_memories_written_about_the_user(
+        service: MemoryService, query: str, answer: str) -> None:
+    service.ensure_user("alice")
+    for text in ("The user moved to Lisbon in March 2024.", "The user has a dog called Rex.",
+                 "The user loves green tea.", "The user works night shifts."):
+        service.add_memory("alice", memory_content=text)
+    kept = service.search("alice", query, threshold=0.45, include_preference=False).memories
+    best = max(kept, key=lambda h: h.relativity)
+    assert best.memory == answer
+    # Memories that all begin "The user ..." share their subject with the question, which lifts the
+    # unrelated ones (MiniLM cosine) towards the threshold: only the clear match is asserted to lead.
+    assert all(h.relativity < best.relativity for h in kept if h.memory != answer)
+
+
+def test_a_question_about_nothing_stored_gets_nothing_at_the_default_threshold(life: MemoryService) -> None:
+    for query in ("what is the capital of France?", "how do I reset my router?", "who won the 1998 world cup?"):
+        assert life.search("alice", query, threshold=0.45).memories == []
+
+
+def test_the_configured_threshold_applies_when_a_search_gives_none(life: MemoryService) -> None:
+    life.settings.search.threshold = 0.45
+    assert [h.memory for h in life.search("alice", "what is the name of my dog?").memories] == [LIFE[1]]
+    assert len(life.search("alice", "what is the name of my dog?", threshold=0.0).memories) == len(LIFE)
+
+
+@pytest.mark.parametrize("threshold", [-0.1, 1.5, True, "high"])
+def test_a_threshold_outside_zero_to_one_is_rejected(life: MemoryService, threshold: object) -> None:
+    with pytest.raises(InvalidRequest, match="threshold") as caught:
+        life.search("alice", "my dog", threshold=threshold)  # type: ignore[arg-type]
+    assert caught.value.details == {"field": "threshold"}
 
 
 def test_archived_memories_are_not_found_unless_asked(filled: MemoryService) -> None:

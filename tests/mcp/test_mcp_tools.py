@@ -116,7 +116,7 @@ async def test_search_ranks_facts_by_relevance_and_keeps_preferences_apart(peopl
         assert facts[0]["memory"] == "My sister Ana lives in Porto."
         assert found["cube_ids"] == [ALICE_CUBE]
         scores = [m["relativity"] for m in facts]
-        assert all(0.0 <= s <= 1.0 for s in scores) and scores == sorted(scores, reverse=True)
+        assert all(0.0 <= s <= 1.0 for s in scores) and scores[0] == max(scores)
         assert all(REF_ID.match(m["ref_id"]) and m["ref_id"] == f"[{m['id'][:8]}]" for m in facts)
         assert all(m["kind"] != "preference" for m in facts)
 
@@ -130,6 +130,27 @@ async def test_search_ranks_facts_by_relevance_and_keeps_preferences_apart(peopl
         without = await call(client, "search_memory", query="noisy restaurants", include_preference=False)
         assert without["preferences"] == []
         assert len((await call(client, "search_memory", query="sister", top_k=1))["memories"]) == 1
+
+
+@pytest.mark.parametrize(("query", "answer"), [
+    ("where does the user live?", "I moved to Lisbon in March 2024."),
+    ("Which city do I live in?", "I moved to Lisbon in March 2024."),
+    ("What is my cat called?", "Our cat is called Miso."),
+    ("what pet does the user have?", "Our cat is called Miso."),
+])
+async def test_search_with_memos_default_threshold_keeps_the_clear_match_and_drops_unrelated_memories(
+        people: MemoryService, query: str, answer: str) -> None:
+    async with connect(people, "alice") as client:
+        for text in ("I moved to Lisbon in March 2024.", "The quarterly report is due on March 3.",
+                     "I bought a new bicycle last week.", "Our cat is called Miso."):
+            await remember(client, text)
+        kept = await call(client, "search_memory", query=query, threshold=0.45)
+        assert [m["memory"] for m in kept["memories"]] == [answer]
+        assert kept["memories"][0]["relativity"] >= 0.45
+        assert len((await call(client, "search_memory", query=query))["memories"]) == 4
+        assert (await call(client, "search_memory", query="what is the capital of France?",
+                           threshold=0.45))["memories"] == []
+        assert "threshold" in await fail(client, "search_memory", query=query, threshold=1.5)
 
 
 async def test_filters_narrow_search_and_listing(people: MemoryService) -> None:

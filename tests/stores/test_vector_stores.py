@@ -345,12 +345,13 @@ def test_the_conversation_boost_lifts_that_conversation_above_an_equal_point(sto
     assert boosted[0].score == pytest.approx(boosted[1].score + 0.1, rel=1e-4)
 
 
-def test_hybrid_search_drops_points_below_the_score_threshold(store: VectorStore) -> None:
+def test_hybrid_search_returns_each_hits_stored_dense_vector(store: VectorStore) -> None:
     store.upsert(RANKING_POINTS)
 
-    found = hybrid(store, score_threshold=0.4)
+    found = hybrid(store)
 
-    assert ids(found) == [pid(BOTH), pid(DENSE_ONLY)]
+    vectors = {p.id: p.dense for p in RANKING_POINTS}
+    assert found and all(hit.dense == pytest.approx(vectors[hit.id]) for hit in found)
 
 
 def test_hybrid_search_honours_the_limit_and_the_filter(store: VectorStore) -> None:

@@ -1,12 +1,12 @@
 """Fusing graph links into a hybrid search: a linked hit gains ``weight * link``; linked memories the
 hybrid search left out are scored by the same hybrid query restricted to their ids (so the caller's
-filters, cubes and threshold apply to them too; the best ``POOL`` of them by that score) and compete on
-the same footing.
+filters and cubes apply to them too; the best ``POOL`` of them by that score) and compete on the same
+footing. Scores here are the fused ranking score; a hit's relevance (``relativity``) is the service's.
 
 The restricted query runs only when it can change the answer: a memory the hybrid search left out
 scores at most the lowest hit's score, so it can only enter the results with a link strong enough to
 lift it above the last result; and when the hybrid search returned fewer points than asked for, every
-point that passes the filters and the threshold is among them already.
+point that passes the filters is among them already.
 """
 
 from __future__ import annotations

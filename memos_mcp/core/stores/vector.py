@@ -53,9 +53,13 @@ class StoredPoint:
 
 @dataclass(frozen=True)
 class ScoredPoint:
+    """A found point: ``score`` is the query's own score (fused, or cosine for a dense search);
+    ``dense`` is the point's stored unit vector, returned by ``hybrid_search`` (None elsewhere)."""
+
     id: str
     score: float
     payload: dict[str, Any]
+    dense: list[float] | None = None
 
 
 @dataclass(frozen=True)
@@ -93,7 +97,8 @@ class HybridQuery:
           + sparse_weight * bm25 / (bm25 + sparse_saturation)
           + conversation_boost * [conversation_id == boost_conversation_id]
     so that with weights summing to 1 (boost apart) the score lies in [0, 1].
-    Each of the two prefetches keeps ``candidates`` points.
+    Each of the two prefetches keeps ``candidates`` points. Relevance thresholds are the service's
+    (on the calibrated ``relativity``, see ``core.relevance``), not the store's.
     """
 
     dense: list[float]
@@ -106,7 +111,6 @@ class HybridQuery:
     candidates: int = 100
     boost_conversation_id: str | None = None
     conversation_boost: float = 0.0
-    score_threshold: float | None = None
     extra: dict[str, Any] = field(default_factory=dict)
 
 
@@ -164,7 +168,7 @@ class VectorStore(ABC):
 
     @abstractmethod
     def hybrid_search(self, query: HybridQuery) -> list[ScoredPoint]:
-        """Best points first by the fused score of ``HybridQuery``."""
+        """Best points first by the fused score of ``HybridQuery``, each with its dense vector."""
 
     @abstractmethod
     def dense_search(self, vector: list[float], flt: MemoryFilter, limit: int) -> list[ScoredPoint]:

@@ -237,10 +237,10 @@ class QdrantClientVectorStore(VectorStore):
                 query=m.FormulaQuery(formula=_formula(query), defaults={"$score[0]": 0.0, "$score[1]": 0.0}),
                 query_filter=flt,
                 limit=query.limit,
-                score_threshold=query.score_threshold,
                 with_payload=True,
+                with_vectors=[DENSE],
             ).points
-        return [ScoredPoint(str(h.id), h.score, h.payload or {}) for h in hits]
+        return [ScoredPoint(str(h.id), h.score, h.payload or {}, _stored(h, True).dense) for h in hits]
 
     def dense_search(self, vector: list[float], flt: MemoryFilter, limit: int) -> list[ScoredPoint]:
         with _driver("run a dense search"):

@@ -184,13 +184,12 @@ class EdgeVectorStore(VectorStore):
             ],
             query=qe.Formula(_formula(query), defaults={"$score[0]": 0.0, "$score[1]": 0.0}),
             filter=flt,
-            score_threshold=query.score_threshold,
             with_payload=True,
-            with_vector=False,
+            with_vector=[DENSE],
         )
         with _driver("run a hybrid search"):
             hits = self.shard.query(request)
-        return [ScoredPoint(str(h.id), h.score, h.payload or {}) for h in hits]
+        return [ScoredPoint(str(h.id), h.score, h.payload or {}, _stored(h, True).dense) for h in hits]
 
     def dense_search(self, vector: list[float], flt: MemoryFilter, limit: int) -> list[ScoredPoint]:
         request = qe.QueryRequest(

@@ -1,0 +1,84 @@
+"""A search hit's ``relativity``: how relevant a memory is to the query, calibrated to [0, 1].
+
+The ranking of a search is the fused hybrid score (dense + keyword + boosts + graph links); that score
+says which memory is better than another, not whether either is relevant. ``relativity`` is apart
+from it: the dense cosine similarity of the query and the memory's stored vector, mapped through a
+logistic fitted on labelled pairs, so that 0.5 is where a relevant and an unrelated memory are
+equally likely (equal priors) and a threshold such as MemOS's default 0.45 keeps clear matches and
+drops unrelated memories:
+
+    relativity = 1 / (1 + exp(-(SLOPE * cosine + BIAS)))
+
+With the default embedder (all-MiniLM-L6-v2) 0.45 lies at cosine 0.318, 0.5 at 0.332, 0.9 at 0.481;
+unrelated text (cosine 0 to 0.2) gets 0.008 to 0.12. The fit (``benchmarks/relevance_calibration.py``,
+results in ``benchmarks/relevance/results.md``): LoCoMo development split, each question against every
+turn, the turns the answer key cites as its evidence positive, the other turns of its conversation and
+the turns of other conversations negative (a quarter of the weight each, positives half), samples 0-2
+for the fit and 3-4 held out. Another embedder has other cosines: refit for it.
+
+The query is compared without its closing question mark, and a query that speaks of "the user" also
+in the first person ("where does the user live?" -> "where do I live") and one in the first person
+also about "the user" ("what is my dog called?" -> "what is the user's dog called"), since memories
+are stored both as the user said them and in the third person; the best cosine counts.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Sequence
+
+import numpy as np
+
+SLOPE = 14.699  # logistic on the cosine, fitted as the module docstring says
+BIAS = -4.875
+
+_FIRST_PERSON = (  # third person about the user -> first person, in this order
+    (re.compile(r"\b(does|did|has|had|can|could|will|would|should|was|is)\s+the\s+user\b(?!'s)", re.I), None),
+    (re.compile(r"\bthe\s+user's\b", re.I), "my"),
+    (re.compile(r"\bthe\s+user\s+(was)\b", re.I), r"I \1"),
+    (re.compile(r"\bthe\s+user\s+is\b", re.I), "I am"),
+    (re.compile(r"\bthe\s+user\s+has\b", re.I), "I have"),
+    (re.compile(r"\bthe\s+user\s+(\w+?)s\b", re.I), r"I \1"),
+    (re.compile(r"\bthe\s+user\b", re.I), "me"),
+)
+_AUXILIARY = {"does": "do", "did": "did", "has": "have", "had": "had", "can": "can", "could": "could",
+              "will": "will", "would": "would", "should": "should", "was": "was", "is": "am"}
+_THIRD_PERSON = (  # first person -> third person about the user, in this order
+    (re.compile(r"\b(do|did|have|had|can|could|will|would|should|was|am)\s+I\b", re.I), None),
+    (re.compile(r"\b(I\s+am|I'm)\b", re.I), "the user is"),
+    (re.compile(r"\b(I\s+have|I've)\b", re.I), "the user has"),
+    (re.compile(r"\b(my|mine)\b", re.I), "the user's"),
+    (re.compile(r"\b(I|me|myself)\b"), "the user"),
+)
+_ASKING = {"do": "does", "did": "did", "have": "has", "had": "had", "can": "can", "could": "could",
+           "will": "will", "would": "would", "should": "should", "was": "was", "am": "is"}
+
+
+def calibrated(cosine: float) -> float:
+    """The relativity in [0, 1] of a query-memory cosine similarity (monotone increasing)."""
+    return 1.0 / (1.0 + math.exp(-(SLOPE * cosine + BIAS)))
+
+
+def query_variants(query: str) -> list[str]:
+    """What a memory is compared with: the query without its closing question marks (a question
+    embeds far from the statement that answers it) and, when it speaks of "the user" or in the first
+    person, the same in the other person (memories are stored both as the user said them and as
+    "The user ..."); distinct texts, the plain query first."""
+    plain = query.strip().rstrip("?？ \t").strip() or query.strip()
+    first = _FIRST_PERSON[0][0].sub(lambda m: f"{_AUXILIARY[m.group(1).lower()]} I", plain)
+    for pattern, replacement in _FIRST_PERSON[1:]:
+        first = pattern.sub(replacement or "", first)
+    third = _THIRD_PERSON[0][0].sub(lambda m: f"{_ASKING[m.group(1).lower()]} the user", plain)
+    for pattern, replacement in _THIRD_PERSON[1:]:
+        third = pattern.sub(replacement or "", third)
+    return list(dict.fromkeys([plain, first, third]))
+
+
+def relativity(queries: Sequence[Sequence[float]], memory: Sequence[float] | None) -> float:
+    """The calibrated relevance of a memory's unit dense vector to the best of the query's unit vectors;
+    0.0 for a memory without a vector."""
+    if memory is None or not queries:
+        return 0.0
+    cosine = float(np.max(np.asarray(queries, dtype=np.float32) @ np.asarray(memory, dtype=np.float32)))
+    return calibrated(cosine)
