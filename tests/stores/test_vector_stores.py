@@ -387,3 +387,36 @@ def test_a_second_edge_store_on_an_open_path_raises_store_locked(tmp_path: Path)
             EdgeVectorStore(tmp_path / "edge").open(DIM)
     finally:
         first.close()
+
+
+def _batch(store: VectorStore, count: int, created_at: float, first: int = 1) -> list[str]:
+    """``count`` points written together: one ``created_at`` for all, as one add of many messages."""
+    points = [point(n, created_at=created_at) for n in range(first, first + count)]
+    store.upsert(points)
+    return [p.id for p in points]
+
+
+@pytest.mark.parametrize("size", [1, 7, 128, 200])
+def test_offset_pages_visit_each_point_once_when_points_share_a_creation_time(
+    store: VectorStore, size: int
+) -> None:
+    older = _batch(store, 5, 100.0, first=1000)
+    batch = _batch(store, 150 if size < 100 else 600, 200.0)
+    flt = MemoryFilter(cube_ids=(CUBE,))
+    seen: list[str] = []
+    for offset in range(0, len(batch) + len(older), size):
+        seen += ids(store.scroll(flt, limit=size, offset=offset))
+    assert seen == sorted(batch) + sorted(older)  # newest first, then by id
+
+
+@pytest.mark.parametrize("size", [1, 7, 500])
+def test_walking_a_filter_visits_each_point_once_in_the_same_order_as_offsets(store: VectorStore, size: int) -> None:
+    _batch(store, 300, 200.0)
+    _batch(store, 3, 100.0, first=3000)
+    _batch(store, 40, 300.0, first=2000)
+    store.upsert([point(5000, created_at=250.0, cube_id="cube-b")])
+    flt = MemoryFilter(cube_ids=(CUBE,))
+    walked = [p.id for page in store.walk(flt, size) for p in page]
+    assert len(walked) == 343
+    assert walked == ids(store.scroll(flt, limit=343))
+    assert all(len(page) <= size for page in store.walk(flt, size))
