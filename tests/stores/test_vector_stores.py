@@ -420,3 +420,17 @@ def test_walking_a_filter_visits_each_point_once_in_the_same_order_as_offsets(st
     assert len(walked) == 343
     assert walked == ids(store.scroll(flt, limit=343))
     assert all(len(page) <= size for page in store.walk(flt, size))
+
+
+def test_a_cursor_continues_after_its_key_although_newer_points_arrive(store: VectorStore) -> None:
+    batch = _batch(store, 30, 200.0)
+    _batch(store, 4, 100.0, first=100)
+    flt = MemoryFilter(cube_ids=(CUBE,))
+    first = store.scroll_after(flt, 7, None)
+    _batch(store, 5, 300.0, first=200)  # newer: before the cursor, so it shifts nothing
+    seen = [p.id for p in first]
+    after = (float(first[-1].payload["created_at"]), first[-1].id)
+    while page := store.scroll_after(flt, 7, after):
+        seen += [p.id for p in page]
+        after = (float(page[-1].payload["created_at"]), page[-1].id)
+    assert seen == sorted(batch) + sorted(pid(n) for n in range(100, 104))

@@ -166,6 +166,20 @@ class VectorStore(ABC):
             if not values:
                 return
 
+    def scroll_after(self, flt: MemoryFilter, limit: int, after: tuple[float, str] | None,
+                     with_vectors: bool = False) -> list[StoredPoint]:
+        """The first ``limit`` points matching ``flt`` that come after the key ``after`` =
+        (created_at, id) in the listing order (None: from the start): a cursor that points written
+        meanwhile (newer, so earlier in the order) never shift."""
+        if after is None:
+            return self.scroll(flt, limit, with_vectors=with_vectors)
+        time, last_id = after
+        same = sorted(i for _, i in self._order_keys(replace(flt, created_from=time, created_to=time))
+                      if i > last_id)[:limit]
+        older = replace(flt, created_to=math.nextafter(time, -math.inf))
+        rest = self._page_ids(older, limit - len(same)) if len(same) < limit else []
+        return self.retrieve(same + rest, with_vectors)
+
     def _page_ids(self, flt: MemoryFilter, limit: int, offset: int = 0) -> list[str]:
         # The store orders by created_at alone, which places each time at the right positions but
         # not which of the points sharing a time fill them; those are read whole and sorted by id.
