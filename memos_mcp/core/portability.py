@@ -73,7 +73,7 @@ def export_part(service: MemoryService, actor_id: str, cube_id: str, cursor: str
     cube = service.access.cube(service.access.user(actor_id), cube_id, Permission.READ)
     vectors = service.ready()
     flt = MemoryFilter(cube_ids=(cube.cube_id,), status=())
-    state = _read_cursor(cursor) if cursor else {"e": include_embeddings, "m": None, "c": None, "k": 0}
+    state: dict[str, Any] = _read_cursor(cursor) if cursor else {"e": include_embeddings, "m": None, "c": None, "k": 0}
     lines: list[str] = []
     size = 0
 

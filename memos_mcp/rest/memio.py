@@ -44,6 +44,7 @@ from memos_mcp.core.graph.service import GraphEntity, GraphRelation, GraphServic
 from memos_mcp.core.keys import KeyRing
 from memos_mcp.core.models import Memory, SearchHit
 from memos_mcp.core.service import MemoryService
+from memos_mcp.core.timeparse import Time
 from memos_mcp.errors import Conflict, InvalidRequest, MemosError, NotFound, PayloadTooLarge
 from memos_mcp.rest.base import Call, Dialect
 
@@ -173,7 +174,7 @@ class MessageIn(BaseModel):
     role: Literal["user", "assistant", "system", "tool"]
     content: str = Field(min_length=1)
     metadata: Metadata | None = Field(None, description="accepted, not stored")
-    timestamp: datetime | None = None
+    timestamp: Time | None = None
     name: str | None = None
 
 

@@ -82,7 +82,8 @@ def test_deleting_a_cube_s_memories_forgets_every_one_of_a_batch(service: Memory
 
 
 @pytest.mark.parametrize("cursor", ["nonsense", "e30=", "W10="])
-def test_an_export_cursor_that_was_not_returned_is_refused_naming_the_field(service: MemoryService, cursor: str) -> None:
+def test_an_export_cursor_that_was_not_returned_is_refused_naming_the_field(service: MemoryService,
+                                                                           cursor: str) -> None:
     service.ensure_user("alice")
     cube = service.get_user("alice")[1][0].cube_id
     with pytest.raises(InvalidRequest) as refused:
