@@ -76,13 +76,15 @@ def _parse(value: Any) -> datetime:
         try:
             return datetime.fromtimestamp(seconds, UTC)
         except (OverflowError, OSError, ValueError) as exc:  # inf, nan, or beyond the calendar
-            raise ValueError(f"{value!r} is not a time in range") from exc
+            raise ValueError(f"{value!r} lies outside the storable range of epoch times") from exc
     if isinstance(value, str):
         text = value.strip()
         try:
-            return _parse(float(text))
+            number = float(text)
         except ValueError:
-            pass
+            number = None
+        if number is not None:
+            return _parse(number)
         try:
             return _parse(datetime.fromisoformat(text.replace("Z", "+00:00")))
         except ValueError:
