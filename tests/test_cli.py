@@ -348,3 +348,16 @@ def test_importing_a_conversation_with_a_model_waits_for_its_extraction(
     assert len(server.chats) == 1  # one extraction call for the conversation's one batch
     exported = records(ok(memos(tmp_path, data_dir, "export", "--cube", "alice_default_cube")).stdout)
     assert [r["memory"] for r in exported if r["type"] == "memory"] == ["Alice plans a trip to Lake Tahoe."]
+
+
+def test_the_export_of_an_imported_600_message_conversation_holds_each_memory_once(tmp_path: Path) -> None:
+    data_dir = tmp_path / "data"
+    conversation = tmp_path / "long.json"
+    conversation.write_text(json.dumps([{"role": "user", "content": f"Entry {n}: the red key opens locker {n}."}
+                                        for n in range(600)]), encoding="utf-8")
+    summary = json.loads(ok(memos(tmp_path, data_dir, "import", str(conversation), "--user", "alice")).stdout)
+    assert summary["added"] == 600
+    exported = records(ok(memos(tmp_path, data_dir, "export", "--cube", "alice_default_cube")).stdout)
+    memories = [r["id"] for r in exported if r["type"] == "memory"]
+    assert len(memories) == 600 and len(set(memories)) == 600
+    assert all(len(r["embedding"]) > 0 for r in exported if r["type"] == "memory")  # the backup keeps them

@@ -11,7 +11,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from memos_mcp.core.models import MemoryKind, MemoryStatus, MemoryType
 from memos_mcp.core.stores.vector import MemoryFilter, Scalar
-from memos_mcp.core.timeparse import parse_time, to_epoch
+from memos_mcp.core.timeparse import parse_bound, parse_time, to_epoch
 from memos_mcp.errors import InvalidRequest
 
 # The keys metadata may have (the same rule as for storing it): a filter on any other key is refused,
@@ -35,7 +35,8 @@ class SearchFilters(BaseModel):
     conversation_id: str | None = Field(None, description="only this conversation (search boosts instead)")
     user_id: str | None = Field(None, description="only memories written by this user")
     time_from: datetime | None = Field(None, description="event time at or after (ISO 8601 or epoch)")
-    time_to: datetime | None = Field(None, description="event time at or before (ISO 8601 or epoch)")
+    time_to: datetime | None = Field(None, description="event time at or before (ISO 8601 or epoch; a bare "
+                                                       "date includes that whole day)")
     metadata: dict[str, Scalar] | None = Field(None, description="metadata keys equal to these values")
 
     _lists = field_validator("memory_type", "kind", "tags", "status", mode="before")(_listify)
@@ -50,10 +51,15 @@ class SearchFilters(BaseModel):
                 raise ValueError(f"metadata value of {key!r} is not a finite number")
         return value
 
-    @field_validator("time_from", "time_to", mode="before")
+    @field_validator("time_from", mode="before")
     @classmethod
-    def _time(cls, value: Any) -> datetime | None:
+    def _start(cls, value: Any) -> datetime | None:
         return parse_time(value)
+
+    @field_validator("time_to", mode="before")
+    @classmethod
+    def _end(cls, value: Any) -> datetime | None:
+        return parse_bound(value, upper=True)  # a bare date includes the whole of that day
 
 
 def parse_filters(filters: SearchFilters | dict[str, Any] | None, cube_ids: list[str]) -> MemoryFilter:

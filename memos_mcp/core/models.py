@@ -8,7 +8,7 @@ from typing import Any, Literal
 
 from pydantic import AliasChoices, BaseModel, ConfigDict, Field, computed_field, field_validator
 
-from memos_mcp.core.timeparse import parse_time
+from memos_mcp.core.timeparse import Time
 
 
 def utcnow() -> datetime:
@@ -127,9 +127,9 @@ class Memory(BaseModel):
     sources: list[MemorySource] = Field(default_factory=list)
     conversation_id: str | None = None
     status: MemoryStatus = MemoryStatus.ACTIVATED
-    event_time: datetime | None = None
-    created_at: datetime
-    updated_at: datetime
+    event_time: Time | None = None
+    created_at: Time
+    updated_at: Time
     metadata: dict[str, Any] = Field(default_factory=dict)
     embedding: list[float] | None = None
 
@@ -159,13 +159,8 @@ class MessageIn(BaseModel):
     content: str
     name: str | None = None
     message_id: str | None = Field(None, validation_alias=AliasChoices("message_id", "id", "dia_id"))
-    chat_time: datetime | None = Field(
+    chat_time: Time | None = Field(
         None, validation_alias=AliasChoices("chat_time", "timestamp", "time", "created_at"))
-
-    @field_validator("chat_time", mode="before")
-    @classmethod
-    def _parse_time(cls, value: Any) -> datetime | None:
-        return parse_time(value)
 
     @field_validator("message_id", mode="before")
     @classmethod
@@ -182,8 +177,8 @@ class Message(BaseModel):
     content: str
     name: str | None = None
     message_id: str | None = None
-    chat_time: datetime | None = None
-    created_at: datetime
+    chat_time: Time | None = None
+    created_at: Time
 
 
 class HistoryEvent(BaseModel):

@@ -9,9 +9,10 @@ from typing import Any
 
 from memos_mcp.core.models import Memory
 from memos_mcp.core.stores.vector import ScoredPoint, StoredPoint
-from memos_mcp.core.timeparse import to_epoch
+from memos_mcp.core.timeparse import from_epoch, to_epoch
 
 INDEX_ONLY = ("content_hash", "context", "speaker", "derived_tags", "key_given")
+_EPOCH_FIELDS = ("created_at", "updated_at", "event_time")
 
 
 def index_texts(text: str, speaker: str | None, context: str, event_time: datetime | None,
@@ -41,5 +42,8 @@ def to_payload(memory: Memory, content_hash: str, context: str, speaker: str | N
 
 def from_point(point: StoredPoint | ScoredPoint) -> Memory:
     fields = {k: v for k, v in point.payload.items() if k not in INDEX_ONLY}
+    for key in _EPOCH_FIELDS:  # read as seconds here: pydantic takes numbers above 2e10 as milliseconds
+        if isinstance(fields.get(key), int | float):
+            fields[key] = from_epoch(fields[key])
     dense = point.dense if isinstance(point, StoredPoint) else None
     return Memory.model_validate({**fields, "id": point.id, "embedding": dense})

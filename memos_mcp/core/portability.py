@@ -1,15 +1,21 @@
 """Export a cube to JSONL and import it back: the exit path and the way between data directories.
 
 Line 1 is a header (format, cube, embedding model, dimension); then one line per memory (with its
-embedding) and one per stored message. Import keeps ids, text, metadata and timestamps; it reuses
+embedding, when asked) and one per stored message. Import keeps ids, text, metadata and timestamps; it reuses
 the embeddings when the model is the same and re-embeds otherwise. Importing is idempotent: a
 memory or message already in the cube is not added again, and a memory gets its ``ADD`` history
 event once (with its point, all or nothing); an id another cube holds becomes one derived from the
 cube and the id, the same on every run.
+
+``export_part`` cuts the same export into parts of bounded size for faces that carry one message at a
+time (MCP): each part but the last ends with a ``{"type": "next", "cursor": ...}`` line naming where the
+next part starts; import skips those lines, so the parts concatenated are an export.
 """
 
 from __future__ import annotations
 
+import base64
+import binascii
 import json
 import uuid
 from collections.abc import Iterable, Iterator
@@ -20,13 +26,14 @@ from pydantic import BaseModel, ValidationError
 from memos_mcp.core.models import HistoryEvent, Memory, Message, Permission, utcnow
 from memos_mcp.core.payload import from_point, index_texts, to_payload
 from memos_mcp.core.service import MemoryService, Progress
-from memos_mcp.core.stores.vector import MemoryFilter, VectorPoint
+from memos_mcp.core.stores.vector import MemoryFilter, StoredPoint, VectorPoint
 from memos_mcp.core.text import content_hash, sparse_document
 from memos_mcp.errors import InvalidRequest, first_problem
 
 FORMAT = "memos-mcp/export-v1"
 _PAGE = 500
 _ROOM = 16_384  # bytes a stored memory or message may take on disk beyond its text, at most
+PART_BYTES = 256 * 1024  # JSONL text per part; JSON escaping at most doubles it within one 1 MiB SSE event
 
 
 class ImportResult(BaseModel):
@@ -37,28 +44,106 @@ class ImportResult(BaseModel):
     renamed: int
 
 
-def export_cube(service: MemoryService, actor_id: str, cube_id: str) -> Iterator[str]:
-    """JSONL lines (without newlines) of one cube the actor can read."""
+def export_cube(service: MemoryService, actor_id: str, cube_id: str, include_embeddings: bool = True,
+                ) -> Iterator[str]:
+    """JSONL lines (without newlines) of one cube the actor can read: the header, every memory once
+    (newest first, in the listing order), then each conversation's messages (oldest first)."""
     cube = service.access.cube(service.access.user(actor_id), cube_id, Permission.READ)
     vectors = service.ready()
     flt = MemoryFilter(cube_ids=(cube.cube_id,), status=())
-    yield _line({"type": "header", "format": FORMAT, "exported_at": utcnow().isoformat(),
-                 "cube": {"cube_id": cube.cube_id, "name": cube.name, "owner_id": cube.owner_id},
-                 "embedding_model": service.embedder.model_id, "dimension": service.embedder.dimension,
-                 "memories": vectors.count(flt)})
-    offset = 0
-    while True:
-        points = vectors.scroll(flt, _PAGE, offset=offset, with_vectors=True)
-        for point in points:
-            memory = from_point(point).model_dump(mode="json", exclude={"ref_id"})
-            yield _line({"type": "memory", **memory, "index": {
-                "context": point.payload.get("context", ""), "speaker": point.payload.get("speaker")}})
-        if len(points) < _PAGE:
-            break
-        offset += _PAGE
-    for conversation in service.catalog.conversations([cube.cube_id]):
-        for message in service.catalog.recent_messages([cube.cube_id], conversation["conversation_id"], 1_000_000):
+    yield _header_line(service, cube.cube_id, cube.name, cube.owner_id, vectors.count(flt))
+    for points in vectors.walk(flt, _PAGE, with_vectors=include_embeddings):
+        yield from (_memory_line(point) for point in points)
+    for conversation in _conversations(service, cube.cube_id):
+        for message in service.catalog.recent_messages([cube.cube_id], conversation, 1_000_000):
             yield _line({"type": "message", **message.model_dump(mode="json")})
+
+
+class ExportPart(BaseModel):
+    """One part of a paged export: JSONL ``text`` (each line ends in a newline) and the ``cursor`` of
+    the next part, None for the last."""
+
+    text: str
+    cursor: str | None
+
+
+def export_part(service: MemoryService, actor_id: str, cube_id: str, cursor: str | None = None,
+                include_embeddings: bool = False, max_bytes: int = PART_BYTES) -> ExportPart:
+    """The part of the export of ``cube_id`` that starts at ``cursor`` (None: the first part, with the
+    header), at most ``max_bytes`` of text (always at least one record). Memories are resumed after
+    the last one sent by (created_at, id), so memories added meanwhile neither repeat nor shift
+    others; messages by conversation (in id order) and position. A cursor carries
+    ``include_embeddings`` of the first part. Raises InvalidRequest for a cursor this did not make."""
+    cube = service.access.cube(service.access.user(actor_id), cube_id, Permission.READ)
+    vectors = service.ready()
+    flt = MemoryFilter(cube_ids=(cube.cube_id,), status=())
+    state: dict[str, Any] = _read_cursor(cursor) if cursor else {"e": include_embeddings, "m": None, "c": None, "k": 0}
+    lines: list[str] = []
+    size = 0
+
+    def full() -> bool:
+        return bool(lines) and size >= max_bytes
+
+    def put(line: str) -> None:
+        nonlocal size
+        lines.append(line)
+        size += len(line.encode("utf-8")) + 1
+
+    if cursor is None:
+        put(_header_line(service, cube.cube_id, cube.name, cube.owner_id, vectors.count(flt)))
+    while state["c"] is None and not full():
+        after = (float(state["m"][0]), str(state["m"][1])) if state["m"] else None
+        points = vectors.scroll_after(flt, 50, after, with_vectors=bool(state["e"]))
+        for point in points:
+            if full():
+                break
+            put(_memory_line(point))
+            state["m"] = [float(point.payload["created_at"]), point.id]
+        if len(points) < 50 and not full():
+            state["c"] = ""
+    if state["c"] is not None:
+        for conversation in [c for c in _conversations(service, cube.cube_id) if c >= state["c"]]:
+            skip = int(state["k"]) if conversation == state["c"] else 0
+            state["c"], state["k"] = conversation, skip
+            for message in service.catalog.recent_messages([cube.cube_id], conversation, 1_000_000)[skip:]:
+                if full():
+                    break
+                put(_line({"type": "message", **message.model_dump(mode="json")}))
+                state["k"] += 1
+            if full():
+                break
+        else:
+            return ExportPart(text="".join(f"{line}\n" for line in lines), cursor=None)
+    token = base64.urlsafe_b64encode(json.dumps(state, separators=(",", ":")).encode()).decode()
+    put(_line({"type": "next", "cursor": token}))
+    return ExportPart(text="".join(f"{line}\n" for line in lines), cursor=token)
+
+
+def _read_cursor(cursor: str) -> dict[str, Any]:
+    try:
+        state = json.loads(base64.urlsafe_b64decode(cursor.encode("ascii")))
+        if not isinstance(state, dict) or set(state) != {"e", "m", "c", "k"}:
+            raise ValueError("not an export cursor")
+        return state
+    except (ValueError, UnicodeError, binascii.Error) as exc:
+        raise InvalidRequest("cursor is not one an export part returned", field="cursor") from exc
+
+
+def _conversations(service: MemoryService, cube_id: str) -> list[str]:
+    return sorted(c["conversation_id"] for c in service.catalog.conversations([cube_id]))
+
+
+def _header_line(service: MemoryService, cube_id: str, name: str, owner_id: str, memories: int) -> str:
+    return _line({"type": "header", "format": FORMAT, "exported_at": utcnow().isoformat(),
+                  "cube": {"cube_id": cube_id, "name": name, "owner_id": owner_id},
+                  "embedding_model": service.embedder.model_id, "dimension": service.embedder.dimension,
+                  "memories": memories})
+
+
+def _memory_line(point: StoredPoint) -> str:
+    memory = from_point(point).model_dump(mode="json", exclude={"ref_id"} if point.dense else {"ref_id", "embedding"})
+    return _line({"type": "memory", **memory, "index": {
+        "context": point.payload.get("context", ""), "speaker": point.payload.get("speaker")}})
 
 
 def _line(value: dict[str, Any]) -> str:
@@ -106,6 +191,8 @@ def import_lines(service: MemoryService, actor_id: str, lines: Iterable[str], cu
                     batch.append((Memory.model_validate({**record, "cube_id": cube.cube_id}), index))
                 elif kind == "message":
                     messages.append(Message.model_validate({**record, "cube_id": cube.cube_id}))
+                elif kind == "next":  # where a paged export's next part starts: nothing to import
+                    continue
                 else:
                     raise InvalidRequest(f"line {number}: unknown record type {kind!r}", line=number)
             except ValidationError as exc:

@@ -973,7 +973,7 @@ class MemoryService:
         flt = MemoryFilter(cube_ids=(cube.cube_id,), status=())
         with self.write_lock:
             vectors = self.ready()
-            ids = [p.id for p in vectors.scroll(flt, max(1, vectors.count(flt)))]
+            ids = [p.id for points in vectors.walk(flt, 1000) for p in points]
             vectors.delete_where(flt)
             graph = self.graph()
             if graph is not None:  # the relations stated directly go too: nothing of the cube is left

@@ -28,10 +28,19 @@ def register_resources(server: MCPServer, service: MemoryService, gate: Gate) ->
         return found.model_dump_json(exclude={"embedding"})
 
     @server.resource("memory://cubes/{cube_id}/export", name="cube-export", mime_type="application/x-ndjson",
-                     description="A whole cube as JSONL: header, memories with embeddings, messages")
+                     description="A cube as JSONL (header, memories without embeddings, messages), first part: "
+                                 "a part ends with a {\"type\": \"next\", \"cursor\": C} line when there is "
+                                 "more; read memory://cubes/{cube_id}/export/C next")
     async def export(cube_id: str) -> str:
-        return await gate.run(lambda actor: "\n".join(portability.export_cube(service, actor, cube_id)) + "\n",
-                              ResourceError)
+        part = await gate.run(lambda actor: portability.export_part(service, actor, cube_id), ResourceError)
+        return part.text
+
+    @server.resource("memory://cubes/{cube_id}/export/{cursor}", name="cube-export-part",
+                     mime_type="application/x-ndjson",
+                     description="The part of a cube's JSONL export that starts at the cursor a part ended with")
+    async def export_part(cube_id: str, cursor: str) -> str:
+        part = await gate.run(lambda actor: portability.export_part(service, actor, cube_id, cursor), ResourceError)
+        return part.text
 
 
 def register_prompts(server: MCPServer, service: MemoryService, gate: Gate) -> None:

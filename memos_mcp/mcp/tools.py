@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import Annotated, Any, Literal
 
 from mcp.server.mcpserver import Context
-from mcp.types import EmbeddedResource, TextResourceContents, ToolAnnotations
+from mcp.types import EmbeddedResource, ResourceLink, TextResourceContents, ToolAnnotations
 from pydantic import BaseModel, Field
 
 from memos_mcp.core import portability
@@ -177,13 +177,27 @@ def _register_reading(server: ToolBox, service: MemoryService, gate: Gate) -> No
         return Suggestions(suggestions=await gate.run(lambda actor: service.suggestions(actor, language=language)))
 
     @server.tool(annotations=READ)
-    async def export_cube(cube_id: Annotated[str, Field(description="The cube to export")],
-                                ctx: Context) -> EmbeddedResource:
-        """Export a whole cube as JSONL (memories with metadata and embeddings, and messages): the way to
-        back up or move memories."""
-        text = await gate.run(lambda actor: "\n".join(portability.export_cube(service, actor, cube_id)) + "\n")
-        return EmbeddedResource(type="resource", resource=TextResourceContents(
-            uri=f"memory://cubes/{cube_id}/export", mime_type="application/x-ndjson", text=text))
+    async def export_cube(
+        cube_id: Annotated[str, Field(description="The cube to export")],
+        ctx: Context,
+        cursor: Annotated[str | None, Field(description="Where to continue: the cursor of the previous "
+                                                        "part's last line; omit for the first part")] = None,
+        include_embeddings: Annotated[bool, Field(description="Include each memory's embedding (large; an "
+                                                               "import re-embeds when they are absent)")] = False,
+    ) -> list[EmbeddedResource | ResourceLink]:
+        """Export a cube as JSONL (a header, memories with metadata, messages), part by part: the way to
+        back up or move memories. Each part is at most about 256 KB; all but the last end with a line
+        {"type": "next", "cursor": ...} and a link to the next part: call again with that cursor (or
+        read the link) until a part has none. The parts joined are one importable export."""
+        part = await gate.run(lambda actor: portability.export_part(
+            service, actor, cube_id, cursor, include_embeddings=include_embeddings))
+        here = f"memory://cubes/{cube_id}/export" + (f"/{cursor}" if cursor else "")
+        found: list[EmbeddedResource | ResourceLink] = [EmbeddedResource(type="resource", resource=TextResourceContents(
+            uri=here, mime_type="application/x-ndjson", text=part.text))]
+        if part.cursor:
+            found.append(ResourceLink(type="resource_link", name="cube-export-part", mime_type="application/x-ndjson",
+                                      uri=f"memory://cubes/{cube_id}/export/{part.cursor}"))
+        return found
 
 
 def _register_writing(server: ToolBox, service: MemoryService, gate: Gate) -> None:

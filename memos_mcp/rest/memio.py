@@ -49,6 +49,7 @@ from memos_mcp.core.keys import KeyRing
 from memos_mcp.core.models import Memory, SearchHit
 from memos_mcp.core.service import MemoryService, check_id
 from memos_mcp.core.text import is_blank
+from memos_mcp.core.timeparse import Time
 from memos_mcp.errors import Conflict, InvalidRequest, MemosError, NotFound, PayloadTooLarge
 from memos_mcp.rest.base import Call, Dialect
 
@@ -179,7 +180,7 @@ class MessageIn(BaseModel):
     role: Literal["user", "assistant", "system", "tool"]
     content: str = Field(min_length=1)
     metadata: Metadata | None = Field(None, description="accepted, not stored")
-    timestamp: datetime | None = None
+    timestamp: Time | None = None
     name: str | None = None
 
 

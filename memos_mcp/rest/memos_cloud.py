@@ -79,7 +79,7 @@ class CloudMessage(BaseModel):
 
     role: Literal["user", "assistant", "system", "tool"] = "user"
     content: str
-    chat_time: str | None = Field(None, description="when it was said (ISO 8601, or epoch seconds/ms)")
+    chat_time: str | int | float | None = Field(None, description="when it was said (ISO 8601, or epoch seconds/ms)")
 
 
 class AddMessageBody(HostedOnly):

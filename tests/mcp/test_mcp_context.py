@@ -45,7 +45,7 @@ async def test_the_cubes_resource_lists_the_callers_cubes_and_only_those(people:
 async def test_the_memory_and_export_templates_are_listed(people: MemoryService) -> None:
     async with connect(people, "alice") as client:
         templates = {t.name: t for t in (await client.list_resource_templates()).resource_templates}
-    assert set(templates) == {"memory", "cube-export"}
+    assert set(templates) == {"memory", "cube-export", "cube-export-part"}
     assert templates["memory"].uri_template == "memory://cubes/{cube_id}/memories/{memory_id}"
     assert templates["memory"].mime_type == "application/json"
     assert templates["cube-export"].uri_template == "memory://cubes/{cube_id}/export"

@@ -470,7 +470,8 @@ async def test_export_cube_returns_the_cube_as_an_embedded_jsonl_resource(people
         fact = await remember(client, "The wifi password is on the fridge.", metadata={"origin": "note"})
         await call(client, "add_memory", conversation_id="home",
                    messages=[{"role": "user", "content": "The plumber comes on Wednesday."}])
-        result = await client.call_tool("export_cube", {"cube_id": ALICE_CUBE})
+        result = await client.call_tool("export_cube", {"cube_id": ALICE_CUBE, "include_embeddings": True})
+        plain = await client.call_tool("export_cube", {"cube_id": ALICE_CUBE})
     assert result.is_error is False and len(result.content) == 1
     part = result.content[0]
     assert isinstance(part, EmbeddedResource) and isinstance(part.resource, TextResourceContents)
@@ -485,6 +486,9 @@ async def test_export_cube_returns_the_cube_as_an_embedded_jsonl_resource(people
     assert len(memories) == header["memories"] == people.list_memories("alice").total
     exported = next(m for m in memories if m["id"] == fact["id"])
     assert exported["metadata"] == {"origin": "note"} and len(exported["embedding"]) == 384
+    (without,) = plain.content
+    assert isinstance(without, EmbeddedResource) and isinstance(without.resource, TextResourceContents)
+    assert all("embedding" not in json.loads(line) for line in without.resource.text.splitlines()[1:])
     assert [r["content"] for r in records if r["type"] == "message"] == ["The plumber comes on Wednesday."]
 
     people.create_cube("alice", "copy", cube_id="alice-copy")

@@ -388,3 +388,50 @@ def test_a_second_edge_store_on_an_open_path_raises_store_locked(tmp_path: Path)
             EdgeVectorStore(tmp_path / "edge").open(DIM)
     finally:
         first.close()
+
+
+def _batch(store: VectorStore, count: int, created_at: float, first: int = 1) -> list[str]:
+    """``count`` points written together: one ``created_at`` for all, as one add of many messages."""
+    points = [point(n, created_at=created_at) for n in range(first, first + count)]
+    store.upsert(points)
+    return [p.id for p in points]
+
+
+@pytest.mark.parametrize("size", [1, 7, 128, 200])
+def test_offset_pages_visit_each_point_once_when_points_share_a_creation_time(
+    store: VectorStore, size: int
+) -> None:
+    older = _batch(store, 5, 100.0, first=1000)
+    batch = _batch(store, 150 if size < 100 else 600, 200.0)
+    flt = MemoryFilter(cube_ids=(CUBE,))
+    seen: list[str] = []
+    for offset in range(0, len(batch) + len(older), size):
+        seen += ids(store.scroll(flt, limit=size, offset=offset))
+    assert seen == sorted(batch) + sorted(older)  # newest first, then by id
+
+
+@pytest.mark.parametrize("size", [1, 7, 500])
+def test_walking_a_filter_visits_each_point_once_in_the_same_order_as_offsets(store: VectorStore, size: int) -> None:
+    _batch(store, 300, 200.0)
+    _batch(store, 3, 100.0, first=3000)
+    _batch(store, 40, 300.0, first=2000)
+    store.upsert([point(5000, created_at=250.0, cube_id="cube-b")])
+    flt = MemoryFilter(cube_ids=(CUBE,))
+    walked = [p.id for page in store.walk(flt, size) for p in page]
+    assert len(walked) == 343
+    assert walked == ids(store.scroll(flt, limit=343))
+    assert all(len(page) <= size for page in store.walk(flt, size))
+
+
+def test_a_cursor_continues_after_its_key_although_newer_points_arrive(store: VectorStore) -> None:
+    batch = _batch(store, 30, 200.0)
+    _batch(store, 4, 100.0, first=100)
+    flt = MemoryFilter(cube_ids=(CUBE,))
+    first = store.scroll_after(flt, 7, None)
+    _batch(store, 5, 300.0, first=200)  # newer: before the cursor, so it shifts nothing
+    seen = [p.id for p in first]
+    after = (float(first[-1].payload["created_at"]), first[-1].id)
+    while page := store.scroll_after(flt, 7, after):
+        seen += [p.id for p in page]
+        after = (float(page[-1].payload["created_at"]), page[-1].id)
+    assert seen == sorted(batch) + sorted(pid(n) for n in range(100, 104))

@@ -6,7 +6,7 @@ cube for reads."""
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import TYPE_CHECKING
 
 from pydantic import BaseModel, Field
@@ -17,6 +17,7 @@ from memos_mcp.core.models import Memory, MemoryStatus, Permission, User
 from memos_mcp.core.payload import from_point
 from memos_mcp.core.stores.vector import MemoryFilter
 from memos_mcp.core.text import is_blank
+from memos_mcp.core.timeparse import from_epoch
 from memos_mcp.errors import InvalidRequest, NotFound, NotSupported
 
 if TYPE_CHECKING:
@@ -66,7 +67,7 @@ def entity_out(entity: Entity) -> GraphEntity:
 
 def relation_out(rel: Relation, hop: int | None = None) -> GraphRelation:
     def when(value: float | None) -> datetime | None:
-        return None if value is None else datetime.fromtimestamp(value, UTC)
+        return from_epoch(value)
     return GraphRelation(id=rel.id, cube_id=rel.cube_id, subject=rel.subject, predicate=rel.predicate,
                          object=rel.object, confidence=rel.confidence, memory_ids=list(rel.memory_ids),
                          valid_at=when(rel.valid_at), invalid_at=when(rel.invalid_at), hop=hop)

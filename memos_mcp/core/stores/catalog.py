@@ -81,7 +81,7 @@ def _ts(value: datetime) -> float:
 
 
 def _dt(value: float) -> datetime:
-    return datetime.fromtimestamp(value, UTC)
+    return from_epoch(value) or datetime.fromtimestamp(0, UTC)  # from_epoch: a bad old row never breaks a read
 
 
 class Catalog:

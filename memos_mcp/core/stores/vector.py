@@ -8,9 +8,10 @@ Backends: ``vector_edge`` (Qdrant's embedded engine, the default) and ``vector_c
 
 from __future__ import annotations
 
+import math
 from abc import ABC, abstractmethod
-from collections.abc import Sequence
-from dataclasses import dataclass, field
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from memos_mcp.errors import DataDirReadOnly
@@ -26,6 +27,9 @@ FLOAT_FIELDS = ("event_time", "created_at")
 # missing: a first start killed half-way through creating them must not leave a store whose ordered
 # scroll ("No range index for 'order_by' key") fails forever.
 PAYLOAD_INDEXES: dict[str, str] = {**dict.fromkeys(KEYWORD_FIELDS, "keyword"), **dict.fromkeys(FLOAT_FIELDS, "float")}
+# Listings are ordered newest ``created_at`` first, then by id (ascending, as strings): a total order,
+# so that offsets and cursors visit each point once although a batch of points shares one time.
+ORDER_FIELD = "created_at"
 
 Scalar = str | int | float | bool
 
@@ -68,7 +72,8 @@ class MemoryFilter:
 
     ``cube_ids`` is required and non-empty: a query never spans the whole store.
     ``tags_any`` matches points with at least one of the tags; ``metadata`` matches
-    ``payload["metadata"][key] == value`` for every pair; times are epoch seconds, inclusive.
+    ``payload["metadata"][key] == value`` for every pair; times are epoch seconds, inclusive
+    (``created_from``/``created_to`` bound ``created_at``, the listing order's key).
     """
 
     cube_ids: tuple[str, ...]
@@ -83,6 +88,8 @@ class MemoryFilter:
     metadata: tuple[tuple[str, Scalar], ...] = ()
     content_hash: str | None = None
     ids: tuple[str, ...] = ()  # only these points (memory ids), when given
+    created_from: float | None = None
+    created_to: float | None = None
 
     def __post_init__(self) -> None:
         if not self.cube_ids:
@@ -157,11 +164,67 @@ class VectorStore(ABC):
     def retrieve(self, ids: Sequence[str], with_vectors: bool = False) -> list[StoredPoint]:
         """The points that exist among ``ids`` (missing ids are skipped), in the given order."""
 
-    @abstractmethod
     def scroll(
         self, flt: MemoryFilter, limit: int, offset: int = 0, with_vectors: bool = False
     ) -> list[StoredPoint]:
-        """Points matching ``flt``, newest ``created_at`` first, skipping ``offset``."""
+        """Points matching ``flt`` in the listing order (newest ``created_at`` first, then by id),
+        skipping exactly ``offset`` of them: pages of any size visit each point once."""
+        return self.retrieve(self._page_ids(flt, limit, offset), with_vectors)
+
+    def walk(self, flt: MemoryFilter, size: int, with_vectors: bool = False) -> Iterator[list[StoredPoint]]:
+        """Every point matching ``flt`` in the listing order, in pages of ``size`` (the last may be
+        shorter). Each read continues below the last ``created_at`` read, whole groups of points
+        sharing a time at once: no offset to skip, so a walk over n points reads each once."""
+        below = flt
+        pending: list[str] = []
+        while True:
+            values = self._order_values(below, size, 0)
+            if values:
+                keys = sorted(self._order_keys(replace(below, created_from=values[-1], created_to=values[0])),
+                              key=lambda key: (-key[0], key[1]))
+                pending += [point_id for _, point_id in keys]
+                below = replace(below, created_to=math.nextafter(values[-1], -math.inf))
+            while len(pending) >= size or (pending and not values):
+                chunk, pending = pending[:size], pending[size:]
+                yield self.retrieve(chunk, with_vectors)
+            if not values:
+                return
+
+    def scroll_after(self, flt: MemoryFilter, limit: int, after: tuple[float, str] | None,
+                     with_vectors: bool = False) -> list[StoredPoint]:
+        """The first ``limit`` points matching ``flt`` that come after the key ``after`` =
+        (created_at, id) in the listing order (None: from the start): a cursor that points written
+        meanwhile (newer, so earlier in the order) never shift."""
+        if after is None:
+            return self.scroll(flt, limit, with_vectors=with_vectors)
+        time, last_id = after
+        same = sorted(i for _, i in self._order_keys(replace(flt, created_from=time, created_to=time))
+                      if i > last_id)[:limit]
+        older = replace(flt, created_to=math.nextafter(time, -math.inf))
+        rest = self._page_ids(older, limit - len(same)) if len(same) < limit else []
+        return self.retrieve(same + rest, with_vectors)
+
+    def _page_ids(self, flt: MemoryFilter, limit: int, offset: int = 0) -> list[str]:
+        # The store orders by created_at alone, which places each time at the right positions but
+        # not which of the points sharing a time fill them; those are read whole and sorted by id.
+        values = self._order_values(flt, limit, offset)
+        if not values:
+            return []
+        top, bottom = values[0], values[-1]
+        above = self.count(replace(flt, created_from=math.nextafter(top, math.inf))) if offset else 0
+        keys = sorted(self._order_keys(replace(flt, created_from=bottom, created_to=top)),
+                      key=lambda key: (-key[0], key[1]))
+        start = offset - above
+        return [point_id for _, point_id in keys[start:start + limit]]
+
+    @abstractmethod
+    def _order_values(self, flt: MemoryFilter, limit: int, offset: int) -> list[float]:
+        """The ``created_at`` of the points at positions ``offset`` .. ``offset + limit - 1`` of
+        ``flt`` ordered by ``created_at`` descending (the values; which of equal points is free)."""
+
+    @abstractmethod
+    def _order_keys(self, flt: MemoryFilter) -> list[tuple[float, str]]:
+        """(created_at, id) of every point matching ``flt``, in no particular order."""
 
     @abstractmethod
     def count(self, flt: MemoryFilter) -> int: ...

@@ -14,6 +14,7 @@ from qdrant_client import models as m
 
 from memos_mcp.core.stores.vector import (
     DENSE,
+    ORDER_FIELD,
     PAYLOAD_INDEXES,
     PROBE_CUBE,
     SPARSE,
@@ -25,6 +26,8 @@ from memos_mcp.core.stores.vector import (
     VectorStore,
 )
 from memos_mcp.errors import ConfigError, MemosError, StorageError, StoreLocked
+
+_KEY_PAGE = 1000  # (created_at, id) pairs per scroll when reading a group of points in full
 
 
 class QdrantClientVectorStore(VectorStore):
@@ -204,21 +207,31 @@ class QdrantClientVectorStore(VectorStore):
         found = {str(r.id): _stored(r, with_vectors) for r in records}
         return [found[i] for i in ids if i in found]
 
-    def scroll(
-        self, flt: MemoryFilter, limit: int, offset: int = 0, with_vectors: bool = False
-    ) -> list[StoredPoint]:
+    def _order_values(self, flt: MemoryFilter, limit: int, offset: int) -> list[float]:
         # query_points, not scroll: scroll's offset is a point id and cannot be combined with order_by.
         with _driver("scroll points"):
             hits = self.client.query_points(
                 self.collection,
-                query=m.OrderByQuery(order_by=m.OrderBy(key="created_at", direction=m.Direction.DESC)),
+                query=m.OrderByQuery(order_by=m.OrderBy(key=ORDER_FIELD, direction=m.Direction.DESC)),
                 query_filter=client_filter(flt),
                 limit=limit,
                 offset=offset,
-                with_payload=True,
-                with_vectors=_vectors(with_vectors),
+                with_payload=[ORDER_FIELD],
+                with_vectors=False,
             ).points
-        return [_stored(h, with_vectors) for h in hits]
+        return [float((h.payload or {})[ORDER_FIELD]) for h in hits]
+
+    def _order_keys(self, flt: MemoryFilter) -> list[tuple[float, str]]:
+        keys: list[tuple[float, str]] = []
+        offset: Any = None
+        with _driver("scroll points"):
+            while True:
+                records, offset = self.client.scroll(
+                    self.collection, scroll_filter=client_filter(flt), limit=_KEY_PAGE, offset=offset,
+                    with_payload=[ORDER_FIELD], with_vectors=False)
+                keys += [(float((r.payload or {})[ORDER_FIELD]), str(r.id)) for r in records]
+                if offset is None:
+                    return keys
 
     def count(self, flt: MemoryFilter) -> int:
         with _driver("count points"):
@@ -305,10 +318,10 @@ def client_filter(flt: MemoryFilter) -> m.Filter:
             must.append(m.FieldCondition(key=key, match=m.MatchValue(value=value)))
     if flt.ids:
         must.append(m.HasIdCondition(has_id=list(flt.ids)))
-    if flt.event_time_from is not None or flt.event_time_to is not None:
-        must.append(
-            m.FieldCondition(key="event_time", range=m.Range(gte=flt.event_time_from, lte=flt.event_time_to))
-        )
+    for key, low, high in (("event_time", flt.event_time_from, flt.event_time_to),
+                           (ORDER_FIELD, flt.created_from, flt.created_to)):
+        if low is not None or high is not None:
+            must.append(m.FieldCondition(key=key, range=m.Range(gte=low, lte=high)))
     for name, wanted in flt.metadata:
         key = f'metadata."{name}"'  # quoted so names with dots or spaces stay one key
         if isinstance(wanted, float):

@@ -15,6 +15,7 @@ import qdrant_edge as qe
 
 from memos_mcp.core.stores.vector import (
     DENSE,
+    ORDER_FIELD,
     PAYLOAD_INDEXES,
     PROBE_CUBE,
     SPARSE,
@@ -29,6 +30,7 @@ from memos_mcp.errors import ConfigError, MemosError, StorageError, StoreLocked
 
 # Written by qdrant-edge when a shard is created; it has no API that reports a shard's vector sizes.
 _CONFIG_FILE = "edge_config.json"
+_KEY_PAGE = 1000  # (created_at, id) pairs per scroll when reading a group of points in full
 
 
 class EdgeVectorStore(VectorStore):
@@ -146,21 +148,31 @@ class EdgeVectorStore(VectorStore):
         found = {str(r.id): _stored(r, with_vectors) for r in records}
         return [found[i] for i in ids if i in found]
 
-    def scroll(
-        self, flt: MemoryFilter, limit: int, offset: int = 0, with_vectors: bool = False
-    ) -> list[StoredPoint]:
+    def _order_values(self, flt: MemoryFilter, limit: int, offset: int) -> list[float]:
         # A query (not ScrollRequest) because only QueryRequest takes a numeric offset with order_by.
         request = qe.QueryRequest(
             limit=limit,
             offset=offset,
-            query=qe.OrderBy("created_at", qe.Direction.Desc),
+            query=qe.OrderBy(ORDER_FIELD, qe.Direction.Desc),
             filter=edge_filter(flt),
-            with_payload=True,
-            with_vector=_vectors(with_vectors),
+            with_payload=qe.PayloadSelector.Include([ORDER_FIELD]),
+            with_vector=False,
         )
         with _driver("scroll points"):
             hits = self.shard.query(request)
-        return [_stored(h, with_vectors) for h in hits]
+        return [float((h.payload or {})[ORDER_FIELD]) for h in hits]
+
+    def _order_keys(self, flt: MemoryFilter) -> list[tuple[float, str]]:
+        keys: list[tuple[float, str]] = []
+        offset: Any = None
+        with _driver("scroll points"):
+            while True:
+                records, offset = self.shard.scroll(qe.ScrollRequest(
+                    offset=offset, limit=_KEY_PAGE, filter=edge_filter(flt),
+                    with_payload=qe.PayloadSelector.Include([ORDER_FIELD]), with_vector=False))
+                keys += [(float((r.payload or {})[ORDER_FIELD]), str(r.id)) for r in records]
+                if offset is None:
+                    return keys
 
     def count(self, flt: MemoryFilter) -> int:
         with _driver("count points"):
@@ -257,12 +269,10 @@ def edge_filter(flt: MemoryFilter) -> qe.Filter:
             must.append(qe.FieldCondition(key=key, match=qe.MatchValue(value)))
     if flt.ids:
         must.append(qe.HasIdCondition(set(flt.ids)))
-    if flt.event_time_from is not None or flt.event_time_to is not None:
-        must.append(
-            qe.FieldCondition(
-                key="event_time", range=qe.RangeFloat(gte=flt.event_time_from, lte=flt.event_time_to)
-            )
-        )
+    for key, low, high in (("event_time", flt.event_time_from, flt.event_time_to),
+                           (ORDER_FIELD, flt.created_from, flt.created_to)):
+        if low is not None or high is not None:
+            must.append(qe.FieldCondition(key=key, range=qe.RangeFloat(gte=low, lte=high)))
     for name, wanted in flt.metadata:
         key = f'metadata."{name}"'  # quoted so names with dots or spaces stay one key
         if isinstance(wanted, bool):
