@@ -72,7 +72,7 @@ from memos_mcp.core.models import (
 )
 from memos_mcp.core.payload import from_point, index_texts, to_payload
 from memos_mcp.core.pipeline import AddWorker
-from memos_mcp.core.relevance import query_variants, relativity
+from memos_mcp.core.relevance import query_variants, relativities
 from memos_mcp.core.stores.catalog import Catalog
 from memos_mcp.core.stores.data_dir import lock_data_dir, writable
 from memos_mcp.core.stores.vector import (
@@ -752,9 +752,11 @@ class MemoryService:
                                    dense_weight=dense_weight)
             points = fuse_graph(vectors, hq, expansion.links, self.settings.graph.weight) if expansion.links else \
                 vectors.hybrid_search(hq)
-            scored = ((p, relativity(judges, p.dense)) for p in points)
-            return [SearchHit.model_validate({**from_point(p).model_dump(), "relativity": r})
-                    for p, r in scored if r >= least]
+            memories = [from_point(p) for p in points]
+            scores = relativities(judges, [(p.dense, m.memory) for p, m in zip(points, memories, strict=True)],
+                                  self.embedder.embed)
+            return [SearchHit.model_validate({**m.model_dump(), "relativity": r})
+                    for m, r in zip(memories, scores, strict=True) if r >= least]
 
         wanted = flt.kinds or tuple(k.value for k in MemoryKind)
         facts = tuple(k for k in wanted if k != MemoryKind.PREFERENCE)
