@@ -131,6 +131,25 @@ def _contents(response: httpx2.Response) -> set[str]:
     return {m["content"] for m in (data["memories"] if isinstance(data, dict) else data)}
 
 
+def test_a_body_sent_to_an_operation_that_takes_none_is_refused_and_changes_nothing(users: Users) -> None:
+    _add(users.alice, "The planner books trains to Bergen.", agent_id="bot9", run_id="r1")
+    _add(users.alice, "The planner books hotels in Bergen.", agent_id="bot9", run_id="r2")
+    widened = users.alice.request("DELETE", "/v1/memories", params={"agent_id": "bot9"}, json={"run_id": "r1"})
+    refused(widened, "takes no request body", "send 'run_id' as a query parameter")
+    refused(users.alice.request("DELETE", "/v1/facts", params={"user_id": "alice"}, json={"agent_id": "bot9"}),
+            "takes no request body")
+    refused(users.alice.request("GET", "/v1/memories/search", params={"query": "x"}, json={"user_idd": "x"}),
+            "takes no request body")
+    refused(users.alice.request("GET", "/api/users/me", content=b'{"verbose": true}'), "takes no request body")
+    assert count(users) == 2
+
+
+def test_an_error_about_unknown_fields_stays_small_however_many_are_sent(users: Users) -> None:
+    body = {"user_id": "alice", "query": "desk", **{f"field_{i}": i for i in range(20_000)}}
+    text = refused(users.alice.post("/product/search", json=body), "'field_0'", "and 19995 more unknown fields")
+    assert len(text) < 4_000
+
+
 def test_mem0_agent_id_and_run_id_are_scopes_of_add_search_list_and_delete(users: Users) -> None:
     http = users.alice
     planner = _add(http, "The planner books trains to Bergen.", agent_id="planner", run_id="run-1")
