@@ -80,7 +80,17 @@ def test_a_nested_unknown_field_is_refused_by_its_path(users: Users) -> None:
             "'messages.0.chattime'", "did you mean 'chat_time'?")
     refused(users.alice.post("/api/openmem/v1/search/memory", json={"query": "x", "user_id": "alice",
                                                                     "filter": {"tag": ["a"]}}), "tag")
+    refused(users.alice.post("/api/openmem/v1/add/message", json={"user_id": "alice", "messages": [
+        {"role": "user", "content": "I visited Rome with my sister", "chattime": "2020-05-01T10:00:00Z",
+         "foo": {"a": 1}}]}), "'messages.0.chattime'", "did you mean 'chat_time'?", "'messages.0.foo'")
     assert count(users) == 0
+    kept = users.alice.post("/api/openmem/v1/add/message", json={"user_id": "alice", "async_mode": False, "messages": [
+        {"role": "user", "content": "I visited Rome with my sister", "chat_time": "2020-05-01T10:00:00Z",
+         "message_id": "m-7", "name": "Alice"}]})
+    assert kept.status_code == 200, kept.text
+    memory = users.app.service.list_memories("alice").memories[0]
+    assert memory.event_time is not None and memory.event_time.year == 2020
+    assert memory.sources[0].message_id == "m-7" and memory.sources[0].name == "Alice"
 
 
 def test_every_unknown_field_of_a_request_is_named(users: Users) -> None:
