@@ -615,7 +615,8 @@ class MemoryService:
                 seen[digest] = candidate
                 same = [p for p in vectors.scroll(MemoryFilter(cube_ids=(cube.cube_id,), content_hash=digest),
                                                   DEDUP_SCAN)
-                        if p.payload.get("metadata", {}) == metadata]
+                        if p.payload.get("metadata", {}) == metadata  # one conversation's: found through it
+                        and p.payload.get("conversation_id") == conversation]
                 if same:
                     merged = self._merge_into(same[0], candidate)
                     result.memories.append(merged)

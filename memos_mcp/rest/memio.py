@@ -168,6 +168,8 @@ class Fact(BaseModel):
     agent_id: str | None = None
     metadata: Metadata = Field(default_factory=dict)
     score: float | None = Field(None, description="relevance to the query (search only), 1 is best")
+    deduplicated: bool | None = Field(None, description="create only: true when this fact was already stored "
+                                      "(same text and metadata) and is returned instead of a new one")
     created_at: datetime
     updated_at: datetime
 
@@ -193,6 +195,8 @@ class MessagesAdded(BaseModel):
     session_id: str
     message_ids: list[str]
     memory_ids: list[str] = Field(description="memories the core made from the messages")
+    deduplicated_ids: list[str] = Field(default_factory=list, description="memories of this session already "
+                                        "stored with the same text: nothing new was made for those messages")
 
 
 class MessageOut(BaseModel):
@@ -465,7 +469,7 @@ async def create_fact(call: Call[FactCreate]) -> Fact:
     if not _is_fact(memory):
         raise Conflict(f"this text is already stored as memory '{memory.id}', which is not a fact",
                        memory_id=memory.id)
-    return _fact(memory)
+    return _fact(memory).model_copy(update={"deduplicated": memory.id in result.deduplicated})
 
 
 @DIALECT.op("GET", "/facts", "List facts", query=FactQuery, response=list[Fact])
@@ -558,7 +562,8 @@ async def add_messages(call: Call[MessagesAdd]) -> MessagesAdded:
     result = await call.run(lambda: call.service.add_memory(call.actor, user_id=call.body.user_id,
                                                             messages=messages, conversation_id=sid,
                                                             async_mode=False))
-    return MessagesAdded(session_id=sid, message_ids=result.message_ids, memory_ids=result.added)
+    return MessagesAdded(session_id=sid, message_ids=result.message_ids, memory_ids=result.added,
+                         deduplicated_ids=result.deduplicated)
 
 
 @DIALECT.op("GET", "/history/sessions/{sid}/messages", "Get messages", query=MessagesQuery,
