@@ -6,6 +6,7 @@ one lock so that de-duplication and history stay exact; reads run concurrently.
 
 from __future__ import annotations
 
+import json
 import logging
 import math
 import threading
@@ -109,6 +110,7 @@ MAX_TOP_K = 1000
 MAX_PAGE = 1_000_000  # keeps (page - 1) * size a 64-bit offset for the vector stores
 MAX_SOURCES = 50  # sources a de-duplicated memory gathers from the adds it met
 DEDUP_SCAN = 100  # stored memories with one text compared for the same metadata
+MAX_METADATA_BYTES = 16_384  # a memory's metadata as JSON, at most
 WRITE_GROUP = 256  # memories embedded together: the embedder sorts them by length to pad little
 WRITE_OVERHEAD = 16_384  # bytes a stored memory or message may take on disk beyond its text, at most
 _ID_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_.:@")
@@ -1146,6 +1148,10 @@ def _check_metadata(metadata: dict[str, Any] | None) -> dict[str, Any]:
             raise InvalidRequest(f"metadata value of {key!r} must be JSON: text, a finite number (integers within "
                                  "64 bits), boolean, list or object",
                                  field=f"metadata.{key}")
+    size = len(json.dumps(metadata, ensure_ascii=False).encode("utf-8"))
+    if size > MAX_METADATA_BYTES:  # every answer carries it: one memory must not fill a client's message
+        raise PayloadTooLarge(f"metadata takes {size} bytes as JSON; the limit is {MAX_METADATA_BYTES}",
+                              field="metadata", limit=MAX_METADATA_BYTES)
     return dict(metadata)
 
 
