@@ -168,3 +168,26 @@ def test_start_up_on_a_file_system_below_the_reserve_refuses_with_one_line(small
     assert "Uvicorn running" not in started.stderr
     assert not (data / "catalog.sqlite3").exists()  # refused before any store was touched
     assert os.listdir(data) == []
+
+
+def test_the_commands_that_only_read_get_the_data_off_a_full_disk(small_disk: Path, tmp_path: Path) -> None:
+    data = small_disk / "data"
+    conversation = tmp_path / "conversation.json"
+    conversation.write_text('[{"role": "user", "content": "The spare key hides under the blue flowerpot."}]')
+    made = subprocess.run([str(MEMOS), "--data-dir", str(data), "import", str(conversation), "--user", "default"],
+                          env=environment(**ENV), capture_output=True, text=True, timeout=TIMEOUT, check=False)
+    assert made.returncode == 0, made.stderr
+    fill(small_disk)
+    out = tmp_path / "rescued.jsonl"  # elsewhere: the full disk takes nothing more
+    exported = subprocess.run([str(MEMOS), "--data-dir", str(data), "export", "--cube", "default_default_cube",
+                               "--out", str(out)], env=environment(**ENV), capture_output=True, text=True,
+                              timeout=TIMEOUT, check=False)
+    assert exported.returncode == 0, exported.stderr
+    assert "blue flowerpot" in out.read_text()
+    for command in (["users"], ["stats"]):
+        done = subprocess.run([str(MEMOS), "--data-dir", str(data), *command], env=environment(**ENV),
+                              capture_output=True, text=True, timeout=TIMEOUT, check=False)
+        assert done.returncode == 0, (command, done.stderr)
+    served = subprocess.run([str(MEMOS), "--data-dir", str(data), "serve", "--port", "0"], env=environment(**ENV),
+                            capture_output=True, text=True, timeout=TIMEOUT, check=False)
+    assert served.returncode == 2 and "refusing to start" in served.stderr  # a writing server is still refused
