@@ -436,6 +436,7 @@ class MemoryService:
                                  + (f" (got {', '.join(given)})" if given else ""))
         conversation = check_id("conversation_id", conversation_id) if conversation_id else None
         meta = _check_metadata(metadata)
+        tags = _check_tags(tags)
         kind_type = MemoryType(memory_type) if memory_type else None
         self.disk.check("add memories", WRITE_OVERHEAD * (len(messages or ()) + 1)
                         + 8 * len(memory_content or "") + sum(8 * len(str(m)) for m in messages or ()))
@@ -853,9 +854,11 @@ class MemoryService:
             self._check_size(memory, "memory")
             changes["memory"] = memory.strip()
         if key is not None:
+            if is_blank(key):
+                raise InvalidRequest("key is empty (nothing visible): leave it out to keep the key", field="key")
             changes["key"] = key.strip()[:200]
         if tags is not None:
-            changes["tags"] = [str(t) for t in tags]
+            changes["tags"] = _check_tags(tags)
         if metadata is not None:
             changes["metadata"] = _check_metadata(metadata)
         try:
@@ -935,8 +938,10 @@ class MemoryService:
 
     def delete_memories(self, actor_id: str, memory_ids: Sequence[str], cube_id: str | None = None) -> int:
         """Delete memories all or none: every id is checked (found, and in a cube the actor may write)
-        before the first is deleted, so an error never follows a partial change. Returns how many."""
+        before the first is deleted, so an error never follows a partial change. Returns how many. A
+        guest is refused even when there is nothing to delete (no answer says a guest deleted)."""
         user = self.access.user(actor_id)
+        self.access.require_writer(user)
         with self.write_lock:
             memories = [self._readable_memory(user, m, cube_id, need=Permission.WRITE)
                         for m in dict.fromkeys(memory_ids)]
@@ -1140,6 +1145,15 @@ def _is_uuid(value: str) -> bool:
     except (ValueError, TypeError, AttributeError):
         return False
     return True
+
+
+def _check_tags(tags: Sequence[str] | None) -> list[str]:
+    """The caller's tags as text; a tag with nothing visible in it is refused naming it."""
+    checked = [str(tag).strip() for tag in tags or ()]
+    for index, tag in enumerate(checked):
+        if is_blank(tag):
+            raise InvalidRequest(f"tags.{index} is empty (nothing visible)", field=f"tags.{index}")
+    return checked
 
 
 def _check_metadata(metadata: dict[str, Any] | None) -> dict[str, Any]:

@@ -297,9 +297,7 @@ async def delete_all(call: Call[DeleteAllQuery]) -> DeletedAll:
                 if page >= found.pages:
                     break
                 page += 1
-            for memory_id in ids:
-                call.service.delete_memory(call.actor, memory_id)
-            return len(ids)
+            return call.service.delete_memories(call.actor, ids)  # all or none; a guest is refused
     return DeletedAll(deleted=await call.run(run))
 
 

@@ -462,7 +462,7 @@ async def create_fact(call: Call[FactCreate]) -> Fact:
     meta = _user_metadata(body.metadata, AGENT_ID)
     agent = body.agent_id if body.agent_id is not None else (body.metadata or {}).get(AGENT_ID)
     if agent is not None:
-        meta[AGENT_ID] = agent
+        meta[AGENT_ID] = check_id(AGENT_ID, str(agent))
     result = await call.run(lambda: call.service.add_memory(call.actor, user_id=body.user_id,
                                                             memory_content=body.content, metadata=meta))
     memory = result.memories[0]

@@ -123,6 +123,9 @@ def test_a_guest_reads_but_every_write_is_refused_on_every_face(serve: Serve) ->
                            ("/v1/facts", {"content": "Gus was here."})):
             answer = gus.post(path, json=body)
             assert answer.status_code == 403, (path, answer.text)
+        for path in ("/v1/memories?user_id=gus", "/v1/documents?user_id=gus", "/v1/facts?user_id=gus"):
+            answer = gus.delete(path)  # nothing of gus's own to delete: still no "deleted" answer to a guest
+            assert answer.status_code == 403, (path, answer.text)
         found = gus.post("/api/openmem/v1/search/memory", json={"query": "green tea", "user_id": "gus"})
         assert found.status_code == 200, found.text
 
