@@ -6,6 +6,7 @@ and a server started on a file system below the reserve refuses at once with a o
 from __future__ import annotations
 
 import errno
+import json
 import os
 import subprocess
 from collections.abc import Iterator
@@ -191,3 +192,24 @@ def test_the_commands_that_only_read_get_the_data_off_a_full_disk(small_disk: Pa
     served = subprocess.run([str(MEMOS), "--data-dir", str(data), "serve", "--port", "0"], env=environment(**ENV),
                             capture_output=True, text=True, timeout=TIMEOUT, check=False)
     assert served.returncode == 2 and "refusing to start" in served.stderr  # a writing server is still refused
+
+
+def test_an_export_onto_a_full_disk_fails_in_one_line_and_leaves_no_partial_file(small_disk: Path,
+                                                                                  tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    conversation = tmp_path / "conversation.json"
+    conversation.write_text(json.dumps([{"role": "user", "content": f"Note {n}: " + "words " * 100}
+                                        for n in range(40)]))
+    made = subprocess.run([str(MEMOS), "--data-dir", str(data), "import", str(conversation), "--user", "default"],
+                          env=environment(**ENV), capture_output=True, text=True, timeout=TIMEOUT, check=False)
+    assert made.returncode == 0, made.stderr
+    fill(small_disk)
+    out = small_disk / "backup.jsonl"
+    exported = subprocess.run([str(MEMOS), "--data-dir", str(data), "export", "--cube", "default_default_cube",
+                               "--out", str(out)], env=environment(**ENV), capture_output=True, text=True,
+                              timeout=TIMEOUT, check=False)
+    assert exported.returncode == 2, exported.stderr
+    assert exported.stderr.strip().splitlines()[-1].startswith("memos-mcp: error [storage_error]: cannot write the "
+                                                               "export to"), exported.stderr
+    assert "Traceback" not in exported.stderr
+    assert sorted(p.name for p in small_disk.iterdir()) == ["filler"]
