@@ -27,7 +27,7 @@ def error(response: httpx2.Response, status: int, code: str, operation: str, *wo
     return detail
 
 
-FACT_KEYS = {"id", "content", "user_id", "agent_id", "metadata", "score", "created_at", "updated_at"}
+FACT_KEYS = {"id", "content", "user_id", "agent_id", "metadata", "score", "deduplicated", "created_at", "updated_at"}
 
 
 # --- facts ---------------------------------------------------------------------------------------
@@ -37,12 +37,12 @@ def test_fact_crud_and_search(memio: Memio) -> None:
     fact = ok(http.post("/v1/facts", json={"content": "Alice prefers dark mode in every editor",
                                            "agent_id": "assistant-1", "metadata": {"topic": "ui"}}), 201)
     assert set(fact) == FACT_KEYS
-    assert (fact["user_id"], fact["agent_id"], fact["metadata"], fact["score"]) == (
-        "alice", "assistant-1", {"topic": "ui"}, None)
+    assert (fact["user_id"], fact["agent_id"], fact["metadata"], fact["score"], fact["deduplicated"]) == (
+        "alice", "assistant-1", {"topic": "ui"}, None, False)
     other = ok(http.post("/v1/facts", json={"content": "Alice lives in Lisbon"}), 201)
     assert other["agent_id"] is None
 
-    assert ok(http.get(f"/v1/facts/{fact['id']}")) == fact
+    assert ok(http.get(f"/v1/facts/{fact['id']}")) == {**fact, "deduplicated": None}  # said by a create only
     listed = ok(http.get("/v1/facts"))
     assert {f["id"] for f in listed} == {fact["id"], other["id"]}
     assert [f["id"] for f in ok(http.get("/v1/facts", params={"agent_id": "assistant-1"}))] == [fact["id"]]
