@@ -44,10 +44,11 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from memos_mcp.core.checks import check_id
 from memos_mcp.core.graph.service import GraphEntity, GraphRelation, GraphService, TripleIn
 from memos_mcp.core.keys import KeyRing
 from memos_mcp.core.models import Memory, SearchHit
-from memos_mcp.core.service import MemoryService, check_id
+from memos_mcp.core.service import MemoryService
 from memos_mcp.core.text import is_blank
 from memos_mcp.core.timeparse import Time
 from memos_mcp.errors import Conflict, InvalidRequest, MemosError, NotFound, PayloadTooLarge
