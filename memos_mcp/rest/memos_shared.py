@@ -53,13 +53,17 @@ class CubeMemories(BaseModel):
 
 class SearchData(BaseModel):
     # The MemOS cloud dialect has a SearchData too: /openapi.json tells the two apart by module, and
-    # keeps naming this one by the module it was first published from.
+    # keeps naming this one by the module it was first published from (it is then built here, with
+    # this module's names: ``model_rebuild`` after the class).
     __module__ = "memos_mcp.rest.memos_product"
 
     text_mem: list[CubeMemories]
     pref_mem: list[CubeMemories]
     act_mem: list[CubeMemories] = Field(default_factory=list)
     para_mem: list[CubeMemories] = Field(default_factory=list)
+
+
+SearchData.model_rebuild()
 
 
 class CubeInfo(BaseModel):
