@@ -219,7 +219,12 @@ def build_app(settings: Settings, service: MemoryService, keys: KeyRing,
     rest = dialects() if rest is None else list(rest)
     options = settings.server
     limits = settings.rest
-    rate = RateLimiter(limits.rate_limits) if limits.rate_limits else None  # one for every face: REST and MCP
+    # One limiter for every face (REST and MCP). The default limits guard keyed callers; an open loopback
+    # server (no key at all: one person's agent) is limited only when limits are configured.
+    configured = "rest" in settings.model_fields_set and "rate_limits" in limits.model_fields_set
+    open_loopback = is_loopback(options.host)
+    rate = RateLimiter(limits.rate_limits, applies=lambda: configured or not open_loopback or keys.enabled) \
+        if limits.rate_limits else None
     server = build_server(service, keys, settings.default_user_id, settings.read_only, rate)
     # A browser origin allowed by CORS must get past the Origin check too.
     security = transport_security(options.model_copy(update={"allowed_origins": [

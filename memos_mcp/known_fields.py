@@ -84,9 +84,16 @@ def _holds_model(annotation: Any) -> bool:
     return origin in (list, tuple, set, frozenset, Sequence) and any(_holds_model(a) for a in get_args(annotation))
 
 
+MAX_NAMED = 5  # unknown keys an error names; the rest are counted (an error stays small whatever is sent)
+
+
 def describe(problems: Sequence[tuple[tuple[str | int, ...], str]], noun: str = "field") -> str:
-    """``unknown field 'a'; did you mean 'b'?; unknown field 'c'...`` (nested ones by their dotted path)."""
-    return "; ".join(f"unknown {noun if len(loc) == 1 else 'field'} '{dotted(loc)}'{hint}" for loc, hint in problems)
+    """``unknown field 'a'; did you mean 'b'?; unknown field 'c'...`` (nested ones by their dotted path),
+    the first ``MAX_NAMED`` of them, then how many more there are."""
+    named = "; ".join(f"unknown {noun if len(loc) == 1 else 'field'} '{dotted(loc)[:100]}'{hint}"
+                      for loc, hint in problems[:MAX_NAMED])
+    more = len(problems) - MAX_NAMED
+    return f"{named}; and {more} more unknown {noun}s" if more > 0 else named
 
 
 def dotted(loc: Sequence[str | int]) -> str:

@@ -17,7 +17,7 @@ from memos_mcp.core.graph.fusion import fuse_graph
 from memos_mcp.core.graph.memory import Expansion
 from memos_mcp.core.models import Memory, MemoryKind, MemoryPage, Permission, SearchHit, SearchResult, User
 from memos_mcp.core.payload import from_point
-from memos_mcp.core.relevance import query_variants, relativity
+from memos_mcp.core.relevance import query_variants, relativities
 from memos_mcp.core.stores.vector import HybridQuery, MemoryFilter, SparseVector
 from memos_mcp.core.text import sparse_query, terms
 from memos_mcp.errors import InvalidRequest, NotFound
@@ -73,9 +73,11 @@ class Retrieval(Room):
                                    dense_weight=dense_weight)
             points = fuse_graph(vectors, hq, expansion.links, self.settings.graph.weight) if expansion.links else \
                 vectors.hybrid_search(hq)
-            scored = ((p, relativity(judges, p.dense)) for p in points)
-            return [SearchHit.model_validate({**from_point(p).model_dump(), "relativity": r})
-                    for p, r in scored if r >= least]
+            memories = [from_point(p) for p in points]
+            scores = relativities(judges, [(p.dense, m.memory) for p, m in zip(points, memories, strict=True)],
+                                  self.embedder.embed)
+            return [SearchHit.model_validate({**m.model_dump(), "relativity": r})
+                    for m, r in zip(memories, scores, strict=True) if r >= least]
 
         wanted = flt.kinds or tuple(k.value for k in MemoryKind)
         facts = tuple(k for k in wanted if k != MemoryKind.PREFERENCE)

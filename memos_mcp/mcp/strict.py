@@ -35,10 +35,11 @@ class RefuseUnknown(ArgModelBase):
     @classmethod
     def refuse_unknown_arguments(cls, data: Any) -> Any:
         problems = unknown_fields(cls, data)
-        if problems:
+        if problems:  # the first is named with its value; the others only counted (the error stays small)
+            first = problems[0]
             raise ValidationError.from_exception_data(cls.__name__, [InitErrorDetails(
-                type=PydanticCustomError("unknown_argument", "{problem}", {"problem": describe([problem], "argument")}),
-                loc=problem[0], input=_at(data, problem[0])) for problem in problems])
+                type=PydanticCustomError("unknown_argument", "{problem}", {"problem": describe(problems, "argument")}),
+                loc=first[0], input=_at(data, first[0]))])
         return data
 
 

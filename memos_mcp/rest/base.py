@@ -27,7 +27,7 @@ from memos_mcp.core.chat import ChatEvent, ChatStream
 from memos_mcp.core.keys import KeyRing
 from memos_mcp.core.service import MemoryService
 from memos_mcp.errors import InvalidRequest, MemosError, PayloadTooLarge, RateLimited, Unauthorized
-from memos_mcp.known_fields import describe, dotted, known_names, suggestion, unknown_fields
+from memos_mcp.known_fields import MAX_NAMED, describe, dotted, known_names, suggestion, unknown_fields
 from memos_mcp.mcp.gate import PRINCIPAL_SCOPE_KEY
 from memos_mcp.rest.ratelimit import RateLimiter
 
@@ -201,11 +201,26 @@ async def _parse(request: Request, op: Operation) -> BaseModel:
         value = parse_json_body(await request.body())
         refuse_query(request, None, op.body)
         return validate(op.body, value)
+    await refuse_body(request, op.query)
     if op.query is not None:
         refuse_query(request, op.query)
         return validate(op.query, dict(request.query_params))
     refuse_query(request, None)
     return _Empty()
+
+
+async def refuse_body(request: Request, query: type[BaseModel] | None) -> None:
+    """An operation without a body refuses one (whitespace aside) instead of ignoring it: a scope sent
+    in a body the server never reads would widen a delete. The answer names the first field and says
+    where it belongs when it is a query parameter."""
+    raw = await request.body()
+    if not raw.strip():
+        return
+    value = parse_json_body(raw)
+    first = next(iter(value), None) if isinstance(value, dict) else None
+    where = (f"; send '{first}' as a query parameter" if query is not None and first in known_names(query)
+             else "")
+    raise InvalidRequest(f"this operation takes no request body{where}", field=str(first) if first else "body")
 
 
 def parse_json_body(raw: bytes) -> Any:
@@ -288,7 +303,7 @@ def validate(model: type[B], value: Any) -> B:
     unknown = unknown_fields(model, value)
     if unknown:
         raise InvalidRequest(describe(unknown), field=dotted(unknown[0][0]),
-                             unknown=[dotted(loc) for loc, _ in unknown])
+                             unknown=[dotted(loc)[:100] for loc, _ in unknown[:MAX_NAMED]], count=len(unknown))
     try:
         return model.model_validate(value)
     except ValidationError as exc:

@@ -32,7 +32,7 @@ import json
 from datetime import datetime
 from typing import Any, ClassVar, Literal, Self
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, Field, model_validator
 from pydantic_core import PydanticCustomError
 from sse_starlette import EventSourceResponse
 from starlette.responses import Response
@@ -75,11 +75,14 @@ class HostedOnly(BaseModel):
 
 
 class CloudMessage(BaseModel):
-    model_config = ConfigDict(extra="allow")
+    """A message as MemOS's ``MessageDict`` has it (role, content, chat_time, message_id) plus the
+    speaker's ``name``; any other key is refused by name (a misspelt ``chattime`` was dropped)."""
 
     role: Literal["user", "assistant", "system", "tool"] = "user"
     content: str
     chat_time: str | int | float | None = Field(None, description="when it was said (ISO 8601, or epoch seconds/ms)")
+    message_id: str | None = Field(None, description="the caller's id of the message, kept as its source")
+    name: str | None = Field(None, description="the speaker's name")
 
 
 class AddMessageBody(HostedOnly):

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from limits import RateLimitItem, parse
@@ -34,17 +34,25 @@ class Quota:
 
 
 class RateLimiter:
-    """Every configured limit applies to each key; a request refused by one is counted by none."""
+    """Every configured limit applies to each key; a request refused by one is counted by none.
 
-    def __init__(self, rates: Sequence[str]) -> None:
+    ``applies`` says, at each request, whether limiting is on at all: the default limits guard keyed
+    callers, and a loopback server without any key (one person's own agent) is not throttled unless
+    limits were configured (``rest.rate_limits`` set explicitly)."""
+
+    def __init__(self, rates: Sequence[str], applies: Callable[[], bool] = lambda: True) -> None:
         self.items: list[RateLimitItem] = [parse(rate) for rate in rates]
+        self.applies = applies
         self._strategy = MovingWindowRateLimiter(MemoryStorage())
 
     def hit(self, key: str) -> Quota:
-        """Counts one request of ``key``; raises ``RateLimited`` (carrying the headers) if over.
+        """Counts one request of ``key``; raises ``RateLimited`` (carrying the headers) if over. When
+        limiting does not apply, nothing is counted and the quota is reported as it stands.
 
         Called on the event loop: the in-memory test-then-hit below has no await between, so two
         requests cannot both take the last slot."""
+        if not self.applies():
+            return self.quota(key)
         refused = next((item for item in self.items if not self._strategy.test(item, key)), None)
         if refused is None:
             for item in self.items:

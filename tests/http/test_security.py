@@ -358,3 +358,21 @@ def test_mcp_requests_draw_on_the_same_rate_limit_as_rest(tmp_path: Path, embedd
         anyio.run(run)
         with client(app, alice) as http:
             assert http.get("/status").status_code == 429
+
+
+def test_an_open_loopback_server_is_not_throttled_by_the_default_limits_until_a_key_exists(
+        tmp_path: Path, embedder: LocalOnnxEmbedder, clean_environment: None) -> None:
+    settings = Settings(data_dir=tmp_path / "data", server={"host": "127.0.0.1"})  # default limits, no key
+    with running_app(settings, embedder) as app:
+        with client(app) as http:  # more than the default 20 per 10 s, REST and MCP together
+            assert all(http.get("/status").status_code == 200 for _ in range(15))
+
+        async def run() -> None:
+            async with streamable(app.url) as session:
+                for _ in range(12):
+                    await call(session, "list_cubes")
+        anyio.run(run)
+        alice = app.keys.create(ROOT_USER, "alice").key  # now keyed callers get the default limits
+        with client(app, alice) as http:
+            answers = [http.get("/status").status_code for _ in range(25)]
+        assert answers[:20] == [200] * 20 and 429 in answers[20:]

@@ -72,6 +72,12 @@ async def test_every_unknown_argument_of_a_call_is_named(work: MemoryService) ->
         assert f"unknown argument '{name}'" in message
 
 
+async def test_an_error_about_unknown_arguments_stays_small_however_many_are_sent(work: MemoryService) -> None:
+    async with connect(work, "alice") as client:
+        text = await fail(client, "list_memories", cube_id="work", **{f"arg_{i}": "x" * 20 for i in range(5_000)})
+    assert "'arg_0'" in text and "and 4995 more unknown arguments" in text and len(text) < 4_000
+
+
 async def test_an_unknown_key_inside_an_argument_is_refused_by_its_path(work: MemoryService) -> None:
     before = stored(work, ALICE_CUBE)
     async with connect(work, "alice") as client:

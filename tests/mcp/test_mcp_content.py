@@ -56,6 +56,30 @@ async def test_long_text_of_every_add_path_is_found_by_a_fact_anywhere_in_it(peo
         assert fact in hits[0]["memory"] and "trip" in hits[0]["tags"]
 
 
+KITCHEN = " ".join((
+    "We repainted the kitchen a pale green last weekend and it took far longer than planned.",
+    "The hardware store ran out of rollers, so we drove to the one across town.",
+    "My brother insisted on playing jazz records the entire time, which was fine until the needle broke.",
+    "By Sunday evening the second coat was drying and the whole flat smelled of paint.")[i % 4]
+    for i in range(40))[:2960]  # a page of other text: a whole piece's vector is diluted by it
+
+
+async def test_a_fact_in_a_long_text_clears_the_memos_default_threshold_and_unrelated_questions_do_not(
+        people: MemoryService) -> None:
+    async with connect(people, "alice") as client:
+        await call(client, "add_memory", messages=[{"role": "user", "content": KITCHEN + " My passport number ends "
+                                                    "in 6001."}])
+        await call(client, "add_memory", memory_content=KITCHEN + " Also, my passport number ends in 6002.")
+        await call(client, "add_memory", messages=[
+            {"role": "user", "content": KITCHEN[:700] + " By the way my gym locker code is 9032. " + KITCHEN[700:]}])
+        for query, fact in (("passport 6002", "6002"), ("passport 6001", "6001"), ("gym locker code", "9032"),
+                            ("what is my locker code at the gym?", "9032")):
+            hits = await _search(client, query, threshold=0.45)
+            assert hits and fact in hits[0]["memory"], (query, [h["memory"][-60:] for h in hits])
+            assert hits[0]["relativity"] >= 0.45
+        assert await _search(client, "what is the capital of France?", threshold=0.45) == []
+
+
 async def test_a_duplicate_add_says_so_with_the_existing_id_and_merges_the_callers_tags(
         people: MemoryService) -> None:
     async with connect(people, "alice") as client:

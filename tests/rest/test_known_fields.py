@@ -80,7 +80,17 @@ def test_a_nested_unknown_field_is_refused_by_its_path(users: Users) -> None:
             "'messages.0.chattime'", "did you mean 'chat_time'?")
     refused(users.alice.post("/api/openmem/v1/search/memory", json={"query": "x", "user_id": "alice",
                                                                     "filter": {"tag": ["a"]}}), "tag")
+    refused(users.alice.post("/api/openmem/v1/add/message", json={"user_id": "alice", "messages": [
+        {"role": "user", "content": "I visited Rome with my sister", "chattime": "2020-05-01T10:00:00Z",
+         "foo": {"a": 1}}]}), "'messages.0.chattime'", "did you mean 'chat_time'?", "'messages.0.foo'")
     assert count(users) == 0
+    kept = users.alice.post("/api/openmem/v1/add/message", json={"user_id": "alice", "async_mode": False, "messages": [
+        {"role": "user", "content": "I visited Rome with my sister", "chat_time": "2020-05-01T10:00:00Z",
+         "message_id": "m-7", "name": "Alice"}]})
+    assert kept.status_code == 200, kept.text
+    memory = users.app.service.list_memories("alice").memories[0]
+    assert memory.event_time is not None and memory.event_time.year == 2020
+    assert memory.sources[0].message_id == "m-7" and memory.sources[0].name == "Alice"
 
 
 def test_every_unknown_field_of_a_request_is_named(users: Users) -> None:
@@ -129,6 +139,25 @@ def _contents(response: httpx2.Response) -> set[str]:
     assert response.status_code == 200, response.text
     data = response.json()["data"]
     return {m["content"] for m in (data["memories"] if isinstance(data, dict) else data)}
+
+
+def test_a_body_sent_to_an_operation_that_takes_none_is_refused_and_changes_nothing(users: Users) -> None:
+    _add(users.alice, "The planner books trains to Bergen.", agent_id="bot9", run_id="r1")
+    _add(users.alice, "The planner books hotels in Bergen.", agent_id="bot9", run_id="r2")
+    widened = users.alice.request("DELETE", "/v1/memories", params={"agent_id": "bot9"}, json={"run_id": "r1"})
+    refused(widened, "takes no request body", "send 'run_id' as a query parameter")
+    refused(users.alice.request("DELETE", "/v1/facts", params={"user_id": "alice"}, json={"agent_id": "bot9"}),
+            "takes no request body")
+    refused(users.alice.request("GET", "/v1/memories/search", params={"query": "x"}, json={"user_idd": "x"}),
+            "takes no request body")
+    refused(users.alice.request("GET", "/api/users/me", content=b'{"verbose": true}'), "takes no request body")
+    assert count(users) == 2
+
+
+def test_an_error_about_unknown_fields_stays_small_however_many_are_sent(users: Users) -> None:
+    body = {"user_id": "alice", "query": "desk", **{f"field_{i}": i for i in range(20_000)}}
+    text = refused(users.alice.post("/product/search", json=body), "'field_0'", "and 19995 more unknown fields")
+    assert len(text) < 4_000
 
 
 def test_mem0_agent_id_and_run_id_are_scopes_of_add_search_list_and_delete(users: Users) -> None:
