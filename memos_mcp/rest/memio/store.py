@@ -20,17 +20,19 @@ from memos_mcp.rest.memio.models import (
     Metadata,
 )
 
-# --- helpers -------------------------------------------------------------------------------------
 
 def is_document(memory: Memory) -> bool:
+    """Whether the memory is a chunk of a memio document."""
     return memory.metadata.get(DOC_MARK) == "document"
 
 
 def is_fact(memory: Memory) -> bool:
+    """Whether the memory is a memio fact (a core fact that is no document chunk)."""
     return memory.kind == "fact" and not is_document(memory)
 
 
 def fact_of(memory: Memory, score: float | None = None) -> Fact:
+    """The memory as a memio fact (``agent_id`` lifted out of its metadata)."""
     meta = {k: v for k, v in memory.metadata.items() if k != AGENT_ID}
     agent = memory.metadata.get(AGENT_ID)
     return Fact(id=memory.id, content=memory.memory, user_id=memory.user_id,
@@ -47,6 +49,7 @@ def metadata_filter(filters: dict[str, Any]) -> dict[str, Any]:
 
 
 def fact_filters(agent_id: str | None, extra: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Core filters of the facts (of one agent, when given) with the caller's ``extra`` filters."""
     filters = dict(extra or {})
     metadata = metadata_filter(filters)
     if agent_id is not None:
@@ -58,6 +61,7 @@ def fact_filters(agent_id: str | None, extra: dict[str, Any] | None = None) -> d
 
 
 def doc_filters(doc_id: str | None = None, extra: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Core filters of the chunks of every document (or of one) with the caller's ``extra`` filters."""
     filters = dict(extra or {})
     metadata = {**metadata_filter(filters), DOC_MARK: "document"}
     if doc_id is not None:
@@ -83,10 +87,12 @@ def scan(service: MemoryService, actor: str, filters: dict[str, Any], *, user_id
 
 
 def own_cubes(service: MemoryService, actor: str, user_id: str | None) -> list[str]:
+    """The cubes the user owns (those memio's deletes of everything reach)."""
     return [c.cube_id for c in service.list_cubes(actor, user_id) if c.permission == "owner"]
 
 
 def chunk_index(memory: Memory) -> int:
+    """The position of a chunk in its document."""
     index = memory.sources[0].chunk_index if memory.sources else None
     return index or 0
 
@@ -105,6 +111,7 @@ def document_text(ordered: Sequence[Memory]) -> str:
 
 def document_of(doc_id: str, chunks: Sequence[Memory], score: float | None = None,
               passage: str | None = None) -> Document:
+    """The document of its chunks (any order): its exact text, or ``passage`` for a search hit."""
     ordered = sorted(chunks, key=chunk_index)
     meta = {k: v for k, v in ordered[0].metadata.items() if k not in (DOC_MARK, DOC_ID)}
     return Document(id=doc_id, content=passage if passage is not None else document_text(ordered),
@@ -121,10 +128,12 @@ def doc_chunks(service: MemoryService, actor: str, doc_id: str, user_id: str | N
 
 
 def user_metadata(metadata: Metadata | None, *reserved: str) -> Metadata:
+    """The caller's metadata without the keys memio keeps for itself."""
     return {k: v for k, v in (metadata or {}).items() if k not in reserved}
 
 
 def check_fact_size(service: MemoryService, content: str) -> None:
+    """Refuse (InvalidRequest naming ``content``) a fact longer than one memory holds."""
     if len(content.strip()) > service.settings.chunk_size:
         raise InvalidRequest(f"content: a fact holds at most {service.settings.chunk_size} characters; "
                              "store long text as a document (POST /v1/documents)", field="content")

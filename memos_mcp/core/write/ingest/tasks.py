@@ -117,7 +117,8 @@ class TaskRunner:
             return []
         text = "\n".join(m.content for m in new if m.role == "user")[-4000:] or new[-1].content[-4000:]
         query = self.retrieval.hybrid_query(stores.embedder.embed_query(text), sparse_query(text),
-                                     MemoryFilter(cube_ids=(cube.cube_id,)), stores.settings.add.similar_memories)
+                                            MemoryFilter(cube_ids=(cube.cube_id,)),
+                                            stores.settings.add.similar_memories)
         return [from_point(p) for p in stores.ready().hybrid_search(query)]
 
     def _apply(self, author: User, cube: Cube, job: AddJob, candidates: list[Candidate],
@@ -128,11 +129,11 @@ class TaskRunner:
             try:
                 if decision.action == "update":
                     self.changes.update_memory(author.user_id, decision.memory.id, memory=decision.value,
-                                          cube_id=cube.cube_id)
+                                               cube_id=cube.cube_id)
                     updated.append(decision.memory.id)
                 else:
                     self.changes.update_memory(author.user_id, decision.memory.id, status=MemoryStatus.ARCHIVED,
-                                          cube_id=cube.cube_id)
+                                               cube_id=cube.cube_id)
                     archived.append(decision.memory.id)
             except MemosError as exc:  # deleted meanwhile, or an unusable text: the decision lapses
                 log.info("decision on memory %s skipped: %s", decision.memory.id, exc.message)
