@@ -17,7 +17,7 @@ from typing import Any
 
 from memos_mcp import __version__
 from memos_mcp.config import Settings, load_settings
-from memos_mcp.errors import ConfigError, InvalidRequest, MemosError
+from memos_mcp.errors import ConfigError, InvalidRequest, MemosError, StorageError
 from memos_mcp.setup_clients import CLIENTS
 
 log = logging.getLogger("memos_mcp")
@@ -180,16 +180,27 @@ def _export(args: argparse.Namespace, settings: Settings) -> int:
         lines = export_cube(service, ROOT_USER, args.cube)
         header = next(lines)  # looks the cube up before any output file is touched
         total = json.loads(header)["memories"]
-        out = args.out.open("w", encoding="utf-8") if args.out else sys.stdout
+        # A file is written beside its place and renamed when whole: a failed export (a full disk)
+        # leaves no partial file that could pass for a backup.
+        partial = args.out.with_name(f".{args.out.name}.partial") if args.out else None
         try:
-            out.write(header + "\n")
-            with _progress(total, "memory") as progress:
-                for count, line in enumerate(lines, start=1):
-                    out.write(line + "\n")
-                    progress(count, max(count, total))
-        finally:
-            if args.out:
-                out.close()
+            out = partial.open("w", encoding="utf-8") if partial else sys.stdout
+            try:
+                out.write(header + "\n")
+                with _progress(total, "memory") as progress:
+                    for count, line in enumerate(lines, start=1):
+                        out.write(line + "\n")
+                        progress(count, max(count, total))
+            finally:
+                if partial:
+                    out.close()
+            if partial:
+                partial.replace(args.out)
+        except OSError as exc:
+            if partial:
+                partial.unlink(missing_ok=True)
+            raise StorageError(f"cannot write the export to {args.out or 'standard output'}: "
+                               f"{exc.strerror or exc}", path=str(args.out or "-")) from exc
     return 0
 
 

@@ -79,7 +79,7 @@ def command_path() -> Path:
 
 def stdio_entry(client: str, data_dir: Path, user_id: str, config_file: Path | None = None) -> dict[str, Any]:
     """The server entry for ``client`` that runs ``memos-mcp stdio`` on ``data_dir`` as ``user_id``."""
-    env = {"MEMOS_DATA_DIR": str(data_dir.expanduser().absolute()), "MEMOS_DEFAULT_USER_ID": user_id}
+    env = {"MEMOS_DATA_DIR": str(data_dir.expanduser().absolute()), "MEMOS_USER_ID": user_id}
     if config_file is not None:
         env["MEMOS_CONFIG"] = str(config_file.expanduser().absolute())
     entry: dict[str, Any] = {"command": str(command_path()), "args": ["stdio"], "env": env}

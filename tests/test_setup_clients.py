@@ -44,7 +44,7 @@ def test_print_shows_an_entry_that_launches_this_installation_over_stdio(tmp_pat
     assert command.samefile(MEMOS)
     assert entry["args"] == ["stdio"]
     # A client starts servers from its own working directory: the data directory is absolute.
-    assert entry["env"] == {"MEMOS_DATA_DIR": str(tmp_path / "relative-data"), "MEMOS_DEFAULT_USER_ID": "alice"}
+    assert entry["env"] == {"MEMOS_DATA_DIR": str(tmp_path / "relative-data"), "MEMOS_USER_ID": "alice"}
     assert entry.get("type", "stdio") == "stdio"
     assert ("type" in entry) == (client in ("claude-code", "vscode"))
 
@@ -59,7 +59,7 @@ def test_the_config_file_and_user_default_come_from_the_settings(tmp_path: Path)
     config = tmp_path / "memos.yaml"
     config.write_text(f"default_user_id: carol\ndata_dir: {tmp_path / 'from-config'}\n", encoding="utf-8")
     entry = entry_of(json.loads(ok(setup(tmp_path, "vscode", "--config", "memos.yaml")).stdout), "vscode")
-    assert entry["env"] == {"MEMOS_DATA_DIR": str(tmp_path / "from-config"), "MEMOS_DEFAULT_USER_ID": "carol",
+    assert entry["env"] == {"MEMOS_DATA_DIR": str(tmp_path / "from-config"), "MEMOS_USER_ID": "carol",
                             "MEMOS_CONFIG": str(config)}
 
 
@@ -97,7 +97,7 @@ def test_write_with_another_name_adds_a_second_server(tmp_path: Path) -> None:
     ok(setup(tmp_path, "vscode", "--write", "--file", str(target), "--name", "work-memory", "--user", "bob"))
     servers = json.loads(target.read_text(encoding="utf-8"))["servers"]
     assert set(servers) == {"memos", "work-memory"}
-    assert servers["work-memory"]["env"]["MEMOS_DEFAULT_USER_ID"] == "bob"
+    assert servers["work-memory"]["env"]["MEMOS_USER_ID"] == "bob"
 
 
 @pytest.mark.parametrize("content", ["{ // a comment\n}", "[1, 2]", '{"mcpServers": ["not", "an", "object"]}'])

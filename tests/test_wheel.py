@@ -177,7 +177,7 @@ def test_setup_from_the_wheel_writes_beside_another_server(installed: Installed)
     assert servers["other"] == other
     assert servers["memos"] == {"command": str(installed.command), "args": ["stdio"],
                                 "env": {"MEMOS_DATA_DIR": str(installed.work / "client-data"),
-                                        "MEMOS_DEFAULT_USER_ID": "default"}}
+                                        "MEMOS_USER_ID": "default"}}
 
 
 def test_bench_without_its_extra_names_the_install_command_in_one_line(installed: Installed) -> None:

@@ -2,10 +2,11 @@
 
 Roles rank ``guest`` < ``user`` < ``admin`` < ``root``. Owners read and write their cubes; a share
 grants ``read`` or ``write`` (an offered share reaches only calls that name the cube until its
-recipient accepts it); root and admin users may act on every cube and on users not above them; a
-guest only reads. Nobody grants a role, or acts for a user, above their own. An unknown user or cube
-is ``NotFound``; a known cube the caller may not use is ``Forbidden``; a memory in a cube the caller
-cannot read is reported as not found, so that ids never leak across users.
+recipient accepts it); root and admin users may act on the cubes of users not above them (an admin
+never on root's) and on those users; a guest only reads. Nobody grants a role, or acts for a user,
+above their own. An unknown user or cube is ``NotFound``; a known cube the caller may not use is
+``Forbidden``; a memory in a cube the caller cannot read is reported as not found, so that ids never
+leak across users.
 """
 
 from __future__ import annotations
@@ -53,7 +54,7 @@ class AccessControl:
     def access(user: User, cube: Cube) -> Access | None:
         if cube.owner_id == user.user_id:
             return "owner"
-        if user.is_admin:
+        if user.is_admin and (cube.owner_role is None or not outranks(cube.owner_role, user)):
             return "admin"
         granted = cube.shared_with.get(user.user_id) or cube.offered_to.get(user.user_id)
         return None if granted is None else ("write" if granted is Permission.WRITE else "read")

@@ -3,15 +3,19 @@
 
 from __future__ import annotations
 
+import json
 import math
 import uuid
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
+from memos_mcp.core.text import is_blank
 from memos_mcp.core.timeparse import parse_time
-from memos_mcp.errors import InvalidRequest
+from memos_mcp.errors import InvalidRequest, PayloadTooLarge
 
 MAX_TOP_K = 1000
+MAX_METADATA_BYTES = 16_384  # a memory's metadata as JSON, at most
 _ID_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_.:@")
 
 
@@ -60,8 +64,18 @@ def is_uuid(value: str) -> bool:
     return True
 
 
+def check_tags(tags: Sequence[str] | None) -> list[str]:
+    """The caller's tags as text; a tag with nothing visible in it is refused naming it."""
+    checked = [str(tag).strip() for tag in tags or ()]
+    for index, tag in enumerate(checked):
+        if is_blank(tag):
+            raise InvalidRequest(f"tags.{index} is empty (nothing visible)", field=f"tags.{index}")
+    return checked
+
+
 def check_metadata(metadata: dict[str, Any] | None) -> dict[str, Any]:
-    """A copy of the caller's metadata: keys like ids (at most 64 characters), values JSON."""
+    """A copy of the caller's metadata: keys like ids (at most 64 characters), values JSON, at most
+    ``MAX_METADATA_BYTES`` as JSON (PayloadTooLarge beyond)."""
     if metadata is None:
         return {}
     if not isinstance(metadata, dict):
@@ -74,6 +88,10 @@ def check_metadata(metadata: dict[str, Any] | None) -> dict[str, Any]:
             raise InvalidRequest(f"metadata value of {key!r} must be JSON: text, a finite number (integers within "
                                  "64 bits), boolean, list or object",
                                  field=f"metadata.{key}")
+    size = len(json.dumps(metadata, ensure_ascii=False).encode("utf-8"))
+    if size > MAX_METADATA_BYTES:  # every answer carries it: one memory must not fill a client's message
+        raise PayloadTooLarge(f"metadata takes {size} bytes as JSON; the limit is {MAX_METADATA_BYTES}",
+                              field="metadata", limit=MAX_METADATA_BYTES)
     return dict(metadata)
 
 

@@ -76,6 +76,8 @@ class Cube(BaseModel):
     # Shares offered and not yet accepted: they reach only calls naming the cube, and are never shown
     # (a pending share would tell its owner whether a user id exists).
     offered_to: dict[str, Permission] = Field(default_factory=dict, exclude=True)
+    # The owner's role: an admin acts on the cubes of users not above them (never on root's).
+    owner_role: Role | None = Field(None, exclude=True)
 
 
 ShareState = Literal["pending", "accepted"]

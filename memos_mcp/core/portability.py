@@ -21,20 +21,21 @@ import uuid
 from collections.abc import Iterable, Iterator
 from typing import Any
 
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from memos_mcp.core.models import HistoryEvent, Memory, Message, Permission, utcnow
 from memos_mcp.core.payload import from_point, index_texts, to_payload
 from memos_mcp.core.service import MemoryService
 from memos_mcp.core.stores.vector import MemoryFilter, StoredPoint, VectorPoint
 from memos_mcp.core.text import content_hash, sparse_document
+from memos_mcp.core.timeparse import EARLIEST, LATEST
 from memos_mcp.core.write.add import Progress
 from memos_mcp.errors import InvalidRequest, first_problem
 
 FORMAT = "memos-mcp/export-v1"
 _PAGE = 500
 _ROOM = 16_384  # bytes a stored memory or message may take on disk beyond its text, at most
-PART_BYTES = 256 * 1024  # JSONL text per part; JSON escaping at most doubles it within one 1 MiB SSE event
+PART_BYTES = 256 * 1024  # a part's JSONL as the JSON-RPC answer carries it (escaped): far below a 1 MiB SSE event
 
 
 class ImportResult(BaseModel):
@@ -85,10 +86,10 @@ def export_part(service: MemoryService, actor_id: str, cube_id: str, cursor: str
     def full() -> bool:
         return bool(lines) and size >= max_bytes
 
-    def put(line: str) -> None:
+    def put(line: str) -> None:  # counted as the answer carries it: JSON-escaped inside the JSON-RPC text
         nonlocal size
         lines.append(line)
-        size += len(line.encode("utf-8")) + 1
+        size += len(json.dumps(line, ensure_ascii=False).encode("utf-8"))
 
     if cursor is None:
         put(_header_line(service, cube.cube_id, cube.name, cube.owner_id, vectors.count(flt)))
@@ -120,14 +121,36 @@ def export_part(service: MemoryService, actor_id: str, cube_id: str, cursor: str
     return ExportPart(text="".join(f"{line}\n" for line in lines), cursor=token)
 
 
+class _Cursor(BaseModel):
+    """Where the next export part starts: ``e`` embeddings asked for, ``m`` the last memory sent
+    (created_at in epoch seconds, id) or None, ``c`` the conversation reached (None while memories
+    remain, "" before the first), ``k`` the messages of it already sent. A cursor comes back from the
+    client: every field is checked, so that no value reaches a store it could upset (a NaN time
+    made the vector engine panic)."""
+
+    model_config = ConfigDict(extra="forbid", strict=True, allow_inf_nan=False)
+
+    e: bool
+    m: tuple[float, str] | None
+    c: str | None = Field(max_length=128)
+    k: int = Field(ge=0, le=1_000_000_000)
+
+    @field_validator("m")
+    @classmethod
+    def _position(cls, value: tuple[float, str] | None) -> tuple[float, str] | None:
+        if value is not None:
+            uuid.UUID(value[1])  # ValueError: not a memory id
+            if not EARLIEST.timestamp() <= value[0] <= LATEST.timestamp():
+                raise ValueError("the time of the last memory lies outside the storable range")
+        return value
+
+
 def _read_cursor(cursor: str) -> dict[str, Any]:
     try:
-        state = json.loads(base64.urlsafe_b64decode(cursor.encode("ascii")))
-        if not isinstance(state, dict) or set(state) != {"e", "m", "c", "k"}:
-            raise ValueError("not an export cursor")
-        return state
-    except (ValueError, UnicodeError, binascii.Error) as exc:
+        state = _Cursor.model_validate_json(base64.urlsafe_b64decode(cursor.encode("ascii")))
+    except (ValueError, UnicodeError, binascii.Error) as exc:  # ValidationError is a ValueError
         raise InvalidRequest("cursor is not one an export part returned", field="cursor") from exc
+    return {"e": state.e, "m": list(state.m) if state.m else None, "c": state.c, "k": state.k}
 
 
 def _conversations(service: MemoryService, cube_id: str) -> list[str]:

@@ -43,7 +43,7 @@ from memos_mcp.core.write.change import Changes
 from memos_mcp.core.write.ingest.extractor import Extractor
 from memos_mcp.core.write.ingest.pipeline import AddWorker
 from memos_mcp.core.write.ingest.tasks import TaskRunner
-from memos_mcp.errors import DataDirReadOnly
+from memos_mcp.errors import DataDirReadOnly, StorageError
 
 if TYPE_CHECKING:
     from memos_mcp.core.llm import LanguageModel
@@ -134,14 +134,20 @@ class MemoryService:
         A data directory that cannot be written (a read-only mount or snapshot) raises
         ``DataDirReadOnly`` naming it, unless ``allow_read_only``: then it is opened read-only and
         unlocked (nothing is written there: no lock file, no WAL, no recorded model, no resumed
-        task) and every write raises ``DataDirReadOnly``."""
+        task) and every write raises ``DataDirReadOnly``. A file system below ``storage.min_free_bytes``
+        raises ``StorageError``, or with ``allow_read_only`` is opened read-only the same way."""
         read_only = not writable(settings.data_dir)
         if read_only and not allow_read_only:
             raise DataDirReadOnly(f"data directory {settings.data_dir} is not writable; give a writable "
                                   "--data-dir, or read it with serve --read-only, stdio --read-only or export",
                                   data_dir=str(settings.data_dir))
         if not read_only:
-            DiskGuard(settings.data_dir, settings.storage.min_free_bytes).check_startup()
+            try:
+                DiskGuard(settings.data_dir, settings.storage.min_free_bytes).check_startup()
+            except StorageError:
+                if not allow_read_only:
+                    raise
+                read_only = True  # a command that only reads gets the data off a full disk, writing nothing there
         lock = None if read_only else lock_data_dir(settings.data_dir)
         try:
             catalog = Catalog(settings.data_dir / "catalog.sqlite3", read_only)

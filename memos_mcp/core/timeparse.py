@@ -33,12 +33,14 @@ _FORMATS = (
     "%Y/%m/%d",
 )
 _EPOCH_MS_THRESHOLD = 1e11  # larger numbers are milliseconds (1e11 s is the year 5138)
-_BARE_DATE = re.compile(r"\d{4}-\d{2}-\d{2}|\d{4}/\d{2}/\d{2}|\D*\d{1,2}\D+\d{4}|[A-Za-z]+ \d{1,2}, \d{4}")
+_BASIC_DATE = re.compile(r"\d{8}")
+_BARE_DATE = re.compile(r"\d{8}|\d{4}-\d{2}-\d{2}|\d{4}/\d{2}/\d{2}|\D*\d{1,2}\D+\d{4}|[A-Za-z]+ \d{1,2}, \d{4}")
 
 
 def parse_time(value: Any) -> datetime | None:
     """A timezone-aware datetime (naive input is taken as UTC) within ``EARLIEST`` .. ``LATEST``, or
-    None for empty input. Numbers are epoch seconds, or milliseconds above 1e11 (also as strings).
+    None for empty input. Numbers are epoch seconds, or milliseconds above 1e11 (also as strings); a
+    string of eight digits that is a date is the ISO 8601 basic form (``20231114``).
     Raises ValueError, so that pydantic validators report the field it came from."""
     if value is None or value == "":
         return None
@@ -79,6 +81,11 @@ def _parse(value: Any) -> datetime:
             raise ValueError(f"{value!r} lies outside the storable range of epoch times") from exc
     if isinstance(value, str):
         text = value.strip()
+        if _BASIC_DATE.fullmatch(text):  # ISO 8601 basic form 20231114, not 20,231,114 epoch seconds (1970)
+            try:
+                return datetime.strptime(text, "%Y%m%d").replace(tzinfo=UTC)
+            except ValueError:
+                pass
         try:
             number = float(text)
         except ValueError:

@@ -7,7 +7,8 @@ into the default cube. ``ToolBox`` registers tools like ``MCPServer.tool`` but g
 model ``extra="forbid"`` (the input schema then says ``additionalProperties: false``, otherwise
 unchanged) and the check of ``memos_mcp.known_fields``, which names every unknown argument (and
 unknown key of a nested object) with the closest known name. The collected
-tools are handed to ``MCPServer(tools=...)``.
+tools are handed to ``MCPServer(tools=...)``. A call whose arguments do not validate is a tool error
+in the form of every other (``invalid_request: <field>: <problem>``), not the SDK's validation dump.
 """
 
 from __future__ import annotations
@@ -15,12 +16,14 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any, TypeVar
 
+from mcp.server.mcpserver.exceptions import ToolError
 from mcp.server.mcpserver.tools import Tool
 from mcp.server.mcpserver.utilities.func_metadata import ArgModelBase
 from mcp.types import Icon, ToolAnnotations
 from pydantic import ConfigDict, ValidationError, create_model, model_validator
 from pydantic_core import InitErrorDetails, PydanticCustomError
 
+from memos_mcp.errors import InvalidRequest
 from memos_mcp.known_fields import describe, unknown_fields
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -55,6 +58,21 @@ def strict_arguments(loose: type[ArgModelBase]) -> type[ArgModelBase]:
     return create_model(loose.__name__, __base__=(loose, RefuseUnknown), __module__=loose.__module__)
 
 
+class StrictTool(Tool):
+    """A tool whose argument errors read like the server's other errors: ``invalid_request:`` and the
+    first problem with its field (an unknown argument: the names and the closest known ones)."""
+
+    async def run(self, arguments: dict[str, Any], context: Any, convert_result: bool = False) -> Any:
+        try:
+            self.fn_metadata.validate_arguments(arguments)
+        except ValidationError as exc:
+            first = exc.errors()[0]
+            problem = InvalidRequest(str(first["msg"])) if first["type"] == "unknown_argument" else \
+                InvalidRequest.naming_field(exc)
+            raise ToolError(f"{problem.code}: {problem.message}") from exc
+        return await super().run(arguments, context, convert_result)
+
+
 class ToolBox:
     """Collects tools the way ``MCPServer.tool`` registers them, each refusing unknown arguments;
     ``tools`` goes to ``MCPServer(tools=...)``."""
@@ -71,7 +89,7 @@ class ToolBox:
                                       icons=icons, meta=meta, structured_output=structured_output)
             arguments = strict_arguments(tool.fn_metadata.arg_model)
             metadata = tool.fn_metadata.model_copy(update={"arg_model": arguments})
-            self.tools.append(tool.model_copy(update={
-                "fn_metadata": metadata, "parameters": arguments.model_json_schema(by_alias=True)}))
+            self.tools.append(StrictTool.model_construct(**{
+                **dict(tool), "fn_metadata": metadata, "parameters": arguments.model_json_schema(by_alias=True)}))
             return fn
         return register

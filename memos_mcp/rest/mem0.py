@@ -23,7 +23,7 @@ import heapq
 import time
 from collections.abc import Sequence
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 from starlette.responses import JSONResponse, Response
@@ -82,6 +82,8 @@ class Mem0Memory(BaseModel):
     relationships: list[Relationship] = Field(default_factory=list, description="graph relations from this memory")
     embedding: list[float] | None = Field(None, description="only with ?include_embedding=true")
     score: float | None = Field(None, description="relevance to the query, 1 is best (search only)")
+    event: Literal["ADD", "NONE"] | None = Field(None, description="add only, as in mem0: ADD for a new memory, "
+                                                 "NONE for one already stored (same text and metadata)")
 
 
 class AddBody(BaseModel):
@@ -200,9 +202,13 @@ def _caller_metadata(metadata: dict[str, Any] | None) -> dict[str, Any]:
 async def add(call: Call[AddBody]) -> list[dict[str, Any]]:
     b = call.body
     metadata = {**_caller_metadata(b.metadata), **scoped(b.agent_id, b.run_id)}
-    return await call.run(lambda: _shaped(call.service, call.service.add_memory(
-        call.actor, user_id=b.user_id, messages=b.messages, memory_content=b.content, metadata=metadata or None,
-        async_mode=b.async_mode).memories))
+
+    def run() -> list[dict[str, Any]]:
+        result = call.service.add_memory(call.actor, user_id=b.user_id, messages=b.messages,
+                                         memory_content=b.content, metadata=metadata or None, async_mode=b.async_mode)
+        return [{**shaped, "event": "NONE" if shaped["id"] in result.deduplicated else "ADD"}
+                for shaped in _shaped(call.service, result.memories)]
+    return await call.run(run)
 
 
 @DIALECT.op("GET", "/v1/memories/search", "Search memories", query=SearchQuery, response=list[Mem0Memory])
@@ -292,9 +298,7 @@ async def delete_all(call: Call[DeleteAllQuery]) -> DeletedAll:
                 if page >= found.pages:
                     break
                 page += 1
-            for memory_id in ids:
-                call.service.delete_memory(call.actor, memory_id)
-            return len(ids)
+            return call.service.delete_memories(call.actor, ids)  # all or none; a guest is refused
     return DeletedAll(deleted=await call.run(run))
 
 

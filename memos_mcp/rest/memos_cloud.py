@@ -32,12 +32,13 @@ import json
 from datetime import datetime
 from typing import Any, ClassVar, Literal, Self
 
-from pydantic import BaseModel, Field, model_validator
+from pydantic import BaseModel, Field, StrictFloat, StrictInt, StrictStr, model_validator
 from pydantic_core import PydanticCustomError
 from sse_starlette import EventSourceResponse
 from starlette.responses import Response
 
 from memos_mcp.core.chat import ChatEvent, Delta, References
+from memos_mcp.core.checks import check_id
 from memos_mcp.core.models import Memory, MemoryKind, Message, SearchHit, TaskStatus
 from memos_mcp.core.service import MemoryService
 from memos_mcp.errors import InvalidRequest, MemosError
@@ -80,7 +81,8 @@ class CloudMessage(BaseModel):
 
     role: Literal["user", "assistant", "system", "tool"] = "user"
     content: str
-    chat_time: str | int | float | None = Field(None, description="when it was said (ISO 8601, or epoch seconds/ms)")
+    chat_time: StrictStr | StrictInt | StrictFloat | None = Field(
+        None, description="when it was said (ISO 8601, or epoch seconds/ms)")
     message_id: str | None = Field(None, description="the caller's id of the message, kept as its source")
     name: str | None = Field(None, description="the speaker's name")
 
@@ -341,8 +343,8 @@ def _with_kinds(given: dict[str, Any] | None, kinds: list[str]) -> dict[str, Any
 async def add_message(call: Call[AddMessageBody]) -> AddMessageData:
     b = call.body
     meta = dict(b.info or {})
-    meta |= {k: v for k, v in (("agent_id", b.agent_id), ("app_id", b.app_id), ("source", b.source))
-             if v is not None}
+    meta |= {k: check_id(k, v) for k, v in (("agent_id", b.agent_id), ("app_id", b.app_id)) if v is not None}
+    meta |= {"source": b.source} if b.source is not None else {}
     messages = [m.model_dump(exclude_none=True) for m in b.messages]
     result = await call.run(lambda: call.service.add_memory(
         call.actor, user_id=b.user_id, messages=messages, conversation_id=b.conversation_id,

@@ -6,6 +6,7 @@ and a server started on a file system below the reserve refuses at once with a o
 from __future__ import annotations
 
 import errno
+import json
 import os
 import subprocess
 from collections.abc import Iterator
@@ -168,3 +169,47 @@ def test_start_up_on_a_file_system_below_the_reserve_refuses_with_one_line(small
     assert "Uvicorn running" not in started.stderr
     assert not (data / "catalog.sqlite3").exists()  # refused before any store was touched
     assert os.listdir(data) == []
+
+
+def test_the_commands_that_only_read_get_the_data_off_a_full_disk(small_disk: Path, tmp_path: Path) -> None:
+    data = small_disk / "data"
+    conversation = tmp_path / "conversation.json"
+    conversation.write_text('[{"role": "user", "content": "The spare key hides under the blue flowerpot."}]')
+    made = subprocess.run([str(MEMOS), "--data-dir", str(data), "import", str(conversation), "--user", "default"],
+                          env=environment(**ENV), capture_output=True, text=True, timeout=TIMEOUT, check=False)
+    assert made.returncode == 0, made.stderr
+    fill(small_disk)
+    out = tmp_path / "rescued.jsonl"  # elsewhere: the full disk takes nothing more
+    exported = subprocess.run([str(MEMOS), "--data-dir", str(data), "export", "--cube", "default_default_cube",
+                               "--out", str(out)], env=environment(**ENV), capture_output=True, text=True,
+                              timeout=TIMEOUT, check=False)
+    assert exported.returncode == 0, exported.stderr
+    assert "blue flowerpot" in out.read_text()
+    for command in (["users"], ["stats"]):
+        done = subprocess.run([str(MEMOS), "--data-dir", str(data), *command], env=environment(**ENV),
+                              capture_output=True, text=True, timeout=TIMEOUT, check=False)
+        assert done.returncode == 0, (command, done.stderr)
+    served = subprocess.run([str(MEMOS), "--data-dir", str(data), "serve", "--port", "0"], env=environment(**ENV),
+                            capture_output=True, text=True, timeout=TIMEOUT, check=False)
+    assert served.returncode == 2 and "refusing to start" in served.stderr  # a writing server is still refused
+
+
+def test_an_export_onto_a_full_disk_fails_in_one_line_and_leaves_no_partial_file(small_disk: Path,
+                                                                                  tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    conversation = tmp_path / "conversation.json"
+    conversation.write_text(json.dumps([{"role": "user", "content": f"Note {n}: " + "words " * 100}
+                                        for n in range(40)]))
+    made = subprocess.run([str(MEMOS), "--data-dir", str(data), "import", str(conversation), "--user", "default"],
+                          env=environment(**ENV), capture_output=True, text=True, timeout=TIMEOUT, check=False)
+    assert made.returncode == 0, made.stderr
+    fill(small_disk)
+    out = small_disk / "backup.jsonl"
+    exported = subprocess.run([str(MEMOS), "--data-dir", str(data), "export", "--cube", "default_default_cube",
+                               "--out", str(out)], env=environment(**ENV), capture_output=True, text=True,
+                              timeout=TIMEOUT, check=False)
+    assert exported.returncode == 2, exported.stderr
+    assert exported.stderr.strip().splitlines()[-1].startswith("memos-mcp: error [storage_error]: cannot write the "
+                                                               "export to"), exported.stderr
+    assert "Traceback" not in exported.stderr
+    assert sorted(p.name for p in small_disk.iterdir()) == ["filler"]

@@ -108,7 +108,9 @@ def test_forgetting_a_memory_drops_relations_left_without_provenance(graph_store
 
     remaining, = graph_store.relations(cube)
     assert (remaining.predicate, remaining.memory_ids) == ("works at", ["m2"])
-    assert graph_store.entity(cube, "Paris") is not None
+    assert graph_store.entity(cube, "Paris") is None  # known only from what was forgotten
+    assert graph_store.entity(cube, "Alice") is not None and graph_store.entity(cube, "Acme") is not None
+    assert {e.name for e in graph_store.entities(cube)} == {"Alice", "Acme"}
 
 
 def test_a_deleted_relation_is_gone(graph_store: GraphStore, cube_ids: list[str]) -> None:

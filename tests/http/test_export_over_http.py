@@ -3,14 +3,17 @@ server-sent event: the export_cube tool and the export resources carry it in par
 
 from __future__ import annotations
 
+import base64
 import json
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 import anyio
 import httpx2
+import pytest
 from mcp import ClientSession
 from mcp.client.streamable_http import streamable_http_client
+from mcp.shared.exceptions import MCPError
 from mcp.types import EmbeddedResource, ResourceLink, TextResourceContents
 
 from tests.http.conftest import Serve
@@ -96,3 +99,77 @@ def test_the_export_resource_is_read_part_by_part_without_embeddings(serve: Serv
     memories = [r for r in found if r["type"] == "memory"]
     assert len(memories) == COUNT and {r["id"] for r in memories} == ids
     assert all("embedding" not in r for r in memories)
+
+
+def _cursor(state: dict[str, object]) -> str:
+    return base64.urlsafe_b64encode(json.dumps(state).encode()).decode()
+
+
+FORGED = [  # cursors a client could send instead of one an export part returned
+    {"e": False, "m": ["nan", "x"], "c": None, "k": 0},
+    {"e": False, "m": [float("nan"), "5d0c4b5e-1c1d-4d7e-9a55-2f1a7c7b8e10"], "c": None, "k": 0},
+    {"e": False, "m": [float("-inf"), "5d0c4b5e-1c1d-4d7e-9a55-2f1a7c7b8e10"], "c": None, "k": 0},
+    {"e": False, "m": [1e30, "5d0c4b5e-1c1d-4d7e-9a55-2f1a7c7b8e10"], "c": None, "k": 0},
+    {"e": True, "m": None, "c": {"a": 1}, "k": 0},
+    {"e": False, "m": [1, 2, 3], "c": None, "k": 0},
+    {"e": False, "m": None, "c": "", "k": -5},
+    {"e": False, "m": None, "c": "", "k": 1e30},
+    {"e": "yes", "m": None, "c": None, "k": 0},
+]
+
+
+def test_a_forged_export_cursor_is_refused_naming_it_and_the_server_stays_up(serve: Serve) -> None:
+    app = serve()
+    user = app.service.settings.default_user_id
+    app.service.add_memory(user, memory_content="The blue crate holds spare fuses.")
+    cube = app.service.get_user(user)[1][0].cube_id
+
+    async def scenario() -> None:
+        with anyio.fail_after(TIMEOUT * 2):
+            async with default_client(app.url) as session:
+                for state in FORGED:
+                    result = await session.call_tool("export_cube", {"cube_id": cube, "cursor": _cursor(state)})
+                    assert result.is_error and "cursor" in str(result.content), (state, result.content)
+                    with pytest.raises(MCPError, match="cursor"):
+                        await session.read_resource(f"memory://cubes/{cube}/export/{_cursor(state)}")
+                whole = await session.call_tool("export_cube", {"cube_id": cube})
+                assert not whole.is_error and "spare fuses" in str(whole.content)
+
+    anyio.run(scenario)
+    health = httpx2.get(f"{app.url}/health", timeout=TIMEOUT)
+    assert health.status_code == 200, health.text
+
+
+def test_a_part_full_of_characters_json_escapes_still_fits_one_event(serve: Serve) -> None:
+    app = serve()
+    user = app.service.settings.default_user_id
+    cube = app.service.get_user(user)[1][0].cube_id
+    for n in range(60):  # each memory's metadata near the limit, all of it escaped twice on the way
+        app.service.add_memory(user, memory_content=f'Quote {n}: "{chr(34) * 300}"',
+                               metadata={"blob": '"\\' * 4_000})
+
+    async def scenario() -> int:
+        parts = 0
+        cursor = None
+        with anyio.fail_after(TIMEOUT * 3):
+            async with default_client(app.url) as session:
+                for _ in range(100):
+                    arguments: dict[str, object] = {"cube_id": cube, **({"cursor": cursor} if cursor else {})}
+                    result = await session.call_tool("export_cube", arguments)
+                    assert not result.is_error, str(result.content)[:300]
+                    parts += 1
+                    last = records(result.content[0].resource.text)[-1]  # type: ignore[union-attr]
+                    cursor = last["cursor"] if last["type"] == "next" else None
+                    if cursor is None:
+                        return parts
+        raise AssertionError("the export did not end")
+
+    assert anyio.run(scenario) > 1
+
+
+def test_metadata_beyond_its_limit_is_refused_naming_it(serve: Serve) -> None:
+    app = serve()
+    refused = httpx2.post(f"{app.url}/v1/memories", json={"content": "x", "metadata": {"blob": '"' * 480_000}},
+                          timeout=TIMEOUT)
+    assert refused.status_code == 413 and "metadata" in refused.text, refused.text
+    assert app.service.list_memories(app.service.settings.default_user_id).total == 0

@@ -82,6 +82,36 @@ def test_an_admin_can_mint_no_key_for_root_nor_revoke_roots_keys_nor_act_for_roo
         assert root.get("/admin/keys").status_code == 200
 
 
+def test_an_admin_cannot_read_share_wipe_or_delete_roots_cubes_by_naming_them(serve: Serve) -> None:
+    app, keys = with_people(serve)
+    root_cube = app.service.catalog.default_cube_of(ROOT_USER)
+    assert root_cube is not None
+    app.service.add_memory(ROOT_USER, cube_id=root_cube.cube_id, memory_content="The vault code is 7731.")
+    with client(app, keys["ada"]) as ada:
+        for method, path, body in (
+                ("GET", f"/api/memories?mem_cube_id={root_cube.cube_id}", None),
+                ("POST", f"/api/mem_cubes/{root_cube.cube_id}/share", {"target_user_id": "bob", "permission": "write"}),
+                ("DELETE", f"/api/memories/{root_cube.cube_id}", None),
+                ("DELETE", f"/api/mem_cubes/{root_cube.cube_id}", None),
+                ("POST", "/api/search", {"query": "vault code", "install_cube_ids": [root_cube.cube_id]})):
+            answer = ada.request(method, path, json=body)
+            assert answer.status_code in (403, 404), (method, path, answer.text)
+            assert "7731" not in answer.text
+        assert ada.get("/api/memories", params={"mem_cube_id": "alice_default_cube"}).status_code == 200  # below it
+
+    async def over_mcp() -> None:
+        async with streamable(app.url, keys["ada"]) as session:
+            for tool, arguments in (("search_memory", {"query": "vault code", "cube_ids": [root_cube.cube_id]}),
+                                    ("list_memories", {"cube_id": root_cube.cube_id}),
+                                    ("delete_all_memories", {"cube_id": root_cube.cube_id})):
+                answer = await session.call_tool(tool, arguments)
+                assert "7731" not in text_of(answer), tool
+                assert answer.is_error or not (answer.structured_content or {}).get("memories"), tool
+    anyio.run(over_mcp)
+    assert app.service.list_memories(ROOT_USER, cube_ids=[root_cube.cube_id]).total == 1
+    assert app.service.catalog.get_cube(root_cube.cube_id) is not None
+
+
 def test_a_guest_reads_but_every_write_is_refused_on_every_face(serve: Serve) -> None:
     app, keys = with_people(serve)
     app.service.add_memory(ROOT_USER, cube_id="gus_default_cube", memory_content="Gus likes green tea.")
@@ -92,6 +122,9 @@ def test_a_guest_reads_but_every_write_is_refused_on_every_face(serve: Serve) ->
                            ("/api/mem_cubes", {"name": "gus-cube"}),
                            ("/v1/facts", {"content": "Gus was here."})):
             answer = gus.post(path, json=body)
+            assert answer.status_code == 403, (path, answer.text)
+        for path in ("/v1/memories?user_id=gus", "/v1/documents?user_id=gus", "/v1/facts?user_id=gus"):
+            answer = gus.delete(path)  # nothing of gus's own to delete: still no "deleted" answer to a guest
             assert answer.status_code == 403, (path, answer.text)
         found = gus.post("/api/openmem/v1/search/memory", json={"query": "green tea", "user_id": "gus"})
         assert found.status_code == 200, found.text

@@ -78,6 +78,15 @@ async def test_an_error_about_unknown_arguments_stays_small_however_many_are_sen
     assert "'arg_0'" in text and "and 4995 more unknown arguments" in text and len(text) < 4_000
 
 
+async def test_argument_errors_read_like_every_other_tool_error(work: MemoryService) -> None:
+    async with connect(work, "alice") as client:
+        unknown = await fail(client, "list_memories", cube_ids=["work"])
+        wrong_type = await fail(client, "search_memory", query="office", top_k="many")
+    assert unknown.startswith("invalid_request: unknown argument 'cube_ids'; did you mean 'cube_id'?"), unknown
+    assert wrong_type.startswith("invalid_request: top_k: "), wrong_type
+    assert "validation error" not in unknown + wrong_type and "input_value" not in unknown + wrong_type
+
+
 async def test_an_unknown_key_inside_an_argument_is_refused_by_its_path(work: MemoryService) -> None:
     before = stored(work, ALICE_CUBE)
     async with connect(work, "alice") as client:

@@ -151,6 +151,19 @@ async def test_changing_the_text_derives_key_and_tags_again_and_keeps_the_caller
         assert [h["id"] for h in await _search(client, "seats", filters={"tags": ["window"]})] == [memory["id"]]
 
 
+async def test_changing_the_text_leaves_no_entity_known_only_from_the_old_text(people: MemoryService) -> None:
+    async with connect(people, "alice") as client:
+        added = await call(client, "add_memory", memory_content="Marguerite moved to Lyon to work for Renault.")
+        await call(client, "add_memory", memory_content="Marguerite likes long walks.")
+        memory = added["memories"][0]
+        for text in ("Marguerite moved to Oslo to work for Equinor.", "Marguerite moved to Bergen.",
+                     "Marguerite moved to Tromso."):
+            await call(client, "update_memory", memory_id=memory["id"], memory_content=text)
+        names = {e["name"] for e in (await call(client, "list_entities"))["entities"]}
+    assert {"Marguerite", "Tromso"} <= names
+    assert not names & {"Lyon", "Renault", "Oslo", "Equinor", "Bergen"}, names
+
+
 async def test_a_key_and_a_tag_the_caller_set_survive_a_change_of_the_text(people: MemoryService) -> None:
     async with connect(people, "alice") as client:
         memory = await remember(client, "Prefers aisle seats on long flights")

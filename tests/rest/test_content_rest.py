@@ -70,6 +70,33 @@ def test_a_memos_add_says_which_memories_it_found_already_stored(users: Users) -
     assert [m["id"] for m in again["memories"]] == first["added"]
 
 
+def test_every_dialect_that_answers_an_add_says_when_it_was_de_duplicated(users: Users) -> None:
+    http = users.alice
+    fact = ok(http.post("/v1/facts", json={"content": "The gate code is 4711"}), 201)
+    again = ok(http.post("/v1/facts", json={"content": "The gate code is 4711"}), 201)
+    assert fact["deduplicated"] is False and again["deduplicated"] is True and again["id"] == fact["id"]
+    [added] = good(http.post("/v1/memories", json={"content": "Standup is at 9:15"}), 201)
+    [same] = good(http.post("/v1/memories", json={"content": "Standup is at 9:15"}), 201)
+    assert (added["event"], same["event"], same["id"]) == ("ADD", "NONE", added["id"])
+    message = {"messages": [{"role": "user", "content": "My cousin Okonkwo lives in Lagos."}]}
+    first = ok(http.post("/v1/history/sessions/s1/messages", json=message), 201)
+    twice = ok(http.post("/v1/history/sessions/s1/messages", json=message), 201)
+    assert first["deduplicated_ids"] == [] and twice["memory_ids"] == [] and twice["deduplicated_ids"] == \
+        first["memory_ids"]
+
+
+def test_the_same_words_in_another_session_are_found_through_that_session(users: Users) -> None:
+    http = users.alice
+    message = {"messages": [{"role": "user", "content": "My cousin Okonkwo lives in Lagos."}]}
+    ok(http.post("/v1/history/sessions/sessC/messages", json=message), 201)
+    in_d = ok(http.post("/v1/history/sessions/sessD/messages", json=message), 201)
+    assert len(in_d["memory_ids"]) == 1
+    found = ok(http.post("/v1/history/sessions/sessD/search", json={"query": "Okonkwo"}))
+    assert found and "Okonkwo" in str(found)
+    ok(http.delete("/v1/history/sessions/sessC"))
+    assert "Okonkwo" in str(ok(http.post("/v1/history/sessions/sessD/search", json={"query": "Okonkwo"})))
+
+
 def test_mem0_keeps_the_metadata_of_each_caller(users: Users) -> None:
     http = users.alice
     [first] = good(http.post("/v1/memories", json={"content": "Team lunch is on Fridays",

@@ -220,6 +220,36 @@ def test_mem0_scopes_are_ids_and_not_metadata_keys(users: Users) -> None:
 
 # --- blank text and dotted ids -------------------------------------------------------------------------
 
+def test_blank_tags_and_keys_and_dotted_scopes_and_entities_are_refused_and_store_nothing(users: Users) -> None:
+    http = users.alice
+    refused(http.post("/api/openmem/v1/add/message", json={"user_id": "alice", "tags": ["\u200b"], "messages": [
+        {"role": "user", "content": "I like tea."}]}), "tags.0")
+    for scope in ({"agent_id": "..."}, {"app_id": ".."}):
+        refused(http.post("/api/openmem/v1/add/message", json={"user_id": "alice", **scope, "messages": [
+            {"role": "user", "content": "I like tea."}]}), next(iter(scope)), "only of dots")
+    refused(http.post("/api/openmem/v1/add/message", json={"user_id": "alice", "messages": [
+        {"role": "user", "content": "I like tea.", "chat_time": True}]}), "chat_time")
+    refused(http.post("/v1/facts", json={"content": "I like tea.", "agent_id": ".."}), "agent_id", "only of dots")
+    refused(http.post("/v1/facts", json={"content": "I like tea.", "metadata": {"agent_id": "."}}), "agent_id")
+    refused(http.post("/v1/graph/triples", json={"triples": [{"subject": "..", "predicate": "knows",
+                                                              "object": "Bob"}]}), "subject", "only dots")
+    assert count(users) == 0
+    memory = users.app.service.add_memory("alice", memory_content="Prefers aisle seats.").memories[0]
+    for title in ("   ", "\u200b\u200b"):
+        refused(http.post("/api/openmem/v1/update/memory", json={"memory_id": memory.id, "title": title}), "key")
+    assert users.app.service.get_memory("alice", memory.id).key == memory.key
+
+
+def test_an_eight_digit_time_is_a_basic_iso_date_not_epoch_seconds(users: Users) -> None:
+    added = users.alice.post("/api/openmem/v1/add/message", json={"user_id": "alice", "async_mode": False, "messages": [
+        {"role": "user", "content": "We met in Lisbon.", "chat_time": "20231114"}]})
+    assert added.status_code == 200, added.text
+    [memory] = users.app.service.list_memories("alice").memories
+    assert memory.event_time is not None and memory.event_time.date().isoformat() == "2023-11-14"
+    hits = users.app.service.search("alice", "Lisbon", filters={"time_to": "20231114"}).memories
+    assert [h.id for h in hits] == [memory.id]  # a bare basic date as upper bound is that whole day
+
+
 INVISIBLE = ["\u200b", "\ufeff \u200d", "\u2060\u00ad\n", "\u3000"]
 
 

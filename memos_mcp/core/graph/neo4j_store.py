@@ -268,6 +268,8 @@ class Neo4jGraphStore(GraphStore):
                 SET r.memory_ids = [m IN r.memory_ids WHERE m <> $mid]""", cube=cube_id, mid=memory_id).consume()
             rec = tx.run("""MATCH (:Entity {cube_id: $cube})-[r:REL]->() WHERE size(r.memory_ids) = 0
                 DELETE r RETURN count(*) AS dropped""", cube=cube_id).single()
+            # An entity no relation names any more was known only from what was forgotten.
+            tx.run("""MATCH (e:Entity {cube_id: $cube}) WHERE NOT (e)-[:REL]-() DELETE e""", cube=cube_id).consume()
             return int(rec["dropped"]) if rec is not None else 0
         return self._run(work, write=True)
 

@@ -74,8 +74,11 @@ def relation_out(rel: Relation, hop: int | None = None) -> GraphRelation:
 
 
 def _check_name(kind: str, value: str) -> str:
-    if is_blank(value) or len(value) > MAX_NAME:
-        raise InvalidRequest(f"{kind} must be 1-{MAX_NAME} characters, not all blank", field=kind)
+    """A stated entity or predicate name: 1-``MAX_NAME`` characters with something visible, not only
+    dots (an entity is addressed as a path segment, ``/v1/graph/entities/{entity}``, where ``.`` and
+    ``..`` vanish)."""
+    if is_blank(value) or len(value) > MAX_NAME or not value.strip().strip("."):
+        raise InvalidRequest(f"{kind} must be 1-{MAX_NAME} characters, not all blank nor only dots", field=kind)
     return value
 
 

@@ -286,15 +286,22 @@ class SqliteGraphStore(GraphStore):
     def forget_memory(self, cube_id: str, memory_id: str) -> int:
         dropped = 0
         with self._tx() as db:
-            rows = db.execute("""SELECT r.id, r.memory_ids FROM relations r, json_each(r.memory_ids) m
-                WHERE r.cube_id = ? AND m.value = ?""", (cube_id, memory_id)).fetchall()
+            rows = db.execute("""SELECT r.id, r.memory_ids, r.subject, r.object FROM relations r,
+                json_each(r.memory_ids) m WHERE r.cube_id = ? AND m.value = ?""", (cube_id, memory_id)).fetchall()
+            touched: set[str] = set()
             for row in rows:
                 ids = [i for i in json.loads(row["memory_ids"]) if i != memory_id]
                 if ids:
                     db.execute("UPDATE relations SET memory_ids = ? WHERE id = ?", (json.dumps(ids), row["id"]))
                 else:
                     db.execute("DELETE FROM relations WHERE id = ?", (row["id"],))
+                    touched |= {row["subject"], row["object"]}
                     dropped += 1
+            for key in touched:  # an entity no relation names any more was known only from what was forgotten
+                if db.execute("SELECT 1 FROM relations WHERE cube_id = ? AND (subject = ? OR object = ?) LIMIT 1",
+                              (cube_id, key, key)).fetchone() is None:
+                    db.execute("DELETE FROM aliases WHERE cube_id = ? AND entity_key = ?", (cube_id, key))
+                    db.execute("DELETE FROM entities WHERE cube_id = ? AND key = ?", (cube_id, key))
         return dropped
 
     def delete_cube(self, cube_id: str) -> None:

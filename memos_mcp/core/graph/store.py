@@ -124,8 +124,8 @@ class GraphStore(ABC):
 
     @abstractmethod
     def forget_memory(self, cube_id: str, memory_id: str) -> int:
-        """Remove a memory from every relation's provenance and drop relations left with none.
-        Returns the number of relations dropped."""
+        """Remove a memory from every relation's provenance, drop relations left with none and the
+        entities no relation names any more. Returns the number of relations dropped."""
 
     @abstractmethod
     def delete_cube(self, cube_id: str) -> None: ...

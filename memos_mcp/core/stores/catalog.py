@@ -195,7 +195,9 @@ class Catalog:
 
     def _cube(self, row: sqlite3.Row) -> Cube:
         shares = self._rows("SELECT user_id, permission, state FROM shares WHERE cube_id = ?", (row["cube_id"],))
+        owner = self._rows("SELECT role FROM users WHERE user_id = ?", (row["owner_id"],))
         return Cube(cube_id=row["cube_id"], name=row["name"], owner_id=row["owner_id"],
+                    owner_role=Role(owner[0]["role"]) if owner else None,
                     created_at=_dt(row["created_at"]), is_default=bool(row["is_default"]),
                     shared_with={s["user_id"]: Permission(s["permission"]) for s in shares if s["state"] == "accepted"},
                     offered_to={s["user_id"]: Permission(s["permission"]) for s in shares if s["state"] != "accepted"})

@@ -371,3 +371,7 @@ def _driver(action: str) -> Iterator[None]:
         raise
     except Exception as exc:
         raise StorageError(f"qdrant-edge failed to {action}: {exc}") from exc
+    except BaseException as exc:  # a Rust panic in the engine arrives as pyo3's PanicException
+        if type(exc).__name__ != "PanicException":
+            raise
+        raise StorageError(f"qdrant-edge failed to {action}: the engine panicked ({exc})") from exc

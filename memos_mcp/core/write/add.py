@@ -14,7 +14,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from memos_mcp.core.checks import check_id, check_metadata, event_time
+from memos_mcp.core.checks import check_id, check_metadata, check_tags, event_time
 from memos_mcp.core.context import Room, Stores
 from memos_mcp.core.models import (
     AddJob,
@@ -88,6 +88,7 @@ class Writes(Room):
                                  + (f" (got {', '.join(given)})" if given else ""))
         conversation = check_id("conversation_id", conversation_id) if conversation_id else None
         meta = check_metadata(metadata)
+        tags = check_tags(tags)
         kind_type = MemoryType(memory_type) if memory_type else None
         self.disk.check("add memories", WRITE_OVERHEAD * (len(messages or ()) + 1)
                         + 8 * len(memory_content or "") + sum(8 * len(str(m)) for m in messages or ()))
@@ -260,7 +261,8 @@ class Writes(Room):
                 seen[digest] = candidate
                 same = [p for p in vectors.scroll(MemoryFilter(cube_ids=(cube.cube_id,), content_hash=digest),
                                                   DEDUP_SCAN)
-                        if p.payload.get("metadata", {}) == metadata]
+                        if p.payload.get("metadata", {}) == metadata  # one conversation's: found through it
+                        and p.payload.get("conversation_id") == conversation]
                 if same:
                     merged = self._merge_into(same[0], candidate)
                     result.memories.append(merged)

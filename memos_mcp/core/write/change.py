@@ -8,7 +8,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from memos_mcp.core.access import AccessControl
-from memos_mcp.core.checks import check_metadata
+from memos_mcp.core.checks import check_metadata, check_tags
 from memos_mcp.core.context import Room, Stores
 from memos_mcp.core.filters import SearchFilters, parse_filters
 from memos_mcp.core.models import (
@@ -23,7 +23,7 @@ from memos_mcp.core.models import (
 from memos_mcp.core.payload import from_point, to_payload
 from memos_mcp.core.retrieval import Retrieval
 from memos_mcp.core.stores.vector import MemoryFilter, StoredPoint, VectorPoint
-from memos_mcp.core.text import content_hash, derive_key, sparse_document
+from memos_mcp.core.text import content_hash, derive_key, is_blank, sparse_document
 from memos_mcp.core.write.add import WRITE_OVERHEAD
 from memos_mcp.core.write.ingest.extractor import derived
 from memos_mcp.core.write.ingest.extractor import derived_tags as derived_tags_of
@@ -63,9 +63,11 @@ class Changes(Room):
             self.stores.check_text(memory, "memory")
             changes["memory"] = memory.strip()
         if key is not None:
+            if is_blank(key):
+                raise InvalidRequest("key is empty (nothing visible): leave it out to keep the key", field="key")
             changes["key"] = key.strip()[:200]
         if tags is not None:
-            changes["tags"] = [str(t) for t in tags]
+            changes["tags"] = check_tags(tags)
         if metadata is not None:
             changes["metadata"] = check_metadata(metadata)
         try:
@@ -145,8 +147,10 @@ class Changes(Room):
 
     def delete_memories(self, actor_id: str, memory_ids: Sequence[str], cube_id: str | None = None) -> int:
         """Delete memories all or none: every id is checked (found, and in a cube the actor may write)
-        before the first is deleted, so an error never follows a partial change. Returns how many."""
+        before the first is deleted, so an error never follows a partial change. Returns how many. A
+        guest is refused even when there is nothing to delete (no answer says a guest deleted)."""
         user = self.access.user(actor_id)
+        self.access.require_writer(user)
         with self.write_lock:
             memories = [self.retrieval.readable_memory(user, m, cube_id, need=Permission.WRITE)
                         for m in dict.fromkeys(memory_ids)]

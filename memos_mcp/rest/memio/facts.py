@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from memos_mcp.core.checks import check_id
 from memos_mcp.core.models import Memory, SearchHit
 from memos_mcp.errors import Conflict, NotFound
 from memos_mcp.rest.base import Call
@@ -41,14 +42,14 @@ async def create_fact(call: Call[FactCreate]) -> Fact:
     meta = user_metadata(body.metadata, AGENT_ID)
     agent = body.agent_id if body.agent_id is not None else (body.metadata or {}).get(AGENT_ID)
     if agent is not None:
-        meta[AGENT_ID] = agent
+        meta[AGENT_ID] = check_id(AGENT_ID, str(agent))
     result = await call.run(lambda: call.service.add_memory(call.actor, user_id=body.user_id,
                                                             memory_content=body.content, metadata=meta))
     memory = result.memories[0]
     if not is_fact(memory):
         raise Conflict(f"this text is already stored as memory '{memory.id}', which is not a fact",
                        memory_id=memory.id)
-    return fact_of(memory)
+    return fact_of(memory).model_copy(update={"deduplicated": memory.id in result.deduplicated})
 
 
 @DIALECT.op("GET", "/facts", "List facts", query=FactQuery, response=list[Fact])

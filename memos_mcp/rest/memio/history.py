@@ -35,7 +35,8 @@ async def add_messages(call: Call[MessagesAdd]) -> MessagesAdded:
     result = await call.run(lambda: call.service.add_memory(call.actor, user_id=call.body.user_id,
                                                             messages=messages, conversation_id=sid,
                                                             async_mode=False))
-    return MessagesAdded(session_id=sid, message_ids=result.message_ids, memory_ids=result.added)
+    return MessagesAdded(session_id=sid, message_ids=result.message_ids, memory_ids=result.added,
+                         deduplicated_ids=result.deduplicated)
 
 
 @DIALECT.op("GET", "/history/sessions/{sid}/messages", "Get messages", query=MessagesQuery,

@@ -63,6 +63,8 @@ class Fact(BaseModel):
     agent_id: str | None = None
     metadata: Metadata = Field(default_factory=dict)
     score: float | None = Field(None, description="relevance to the query (search only), 1 is best")
+    deduplicated: bool | None = Field(None, description="create only: true when this fact was already stored "
+                                      "(same text and metadata) and is returned instead of a new one")
     created_at: datetime
     updated_at: datetime
 
@@ -98,6 +100,8 @@ class MessagesAdded(BaseModel):
     session_id: str
     message_ids: list[str]
     memory_ids: list[str] = Field(description="memories the core made from the messages")
+    deduplicated_ids: list[str] = Field(default_factory=list, description="memories of this session already "
+                                        "stored with the same text: nothing new was made for those messages")
 
 
 class MessageOut(BaseModel):
