@@ -25,7 +25,8 @@ A long memory (a piece of a long text: up to ``chunk_size`` characters) is also 
 sentence (``windows``: runs of whole sentences of at most ``WINDOW_CHARS``), and its best window
 counts: one fact in a page of other text is as relevant as the same fact said alone, while the whole
 piece's vector is diluted by the rest (a passport number at the end of 3,000 characters scored 0.24).
-Only hits longer than ``WINDOW_CHARS`` pay for it (one batch of window embeddings per search).
+Only hits longer than ``LONG_MEMORY`` pay for it, and at most ``MAX_WINDOWS`` windows per search are
+embedded (one batch, the best-ranked hits' first).
 """
 
 from __future__ import annotations
@@ -36,8 +37,9 @@ from collections.abc import Callable, Sequence
 
 import numpy as np
 
-WINDOW_CHARS = 300  # a memory longer than this is also judged by its sentences
-MAX_WINDOWS = 32  # windows judged per memory, at most (a chunk_size piece has far fewer)
+WINDOW_CHARS = 300  # the longest window of sentences a long memory is judged by
+LONG_MEMORY = 2 * WINDOW_CHARS  # a memory longer than this is also judged by its windows
+MAX_WINDOWS = 16  # windows judged per search, at most: the best-ranked long hits' first (a bounded cost)
 _SENTENCE_END = re.compile(r"(?<=[.!?。！？])\s+|\n+")
 SLOPE = 14.699  # logistic on the cosine, fitted as the module docstring says
 BIAS = -4.875
@@ -96,8 +98,9 @@ def relativity(queries: Sequence[Sequence[float]], memory: Sequence[float] | Non
 def windows(text: str) -> list[str]:
     """The runs of whole sentences (split after . ! ? and at line breaks) of ``text`` that a long memory
     is judged by, each at most ``WINDOW_CHARS`` characters (a longer sentence is a window of its own);
-    at most ``MAX_WINDOWS``. Empty for a text of ``WINDOW_CHARS`` characters or fewer."""
-    if len(text) <= WINDOW_CHARS:
+    at most ``MAX_WINDOWS``. Empty for a text of ``LONG_MEMORY`` characters or fewer (a short memory's
+    own vector is not diluted)."""
+    if len(text) <= LONG_MEMORY:
         return []
     found: list[str] = []
     current = ""
@@ -119,7 +122,7 @@ def relativities(queries: Sequence[Sequence[float]], hits: Sequence[tuple[Sequen
     """The calibrated relevance of each hit ``(unit dense vector, text)``: its whole vector's, or for a
     long text the best of that and its sentence windows' (embedded by ``embed`` in one batch)."""
     scores = [relativity(queries, dense) for dense, _ in hits]
-    parts = [(index, window) for index, (_, text) in enumerate(hits) for window in windows(text)]
+    parts = [(index, window) for index, (_, text) in enumerate(hits) for window in windows(text)][:MAX_WINDOWS]
     if parts and queries:
         vectors = embed([window for _, window in parts])
         for (index, _), vector in zip(parts, vectors, strict=True):

@@ -57,9 +57,11 @@ class Retrieval(Room):
         vectors = self.ready()
         text = without_names(query, expansion.people) if expansion.people else query
         text = text if terms(text) else query
-        dense = self.embedder.embed_query(text)
         variants = query_variants(query)
-        judges = [dense] if variants == [text] else self.embedder.embed(variants)
+        # One model call for the ranking query and the relevance judges (the variants of the query).
+        embedded = dict(zip(texts := list(dict.fromkeys([text, *variants])), self.embedder.embed(texts), strict=True))
+        dense = embedded[text]
+        judges = [embedded[v] for v in variants]
         least = search.threshold if threshold is None else check_threshold(threshold)
         sparse = sparse_query(text)
         dense_weight = self.settings.graph.dense_weight if text != query else None

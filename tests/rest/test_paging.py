@@ -50,8 +50,8 @@ def test_every_listing_face_visits_each_memory_of_one_batch_once(users: Users) -
     memories = [m["id"] for cube in listed["text_mem"] for m in cube["memories"]]
     assert len(memories) == COUNT and len(set(memories)) == COUNT
 
-    assert ok(cloud(http, "/delete/memory", {"filter": {"conversation_id": "batch"}})) == {"success": True,
-                                                                                          "skipped_cube_ids": []}
+    deleted = ok(cloud(http, "/delete/memory", {"filter": {"conversation_id": "batch"}}))
+    assert deleted == {"success": True, "skipped_cube_ids": []}
     assert ok(cloud(http, "/get/memory", {"user_id": "alice"}))["total"] == 0
 
 
