@@ -15,8 +15,9 @@ from pathlib import Path
 from typing import Any
 
 from memos_mcp.core.portability import FORMAT, import_lines
-from memos_mcp.core.service import ROOT_USER, MemoryService, Progress
+from memos_mcp.core.service import ROOT_USER, MemoryService
 from memos_mcp.core.text import content_hash
+from memos_mcp.core.write.add import Progress
 from memos_mcp.errors import InvalidRequest
 
 _BATCH = 200

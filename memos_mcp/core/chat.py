@@ -2,7 +2,7 @@
 
 A chat retrieves facts and preferences, lays them out with their ref_ids in one system message (after
 the caller's own system prompt, if any), adds a window of the conversation's recent turns (or the
-caller's ``history`` instead) and streams the configured model's answer. ``MemoryService.chat_stream``
+caller's ``history`` instead) and streams the configured model's answer. ``Chat.chat_stream``
 does everything that can fail early (access, search, the model's first token) before it hands back a
 ``ChatStream``; iterating it yields ``References``, then ``Delta`` after ``Delta``, then ``Done``.
 
@@ -16,6 +16,7 @@ memories; without one, or when the model fails or answers badly, questions about
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Callable, Generator, Iterator, Mapping, Sequence
 from dataclasses import dataclass
@@ -24,12 +25,19 @@ from typing import TYPE_CHECKING, Any, Literal
 from pydantic import BaseModel, Field, field_validator
 
 from memos_mcp.core import prompts
+from memos_mcp.core.access import AccessControl
+from memos_mcp.core.checks import check_id
+from memos_mcp.core.context import Room, Stores
 from memos_mcp.core.model_json import json_object
-from memos_mcp.core.models import Memory, SearchResult
-from memos_mcp.errors import InvalidRequest
+from memos_mcp.core.models import Cube, Memory, MessageIn, SearchResult, User
+from memos_mcp.core.retrieval import Retrieval
+from memos_mcp.core.write.add import Writes
+from memos_mcp.errors import BackendUnavailable, InvalidRequest, LLMNotConfigured
 
 if TYPE_CHECKING:
     from memos_mcp.core.llm import LanguageModel
+
+log = logging.getLogger(__name__)
 
 Language = Literal["en", "zh"]
 CHAT_ROLES = ("user", "assistant", "system")
@@ -187,3 +195,93 @@ def suggest(memories: Sequence[Memory], count: int = 3, language: Language = "en
     """Follow-up questions from the keys of the most recent memories (no model needed)."""
     keys = list(dict.fromkeys(m.key.rstrip("….") for m in memories if m.key))[:count]
     return [prompts.KEY_QUESTION[language].format(key=key) for key in keys]
+
+
+class Chat(Room):
+    """Chat grounded in memory (search, then the model; the exchange is added to memory) and
+    suggestions."""
+
+    def __init__(self, stores: Stores, retrieval: Retrieval, writes: Writes) -> None:
+        super().__init__(stores)
+        self.retrieval = retrieval
+        self.writes = writes
+
+    def chat_stream(
+        self, actor_id: str, query: str, *, cube_ids: Sequence[str] | None = None,
+        conversation_id: str | None = None, user_id: str | None = None,
+        history: Sequence[Mapping[str, Any]] | None = None, system_prompt: str | None = None,
+        top_k: int | None = None, include_preference: bool = True, pref_top_k: int | None = None,
+        temperature: float | None = None, max_tokens: int | None = None,
+    ) -> ChatStream:
+        """Start an answer grounded in memory. Everything that can fail before the first token does so
+        here (no model, unknown or forbidden cube, the model unreachable, timing out or rate limiting
+        through its retries); the returned stream yields the references, the answer's text as it comes,
+        and the reply. A complete exchange is stored in the conversation and remembered.
+
+        The exchange lives in the first of ``cube_ids`` the user may write, else the default cube; the
+        window is that conversation's last ``llm.max_turns_window`` turns there, unless ``history`` (the
+        caller's own ``[{role, content}]`` turns) is given, which replaces it. ``temperature`` and
+        ``max_tokens`` override the model settings for this answer."""
+        llm = self._language_model("chat")
+        started = time.perf_counter()
+        user = self.access.acting_as(self.access.user(actor_id), user_id)
+        conversation = check_id("conversation_id", conversation_id or "default")
+        turns = self.settings.llm.max_turns_window
+        window = check_history(history, turns) if history is not None else None
+        found = self.retrieval.search(user.user_id, query, cube_ids=cube_ids, conversation_id=conversation, top_k=top_k,
+                            include_preference=include_preference, pref_top_k=pref_top_k)
+        home = self._chat_home(user, found.cube_ids if cube_ids else [])
+        if window is None:
+            window = [{"role": m.role, "content": m.content}
+                      for m in self.catalog.recent_messages([home.cube_id], conversation, 2 * turns)
+                      if m.role in ("user", "assistant")]
+        deltas = llm.stream(build_messages(query, found, window, system_prompt), temperature=temperature,
+                            max_tokens=max_tokens)
+        first = next(deltas, None)  # the request is made, and retried, before the caller sees a frame
+        return ChatStream(References(found.memories, found.preferences), conversation, first, deltas,
+                          lambda answer: self._remember_exchange(user, home, conversation, query, answer),
+                          started)
+
+    def chat(self, actor_id: str, query: str, *, cube_ids: Sequence[str] | None = None,
+             conversation_id: str | None = None, user_id: str | None = None,
+             history: Sequence[Mapping[str, Any]] | None = None, system_prompt: str | None = None,
+             top_k: int | None = None, include_preference: bool = True, pref_top_k: int | None = None,
+             on_delta: Callable[[str], None] | None = None, temperature: float | None = None,
+             max_tokens: int | None = None) -> ChatReply:
+        """The whole answer of ``chat_stream``; ``on_delta`` hears each piece of text as it arrives."""
+        return collect(self.chat_stream(
+            actor_id, query, cube_ids=cube_ids, conversation_id=conversation_id, user_id=user_id, history=history,
+            system_prompt=system_prompt, top_k=top_k, include_preference=include_preference,
+            pref_top_k=pref_top_k, temperature=temperature, max_tokens=max_tokens), on_delta)
+
+    def _language_model(self, operation: str) -> LanguageModel:
+        if self.stores.llm is None:
+            raise LLMNotConfigured(operation)
+        return self.stores.llm
+
+    def _chat_home(self, user: User, cube_ids: Sequence[str]) -> Cube:
+        """Where a chat's exchange is stored: the first named cube the user may write, else the default."""
+        for cube_id in cube_ids:
+            cube = self.catalog.get_cube(cube_id)
+            if cube is not None and AccessControl.may_write(user, cube):
+                return cube
+        return self.access.writable(user, None)
+
+    def _remember_exchange(self, user: User, cube: Cube, conversation_id: str, query: str, answer: str) -> None:
+        """Store a complete exchange in its conversation and add it to memory (in the background: chat has a
+        model, so the add is queued whatever ``add.async_mode`` says)."""
+        self.writes.add_memory(user.user_id, cube_id=cube.cube_id, conversation_id=conversation_id, async_mode=True,
+                        messages=[MessageIn(role="user", content=query),
+                                  MessageIn(role="assistant", content=answer or "(no answer)")])
+
+    def suggestions(self, actor_id: str, user_id: str | None = None, cube_ids: Sequence[str] | None = None,
+                    language: Language = "en") -> list[str]:
+        """Three follow-up questions from the user's most recent memories: written by the model when one
+        is configured, else (and whenever the model fails or answers badly) about the memories' keys."""
+        memories = self.retrieval.list_memories(actor_id, user_id=user_id, cube_ids=cube_ids, size=20).memories
+        if self.stores.llm is not None and memories:
+            try:
+                return suggest_with_model(self.stores.llm, memories, language)
+            except (BackendUnavailable, ValueError) as exc:  # unusable JSON included
+                log.warning("suggestions fall back to memory keys: %s", exc)
+        return suggest(memories, language=language)

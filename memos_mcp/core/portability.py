@@ -25,10 +25,11 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from memos_mcp.core.models import HistoryEvent, Memory, Message, Permission, utcnow
 from memos_mcp.core.payload import from_point, index_texts, to_payload
-from memos_mcp.core.service import MemoryService, Progress
+from memos_mcp.core.service import MemoryService
 from memos_mcp.core.stores.vector import MemoryFilter, StoredPoint, VectorPoint
 from memos_mcp.core.text import content_hash, sparse_document
 from memos_mcp.core.timeparse import EARLIEST, LATEST
+from memos_mcp.core.write.add import Progress
 from memos_mcp.errors import InvalidRequest, first_problem
 
 FORMAT = "memos-mcp/export-v1"

@@ -29,9 +29,10 @@ from pydantic import BaseModel, Field
 from starlette.responses import JSONResponse, Response
 
 from memos_mcp import __version__
+from memos_mcp.core.checks import check_id
 from memos_mcp.core.graph.service import GraphRelation, GraphService
 from memos_mcp.core.models import Memory, MessageIn, SearchHit
-from memos_mcp.core.service import MemoryService, check_id
+from memos_mcp.core.service import MemoryService
 from memos_mcp.errors import InvalidRequest, MemosError
 from memos_mcp.rest.base import Call, Dialect
 

@@ -33,7 +33,7 @@ from pydantic import AliasChoices, BaseModel, ConfigDict, Field, field_validator
 from memos_mcp.core.models import MemoryKind, MessageIn, Permission, Role, Share
 from memos_mcp.errors import InvalidRequest
 from memos_mcp.rest.base import Call, CodeEnvelope, Dialect
-from memos_mcp.rest.memos_product import (
+from memos_mcp.rest.memos_shared import (
     CubeInfo,
     MemoryItem,
     SearchData,

@@ -38,8 +38,9 @@ from sse_starlette import EventSourceResponse
 from starlette.responses import Response
 
 from memos_mcp.core.chat import ChatEvent, Delta, References
+from memos_mcp.core.checks import check_id
 from memos_mcp.core.models import Memory, MemoryKind, Message, SearchHit, TaskStatus
-from memos_mcp.core.service import MemoryService, check_id
+from memos_mcp.core.service import MemoryService
 from memos_mcp.errors import InvalidRequest, MemosError
 from memos_mcp.rest.base import Call, CodeEnvelope, Dialect, answer_frames
 

@@ -221,9 +221,13 @@ def _extra(extra: Extra, body: dict[str, Any] | None) -> dict[str, Any]:
 
 
 def _module_summary(dialect: Dialect) -> str:
+    """The first paragraph of the docstring of the dialect's module (its tag's description)."""
     if not dialect.operations:
         return dialect.name
-    doc = getattr(sys.modules.get(dialect.operations[0].handler.__module__), "__doc__", None) or dialect.name
+    # The dialect's own module of this package (a dialect that is a package keeps its routes in submodules).
+    depth = __name__.count(".") + 1
+    module = ".".join(dialect.operations[0].handler.__module__.split(".")[:depth])
+    doc = getattr(sys.modules.get(module), "__doc__", None) or dialect.name
     return doc.strip().split("\n\n", 1)[0].replace("\n", " ")
 
 

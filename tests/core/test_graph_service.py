@@ -48,7 +48,7 @@ def test_added_turns_put_their_speaker_and_entities_in_the_graph_with_provenance
 
 
 def test_an_extraction_that_brings_its_own_graph_is_stored_as_given(service: MemoryService) -> None:
-    from memos_mcp.core.extractor import RuleExtractor
+    from memos_mcp.core.write.ingest.extractor import RuleExtractor
 
     class WithGraph(RuleExtractor):
         def from_messages(self, messages: Any, earlier: Any) -> Any:

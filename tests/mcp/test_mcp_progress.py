@@ -7,7 +7,8 @@ import pytest
 from mcp import Client
 from mcp.types import CallToolResult
 
-from memos_mcp.core.service import WRITE_GROUP, MemoryService
+from memos_mcp.core.service import MemoryService
+from memos_mcp.core.write.add import WRITE_GROUP
 from tests.conftest import ServiceFactory
 from tests.mcp.support import connect
 

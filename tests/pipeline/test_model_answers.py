@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from memos_mcp.core.llm_extractor import EntityOut, FactOut, RelationOut, answer_schema, parse_answer
+from memos_mcp.core.write.ingest.llm_extractor import EntityOut, FactOut, RelationOut, answer_schema, parse_answer
 
 
 @pytest.mark.parametrize(("text", "problem"), [

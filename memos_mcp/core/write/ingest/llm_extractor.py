@@ -17,13 +17,13 @@ from typing import TYPE_CHECKING, Annotated, Any, Literal, TypeVar
 
 from pydantic import BaseModel, BeforeValidator, ValidationError
 
-from memos_mcp.core.extractor import Candidate, message_source, speaker_line
 from memos_mcp.core.graph.extract import ExtractedGraph
 from memos_mcp.core.graph.store import Entity, normalise
 from memos_mcp.core.model_json import json_object
 from memos_mcp.core.models import Memory, MemoryKind, MemoryType, Message, SourceKind
 from memos_mcp.core.prompts import EXTRACTION_RETRY, EXTRACTION_SYSTEM, extraction_request
 from memos_mcp.core.text import derive_key, derive_tags
+from memos_mcp.core.write.ingest.extractor import Candidate, message_source, speaker_line
 from memos_mcp.errors import ModelOutputInvalid
 
 if TYPE_CHECKING:

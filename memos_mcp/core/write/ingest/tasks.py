@@ -14,10 +14,8 @@ import logging
 import math
 import threading
 from collections.abc import Sequence
-from typing import TYPE_CHECKING
 
-from memos_mcp.core.extractor import Candidate, label
-from memos_mcp.core.llm_extractor import Decision, LLMExtractor
+from memos_mcp.core.context import Stores
 from memos_mcp.core.models import (
     AddJob,
     Cube,
@@ -31,25 +29,34 @@ from memos_mcp.core.models import (
     utcnow,
 )
 from memos_mcp.core.payload import from_point
+from memos_mcp.core.retrieval import Retrieval
 from memos_mcp.core.stores.vector import MemoryFilter
 from memos_mcp.core.text import sparse_query
+from memos_mcp.core.write.add import Writes
+from memos_mcp.core.write.change import Changes
+from memos_mcp.core.write.ingest.extractor import Candidate, label
+from memos_mcp.core.write.ingest.llm_extractor import Decision, LLMExtractor
 from memos_mcp.errors import BackendUnavailable, LLMNotConfigured, MemosError
-
-if TYPE_CHECKING:
-    from memos_mcp.core.service import MemoryService
 
 log = logging.getLogger(__name__)
 
 
 class TaskRunner:
-    def __init__(self, service: MemoryService, closing: threading.Event) -> None:
-        self.service = service
+    """Runs queued adds (the add worker's work function) through the write path's rooms; ``closing``
+    is set while the worker stops."""
+
+    def __init__(self, stores: Stores, writes: Writes, changes: Changes, retrieval: Retrieval,
+                 closing: threading.Event) -> None:
+        self.stores = stores
+        self.writes = writes
+        self.changes = changes
+        self.retrieval = retrieval
         self.closing = closing
 
     def run(self, task_id: str) -> None:
         """Run a queued (or interrupted) task to done or failed. While the worker closes, the task is
         left open for the next start instead."""
-        catalog = self.service.catalog
+        catalog = self.stores.catalog
         task = catalog.get_task(task_id)
         if task is None or task.status not in (TaskStatus.QUEUED, TaskStatus.RUNNING) or task.job is None:
             return
@@ -68,13 +75,13 @@ class TaskRunner:
                 self._finish(task, TaskStatus.FAILED, error=f"internal error: {type(exc).__name__}: {exc}")
 
     def _run(self, task: Task, job: AddJob) -> None:
-        service = self.service
-        author = service.catalog.get_user(task.user_id)
-        if author is None or service.catalog.get_cube(task.cube_id) is None:
+        stores = self.stores
+        author = stores.catalog.get_user(task.user_id)
+        if author is None or stores.catalog.get_cube(task.cube_id) is None:
             self._finish(task, TaskStatus.FAILED, error="the cube or its user was deleted before extraction")
             return
-        cube = service.access.writable(author, task.cube_id)  # still allowed? (Forbidden fails the task)
-        new, earlier = service.catalog.messages_with_window(job.message_ids, service.settings.add.window_turns)
+        cube = stores.access.writable(author, task.cube_id)  # still allowed? (Forbidden fails the task)
+        new, earlier = stores.catalog.messages_with_window(job.message_ids, stores.settings.add.window_turns)
         if not new:
             self._finish(task, TaskStatus.DONE, error="the messages were deleted before extraction")
             return
@@ -82,17 +89,17 @@ class TaskRunner:
         error: str | None = None
         decisions: list[Decision] = []
         try:
-            if service.llm is None:
+            if stores.llm is None:
                 raise LLMNotConfigured("extraction")
-            extraction = LLMExtractor(service.llm).extract(new, earlier, existing, utcnow())
+            extraction = LLMExtractor(stores.llm).extract(new, earlier, existing, utcnow())
             candidates, decisions, extractor = extraction.candidates, extraction.decisions, "llm"
         except BackendUnavailable as exc:
             if self.closing.is_set():
                 return
             log.warning("extraction of task %s fell back to the rule extractor: %s", task.task_id, exc.message)
-            candidates = service.extractor.from_messages(new, earlier)
+            candidates = stores.extractor.from_messages(new, earlier)
             error, extractor = f"{exc.code}: {exc.message}; the rule extractor's memories were stored", "rules"
-        with service.write_lock:
+        with stores.write_lock:
             if self.closing.is_set():  # the stores are closing: leave the task for the next start
                 return
             changes = self._apply(author, cube, job, candidates, decisions)
@@ -100,39 +107,39 @@ class TaskRunner:
                      TaskStatus.FAILED if error else TaskStatus.DONE, error=error)
 
     def _finish(self, task: Task, status: TaskStatus, error: str | None = None) -> None:
-        self.service.catalog.put_task(task.model_copy(update={"status": status, "error": error, "job": None,
+        self.stores.catalog.put_task(task.model_copy(update={"status": status, "error": error, "job": None,
                                                               "updated_at": utcnow()}))
 
     def _similar(self, cube: Cube, new: Sequence[Message]) -> list[Memory]:
         """The active memories of the cube most like the new messages: what the model may merge with."""
-        service = self.service
-        if not service.settings.add.similar_memories:
+        stores = self.stores
+        if not stores.settings.add.similar_memories:
             return []
         text = "\n".join(m.content for m in new if m.role == "user")[-4000:] or new[-1].content[-4000:]
-        query = service.hybrid_query(service.embedder.embed_query(text), sparse_query(text),
-                                     MemoryFilter(cube_ids=(cube.cube_id,)), service.settings.add.similar_memories)
-        return [from_point(p) for p in service.ready().hybrid_search(query)]
+        query = self.retrieval.hybrid_query(stores.embedder.embed_query(text), sparse_query(text),
+                                            MemoryFilter(cube_ids=(cube.cube_id,)),
+                                            stores.settings.add.similar_memories)
+        return [from_point(p) for p in stores.ready().hybrid_search(query)]
 
     def _apply(self, author: User, cube: Cube, job: AddJob, candidates: list[Candidate],
                decisions: Sequence[Decision]) -> dict[str, list[str]]:
-        service = self.service
         updated: list[str] = []
         archived: list[str] = []
         for decision in decisions:
             try:
                 if decision.action == "update":
-                    service.update_memory(author.user_id, decision.memory.id, memory=decision.value,
-                                          cube_id=cube.cube_id)
+                    self.changes.update_memory(author.user_id, decision.memory.id, memory=decision.value,
+                                               cube_id=cube.cube_id)
                     updated.append(decision.memory.id)
                 else:
-                    service.update_memory(author.user_id, decision.memory.id, status=MemoryStatus.ARCHIVED,
-                                          cube_id=cube.cube_id)
+                    self.changes.update_memory(author.user_id, decision.memory.id, status=MemoryStatus.ARCHIVED,
+                                               cube_id=cube.cube_id)
                     archived.append(decision.memory.id)
             except MemosError as exc:  # deleted meanwhile, or an unusable text: the decision lapses
                 log.info("decision on memory %s skipped: %s", decision.memory.id, exc.message)
         kept, similar, embedded = self._novel(cube, candidates)
         label(kept, job.tags, job.memory_type)
-        result = service.store_candidates(author, cube, kept, job.conversation_id, job.metadata, embedded=embedded)
+        result = self.writes.store_candidates(author, cube, kept, job.conversation_id, job.metadata, embedded=embedded)
         return {"added": result.added, "deduplicated": list(dict.fromkeys([*similar, *result.deduplicated])),
                 "updated": updated, "archived": archived}
 
@@ -142,11 +149,11 @@ class TaskRunner:
         memories repeated, and the kept candidates' vectors by dense index text (for storing them)."""
         if not candidates:
             return [], [], {}
-        service = self.service
-        vectors = service.ready()
-        threshold = service.settings.add.duplicate_similarity
-        texts = [service.index_texts(c.memory, c.speaker, c.context, c.event_time)[0] for c in candidates]
-        dense = service.embedder.embed(texts)  # as stored: comparable with the store's vectors
+        stores = self.stores
+        vectors = stores.ready()
+        threshold = stores.settings.add.duplicate_similarity
+        texts = [stores.index_texts(c.memory, c.speaker, c.context, c.event_time)[0] for c in candidates]
+        dense = stores.embedder.embed(texts)  # as stored: comparable with the store's vectors
         kept: list[Candidate] = []
         kept_vectors: list[tuple[MemoryKind, list[float]]] = []
         embedded: dict[str, list[float]] = {}

@@ -1,0 +1,111 @@
+"""Checks of the values every room takes from a caller: ids, metadata, times, counts. Each raises
+``InvalidRequest`` naming the field."""
+
+from __future__ import annotations
+
+import json
+import math
+import uuid
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+
+from memos_mcp.core.text import is_blank
+from memos_mcp.core.timeparse import parse_time
+from memos_mcp.errors import InvalidRequest, PayloadTooLarge
+
+MAX_TOP_K = 1000
+MAX_METADATA_BYTES = 16_384  # a memory's metadata as JSON, at most
+_ID_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_.:@")
+
+
+def check_id(kind: str, value: str) -> str:
+    """``value`` if it is a usable id of ``kind`` (cube_id, user_id, ...): 1-128 letters, digits or
+    ``- _ . : @``, not only dots (``.`` and ``..`` are path segments that URLs and resource URIs
+    normalise away, so such an id could never be addressed). Raises InvalidRequest naming ``kind``."""
+    if not value or len(value) > 128 or not set(value) <= _ID_CHARS:
+        raise InvalidRequest(f"{kind} {value!r} is not valid: use 1-128 letters, digits or - _ . : @",
+                             field=kind)
+    if not value.strip("."):
+        raise InvalidRequest(f"{kind} {value!r} is not valid: an id made only of dots cannot be addressed in "
+                             "a URL; use at least one letter, digit or - _ : @", field=kind)
+    return value
+
+
+def bounded(name: str, value: int | None, default: int, minimum: int = 1) -> int:
+    """``value`` (``default`` when None) if it is a whole number in ``minimum..MAX_TOP_K``."""
+    chosen = default if value is None else value
+    if isinstance(chosen, bool) or not isinstance(chosen, int) or not minimum <= chosen <= MAX_TOP_K:
+        raise InvalidRequest(f"{name} must be a whole number in {minimum}..{MAX_TOP_K}", field=name)
+    return chosen
+
+
+def threshold(value: float) -> float:
+    """A search's least relativity: a number in [0, 1]."""
+    if isinstance(value, bool) or not isinstance(value, int | float) or not 0 <= value <= 1:
+        raise InvalidRequest("threshold (the least relativity) is a number in [0, 1]", field="threshold")
+    return float(value)
+
+
+def event_time(value: Any) -> datetime | None:
+    """A ``chat_time`` as a UTC time (None when not given)."""
+    try:
+        return parse_time(value)
+    except ValueError as exc:
+        raise InvalidRequest(f"chat_time: {exc}", field="chat_time") from exc
+
+
+def is_uuid(value: str) -> bool:
+    """Whether ``value`` is a UUID (the only form a memory id takes)."""
+    try:
+        uuid.UUID(value)
+    except (ValueError, TypeError, AttributeError):
+        return False
+    return True
+
+
+def check_tags(tags: Sequence[str] | None) -> list[str]:
+    """The caller's tags as text; a tag with nothing visible in it is refused naming it."""
+    checked = [str(tag).strip() for tag in tags or ()]
+    for index, tag in enumerate(checked):
+        if is_blank(tag):
+            raise InvalidRequest(f"tags.{index} is empty (nothing visible)", field=f"tags.{index}")
+    return checked
+
+
+def check_metadata(metadata: dict[str, Any] | None) -> dict[str, Any]:
+    """A copy of the caller's metadata: keys like ids (at most 64 characters), values JSON, at most
+    ``MAX_METADATA_BYTES`` as JSON (PayloadTooLarge beyond)."""
+    if metadata is None:
+        return {}
+    if not isinstance(metadata, dict):
+        raise InvalidRequest("metadata must be an object of keys to values", field="metadata")
+    for key, value in metadata.items():
+        if not isinstance(key, str) or not key or len(key) > 64 or not set(key) <= _ID_CHARS:
+            raise InvalidRequest(f"metadata key {key!r} is not valid: use 1-64 letters, digits or - _ . : @",
+                                 field="metadata")
+        if not _json_value(value):
+            raise InvalidRequest(f"metadata value of {key!r} must be JSON: text, a finite number (integers within "
+                                 "64 bits), boolean, list or object",
+                                 field=f"metadata.{key}")
+    size = len(json.dumps(metadata, ensure_ascii=False).encode("utf-8"))
+    if size > MAX_METADATA_BYTES:  # every answer carries it: one memory must not fill a client's message
+        raise PayloadTooLarge(f"metadata takes {size} bytes as JSON; the limit is {MAX_METADATA_BYTES}",
+                              field="metadata", limit=MAX_METADATA_BYTES)
+    return dict(metadata)
+
+
+def _json_value(value: Any, depth: int = 0) -> bool:
+    if depth > 8:
+        return False
+    if isinstance(value, float):  # NaN and infinities are not JSON: a store would keep them as null
+        return math.isfinite(value)
+    if isinstance(value, int) and not isinstance(value, bool):
+        return -2**63 <= value < 2**63  # what the stores keep exactly
+    if value is None or isinstance(value, str | bool):
+        return True
+    if isinstance(value, list):
+        return all(_json_value(v, depth + 1) for v in value)
+    if isinstance(value, dict):
+        return all(isinstance(k, str) and _json_value(v, depth + 1) for k, v in value.items())
+    return False

@@ -1,0 +1,180 @@
+"""What every room of the core shares: the stores, the settings, access control, the write lock
+and the disk guard (``Stores``), and the base of a room (``Room``).
+
+``Stores`` opens the vector store and the graph on first use and, at that first open, rolls back
+the writes a stopped process left unfinished. Rooms receive the one ``Stores`` of the service:
+never the service itself, so no room depends on the facade that composes them.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Sequence
+from datetime import datetime
+from typing import TYPE_CHECKING
+
+from memos_mcp.config import Settings
+from memos_mcp.core.access import AccessControl
+from memos_mcp.core.diskspace import DiskGuard
+from memos_mcp.core.embedder import Embedder
+from memos_mcp.core.factory import build_language_model
+from memos_mcp.core.graph.extract import ExtractedGraph
+from memos_mcp.core.graph.memory import GraphMemory, MemoryGraph
+from memos_mcp.core.graph.store import GraphStore
+from memos_mcp.core.models import Memory
+from memos_mcp.core.payload import index_texts
+from memos_mcp.core.stores.catalog import Catalog
+from memos_mcp.core.stores.vector import VectorStore
+from memos_mcp.core.text import is_blank
+from memos_mcp.core.write.ingest.extractor import Extractor, RuleExtractor
+from memos_mcp.errors import ConfigError, InvalidRequest, MemosError, PayloadTooLarge
+
+if TYPE_CHECKING:
+    from memos_mcp.core.llm import LanguageModel  # imports openai (slow): only when a model is configured
+
+log = logging.getLogger(__name__)
+
+
+class Stores:
+    """The service's stores and shared parts. ``extractor`` is the deterministic extractor (it may be
+    replaced: the next add uses the new one); ``llm`` the one client of the configured language model
+    (chat, suggestions, extraction), None without one. Writes hold ``write_lock``."""
+
+    def __init__(self, settings: Settings, catalog: Catalog, vectors: VectorStore, embedder: Embedder,
+                 extractor: Extractor | None = None, graph_store: GraphStore | None = None) -> None:
+        self.settings = settings
+        self.catalog = catalog
+        self.vectors = vectors
+        self.embedder = embedder
+        self.extractor: Extractor = extractor or RuleExtractor(settings.search.context_turns)
+        self.llm: LanguageModel | None = build_language_model(settings)
+        self.access = AccessControl(catalog)
+        self.write_lock = threading.RLock()
+        self.disk = DiskGuard(settings.data_dir, settings.storage.min_free_bytes)
+        self.graph_store = graph_store
+        self._open = threading.RLock()  # re-entered by the start-up reconciliation (it opens the graph)
+        self.vectors_ready = False
+        self.opened_graph: GraphMemory | None = None
+        self._check_model()
+
+    @property
+    def read_only(self) -> bool:
+        """Whether the data directory was opened read-only (every write raises ``DataDirReadOnly``)."""
+        return self.catalog.read_only
+
+    def ready(self) -> VectorStore:
+        """Load the embedder and open the vector store (once); the dimension comes from the model."""
+        if not self.vectors_ready:
+            with self._open:
+                if not self.vectors_ready:
+                    self.vectors.open(self.embedder.dimension)
+                    if self.vectors.repaired:
+                        log.warning("vector store repaired on open (a creation was cut short): made %s",
+                                    ", ".join(self.vectors.repaired))
+                    self._record_model()
+                    self._reconcile()
+                    self.vectors_ready = True
+        return self.vectors
+
+    def graph(self) -> GraphMemory | None:
+        """The graph memory, its store opened on first use; None when graph memory is turned off."""
+        if self.graph_store is not None and self.opened_graph is None:
+            with self._open:
+                if self.opened_graph is None:
+                    self.graph_store.open()
+                    self.opened_graph = GraphMemory(self.graph_store, self.settings.graph.decay)
+        return self.opened_graph
+
+    def _reconcile(self) -> None:
+        """Roll back the memory writes a stopped process left unfinished (never acknowledged): an add's
+        points, graph and history go; an update's history event stays only if the point holds its text."""
+        try:
+            pending = self.catalog.pending_writes()
+            if not pending:
+                return
+            added = {e.memory_id: e.cube_id for e in pending if e.event == "ADD"}
+            points = {p.id: p for p in self.vectors.retrieve(list(dict.fromkeys(e.memory_id for e in pending)))}
+            kept = [e.memory_id for e in pending if e.memory_id not in added and e.memory_id in points
+                    and points[e.memory_id].payload.get("memory") == e.new_memory
+                    and (e.event != "ARCHIVE" or points[e.memory_id].payload.get("status") == "archived")]
+            if added:
+                self.vectors.delete(list(added))
+                graph = self.graph()
+                for cube_id in set(added.values()):
+                    if graph is not None:
+                        graph.forget(cube_id, [m for m, c in added.items() if c == cube_id])
+            self.catalog.end_writes(kept)
+            self.catalog.undo_writes([e.memory_id for e in pending if e.memory_id not in kept])
+        except MemosError as exc:  # the next start tries again
+            log.warning("unfinished writes could not be rolled back yet: %s", exc)
+            return
+        log.warning("rolled back the unfinished writes of %d memories (%d kept)",
+                    len({e.memory_id for e in pending}) - len(kept), len(kept))
+
+    def _check_model(self) -> None:
+        """At start-up, without loading anything: the data directory keeps the model it was made with."""
+        stored = self.catalog.get_meta("embedding_model")
+        if stored and stored != self.embedder.model_id:
+            raise ConfigError(
+                f"the vectors in {self.settings.data_dir} were made by embedding model '{stored}' (dimension "
+                f"{self.catalog.get_meta('dimension')}) but '{self.embedder.model_id}' is configured; configure "
+                "that model again, or export the cubes and import them into a new data directory to re-embed",
+                stored=stored, configured=self.embedder.model_id)
+
+    def _record_model(self) -> None:
+        """Record the model at every open (not only the first: a first start may be killed before)."""
+        if self.read_only or (self.catalog.get_meta("embedding_model") == self.embedder.model_id
+                              and self.catalog.get_meta("dimension") == str(self.embedder.dimension)):
+            return
+        self.catalog.set_meta("embedding_model", self.embedder.model_id)
+        self.catalog.set_meta("dimension", str(self.embedder.dimension))
+
+    def check_text(self, text: str, field: str) -> None:
+        """The one check of text that becomes memory or a query: not blank (only whitespace, control or
+        format characters such as a zero-width space), valid Unicode, at most max_memory_size characters."""
+        if is_blank(text):
+            raise InvalidRequest(f"{field} is empty (it has no visible character)", field=field)
+        try:
+            text.encode("utf-8")
+        except UnicodeEncodeError as exc:
+            raise InvalidRequest(f"{field} is not valid Unicode (a lone surrogate)", field=field) from exc
+        if len(text) > self.settings.max_memory_size:
+            raise PayloadTooLarge(f"{field} has {len(text)} characters; the limit is "
+                                  f"{self.settings.max_memory_size} (max_memory_size)", field=field)
+
+    def index_texts(self, text: str, speaker: str | None, context: str,
+                    event_time: datetime | None) -> tuple[str, str]:
+        """The dense and sparse index texts of a memory, as the search settings say."""
+        return index_texts(text, speaker, context, event_time, self.settings.search.dense_context)
+
+    def ingest_graph(self, cube_id: str, items: Sequence[tuple[Memory, ExtractedGraph | None, str | None]]) -> None:
+        """The graph of stored memories: the extraction's own, or the deterministic one of text and speaker."""
+        graph = self.graph()
+        if graph is not None:
+            read = iter(graph.extract(cube_id, [(m.memory, speaker) for m, given, speaker in items if given is None]))
+            graph.ingest(cube_id, [MemoryGraph(m.id, given if given is not None else next(read),
+                                               (m.event_time or m.created_at).timestamp())
+                                   for m, given, _ in items])
+
+
+class Room:
+    """A room of the core: one concern's operations over the shared ``Stores``."""
+
+    def __init__(self, stores: Stores) -> None:
+        self.stores = stores
+        self.settings = stores.settings
+        self.catalog = stores.catalog
+        self.vectors = stores.vectors
+        self.embedder = stores.embedder
+        self.access = stores.access
+        self.write_lock = stores.write_lock
+        self.disk = stores.disk
+
+    def ready(self) -> VectorStore:
+        """The vector store, opened (see ``Stores.ready``)."""
+        return self.stores.ready()
+
+    def graph(self) -> GraphMemory | None:
+        """The graph memory, or None when it is turned off."""
+        return self.stores.graph()

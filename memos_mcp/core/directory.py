@@ -1,0 +1,128 @@
+"""The directory: users, cubes and shares. Each operation is made by an acting user and checked by
+access control; API keys (``core.keys``) build on it."""
+
+from __future__ import annotations
+
+import uuid
+
+from memos_mcp.core.access import AccessControl
+from memos_mcp.core.checks import check_id
+from memos_mcp.core.context import Room
+from memos_mcp.core.models import Cube, Permission, Role, Share, ShareState, User, utcnow
+from memos_mcp.core.stores.vector import MemoryFilter
+from memos_mcp.core.text import is_blank
+from memos_mcp.errors import Conflict, InvalidRequest, NotFound
+
+ROOT_USER = "root"
+
+
+class Directory(Room):
+    """Users, their cubes and the shares between them."""
+
+    # --- users ---------------------------------------------------------------------------------
+    def _new_user(self, user_id: str, user_name: str | None, role: Role) -> tuple[User, Cube]:
+        now = utcnow()
+        user = User(user_id=user_id, user_name=user_name or user_id, role=role, created_at=now)
+        cube_id = f"{user_id}_default_cube"
+        if self.catalog.get_cube(cube_id) is not None:
+            cube_id = f"{cube_id}_{uuid.uuid4().hex[:8]}"
+        cube = Cube(cube_id=cube_id, name=f"{user.user_name}'s memories", owner_id=user_id,
+                    created_at=now, is_default=True)
+        self.catalog.create_user_with_cube(user, cube)
+        return user, cube
+
+    def ensure_user(self, user_id: str, role: Role = Role.USER) -> User:
+        """The user, created with its default cube on first use (the operator's own entry points:
+        the CLI and the stdio server's configured user)."""
+        with self.write_lock:
+            user = self.catalog.get_user(check_id("user_id", user_id))
+            return user if user is not None else self._new_user(user_id, None, role)[0]
+
+    def register_user(self, actor_id: str, user_id: str | None = None, user_name: str | None = None,
+                      role: Role = Role.USER) -> tuple[User, Cube]:
+        actor = self.access.user(actor_id)
+        self.access.require_admin(actor, "register users")
+        self.access.require_rank(actor, role, f"register a user with the {role.value} role")
+        user_id = check_id("user_id", user_id or str(uuid.uuid4()))
+        with self.write_lock:
+            if self.catalog.get_user(user_id) is not None:
+                raise Conflict(f"user '{user_id}' already exists", user_id=user_id)
+            return self._new_user(user_id, user_name, role)
+
+    def get_user(self, actor_id: str, user_id: str | None = None) -> tuple[User, list[Cube]]:
+        user = self.access.acting_as(self.access.user(actor_id), user_id)
+        return user, self.list_cubes(user.user_id)
+
+    def list_users(self, actor_id: str) -> list[User]:
+        self.access.require_admin(self.access.user(actor_id), "list users")
+        return self.catalog.list_users()
+
+    # --- cubes ---------------------------------------------------------------------------------
+    def create_cube(self, actor_id: str, name: str, cube_id: str | None = None,
+                    owner_id: str | None = None) -> Cube:
+        owner = self.access.acting_as(self.access.user(actor_id), owner_id)
+        self.access.require_writer(owner)
+        if is_blank(name):
+            raise InvalidRequest("a cube needs a name", field="name")
+        cube = Cube(cube_id=check_id("cube_id", cube_id or str(uuid.uuid4())), name=name.strip()[:200],
+                    owner_id=owner.user_id, created_at=utcnow(), permission="owner")
+        with self.write_lock:
+            if self.catalog.get_cube(cube.cube_id) is not None:
+                raise Conflict(f"cube '{cube.cube_id}' already exists", cube_id=cube.cube_id)
+            self.catalog.create_cube(cube)
+        return cube
+
+    def list_cubes(self, actor_id: str, user_id: str | None = None) -> list[Cube]:
+        user = self.access.acting_as(self.access.user(actor_id), user_id)
+        return [c.model_copy(update={"permission": AccessControl.access(user, c)})
+                for c in self.catalog.cubes_of(user.user_id)]
+
+    def get_cube(self, actor_id: str, cube_id: str) -> Cube:
+        return self.access.cube(self.access.user(actor_id), cube_id, Permission.READ)
+
+    def delete_cube(self, actor_id: str, cube_id: str) -> None:
+        actor = self.access.user(actor_id)
+        cube = self.access.manage(actor, cube_id)
+        with self.write_lock:
+            self.ready().delete_where(MemoryFilter(cube_ids=(cube.cube_id,), status=()))
+            graph = self.graph()
+            if graph is not None:
+                graph.store.delete_cube(cube.cube_id)
+            self.catalog.delete_cube(cube.cube_id)
+
+    def share_cube(self, actor_id: str, cube_id: str, target_user_id: str,
+                   permission: Permission = Permission.READ) -> Cube:
+        """Offer the cube to another user (or change the permission of a share). The share stays
+        ``pending`` until the recipient accepts it: until then it reaches only the recipient's calls
+        that name the cube, never their default scope. The answer (the cube, with its accepted
+        shares) is the same whether or not ``target_user_id`` exists: sharing cannot probe user ids."""
+        cube = self.access.manage(self.access.user(actor_id), cube_id)
+        check_id("target_user_id", target_user_id)
+        if target_user_id == cube.owner_id:
+            raise InvalidRequest(f"user '{target_user_id}' already owns cube '{cube_id}'", field="target_user_id")
+        with self.write_lock:
+            if self.catalog.get_user(target_user_id) is not None:
+                self.catalog.share_cube(cube.cube_id, target_user_id, permission, utcnow())
+        return self.access.cube(self.access.user(actor_id), cube_id, Permission.READ)
+
+    def unshare_cube(self, actor_id: str, cube_id: str, target_user_id: str) -> None:
+        cube = self.access.manage(self.access.user(actor_id), cube_id)
+        self.catalog.unshare_cube(cube.cube_id, target_user_id)
+
+    def list_shares(self, actor_id: str, state: ShareState | None = None) -> list[Share]:
+        """The cubes offered to (``pending``) or shared with (``accepted``) the actor."""
+        return self.catalog.shares_of(self.access.user(actor_id).user_id, state)
+
+    def accept_share(self, actor_id: str, cube_id: str) -> Cube:
+        """Accept a share offered to the actor: the cube joins its default scope (searches, lists)."""
+        user = self.access.user(actor_id)
+        if not self.catalog.accept_share(cube_id, user.user_id):
+            raise NotFound("share of cube", cube_id, "List the shares offered to you with list_shares.")
+        return self.access.cube(user, cube_id, Permission.READ)
+
+    def decline_share(self, actor_id: str, cube_id: str) -> None:
+        """Decline (or leave) a share: the actor loses all access the share gave."""
+        user = self.access.user(actor_id)
+        if not self.catalog.unshare_cube(cube_id, user.user_id):
+            raise NotFound("share of cube", cube_id, "List the shares offered to you with list_shares.")
+

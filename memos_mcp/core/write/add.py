@@ -1,0 +1,348 @@
+"""Adding memories: messages (extracted at once by the rule extractor, or queued for the language
+model), a text or a document; de-duplication against the cube; the all-or-nothing write of new
+memories with their history and graph."""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import TimeoutError as FutureTimeout
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from pydantic import ValidationError
+
+from memos_mcp.core.checks import check_id, check_metadata, check_tags, event_time
+from memos_mcp.core.context import Room, Stores
+from memos_mcp.core.models import (
+    AddJob,
+    AddResult,
+    Cube,
+    HistoryEvent,
+    Memory,
+    MemoryKind,
+    MemorySource,
+    MemoryType,
+    Message,
+    MessageIn,
+    SourceKind,
+    Task,
+    TaskStatus,
+    User,
+    utcnow,
+)
+from memos_mcp.core.payload import from_point, to_payload
+from memos_mcp.core.stores.vector import MemoryFilter, StoredPoint, VectorPoint
+from memos_mcp.core.text import content_hash, sparse_document
+from memos_mcp.core.write.ingest.documents import confine, read_document
+from memos_mcp.core.write.ingest.extractor import Candidate, label, split, text_pieces
+from memos_mcp.core.write.ingest.pipeline import AddWorker
+from memos_mcp.errors import Conflict, InvalidRequest, MemosError, NotFound
+
+log = logging.getLogger(__name__)
+
+Progress = Callable[[int, int], None]
+MAX_SOURCES = 50  # sources a de-duplicated memory gathers from the adds it met
+DEDUP_SCAN = 100  # stored memories with one text compared for the same metadata
+WRITE_GROUP = 256  # memories embedded together: the embedder sorts them by length to pad little
+WRITE_OVERHEAD = 16_384  # bytes a stored memory or message may take on disk beyond its text, at most
+
+
+class Writes(Room):
+    """The add path. Queued adds go to ``worker`` (its work function runs them: ``ingest.tasks``)."""
+
+    def __init__(self, stores: Stores, worker: AddWorker) -> None:
+        super().__init__(stores)
+        self.worker = worker
+
+    def resume(self) -> None:
+        """Submit the tasks queued or interrupted before the last stop (a read-only data directory keeps
+        them for later)."""
+        for task in [] if self.stores.read_only else self.catalog.open_tasks():
+            self.worker.submit(task.task_id, chain(task.cube_id, task.conversation_id))
+
+    def add_memory(
+        self, actor_id: str, *, cube_id: str | None = None, user_id: str | None = None,
+        messages: Sequence[MessageIn | dict[str, Any]] | None = None, memory_content: str | None = None,
+        doc_path: str | None = None, conversation_id: str | None = None,
+        metadata: dict[str, Any] | None = None, tags: Sequence[str] | None = None,
+        chat_time: Any = None, memory_type: MemoryType | str | None = None, progress: Progress | None = None,
+        async_mode: bool | None = None, message_ids: Sequence[str] | None = None,
+    ) -> AddResult:
+        """Add messages, a text or a document. With a language model, messages are stored at once and
+        extracted in the background (the answer carries the task, ``queued``); ``async_mode=False``
+        waits for the memories. Without one, the deterministic extractor runs before the answer.
+
+        ``message_ids`` (one per message: an import's stable ids) store the messages under those ids;
+        one already stored is not stored again. An add that fails leaves nothing behind (no memory,
+        history or message); a file system below ``storage.min_free_bytes`` refuses it with
+        ``StorageError`` (507) before anything is written."""
+        author = self.access.acting_as(self.access.user(actor_id), user_id)
+        cube = self.access.writable(author, cube_id)
+        given = [name for name, value in (("messages", messages), ("memory_content", memory_content),
+                                          ("doc_path", doc_path)) if value]
+        if len(given) != 1:
+            raise InvalidRequest("give exactly one of messages, memory_content or doc_path"
+                                 + (f" (got {', '.join(given)})" if given else ""))
+        conversation = check_id("conversation_id", conversation_id) if conversation_id else None
+        meta = check_metadata(metadata)
+        tags = check_tags(tags)
+        kind_type = MemoryType(memory_type) if memory_type else None
+        self.disk.check("add memories", WRITE_OVERHEAD * (len(messages or ()) + 1)
+                        + 8 * len(memory_content or "") + sum(8 * len(str(m)) for m in messages or ()))
+        if messages and self.stores.llm is not None:
+            return self._queue(author, cube, messages, conversation or "default", meta, list(tags or []), kind_type,
+                               self.settings.add.async_mode if async_mode is None else async_mode, message_ids)
+        if messages:
+            conversation = conversation or "default"
+            earlier = self.catalog.recent_messages([cube.cube_id], conversation, self.settings.search.context_turns)
+            stored, new = self._messages(author, cube, messages, conversation, message_ids)
+            self.catalog.add_messages(new)
+            added: list[str] = []
+            try:
+                candidates = self.stores.extractor.from_messages(stored, earlier)
+                label(candidates, tags or [], kind_type)
+                result = self.store_candidates(author, cube, candidates, conversation, meta, progress)
+                added = result.added
+                result.message_ids = [m.id for m in stored]
+                result.task_id = self._record_task(author, cube, result)
+            except BaseException:
+                self._undo_add(cube.cube_id, added, [m.id for m in new])
+                raise
+            return result
+        elif memory_content:
+            self.stores.check_text(memory_content, "memory_content")
+            candidates = self._from_text(memory_content, MemoryKind.FACT, SourceKind.API,
+                                         lambda i: MemorySource(type=SourceKind.API, chunk_index=i),
+                                         event_time(chat_time))
+        else:
+            candidates = self._from_document(confine(str(doc_path), self.settings.effective_import_roots))
+        label(candidates, tags or [], kind_type)
+        result = self.store_candidates(author, cube, candidates, conversation, meta, progress)
+        try:
+            result.task_id = self._record_task(author, cube, result)
+        except BaseException:
+            self._undo_add(cube.cube_id, result.added, [])
+            raise
+        return result
+
+    def _undo_add(self, cube_id: str, memory_ids: Sequence[str], message_ids: Sequence[str]) -> None:
+        """Take back what a failed add stored; what cannot be taken back now (the store failing again)
+        is left to the start-up reconciliation (memories) or stays (messages), and logged."""
+        try:
+            with self.write_lock:
+                if memory_ids:
+                    self.vectors.delete(list(memory_ids))
+                    graph = self.graph()
+                    if graph is not None:
+                        graph.forget(cube_id, list(memory_ids))
+                    self.catalog.discard_memories(memory_ids)
+                if message_ids:
+                    self.catalog.delete_message_ids(message_ids)
+        except MemosError as exc:
+            log.error("a failed add could not be taken back (%d memories, %d messages): %s", len(memory_ids),
+                      len(message_ids), exc)
+
+    def _record_task(self, author: User, cube: Cube, result: AddResult) -> str:
+        now = utcnow()
+        task = Task(task_id=str(uuid.uuid4()), user_id=author.user_id, cube_id=cube.cube_id, status=TaskStatus.DONE,
+                    created_at=now, updated_at=now, added=result.added, deduplicated=result.deduplicated,
+                    extractor="rules")
+        self.catalog.put_task(task)
+        return task.task_id
+
+    def _queue(self, author: User, cube: Cube, messages: Sequence[MessageIn | dict[str, Any]], conversation: str,
+               metadata: dict[str, Any], tags: list[str], memory_type: MemoryType | None,
+               async_mode: bool, message_ids: Sequence[str] | None = None) -> AddResult:
+        """Store the messages and queue their extraction, in one transaction (a restart resumes it)."""
+        stored, new = self._messages(author, cube, messages, conversation, message_ids)
+        now = utcnow()
+        task = Task(task_id=str(uuid.uuid4()), user_id=author.user_id, cube_id=cube.cube_id, status=TaskStatus.QUEUED,
+                    created_at=now, updated_at=now, conversation_id=conversation,
+                    job=AddJob(message_ids=[m.id for m in stored], conversation_id=conversation, metadata=metadata,
+                               tags=tags, memory_type=memory_type))
+        self.catalog.add_messages(new, task)
+        done = self.worker.submit(task.task_id, chain(cube.cube_id, conversation))
+        if not async_mode:
+            try:
+                done.result(timeout=self.settings.add.sync_timeout)
+            except FutureTimeout:
+                log.warning("add task %s still running after %.0f s; answering with its status", task.task_id,
+                            self.settings.add.sync_timeout)
+        return self._task_result(task.task_id, [m.id for m in stored])
+
+    def _task_result(self, task_id: str, message_ids: list[str]) -> AddResult:
+        task = self.catalog.get_task(task_id)
+        assert task is not None
+        memories = [from_point(p) for p in self.ready().retrieve([*task.added, *task.deduplicated])] \
+            if task.added or task.deduplicated else []
+        return AddResult(memories=memories, added=task.added, deduplicated=task.deduplicated,
+                         updated=task.updated, archived=task.archived, message_ids=message_ids, task_id=task_id,
+                         status=task.status, cube_id=task.cube_id)
+
+    def get_task(self, actor_id: str, task_id: str) -> Task:
+        """The status of an add; another user's task is not found unless the actor is admin."""
+        actor = self.access.user(actor_id)
+        task = self.catalog.get_task(task_id)
+        if task is None or (task.user_id != actor.user_id and not actor.is_admin):
+            raise NotFound("task", task_id)
+        return task
+
+    def add_document(self, actor_id: str, path: Path, *, cube_id: str | None = None,
+                     progress: Progress | None = None) -> AddResult:
+        """Import a file the operator named (the CLI): no import-root confinement applies."""
+        author = self.access.user(actor_id)
+        cube = self.access.writable(author, cube_id)
+        self.disk.check("import a document", 8 * path.stat().st_size if path.is_file() else 0)
+        return self.store_candidates(author, cube, self._from_document(path.resolve()), None, {}, progress)
+
+    def _from_document(self, path: Path) -> list[Candidate]:
+        return self._from_text(read_document(path), MemoryKind.DOCUMENT, SourceKind.DOCUMENT,
+                               lambda i: MemorySource(type=SourceKind.DOCUMENT, doc_path=str(path), chunk_index=i),
+                               None)
+
+    def _messages(self, author: User, cube: Cube, raw: Sequence[MessageIn | dict[str, Any]], conversation: str,
+                  ids: Sequence[str] | None) -> tuple[list[Message], list[Message]]:
+        """The validated messages, and those of them not stored yet (under ``ids`` when given, else new
+        ids): the caller stores them (not under the write lock: an acknowledgement must not wait for a
+        background extraction's writes)."""
+        try:
+            parsed = [m if isinstance(m, MessageIn) else MessageIn.model_validate(m) for m in raw]
+        except ValidationError as exc:
+            raise InvalidRequest.naming_field(exc, prefix="messages") from exc
+        for index, message in enumerate(parsed):
+            self.stores.check_text(message.content, f"messages.{index}.content")
+        if ids is not None and len(ids) != len(parsed):
+            raise InvalidRequest(f"{len(ids)} message ids for {len(parsed)} messages", field="message_ids")
+        now = utcnow()
+        given = [check_id("message_ids", i) for i in ids] if ids is not None else [str(uuid.uuid4()) for _ in parsed]
+        stored = [Message(id=i, cube_id=cube.cube_id, conversation_id=conversation,
+                          user_id=author.user_id, role=m.role, content=m.content, name=m.name,
+                          message_id=m.message_id, chat_time=m.chat_time, created_at=now)
+                  for i, m in zip(given, parsed, strict=True)]
+        known = self.catalog.message_cubes(given) if ids is not None else {}
+        if any(cube_of != cube.cube_id for cube_of in known.values()):
+            raise Conflict("a message id is already used in another cube", field="message_ids")
+        return stored, [m for m in stored if m.id not in known]
+
+    def _from_text(self, text: str, kind: MemoryKind, source: SourceKind,
+                   source_of: Callable[[int], MemorySource], when: datetime | None) -> list[Candidate]:
+        pieces = text_pieces(text, self.settings.chunk_size, kind, source, source_of, when)
+        if not pieces:
+            raise InvalidRequest("the text to add is empty")
+        return pieces
+
+    def store_candidates(self, author: User, cube: Cube, candidates: Sequence[Candidate], conversation: str | None,
+                         metadata: dict[str, Any], progress: Progress | None = None,
+                         embedded: Mapping[str, list[float]] | None = None) -> AddResult:
+        """Write new candidates as memories; a candidate longer than ``chunk_size`` is stored as its
+        pieces (``split``). A memory already stored in the cube with the same text and the same metadata
+        is reported as de-duplicated instead (the caller's tags and sources are merged into it); the
+        pieces of a longer text only ever match the same piece of the same text with the same metadata,
+        so texts that share a passage keep a copy each. ``embedded`` holds vectors already made for
+        dense index texts. All
+        or nothing: on a failure (``StorageError`` 507 on a full disk) no memory of the call stays."""
+        vectors = self.ready()
+        result = AddResult(memories=[], cube_id=cube.cube_id)
+        self.disk.check("add memories", sum(WRITE_OVERHEAD + 8 * len(c.memory) for c in candidates))
+        with self.write_lock:
+            fresh: list[tuple[Candidate, str]] = []
+            seen: dict[str, Candidate] = {}
+            for candidate in (p for c in candidates for p in split(c, self.settings.chunk_size)):
+                digest = content_hash(f"{candidate.kind}:{candidate.part_of or ''}:{candidate.memory}"
+                                      if candidate.part_of else f"{candidate.kind}:{candidate.memory}")
+                if digest in seen:  # said twice in one add: one memory, from both places
+                    first = seen[digest]
+                    first.sources = [*first.sources, *(s for s in candidate.sources
+                                                       if s not in first.sources)][:MAX_SOURCES]
+                    continue
+                seen[digest] = candidate
+                same = [p for p in vectors.scroll(MemoryFilter(cube_ids=(cube.cube_id,), content_hash=digest),
+                                                  DEDUP_SCAN)
+                        if p.payload.get("metadata", {}) == metadata  # one conversation's: found through it
+                        and p.payload.get("conversation_id") == conversation]
+                if same:
+                    merged = self._merge_into(same[0], candidate)
+                    result.memories.append(merged)
+                    result.deduplicated.append(merged.id)
+                else:
+                    fresh.append((candidate, digest))
+            try:
+                for start in range(0, len(fresh), WRITE_GROUP):
+                    part = fresh[start:start + WRITE_GROUP]
+                    memories = self._write_points(author, cube, part, conversation, metadata, embedded or {})
+                    result.memories.extend(memories)
+                    result.added.extend(m.id for m in memories)
+                    if progress is not None:
+                        progress(min(start + WRITE_GROUP, len(fresh)), len(fresh))
+            except BaseException:
+                self._undo_add(cube.cube_id, result.added, [])
+                raise
+        return result
+
+    def _merge_into(self, point: StoredPoint, candidate: Candidate) -> Memory:
+        """The stored memory a duplicate add lands on, with the add's tags and sources (the first
+        ``MAX_SOURCES``: a phrase said over and over keeps where it was first said) merged in."""
+        memory = from_point(point)
+        tags = list(dict.fromkeys([*memory.tags, *candidate.given_tags]))
+        sources = [*memory.sources, *(s for s in candidate.sources if s not in memory.sources)][:MAX_SOURCES]
+        if tags == memory.tags and sources == memory.sources:
+            return memory
+        memory = memory.model_copy(update={"tags": tags, "sources": sources})
+        self.vectors.set_payload(memory.id, {"tags": tags, "sources": [
+            s.model_dump(mode="json") for s in sources]})
+        return memory
+
+    def _write_points(self, author: User, cube: Cube, part: Sequence[tuple[Candidate, str]],
+                      conversation: str | None, metadata: dict[str, Any],
+                      embedded: Mapping[str, list[float]]) -> list[Memory]:
+        now = utcnow()
+        memories = [Memory(
+            id=str(uuid.uuid4()), cube_id=cube.cube_id, user_id=author.user_id, memory=c.memory, key=c.key,
+            memory_type=c.memory_type, kind=c.kind, preference_type=c.preference_type, reasoning=c.reasoning,
+            tags=c.tags, confidence=c.confidence, background=c.background, source=c.source, sources=c.sources,
+            conversation_id=conversation, event_time=c.event_time, created_at=now, updated_at=now,
+            metadata=dict(metadata)) for c, _ in part]
+        texts = [self.stores.index_texts(m.memory, c.speaker, c.context, c.event_time) for m, (c, _) in zip(
+            memories, part, strict=True)]
+        # A turn and its preference share one vector; vectors made already (de-duplication) are reused.
+        unique = [d for d in dict.fromkeys(d for d, _ in texts) if d not in embedded]
+        vectors = {**embedded, **dict(zip(unique, self.embedder.embed(unique), strict=True))}
+        dense = [vectors[d] for d, _ in texts]
+        self.commit_points(cube.cube_id, [
+            VectorPoint(m.id, vec, sparse_document(sparse), to_payload(
+                m, digest, c.context, c.speaker, [t for t in c.tags if t not in c.given_tags], key_given=False))
+            for m, (c, digest), vec, (_, sparse) in zip(memories, part, dense, texts, strict=True)],
+            [HistoryEvent(memory_id=m.id, cube_id=cube.cube_id, event="ADD", actor=author.user_id, at=now,
+                          new_memory=m.memory) for m in memories],
+            lambda: self.stores.ingest_graph(cube.cube_id, [(m, c.graph, c.speaker)
+                                                      for m, (c, _) in zip(memories, part, strict=True)]))
+        return memories
+
+    def commit_points(self, cube_id: str, points: Sequence[VectorPoint], events: Sequence[HistoryEvent],
+                      then: Callable[[], None] | None = None) -> None:
+        """Store new memories' points and their history (``ADD`` events) all or nothing, under the write
+        lock: the history is recorded as pending first (one catalog transaction), then the points and
+        ``then`` (the graph) are written, then the history is marked complete. A failure takes the points
+        and history back and raises; a process killed before the end leaves pending history, which the
+        next start rolls back with the points (the write was never acknowledged)."""
+        if not points:
+            return
+        with self.write_lock:
+            self.catalog.begin_writes(events)
+            try:
+                self.vectors.upsert(points)
+                if then is not None:
+                    then()
+                self.catalog.end_writes([e.memory_id for e in events])
+            except BaseException:
+                self._undo_add(cube_id, [p.id for p in points], [])
+                raise
+
+
+
+def chain(cube_id: str, conversation_id: str | None) -> str:
+    """Tasks of one conversation run one after the other."""
+    return f"{cube_id}/{conversation_id or ''}"
