@@ -19,6 +19,12 @@ MAX_METADATA_BYTES = 16_384  # a memory's metadata as JSON, at most
 _ID_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_.:@")
 
 
+def is_metadata_key(key: object) -> bool:
+    """Whether ``key`` may name metadata (stored, or filtered on): 1-64 letters, digits or ``- _ . : @``,
+    which no store's filter syntax needs quoted."""
+    return isinstance(key, str) and 0 < len(key) <= 64 and set(key) <= _ID_CHARS
+
+
 def check_id(kind: str, value: str) -> str:
     """``value`` if it is a usable id of ``kind`` (cube_id, user_id, ...): 1-128 letters, digits or
     ``- _ . : @``, not only dots (``.`` and ``..`` are path segments that URLs and resource URIs
@@ -81,7 +87,7 @@ def check_metadata(metadata: dict[str, Any] | None) -> dict[str, Any]:
     if not isinstance(metadata, dict):
         raise InvalidRequest("metadata must be an object of keys to values", field="metadata")
     for key, value in metadata.items():
-        if not isinstance(key, str) or not key or len(key) > 64 or not set(key) <= _ID_CHARS:
+        if not is_metadata_key(key):
             raise InvalidRequest(f"metadata key {key!r} is not valid: use 1-64 letters, digits or - _ . : @",
                                  field="metadata")
         if not _json_value(value):

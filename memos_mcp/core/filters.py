@@ -3,20 +3,16 @@
 from __future__ import annotations
 
 import math
-import re
 from datetime import datetime
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from memos_mcp.core.checks import is_metadata_key
 from memos_mcp.core.models import MemoryKind, MemoryStatus, MemoryType
 from memos_mcp.core.stores.vector import MemoryFilter, Scalar
 from memos_mcp.core.timeparse import parse_bound, parse_time, to_epoch
 from memos_mcp.errors import InvalidRequest
-
-# The keys metadata may have (the same rule as for storing it): a filter on any other key is refused,
-# before it reaches a store that quotes keys into its own filter syntax.
-METADATA_KEY = re.compile(r"[A-Za-z0-9_.:@-]{1,64}")
 
 
 def _listify(value: Any) -> Any:
@@ -45,7 +41,7 @@ class SearchFilters(BaseModel):
     @classmethod
     def _metadata(cls, value: dict[str, Scalar] | None) -> dict[str, Scalar] | None:
         for key, wanted in (value or {}).items():
-            if not METADATA_KEY.fullmatch(key):
+            if not is_metadata_key(key):  # the rule for storing it: refused before it reaches a store's syntax
                 raise ValueError(f"metadata key {key!r} is not valid: use 1-64 letters, digits or - _ . : @")
             if isinstance(wanted, float) and not math.isfinite(wanted):
                 raise ValueError(f"metadata value of {key!r} is not a finite number")

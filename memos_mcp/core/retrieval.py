@@ -38,8 +38,9 @@ class Retrieval(Room):
         query names (within ``graph_depth`` hops) gain up to ``graph.weight`` of it, and join the hits if
         they were not among them. The names of people the graph resolves leave the text query (the links
         carry them), which is then weighted ``graph.dense_weight`` dense. Each hit's ``relativity`` is apart
-        from the ranking: the calibrated relevance of ``core.relevance`` (the whole query against the
-        memory), and hits below ``threshold`` (default ``search.threshold``) are dropped."""
+        from the ranking: the calibrated relevance of ``core.relevance`` (the query and its variants against
+        the memory, and a long memory's sentence windows), and hits below ``threshold`` (default
+        ``search.threshold``) are dropped."""
         user = self.access.acting_as(self.access.user(actor_id), user_id)
         self.stores.check_text(query or "", "query")
         search = self.settings.search
@@ -89,7 +90,7 @@ class Retrieval(Room):
     def hybrid_query(self, dense: list[float], sparse: SparseVector, flt: MemoryFilter, limit: int,
                      dense_weight: float | None = None, **options: Any) -> HybridQuery:
         """A fused query weighted as the search settings say, or with another ``dense_weight`` (the
-        keyword weight then takes the rest of the settings' sum); ``options`` add boosts and a threshold."""
+        keyword weight then takes the rest of the settings' sum); ``options`` add the conversation boost."""
         search = self.settings.search
         dense_weight = search.dense_weight if dense_weight is None else dense_weight
         sparse_weight = max(0.0, search.dense_weight + search.sparse_weight - dense_weight)
