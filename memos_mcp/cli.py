@@ -10,6 +10,7 @@ import os
 import re
 import signal
 import sys
+import threading
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
@@ -300,15 +301,16 @@ def _stdio(args: argparse.Namespace, settings: Settings) -> int:
         with _service(settings, allow_read_only=read_only) as service:
             if not service.read_only:
                 service.ensure_user(settings.default_user_id)
-            warm_up = service.warm_up()  # the model loads while the client initializes
+            warm_ups: list[threading.Thread] = []  # the model loads once the handshake is answered
             try:
                 server = build_server(service, KeyRing(service, _admin_key(settings)), settings.default_user_id,
-                                      read_only)
+                                      read_only, after_handshake=lambda: warm_ups.append(service.warm_up()))
                 with serving():
                     anyio.run(server.run_stdio_async)  # returns when stdin closes
                 log.info("stdin closed; shutting down")
             finally:
-                warm_up.join()  # a model still loading must not race the stores being closed
+                for warm_up in warm_ups:
+                    warm_up.join()  # a model still loading must not race the stores being closed
     return 0
 
 

@@ -15,9 +15,7 @@ from contextvars import ContextVar
 from pathlib import Path
 from typing import Any, Literal
 
-import yaml
 from dotenv import dotenv_values
-from limits import parse as parse_limit
 from pydantic import BaseModel, Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic.fields import FieldInfo
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
@@ -149,8 +147,10 @@ class RestSettings(BaseModel):
     @field_validator("rate_limits", mode="after")
     @classmethod
     def _parsable(cls, value: list[str]) -> list[str]:
+        from limits import parse  # slow to import: only when limits are configured (defaults are not checked)
+
         for item in value:
-            parse_limit(item)  # ValueError names the bad item
+            parse(item)  # ValueError names the bad item
         return value
 # --- end of REST mirror settings ----------------------------------------------------------------
 
@@ -336,6 +336,8 @@ class YamlSource(PydanticBaseSettingsSource):
 
 
 def load_yaml(path: Path) -> dict[str, Any]:
+    import yaml  # only when a config file is given
+
     try:
         raw = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
     except OSError as exc:

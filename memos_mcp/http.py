@@ -41,7 +41,7 @@ from memos_mcp.core.models import Role
 from memos_mcp.core.service import MemoryService
 from memos_mcp.errors import InvalidRequest, MemosError
 from memos_mcp.mcp.server import build_server
-from memos_mcp.metrics import Metrics, prometheus
+from memos_mcp.metrics import Metrics
 from memos_mcp.rest import dialects
 from memos_mcp.rest.base import Dialect, Guards
 from memos_mcp.rest.openapi import RATE_HEADERS, Extra, docs_page, openapi_document, swagger_ui_assets
@@ -169,13 +169,14 @@ class Endpoints:
         return JSONResponse({"deleted": 1, "id": key_id})
 
     async def read_metrics(self, request: Request) -> Response:
-        """Admins only. JSON, or the Prometheus text format for ``Accept: text/plain`` (as scrapers send)."""
+        """Admins only. JSON, or the Prometheus text format for ``Accept: text/plain`` (OpenMetrics for
+        ``application/openmetrics-text``), as scrapers send."""
         stores = await self._as_principal(request, self._stores)
-        snapshot = self.metrics.snapshot()
         accept = request.headers.get("accept", "")
-        if "text/plain" in accept and "application/json" not in accept:
-            return Response(prometheus(snapshot, stores), media_type="text/plain; version=0.0.4; charset=utf-8")
-        return JSONResponse(to_jsonable_python({**snapshot, "stores": stores}))
+        if ("text/plain" in accept or "application/openmetrics-text" in accept) and "application/json" not in accept:
+            body, content_type = self.metrics.exposition(stores, accept)
+            return Response(body, headers={"Content-Type": content_type})
+        return JSONResponse(to_jsonable_python({**self.metrics.snapshot(), "stores": stores}))
 
     def _stores(self, actor: str) -> dict[str, object]:
         self.service.access.require_admin(self.service.access.user(actor), "read metrics")

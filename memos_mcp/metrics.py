@@ -3,8 +3,13 @@
 A pure ASGI middleware, placed innermost so that it shares the router's scope and reads the route
 the router matched (``scope["route"]``): the key is the template (``/v1/memories/{memory_id}``), never
 the raw path, so ids do not explode the number of series. It times what the app does after
-authentication; requests refused before (401, 421) are not counted. Latency percentiles are over the
-last ``WINDOW`` requests of each route, so memory stays bounded however long the server runs.
+authentication; requests refused before (401, 421) are not counted.
+
+Two views of the same requests: the Prometheus exposition (``prometheus_client``, one registry per
+app, so per replica: a counter by route and status, a latency histogram by route, the store sizes as
+gauges set at each scrape, and the standard ``process_*`` metrics), and a JSON snapshot whose latency
+percentiles are over the last ``WINDOW`` requests of each route, so memory stays bounded however long
+the server runs.
 """
 
 from __future__ import annotations
@@ -15,10 +20,13 @@ from collections import deque
 from dataclasses import dataclass, field
 from typing import Any
 
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, ProcessCollector
+from prometheus_client.exposition import choose_encoder
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 WINDOW = 2048
 QUANTILES = (50, 95, 99)
+BUCKETS = (0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)  # seconds
 
 
 @dataclass
@@ -43,9 +51,22 @@ def percentile(ordered: list[float], p: float) -> float:
 
 
 class Metrics:
+    """One app's request metrics. ``middleware`` wraps the router; ``snapshot`` is the JSON view and
+    ``exposition`` the Prometheus one."""
+
     def __init__(self) -> None:
         self.routes: dict[tuple[str, str], RouteStats] = {}
         self.started = time.time()
+        self.registry = CollectorRegistry()
+        self._requests = Counter("memos_http_requests", "Requests answered, by route template and status.",
+                                 ["method", "route", "status"], registry=self.registry)
+        self._latency = Histogram("memos_http_request_duration_seconds", "Time to answer, by route template.",
+                                  ["method", "route"], buckets=BUCKETS, registry=self.registry)
+        self._catalog_rows = Gauge("memos_catalog_rows", "Rows of each catalog table.", ["table"],
+                                   registry=self.registry)
+        self._vector_points = Gauge("memos_vector_points", "Points (memories) in the vector store.",
+                                    registry=self.registry)
+        ProcessCollector(registry=self.registry)  # process_cpu_seconds_total, resident memory, start time
 
     def middleware(self, app: ASGIApp) -> ASGIApp:
         async def timed(scope: Scope, receive: Receive, send: Send) -> None:
@@ -64,12 +85,18 @@ class Metrics:
             try:
                 await app(scope, receive, sending)
             finally:
-                route = getattr(scope.get("route"), "path", None) or "unmatched"
-                key = (scope["method"], route)
-                self.routes.setdefault(key, RouteStats()).record(status, time.perf_counter() - started)
+                self.record(scope["method"], getattr(scope.get("route"), "path", None) or "unmatched", status,
+                            time.perf_counter() - started)
         return timed
 
+    def record(self, method: str, route: str, status: int, seconds: float) -> None:
+        """Counts one answered request of ``route`` (a template) that took ``seconds``."""
+        self.routes.setdefault((method, route), RouteStats()).record(status, seconds)
+        self._requests.labels(method, route, str(status)).inc()
+        self._latency.labels(method, route).observe(seconds)
+
     def snapshot(self) -> dict[str, Any]:
+        """The JSON view: per route, counts by status and latency percentiles (ms) over the recent window."""
         routes = []
         for (method, route), stats in sorted(self.routes.items(), key=lambda item: (item[0][1], item[0][0])):
             ordered = sorted(stats.recent)
@@ -81,31 +108,12 @@ class Metrics:
             })
         return {"uptime_seconds": round(time.time() - self.started, 3), "routes": routes}
 
-
-def _label(value: str) -> str:
-    return value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
-
-
-def prometheus(snapshot: dict[str, Any], stores: dict[str, Any]) -> str:
-    """The Prometheus text exposition format (0.0.4) of a snapshot and the store sizes."""
-    lines = ["# HELP memos_http_requests_total Requests answered, by route template and status.",
-             "# TYPE memos_http_requests_total counter"]
-    for route in snapshot["routes"]:
-        labels = f'method="{route["method"]}",route="{_label(route["route"])}"'
-        lines += [f'memos_http_requests_total{{{labels},status="{status}"}} {count}'
-                  for status, count in route["statuses"].items()]
-    lines += ["# HELP memos_http_request_duration_seconds Latency over the recent requests of each route.",
-              "# TYPE memos_http_request_duration_seconds summary"]
-    for route in snapshot["routes"]:
-        labels = f'method="{route["method"]}",route="{_label(route["route"])}"'
-        lines += [f'memos_http_request_duration_seconds{{{labels},quantile="{q / 100}"}} '
-                  f'{route["latency_ms"][f"p{q}"] / 1000}' for q in QUANTILES]
-        lines += [f"memos_http_request_duration_seconds_sum{{{labels}}} {route['seconds_total']}",
-                  f"memos_http_request_duration_seconds_count{{{labels}}} {route['count']}"]
-    lines += ["# HELP memos_catalog_rows Rows of each catalog table.", "# TYPE memos_catalog_rows gauge"]
-    lines += [f'memos_catalog_rows{{table="{_label(table)}"}} {n}' for table, n in stores["catalog"].items()]
-    lines += ["# HELP memos_vector_points Points (memories) in the vector store.", "# TYPE memos_vector_points gauge",
-              f"memos_vector_points {stores['vectors'].get('points') or 0}",
-              "# HELP memos_uptime_seconds Seconds since the app was built.", "# TYPE memos_uptime_seconds gauge",
-              f"memos_uptime_seconds {snapshot['uptime_seconds']}"]
-    return "\n".join(lines) + "\n"
+    def exposition(self, stores: dict[str, Any], accept: str) -> tuple[bytes, str]:
+        """The registry in the format ``accept`` asks for (Prometheus text 0.0.4, or OpenMetrics), after
+        setting the store gauges from ``stores`` (``{"catalog": {table: rows}, "vectors": {"points": n}}``);
+        returns the body and its content type."""
+        for table, rows in stores["catalog"].items():
+            self._catalog_rows.labels(table).set(rows)
+        self._vector_points.set(stores["vectors"].get("points") or 0)
+        encoder, content_type = choose_encoder(accept)
+        return encoder(self.registry), content_type

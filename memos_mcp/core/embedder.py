@@ -17,18 +17,19 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import numpy as np
-import numpy.typing as npt
-
 from memos_mcp.errors import BackendUnavailable, ConfigError
 
-if TYPE_CHECKING:
+if TYPE_CHECKING:  # numpy too is imported where used: it would add a tenth of a second to stdio's handshake
+    import numpy as np
+    import numpy.typing as npt
     import onnxruntime
     import openai
     from tokenizers import Tokenizer
 
 
 def _normalise(vectors: npt.NDArray[np.float32]) -> list[list[float]]:
+    import numpy as np
+
     norms = np.linalg.norm(vectors, axis=1, keepdims=True)
     # An all-zero vector stays zero rather than becoming NaN.
     result: list[list[float]] = (vectors / np.maximum(norms, 1e-12)).tolist()
@@ -156,6 +157,8 @@ class LocalOnnxEmbedder(Embedder):
         model = self._model
         assert model is not None, "_ready() loads the model first"
         tokenizer, session = model
+        import numpy as np
+
         encodings = tokenizer.encode_batch(texts)
         # Sorting by length keeps the padding of each sub-batch, hence wasted compute, small.
         order = sorted(range(len(texts)), key=lambda i: len(encodings[i].ids))
@@ -253,6 +256,8 @@ class OpenAIEmbedder(Embedder):
                 f"{len(response.data)} vectors for {len(texts)} texts",
                 base_url=self.base_url, model=self.model,
             )
+        import numpy as np
+
         ordered = sorted(response.data, key=lambda item: item.index)
         return _normalise(np.array([item.embedding for item in ordered], dtype=np.float32))
 

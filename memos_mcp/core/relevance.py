@@ -35,8 +35,6 @@ import math
 import re
 from collections.abc import Callable, Sequence
 
-import numpy as np
-
 WINDOW_CHARS = 300  # the longest window of sentences a long memory is judged by
 LONG_MEMORY = 2 * WINDOW_CHARS  # a memory longer than this is also judged by its windows
 MAX_WINDOWS = 16  # windows judged per search, at most: the best-ranked long hits' first (a bounded cost)
@@ -91,6 +89,8 @@ def relativity(queries: Sequence[Sequence[float]], memory: Sequence[float] | Non
     0.0 for a memory without a vector."""
     if memory is None or not queries:
         return 0.0
+    import numpy as np  # here, not at the top: importing it would slow stdio's handshake (see embedder)
+
     cosine = float(np.max(np.asarray(queries, dtype=np.float32) @ np.asarray(memory, dtype=np.float32)))
     return calibrated(cosine)
 

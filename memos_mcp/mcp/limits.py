@@ -9,14 +9,16 @@ in-process sessions have no HTTP request and are not limited.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from mcp.server.context import CallNext, HandlerResult, ServerRequestContext
 from mcp.shared.exceptions import MCPError
 
 from memos_mcp.errors import RateLimited
 from memos_mcp.mcp.gate import PRINCIPAL_SCOPE_KEY
-from memos_mcp.rest.ratelimit import RateLimiter
+
+if TYPE_CHECKING:
+    from memos_mcp.rest.ratelimit import RateLimiter  # imports the limits library: not on stdio's start
 
 RATE_LIMITED = -32029  # an implementation-defined JSON-RPC server error code (-32000..-32099)
 

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+from mcp.server.context import CallNext, HandlerResult, ServerRequestContext
 from mcp.server.mcpserver import MCPServer
 
 from memos_mcp import __version__
@@ -14,7 +18,9 @@ from memos_mcp.mcp.graph_tools import register_graph_tools
 from memos_mcp.mcp.limits import RateLimit
 from memos_mcp.mcp.strict import ToolBox
 from memos_mcp.mcp.tools import register_tools
-from memos_mcp.rest.ratelimit import RateLimiter
+
+if TYPE_CHECKING:
+    from memos_mcp.rest.ratelimit import RateLimiter  # imports the limits library: not on stdio's start
 
 INSTRUCTIONS = """Long-term memory for this user. Before answering anything personal or about earlier
 work, call search_memory; when the user tells you something durable (facts, decisions, preferences),
@@ -22,15 +28,35 @@ call add_memory. Cite memories by their ref_id. Cubes are separate memory namesp
 shows yours."""
 
 
+class AfterHandshake:
+    """Server middleware that calls ``start`` once, at the first message after ``initialize``: normally
+    the client's ``notifications/initialized``, which it sends once it has the reply.
+
+    stdio uses it to load the embedding model once the handshake is answered: loading it beside the
+    handshake (importing onnxruntime holds the interpreter) delayed the ``initialize`` reply. The model
+    then loads while the client lists tools; a search that comes before it is loaded waits for it."""
+
+    def __init__(self, start: Callable[[], None]) -> None:
+        self._start: Callable[[], None] | None = start
+
+    async def __call__(self, ctx: ServerRequestContext[Any, Any], call_next: CallNext) -> HandlerResult:
+        if self._start is not None and ctx.method != "initialize":
+            start, self._start = self._start, None
+            start()
+        return await call_next(ctx)
+
+
 def build_server(service: MemoryService, keys: KeyRing, default_user: str, read_only: bool = False,
-                 rate: RateLimiter | None = None) -> MCPServer:
-    """The MCP server; ``rate`` (the HTTP app's limiter) limits each HTTP user's requests."""
+                 rate: RateLimiter | None = None, after_handshake: Callable[[], None] | None = None) -> MCPServer:
+    """The MCP server; ``rate`` (the HTTP app's limiter) limits each HTTP user's requests;
+    ``after_handshake`` runs once, at the first message after ``initialize`` (see ``AfterHandshake``)."""
     gate = Gate(default_user)
     tools = ToolBox()  # every tool refuses arguments it does not know
     register_tools(tools, service, keys, gate, read_only)
     register_graph_tools(tools, GraphService(service), gate, read_only)
     server = MCPServer(name="memos-mcp", version=__version__, instructions=INSTRUCTIONS,
-                       middleware=[remember_request, *([RateLimit(rate)] if rate is not None else [])],
+                       middleware=[remember_request, *([RateLimit(rate)] if rate is not None else []),
+                                   *([AfterHandshake(after_handshake)] if after_handshake is not None else [])],
                        tools=tools.tools)
     register_resources(server, service, gate)
     register_prompts(server, service, gate)

@@ -186,10 +186,17 @@ def test_metrics_count_requests_per_route_template_for_admins_only(start: Start)
         assert "points" in found.json()["stores"]["vectors"]
         text = admin.get("/v1/metrics", headers={"Accept": "text/plain"})
         assert text.status_code == 200 and text.headers["content-type"].startswith("text/plain")
-        assert 'memos_http_requests_total{method="GET",route="/echo/notes/{note_id}",status="200"} 3' in text.text
-        assert re.search(r'memos_http_request_duration_seconds\{method="GET",route="/echo/notes/\{note_id\}",'
-                         r'quantile="0.95"\} [0-9.e-]+', text.text)
-        assert re.search(r"^memos_vector_points \d+$", text.text, re.M)
+        assert 'memos_http_requests_total{method="GET",route="/echo/notes/{note_id}",status="200"} 3.0' in text.text
+        assert 'memos_http_request_duration_seconds_count{method="GET",route="/echo/notes/{note_id}"} 3.0' in text.text
+        assert re.search(r'memos_http_request_duration_seconds_bucket\{le="\+Inf",method="GET",'
+                         r'route="/echo/notes/\{note_id\}"\} 3.0', text.text)
+        assert re.search(r"^memos_vector_points [0-9.]+$", text.text, re.M)
+        assert re.search(r'^memos_catalog_rows\{table="users"\} [2-9]', text.text, re.M)
+        assert re.search(r"^process_resident_memory_bytes [0-9.e+]+$", text.text, re.M)  # per replica
+        assert bob.get("/v1/metrics", headers={"Accept": "text/plain"}).status_code == 403
+        open_metrics = admin.get("/v1/metrics", headers={"Accept": "application/openmetrics-text"})
+        assert open_metrics.headers["content-type"].startswith("application/openmetrics-text")
+        assert open_metrics.text.rstrip().endswith("# EOF")
 
 
 def test_cors_headers_only_when_origins_are_configured(start: Start) -> None:

@@ -10,7 +10,6 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, cast
 
-import numpy as np
 import qdrant_edge as qe
 
 from memos_mcp.core.stores.vector import (
@@ -277,7 +276,10 @@ def edge_filter(flt: MemoryFilter) -> qe.Filter:
         key = f'metadata."{name}"'  # quoted so names with dots or spaces stay one key
         if isinstance(wanted, bool):
             # qdrant-edge 0.9 turns a Python bool into the integer 0/1, which never equals a
-            # JSON boolean; a numpy bool is the one value its binding reads as a bool.
+            # JSON boolean; a numpy bool is the one value its binding reads as a bool. (numpy is imported
+            # here: at the top it would slow stdio's handshake, which opens this module.)
+            import numpy as np
+
             must.append(qe.FieldCondition(key=key, match=qe.MatchValue(np.bool_(wanted))))  # type: ignore[arg-type]
         elif isinstance(wanted, float):
             must.append(qe.FieldCondition(key=key, range=qe.RangeFloat(gte=wanted, lte=wanted)))

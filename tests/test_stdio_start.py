@@ -1,0 +1,77 @@
+"""What ``memos-mcp stdio`` loads before it answers ``initialize``: the handshake is not held up by the
+embedding model (onnxruntime), numpy, the rate limiter (limits), YAML or the OpenAI client, which load
+after it or where they are used. The real console script in a subprocess, its imports traced by
+Python's own ``-X importtime``."""
+
+from __future__ import annotations
+
+import json
+import select
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from tests.test_cli import clean_env
+
+MEMOS = Path(sys.executable).parent / "memos-mcp"
+HEAVY = {"numpy", "onnxruntime", "tokenizers", "limits", "yaml", "openai"}
+INITIALIZE = {"jsonrpc": "2.0", "id": 0, "method": "initialize", "params": {
+    "protocolVersion": "2025-06-18", "capabilities": {}, "clientInfo": {"name": "test", "version": "1"}}}
+INITIALIZED = {"jsonrpc": "2.0", "method": "notifications/initialized"}
+LIST_TOOLS = {"jsonrpc": "2.0", "id": 1, "method": "tools/list"}
+
+
+def stdio_session(data_dir: Path, *messages: dict[str, object]) -> tuple[list[dict[str, object]], set[str]]:
+    """Runs ``memos-mcp stdio`` over ``messages``, closing stdin once every request is answered; its
+    JSON-RPC replies and the top-level packages it imported."""
+    expected = sum("id" in message for message in messages)
+    log = data_dir.parent / "stderr.txt"  # a file, not a pipe: the import trace alone could fill a pipe
+    with log.open("w") as err:
+        process = subprocess.Popen([sys.executable, "-X", "importtime", str(MEMOS), "stdio"], stdin=subprocess.PIPE,
+                                   stdout=subprocess.PIPE, stderr=err, text=True,
+                                   env=clean_env(MEMOS_DATA_DIR=str(data_dir), MEMOS_USER_ID="alice"))
+    assert process.stdin is not None and process.stdout is not None
+    try:
+        process.stdin.write("".join(json.dumps(message) + "\n" for message in messages))
+        process.stdin.flush()
+        replies = []
+        deadline = time.monotonic() + 120
+        while len(replies) < expected and time.monotonic() < deadline:
+            ready, _, _ = select.select([process.stdout], [], [], max(0.0, deadline - time.monotonic()))
+            line = process.stdout.readline() if ready else ""
+            if not line:
+                break
+            replies.append(json.loads(line))
+        process.communicate(timeout=120)  # closes stdin: the server shuts down
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait(10)
+    stderr = log.read_text()
+    assert process.returncode == 0, stderr[-2000:]
+    imported = {line.split("|")[2].strip().split(".")[0] for line in stderr.splitlines()
+                if line.startswith("import time:") and "cumulative" not in line}
+    return replies, imported
+
+
+def test_the_initialize_reply_comes_before_the_model_numpy_limits_yaml_or_openai_load(tmp_path: Path) -> None:
+    replies, imported = stdio_session(tmp_path / "data", INITIALIZE)
+    assert [reply["id"] for reply in replies] == [0]
+    assert "result" in replies[0]
+    assert "mcp" in imported  # the trace works: the SDK is there
+    assert not HEAVY & imported, f"imported before any request after initialize: {sorted(HEAVY & imported)}"
+
+
+def test_the_clients_initialized_notification_starts_loading_the_model(tmp_path: Path) -> None:
+    replies, imported = stdio_session(tmp_path / "data", INITIALIZE, INITIALIZED)
+    assert [reply["id"] for reply in replies] == [0]
+    assert {"onnxruntime", "tokenizers", "numpy"} <= imported  # the warm-up ran (and was waited for)
+
+
+def test_a_request_first_after_initialize_also_starts_it_and_is_answered(tmp_path: Path) -> None:
+    replies, imported = stdio_session(tmp_path / "data", INITIALIZE, LIST_TOOLS)
+    assert [reply["id"] for reply in replies] == [0, 1]
+    tools = replies[1]["result"]["tools"]  # type: ignore[index]
+    assert "search_memory" in {tool["name"] for tool in tools}
+    assert {"onnxruntime", "tokenizers", "numpy"} <= imported
