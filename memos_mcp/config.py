@@ -14,6 +14,7 @@ from collections.abc import Callable
 from contextvars import ContextVar
 from pathlib import Path
 from typing import Any, Literal
+from urllib.parse import urlsplit, urlunsplit
 
 from dotenv import dotenv_values
 from pydantic import BaseModel, Field, SecretStr, ValidationError, field_validator, model_validator
@@ -140,6 +141,9 @@ class RestSettings(BaseModel):
     rate_limits: list[str] = Field(["100/minute", "20/10 seconds"], description="per user, all enforced, "
                                    "over REST and MCP over HTTP together "
                                    "(limits syntax: '100/minute', '20 per 10 seconds'); [] turns limiting off")
+    rate_limit_storage: str = Field("memory://", description="where the rate-limit counts live: memory:// (this "
+                                    "process) or redis://host:6379/0 (shared by every replica; needs the "
+                                    "redis extra)")
     max_body_bytes: int = Field(1_048_576, gt=0, description="largest request body of a REST route (413 beyond)")
     cors_origins: list[str] = Field(default_factory=list, description="browser origins allowed by CORS "
                                     "('*' for any); empty: no CORS headers")
@@ -247,6 +251,7 @@ ALIASES: dict[str, tuple[tuple[str, ...], Callable[[str], Any]]] = {
     "DEFAULT_USER_ID": (("default_user_id",), str),
     "MEMOS_USER_ID": (("default_user_id",), str),
     "MAX_MEMORY_SIZE": (("max_memory_size",), int),
+    "REDIS_URL": (("rest", "rate_limit_storage"), str),
     # HTTP server: the admin key. Later entries win, so MEMOS_ADMIN_KEY beats the seed's names.
     "API_KEY": (("server", "admin_key"), str),
     "MEMIO_API_KEY": (("server", "admin_key"), str),
@@ -364,5 +369,20 @@ def load_settings(config_file: Path | None = None, **overrides: Any) -> Settings
 
 
 def masked(settings: Settings) -> dict[str, Any]:
-    """The effective configuration with every secret masked (pydantic renders SecretStr as stars)."""
-    return settings.model_dump(mode="json")
+    """The effective configuration with every secret masked: pydantic renders SecretStr as stars, and
+    the password of any URL (``redis://:pw@host``, ``postgresql://user:pw@host/db``) becomes ``***``."""
+    shown: dict[str, Any] = _mask_urls(settings.model_dump(mode="json"))
+    return shown
+
+
+def _mask_urls(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {key: _mask_urls(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_mask_urls(item) for item in value]
+    if isinstance(value, str) and "://" in value and "@" in value:
+        parts = urlsplit(value)
+        if parts.password:
+            user = f"{parts.username}:" if parts.username else ":"
+            return urlunsplit(parts._replace(netloc=f"{user}***@{parts.netloc.rsplit('@', 1)[1]}"))
+    return value

@@ -65,6 +65,7 @@ def run_checks(settings: Settings) -> int:
         finally:
             service.close()
     check("llm", lambda: _check_llm(settings))
+    check("rate limits", lambda: _check_rate_limits(settings))
     print(f"\n{'all checks passed' if not failures else f'{failures} check(s) failed'}", file=sys.stderr)
     return 1 if failures else 0
 
@@ -85,6 +86,19 @@ def _check_graph(service: MemoryService) -> str:
     if graph.backend == "neo4j":
         return f"neo4j at {graph.neo4j_uri} answers, database {graph.neo4j_database or 'default'}"
     return f"sqlite at {service.settings.data_dir / 'graph.sqlite3'} opened"
+
+
+def _check_rate_limits(settings: Settings) -> str:
+    rest = settings.rest
+    if not rest.rate_limits:
+        return "off (rest.rate_limits is empty)"
+    if rest.rate_limit_storage.startswith("memory://"):
+        return f"{', '.join(rest.rate_limits)} per user, counted in each process (memory://)"
+    from memos_mcp.rest.ratelimit import RateLimiter
+
+    RateLimiter(rest.rate_limits, storage=rest.rate_limit_storage).check()
+    where = masked(settings)["rest"]["rate_limit_storage"]
+    return f"{', '.join(rest.rate_limits)} per user, shared by every replica in {where}, which answers"
 
 
 def _check_llm(settings: Settings) -> str:

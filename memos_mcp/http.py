@@ -39,7 +39,7 @@ from memos_mcp.config import Settings
 from memos_mcp.core.keys import KeyRing
 from memos_mcp.core.models import Role
 from memos_mcp.core.service import MemoryService
-from memos_mcp.errors import InvalidRequest, MemosError
+from memos_mcp.errors import BackendUnavailable, InvalidRequest, MemosError
 from memos_mcp.mcp.server import build_server
 from memos_mcp.metrics import Metrics
 from memos_mcp.rest import dialects
@@ -102,8 +102,9 @@ class Endpoints:
     """The app's own routes. Each core call runs in a worker thread: the core is synchronous."""
 
     def __init__(self, settings: Settings, service: MemoryService, keys: KeyRing, metrics: Metrics,
-                 rest: Sequence[Dialect]) -> None:
+                 rest: Sequence[Dialect], rate: RateLimiter | None = None) -> None:
         self.settings = settings
+        self.rate = rate
         self.rest = rest
         self.service = service
         self.keys = keys
@@ -119,6 +120,8 @@ class Endpoints:
             backends["embedder"] = await self._probe(self._embedder)
             backends["vectors"] = await self._probe(self._vectors)
         backends["llm"] = "configured" if self.settings.llm.configured else "not configured"
+        if self.rate is not None and self.rate.shared:
+            backends["rate_limits"] = await self._rate_limits()
         failed = any(str(state).startswith("error") for state in backends.values())
         status = "error" if failed else "starting" if backends["embedder"] == "loading" else "ok"
         # "stores" is memio's name for the same report (its clients read /health that way).
@@ -127,6 +130,16 @@ class Endpoints:
         if failed:
             body["failed"] = [name for name, state in backends.items() if str(state).startswith("error")]
         return JSONResponse(body, status_code=503 if failed else 200)
+
+    async def _rate_limits(self) -> str:
+        """Shared counts (Redis): "ok", or "unreachable: ..." without failing the health check, since
+        requests are then let through unlimited rather than refused."""
+        assert self.rate is not None
+        try:
+            await anyio.to_thread.run_sync(self.rate.check)
+        except BackendUnavailable as exc:
+            return f"unreachable (requests not limited): {exc.message}"
+        return "ok"
 
     def _catalog(self) -> str:
         self.service.catalog.check()  # every table, column and index, and a read
@@ -224,8 +237,8 @@ def build_app(settings: Settings, service: MemoryService, keys: KeyRing,
     # server (no key at all: one person's agent) is limited only when limits are configured.
     configured = "rest" in settings.model_fields_set and "rate_limits" in limits.model_fields_set
     open_loopback = is_loopback(options.host)
-    rate = RateLimiter(limits.rate_limits, applies=lambda: configured or not open_loopback or keys.enabled) \
-        if limits.rate_limits else None
+    rate = RateLimiter(limits.rate_limits, applies=lambda: configured or not open_loopback or keys.enabled,
+                       storage=limits.rate_limit_storage) if limits.rate_limits else None
     server = build_server(service, keys, settings.default_user_id, settings.read_only, rate)
     # A browser origin allowed by CORS must get past the Origin check too.
     security = transport_security(options.model_copy(update={"allowed_origins": [
@@ -235,7 +248,7 @@ def build_app(settings: Settings, service: MemoryService, keys: KeyRing,
     # The client learns the message endpoint from the stream: /sse/messages/?session_id=...
     sse_app = server.sse_app(sse_path="/", message_path="/messages/", transport_security=security)
     metrics = Metrics()
-    endpoints = Endpoints(settings, service, keys, metrics, rest)
+    endpoints = Endpoints(settings, service, keys, metrics, rest, rate)
     in_flight = InFlight()
     guards = Guards(rate, limits.max_body_bytes)
 

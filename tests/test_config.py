@@ -286,6 +286,7 @@ ALIAS_CASES: list[tuple[dict[str, str], dict[str, Any]]] = [
     ({"DEFAULT_USER_ID": "dora"}, {"default_user_id": "dora"}),
     ({"MEMOS_USER_ID": "erin"}, {"default_user_id": "erin"}),
     ({"MAX_MEMORY_SIZE": "5000"}, {"max_memory_size": 5000}),
+    ({"REDIS_URL": "redis://cache:6379/2"}, {"rest.rate_limit_storage": "redis://cache:6379/2"}),
     ({"API_KEY": "ak"}, {"server.admin_key": "ak"}),
     ({"MEMIO_API_KEY": "mk"}, {"server.admin_key": "mk"}),
     ({"MEMOS_ADMIN_KEY": "sk", "API_KEY": "ak", "MEMIO_API_KEY": "mk"}, {"server.admin_key": "sk"}),

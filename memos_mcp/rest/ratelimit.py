@@ -1,23 +1,31 @@
-"""Rate limits per API key for the REST dialects, with the ``limits`` library.
+"""Rate limits per API key for the REST dialects and MCP over HTTP, with the ``limits`` library.
 
 Moving window, not fixed window: "at most 20 in 10 s" then holds for every 10 s span. A fixed window
 lets a caller spend 20 at the end of one window and 20 more at the start of the next (40 in a second);
 the moving window's cost, one timestamp per hit kept for the window, is bounded by the limit
-(120 per key with the defaults). Storage is in memory: one process, counters lost on restart.
+(120 per key with the defaults). The counts live where ``rest.rate_limit_storage`` says: in this
+process (``memory://``, the default: lost on restart, not shared), or in Redis (``redis://host:6379/0``)
+so that every replica behind a load balancer draws on the same counts. If Redis cannot be reached a
+request is let through (logged, at most once a minute) rather than refused: an outage of the limiter
+must not take the memory service down; ``/health`` and ``memos-mcp doctor`` report it.
 """
 
 from __future__ import annotations
 
+import logging
 import math
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from limits import RateLimitItem, parse
-from limits.storage import MemoryStorage
+from limits.errors import ConfigurationError, StorageError
+from limits.storage import storage_from_string
 from limits.strategies import MovingWindowRateLimiter
 
-from memos_mcp.errors import RateLimited
+from memos_mcp.errors import BackendUnavailable, ConfigError, RateLimited
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -36,30 +44,54 @@ class Quota:
 class RateLimiter:
     """Every configured limit applies to each key; a request refused by one is counted by none.
 
-    ``applies`` says, at each request, whether limiting is on at all: the default limits guard keyed
-    callers, and a loopback server without any key (one person's own agent) is not throttled unless
-    limits were configured (``rest.rate_limits`` set explicitly)."""
+    ``rates`` are ``limits`` strings ("100/minute"); ``storage`` a ``limits`` storage URI
+    (``memory://``, ``redis://host:port/db``, ``rediss://...``). ``applies`` says, at each request,
+    whether limiting is on at all: the default limits guard keyed callers, and a loopback server without
+    any key (one person's own agent) is not throttled unless limits were configured
+    (``rest.rate_limits`` set explicitly). Raises ``ConfigError`` for a storage URI ``limits`` cannot use
+    (an unknown scheme, or Redis without the ``redis`` package)."""
 
-    def __init__(self, rates: Sequence[str], applies: Callable[[], bool] = lambda: True) -> None:
+    def __init__(self, rates: Sequence[str], applies: Callable[[], bool] = lambda: True,
+                 storage: str = "memory://") -> None:
         self.items: list[RateLimitItem] = [parse(rate) for rate in rates]
         self.applies = applies
-        self._strategy = MovingWindowRateLimiter(MemoryStorage())
+        # Bounded waits: the limiter runs on the event loop, and a stalled Redis must not stall the server.
+        options = {"socket_connect_timeout": 0.25, "socket_timeout": 0.25} if storage.startswith("redis") else {}
+        try:
+            self.storage = storage_from_string(storage, **options)
+        except ConfigurationError as exc:
+            raise ConfigError(f"rest.rate_limit_storage {storage!r}: {exc}", field="rest.rate_limit_storage") from exc
+        self._strategy = MovingWindowRateLimiter(self.storage)
+        self._shared = not storage.startswith("memory://")
+        # What an outage of a shared storage raises (the driver's own errors, e.g. redis.RedisError);
+        # nothing is caught in memory, where an error would be a bug.
+        driver = self.storage.base_exceptions
+        self._outage: tuple[type[BaseException], ...] = (
+            (StorageError, OSError, *(driver if isinstance(driver, tuple) else (driver,))) if self._shared else ())
+        self._warned = 0.0
 
     def hit(self, key: str) -> Quota:
         """Counts one request of ``key``; raises ``RateLimited`` (carrying the headers) if over. When
         limiting does not apply, nothing is counted and the quota is reported as it stands.
 
-        Called on the event loop: the in-memory test-then-hit below has no await between, so two
-        requests cannot both take the last slot."""
+        Called on the event loop. In memory the test-then-hit below has no await between, so two requests
+        cannot both take the last slot. With Redis each hit is atomic (a script), but the test of every
+        limit and the hits are separate calls: requests arriving at the same instant at two replicas can
+        overshoot a limit by the number of replicas, at most."""
         if not self.applies():
-            return self.quota(key)
-        refused = next((item for item in self.items if not self._strategy.test(item, key)), None)
-        if refused is None:
-            for item in self.items:
-                self._strategy.hit(item, key)
-        quota = self.quota(key)
+            return self._quota_or_unknown(key)
+        try:
+            refused = next((item for item in self.items if not self._strategy.test(item, key)), None)
+            if refused is None:
+                for item in self.items:
+                    self._strategy.hit(item, key)
+            quota = self.quota(key)
+            if refused is not None:
+                reset = self._strategy.get_window_stats(refused, key).reset_time
+        except self._outage as exc:
+            self._unreachable(exc)
+            return self._unknown()
         if refused is not None:
-            reset = self._strategy.get_window_stats(refused, key).reset_time
             raise RateLimited(str(refused), max(1, math.ceil(reset - time.time())), quota.headers())
         return quota
 
@@ -67,3 +99,35 @@ class RateLimiter:
         stats = [(item, self._strategy.get_window_stats(item, key)) for item in self.items]
         item, tightest = min(stats, key=lambda pair: (pair[1].remaining, -pair[1].reset_time))
         return Quota(item.amount, max(0, tightest.remaining), math.ceil(tightest.reset_time))
+
+    def check(self) -> None:
+        """Raises ``BackendUnavailable`` naming the storage if it does not answer (for /health, doctor)."""
+        try:
+            alive = self.storage.check()
+        except self._outage as exc:
+            raise BackendUnavailable(f"rate-limit storage does not answer: {exc}", backend="rate_limits") from exc
+        if not alive:
+            raise BackendUnavailable("rate-limit storage does not answer", backend="rate_limits")
+
+    @property
+    def shared(self) -> bool:
+        """Whether the counts live outside this process (shared by the replicas)."""
+        return self._shared
+
+    def _quota_or_unknown(self, key: str) -> Quota:
+        try:
+            return self.quota(key)
+        except self._outage as exc:
+            self._unreachable(exc)
+            return self._unknown()
+
+    def _unknown(self) -> Quota:
+        """The headers when the counts cannot be read: the tightest limit, nothing known to be spent."""
+        item = min(self.items, key=lambda item: item.amount)
+        return Quota(item.amount, item.amount, math.ceil(time.time() + item.get_expiry()))
+
+    def _unreachable(self, exc: BaseException) -> None:
+        now = time.monotonic()
+        if now - self._warned >= 60:
+            self._warned = now
+            log.warning("rate-limit storage unreachable, requests are let through unlimited: %s", exc)
