@@ -144,18 +144,18 @@ class CubePages:
     async def upload(self, request: Request, visitor: Visitor) -> Response:
         """Import an uploaded export; the page polls ``/imports/{job}`` meanwhile."""
         cube_id = request.path_params["cube_id"]
-        form = await request.form()
-        upload, job = form.get("file"), text_field(form, "job")
-        if not isinstance(upload, UploadFile) or not upload.filename:
-            raise InvalidRequest("file: choose an export file (.jsonl) to import", field="file")
-        state = Import(visitor.user_id)
-        if job:
-            self.imports[job] = state
-        try:
-            state.result = await self.face.run(lambda: import_lines(
-                self.face.service, visitor.user_id, _lines(upload), cube_id, state.progress))
-        finally:
-            self.imports.pop(job, None)
+        async with request.form() as form:  # closes the spooled upload
+            upload, job = form.get("file"), text_field(form, "job")
+            if not isinstance(upload, UploadFile) or not upload.filename:
+                raise InvalidRequest("file: choose an export file (.jsonl) to import", field="file")
+            state = Import(visitor.user_id)
+            if job:
+                self.imports[job] = state
+            try:
+                state.result = await self.face.run(lambda: import_lines(
+                    self.face.service, visitor.user_id, _lines(upload), cube_id, state.progress))
+            finally:
+                self.imports.pop(job, None)
         return self.face.render(request, "imported.html", {"result": state.result, "cube_id": cube_id}, visitor)
 
     async def import_progress(self, request: Request, visitor: Visitor) -> Response:
