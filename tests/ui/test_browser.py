@@ -25,7 +25,9 @@ def browser() -> Iterator[Browser]:
 
 @pytest.fixture
 def server(tmp_path: Path) -> Iterator[Server]:
-    with serve(tmp_path / "data", {"alice": "user", "bob": "user", "carol": "admin"}) as running:
+    # No rate limit: the tests put their memories in through many MCP calls.
+    with serve(tmp_path / "data", {"alice": "user", "bob": "user", "carol": "admin"},
+               MEMOS_REST__RATE_LIMITS="[]") as running:
         yield running
 
 
@@ -210,3 +212,58 @@ def test_a_session_ends_when_it_expires(tmp_path: Path, browser: Browser) -> Non
             page.wait_for_timeout(250)
             page.goto(f"{server.url}/ui/cubes")
         assert page.locator("#key").count() == 1
+
+
+def test_a_cube_is_exported_as_a_download_and_imported_into_another_with_progress(server: Server,
+                                                                                 browser: Browser,
+                                                                                 tmp_path: Path) -> None:
+    for i in range(30):
+        server.mcp("alice", "add_memory", memory_content=f"Harbour note number {i}: crate {i * 7} is on pier {i % 4}.")
+    page = new_page(browser, accept_downloads=True)
+    sign_in(page, server.url, server.keys["alice"])
+    page.click("nav a[href='/ui/cubes']")
+    page.click("#cubes tbody a >> nth=0")
+    page.wait_for_selector("#export")
+    with page.expect_download() as download:
+        page.click("#export")
+    saved = tmp_path / "export.jsonl"
+    download.value.save_as(saved)
+    assert len(saved.read_text().splitlines()) == 31  # the header and 30 memories
+
+    page.click("nav a[href='/ui/cubes']")
+    page.fill("#cube-name", "Harbour copy")
+    page.click("form[action='/ui/cubes'] button[type=submit]")
+    page.wait_for_selector("#import-form")
+    page.set_input_files("#import-file", str(saved))
+    page.click("#import-form button[type=submit]")
+    page.wait_for_selector("#imported-memories")
+    assert page.inner_text("#imported-memories") == "30"
+    page.click("#import-result a")
+    page.wait_for_selector("#memories")
+    assert "30 memories" in page.inner_text("p.count")
+
+
+def test_the_pages_are_usable_by_keyboard_and_readable_at_phone_width(server: Server, browser: Browser) -> None:
+    server.mcp("alice", "add_memory", memory_content="The night ferry to Tangier leaves at eleven.")
+    page = new_page(browser, viewport={"width": 375, "height": 740}, is_mobile=True)
+    page.goto(f"{server.url}/ui/")
+    page.wait_for_selector("#key:focus")  # the key field has the focus: type and press Enter
+    page.keyboard.type(server.keys["alice"])
+    page.keyboard.press("Enter")
+    page.wait_for_selector("#signed-in-as")
+    page.keyboard.press("Tab")
+    assert page.evaluate("document.activeElement.className") == "skip"
+    page.keyboard.press("Enter")
+    page.focus("#q")
+    page.keyboard.type("ferry")
+    page.keyboard.press("Enter")
+    page.wait_for_selector(".relativity")
+    for _ in range(40):  # tab along until the first result's link has the focus, then open it
+        page.keyboard.press("Tab")
+        if page.evaluate("document.activeElement.classList.contains('memory-link')"):
+            break
+    page.keyboard.press("Enter")
+    page.wait_for_selector("#memory-text")
+    assert "Tangier" in page.inner_text("#memory-text")
+    width = page.evaluate("document.documentElement.scrollWidth")
+    assert width <= 375, f"the page is {width} px wide on a 375 px screen"
