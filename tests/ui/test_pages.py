@@ -6,6 +6,9 @@ from __future__ import annotations
 
 import json
 import re
+import threading
+import time
+import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import timedelta
@@ -162,6 +165,40 @@ def test_an_export_downloads_and_imports_into_another_cube_with_its_progress(app
         assert app.service.list_memories("alice", cube_ids=[target]).total == 3
 
 
+def test_the_import_page_reports_progress_while_a_large_import_runs(app: Running) -> None:
+    """Progress comes per batch of 500 memories: 1200 memories made by another model (so re-embedded here)
+    give the polling page counts before the import ends."""
+    now = utcnow().isoformat()
+    lines = [json.dumps({"type": "header", "format": "memos-mcp/export-v1", "embedding_model": "another-model",
+                         "memories": 1200, "cube": {"cube_id": "x", "name": "x", "owner_id": "x"}})]
+    lines += [json.dumps({"type": "memory", "id": str(uuid.uuid4()), "user_id": "alice", "created_at": now,
+                          "updated_at": now, "memory": f"Shelf {i} in aisle {i % 17} holds box {i * 3}."})
+              for i in range(1200)]
+    with signed_in(app, key_for(app, "alice")) as client:
+        target = app.service.list_cubes("alice")[0].cube_id
+        page = client.get(f"/ui/cubes/{target}")
+        job = re.search(r'name="job" value="([^"]+)"', page.text)
+        assert job
+        answers: list[httpx2.Response] = []
+        upload = threading.Thread(target=lambda: answers.append(client.post(
+            f"/ui/cubes/{target}/import", data={"csrf": csrf_of(page), "job": job.group(1)},
+            files={"file": ("big.jsonl", "\n".join(lines).encode(), "application/x-ndjson")})))
+        upload.start()
+        seen: list[dict[str, object]] = []
+        deadline = time.monotonic() + TIMEOUT
+        while upload.is_alive() and time.monotonic() < deadline:
+            state = client.get(f"/ui/imports/{job.group(1)}").json()
+            if state["state"] == "running" and state["done"]:
+                seen.append(state)
+            time.sleep(0.05)
+        upload.join(TIMEOUT)
+        assert answers and answers[0].status_code == 200, answers
+        assert seen, "no progress was seen while the import ran"
+        assert all(s["total"] == 1200 and 0 < int(str(s["done"])) < 1200 for s in seen), seen
+        assert client.get(f"/ui/imports/{job.group(1)}").json()["state"] == "idle"
+        assert app.service.list_memories("alice", cube_ids=[target]).total == 1200
+
+
 def test_tasks_and_conversations_show_what_an_add_of_messages_stored(app: Running) -> None:
     with signed_in(app, key_for(app, "alice")) as client:
         added = app.service.add_memory("alice", conversation_id="trip-42", messages=[
@@ -182,6 +219,8 @@ def test_tasks_and_conversations_show_what_an_add_of_messages_stored(app: Runnin
     with signed_in(app, key_for(app, "bob")) as other:
         assert added.task_id[:12] not in other.get("/ui/tasks").text
         assert other.get("/ui/conversations/trip-42", params={"cube": cube}).status_code == 403
+    with signed_in(app, key_for(app, "carol", Role.ADMIN)) as admin:
+        assert added.task_id[:12] in admin.get("/ui/tasks").text  # an admin sees every user's tasks
 
 
 def test_the_graph_page_draws_an_entitys_relations_and_tells_invalidated_ones_apart(app: Running) -> None:
