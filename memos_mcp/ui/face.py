@@ -26,7 +26,7 @@ from memos_mcp import __version__
 from memos_mcp.core.keys import KeyRing
 from memos_mcp.core.models import User
 from memos_mcp.core.service import MemoryService
-from memos_mcp.errors import Forbidden, InvalidRequest, MemosError
+from memos_mcp.errors import Forbidden, InvalidRequest, MemosError, NotFound
 from memos_mcp.ui.session import COOKIE, Session, Sessions
 
 T = TypeVar("T")
@@ -82,7 +82,12 @@ class Face:
                 session, cookie = self.sessions.open(self.default_user, None)
             if session is None:
                 return None, None
-            return Visitor(session, self.service.access.user(session.user_id)), cookie
+            try:
+                user = self.service.access.user(session.user_id)
+            except NotFound:  # the user is gone: so is the session
+                self.sessions.close(request.cookies.get(COOKIE))
+                return None, None
+            return Visitor(session, user), cookie
         return await self.run(find)
 
     def page(self, handler: Page) -> Callable[[Request], Awaitable[Response]]:

@@ -22,6 +22,7 @@ from memos_mcp.core.keys import KeyRing
 
 COOKIE = "memos_ui"
 SIGN_IN_TOKEN_SECONDS = 3600  # how long a sign-in form may stay open before it is posted
+MAX_SESSIONS = 10_000  # sessions kept at once (a client that never keeps its cookie cannot grow this)
 
 
 @dataclass
@@ -56,6 +57,8 @@ class Sessions:
             now = time.time()
             for sid in [s for s, found in self._open.items() if found.expires <= now]:
                 del self._open[sid]
+            while len(self._open) >= MAX_SESSIONS:  # the oldest goes first (dicts keep insertion order)
+                del self._open[next(iter(self._open))]
             self._open[session.sid] = session
         return session, self._cookie.sign(session.sid).decode()
 

@@ -267,3 +267,21 @@ def test_the_pages_are_usable_by_keyboard_and_readable_at_phone_width(server: Se
     assert "Tangier" in page.inner_text("#memory-text")
     width = page.evaluate("document.documentElement.scrollWidth")
     assert width <= 375, f"the page is {width} px wide on a 375 px screen"
+
+
+def test_the_graph_of_an_entity_is_drawn_with_ended_relations_told_apart(server: Server, browser: Browser) -> None:
+    server.mcp("alice", "add_relations", triples=[{"subject": "Ada", "predicate": "lives_in", "object": "Porto"}])
+    server.mcp("alice", "add_relations", triples=[{"subject": "Ada", "predicate": "lives_in", "object": "Lisbon"},
+                                                  {"subject": "Ada", "predicate": "knows", "object": "Grace"}])
+    page = new_page(browser)
+    sign_in(page, server.url, server.keys["alice"])
+    page.click("nav a[href='/ui/graph']")
+    page.fill("#entity", "Ada")
+    page.fill("#at", "2000-01-01T00:00")
+    page.press("#entity", "Enter")
+    page.wait_for_selector("#graph canvas")  # cytoscape.js, loaded from the package, drew it
+    valid = page.locator("#relations li.valid").all_inner_texts()
+    ended = page.locator("#relations li.invalid").all_inner_texts()
+    assert sorted(t.split("[")[0].strip() for t in valid) == ["Ada — knows → Grace", "Ada — lives_in → Lisbon"]
+    assert len(ended) == 1 and ended[0].startswith("Ada — lives_in → Porto") and "invalidated" in ended[0]
+    assert page.evaluate("typeof window.cytoscape") == "function"
