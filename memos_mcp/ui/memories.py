@@ -116,9 +116,20 @@ class MemoryPages:
             raise InvalidRequest("memory: the text may not be empty", field="memory")
         tags = tag_list(text_field(form, "tags"))
         metadata = metadata_field(text_field(form, "metadata"))
-        await self.face.run(lambda: service.update_memory(actor, memory_id, memory=text, tags=tags,
-                                                          metadata=metadata))
-        return redirect(request, url(f"/memories/{memory_id}", saved=1))
+
+        def save() -> bool:
+            """Only what the form changed is sent: tags the text gave stay derived from it unless edited."""
+            old = service.get_memory(actor, memory_id)
+            new_text = text if text.strip() != old.memory else None
+            new_tags = tags if tags != old.tags else None
+            new_metadata = metadata if metadata != old.metadata else None
+            if new_text is None and new_tags is None and new_metadata is None:
+                return False
+            service.update_memory(actor, memory_id, memory=new_text, tags=new_tags, metadata=new_metadata)
+            return True
+        saved = await self.face.run(save)
+        return redirect(request, url(f"/memories/{memory_id}", saved=1 if saved else None,
+                                     unchanged=None if saved else 1))
 
     async def status(self, request: Request, visitor: Visitor) -> Response:
         service, actor = self.face.service, visitor.user_id

@@ -137,6 +137,23 @@ def test_bad_input_gets_an_error_page_naming_the_field_and_changes_nothing(app: 
         assert app.service.get_memory("alice", memory.id).memory == "Ada keeps the lighthouse."
 
 
+def test_saving_the_edit_form_sends_only_what_changed(app: Running) -> None:
+    with signed_in(app, key_for(app, "alice")) as client:
+        memory = app.service.add_memory("alice", memory_content="Ada keeps the lighthouse on Skerry.").memories[0]
+        page = client.get(f"/ui/memories/{memory.id}")
+        shown_tags = re.search(r'id="edit-tags" name="tags" value="([^"]*)"', page.text)
+        assert shown_tags
+        form = {"csrf": csrf_of(page), "memory": memory.memory, "tags": shown_tags.group(1), "metadata": ""}
+        same = client.post(f"/ui/memories/{memory.id}/edit", data=form)
+        assert same.headers["location"].endswith("unchanged=1")
+        assert [e.event for e in app.service.history("alice", memory.id)] == ["ADD"]
+        changed = client.post(f"/ui/memories/{memory.id}/edit", data={**form, "metadata": '{"room": 7}'})
+        assert changed.headers["location"].endswith("saved=1")
+        after = app.service.get_memory("alice", memory.id)
+        assert (after.memory, after.tags, after.metadata) == (memory.memory, memory.tags, {"room": 7})
+        assert [e.event for e in app.service.history("alice", memory.id)] == ["ADD", "UPDATE"]
+
+
 def test_an_export_downloads_and_imports_into_another_cube_with_its_progress(app: Running) -> None:
     with signed_in(app, key_for(app, "alice")) as client:
         for text in ("The boat is blue.", "The harbour closes at nine.", "Gulls nest on the pier."):
