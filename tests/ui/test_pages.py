@@ -279,7 +279,11 @@ def test_every_asset_is_served_from_the_package(app: Running) -> None:
     for item in own:
         assert not re.search(r"(src|href)=\"https?://|url\(https?:|https?://[^\"' ]+\.(js|css)", item.read_text()), item
     with signed_in(app, key_for(app, "alice")) as client:
-        page = client.get("/ui/graph").text
+        answer = client.get("/ui/graph")
+        policy = answer.headers["content-security-policy"]
+        assert "script-src 'self';" in policy and "frame-ancestors 'none'" in policy  # no inline script, no framing
+        page = answer.text
+        assert "<script>" not in page and " on" + "change=" not in page
         assets = re.findall(r'(?:src|href|data-lib)="(/ui/static/[^"]+)"', page)
         assert {"/ui/static/ui.css", "/ui/static/ui.js", "/ui/static/vendor/htmx.min.js",
                 "/ui/static/vendor/cytoscape.min.js"} <= set(assets)

@@ -61,6 +61,10 @@
     var form = event.target;
     if (form instanceof HTMLFormElement && form.dataset.progress) watchImport(form);
   });
+  document.addEventListener("change", function (event) {  // a cube picked shows that cube at once
+    var field = event.target;
+    if (field instanceof HTMLSelectElement && field.hasAttribute("data-autosubmit") && field.form) field.form.requestSubmit();
+  });
   document.addEventListener("htmx:beforeRequest", function () { root.classList.add("busy"); });
   document.addEventListener("htmx:afterRequest", function () { root.classList.remove("busy"); });
   document.addEventListener("htmx:afterSettle", drawGraph);
