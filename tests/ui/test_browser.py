@@ -127,8 +127,8 @@ def test_a_shared_cube_reaches_the_second_person_and_an_unshared_one_never_does(
 
     bob.fill("#q", "locker code")
     bob.press("#q", "Enter")
-    bob.wait_for_selector("p.count")
-    assert "locker" not in bob.inner_text("main")
+    bob.wait_for_selector("p.count:has-text('locker code')")  # the search's own page, not the last one
+    assert "4711" not in bob.inner_text("main") and "Alice's locker" not in bob.inner_text("main")
     for typed in (f"/ui/memories?cube={private_cube}", f"/ui/cubes/{private_cube}",
                   f"/ui/memories/{private['id']}", f"/ui/conversations?cube={private_cube}",
                   f"/ui/cubes/{private_cube}/export", f"/ui/memories?cube={private_cube}&q=locker"):
