@@ -25,8 +25,8 @@ from memos_mcp.core.keys import KeyRing
 from memos_mcp.errors import ConfigError, MemosError, Unauthorized
 from memos_mcp.mcp.gate import PRINCIPAL_SCOPE_KEY
 
-PUBLIC_PATHS = frozenset({"/health", "/openapi.json", "/docs"})
-PUBLIC_PREFIXES = ("/docs/static/",)  # Swagger UI's own files
+PUBLIC_PATHS = frozenset({"/health", "/openapi.json", "/docs", "/ui"})
+PUBLIC_PREFIXES = ("/docs/static/", "/ui/")  # Swagger UI's own files; the web UI (its own sign-in: memos_mcp.ui)
 LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "[::1]")
 SCHEMES = ("bearer", "token")
 

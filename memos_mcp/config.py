@@ -133,6 +133,7 @@ class ServerSettings(BaseModel):
     stateless_http: bool = Field(False, description="every streamable HTTP request stands alone (load balancers)")
     json_response: bool = Field(False, description="answer streamable HTTP POSTs with JSON, not an SSE stream")
     allow_unauthenticated: bool = Field(False, description="serve a non-loopback host with no API key")
+    ui_session_seconds: int = Field(43_200, ge=1, description="how long a web UI sign-in lasts (/ui)")
 # --- end of HTTP server settings ----------------------------------------------------------------
 
 

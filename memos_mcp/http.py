@@ -33,7 +33,7 @@ from starlette.routing import Match, Mount, Route
 from starlette.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from memos_mcp import __version__
+from memos_mcp import __version__, ui
 from memos_mcp.auth import ApiKeyAuth, HostGuard, error_response, is_loopback, principal, transport_security
 from memos_mcp.config import Settings
 from memos_mcp.core.keys import KeyRing
@@ -278,6 +278,9 @@ def build_app(settings: Settings, service: MemoryService, keys: KeyRing,
             *(route for dialect in rest for route in dialect.routes(service, keys, guards)),
             BareMount("/mcp", app=mcp_app),
             BareMount("/sse", app=sse_app),
+            # The web UI signs its visitors in itself (a session cookie), with the same rule for open servers.
+            ui.mount(service, keys, settings.default_user_id,
+                     is_loopback(options.host) or options.allow_unauthenticated, options.ui_session_seconds),
         ],
         middleware=[
             Middleware(in_flight.middleware),

@@ -45,6 +45,11 @@ install_llama() {
     "$llama_model"
 }
 if [ "$extra" = "test" ]; then
+  # Debian's headless Chromium (and its driver) for the browser tests of the web UI (tests/ui/): Playwright
+  # drives this one, never a browser build of its own.
+  if ! command -v chromium >/dev/null || ! command -v chromedriver >/dev/null; then
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver >/dev/null
+  fi
   # The MCP Inspector (npm) drives the server in tests/test_inspector.py.
   npm install --prefix "$root/tests/inspector" --no-audit --no-fund --silent
   # The official MemOS client (tests/rest/test_memos_client.py) drags in the MemOS stack: its own venv.

@@ -155,6 +155,14 @@ def test_serve_from_the_wheel_answers_health(installed: Installed) -> None:
         bundle = f"http://127.0.0.1:{port}/docs/static/swagger-ui-bundle.js"
         with urllib.request.urlopen(bundle, timeout=10) as response:
             assert len(response.read()) > 100_000
+        # The web UI: its templates render (a loopback server without keys needs no sign-in) and its
+        # vendored scripts and their licences come inside the wheel.
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/ui/memories", timeout=10) as response:
+            assert 'id="signed-in-as"' in response.read().decode()
+        for asset, least in (("vendor/htmx.min.js", 40_000), ("vendor/cytoscape.min.js", 300_000),
+                             ("vendor/htmx.LICENSE", 100), ("vendor/cytoscape.LICENSE", 100), ("ui.css", 1000)):
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/ui/static/{asset}", timeout=10) as response:
+                assert len(response.read()) > least, asset
         assert data_dir.is_dir()
     finally:
         process.terminate()

@@ -99,6 +99,7 @@ class MemoryService:
         self.add_memory = self.writes.add_memory
         self.add_document = self.writes.add_document
         self.get_task = self.writes.get_task
+        self.list_tasks = self.writes.list_tasks
         self.store_candidates = self.writes.store_candidates
         self.commit_points = self.writes.commit_points
         self.update_memory = self.changes.update_memory

@@ -386,6 +386,12 @@ class Catalog:
         rows = self._rows("SELECT * FROM tasks WHERE status IN ('queued', 'running') ORDER BY created_at")
         return [self._task(r) for r in rows]
 
+    def recent_tasks(self, user_id: str | None, limit: int) -> list[Task]:
+        """The newest ``limit`` tasks of ``user_id`` (of everyone when None), newest first."""
+        where, args = ("WHERE user_id = ?", (user_id,)) if user_id is not None else ("", ())
+        rows = self._rows(f"SELECT * FROM tasks {where} ORDER BY created_at DESC LIMIT ?", (*args, limit))
+        return [self._task(r) for r in rows]
+
     @staticmethod
     def _task(row: sqlite3.Row) -> Task:
         return Task.model_validate({

@@ -190,6 +190,13 @@ class Writes(Room):
             raise NotFound("task", task_id)
         return task
 
+    def list_tasks(self, actor_id: str, limit: int = 100) -> list[Task]:
+        """The actor's newest tasks (every user's for an admin), newest first; ``limit`` in 1..1000."""
+        actor = self.access.user(actor_id)
+        if not 1 <= limit <= 1000:
+            raise InvalidRequest("limit lies in 1..1000", field="limit")
+        return self.catalog.recent_tasks(None if actor.is_admin else actor.user_id, limit)
+
     def add_document(self, actor_id: str, path: Path, *, cube_id: str | None = None,
                      progress: Progress | None = None) -> AddResult:
         """Import a file the operator named (the CLI): no import-root confinement applies."""

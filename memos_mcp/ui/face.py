@@ -1,0 +1,184 @@
+"""What every page of the web UI shares: who the visitor is (session or open loopback), the CSRF
+check of every POST, calling the core off the event loop, rendering a template, and turning the
+exception tree (``memos_mcp.errors``) into a page that says what went wrong.
+
+The UI is a face like MCP and REST: each page makes the same ``MemoryService`` calls as the tools and
+routes, as the signed-in user, so the core's access control decides what it may see and change.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass
+from importlib.resources import files
+from typing import Any, TypeVar
+from urllib.parse import urlencode
+
+import anyio.to_thread
+from jinja2 import Environment, PackageLoader, select_autoescape
+from starlette.datastructures import FormData
+from starlette.requests import Request
+from starlette.responses import HTMLResponse, RedirectResponse, Response
+from starlette.routing import Route
+
+from memos_mcp import __version__
+from memos_mcp.core.keys import KeyRing
+from memos_mcp.core.models import User
+from memos_mcp.core.service import MemoryService
+from memos_mcp.errors import Forbidden, InvalidRequest, MemosError, NotFound
+from memos_mcp.ui.session import COOKIE, Session, Sessions
+
+T = TypeVar("T")
+PREFIX = "/ui"
+STATIC = files("memos_mcp.ui") / "static"
+# Pages run only the package's own scripts, are never framed by another site (clickjacking) and post only
+# to the server itself; nothing personal is kept in a cache.
+PAGE_HEADERS = {
+    "Cache-Control": "no-store",
+    "Content-Security-Policy": "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; "
+                               "img-src 'self' data:; frame-ancestors 'none'; form-action 'self'; base-uri 'none'",
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "same-origin",
+}
+
+
+@dataclass
+class Visitor:
+    """The signed-in person of a request: their session (CSRF token) and their user."""
+
+    session: Session
+    user: User
+
+    @property
+    def user_id(self) -> str:
+        return self.user.user_id
+
+
+Page = Callable[[Request, Visitor], Awaitable[Response]]
+
+
+class Face:
+    """The UI's shared state: the service, the key ring, the sessions and the templates.
+    ``open_access``: no sign-in while no key exists (loopback, or --allow-unauthenticated), as the API."""
+
+    def __init__(self, service: MemoryService, keys: KeyRing, default_user: str, open_access: bool,
+                 session_seconds: int) -> None:
+        self.service = service
+        self.keys = keys
+        self.default_user = default_user
+        self.open_access = open_access
+        self.sessions = Sessions(keys, session_seconds)
+        self.templates = Environment(loader=PackageLoader("memos_mcp.ui"), autoescape=select_autoescape(),
+                                     trim_blocks=True, lstrip_blocks=True)
+        self.templates.globals |= {"version": __version__, "url": url, "pretty": _pretty}
+
+    @property
+    def open_mode(self) -> bool:
+        """No sign-in: an open server without any key (requests act as the default user)."""
+        return self.open_access and not self.keys.enabled
+
+    async def run(self, call: Callable[[], T]) -> T:
+        """A core call in a worker thread: the core is synchronous."""
+        return await anyio.to_thread.run_sync(call)
+
+    async def visitor(self, request: Request) -> tuple[Visitor | None, str | None]:
+        """The visitor, and a new cookie to set when an open server made its session just now."""
+        def find() -> tuple[Visitor | None, str | None]:
+            session = self.sessions.find(request.cookies.get(COOKIE))
+            cookie = None
+            if session is None and self.open_mode:
+                session, cookie = self.sessions.open(self.default_user, None)
+            if session is None:
+                return None, None
+            try:
+                user = self.service.access.user(session.user_id)
+            except NotFound:  # the user is gone: so is the session
+                self.sessions.close(request.cookies.get(COOKIE))
+                return None, None
+            return Visitor(session, user), cookie
+        return await self.run(find)
+
+    def page(self, handler: Page) -> Callable[[Request], Awaitable[Response]]:
+        """An endpoint: signed in (else to the sign-in page), a valid CSRF token on POST (else 403),
+        and a ``MemosError`` rendered as an error page with its status."""
+        async def endpoint(request: Request) -> Response:
+            visitor, cookie = await self.visitor(request)
+            if visitor is None:
+                return redirect(request, url("/signin", next=request.url.path))
+            try:
+                if request.method == "POST":
+                    await self.check_csrf(request, visitor.session)
+                response = await handler(request, visitor)
+            except MemosError as exc:
+                response = self.render(request, "error.html", {"error": exc}, visitor, status=exc.status)
+            if cookie is not None:
+                self.set_cookie(request, response, cookie)
+            return response
+        return endpoint
+
+    async def check_csrf(self, request: Request, session: Session) -> None:
+        token = request.headers.get("x-csrf-token")
+        if token is None:
+            token = str((await request.form()).get("csrf") or "")
+        if not self.sessions.csrf_valid(session, token):
+            raise Forbidden("this form carried no valid CSRF token: reload the page and try again", field="csrf")
+
+    def render(self, request: Request, template: str, context: Mapping[str, Any], visitor: Visitor | None,
+               status: int = 200) -> HTMLResponse:
+        body = self.templates.get_template(template).render(
+            {"request": request, "visitor": visitor, "open_mode": self.open_mode, **context})
+        return HTMLResponse(body, status_code=status, headers=PAGE_HEADERS)
+
+    def set_cookie(self, request: Request, response: Response, value: str) -> None:
+        response.set_cookie(COOKIE, value, max_age=self.sessions.lifetime, path=PREFIX, httponly=True,
+                            samesite="strict", secure=request.url.scheme == "https")
+
+    def route(self, path: str, handler: Page, methods: tuple[str, ...] = ("GET",)) -> Route:
+        return Route(path, self.page(handler), methods=list(methods))
+
+
+def url(path: str, **query: Any) -> str:
+    """A UI address: ``path`` under /ui and the query parameters that are set."""
+    kept = {k: v for k, v in query.items() if v not in (None, "", [])}
+    return PREFIX + path + ("?" + urlencode(kept, doseq=True) if kept else "")
+
+
+def redirect(request: Request, to: str) -> Response:
+    """To another page after a POST (303), or for htmx a client-side navigation without a reload."""
+    if request.headers.get("hx-request") == "true":
+        return Response(status_code=200, headers={"HX-Location": json.dumps({"path": to, "target": "body"})})
+    return RedirectResponse(to, status_code=303)
+
+
+def text_field(form: FormData, name: str) -> str:
+    """A text field of a posted form ('' when absent); a file where text belongs is refused."""
+    value = form.get(name)
+    if value is None:
+        return ""
+    if not isinstance(value, str):
+        raise InvalidRequest(f"{name}: expected text", field=name)
+    return value
+
+
+def tag_list(text: str) -> list[str]:
+    """Tags typed as a comma-separated list."""
+    return [t.strip() for t in text.split(",") if t.strip()]
+
+
+def metadata_field(text: str) -> dict[str, Any]:
+    """Metadata typed as a JSON object ('' is none)."""
+    if not text.strip():
+        return {}
+    try:
+        found = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise InvalidRequest(f"metadata: not valid JSON ({exc.msg} at line {exc.lineno} column {exc.colno})",
+                             field="metadata") from exc
+    if not isinstance(found, dict):
+        raise InvalidRequest("metadata: expected a JSON object such as {\"topic\": \"travel\"}", field="metadata")
+    return found
+
+
+def _pretty(value: Any) -> str:
+    return json.dumps(value, ensure_ascii=False, indent=2, sort_keys=True, default=str)

@@ -1,0 +1,293 @@
+"""The web UI's pages over real HTTP (the app under uvicorn on a loopback port, real stores), without a
+browser: sign-in rules, sessions, CSRF, error pages, export/import, tasks, conversations, the graph,
+and that every asset comes from the package."""
+
+from __future__ import annotations
+
+import json
+import re
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import timedelta
+from importlib.resources import files
+from pathlib import Path
+
+import httpx2
+import pytest
+
+from memos_mcp.core.directory import ROOT_USER
+from memos_mcp.core.embedder import LocalOnnxEmbedder
+from memos_mcp.core.graph.service import GraphService, TripleIn
+from memos_mcp.core.models import Role, utcnow
+from tests.http.support import ADMIN_KEY, TIMEOUT, Running, running_app, settings_for
+
+pytestmark = pytest.mark.usefixtures("clean_environment")
+CSRF = re.compile(r'name="csrf" value="([^"]+)"')
+
+
+@pytest.fixture
+def app(tmp_path: Path, embedder: LocalOnnxEmbedder) -> Iterator[Running]:
+    """A keyed server: root's admin key, and users alice and bob with keys."""
+    with running_app(settings_for(tmp_path / "data", admin_key=ADMIN_KEY), embedder) as running:
+        yield running
+
+
+def key_for(app: Running, user: str, role: Role = Role.USER) -> str:
+    return app.keys.create(ROOT_USER, user, role).key
+
+
+def csrf_of(page: httpx2.Response) -> str:
+    found = CSRF.search(page.text)
+    assert found, page.text
+    return found.group(1)
+
+
+@contextmanager
+def signed_in(app: Running, key: str) -> Iterator[httpx2.Client]:
+    """A client signed in with ``key`` (it keeps the session cookie)."""
+    with httpx2.Client(base_url=app.url, timeout=TIMEOUT) as client:
+        form = client.get("/ui/signin")
+        answer = client.post("/ui/signin", data={"csrf": csrf_of(form), "key": key})
+        assert answer.status_code == 303, answer.text
+        yield client
+
+
+def test_an_open_loopback_server_without_keys_needs_no_sign_in(tmp_path: Path, embedder: LocalOnnxEmbedder) -> None:
+    with running_app(settings_for(tmp_path / "data"), embedder) as app, \
+            httpx2.Client(base_url=app.url, timeout=TIMEOUT) as client:
+        page = client.get("/ui/memories")
+        assert page.status_code == 200
+        assert re.search(r'id="signed-in-as"[^>]*>default<', page.text), page.text
+        assert "Sign out" not in page.text
+        assert client.get("/ui/signin").headers["location"] == "/ui/"
+        # Still no form post without the token, even here: another site's page could send one.
+        answer = client.post("/ui/cubes", data={"name": "forged"})
+        assert answer.status_code == 403
+        assert [c.name for c in app.service.list_cubes("default")] == ["default's memories"]
+
+
+def test_a_keyed_server_sends_every_page_to_the_sign_in_form(app: Running) -> None:
+    with httpx2.Client(base_url=app.url, timeout=TIMEOUT) as client:
+        for path in ("/ui/", "/ui/memories", "/ui/cubes", "/ui/tasks", "/ui/graph", "/ui/users"):
+            answer = client.get(path)
+            assert answer.status_code == 303, path
+            assert answer.headers["location"].startswith("/ui/signin?next="), path
+        assert client.post("/ui/cubes", data={"name": "x"}).status_code == 303  # no session: nothing done
+
+
+def test_signing_in_needs_the_forms_own_token_and_a_valid_key(app: Running) -> None:
+    key = key_for(app, "alice")
+    with httpx2.Client(base_url=app.url, timeout=TIMEOUT) as client:
+        refused = client.post("/ui/signin", data={"key": key})
+        assert refused.status_code == 403
+        assert "memos_ui" not in refused.headers.get("set-cookie", "")
+        token = csrf_of(client.get("/ui/signin"))
+        wrong = client.post("/ui/signin", data={"csrf": token, "key": key + "x"})
+        assert wrong.status_code == 401
+        assert "not valid" in wrong.text
+        taken = client.post("/ui/signin", data={"csrf": token, "key": key, "next": "//evil.example/ui/"})
+        assert taken.headers["location"] == "/ui/"  # only a page of the UI itself
+        cookie = taken.headers["set-cookie"]
+        assert "HttpOnly" in cookie and "SameSite=strict" in cookie and "Path=/ui" in cookie
+        assert key not in cookie
+        assert client.get("/ui/cubes").status_code == 200
+
+
+def test_a_revoked_key_ends_the_sessions_it_opened(app: Running) -> None:
+    created = app.keys.create(ROOT_USER, "alice")
+    with signed_in(app, created.key) as client:
+        assert client.get("/ui/cubes").status_code == 200
+        app.keys.revoke(ROOT_USER, created.key_id)
+        assert client.get("/ui/cubes").headers["location"].startswith("/ui/signin")
+
+
+def test_a_forged_or_missing_csrf_token_changes_nothing(app: Running) -> None:
+    with signed_in(app, key_for(app, "alice")) as client:
+        memory = app.service.add_memory("alice", memory_content="The lighthouse keeper is Ada.").memories[0]
+        for token in ({}, {"csrf": "forged"}):
+            answer = client.post(f"/ui/memories/{memory.id}/edit", data={"memory": "changed", **token})
+            assert answer.status_code == 403
+            assert "CSRF" in answer.text
+        for path in (f"/ui/memories/{memory.id}/delete", f"/ui/memories/{memory.id}/status"):
+            assert client.post(path, data={"status": "archived"}).status_code == 403
+        assert app.service.get_memory("alice", memory.id).memory == "The lighthouse keeper is Ada."
+        assert [e.event for e in app.service.history("alice", memory.id)] == ["ADD"]
+
+
+def test_bad_input_gets_an_error_page_naming_the_field_and_changes_nothing(app: Running) -> None:
+    with signed_in(app, key_for(app, "alice")) as client:
+        memory = app.service.add_memory("alice", memory_content="Ada keeps the lighthouse.").memories[0]
+        csrf = csrf_of(client.get(f"/ui/memories/{memory.id}"))
+        cases = [({"memory": "new text", "metadata": "{not json"}, 400, "metadata"),
+                 ({"memory": "new text", "metadata": "[1, 2]"}, 400, "metadata"),
+                 ({"memory": "   "}, 400, "memory")]
+        for form, status, field in cases:
+            answer = client.post(f"/ui/memories/{memory.id}/edit", data={"csrf": csrf, **form})
+            assert answer.status_code == status, form
+            assert f"field <code>{field}</code>" in answer.text, answer.text
+        bad_filter = client.get("/ui/memories", params={"kind": "poem"})
+        assert bad_filter.status_code == 400
+        assert "kind" in bad_filter.text
+        missing = client.get("/ui/memories/00000000-0000-4000-8000-000000000000")
+        assert missing.status_code == 404
+        assert "does not exist" in missing.text
+        assert app.service.get_memory("alice", memory.id).memory == "Ada keeps the lighthouse."
+
+
+def test_saving_the_edit_form_sends_only_what_changed(app: Running) -> None:
+    with signed_in(app, key_for(app, "alice")) as client:
+        memory = app.service.add_memory("alice", memory_content="Ada keeps the lighthouse on Skerry.").memories[0]
+        page = client.get(f"/ui/memories/{memory.id}")
+        shown_tags = re.search(r'id="edit-tags" name="tags" value="([^"]*)"', page.text)
+        assert shown_tags
+        form = {"csrf": csrf_of(page), "memory": memory.memory, "tags": shown_tags.group(1), "metadata": ""}
+        same = client.post(f"/ui/memories/{memory.id}/edit", data=form)
+        assert same.headers["location"].endswith("unchanged=1")
+        assert [e.event for e in app.service.history("alice", memory.id)] == ["ADD"]
+        changed = client.post(f"/ui/memories/{memory.id}/edit", data={**form, "metadata": '{"room": 7}'})
+        assert changed.headers["location"].endswith("saved=1")
+        after = app.service.get_memory("alice", memory.id)
+        assert (after.memory, after.tags, after.metadata) == (memory.memory, memory.tags, {"room": 7})
+        assert [e.event for e in app.service.history("alice", memory.id)] == ["ADD", "UPDATE"]
+
+
+def test_an_export_downloads_and_imports_into_another_cube_with_its_progress(app: Running) -> None:
+    with signed_in(app, key_for(app, "alice")) as client:
+        for text in ("The boat is blue.", "The harbour closes at nine.", "Gulls nest on the pier."):
+            app.service.add_memory("alice", memory_content=text)
+        source = app.service.list_cubes("alice")[0].cube_id
+        exported = client.get(f"/ui/cubes/{source}/export")
+        assert exported.status_code == 200
+        assert exported.headers["content-disposition"] == f'attachment; filename="{source}.jsonl"'
+        lines = exported.text.splitlines()
+        assert json.loads(lines[0])["memories"] == 3
+        target = app.service.create_cube("alice", "Copy").cube_id
+        page = client.get(f"/ui/cubes/{target}")
+        job = re.search(r'name="job" value="([^"]+)"', page.text)
+        assert job
+        assert client.get(f"/ui/imports/{job.group(1)}").json()["state"] == "idle"
+        imported = client.post(f"/ui/cubes/{target}/import", data={"csrf": csrf_of(page), "job": job.group(1)},
+                               files={"file": ("export.jsonl", exported.content, "application/x-ndjson")})
+        assert imported.status_code == 200, imported.text
+        assert re.search(r'id="imported-memories">3<', imported.text)
+        copied = app.service.list_memories("alice", cube_ids=[target])
+        assert sorted(m.memory for m in copied.memories) == sorted(
+            m.memory for m in app.service.list_memories("alice", cube_ids=[source]).memories)
+        damaged = client.post(f"/ui/cubes/{target}/import", data={"csrf": csrf_of(page)},
+                              files={"file": ("bad.jsonl", b"not json\n", "application/x-ndjson")})
+        assert damaged.status_code == 400
+        assert app.service.list_memories("alice", cube_ids=[target]).total == 3
+
+
+def test_the_import_page_reports_progress_while_a_large_import_runs(app: Running) -> None:
+    """Progress comes per batch of 500 memories: 1200 memories made by another model (so re-embedded here)
+    give the polling page counts before the import ends."""
+    now = utcnow().isoformat()
+    lines = [json.dumps({"type": "header", "format": "memos-mcp/export-v1", "embedding_model": "another-model",
+                         "memories": 1200, "cube": {"cube_id": "x", "name": "x", "owner_id": "x"}})]
+    lines += [json.dumps({"type": "memory", "id": str(uuid.uuid4()), "user_id": "alice", "created_at": now,
+                          "updated_at": now, "memory": f"Shelf {i} in aisle {i % 17} holds box {i * 3}."})
+              for i in range(1200)]
+    with signed_in(app, key_for(app, "alice")) as client:
+        target = app.service.list_cubes("alice")[0].cube_id
+        page = client.get(f"/ui/cubes/{target}")
+        job = re.search(r'name="job" value="([^"]+)"', page.text)
+        assert job
+        answers: list[httpx2.Response] = []
+        upload = threading.Thread(target=lambda: answers.append(client.post(
+            f"/ui/cubes/{target}/import", data={"csrf": csrf_of(page), "job": job.group(1)},
+            files={"file": ("big.jsonl", "\n".join(lines).encode(), "application/x-ndjson")})))
+        upload.start()
+        seen: list[dict[str, object]] = []
+        deadline = time.monotonic() + TIMEOUT
+        while upload.is_alive() and time.monotonic() < deadline:
+            state = client.get(f"/ui/imports/{job.group(1)}").json()
+            if state["state"] == "running" and state["done"]:
+                seen.append(state)
+            time.sleep(0.05)
+        upload.join(TIMEOUT)
+        assert answers and answers[0].status_code == 200, answers
+        assert seen, "no progress was seen while the import ran"
+        assert all(s["total"] == 1200 and 0 < int(str(s["done"])) < 1200 for s in seen), seen
+        assert client.get(f"/ui/imports/{job.group(1)}").json()["state"] == "idle"
+        assert app.service.list_memories("alice", cube_ids=[target]).total == 1200
+
+
+def test_tasks_and_conversations_show_what_an_add_of_messages_stored(app: Running) -> None:
+    with signed_in(app, key_for(app, "alice")) as client:
+        added = app.service.add_memory("alice", conversation_id="trip-42", messages=[
+            {"role": "user", "content": "I am flying to Lisbon on Friday."},
+            {"role": "assistant", "content": "Have a good flight to Lisbon."}])
+        assert added.task_id is not None
+        cube = app.service.list_cubes("alice")[0].cube_id
+        tasks = client.get("/ui/tasks").text
+        assert added.task_id[:12] in tasks
+        assert all(f"[{i[:8]}]" in tasks for i in added.added)
+        assert added.task_id[:12] not in client.get("/ui/tasks", params={"status": "failed"}).text
+        listed = client.get("/ui/conversations", params={"cube": cube}).text
+        assert "/ui/conversations/trip-42?cube=" in listed
+        messages = client.get("/ui/conversations/trip-42", params={"cube": cube}).text
+        assert "I am flying to Lisbon on Friday." in messages and "Have a good flight to Lisbon." in messages
+        memory = client.get(f"/ui/memories/{added.added[0]}").text
+        assert "/ui/conversations/trip-42?cube=" in memory
+    with signed_in(app, key_for(app, "bob")) as other:
+        assert added.task_id[:12] not in other.get("/ui/tasks").text
+        assert other.get("/ui/conversations/trip-42", params={"cube": cube}).status_code == 403
+    with signed_in(app, key_for(app, "carol", Role.ADMIN)) as admin:
+        assert added.task_id[:12] in admin.get("/ui/tasks").text  # an admin sees every user's tasks
+
+
+def test_the_graph_page_draws_an_entitys_relations_and_tells_invalidated_ones_apart(app: Running) -> None:
+    with signed_in(app, key_for(app, "alice")) as client:
+        before = (utcnow() - timedelta(days=1)).strftime("%Y-%m-%dT%H:%M")
+        graphs = GraphService(app.service)
+        graphs.add_relations("alice", [TripleIn(subject="Ada", predicate="lives_in", object="Porto")])
+        graphs.add_relations("alice", [TripleIn(subject="Ada", predicate="lives_in", object="Lisbon"),
+                                       TripleIn(subject="Ada", predicate="knows", object="Grace")])
+        now = client.get("/ui/graph", params={"entity": "Ada"})
+        assert now.status_code == 200
+
+        def edges(page: httpx2.Response) -> dict[str, bool]:
+            found = re.search(r'<script type="application/json" id="graph-data">(.*?)</script>', page.text, re.S)
+            assert found
+            elements = json.loads(found.group(1))
+            names = {e["data"]["id"]: e["data"]["label"] for e in elements if "source" not in e["data"]}
+            return {f'{e["data"]["label"]} {names[e["data"]["target"]]}': e["data"]["invalid"]
+                    for e in elements if "source" in e["data"]}
+        assert {k.lower(): v for k, v in edges(now).items()} == {"lives_in lisbon": False, "knows grace": False}
+        then = client.get("/ui/graph", params={"entity": "Ada", "at": before})
+        drawn = {k.lower(): v for k, v in edges(then).items()}
+        assert drawn == {"lives_in lisbon": False, "knows grace": False, "lives_in porto": True}
+        assert client.get("/ui/graph", params={"entity": "Ada", "depth": "3"}).status_code == 400
+
+
+def test_only_an_admin_sees_the_users_page(app: Running) -> None:
+    with signed_in(app, key_for(app, "alice")) as client:
+        assert client.get("/ui/users").status_code == 403
+    with signed_in(app, key_for(app, "carol", Role.ADMIN)) as admin:
+        page = admin.get("/ui/users")
+        assert page.status_code == 200
+        assert "alice" in page.text and "carol" in page.text
+
+
+def test_every_asset_is_served_from_the_package(app: Running) -> None:
+    static = files("memos_mcp.ui") / "static"
+    own = [static / "ui.css", static / "ui.js", *(files("memos_mcp.ui") / "templates").iterdir()]
+    for item in own:
+        assert not re.search(r"(src|href)=\"https?://|url\(https?:|https?://[^\"' ]+\.(js|css)", item.read_text()), item
+    with signed_in(app, key_for(app, "alice")) as client:
+        answer = client.get("/ui/graph")
+        policy = answer.headers["content-security-policy"]
+        assert "script-src 'self';" in policy and "frame-ancestors 'none'" in policy  # no inline script, no framing
+        page = answer.text
+        assert "<script>" not in page and " on" + "change=" not in page
+        assets = re.findall(r'(?:src|href|data-lib)="(/ui/static/[^"]+)"', page)
+        assert {"/ui/static/ui.css", "/ui/static/ui.js", "/ui/static/vendor/htmx.min.js",
+                "/ui/static/vendor/cytoscape.min.js"} <= set(assets)
+        for asset in assets:
+            assert client.get(asset).status_code == 200, asset
+    assert "Permission to use, copy, modify" in (static / "vendor" / "htmx.LICENSE").read_text()
+    assert "Permission is hereby granted" in (static / "vendor" / "cytoscape.LICENSE").read_text()  # MIT
