@@ -4,8 +4,9 @@ speaks the app side of the spec's postMessage bridge, relaying the app's ``tools
 
 The page answers ``ui/initialize`` (host info and context, with the tool that was called), then,
 once the app says ``ui/notifications/initialized``, sends ``ui/notifications/tool-input`` and
-``ui/notifications/tool-result`` with the call the test made. Every message the app sends is kept
-in ``window.fromApp`` for the test to look at.
+``ui/notifications/tool-result`` with the call the test made. It accepts ``ui/update-model-context``
+and refuses other requests it does not know. Every message the app sends is kept in ``window.fromApp``
+for the test to look at.
 """
 
 from __future__ import annotations
@@ -63,6 +64,9 @@ window.addEventListener("message", async (event) => {
       window.sizes.push(message.params);
       frame.style.height = `${message.params.height}px`;
       break;
+    case "ui/update-model-context":
+      answer({ result: {} });
+      break;
     case "tools/call":
     case "resources/read":
       try {
@@ -119,6 +123,14 @@ async def open_app(page: Any, client: Client, html: str, tool: Tool, arguments: 
     frame = await (await page.query_selector("#app")).content_frame()
     assert frame is not None
     return frame
+
+
+async def model_context(page: Any) -> list[str]:
+    """The text of each ``ui/update-model-context`` the app sent, in order."""
+    texts: list[str] = await page.evaluate(
+        "() => window.fromApp.filter((m) => m.method === 'ui/update-model-context')"
+        ".map((m) => m.params.content.map((c) => c.text).join(''))")
+    return texts
 
 
 async def tools_called(page: Any) -> list[str]:

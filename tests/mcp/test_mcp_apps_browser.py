@@ -1,6 +1,6 @@
 """The memory view in a real headless Chromium: the app page the server serves, rendered by a small
-host page that relays its bridge calls to a real ``memos-mcp`` HTTP server on 127.0.0.1 (streamable
-HTTP, the SDK's client negotiating MCP Apps). It shows the cards, and what is done there (edit,
+host page that relays its bridge calls to the real HTTP app (``build_app`` under uvicorn on 127.0.0.1,
+as ``memos-mcp serve`` runs it) over streamable HTTP, through the SDK's client negotiating MCP Apps. It shows the cards, and what is done there (edit,
 archive, forget) is what the server's tools see afterwards."""
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from mcp.types import TextResourceContents
 from memos_mcp.core.embedder import LocalOnnxEmbedder
 from memos_mcp.mcp.apps import APP_MIME_TYPE, EXTENSION_ID
 from tests.http.support import TIMEOUT, Running, running_app, settings_for
-from tests.mcp.apps_host import WAIT_MS, browser_page, open_app, tools_called
+from tests.mcp.apps_host import WAIT_MS, browser_page, model_context, open_app, tools_called
 from tests.mcp.support import call, remember, text_of
 
 pytestmark = pytest.mark.anyio
@@ -77,6 +77,9 @@ async def test_search_hits_show_as_cards_and_an_edit_made_there_is_what_search_m
                     has_text="Saturdays").wait_for(timeout=WAIT_MS)
                 assert await bread.locator("ul.tags li").all_text_contents() == ["food", "weekend"]
                 assert await tools_called(page) == ["update_memory"]
+                # The model is told, since its own search result no longer holds.
+                told = await model_context(page)
+                assert len(told) == 1 and bakery["ref_id"] in told[0] and "Saturdays" in told[0]
 
             found_after = await call(client, "search_memory", query="when is rye bread sold at the bakery")
             hit = next(m for m in found_after["memories"] if m["id"] == bakery["id"])
@@ -123,6 +126,9 @@ async def test_listed_memories_show_hostile_text_as_text_and_archive_history_and
                 await old.wait_for(state="detached")
                 assert await frame.locator("li.card").count() == 2
                 assert await tools_called(page) == ["update_memory", "memory_history", "get_memory", "delete_memory"]
+                told = (await model_context(page))[-1]  # each update carries every change so far
+                assert f"archived {kept['ref_id']}" in told and f"forgot {gone['ref_id']}" in told
+                assert "hunter2" not in told  # a forgotten memory's text is not handed back to the model
 
             assert (await call(client, "get_memory", memory_id=kept["id"]))["status"] == "archived"
             missing = await client.call_tool("get_memory", {"memory_id": gone["id"]})
@@ -146,3 +152,23 @@ async def test_a_tool_error_in_the_view_is_shown_on_its_card_and_changes_nothing
                 await boat.locator("p.error").filter(has_text="not_found").wait_for()
                 assert await boat.locator(".text").text_content() == "The boat is moored at pier 9."
             assert (await call(client, "list_memories"))["total"] == 0
+
+
+async def test_the_history_of_a_memory_shows_every_change_and_opens_the_memory(app: Running) -> None:
+    with anyio.fail_after(TIMEOUT * 3):
+        async with Client(f"{app.url}/mcp", extensions=[APPS]) as client:
+            tools, html = await view_of(client)
+            memory = await remember(client, "The tram to the zoo is line 4.")
+            await call(client, "update_memory", memory_id=memory["id"], memory_content="The tram to the zoo is line 7.")
+            arguments = {"memory_id": memory["id"]}
+            result = await client.call_tool("memory_history", arguments)
+            async with browser_page() as page:
+                frame = await open_app(page, client, html, tools["memory_history"], arguments, result)
+                events = frame.locator("ol.events > li")
+                await events.nth(1).wait_for()
+                texts = await events.all_text_contents()
+                assert [text.split()[0] for text in texts] == ["ADD", "UPDATE"]
+                assert "line 4" in texts[1] and "line 7" in texts[1]
+                await frame.get_by_role("button", name="Open the memory").click()
+                await card(frame, memory["id"]).locator(".text").filter(has_text="line 7").wait_for()
+                assert await tools_called(page) == ["get_memory"]
