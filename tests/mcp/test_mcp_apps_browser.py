@@ -1,7 +1,8 @@
 """The memory view in a real headless Chromium: the app page the server serves, rendered by a small
 host page that relays its bridge calls to the real HTTP app (``build_app`` under uvicorn on 127.0.0.1,
-as ``memos-mcp serve`` runs it) over streamable HTTP, through the SDK's client negotiating MCP Apps. It shows the cards, and what is done there (edit,
-archive, forget) is what the server's tools see afterwards."""
+as ``memos-mcp serve`` runs it) over streamable HTTP, through the SDK's client negotiating MCP Apps.
+It shows the cards, and what is done there (edit, archive, forget) is what the server's tools see
+afterwards."""
 
 from __future__ import annotations
 
