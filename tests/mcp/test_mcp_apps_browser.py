@@ -102,6 +102,8 @@ async def test_listed_memories_show_hostile_text_as_text_and_archive_history_and
                 frame = await open_app(page, client, html, tools["list_memories"], {}, result)
                 await card(frame, gone["id"]).locator(".text").wait_for()
                 assert await frame.locator("li.card").count() == 3
+                for shown in await frame.locator("li.card").all_text_contents():  # no absent field as a word
+                    assert "null" not in shown and "undefined" not in shown and "NaN" not in shown, shown
                 assert await card(frame, hostile["id"]).locator(".text").text_content() == HOSTILE
                 assert await frame.locator("img, b").count() == 0 and await frame.locator("script").count() == 1
                 assert await frame.evaluate("() => window.pwned") is None
