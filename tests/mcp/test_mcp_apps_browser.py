@@ -82,6 +82,12 @@ async def test_search_hits_show_as_cards_and_an_edit_made_there_is_what_search_m
                 told = await model_context(page)
                 assert len(told) == 1 and bakery["ref_id"] in told[0] and "Saturdays" in told[0]
 
+                await frame.locator("#query").fill("when is the dentist")  # a new search, from the keyboard
+                await frame.locator("#query").press("Enter")
+                await frame.locator("#summary").filter(has_text="when is the dentist").wait_for()
+                assert await frame.locator("li.card .text").first.text_content() == other["memory"]
+                assert (await tools_called(page))[-1] == "search_memory"
+
             found_after = await call(client, "search_memory", query="when is rye bread sold at the bakery")
             hit = next(m for m in found_after["memories"] if m["id"] == bakery["id"])
             assert hit["memory"] == "The bakery on Elm Street sells rye bread on Saturdays."
@@ -97,11 +103,16 @@ async def test_listed_memories_show_hostile_text_as_text_and_archive_history_and
             hostile = await remember(client, HOSTILE)
             kept = await remember(client, "The spare key is under the blue flowerpot.")
             gone = await remember(client, "The old wifi password was hunter2.")
-            result = await client.call_tool("list_memories", {})
+            result = await client.call_tool("list_memories", {"size": 2})
             async with browser_page() as page:
-                frame = await open_app(page, client, html, tools["list_memories"], {}, result)
-                await card(frame, gone["id"]).locator(".text").wait_for()
+                frame = await open_app(page, client, html, tools["list_memories"], {"size": 2}, result)
+                await card(frame, gone["id"]).locator(".text").wait_for()  # newest first
+                assert await frame.locator("li.card").count() == 2
+                assert await frame.locator("#summary").text_content() == "2 of 3 memories"
+                await frame.locator("#more").click()  # the next page joins the list
+                await card(frame, hostile["id"]).locator(".text").wait_for()
                 assert await frame.locator("li.card").count() == 3
+                assert await frame.locator("#more").is_hidden()
                 for shown in await frame.locator("li.card").all_text_contents():  # no absent field as a word
                     assert "null" not in shown and "undefined" not in shown and "NaN" not in shown, shown
                 assert await card(frame, hostile["id"]).locator(".text").text_content() == HOSTILE
@@ -128,7 +139,8 @@ async def test_listed_memories_show_hostile_text_as_text_and_archive_history_and
                 await old.locator('[data-action="confirm-forget"]').click()
                 await old.wait_for(state="detached")
                 assert await frame.locator("li.card").count() == 2
-                assert await tools_called(page) == ["update_memory", "memory_history", "get_memory", "delete_memory"]
+                assert await tools_called(page) == ["list_memories", "update_memory", "memory_history", "get_memory",
+                                                   "delete_memory"]
                 told = (await model_context(page))[-1]  # each update carries every change so far
                 assert f"archived {kept['ref_id']}" in told and f"forgot {gone['ref_id']}" in told
                 assert "hunter2" not in told  # a forgotten memory's text is not handed back to the model
