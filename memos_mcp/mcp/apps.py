@@ -8,9 +8,9 @@ memory by calling this server's own tools through the host (the postMessage brid
 
 Only a client that negotiated the extension (``client_supports_apps``: it advertised the extension
 with the app MIME type) sees any of it: ``AppsView`` (a server middleware) adds the ``_meta.ui`` of
-those tools to its ``tools/list`` and lists the ``ui://`` resource in its ``resources/list``. Every
-other client's listings are the same as without apps, and no tool result changes for anyone (the
-cards are drawn from the structured output every client already gets).
+those tools to its ``tools/list``, and leaves the ``ui://`` resource out of every other client's
+``resources/list``. So every other client's listings are the same as without apps, and no tool result
+changes for anyone (the cards are drawn from the structured output every client already gets).
 """
 
 from __future__ import annotations
@@ -39,7 +39,7 @@ def memory_apps() -> Apps:
     """
     apps = Apps()
     apps.add_html_resource(
-        MEMORY_VIEW, files(__package__ or "memos_mcp.mcp").joinpath("memory_view.html").read_text(encoding="utf-8"),
+        MEMORY_VIEW, files("memos_mcp.mcp").joinpath("memory_view.html").read_text(encoding="utf-8"),
         name="memory-view", title="Memory cards",
         description="Search hits, memory lists and a memory's history as cards: open, edit, archive, forget",
         prefers_border=True)
