@@ -4,7 +4,8 @@ speaks the app side of the spec's postMessage bridge, relaying the app's ``tools
 
 The page answers ``ui/initialize`` (host info and context, with the tool that was called), then,
 once the app says ``ui/notifications/initialized``, sends ``ui/notifications/tool-input`` and
-``ui/notifications/tool-result`` with the call the test made. It accepts ``ui/update-model-context``
+``ui/notifications/tool-result`` with the call the test made (and, with ``echo``, again for each call
+the app makes itself, as the spec lets a host do). It accepts ``ui/update-model-context``
 and refuses other requests it does not know. Every message the app sends is kept in ``window.fromApp``
 for the test to look at.
 """
@@ -70,7 +71,13 @@ window.addEventListener("message", async (event) => {
     case "tools/call":
     case "resources/read":
       try {
-        answer({ result: await window.relay(message.method, message.params) });
+        const result = await window.relay(message.method, message.params);
+        answer({ result });
+        if (window.call.echo && message.method === "tools/call") {  // a host may echo the view's own calls
+          const input = { arguments: message.params.arguments };
+          toApp({ jsonrpc: "2.0", method: "ui/notifications/tool-input", params: input });
+          toApp({ jsonrpc: "2.0", method: "ui/notifications/tool-result", params: result });
+        }
       } catch (error) {
         answer({ error: { code: -32000, message: String(error && error.message || error) } });
       }
@@ -107,7 +114,7 @@ async def browser_page() -> AsyncIterator[Any]:
 
 
 async def open_app(page: Any, client: Client, html: str, tool: Tool, arguments: dict[str, Any],
-                   result: CallToolResult) -> Any:
+                   result: CallToolResult, echo: bool = False) -> Any:
     """Render ``html`` in the host page as the view of ``tool`` called with ``arguments`` (answer:
     ``result``), relaying its calls through ``client``; the app's frame."""
 
@@ -119,7 +126,7 @@ async def open_app(page: Any, client: Client, html: str, tool: Tool, arguments: 
     await page.expose_function("relay", relay)
     await page.set_content(HOST_PAGE)
     await page.evaluate("([html, call]) => window.startApp(html, call)",
-                        [html, {"tool": wire(tool), "arguments": arguments, "result": wire(result)}])
+                        [html, {"tool": wire(tool), "arguments": arguments, "result": wire(result), "echo": echo}])
     frame = await (await page.query_selector("#app")).content_frame()
     assert frame is not None
     return frame

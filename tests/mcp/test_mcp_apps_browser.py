@@ -105,7 +105,8 @@ async def test_listed_memories_show_hostile_text_as_text_and_archive_history_and
             gone = await remember(client, "The old wifi password was hunter2.")
             result = await client.call_tool("list_memories", {"size": 2})
             async with browser_page() as page:
-                frame = await open_app(page, client, html, tools["list_memories"], {"size": 2}, result)
+                # This host also echoes the view's own calls: the view must stay the list it was opened as.
+                frame = await open_app(page, client, html, tools["list_memories"], {"size": 2}, result, echo=True)
                 await card(frame, gone["id"]).locator(".text").wait_for()  # newest first
                 assert await frame.locator("li.card").count() == 2
                 assert await frame.locator("#summary").text_content() == "2 of 3 memories"
