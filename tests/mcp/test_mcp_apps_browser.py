@@ -161,6 +161,11 @@ async def test_a_tool_error_in_the_view_is_shown_on_its_card_and_changes_nothing
                 frame = await open_app(page, client, html, tools["get_memory"], {"memory_id": memory["id"]}, result)
                 boat = card(frame, memory["id"])
                 await boat.locator("dl.fields").wait_for()  # one memory opens with its details
+                # Phone width: the card reflows, nothing runs off the side.
+                await page.evaluate("() => { document.getElementById('app').style.width = '320px'; }")
+                await frame.wait_for_function("() => document.documentElement.clientWidth <= 320")
+                assert await frame.evaluate(
+                    "() => document.documentElement.scrollWidth <= document.documentElement.clientWidth")
                 await call(client, "delete_memory", memory_id=memory["id"])  # forgotten elsewhere meanwhile
                 await boat.locator('[data-action="edit"]').click()
                 await boat.locator("textarea").fill("The boat is moored at pier 10.")
