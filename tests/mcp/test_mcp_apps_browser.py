@@ -139,6 +139,7 @@ async def test_listed_memories_show_hostile_text_as_text_and_archive_history_and
                 await old.locator('[data-action="forget"]').click()
                 await old.locator('[data-action="confirm-forget"]').click()
                 await old.wait_for(state="detached")
+                assert await frame.locator("#status").text_content() == "Forgotten."  # echoes leave it alone
                 assert await frame.locator("li.card").count() == 2
                 assert await tools_called(page) == ["list_memories", "update_memory", "memory_history", "get_memory",
                                                    "delete_memory"]
@@ -193,3 +194,16 @@ async def test_the_history_of_a_memory_shows_every_change_and_opens_the_memory(a
                 await frame.get_by_role("button", name="Open the memory").click()
                 await card(frame, memory["id"]).locator(".text").filter(has_text="line 7").wait_for()
                 assert await tools_called(page) == ["get_memory"]
+
+
+async def test_a_call_that_failed_opens_the_view_on_its_error(app: Running) -> None:
+    with anyio.fail_after(TIMEOUT * 3):
+        async with Client(f"{app.url}/mcp", extensions=[APPS]) as client:
+            tools, html = await view_of(client)
+            arguments = {"memory_id": "no-such-memory"}
+            result = await client.call_tool("memory_history", arguments)
+            assert result.is_error
+            async with browser_page() as page:
+                frame = await open_app(page, client, html, tools["memory_history"], arguments, result)
+                await frame.locator("#status.error").filter(has_text="not_found").wait_for()
+                assert await frame.locator("#view").text_content() == ""  # no card, no placeholder left
