@@ -12,6 +12,7 @@ from memos_mcp import __version__
 from memos_mcp.core.graph.service import GraphService
 from memos_mcp.core.keys import KeyRing
 from memos_mcp.core.service import MemoryService
+from memos_mcp.mcp.apps import AppsView, memory_apps
 from memos_mcp.mcp.context import register_prompts, register_resources
 from memos_mcp.mcp.gate import Gate, remember_request
 from memos_mcp.mcp.graph_tools import register_graph_tools
@@ -49,15 +50,17 @@ class AfterHandshake:
 def build_server(service: MemoryService, keys: KeyRing, default_user: str, read_only: bool = False,
                  rate: RateLimiter | None = None, after_handshake: Callable[[], None] | None = None) -> MCPServer:
     """The MCP server; ``rate`` (the HTTP app's limiter) limits each HTTP user's requests;
-    ``after_handshake`` runs once, at the first message after ``initialize`` (see ``AfterHandshake``)."""
+    ``after_handshake`` runs once, at the first message after ``initialize`` (see ``AfterHandshake``).
+    Clients that negotiate MCP Apps also get the memory view (``memos_mcp.mcp.apps``)."""
     gate = Gate(default_user)
     tools = ToolBox()  # every tool refuses arguments it does not know
     register_tools(tools, service, keys, gate, read_only)
     register_graph_tools(tools, GraphService(service), gate, read_only)
     server = MCPServer(name="memos-mcp", version=__version__, instructions=INSTRUCTIONS,
                        middleware=[remember_request, *([RateLimit(rate)] if rate is not None else []),
-                                   *([AfterHandshake(after_handshake)] if after_handshake is not None else [])],
-                       tools=tools.tools)
+                                   *([AfterHandshake(after_handshake)] if after_handshake is not None else []),
+                                   AppsView()],
+                       tools=tools.tools, extensions=[memory_apps()])
     register_resources(server, service, gate)
     register_prompts(server, service, gate)
     return server
