@@ -56,8 +56,9 @@ class GraphMemory:
         self.store = store
         self.decay = decay
 
-    def ingest(self, cube_id: str, items: Sequence[MemoryGraph]) -> list[Relation]:
-        """Store the entities and relations of memories; returns the stored relations."""
+    def ingest(self, cube_id: str, items: Sequence[MemoryGraph]) -> list[str]:
+        """Store the entities and relations of memories; returns the stored relations' ids (their
+        provenance is not read back: an add costs the same however many memories a relation has)."""
         entities: dict[str, Entity] = {}
         merged: dict[tuple[str, str, str], Relation] = {}
         replacing: set[tuple[str, str, str]] = set()
@@ -80,9 +81,9 @@ class GraphMemory:
         if entities:
             self.store.upsert_entities(cube_id, list(entities.values()))
         plain = [rel for ident, rel in merged.items() if ident not in replacing]
-        stored = self.store.add_relations(cube_id, plain) if plain else []
+        stored = self.store.store_relations(cube_id, plain) if plain else []
         for ident in replacing:  # one at a time, each seeing the ones before it
-            stored += self.store.add_relations(cube_id, [self._supersede(cube_id, merged[ident])])
+            stored += self.store.store_relations(cube_id, [self._supersede(cube_id, merged[ident])])
         return stored
 
     def add_triples(self, cube_id: str, triples: Sequence[tuple[str, str, str, float]],
