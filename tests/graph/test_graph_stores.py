@@ -200,3 +200,16 @@ def test_memory_entities_name_the_entities_of_each_memorys_valid_relations(graph
     assert graph_store.memory_entities(cube, ["m1", "m2", "m9"]) == {"m1": {"alice", "bob"},
                                                                      "m2": {"alice", "bob", "carol"}}
     assert graph_store.memory_entities(cube, []) == {}
+
+
+def test_forgetting_a_memory_keeps_stated_relations_and_those_of_other_memories(graph_store: GraphStore,
+                                                                                cube_ids: list[str]) -> None:
+    cube = cube_ids[0]
+    stated, = graph_store.add_relations(cube, [rel(cube, "Alice", "lives in", "Paris")])
+    graph_store.add_relations(cube, [rel(cube, "Alice", "works at", "Acme", "m1"),
+                                     rel(cube, "Bob", "knows", "Carol", "m2")])
+
+    assert graph_store.forget_memory(cube, "m1") == 1
+
+    assert triples(graph_store.relations(cube)) == {("Alice", "lives in", "Paris"), ("Bob", "knows", "Carol")}
+    assert graph_store.relations(cube, entity="Paris")[0].id == stated.id

@@ -288,13 +288,19 @@ class Neo4jGraphStore(GraphStore):
 
     def forget_memory(self, cube_id: str, memory_id: str) -> int:
         def work(tx: ManagedTransaction) -> int:
+            # Only the relations that held the memory go when it was their last: a stated relation stays.
+            held = {rec["id"]: rec["n"] for rec in tx.run(
+                """MATCH (:Entity {cube_id: $cube})-[r:REL]->() WHERE $mid IN r.memory_ids
+                RETURN r.id AS id, size(r.memory_ids) AS n""", cube=cube_id, mid=memory_id)}
             tx.run("""MATCH (:Entity {cube_id: $cube})-[r:REL]->() WHERE $mid IN r.memory_ids
                 SET r.memory_ids = [m IN r.memory_ids WHERE m <> $mid]""", cube=cube_id, mid=memory_id).consume()
-            rec = tx.run("""MATCH (:Entity {cube_id: $cube})-[r:REL]->() WHERE size(r.memory_ids) = 0
-                DELETE r RETURN count(*) AS dropped""", cube=cube_id).single()
+            last = [rid for rid, n in held.items() if n == 1]
+            if last:
+                tx.run("""UNWIND $ids AS rid MATCH (:Entity {cube_id: $cube})-[r:REL {id: rid}]->() DELETE r""",
+                       cube=cube_id, ids=last).consume()
             # An entity no relation names any more was known only from what was forgotten.
             tx.run("""MATCH (e:Entity {cube_id: $cube}) WHERE NOT (e)-[:REL]-() DELETE e""", cube=cube_id).consume()
-            return int(rec["dropped"]) if rec is not None else 0
+            return len(last)
         return self._run(work, write=True)
 
     def delete_cube(self, cube_id: str) -> None:
