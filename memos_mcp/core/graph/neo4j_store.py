@@ -9,7 +9,13 @@ FalkorDB rejects ``datetime()`` and crashes on ``localdatetime()``.
 Data operations use portable Cypher only (MATCH, MERGE, UNWIND, SET +=, DETACH DELETE), batched with
 UNWIND since a Bolt round trip to FalkorDB costs about 44 ms. The schema statements in ``_SCHEMA``
 (a uniqueness constraint on (cube_id, key) per entity, an index on the relation id) are Neo4j 5 DDL:
-real Neo4j applies them; FalkorDB rejects them, which ``open()`` logs at debug level and tolerates.
+real Neo4j applies them; FalkorDB rejects them, which ``open()`` logs at debug level and tolerates. The
+same indexes in the unnamed form follow, which FalkorDB accepts, so that an add finds its entities and
+relations by index there too (without, every lookup scanned every entity of the graph).
+
+Provenance is a list of memory ids per relation: an add appends the new ids on the server (only they
+travel), which the server still does in time linear in the list; memory links as records of their own
+(as the embedded store keeps them) are not built for Bolt yet.
 """
 
 from __future__ import annotations
@@ -31,6 +37,9 @@ T = TypeVar("T")
 _SCHEMA = (
     "CREATE CONSTRAINT memos_entity_key IF NOT EXISTS FOR (e:Entity) REQUIRE (e.cube_id, e.key) IS UNIQUE",
     "CREATE INDEX memos_relation_id IF NOT EXISTS FOR ()-[r:REL]-() ON (r.id)",
+    # The unnamed forms FalkorDB accepts (once: again, it and Neo4j answer that the index exists).
+    "CREATE INDEX FOR (e:Entity) ON (e.key)",
+    "CREATE INDEX FOR ()-[r:REL]-() ON (r.id)",
 )
 _VALID = "(r.valid_at IS NULL OR r.valid_at <= $at) AND (r.invalid_at IS NULL OR r.invalid_at > $at)"
 _RETURN = """RETURN r.id AS id, r.cube_id AS cube_id, s.key AS s_key, s.name AS subject, r.predicate AS predicate,

@@ -293,13 +293,12 @@ class SqliteGraphStore(GraphStore):
             return []
         when = time.time() if at is None else at
         marks = ",".join("?" * len(unique))
-        found: dict[str, int] = {}
-        for side in ("subject", "object"):
-            for row in self._rows(f"""SELECT l.memory_id, l.seq FROM links l JOIN relations r ON r.id = l.relation_id
-                    WHERE l.cube_id = ? AND l.{side} IN ({marks}) AND {_VALID} ORDER BY l.seq DESC LIMIT ?""",
-                                  (cube_id, *unique, when, when, limit)):
-                found[row[0]] = max(found.get(row[0], 0), row[1])
-        return sorted(found, key=lambda m: -found[m])[:limit]
+        walks = [f"""SELECT * FROM (SELECT l.memory_id, l.seq FROM links l JOIN relations r ON r.id = l.relation_id
+            WHERE l.cube_id = ? AND l.{side} IN ({marks}) AND {_VALID} ORDER BY l.seq DESC LIMIT ?)"""
+                 for side in ("subject", "object")]
+        rows = self._rows(f"{walks[0]} UNION ALL {walks[1]} ORDER BY seq DESC",
+                          (cube_id, *unique, when, when, limit) * 2)
+        return list(dict.fromkeys(str(row[0]) for row in rows))[:limit]
 
     def memory_entities(self, cube_id: str, memory_ids: Sequence[str], at: float | None = None) -> dict[str, set[str]]:
         ids = sorted(set(memory_ids))
