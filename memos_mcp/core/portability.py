@@ -37,6 +37,7 @@ from memos_mcp.errors import InvalidRequest, first_problem
 FORMAT = "memos-mcp/export-v1"
 _PAGE = 500
 _ROOM = 16_384  # bytes a stored memory or message may take on disk beyond its text, at most
+_GRAPH_BATCH = 100  # memories per graph write: FalkorDB 4.16 crashes on a Bolt parameter list of ~400 ids
 PART_BYTES = 256 * 1024  # a part's JSONL as the JSON-RPC answer carries it (escaped): far below a 1 MiB SSE event
 
 
@@ -296,8 +297,9 @@ def _write(service: MemoryService, cube_id: str, actor: str, batch: list[tuple[M
 
     def graph(new: bool) -> None:  # oldest first, as they were added
         chosen = sorted((m for m in memories if (found.get(m.id) != cube_id) == new), key=lambda m: m.created_at)
-        if chosen:
-            service.stores.ingest_graph(cube_id, [(m, None, speakers[m.id]) for m in chosen])
+        for start in range(0, len(chosen), _GRAPH_BATCH):
+            part = chosen[start:start + _GRAPH_BATCH]
+            service.stores.ingest_graph(cube_id, [(m, None, speakers[m.id]) for m in part])
 
     present = [p for p in points if found.get(p.id) == cube_id]
     if present:
