@@ -2,7 +2,9 @@
 
 Line 1 is a header (format, cube, embedding model, dimension); then one line per memory (with its
 embedding, when asked) and one per stored message. Import keeps ids, text, metadata and timestamps; it reuses
-the embeddings when the model is the same and re-embeds otherwise. Importing is idempotent: a
+the embeddings when the model is the same and re-embeds otherwise. With graph memory on, import builds
+each memory's graph as an add does without a language model (the deterministic extraction of its text
+and speaker, one batch of memories at a time, oldest first), with the memory, all or nothing. Importing is idempotent: a
 memory or message already in the cube is not added again, and a memory gets its ``ADD`` history
 event once (with its point, all or nothing); an id another cube holds becomes one derived from the
 cube and the id, the same on every run.
@@ -35,6 +37,7 @@ from memos_mcp.errors import InvalidRequest, first_problem
 FORMAT = "memos-mcp/export-v1"
 _PAGE = 500
 _ROOM = 16_384  # bytes a stored memory or message may take on disk beyond its text, at most
+_GRAPH_BATCH = 100  # memories per graph write: FalkorDB 4.16 crashes on a Bolt parameter list of ~400 ids
 PART_BYTES = 256 * 1024  # a part's JSONL as the JSON-RPC answer carries it (escaped): far below a 1 MiB SSE event
 
 
@@ -290,14 +293,24 @@ def _write(service: MemoryService, cube_id: str, actor: str, batch: list[tuple[M
     points = [VectorPoint(m.id, next(embedded) if f else list(m.embedding or []), sparse_document(sparse),
                           to_payload(m, content_hash(f"{m.kind}:{m.memory}"), i.get("context", ""), i.get("speaker")))
               for m, (_, i), f, (_, sparse) in zip(memories, batch, fresh, texts, strict=True)]
+    speakers = {m.id: i.get("speaker") for m, (_, i) in zip(memories, batch, strict=True)}
+
+    def graph(new: bool) -> None:  # oldest first, as they were added
+        chosen = sorted((m for m in memories if (found.get(m.id) != cube_id) == new), key=lambda m: m.created_at)
+        for start in range(0, len(chosen), _GRAPH_BATCH):
+            part = chosen[start:start + _GRAPH_BATCH]
+            service.stores.ingest_graph(cube_id, [(m, None, speakers[m.id]) for m in part])
+
     present = [p for p in points if found.get(p.id) == cube_id]
     if present:
         service.vectors.upsert(present)
+        graph(new=False)  # what an import by an earlier version left without a graph gets one
         recorded = service.catalog.has_history([p.id for p in present])
         service.catalog.add_history([_added(m, cube_id, actor) for m in memories
                                      if found.get(m.id) == cube_id and m.id not in recorded])
     service.commit_points(cube_id, [p for p in points if found.get(p.id) != cube_id],
-                          [_added(m, cube_id, actor) for m in memories if found.get(m.id) != cube_id])
+                          [_added(m, cube_id, actor) for m in memories if found.get(m.id) != cube_id],
+                          lambda: graph(new=True))
     return renamed
 
 

@@ -74,7 +74,7 @@ class Retrieval(Room):
                                    boost_conversation_id=conversation_id,
                                    conversation_boost=search.conversation_boost if conversation_id else 0.0,
                                    dense_weight=dense_weight)
-            points = fuse_graph(vectors, hq, expansion.links, self.settings.graph.weight) if expansion.links else \
+            points = fuse_graph(vectors, hq, expansion, self.settings.graph.weight) if expansion.links else \
                 vectors.hybrid_search(hq)
             memories = [from_point(p) for p in points]
             scores = relativities(judges, [(p.dense, m.memory) for p, m in zip(points, memories, strict=True)],
@@ -102,13 +102,18 @@ class Retrieval(Room):
         graph = self.graph()
         if graph is None:
             return Expansion({})
+        found = [graph.expand(cube_id, query, depth) for cube_id in cubes]
+        found = [f for f in found if f.links]
+        if len(found) <= 1:
+            return found[0] if found else Expansion({})
         links: dict[str, float] = {}
-        people: list[str] = []
-        for cube_id in cubes:
-            found = graph.expand(cube_id, query, depth)
-            links.update(found.links)
-            people += found.people
-        return Expansion(links, tuple(dict.fromkeys(people)))
+        for each in found:
+            links.update(each.links)
+
+        def weigh(memory_ids: Sequence[str]) -> dict[str, float]:  # a memory lies in one cube
+            return {m: w for each in found for m, w in each.weights(memory_ids).items()}
+
+        return Expansion(links, tuple(dict.fromkeys(p for f in found for p in f.people)), weigh)
 
     def get_memory(self, actor_id: str, memory_id: str, cube_id: str | None = None,
                    with_embedding: bool = False) -> Memory:

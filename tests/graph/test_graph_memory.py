@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import math
+
 import pytest
 
 from memos_mcp.core.graph.extract import ExtractedGraph, extract_graph
-from memos_mcp.core.graph.memory import GraphMemory, MemoryGraph
+from memos_mcp.core.graph.memory import LINKED, GraphMemory, MemoryGraph
 from memos_mcp.core.graph.store import Entity, GraphStore
 
 T0 = 1_700_000_000.0
@@ -108,6 +110,25 @@ def test_a_person_the_query_names_counts_in_full_and_is_handed_back(graph: Graph
     assert found.people == ("caroline",)
     assert found.links == {f"c{i}": 1.0 for i in range(6)}  # a speaker met everywhere, yet the query's subject
     assert graph.expand(cube, "What does Melanie love?", depth=1).links == {"m": 1.0}
+
+
+def test_expansion_reads_a_bounded_number_of_the_newest_links_and_weighs_any_memory_exactly(
+        graph: GraphMemory, cube_ids: list[str]) -> None:
+    cube = cube_ids[0]
+    many = LINKED + 50
+    for start in range(0, many, 50):  # as adds come: FalkorDB 4.16 crashes on one batch of them all
+        graph.ingest(cube, [MemoryGraph(f"c{i:05d}", extract_graph(f"I saw Jon on day {i}.", "Caroline"), T0)
+                            for i in range(start, min(many, start + 50))])
+
+    found = graph.expand(cube, "What did Caroline do?", depth=1)
+    jon = graph.expand(cube, "Where is Jon?", depth=1)
+
+    assert found.people == ("caroline",) and len(found.links) == LINKED and f"c{many - 1:05d}" in found.links
+    oldest = sorted({f"c{i:05d}" for i in range(many)} - set(found.links))
+    assert len(oldest) == 50
+    assert found.weights([*oldest[:2], "unknown"]) == {oldest[0]: 1.0, oldest[1]: 1.0}  # beyond the candidates
+    assert len(jon.links) == LINKED
+    assert jon.weights([oldest[0]])[oldest[0]] == pytest.approx(1 / (1 + math.log(LINKED)))
 
 
 def test_people_a_text_only_addresses_are_not_entities_of_it(graph: GraphMemory, cube_ids: list[str]) -> None:

@@ -166,3 +166,50 @@ def test_known_names_relations_of_memories_and_deleting_an_entity(graph_store: G
     assert triples(graph_store.relations(other)) == {("Alice Smith", "knows", "Dan")}
     with pytest.raises(NotFound):
         graph_store.delete_entity(cube, "Alice Smith")
+
+
+def test_linked_memories_are_the_newest_links_of_valid_relations_at_most_limit(graph_store: GraphStore,
+                                                                               cube_ids: list[str]) -> None:
+    cube, other = cube_ids
+    now = time.time()
+    graph_store.add_relations(cube, [rel(cube, "Alice", "knows", "Bob", "m1", "m2")])
+    graph_store.add_relations(cube, [rel(cube, "Carol", "knows", "Alice", "m3")])
+    graph_store.add_relations(cube, [rel(cube, "Alice", "knows", "Bob", "m4")])  # merged: newest link
+    ended, = graph_store.add_relations(cube, [rel(cube, "Alice", "works at", "Acme", "m5")])
+    graph_store.invalidate(ended.id, at=now - 1)
+    graph_store.add_relations(cube, [rel(cube, "Bob", "knows", "Dan", "m6")])
+    graph_store.add_relations(other, [rel(other, "Alice", "knows", "Bob", "x1")])
+
+    linked = graph_store.linked_memories(cube, ["alice"])
+    assert sorted(linked) == ["m1", "m2", "m3", "m4"] and linked.index("m2") < linked.index("m1")
+    assert graph_store.linked_memories(cube, ["alice"], limit=2) == linked[:2]
+    assert "m5" in graph_store.linked_memories(cube, ["alice"], at=now - 2)
+    assert set(graph_store.linked_memories(cube, ["alice", "dan"])) == {"m1", "m2", "m3", "m4", "m6"}
+    assert graph_store.linked_memories(cube, ["nobody"]) == [] and graph_store.linked_memories(cube, []) == []
+
+
+def test_memory_entities_name_the_entities_of_each_memorys_valid_relations(graph_store: GraphStore,
+                                                                            cube_ids: list[str]) -> None:
+    cube, other = cube_ids
+    graph_store.add_relations(cube, [rel(cube, "Alice", "knows", "Bob", "m1", "m2"),
+                                     rel(cube, "Bob", "knows", "Carol", "m2")])
+    ended, = graph_store.add_relations(cube, [rel(cube, "Alice", "lives in", "Paris", "m1")])
+    graph_store.invalidate(ended.id)
+    graph_store.add_relations(other, [rel(other, "Dan", "knows", "Eve", "m1")])
+
+    assert graph_store.memory_entities(cube, ["m1", "m2", "m9"]) == {"m1": {"alice", "bob"},
+                                                                     "m2": {"alice", "bob", "carol"}}
+    assert graph_store.memory_entities(cube, []) == {}
+
+
+def test_forgetting_a_memory_keeps_stated_relations_and_those_of_other_memories(graph_store: GraphStore,
+                                                                                cube_ids: list[str]) -> None:
+    cube = cube_ids[0]
+    stated, = graph_store.add_relations(cube, [rel(cube, "Alice", "lives in", "Paris")])
+    graph_store.add_relations(cube, [rel(cube, "Alice", "works at", "Acme", "m1"),
+                                     rel(cube, "Bob", "knows", "Carol", "m2")])
+
+    assert graph_store.forget_memory(cube, "m1") == 1
+
+    assert triples(graph_store.relations(cube)) == {("Alice", "lives in", "Paris"), ("Bob", "knows", "Carol")}
+    assert graph_store.relations(cube, entity="Paris")[0].id == stated.id

@@ -14,7 +14,7 @@ from __future__ import annotations
 import math
 import time
 import uuid
-from collections.abc import Collection, Sequence
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass, replace
 
 from memos_mcp.core.graph.extract import PERSON, ExtractedGraph, extract_graph, named_entities, query_names
@@ -41,14 +41,31 @@ class MemoryGraph:
     at: float | None = None
 
 
+LINKED = 1000  # the newest memories of each named entity a query's expansion reads; also counts specificity
+Weigh = Callable[[Sequence[str]], dict[str, float]]
+
+
 @dataclass(frozen=True)
 class Expansion:
     """What the graph makes of a query: memory weights in [0, 1] for fusion, and the keys of the people
     the query names (search takes their names out of the text it embeds and matches: the graph links
-    carry them, and a name said to a person in a memory no longer looks like one said about them)."""
+    carry them, and a name said to a person in a memory no longer looks like one said about them).
+
+    ``links`` are the candidates fusion may bring in beside the hybrid hits: with one hop, the ``LINKED``
+    newest memories of each named entity (so their number, and the cost of finding and scoring them,
+    does not grow with how many memories a person has). ``weigh`` gives the exact link weight of any
+    memories (those of the cube apart, weight > 0 only), such as the hits of the hybrid search; None
+    when ``links`` holds every linked memory already (two hops)."""
 
     links: dict[str, float]
     people: tuple[str, ...] = ()
+    weigh: Weigh | None = None
+
+    def weights(self, memory_ids: Sequence[str]) -> dict[str, float]:
+        """The link weights of ``memory_ids`` (those linked only)."""
+        if self.weigh is None:
+            return {i: self.links[i] for i in memory_ids if i in self.links}
+        return self.weigh(memory_ids)
 
 
 class GraphMemory:
@@ -56,8 +73,9 @@ class GraphMemory:
         self.store = store
         self.decay = decay
 
-    def ingest(self, cube_id: str, items: Sequence[MemoryGraph]) -> list[Relation]:
-        """Store the entities and relations of memories; returns the stored relations."""
+    def ingest(self, cube_id: str, items: Sequence[MemoryGraph]) -> list[str]:
+        """Store the entities and relations of memories; returns the stored relations' ids (their
+        provenance is not read back: an add costs the same however many memories a relation has)."""
         entities: dict[str, Entity] = {}
         merged: dict[tuple[str, str, str], Relation] = {}
         replacing: set[tuple[str, str, str]] = set()
@@ -80,9 +98,9 @@ class GraphMemory:
         if entities:
             self.store.upsert_entities(cube_id, list(entities.values()))
         plain = [rel for ident, rel in merged.items() if ident not in replacing]
-        stored = self.store.add_relations(cube_id, plain) if plain else []
+        stored = self.store.store_relations(cube_id, plain) if plain else []
         for ident in replacing:  # one at a time, each seeing the ones before it
-            stored += self.store.add_relations(cube_id, [self._supersede(cube_id, merged[ident])])
+            stored += self.store.store_relations(cube_id, [self._supersede(cube_id, merged[ident])])
         return stored
 
     def add_triples(self, cube_id: str, triples: Sequence[tuple[str, str, str, float]],
@@ -141,7 +159,36 @@ class GraphMemory:
         (1 within one hop, ``decay`` at two). A person counts in full: search takes the name out of
         its text, so the graph alone says whom the query is about. Any other entity stays in the text,
         and its links are scaled by how specific it is, 1 / (1 + ln n) for an entity linked directly
-        to n memories, so that a name met everywhere adds little to what the text match gives it."""
+        to n memories (n counted up to ``LINKED``), so that a name met everywhere adds little to what
+        the text match gives it. With one hop the candidates are each entity's ``LINKED`` newest
+        memories and ``weigh`` scores any others; with two, every linked memory is read."""
+        if depth != 1:
+            return self._expand_far(cube_id, query, depth, at)
+        specificity: dict[str, float] = {}
+        scores: dict[str, float] = {}
+        people: list[str] = []
+        for key in self.query_entities(cube_id, query):
+            linked = self.store.linked_memories(cube_id, [key], at, LINKED)
+            if not linked:
+                continue
+            found = self.store.entity(cube_id, key)
+            if found is not None and found.type == PERSON:
+                people.append(key)
+                specificity[key] = 1.0
+            else:
+                specificity[key] = 1 / (1 + math.log(len(linked)))
+            for memory_id in linked:
+                scores[memory_id] = min(1.0, scores.get(memory_id, 0.0) + specificity[key])
+
+        def weigh(memory_ids: Sequence[str]) -> dict[str, float]:
+            found = self.store.memory_entities(cube_id, memory_ids, at)
+            weights = {m: min(1.0, sum(specificity.get(k, 0.0) for k in keys)) for m, keys in found.items()}
+            return {m: w for m, w in weights.items() if w > 0}
+
+        return Expansion(scores, tuple(people), weigh if specificity else None)
+
+    def _expand_far(self, cube_id: str, query: str, depth: int, at: float | None) -> Expansion:
+        """``expand`` over two hops: every memory within them is read (its cost follows the fan-out)."""
         scores: dict[str, float] = {}
         people: list[str] = []
         for key in self.query_entities(cube_id, query):
@@ -153,7 +200,7 @@ class GraphMemory:
                 people.append(key)
                 specificity = 1.0
             else:
-                direct = len(weights) if depth == 1 else len(self.store.memories_for(cube_id, [key], 1, at))
+                direct = len(self.store.linked_memories(cube_id, [key], at, LINKED))
                 specificity = 1 / (1 + math.log(max(1, direct)))
             for memory_id, weight in weights.items():
                 scores[memory_id] = min(1.0, scores.get(memory_id, 0.0) + specificity * weight)

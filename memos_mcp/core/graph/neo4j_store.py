@@ -9,7 +9,13 @@ FalkorDB rejects ``datetime()`` and crashes on ``localdatetime()``.
 Data operations use portable Cypher only (MATCH, MERGE, UNWIND, SET +=, DETACH DELETE), batched with
 UNWIND since a Bolt round trip to FalkorDB costs about 44 ms. The schema statements in ``_SCHEMA``
 (a uniqueness constraint on (cube_id, key) per entity, an index on the relation id) are Neo4j 5 DDL:
-real Neo4j applies them; FalkorDB rejects them, which ``open()`` logs at debug level and tolerates.
+real Neo4j applies them; FalkorDB rejects them, which ``open()`` logs at debug level and tolerates. The
+same indexes in the unnamed form follow, which FalkorDB accepts, so that an add finds its entities and
+relations by index there too (without, every lookup scanned every entity of the graph).
+
+Provenance is a list of memory ids per relation: an add appends the new ids on the server (only they
+travel), which the server still does in time linear in the list; memory links as records of their own
+(as the embedded store keeps them) are not built for Bolt yet.
 """
 
 from __future__ import annotations
@@ -31,6 +37,9 @@ T = TypeVar("T")
 _SCHEMA = (
     "CREATE CONSTRAINT memos_entity_key IF NOT EXISTS FOR (e:Entity) REQUIRE (e.cube_id, e.key) IS UNIQUE",
     "CREATE INDEX memos_relation_id IF NOT EXISTS FOR ()-[r:REL]-() ON (r.id)",
+    # The unnamed forms FalkorDB accepts (once: again, it and Neo4j answer that the index exists).
+    "CREATE INDEX FOR (e:Entity) ON (e.key)",
+    "CREATE INDEX FOR ()-[r:REL]-() ON (r.id)",
 )
 _VALID = "(r.valid_at IS NULL OR r.valid_at <= $at) AND (r.invalid_at IS NULL OR r.invalid_at > $at)"
 _RETURN = """RETURN r.id AS id, r.cube_id AS cube_id, s.key AS s_key, s.name AS subject, r.predicate AS predicate,
@@ -159,7 +168,8 @@ class Neo4jGraphStore(GraphStore):
         return [self._entity(rec, cube_id) for rec in recs]
 
     # --- relations ---------------------------------------------------------------------------
-    def add_relations(self, cube_id: str, relations: Sequence[Relation]) -> list[Relation]:
+    def store_relations(self, cube_id: str, relations: Sequence[Relation]) -> list[str]:
+        """New memory ids are appended on the server (only they travel; the stored list is not read)."""
         if not relations:
             return []
 
@@ -169,39 +179,37 @@ class Neo4jGraphStore(GraphStore):
             keys = resolved(names, self._found_in(tx, cube_id, names))
             identity = [(keys[r.subject], normalise(r.predicate), keys[r.object]) for r in relations]
             probe = [{"s": s, "p": p, "o": o} for s, p, o in dict.fromkeys(identity)]
-            existing: dict[tuple[str, str, str], tuple[str, list[str]]] = {}
+            existing: dict[tuple[str, str, str], str] = {}
             for rec in tx.run("""UNWIND $rows AS row
                     MATCH (s:Entity {cube_id: $cube, key: row.s})-[r:REL]->(o:Entity {cube_id: $cube, key: row.o})
                     WHERE r.predicate_key = row.p AND (r.invalid_at IS NULL OR r.invalid_at > $now)
-                    RETURN row.s AS s, row.p AS p, row.o AS o, r.id AS id, r.memory_ids AS m
+                    RETURN row.s AS s, row.p AS p, row.o AS o, r.id AS id
                     ORDER BY r.created_at""", rows=probe, cube=cube_id, now=now):
-                existing.setdefault((rec["s"], rec["p"], rec["o"]), (rec["id"], list(rec["m"])))
+                existing.setdefault((rec["s"], rec["p"], rec["o"]), rec["id"])
             stored: list[str] = []
             updates: dict[str, list[str]] = {}
             creates: dict[str, dict[str, Any]] = {}
             for rel, ident in zip(relations, identity, strict=True):
                 if ident in existing:
-                    rid, ids = existing[ident]
-                    merged = merge_ids(ids, rel.memory_ids)
-                    existing[ident] = (rid, merged)
+                    rid = existing[ident]
                     if rid in creates:
-                        creates[rid]["props"]["memory_ids"] = merged
+                        props = creates[rid]["props"]
+                        props["memory_ids"] = merge_ids(props["memory_ids"], rel.memory_ids)
                     else:
-                        updates[rid] = merged
+                        updates[rid] = merge_ids(updates.get(rid, []), rel.memory_ids)
                     stored.append(rid)
                     continue
-                memory_ids = merge_ids([], rel.memory_ids)
                 props = {"id": rel.id, "cube_id": cube_id, "predicate": rel.predicate, "predicate_key": ident[1],
-                         "confidence": float(rel.confidence), "memory_ids": memory_ids,
+                         "confidence": float(rel.confidence), "memory_ids": merge_ids([], rel.memory_ids),
                          "valid_at": rel.valid_at, "invalid_at": rel.invalid_at, "created_at": float(rel.created_at)}
                 creates[rel.id] = {"s": ident[0], "sn": rel.subject, "o": ident[2], "on": rel.object, "props": props}
                 if rel.invalid_at is None or rel.invalid_at > now:
-                    existing[ident] = (rel.id, memory_ids)
+                    existing[ident] = rel.id
                 stored.append(rel.id)
             if updates:
                 tx.run("""UNWIND $rows AS row MATCH (:Entity {cube_id: $cube})-[r:REL {id: row.id}]->()
-                    SET r.memory_ids = row.m""", rows=[{"id": k, "m": v} for k, v in updates.items()],
-                       cube=cube_id).consume()
+                    SET r.memory_ids = r.memory_ids + [m IN row.m WHERE NOT m IN r.memory_ids]""",
+                       rows=[{"id": k, "m": v} for k, v in updates.items()], cube=cube_id).consume()
             if creates:
                 tx.run(f"""UNWIND $rows AS row
                     MERGE (s:Entity {{cube_id: $cube, key: row.s}}) {_NEW_ENTITY.format(v="s", name="row.sn")}
@@ -210,9 +218,7 @@ class Neo4jGraphStore(GraphStore):
                        cube=cube_id).consume()
             return stored
 
-        stored = self._run(work, write=True)
-        by_id = {r.id: r for r in self._by_ids(cube_id, stored)}
-        return [by_id[i] for i in stored]
+        return self._run(work, write=True)
 
     def _by_ids(self, cube_id: str | None, ids: Sequence[str]) -> list[Relation]:
         scope = "{cube_id: $cube}" if cube_id is not None else ""
@@ -256,6 +262,33 @@ class Neo4jGraphStore(GraphStore):
                            cube=cube_id, at=when, ids=sorted(set(memory_ids)))
         return [_relation(rec) for rec in recs]
 
+    def linked_memories(self, cube_id: str, keys: Sequence[str], at: float | None = None,
+                        limit: int = 1000) -> list[str]:
+        """Only ``limit`` ids travel; the server still reads the provenance lists of the relations."""
+        if not keys or limit <= 0:
+            return []
+        when = time.time() if at is None else float(at)
+        recs = self._query(f"""MATCH (s:Entity {{cube_id: $cube}})-[r:REL]->(o:Entity)
+            WHERE (s.key IN $keys OR o.key IN $keys) AND {_VALID}
+            WITH r ORDER BY r.created_at DESC, r.id UNWIND range(size(r.memory_ids) - 1, 0, -1) AS i
+            WITH r.memory_ids[i] AS m, r.created_at AS t, i ORDER BY t DESC, i DESC
+            RETURN m LIMIT $limit""", cube=cube_id, keys=sorted(set(keys)), at=when, limit=4 * limit)
+        return list(dict.fromkeys(rec["m"] for rec in recs))[:limit]
+
+    def memory_entities(self, cube_id: str, memory_ids: Sequence[str],
+                        at: float | None = None) -> dict[str, set[str]]:
+        if not memory_ids:
+            return {}
+        when = time.time() if at is None else float(at)
+        recs = self._query(f"""MATCH (s:Entity {{cube_id: $cube}})-[r:REL]->(o:Entity)
+            WHERE {_VALID} AND any(m IN r.memory_ids WHERE m IN $ids)
+            UNWIND [m IN r.memory_ids WHERE m IN $ids] AS m RETURN m, s.key AS s, o.key AS o""",
+                           cube=cube_id, at=when, ids=sorted(set(memory_ids)))
+        found: dict[str, set[str]] = {}
+        for rec in recs:
+            found.setdefault(rec["m"], set()).update((rec["s"], rec["o"]))
+        return found
+
     def delete_relation(self, cube_id: str, relation_id: str) -> None:
         recs = self._query("""MATCH (:Entity {cube_id: $cube})-[r:REL {id: $id}]->() DELETE r RETURN 1 AS done""",
                            write=True, cube=cube_id, id=relation_id)
@@ -264,13 +297,19 @@ class Neo4jGraphStore(GraphStore):
 
     def forget_memory(self, cube_id: str, memory_id: str) -> int:
         def work(tx: ManagedTransaction) -> int:
+            # Only the relations that held the memory go when it was their last: a stated relation stays.
+            held = {rec["id"]: rec["n"] for rec in tx.run(
+                """MATCH (:Entity {cube_id: $cube})-[r:REL]->() WHERE $mid IN r.memory_ids
+                RETURN r.id AS id, size(r.memory_ids) AS n""", cube=cube_id, mid=memory_id)}
             tx.run("""MATCH (:Entity {cube_id: $cube})-[r:REL]->() WHERE $mid IN r.memory_ids
                 SET r.memory_ids = [m IN r.memory_ids WHERE m <> $mid]""", cube=cube_id, mid=memory_id).consume()
-            rec = tx.run("""MATCH (:Entity {cube_id: $cube})-[r:REL]->() WHERE size(r.memory_ids) = 0
-                DELETE r RETURN count(*) AS dropped""", cube=cube_id).single()
+            last = [rid for rid, n in held.items() if n == 1]
+            if last:
+                tx.run("""UNWIND $ids AS rid MATCH (:Entity {cube_id: $cube})-[r:REL {id: rid}]->() DELETE r""",
+                       cube=cube_id, ids=last).consume()
             # An entity no relation names any more was known only from what was forgotten.
             tx.run("""MATCH (e:Entity {cube_id: $cube}) WHERE NOT (e)-[:REL]-() DELETE e""", cube=cube_id).consume()
-            return int(rec["dropped"]) if rec is not None else 0
+            return len(last)
         return self._run(work, write=True)
 
     def delete_cube(self, cube_id: str) -> None:

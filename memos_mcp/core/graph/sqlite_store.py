@@ -17,7 +17,6 @@ from memos_mcp.core.graph.store import (
     Entity,
     GraphStore,
     Relation,
-    merge_ids,
     normalise,
     resolved,
 )
@@ -34,20 +33,45 @@ CREATE TABLE IF NOT EXISTS aliases (
 CREATE INDEX IF NOT EXISTS aliases_entity ON aliases(cube_id, entity_key);
 CREATE TABLE IF NOT EXISTS relations (
     id TEXT PRIMARY KEY, cube_id TEXT NOT NULL, subject TEXT NOT NULL, predicate TEXT NOT NULL,
-    object TEXT NOT NULL, predicate_key TEXT NOT NULL, confidence REAL NOT NULL, memory_ids TEXT NOT NULL,
+    object TEXT NOT NULL, predicate_key TEXT NOT NULL, confidence REAL NOT NULL,
     valid_at REAL, invalid_at REAL, created_at REAL NOT NULL);
 CREATE INDEX IF NOT EXISTS relations_subject ON relations(cube_id, subject);
 CREATE INDEX IF NOT EXISTS relations_object ON relations(cube_id, object);
+CREATE TABLE IF NOT EXISTS links (
+    seq INTEGER PRIMARY KEY, relation_id TEXT NOT NULL, cube_id TEXT NOT NULL, memory_id TEXT NOT NULL,
+    subject TEXT NOT NULL, object TEXT NOT NULL, UNIQUE (relation_id, memory_id));
+CREATE INDEX IF NOT EXISTS links_memory ON links(cube_id, memory_id);
+CREATE INDEX IF NOT EXISTS links_subject ON links(cube_id, subject, seq);
+CREATE INDEX IF NOT EXISTS links_object ON links(cube_id, object, seq)
 """
-# relations.subject / relations.object hold entity keys; display names come from entities.
+# relations.subject / relations.object hold entity keys; display names come from entities. A relation's
+# provenance is its rows in ``links`` (one per memory, in the order they were linked: ``seq``), which
+# repeat the relation's entity keys so that "the memories linked to an entity, newest first" is one
+# index walk, however many memories the entity has.
 
 
 def _create(db: sqlite3.Connection) -> None:
     for statement in statements(_SCHEMA):
         db.execute(statement)
+    _rows_from_arrays(db)
+
+
+def _rows_from_arrays(db: sqlite3.Connection) -> None:
+    """Upgrade a graph file of an earlier version in place: provenance kept as a JSON array of memory
+    ids in ``relations.memory_ids`` (re-encoded whole by every add) becomes rows of ``links``, in the
+    array's order, and the column goes. Part of the schema's one transaction (``migrate``): a process
+    killed meanwhile leaves the old file as it was, and the next open does it again."""
+    if "memory_ids" not in {row[1] for row in db.execute("PRAGMA table_info(relations)")}:
+        return
+    db.execute("""INSERT OR IGNORE INTO links (relation_id, cube_id, memory_id, subject, object)
+        SELECT r.id, r.cube_id, m.value, r.subject, r.object FROM relations r, json_each(r.memory_ids) m
+        ORDER BY r.created_at, r.rowid, m.key""")
+    db.execute("ALTER TABLE relations DROP COLUMN memory_ids")
+
 
 _VALID = "(r.valid_at IS NULL OR r.valid_at <= ?) AND (r.invalid_at IS NULL OR r.invalid_at > ?)"
-_SELECT = """SELECT r.*, s.name AS s_name, o.name AS o_name FROM relations r
+_SELECT = """SELECT r.*, s.name AS s_name, o.name AS o_name, (SELECT json_group_array(memory_id) FROM
+    (SELECT memory_id FROM links WHERE relation_id = r.id ORDER BY seq)) AS memory_ids FROM relations r
     JOIN entities s ON s.cube_id = r.cube_id AND s.key = r.subject
     JOIN entities o ON o.cube_id = r.cube_id AND o.key = r.object"""
 
@@ -156,6 +180,7 @@ class SqliteGraphStore(GraphStore):
                 raise NotFound("entity", name)
             dropped = db.execute("DELETE FROM relations WHERE cube_id = ? AND (subject = ? OR object = ?)",
                                  (cube_id, key, key)).rowcount
+            db.execute("DELETE FROM links WHERE cube_id = ? AND (subject = ? OR object = ?)", (cube_id, key, key))
             db.execute("DELETE FROM aliases WHERE cube_id = ? AND entity_key = ?", (cube_id, key))
             db.execute("DELETE FROM entities WHERE cube_id = ? AND key = ?", (cube_id, key))
         return int(dropped)
@@ -191,7 +216,7 @@ class SqliteGraphStore(GraphStore):
                        cube_id=cube_id) for row in rows]
 
     # --- relations ---------------------------------------------------------------------------
-    def add_relations(self, cube_id: str, relations: Sequence[Relation]) -> list[Relation]:
+    def store_relations(self, cube_id: str, relations: Sequence[Relation]) -> list[str]:
         now = time.time()
         stored: list[str] = []
         with self._tx() as db:
@@ -203,26 +228,26 @@ class SqliteGraphStore(GraphStore):
                     db.execute("INSERT OR IGNORE INTO entities (cube_id, key, name) VALUES (?, ?, ?)",
                                (cube_id, key, name))
                 same = db.execute(
-                    """SELECT id, memory_ids FROM relations WHERE cube_id = ? AND subject = ? AND object = ?
+                    """SELECT id FROM relations WHERE cube_id = ? AND subject = ? AND object = ?
                     AND predicate_key = ? AND (invalid_at IS NULL OR invalid_at > ?) ORDER BY created_at LIMIT 1""",
                     (cube_id, s_key, o_key, normalise(rel.predicate), now)).fetchone()
-                if same is not None:
-                    ids = merge_ids(json.loads(same["memory_ids"]), rel.memory_ids)
-                    db.execute("UPDATE relations SET memory_ids = ? WHERE id = ?", (json.dumps(ids), same["id"]))
-                    stored.append(same["id"])
-                    continue
-                db.execute("INSERT INTO relations VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                           (rel.id, cube_id, s_key, rel.predicate, o_key, normalise(rel.predicate), rel.confidence,
-                            json.dumps(merge_ids([], rel.memory_ids)), rel.valid_at, rel.invalid_at, rel.created_at))
-                stored.append(rel.id)
-        by_id = {r.id: r for r in self._by_ids(stored)}
-        return [by_id[i] for i in stored]
+                if same is None:
+                    db.execute("INSERT INTO relations VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                               (rel.id, cube_id, s_key, rel.predicate, o_key, normalise(rel.predicate),
+                                rel.confidence, rel.valid_at, rel.invalid_at, rel.created_at))
+                rid = rel.id if same is None else same["id"]
+                db.executemany("INSERT OR IGNORE INTO links (relation_id, cube_id, memory_id, subject, object) "
+                               "VALUES (?, ?, ?, ?, ?)", [(rid, cube_id, m, s_key, o_key) for m in
+                                                          dict.fromkeys(rel.memory_ids)])
+                stored.append(rid)
+        return stored
 
-    def _by_ids(self, ids: Sequence[str]) -> list[Relation]:
+    def _by_ids(self, cube_id: str | None, ids: Sequence[str]) -> list[Relation]:
         unique = sorted(set(ids))
         if not unique:
             return []
-        rows = self._rows(f"{_SELECT} WHERE r.id IN ({','.join('?' * len(unique))})", unique)
+        scope, args = ("r.cube_id = ? AND", [cube_id]) if cube_id is not None else ("", [])
+        rows = self._rows(f"{_SELECT} WHERE {scope} r.id IN ({','.join('?' * len(unique))})", [*args, *unique])
         return [self._relation(row) for row in rows]
 
     def invalidate(self, relation_id: str, at: float | None = None) -> Relation:
@@ -231,7 +256,7 @@ class SqliteGraphStore(GraphStore):
                               (time.time() if at is None else at, relation_id)).rowcount
         if not done:
             raise NotFound("relation", relation_id)
-        return self._by_ids([relation_id])[0]
+        return self._by_ids(None, [relation_id])[0]
 
     def relations(self, cube_id: str, *, entity: str | None = None, at: float | None = None,
                   limit: int = 100) -> list[Relation]:
@@ -246,8 +271,7 @@ class SqliteGraphStore(GraphStore):
 
     def memories_for(self, cube_id: str, entities: Sequence[str], depth: int = 1, at: float | None = None,
                      decay: float = DEFAULT_DECAY) -> dict[str, float]:
-        """One hop in one statement (search asks this of every query naming a speaker, whose relations
-        run to thousands); two hops walk as for every store."""
+        """One hop in one statement; two hops walk as for every store."""
         if depth != 1:
             return super().memories_for(cube_id, entities, depth, at, decay)
         keys = sorted(set(self._resolve(cube_id, entities).values()))
@@ -255,10 +279,41 @@ class SqliteGraphStore(GraphStore):
             return {}
         when = time.time() if at is None else at
         marks = ",".join("?" * len(keys))
-        rows = self._rows(f"""SELECT DISTINCT m.value FROM relations r, json_each(r.memory_ids) m
-            WHERE r.cube_id = ? AND {_VALID} AND (r.subject IN ({marks}) OR r.object IN ({marks}))""",
-                          (cube_id, when, when, *keys, *keys))
+        rows = self._rows(f"""SELECT DISTINCT l.memory_id FROM links l JOIN relations r ON r.id = l.relation_id
+            WHERE l.cube_id = ? AND (l.subject IN ({marks}) OR l.object IN ({marks})) AND {_VALID}""",
+                          (cube_id, *keys, *keys, when, when))
         return dict.fromkeys((str(row[0]) for row in rows), 1.0)
+
+    def linked_memories(self, cube_id: str, keys: Sequence[str], at: float | None = None,
+                        limit: int = 1000) -> list[str]:
+        """Newest links first: two index walks (by subject, by object) that stop after ``limit`` rows
+        of valid relations each, so the cost follows ``limit``, not how many memories the entities have."""
+        unique = sorted(set(keys))
+        if not unique or limit <= 0:
+            return []
+        when = time.time() if at is None else at
+        marks = ",".join("?" * len(unique))
+        walks = [f"""SELECT * FROM (SELECT l.memory_id, l.seq FROM links l JOIN relations r ON r.id = l.relation_id
+            WHERE l.cube_id = ? AND l.{side} IN ({marks}) AND {_VALID} ORDER BY l.seq DESC LIMIT ?)"""
+                 for side in ("subject", "object")]
+        rows = self._rows(f"{walks[0]} UNION ALL {walks[1]} ORDER BY seq DESC",
+                          (cube_id, *unique, when, when, limit) * 2)
+        return list(dict.fromkeys(str(row[0]) for row in rows))[:limit]
+
+    def memory_entities(self, cube_id: str, memory_ids: Sequence[str], at: float | None = None) -> dict[str, set[str]]:
+        ids = sorted(set(memory_ids))
+        if not ids:
+            return {}
+        when = time.time() if at is None else at
+        found: dict[str, set[str]] = {}
+        for start in range(0, len(ids), 500):
+            part = ids[start:start + 500]
+            for row in self._rows(f"""SELECT l.memory_id, l.subject, l.object FROM links l
+                    JOIN relations r ON r.id = l.relation_id
+                    WHERE l.cube_id = ? AND l.memory_id IN ({",".join("?" * len(part))}) AND {_VALID}""",
+                                  (cube_id, *part, when, when)):
+                found.setdefault(row[0], set()).update((row[1], row[2]))
+        return found
 
     def _edges(self, cube_id: str, keys: Sequence[str], at: float) -> list[tuple[str, str, Relation]]:
         marks = ",".join("?" * len(keys))
@@ -272,31 +327,29 @@ class SqliteGraphStore(GraphStore):
         if not ids:
             return []
         when = time.time() if at is None else at
-        rows = self._rows(f"""{_SELECT} WHERE r.cube_id = ? AND {_VALID} AND EXISTS (SELECT 1 FROM
-            json_each(r.memory_ids) m WHERE m.value IN ({",".join("?" * len(ids))})) ORDER BY r.created_at, r.id""",
-                          (cube_id, when, when, *ids))
+        rows = self._rows(f"""{_SELECT} WHERE r.id IN (SELECT relation_id FROM links WHERE cube_id = ?
+            AND memory_id IN ({",".join("?" * len(ids))})) AND {_VALID} ORDER BY r.created_at, r.id""",
+                          (cube_id, *ids, when, when))
         return [self._relation(row) for row in rows]
 
     def delete_relation(self, cube_id: str, relation_id: str) -> None:
         with self._tx() as db:
             done = db.execute("DELETE FROM relations WHERE cube_id = ? AND id = ?", (cube_id, relation_id)).rowcount
+            db.execute("DELETE FROM links WHERE relation_id = ?", (relation_id,))
         if not done:
             raise NotFound("relation", relation_id)
 
     def forget_memory(self, cube_id: str, memory_id: str) -> int:
         dropped = 0
         with self._tx() as db:
-            rows = db.execute("""SELECT r.id, r.memory_ids, r.subject, r.object FROM relations r,
-                json_each(r.memory_ids) m WHERE r.cube_id = ? AND m.value = ?""", (cube_id, memory_id)).fetchall()
+            rows = db.execute("SELECT relation_id, subject, object FROM links WHERE cube_id = ? AND memory_id = ?",
+                              (cube_id, memory_id)).fetchall()
+            db.execute("DELETE FROM links WHERE cube_id = ? AND memory_id = ?", (cube_id, memory_id))
             touched: set[str] = set()
             for row in rows:
-                ids = [i for i in json.loads(row["memory_ids"]) if i != memory_id]
-                if ids:
-                    db.execute("UPDATE relations SET memory_ids = ? WHERE id = ?", (json.dumps(ids), row["id"]))
-                else:
-                    db.execute("DELETE FROM relations WHERE id = ?", (row["id"],))
-                    touched |= {row["subject"], row["object"]}
-                    dropped += 1
+                if db.execute("SELECT 1 FROM links WHERE relation_id = ? LIMIT 1", (row[0],)).fetchone() is None:
+                    dropped += db.execute("DELETE FROM relations WHERE id = ?", (row[0],)).rowcount
+                    touched |= {row[1], row[2]}
             for key in touched:  # an entity no relation names any more was known only from what was forgotten
                 if db.execute("SELECT 1 FROM relations WHERE cube_id = ? AND (subject = ? OR object = ?) LIMIT 1",
                               (cube_id, key, key)).fetchone() is None:
@@ -306,5 +359,5 @@ class SqliteGraphStore(GraphStore):
 
     def delete_cube(self, cube_id: str) -> None:
         with self._tx() as db:
-            for table in ("relations", "aliases", "entities"):
+            for table in ("links", "relations", "aliases", "entities"):
                 db.execute(f"DELETE FROM {table} WHERE cube_id = ?", (cube_id,))

@@ -100,10 +100,21 @@ class GraphStore(ABC):
         Returns the number of relations removed. Raises NotFound."""
 
     @abstractmethod
-    def add_relations(self, cube_id: str, relations: Sequence[Relation]) -> list[Relation]:
+    def store_relations(self, cube_id: str, relations: Sequence[Relation]) -> list[str]:
         """Store relations, creating missing entities. A relation identical (by normalised subject,
-        predicate and object) to one still valid merges its memory ids into that one's provenance
-        instead of being stored twice. Returns the stored relations, one per input, in order."""
+        predicate and object) to one still valid adds its memory ids to that one's provenance instead
+        of being stored twice. Returns the stored relations' ids, one per input, in order. Costs the
+        same however many memories the relations already have (nothing of their provenance is read)."""
+
+    @abstractmethod
+    def _by_ids(self, cube_id: str | None, ids: Sequence[str]) -> list[Relation]:
+        """The relations with these ids (in ``cube_id``, or any cube when None), in no given order."""
+
+    def add_relations(self, cube_id: str, relations: Sequence[Relation]) -> list[Relation]:
+        """``store_relations``, then the stored relations with their whole provenance, one per input."""
+        stored = self.store_relations(cube_id, relations) if relations else []
+        by_id = {r.id: r for r in self._by_ids(cube_id, stored)}
+        return [by_id[i] for i in stored]
 
     @abstractmethod
     def invalidate(self, relation_id: str, at: float | None = None) -> Relation:
@@ -121,6 +132,20 @@ class GraphStore(ABC):
     @abstractmethod
     def delete_relation(self, cube_id: str, relation_id: str) -> None:
         """Remove a relation for good. Raises NotFound."""
+
+    @abstractmethod
+    def linked_memories(self, cube_id: str, keys: Sequence[str], at: float | None = None,
+                        limit: int = 1000) -> list[str]:
+        """At most ``limit`` ids of the memories behind relations valid at ``at`` (now by default) that
+        touch any of the entity ``keys``, the newest first: by when each was linked (embedded store) or
+        by relation, newest first, then by place in its provenance (Bolt). On the embedded store its
+        cost follows ``limit``, not how many memories the entities are linked to."""
+
+    @abstractmethod
+    def memory_entities(self, cube_id: str, memory_ids: Sequence[str],
+                        at: float | None = None) -> dict[str, set[str]]:
+        """The keys of the entities each memory is linked to by relations valid at ``at`` (now by
+        default); memories without any are left out. Its cost follows ``len(memory_ids)``."""
 
     @abstractmethod
     def forget_memory(self, cube_id: str, memory_id: str) -> int:
@@ -186,7 +211,7 @@ class GraphStore(ABC):
 
     def memories_for(self, cube_id: str, entities: Sequence[str], depth: int = 1, at: float | None = None,
                      decay: float = DEFAULT_DECAY) -> dict[str, float]:
-        """Memory ids behind the relations within ``depth`` hops, weighted ``decay ** (hop - 1)``:
+        """All the memory ids behind the relations within ``depth`` hops, weighted ``decay ** (hop - 1)``:
         1.0 for relations touching the entities, ``decay`` one step further. Best weight wins."""
         _, _, edges = self._walk(cube_id, entities, depth, at)
         weights: dict[str, float] = {}
