@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from memos_mcp.config import Settings
 from memos_mcp.core.service import MemoryService
 from memos_mcp.errors import ConfigError
 from tests.conftest import settings_for
@@ -23,7 +24,7 @@ def server() -> Iterator[OpenAIServer]:
     fake.stop()
 
 
-def _settings(data_dir: Path, backend: str, server: OpenAIServer, **prefixes: str):  # type: ignore[no-untyped-def]
+def _settings(data_dir: Path, backend: str, server: OpenAIServer, **prefixes: str) -> Settings:
     return settings_for(data_dir, backend, embedder={"backend": "openai", "model": "embed", "base_url": server.url,
                                                      "api_key": "k", **prefixes})
 
