@@ -45,6 +45,10 @@ class EmbedderSettings(BaseModel):
     dimension: int | None = Field(None, gt=0, description="requested output size (openai backend)")
     batch_size: int = Field(8, gt=0, le=2048, description="texts per model run (small runs are fastest on CPU)")
     threads: int | None = Field(None, gt=0)
+    query_prefix: str = Field("", max_length=100, description="put before each search query, for asymmetric "
+                              "models ('query: ' for e5, 'search_query: ' for nomic-embed-text)")
+    document_prefix: str = Field("", max_length=100, description="put before each stored text, for asymmetric "
+                                 "models ('passage: ' for e5, 'search_document: ' for nomic-embed-text)")
 
 
 class LLMSettings(BaseModel):

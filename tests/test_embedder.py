@@ -197,3 +197,39 @@ def test_dead_server_is_backend_unavailable(server: OpenAIServer, remote: OpenAI
         remote.load()
     assert server.url in caught.value.message
     assert caught.value.details == {"base_url": server.url, "model": "fake-embed"}
+
+
+# --- Prefixes of asymmetric models ---------------------------------------------------------------
+
+
+def test_local_prefixes_are_put_before_queries_and_stored_texts(local: LocalOnnxEmbedder) -> None:
+    prefixed = LocalOnnxEmbedder(threads=1, query_prefix="query: ", document_prefix="passage: ")
+    try:
+        assert prefixed.embed_queries(["where is the cat"]) == local.embed(["query: where is the cat"])
+        assert prefixed.embed_query("where is the cat") == local.embed(["query: where is the cat"])[0]
+        assert prefixed.embed(["the cat sleeps"]) == local.embed(["passage: the cat sleeps"])
+        assert prefixed.embed_queries([]) == []
+    finally:
+        prefixed.close()
+
+
+def test_prefixes_are_part_of_the_model_id_only_when_given(server: OpenAIServer) -> None:
+    assert LocalOnnxEmbedder().model_id == "local:all-MiniLM-L6-v2-int8"
+    assert LocalOnnxEmbedder(query_prefix="query: ").model_id == "local:all-MiniLM-L6-v2-int8|query='query: '"
+    remote = OpenAIEmbedder("fake-embed", base_url=server.url, query_prefix="search_query: ",
+                            document_prefix="search_document: ")
+    assert remote.model_id == (f"openai:{server.url}:fake-embed|query='search_query: '"
+                               "|document='search_document: '")
+
+
+def test_remote_requests_carry_the_query_and_document_prefixes(server: OpenAIServer) -> None:
+    remote = OpenAIEmbedder("fake-embed", base_url=server.url, api_key="k", max_retries=0,
+                            query_prefix="search_query: ", document_prefix="search_document: ")
+    try:
+        remote.embed(["Ann likes tea", "Bob likes coffee"])
+        remote.embed_queries(["who likes tea?"])
+    finally:
+        remote.close()
+    inputs = [r["input"] for r in server.requests]
+    assert inputs[1:] == [["search_document: Ann likes tea", "search_document: Bob likes coffee"],
+                          ["search_query: who likes tea?"]]

@@ -37,13 +37,27 @@ def _normalise(vectors: npt.NDArray[np.float32]) -> list[list[float]]:
 
 
 class Embedder(ABC):
-    """Turns texts into unit vectors. Thread-safe; the model loads once, on first use or load()."""
+    """Turns texts into unit vectors. Thread-safe; the model loads once, on first use or load().
+
+    ``query_prefix`` and ``document_prefix`` are put before each search query and each stored text,
+    for asymmetric models (``"query: "`` / ``"passage: "`` for e5, ``"search_query: "`` /
+    ``"search_document: "`` for nomic-embed-text); they change the vectors, so a given prefix is part
+    of ``model_id`` (see ``with_prefixes``)."""
 
     model_id: str
 
-    def __init__(self) -> None:
+    def __init__(self, query_prefix: str = "", document_prefix: str = "") -> None:
         self._lock = threading.Lock()
         self._dimension: int | None = None
+        self.query_prefix = query_prefix
+        self.document_prefix = document_prefix
+
+    def with_prefixes(self, model_id: str) -> str:
+        """``model_id`` with the prefixes in use appended (unchanged without any): a data directory
+        made with other prefixes holds vectors of another space and is refused like another model."""
+        marks = [f"{name}={value!r}" for name, value in (("query", self.query_prefix),
+                                                         ("document", self.document_prefix)) if value]
+        return "|".join([model_id, *marks])
 
     @property
     def dimension(self) -> int:
@@ -53,13 +67,21 @@ class Embedder(ABC):
         self._ready()
 
     def embed(self, texts: Sequence[str]) -> list[list[float]]:
+        """Vectors of texts to store (each after ``document_prefix``), one per text, in order."""
+        return self._prefixed(texts, self.document_prefix)
+
+    def embed_query(self, text: str) -> list[float]:
+        return self.embed_queries([text])[0]
+
+    def embed_queries(self, texts: Sequence[str]) -> list[list[float]]:
+        """Vectors of search queries (each after ``query_prefix``), one per text, in order."""
+        return self._prefixed(texts, self.query_prefix)
+
+    def _prefixed(self, texts: Sequence[str], prefix: str) -> list[list[float]]:
         if not texts:
             return []
         self._ready()
-        return self._embed(list(texts))
-
-    def embed_query(self, text: str) -> list[float]:
-        return self.embed([text])[0]
+        return self._embed([prefix + text for text in texts] if prefix else list(texts))
 
     def close(self) -> None:
         """Release the model; a later call loads it again."""
@@ -122,9 +144,10 @@ def _local_model_files() -> tuple[Path, Path]:
 class LocalOnnxEmbedder(Embedder):
     """all-MiniLM-L6-v2 (int8 ONNX) on the CPU: mean pooling over the attention mask."""
 
-    def __init__(self, threads: int | None = None, batch_size: int = 32, max_length: int = 256) -> None:
-        super().__init__()
-        self.model_id = "local:all-MiniLM-L6-v2-int8"
+    def __init__(self, threads: int | None = None, batch_size: int = 32, max_length: int = 256,
+                 query_prefix: str = "", document_prefix: str = "") -> None:
+        super().__init__(query_prefix, document_prefix)
+        self.model_id = self.with_prefixes("local:all-MiniLM-L6-v2-int8")
         self.threads = threads or os.cpu_count() or 1
         self.batch_size = batch_size
         self.max_length = max_length
@@ -197,11 +220,13 @@ class OpenAIEmbedder(Embedder):
         timeout: float = 30.0,
         batch_size: int = 64,
         max_retries: int = 2,
+        query_prefix: str = "",
+        document_prefix: str = "",
     ) -> None:
-        super().__init__()
+        super().__init__(query_prefix, document_prefix)
         self.model = model
         self.base_url = (base_url or os.environ.get("OPENAI_BASE_URL") or "https://api.openai.com/v1").rstrip("/")
-        self.model_id = f"openai:{self.base_url}:{model}"
+        self.model_id = self.with_prefixes(f"openai:{self.base_url}:{model}")
         self.requested_dimensions = dimensions
         self.timeout = timeout
         self.batch_size = batch_size

@@ -40,14 +40,16 @@ def build_vector_store(settings: Settings, read_only: bool = False) -> VectorSto
 def build_embedder(settings: Settings) -> Embedder:
     embedder = settings.embedder
     if embedder.backend == "local":
-        return LocalOnnxEmbedder(threads=embedder.threads, batch_size=embedder.batch_size)
+        return LocalOnnxEmbedder(threads=embedder.threads, batch_size=embedder.batch_size,
+                                 query_prefix=embedder.query_prefix, document_prefix=embedder.document_prefix)
     if not embedder.model:
         raise ConfigError("embedder backend 'openai' needs embedder.model (MEMOS_EMBEDDER__MODEL or "
                           "MOS_EMBEDDER_MODEL)")
     return OpenAIEmbedder(model=embedder.model,
                           base_url=embedder.base_url or settings.llm.base_url,
                           api_key=_secret(embedder.api_key) or _secret(settings.llm.api_key),
-                          dimensions=embedder.dimension, batch_size=embedder.batch_size)
+                          dimensions=embedder.dimension, batch_size=embedder.batch_size,
+                          query_prefix=embedder.query_prefix, document_prefix=embedder.document_prefix)
 
 
 def build_language_model(settings: Settings) -> LanguageModel | None:

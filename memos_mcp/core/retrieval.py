@@ -60,7 +60,8 @@ class Retrieval(Room):
         text = text if terms(text) else query
         variants = query_variants(query)
         # One model call for the ranking query and the relevance judges (the variants of the query).
-        embedded = dict(zip(texts := list(dict.fromkeys([text, *variants])), self.embedder.embed(texts), strict=True))
+        embedded = dict(zip(texts := list(dict.fromkeys([text, *variants])), self.embedder.embed_queries(texts),
+                            strict=True))
         dense = embedded[text]
         judges = [embedded[v] for v in variants]
         least = search.threshold if threshold is None else check_threshold(threshold)
