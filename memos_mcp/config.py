@@ -45,7 +45,17 @@ class EmbedderSettings(BaseModel):
     api_key: SecretStr | None = None
     dimension: int | None = Field(None, gt=0, description="requested output size (openai backend)")
     batch_size: int = Field(8, gt=0, le=2048, description="texts per model run (small runs are fastest on CPU)")
-    threads: int | None = Field(None, gt=0)
+    threads: int | None = Field(None, gt=0, description="ONNX Runtime intra-op threads per model call "
+                                "(local backend; default: the cores)")
+    inter_threads: int = Field(1, gt=0, le=64, description="ONNX Runtime inter-op threads (local backend; "
+                               "used only with parallel)")
+    parallel: bool = Field(False, description="ONNX Runtime's parallel execution mode (local backend)")
+    spin: bool = Field(True, description="idle ONNX Runtime threads spin-wait for work (local backend): "
+                       "faster alone, but they burn CPU that concurrent requests need")
+    batch_max_texts: int = Field(64, ge=1, le=2048, description="texts that concurrent callers' embeddings "
+                                 "share in one model call (dynamic batching); 1 turns batching off")
+    batch_wait_ms: float = Field(0.0, ge=0, le=100, description="how long a model call waits for other "
+                                 "callers' texts before it starts; 0 batches only what arrives during a call")
 
 
 class LLMSettings(BaseModel):
