@@ -108,4 +108,15 @@ def prometheus(snapshot: dict[str, Any], stores: dict[str, Any]) -> str:
               f"memos_vector_points {stores['vectors'].get('points') or 0}",
               "# HELP memos_uptime_seconds Seconds since the app was built.", "# TYPE memos_uptime_seconds gauge",
               f"memos_uptime_seconds {snapshot['uptime_seconds']}"]
+    batches = stores.get("embedding_batches")
+    if batches:  # the embedding batcher's counts (None when batching is off)
+        lines += ["# HELP memos_embedding_requests_total Embedding requests (searches, adds) made to the batcher.",
+                  "# TYPE memos_embedding_requests_total counter",
+                  f"memos_embedding_requests_total {batches['requests']}",
+                  "# HELP memos_embedding_model_calls_total Model calls that served them (shared when fewer).",
+                  "# TYPE memos_embedding_model_calls_total counter",
+                  f"memos_embedding_model_calls_total {batches['model_calls']}",
+                  "# HELP memos_embedding_texts_total Texts embedded through the batcher.",
+                  "# TYPE memos_embedding_texts_total counter",
+                  f"memos_embedding_texts_total {batches['texts']}"]
     return "\n".join(lines) + "\n"

@@ -11,7 +11,10 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
 
+import httpx2
 import numpy as np
 import pytest
 
@@ -19,7 +22,9 @@ from memos_mcp.config import Settings
 from memos_mcp.core.embed_batch import BatchedEmbedder
 from memos_mcp.core.embedder import Embedder, LocalOnnxEmbedder
 from memos_mcp.core.factory import build_embedder
+from memos_mcp.core.service import ROOT_USER
 from memos_mcp.errors import BackendUnavailable
+from tests.http.support import ADMIN_KEY, TIMEOUT, auth, running_app
 
 BOUND = 60.0  # seconds any wait of these tests may take at most
 QUERIES = ["When did Caroline go to the LGBTQ support group?", "What is my dog called", "hi",
@@ -160,7 +165,7 @@ def test_queued_requests_beyond_max_texts_wait_for_the_next_call(model: LocalOnn
     batcher = BatchedEmbedder(inner, max_texts=4, max_wait=0)
     batcher.load()
     inner.hold = True
-    results = [None] * 7
+    results: list[object] = [None] * 7
     threads = [threading.Thread(target=lambda i=i: results.__setitem__(i, batcher.embed([QUERIES[i], "x"])),
                                 daemon=True) for i in range(7)]
     threads[0].start()
@@ -245,3 +250,34 @@ def test_the_configured_embedder_batches_unless_turned_off(clean_environment: No
     assert len(tuned.embed([QUERIES[0]])[0]) == 384  # the session takes these options
     tuned.close()
     assert isinstance(build_embedder(Settings(embedder={"batch_max_texts": 1})), LocalOnnxEmbedder)
+
+
+def test_concurrent_rest_searches_share_model_calls_and_answer_as_searches_one_by_one(
+        tmp_path: Path, embedder: LocalOnnxEmbedder, clean_environment: None) -> None:
+    facts = ["Ana lives in Porto with her cat Miso.", "Ben bought a red bicycle at the market.",
+             "Chloe read 'The Left Hand of Darkness' twice.", "Dev fixed the kitchen sink on Sunday."]
+    batcher = BatchedEmbedder(embedder, max_texts=256, max_wait=0.2)  # a wait: arrivals within it share
+    answers: dict[str, list[Any]] = {}
+    for name, model in (("alone", embedder), ("batched", batcher)):
+        settings = Settings(data_dir=tmp_path / name, server={"host": "127.0.0.1", "admin_key": ADMIN_KEY},
+                            rest={"rate_limits": []})
+        with running_app(settings, model) as app:
+            for fact in facts:
+                app.service.add_memory(ROOT_USER, user_id="default", memory_content=fact)
+            with httpx2.Client(base_url=app.url, headers=auth(ADMIN_KEY), timeout=TIMEOUT) as http:
+                def search(query: str, http: httpx2.Client = http) -> list[tuple[str, float]]:
+                    answer = http.post("/product/search", json={"query": query, "user_id": "default"})
+                    assert answer.status_code == 200, answer.text
+                    hits = answer.json()["data"]["text_mem"][0]["memories"]
+                    return [(hit["memory"], hit["metadata"]["relativity"]) for hit in hits]
+                answers[name] = run_threads([lambda q=q: search(q) for q in QUERIES])
+                metrics = http.get("/v1/metrics").json()["stores"]["embedding_batches"]
+                text = http.get("/v1/metrics", headers={"Accept": "text/plain"}).text
+        if name == "batched":
+            assert metrics["requests"] >= len(QUERIES) and metrics["model_calls"] < metrics["requests"]
+            assert f"memos_embedding_model_calls_total {metrics['model_calls']}" in text
+        else:
+            assert metrics is None
+    for alone, batched in zip(answers["alone"], answers["batched"], strict=True):
+        assert [m for m, _ in alone] == [m for m, _ in batched]
+        assert np.allclose([r for _, r in alone], [r for _, r in batched], atol=1e-5)
