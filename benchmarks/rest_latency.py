@@ -81,8 +81,20 @@ def load_average() -> float:
     return os.getloadavg()[0]
 
 
-async def load(url: str, user: str, clients: int, total: int, ask: Ask = query) -> dict[str, Any]:
-    """``total`` searches spread over ``clients`` concurrent clients; latency per request, throughput."""
+def cpu_seconds(pid: int | None) -> float:
+    """CPU time (user + system, every thread) the process has used: Linux's /proc; 0.0 elsewhere."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except (OSError, IndexError):
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+async def load(url: str, user: str, clients: int, total: int, ask: Ask = query,
+               pid: int | None = None) -> dict[str, Any]:
+    """``total`` searches spread over ``clients`` concurrent clients; latency per request, throughput,
+    and the server's (process ``pid``) CPU time per search: what a search costs whatever else runs on
+    the machine (on a busy shared machine throughput measures the scheduler's share as much as the server)."""
     samples: list[float] = []
     errors: list[str] = []
     remaining = total
@@ -103,16 +115,19 @@ async def load(url: str, user: str, clients: int, total: int, ask: Ask = query) 
                 samples.append(elapsed)
 
     load_before = load_average()
+    cpu_before = cpu_seconds(pid)
     started = time.perf_counter()
     async with anyio.create_task_group() as group:
         for i in range(clients):
             group.start_soon(client, 100 + i)
     wall = time.perf_counter() - started
+    cpu = cpu_seconds(pid) - cpu_before
     if errors:
         raise RuntimeError(f"search failed: {errors[0]}")
     ordered = sorted(samples)
     return {"clients": clients, "n": len(samples), "p50_ms": percentile(ordered, 50),
             "p95_ms": percentile(ordered, 95), "throughput_rps": len(samples) / wall, "wall_s": wall,
+            "cpu_ms_per_search": cpu * 1000 / max(1, len(samples)),
             "load_before": load_before, "load_after": load_average()}
 
 
@@ -131,6 +146,7 @@ def merge(samples: list[dict[str, Any]]) -> dict[str, Any]:
         return percentile([s[key] for s in samples], 50)
     return {"clients": samples[0]["clients"], "n": sum(s["n"] for s in samples), "rounds": len(samples),
             "p50_ms": median("p50_ms"), "p95_ms": median("p95_ms"), "throughput_rps": median("throughput_rps"),
+            "cpu_ms_per_search": median("cpu_ms_per_search"),
             "throughput_range": [min(s["throughput_rps"] for s in samples), max(s["throughput_rps"] for s in samples)],
             "load_average": median("load_before"), "each": samples}
 
@@ -158,7 +174,8 @@ async def run(data_dir: Path, work: Path, user: str, requests: int, levels: tupl
             for clients in levels:
                 order = list(servers) if turn % 2 == 0 else list(reversed(servers))
                 for name in order:
-                    measured[name][clients].append(await load(servers[name][0], user, clients, requests, ask))
+                    url, server = servers[name]
+                    measured[name][clients].append(await load(url, user, clients, requests, ask, server.pid))
         return {name: {str(c): merge(samples) for c, samples in by_level.items()}
                 for name, by_level in measured.items()}
     finally:
@@ -176,14 +193,14 @@ def markdown(report: dict[str, Any]) -> str:
              f"unless a variant says otherwise; `memos-mcp serve` on loopback, one process per variant; "
              f"`POST {ROUTE}` (top_k 10), rate limits on but far above the load. Figures are the median of "
              f"{report['rounds']} interleaved round(s); the load average (1 min) is taken before each load.", "",
-             "| variant | concurrent clients | requests | p50 | p95 | throughput (range) | load avg |",
-             "|---|---|---|---|---|---|---|"]
+             "| variant | concurrent clients | requests | p50 | p95 | throughput (range) | server CPU per search "
+             "| load avg |", "|---|---|---|---|---|---|---|---|"]
     for name, levels in report["variants"].items():
         for level in levels.values():
             low, high = level["throughput_range"]
             lines.append(f"| {name} | {level['clients']} | {level['n']} | {level['p50_ms']:.1f} ms | "
                          f"{level['p95_ms']:.1f} ms | {level['throughput_rps']:.0f} req/s ({low:.0f}-{high:.0f}) | "
-                         f"{level['load_average']:.2f} |")
+                         f"{level['cpu_ms_per_search']:.1f} ms | {level['load_average']:.2f} |")
     lines += ["", "Variants: " + "; ".join(f"{name}: {' '.join(f'{k}={v}' for k, v in env.items()) or 'defaults'}"
                                           for name, env in report["settings"].items()),
               "", "Latency is per request as the client sees it, queueing included: the server runs each search "

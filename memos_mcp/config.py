@@ -50,8 +50,8 @@ class EmbedderSettings(BaseModel):
     inter_threads: int = Field(1, gt=0, le=64, description="ONNX Runtime inter-op threads (local backend; "
                                "used only with parallel)")
     parallel: bool = Field(False, description="ONNX Runtime's parallel execution mode (local backend)")
-    spin: bool = Field(True, description="idle ONNX Runtime threads spin-wait for work (local backend): "
-                       "faster alone, but they burn CPU that concurrent requests need")
+    spin: bool = Field(False, description="idle ONNX Runtime threads spin-wait for work (local backend): they "
+                       "burn CPU that concurrent requests need (twice the CPU per search)")
     batch_max_texts: int = Field(64, ge=1, le=2048, description="texts that concurrent callers' embeddings "
                                  "share in one model call (dynamic batching); 1 turns batching off")
     batch_wait_ms: float = Field(0.0, ge=0, le=100, description="how long a model call waits for other "

@@ -240,13 +240,13 @@ def test_a_closed_batcher_loads_the_model_again_on_the_next_call(model: LocalOnn
 def test_the_configured_embedder_batches_unless_turned_off(clean_environment: None) -> None:
     default = build_embedder(Settings())
     assert isinstance(default, BatchedEmbedder) and default.max_texts == 64 and default.max_wait == 0
-    assert isinstance(default.inner, LocalOnnxEmbedder) and default.inner.spin is True
+    assert isinstance(default.inner, LocalOnnxEmbedder) and default.inner.spin is False
     tuned = build_embedder(Settings(embedder={"batch_max_texts": 16, "batch_wait_ms": 2, "threads": 1,
-                                              "inter_threads": 2, "parallel": True, "spin": False}))
+                                              "inter_threads": 2, "parallel": True, "spin": True}))
     assert isinstance(tuned, BatchedEmbedder) and tuned.max_texts == 16 and tuned.max_wait == pytest.approx(0.002)
     assert isinstance(tuned.inner, LocalOnnxEmbedder)
     onnx = tuned.inner
-    assert (onnx.threads, onnx.inter_threads, onnx.parallel, onnx.spin) == (1, 2, True, False)
+    assert (onnx.threads, onnx.inter_threads, onnx.parallel, onnx.spin) == (1, 2, True, True)
     assert len(tuned.embed([QUERIES[0]])[0]) == 384  # the session takes these options
     tuned.close()
     assert isinstance(build_embedder(Settings(embedder={"batch_max_texts": 1})), LocalOnnxEmbedder)
