@@ -22,8 +22,10 @@ from memos_mcp.config import Settings
 from memos_mcp.core.embed_batch import BatchedEmbedder
 from memos_mcp.core.embedder import Embedder, LocalOnnxEmbedder
 from memos_mcp.core.factory import build_embedder
-from memos_mcp.core.service import ROOT_USER
+from memos_mcp.core.models import AddResult
+from memos_mcp.core.service import ROOT_USER, MemoryService
 from memos_mcp.errors import BackendUnavailable
+from tests.conftest import settings_for
 from tests.http.support import ADMIN_KEY, TIMEOUT, auth, running_app
 
 BOUND = 60.0  # seconds any wait of these tests may take at most
@@ -281,3 +283,26 @@ def test_concurrent_rest_searches_share_model_calls_and_answer_as_searches_one_b
     for alone, batched in zip(answers["alone"], answers["batched"], strict=True):
         assert [m for m, _ in alone] == [m for m, _ in batched]
         assert np.allclose([r for _, r in alone], [r for _, r in batched], atol=1e-5)
+
+
+def test_concurrent_adds_share_model_calls_and_store_the_vectors_of_adds_one_by_one(
+        tmp_path: Path, embedder: LocalOnnxEmbedder, backend: str) -> None:
+    facts = [f"{name} keeps {thing} in the {place}." for name, thing, place in (
+        ("Ana", "a red kite", "attic"), ("Ben", "two chess sets", "garage"), ("Chloe", "her violin", "hall"),
+        ("Dev", "old maps", "study"), ("Ema", "a sourdough starter", "fridge"), ("Farid", "the tent", "shed"))]
+    batcher = BatchedEmbedder(embedder, max_texts=256, max_wait=0.3)  # adds that arrive together share
+    service = MemoryService.open(settings_for(tmp_path / "data", backend), embedder=batcher)
+    try:
+        service.ready()
+        before = batcher.stats.model_calls
+        results = run_threads([lambda f=f: service.add_memory(ROOT_USER, memory_content=f) for f in facts])
+        assert batcher.stats.model_calls - before < len(facts)
+        for fact, result in zip(facts, results, strict=True):
+            assert isinstance(result, AddResult) and len(result.added) == 1
+            [point] = service.vectors.retrieve(result.added, with_vectors=True)
+            [alone] = embedder.embed([service.index_texts(fact, None, "", None)[0]])
+            assert point.dense is not None and np.allclose(point.dense, alone, atol=1e-5)
+        again = service.add_memory(ROOT_USER, memory_content=facts[0])  # still de-duplicated
+        assert again.deduplicated and not again.added
+    finally:
+        service.close()
