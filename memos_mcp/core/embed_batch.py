@@ -73,7 +73,9 @@ class BatchedEmbedder(Embedder):
         self.model_id = inner.model_id
         self.max_texts = max_texts
         self.max_wait = max_wait
-        self._changed = threading.Condition()
+        lock = threading.Lock()
+        self._changed = threading.Condition(lock)  # a call ended: its callers have answers, another may lead
+        self._arrived = threading.Condition(lock)  # a request queued: a collecting leader counts again
         self._queue: deque[_Request] = deque()
         self._busy = False  # a leader is collecting or calling the model
         self._stats = BatchStats()
@@ -102,7 +104,8 @@ class BatchedEmbedder(Embedder):
             self._stats.requests += 1
             self._stats.texts += len(texts)
             self._queue.append(request)
-            self._changed.notify_all()  # a collecting leader counts the queue again
+            if self.max_wait > 0:
+                self._arrived.notify()  # only the leader waits on arrivals: no herd of followers wakes
         while True:
             with self._changed:
                 while not request.done and self._busy:
@@ -133,7 +136,7 @@ class BatchedEmbedder(Embedder):
                     left = until - time.monotonic()
                     if left <= 0:
                         break
-                    self._changed.wait(left)
+                    self._arrived.wait(left)
             batch: list[_Request] = []
             size = 0
             while self._queue and (not batch or size + len(self._queue[0].texts) <= self.max_texts):
