@@ -98,7 +98,7 @@ class BatchedEmbedder(Embedder):
                 self._stats.requests += 1
                 self._stats.texts += len(texts)
                 self._stats.direct += 1
-            return self.inner.embed(texts)
+            return self._model(texts)
         request = _Request(texts)
         with self._changed:
             self._stats.requests += 1
@@ -119,6 +119,12 @@ class BatchedEmbedder(Embedder):
                 with self._changed:
                     self._busy = False
                     self._changed.notify_all()
+
+    def _model(self, texts: list[str]) -> list[list[float]]:
+        """One call of the inner model on texts as this embedder's ``embed`` passed them on (the
+        inner embedder's own ``embed`` is not called: texts are not prepared twice)."""
+        self.inner.load()
+        return self.inner._embed(texts)
 
     @staticmethod
     def _answer(request: _Request) -> list[list[float]]:
@@ -149,7 +155,7 @@ class BatchedEmbedder(Embedder):
             self._stats.largest = max(self._stats.largest, size)
         texts = [text for request in batch for text in request.texts]
         try:
-            vectors = self.inner.embed(texts)
+            vectors = self._model(texts)
         except BaseException as exc:  # every caller of this call gets the error: none waits forever
             with self._changed:
                 for request in batch:
