@@ -44,7 +44,17 @@ class EmbedderSettings(BaseModel):
     api_key: SecretStr | None = None
     dimension: int | None = Field(None, gt=0, description="requested output size (openai backend)")
     batch_size: int = Field(8, gt=0, le=2048, description="texts per model run (small runs are fastest on CPU)")
-    threads: int | None = Field(None, gt=0)
+    threads: int | None = Field(None, gt=0, description="ONNX Runtime intra-op threads per model call "
+                                "(local backend; default: the cores)")
+    inter_threads: int = Field(1, gt=0, le=64, description="ONNX Runtime inter-op threads (local backend; "
+                               "used only with parallel)")
+    parallel: bool = Field(False, description="ONNX Runtime's parallel execution mode (local backend)")
+    spin: bool = Field(False, description="idle ONNX Runtime threads spin-wait for work (local backend): they "
+                       "burn CPU that concurrent requests need (twice the CPU per search)")
+    batch_max_texts: int = Field(64, ge=1, le=2048, description="texts that concurrent callers' embeddings "
+                                 "share in one model call (dynamic batching); 1 turns batching off")
+    batch_wait_ms: float = Field(0.0, ge=0, le=100, description="how long a model call waits for other "
+                                 "callers' texts before it starts; 0 batches only what arrives during a call")
     query_prefix: str = Field("", max_length=100, description="put before each search query, for asymmetric "
                               "models ('query: ' for e5, 'search_query: ' for nomic-embed-text)")
     document_prefix: str = Field("", max_length=100, description="put before each stored text, for asymmetric "

@@ -194,7 +194,8 @@ class Endpoints:
     def _stores(self, actor: str) -> dict[str, object]:
         self.service.access.require_admin(self.service.access.user(actor), "read metrics")
         stats = self.service.stats()
-        return {"catalog": stats["catalog"], "vectors": {k: v for k, v in stats["vectors"].items() if k != "path"}}
+        return {"catalog": stats["catalog"], "vectors": {k: v for k, v in stats["vectors"].items() if k != "path"},
+                "embedding_batches": stats["embedding_batches"]}
 
     async def openapi(self, request: Request) -> JSONResponse:
         # Built on first use: a dialect model that cannot be described breaks this route, not the server.

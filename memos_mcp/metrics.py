@@ -17,11 +17,14 @@ from __future__ import annotations
 import math
 import time
 from collections import deque
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, ProcessCollector
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Metric, ProcessCollector
+from prometheus_client.core import CounterMetricFamily
 from prometheus_client.exposition import choose_encoder
+from prometheus_client.registry import Collector
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 WINDOW = 2048
@@ -67,6 +70,8 @@ class Metrics:
         self._vector_points = Gauge("memos_vector_points", "Points (memories) in the vector store.",
                                     registry=self.registry)
         ProcessCollector(registry=self.registry)  # process_cpu_seconds_total, resident memory, start time
+        self._batches = _BatchCounts()
+        self.registry.register(self._batches)
 
     def middleware(self, app: ASGIApp) -> ASGIApp:
         async def timed(scope: Scope, receive: Receive, send: Send) -> None:
@@ -110,10 +115,29 @@ class Metrics:
 
     def exposition(self, stores: dict[str, Any], accept: str) -> tuple[bytes, str]:
         """The registry in the format ``accept`` asks for (Prometheus text 0.0.4, or OpenMetrics), after
-        setting the store gauges from ``stores`` (``{"catalog": {table: rows}, "vectors": {"points": n}}``);
-        returns the body and its content type."""
+        setting the store gauges from ``stores`` (``{"catalog": {table: rows}, "vectors": {"points": n},
+        "embedding_batches": {"requests": n, "texts": n, "model_calls": n, ...} or None}``); returns the
+        body and its content type."""
         for table, rows in stores["catalog"].items():
             self._catalog_rows.labels(table).set(rows)
         self._vector_points.set(stores["vectors"].get("points") or 0)
+        self._batches.counts = stores.get("embedding_batches")
         encoder, content_type = choose_encoder(accept)
         return encoder(self.registry), content_type
+
+
+class _BatchCounts(Collector):
+    """The embedding batcher's running totals as counters (None when batching is off: no series)."""
+
+    FAMILIES = (("memos_embedding_requests", "requests", "Embedding requests (searches, adds) made to the batcher."),
+                ("memos_embedding_model_calls", "model_calls", "Model calls that served them (shared when fewer)."),
+                ("memos_embedding_texts", "texts", "Texts embedded through the batcher."))
+
+    def __init__(self) -> None:
+        self.counts: dict[str, Any] | None = None
+
+    def collect(self) -> Iterator[Metric]:
+        counts = self.counts
+        if counts:
+            for name, key, documentation in self.FAMILIES:
+                yield CounterMetricFamily(name, documentation, value=counts[key])

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from memos_mcp.config import Settings
+from memos_mcp.core.embed_batch import batched
 from memos_mcp.core.embedder import Embedder, LocalOnnxEmbedder, OpenAIEmbedder
 from memos_mcp.core.graph.store import GraphStore
 from memos_mcp.core.stores.vector import VectorStore
@@ -38,18 +39,24 @@ def build_vector_store(settings: Settings, read_only: bool = False) -> VectorSto
 
 
 def build_embedder(settings: Settings) -> Embedder:
+    """The configured embedder behind the dynamic batcher (``embed_batch``) unless batching is off."""
     embedder = settings.embedder
+    model: Embedder
     if embedder.backend == "local":
-        return LocalOnnxEmbedder(threads=embedder.threads, batch_size=embedder.batch_size,
-                                 query_prefix=embedder.query_prefix, document_prefix=embedder.document_prefix)
-    if not embedder.model:
+        model = LocalOnnxEmbedder(threads=embedder.threads, batch_size=embedder.batch_size,
+                                  inter_threads=embedder.inter_threads, parallel=embedder.parallel,
+                                  spin=embedder.spin, query_prefix=embedder.query_prefix,
+                                  document_prefix=embedder.document_prefix)
+    elif not embedder.model:
         raise ConfigError("embedder backend 'openai' needs embedder.model (MEMOS_EMBEDDER__MODEL or "
                           "MOS_EMBEDDER_MODEL)")
-    return OpenAIEmbedder(model=embedder.model,
-                          base_url=embedder.base_url or settings.llm.base_url,
-                          api_key=_secret(embedder.api_key) or _secret(settings.llm.api_key),
-                          dimensions=embedder.dimension, batch_size=embedder.batch_size,
-                          query_prefix=embedder.query_prefix, document_prefix=embedder.document_prefix)
+    else:
+        model = OpenAIEmbedder(model=embedder.model,
+                               base_url=embedder.base_url or settings.llm.base_url,
+                               api_key=_secret(embedder.api_key) or _secret(settings.llm.api_key),
+                               dimensions=embedder.dimension, batch_size=embedder.batch_size,
+                               query_prefix=embedder.query_prefix, document_prefix=embedder.document_prefix)
+    return batched(model, embedder.batch_max_texts, embedder.batch_wait_ms)
 
 
 def build_language_model(settings: Settings) -> LanguageModel | None:

@@ -29,6 +29,7 @@ from memos_mcp.core.context import Stores
 from memos_mcp.core.conversations import Conversations
 from memos_mcp.core.directory import ROOT_USER, Directory
 from memos_mcp.core.diskspace import DiskGuard
+from memos_mcp.core.embed_batch import BatchedEmbedder
 from memos_mcp.core.embedder import Embedder
 from memos_mcp.core.factory import build_embedder, build_graph_store, build_vector_store
 from memos_mcp.core.graph.memory import GraphMemory
@@ -218,6 +219,8 @@ class MemoryService:
                 self._lock.release()
 
     def stats(self) -> dict[str, Any]:
-        """Counts of the catalog and the vector store, and the embedding model."""
+        """Counts of the catalog and the vector store, the embedding model, and the embedding batcher's
+        counts (``embed_batch.BatchStats``; None when batching is off)."""
+        batches = self.embedder.stats.as_dict() if isinstance(self.embedder, BatchedEmbedder) else None
         return {"catalog": self.catalog.counts(), "vectors": self.ready().stats(),
-                "embedding_model": self.embedder.model_id}
+                "embedding_model": self.embedder.model_id, "embedding_batches": batches}

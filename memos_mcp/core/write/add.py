@@ -254,10 +254,13 @@ class Writes(Room):
         vectors = self.ready()
         result = AddResult(memories=[], cube_id=cube.cube_id)
         self.disk.check("add memories", sum(WRITE_OVERHEAD + 8 * len(c.memory) for c in candidates))
+        pieces = [p for c in candidates for p in split(c, self.settings.chunk_size)]
+        if len(pieces) <= WRITE_GROUP:  # a small add embeds before the lock: concurrent adds share model calls
+            embedded = self._embedded(pieces, embedded or {})
         with self.write_lock:
             fresh: list[tuple[Candidate, str]] = []
             seen: dict[str, Candidate] = {}
-            for candidate in (p for c in candidates for p in split(c, self.settings.chunk_size)):
+            for candidate in pieces:
                 digest = content_hash(f"{candidate.kind}:{candidate.part_of or ''}:{candidate.memory}"
                                       if candidate.part_of else f"{candidate.kind}:{candidate.memory}")
                 if digest in seen:  # said twice in one add: one memory, from both places
@@ -288,6 +291,12 @@ class Writes(Room):
                 self._undo_add(cube.cube_id, result.added, [])
                 raise
         return result
+
+    def _embedded(self, pieces: Sequence[Candidate], embedded: Mapping[str, list[float]]) -> dict[str, list[float]]:
+        """``embedded`` and the vectors of the pieces' dense index texts it lacks (one embedding call)."""
+        texts = (self.stores.index_texts(c.memory, c.speaker, c.context, c.event_time)[0] for c in pieces)
+        missing = [d for d in dict.fromkeys(texts) if d not in embedded]
+        return {**embedded, **dict(zip(missing, self.embedder.embed(missing), strict=True))}
 
     def _merge_into(self, point: StoredPoint, candidate: Candidate) -> Memory:
         """The stored memory a duplicate add lands on, with the add's tags and sources (the first
