@@ -205,7 +205,8 @@ async def add(call: Call[AddBody]) -> list[dict[str, Any]]:
 
     def run() -> list[dict[str, Any]]:
         result = call.service.add_memory(call.actor, user_id=b.user_id, messages=b.messages,
-                                         memory_content=b.content, metadata=metadata or None, async_mode=b.async_mode)
+                                         memory_content=b.content, metadata=metadata or None, async_mode=b.async_mode,
+                                         conversation_id=b.run_id if b.content else None)  # a fact: in its run
         return [{**shaped, "event": "NONE" if shaped["id"] in result.deduplicated else "ADD"}
                 for shaped in _shaped(call.service, result.memories)]
     return await call.run(run)
