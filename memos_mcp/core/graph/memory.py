@@ -52,9 +52,10 @@ class Expansion:
 
 
 class GraphMemory:
-    def __init__(self, store: GraphStore, decay: float = 0.5) -> None:
+    def __init__(self, store: GraphStore, decay: float = 0.5, entity_links: bool = True) -> None:
         self.store = store
         self.decay = decay
+        self.entity_links = entity_links  # False: a query is expanded through the people it names only
 
     def ingest(self, cube_id: str, items: Sequence[MemoryGraph]) -> list[Relation]:
         """Store the entities and relations of memories; returns the stored relations."""
@@ -141,7 +142,8 @@ class GraphMemory:
         (1 within one hop, ``decay`` at two). A person counts in full: search takes the name out of
         its text, so the graph alone says whom the query is about. Any other entity stays in the text,
         and its links are scaled by how specific it is, 1 / (1 + ln n) for an entity linked directly
-        to n memories, so that a name met everywhere adds little to what the text match gives it."""
+        to n memories, so that a name met everywhere adds little to what the text match gives it; with
+        ``entity_links`` off, only people expand the query."""
         scores: dict[str, float] = {}
         people: list[str] = []
         for key in self.query_entities(cube_id, query):
@@ -152,6 +154,8 @@ class GraphMemory:
             if found is not None and found.type == PERSON:
                 people.append(key)
                 specificity = 1.0
+            elif not self.entity_links:
+                continue
             else:
                 direct = len(weights) if depth == 1 else len(self.store.memories_for(cube_id, [key], 1, at))
                 specificity = 1 / (1 + math.log(max(1, direct)))
