@@ -7,7 +7,7 @@ import pytest
 
 from memos_mcp.core.service import MemoryService
 from tests.core.test_facts import FILLER
-from tests.mcp.support import call, connect, remember
+from tests.mcp.support import call, connect, fail, remember
 
 pytestmark = pytest.mark.anyio
 
@@ -39,3 +39,11 @@ async def test_a_label_before_a_colon_over_mcp_names_no_person(people: MemorySer
         note = await remember(client, "Note: buy milk", conversation_id="errands")
     graph = people.graph()
     assert graph is not None and graph.people(note["cube_id"], ["Note"]) == set()
+
+
+async def test_a_fact_time_no_store_can_hold_is_a_tool_error_naming_chat_time(people: MemoryService) -> None:
+    async with connect(people, "alice") as client:
+        message = await fail(client, "add_memory", memory_content="Gina: I renewed my passport.",
+                             conversation_id="c1", chat_time="9999-12-31T23:59:59-05:00")
+        listed = await call(client, "list_memories")
+    assert "chat_time" in message and listed["total"] == 0
