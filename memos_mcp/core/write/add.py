@@ -77,6 +77,9 @@ class Writes(Room):
         extracted in the background (the answer carries the task, ``queued``); ``async_mode=False``
         waits for the memories. Without one, the deterministic extractor runs before the answer.
 
+        A ``memory_content`` is a fact timed by ``chat_time``; with a ``conversation_id`` it is indexed
+        with the conversation's earlier facts, and "Name: ..." can name its speaker (``facts``).
+
         ``message_ids`` (one per message: an import's stable ids) store the messages under those ids;
         one already stored is not stored again. An add that fails leaves nothing behind (no memory,
         history or message); a file system below ``storage.min_free_bytes`` refuses it with
