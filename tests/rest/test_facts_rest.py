@@ -3,6 +3,7 @@ with that conversation's earlier facts, and "Name: ..." makes Name their speaker
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Any
 
 import httpx2
@@ -44,3 +45,14 @@ def test_a_memos_product_fact_of_a_session_is_found_through_the_sessions_earlier
     data = ok(http.post("/product/search", json={"query": "Reykjavik", "user_id": "alice", "top_k": 3}))
     found = [m["memory"] for group in data["text_mem"] for m in group["memories"]]
     assert "It cost way more than we planned." in found and "It cost way more than we had planned." not in found
+
+
+def test_a_mem0_fact_takes_its_timestamp_as_event_time_and_messages_keep_their_own(users: Users) -> None:
+    http = users.alice
+    added = mem0_add(http, "Gina: I renewed my passport.", run_id="trip", timestamp=1683554160)
+    assert added["metadata"]["timestamp"] == "2023-05-08T13:56:00Z"
+    iso = mem0_add(http, "Gina: I packed the tent.", run_id="trip", timestamp="2023-05-09T08:00:00+02:00")
+    assert datetime.fromisoformat(iso["metadata"]["timestamp"]) == datetime(2023, 5, 9, 6, tzinfo=UTC)
+    refused = http.post("/v1/memories", json={"messages": [{"role": "user", "content": "I live in Oslo"}],
+                                              "user_id": "alice", "timestamp": 1683554160})
+    assert refused.status_code == 400 and "timestamp" in refused.json()["error"]["message"]
