@@ -88,6 +88,9 @@ def _parser() -> argparse.ArgumentParser:
     locomo.add_argument("--samples", type=int, help="only the first N samples")
     locomo.add_argument("--audit", type=Path, help="an audit of the answer key whose correct_evidence replaces "
                         "the cited evidence (records with question_id locomo_<sample>_qa<question>)")
+    locomo.add_argument("--as", dest="modes", action="append", choices=("conversations", "facts"),
+                        help="how turns are added: conversations (one add per session, the default) or facts "
+                        "(one memory_content 'Speaker: text' add per turn); give it twice to run both")
 
     setup = _command(commands, flags, "setup", help="print or write the entry an MCP client needs to launch this "
                                 "installation")
@@ -251,7 +254,8 @@ def _bench(args: argparse.Namespace, settings: Settings) -> int:
     _require_extra("bench")
     from memos_mcp.bench.locomo import run_locomo
 
-    code: int = run_locomo(settings, args.data, args.out, args.samples, args.audit)
+    code: int = run_locomo(settings, args.data, args.out, args.samples, args.audit,
+                           tuple(args.modes or ("conversations",)))
     return code
 
 

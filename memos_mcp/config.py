@@ -122,6 +122,8 @@ class GraphSettings(BaseModel):
     dense_weight: float = Field(0.55, ge=0, le=1, description="dense share of the hybrid score for a query "
                                 "whose people the graph resolved (their names leave the text query)")
     decay: float = Field(0.5, ge=0, le=1, description="weight kept per extra hop")
+    entity_links: bool = Field(True, description="expand search also through the other entities a query names "
+                               "(places, events, titles, dates), not only through people")
     neo4j_uri: str | None = None
     neo4j_user: str = "neo4j"
     neo4j_password: SecretStr | None = None

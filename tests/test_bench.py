@@ -315,3 +315,45 @@ def test_the_cli_runs_the_benchmark_with_an_audit(tmp_path: Path) -> None:
     assert result.returncode == 0, result.stderr
     assert "Evidence as corrected by audit.json (1 questions)." in result.stdout
     assert "## graph expansion" in result.stdout
+
+
+# --- the facts mode ----------------------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def both(tmp_path_factory: pytest.TempPathFactory) -> tuple[dict[str, Any], str]:
+    """One run over the synthetic file in both modes: (results.json, results.md)."""
+    root = tmp_path_factory.mktemp("locomo-both")
+    data, out = root / "locomo-tiny.json", root / "results"
+    data.write_text(json.dumps(SAMPLES), encoding="utf-8")
+    with pytest.MonkeyPatch.context() as monkeypatch:
+        for name in list(os.environ):
+            if name.startswith("MEMOS_") or name in ALIASES:
+                monkeypatch.delenv(name)
+        assert run_locomo(settings_for(root / "d"), data, out, None, modes=("conversations", "facts")) == 0
+    return json.loads((out / "results.json").read_text(encoding="utf-8")), (out / "results.md").read_text(
+        encoding="utf-8")
+
+
+def test_the_facts_mode_adds_one_fact_per_turn_and_asks_the_same_questions(both: tuple[dict[str, Any], str]) -> None:
+    report, text = both
+    facts = report["modes"]["facts"]
+    assert report["mode"] == "conversations" and facts["mode"] == "facts"
+    assert facts["overall"]["questions"] == report["overall"]["questions"] > 0
+    assert facts["ingest"]["turns"] == report["ingest"]["turns"] == 26
+    assert facts["per_category"]["open-domain"]["recall@1"] == 1.0  # the caption's rare words, as for messages
+    for summary in (facts["overall"], *facts["per_category"].values()):
+        assert all(0 <= summary[k] <= 1 for k in ("recall@1", "recall@5", "recall@10", "recall@20", "hit@10", "mrr"))
+    assert facts["graph"]["with"]["overall"] == facts["overall"]
+    assert "## facts path (`--as facts`: one add per turn" in text and "Graph expansion, facts path:" in text
+    assert len(report["load_average"]) == 3 and "Load average at the end of the run" in text
+
+
+def test_the_cli_runs_the_facts_mode_alone(tmp_path: Path) -> None:
+    data = tmp_path / "one.json"
+    data.write_text(json.dumps(SAMPLES), encoding="utf-8")
+    result = memos(tmp_path, tmp_path / "d", "bench", "locomo", "--data", str(data), "--as", "facts",
+                   "--samples", "1")
+    assert result.returncode == 0, result.stderr
+    assert "no LLM): facts path" in result.stdout and "## facts path" not in result.stdout
+    bad = memos(tmp_path, tmp_path / "d", "bench", "locomo", "--data", str(data), "--as", "notes")
+    assert bad.returncode == 2 and "invalid choice: 'notes'" in bad.stderr

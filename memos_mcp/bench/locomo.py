@@ -28,8 +28,10 @@ from pathlib import Path
 from typing import Any
 
 from memos_mcp.config import Settings
+from memos_mcp.core.models import Memory
 from memos_mcp.core.service import ROOT_USER, MemoryService
 
+MODES = ("conversations", "facts")  # one add per session with its messages; one memory_content add per turn
 CATEGORIES = {1: "multi-hop", 2: "temporal", 3: "open-domain", 4: "single-hop"}
 KS = (1, 5, 10, 20)
 THRESHOLD = 0.45  # MemOS clients' default least relativity
@@ -124,16 +126,27 @@ def corrected_evidence(audit: Path) -> dict[tuple[int, int], list[str]]:
 
 
 def run_locomo(settings: Settings, data: Path, out: Path | None, samples: int | None = None,
-               audit: Path | None = None) -> int:
+               audit: Path | None = None, modes: Sequence[str] = ("conversations",)) -> int:
+    """Run the benchmark in each of ``modes`` (``MODES``), each over a store of its own; the first
+    mode's figures are the report's, the others' under ``modes``. Returns the exit code (0)."""
     dataset = json.loads(data.read_text(encoding="utf-8"))[:samples]
     corrections = corrected_evidence(audit) if audit else {}
-    with tempfile.TemporaryDirectory(prefix="memos-bench-") as tmp:
-        bench_settings = settings.model_copy(update={"data_dir": Path(tmp)})
-        service = MemoryService.open(bench_settings)
-        try:
-            report = _measure(service, dataset, corrections)
-        finally:
-            service.close()
+    reports: dict[str, dict[str, Any]] = {}
+    for mode in dict.fromkeys(modes):
+        if mode not in MODES:
+            raise ValueError(f"unknown mode {mode!r}: one of {', '.join(MODES)}")
+        with tempfile.TemporaryDirectory(prefix="memos-bench-") as tmp:
+            bench_settings = settings.model_copy(update={"data_dir": Path(tmp)})
+            service = MemoryService.open(bench_settings)
+            try:
+                reports[mode] = {"mode": mode, **_measure(service, dataset, corrections, mode)}
+            finally:
+                service.close()
+    first, *others = reports
+    report = reports[first]
+    if others:
+        report["modes"] = {mode: {k: v for k, v in reports[mode].items() if k != "corrected"} for mode in others}
+    report["load_average"] = list(os.getloadavg())
     report["machine"] = machine()
     report["data"] = {"file": data.name, "samples": len(dataset)}
     corrected = report.pop("corrected")
@@ -141,7 +154,7 @@ def run_locomo(settings: Settings, data: Path, out: Path | None, samples: int | 
         report["data"]["audit"] = {"file": audit.name, "corrected": corrected}
     report["config"] = settings.search.model_dump()
     report["graph_config"] = settings.graph.model_dump(include={"enabled", "backend", "search", "depth", "weight",
-                                                                "dense_weight", "decay"})
+                                                                "dense_weight", "decay", "entity_links"})
     publish(report, markdown(report), out)
     return 0
 
@@ -155,8 +168,28 @@ def publish(report: dict[str, Any], text: str, out: Path | None) -> None:
         (out / "results.md").write_text(text + "\n", encoding="utf-8")
 
 
+def _ingest(service: MemoryService, cube_id: str, sample: dict[str, Any], mode: str) -> dict[str, list[str]]:
+    """Add a sample's turns to its cube as ``mode`` says; for ``facts``, the dia_ids each memory stands
+    for (a turn said twice in a session is one memory), else nothing (the sources name them)."""
+    stands_for: dict[str, list[str]] = {}
+    for number, (when, turns) in enumerate(turns_of(sample), start=1):
+        if mode == "conversations":
+            messages = [{"role": "user", "content": turn_text(t), "name": t["speaker"], "message_id": t["dia_id"],
+                         "chat_time": when or None} for t in turns]
+            service.add_memory(ROOT_USER, cube_id=cube_id, messages=messages,
+                               conversation_id=f"session-{number}", async_mode=False)
+            continue
+        for turn in turns:
+            result = service.add_memory(ROOT_USER, cube_id=cube_id, memory_content=f"{turn['speaker']}: "
+                                        f"{turn_text(turn)}", conversation_id=f"session-{number}",
+                                        chat_time=when or None)
+            for memory_id in [*result.added, *result.deduplicated]:
+                stands_for.setdefault(memory_id, []).append(turn["dia_id"])
+    return stands_for
+
+
 def _measure(service: MemoryService, dataset: list[dict[str, Any]],
-             corrections: dict[tuple[int, int], list[str]]) -> dict[str, Any]:
+             corrections: dict[tuple[int, int], list[str]], mode: str = "conversations") -> dict[str, Any]:
     service.ready()
     ours, baseline, relevance = Scores(), Scores(), Relevance()
     latencies: list[float] = []
@@ -166,16 +199,11 @@ def _measure(service: MemoryService, dataset: list[dict[str, Any]],
     turns_total, ingest_seconds, corrected = 0, 0.0, 0
     for index, sample in enumerate(dataset):
         cube = service.create_cube(ROOT_USER, sample["sample_id"], cube_id=f"locomo-{sample['sample_id']}")
-        corpus: list[tuple[str, str]] = []
-        for number, (when, turns) in enumerate(turns_of(sample), start=1):
-            messages = [{"role": "user", "content": turn_text(t), "name": t["speaker"], "message_id": t["dia_id"],
-                         "chat_time": when or None} for t in turns]
-            started = time.perf_counter()
-            service.add_memory(ROOT_USER, cube_id=cube.cube_id, messages=messages,
-                               conversation_id=f"session-{number}", async_mode=False)
-            ingest_seconds += time.perf_counter() - started
-            turns_total += len(turns)
-            corpus.extend((t["dia_id"], f"{t['speaker']}: {turn_text(t)}") for t in turns)
+        started = time.perf_counter()
+        stands_for = _ingest(service, cube.cube_id, sample, mode)
+        ingest_seconds += time.perf_counter() - started
+        corpus = [(t["dia_id"], f"{t['speaker']}: {turn_text(t)}") for _, turns in turns_of(sample) for t in turns]
+        turns_total += len(corpus)
         rank_bm25 = _bm25(corpus)
         known = {d for d, _ in corpus}
         for number, qa in enumerate(sample["qa"]):
@@ -190,16 +218,14 @@ def _measure(service: MemoryService, dataset: list[dict[str, Any]],
                 result = service.search(ROOT_USER, qa["question"], cube_ids=[cube.cube_id], top_k=max(KS),
                                         include_preference=False, graph=expand)
                 elapsed = (time.perf_counter() - started) * 1000
-                ranked = list(dict.fromkeys(s.message_id for h in result.memories for s in h.sources
-                                            if s.message_id))
+                ranked = list(dict.fromkeys(d for h in result.memories for d in _dia_ids(h, stands_for)))
                 if expand is not None:
                     by_graph[expand].add(category, evidence, ranked)
                     graph_ms[expand].append(elapsed)
                 if expand is None or expand == service.settings.graph.search:
                     latencies.append(elapsed)
                     ours.add(category, evidence, ranked)
-                    relevance.add(evidence, [([s.message_id for s in h.sources if s.message_id], h.relativity)
-                                             for h in result.memories])
+                    relevance.add(evidence, [(_dia_ids(h, stands_for), h.relativity) for h in result.memories])
             baseline.add(category, evidence, rank_bm25(qa["question"]))
     every = tuple(CATEGORIES)
     return {
@@ -216,6 +242,11 @@ def _measure(service: MemoryService, dataset: list[dict[str, Any]],
         **({"graph": _graph_report(by_graph, graph_ms)} if graph_on else {}),
         "corrected": corrected,
     }
+
+
+def _dia_ids(hit: Memory, stands_for: dict[str, list[str]]) -> list[str]:
+    """The turns a hit stands for: the facts mode's record, else its sources' message ids."""
+    return stands_for.get(hit.id) or [s.message_id for s in hit.sources if s.message_id]
 
 
 def _graph_report(scores: dict[bool, Scores], ms: dict[bool, list[float]]) -> dict[str, Any]:
@@ -279,7 +310,9 @@ def markdown(report: dict[str, Any]) -> str:
         f"Data: {report.get('data', {}).get('file', '?')}, {report.get('data', {}).get('samples', '?')} samples, "
         "categories 1-4 (category 5 skipped)." + _audit_line(report.get("data", {}).get("audit")),
         f"Machine: {m.get('cpu')}, {m.get('cores')} cores, {m.get('memory_gib')} GiB, Python {m.get('python')}.", "",
-        f"## memos-mcp (hybrid search {expansion}, default local embedder, no LLM)", head,
+        f"## memos-mcp (hybrid search {expansion}, default local embedder, no LLM)"
+        + (f": {report.get('mode')} path" if report.get("modes") or report.get("mode", "conversations")
+           != "conversations" else ""), head,
         row("categories 1-4", ours),
         *(row(name, s) for name, s in report["per_category"].items()), "",
         "## plain BM25 baseline (same turns, same run)", head, row("categories 1-4", base),
@@ -316,4 +349,37 @@ def markdown(report: dict[str, Any]) -> str:
             f"{graph['with']['search_ms']['p95']:.1f} ms (p95 cost {gain['p95_ms']:+.1f} ms)",
             f"Graph settings: {report.get('graph_config', {})}",
         ]
+    for mode, other in report.get("modes", {}).items():
+        lines += ["", *_mode_section(mode, other, row, head)]
+    if "load_average" in report:
+        lines += ["", "Load average at the end of the run (1, 5, 15 min): "
+                  + ", ".join(f"{v:.1f}" for v in report["load_average"])]
     return "\n".join(lines)
+
+
+MODE_TITLES = {
+    "conversations": "one add per session: its turns as messages, speaker as name, the session date as chat_time",
+    "facts": 'one add per turn: memory_content="Speaker: text", the session as conversation_id, its date as '
+             "chat_time",
+}
+
+
+def _mode_section(mode: str, report: dict[str, Any], row: Any, head: str) -> list[str]:
+    """The Markdown of a further mode's figures: recall, ingest, latency and the graph's part."""
+    ingest, lat = report["ingest"], report["search_ms"]
+    lines = [f"## {mode} path (`--as {mode}`: {MODE_TITLES[mode]}; same settings, a store of its own)", head,
+             row("categories 1-4", report["overall"]),
+             *(row(name, s) for name, s in report["per_category"].items()), "",
+             f"Ingest: {ingest['turns']} turns in {ingest['seconds']:.1f} s = {ingest['turns_per_second']:.0f} "
+             f"turns/s",
+             f"Search (in-process): p50 {lat['p50']:.1f} ms, p95 {lat['p95']:.1f} ms, p99 {lat['p99']:.1f} ms "
+             f"over {lat['queries']} queries"]
+    if "graph" in report:
+        graph, gain = report["graph"], report["graph"]["gain"]
+        lines += ["", f"Graph expansion, {mode} path:", head,
+                  *(row(f"{name} {side}", graph[side]["per_category"][name] if name != "categories 1-4"
+                        else graph[side]["overall"])
+                    for name in ("categories 1-4", "multi-hop") for side in ("without", "with")), "",
+                  f"Multi-hop recall@10: {gain['multi_hop_recall@10']:+.3f}; categories 1-4 recall@10: "
+                  f"{gain['overall_recall@10']:+.3f}"]
+    return lines

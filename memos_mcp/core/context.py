@@ -83,7 +83,8 @@ class Stores:
             with self._open:
                 if self.opened_graph is None:
                     self.graph_store.open()
-                    self.opened_graph = GraphMemory(self.graph_store, self.settings.graph.decay)
+                    self.opened_graph = GraphMemory(self.graph_store, self.settings.graph.decay,
+                                                    self.settings.graph.entity_links)
         return self.opened_graph
 
     def _reconcile(self) -> None:

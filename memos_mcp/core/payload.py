@@ -3,6 +3,7 @@ that the store can filter ranges on them; pydantic reads them back as UTC dateti
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
@@ -19,10 +20,18 @@ def index_texts(text: str, speaker: str | None, context: str, event_time: dateti
                 dense_context: bool) -> tuple[str, str]:
     """What the dense and the keyword vectors are made from. The memory's own text stays as given;
     the speaker, the earlier turns and the date live only in the index."""
-    own = f"{speaker}: {text}" if speaker else text
+    own = spoken(text, speaker)
     dense = f"{context}\n{own}" if dense_context and context else own
     when = event_time.strftime("%d %B %Y") if event_time else ""
     return dense, "\n".join(p for p in (when, context, own) if p)
+
+
+def spoken(text: str, speaker: str | None) -> str:
+    """``text`` as said by ``speaker``: "speaker: text", or the text alone when it has no speaker or
+    already opens with "speaker:" (a fact added as "Caroline: ...")."""
+    if not speaker or re.match(re.escape(speaker) + r"\s*:", text.lstrip()):
+        return text
+    return f"{speaker}: {text}"
 
 
 def to_payload(memory: Memory, content_hash: str, context: str, speaker: str | None,

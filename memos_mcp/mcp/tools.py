@@ -29,6 +29,7 @@ from memos_mcp.core.models import (
     User,
 )
 from memos_mcp.core.service import MemoryService
+from memos_mcp.core.timeparse import Time
 from memos_mcp.mcp.gate import Gate
 from memos_mcp.mcp.strict import ToolBox
 
@@ -210,7 +211,11 @@ def _register_writing(server: ToolBox, service: MemoryService, gate: Gate) -> No
         doc_path: Annotated[str | None, Field(description="A text, Markdown or JSON file under the server's "
                                                           "import roots")] = None,
         cube_id: CubeId = None,
-        conversation_id: Annotated[str | None, Field(description="Conversation the messages belong to")] = None,
+        conversation_id: Annotated[str | None, Field(description="Conversation the messages or the fact "
+                                                                 "belong to (a fact is indexed with its "
+                                                                 "earlier adds)")] = None,
+        chat_time: Annotated[Time | None, Field(description="When the fact (memory_content) was said or "
+                                                           "happened: ISO 8601 or a date as people write it")] = None,
         metadata: Annotated[dict[str, Any] | None, Field(description="Your own keys (e.g. a message id); "
                                                                      "returned with the memory, filterable")] = None,
         tags: Annotated[list[str] | None, Field(description="Tags to attach")] = None,
@@ -223,12 +228,13 @@ def _register_writing(server: ToolBox, service: MemoryService, gate: Gate) -> No
         stored in the cube with the same metadata is not stored twice: the existing memory comes back in
         `deduplicated`, with your tags added. Long text is stored as pieces, each found on its own. With a
         language model, messages become clean facts and preferences merged with what is known (revised
-        memories in `updated`, superseded ones in `archived`)."""
+        memories in `updated`, superseded ones in `archived`). A fact written "Name: what they said" has
+        Name as its speaker (graph memory links it to that person)."""
         progress = gate.progress(ctx)
         return await gate.run(lambda actor: service.add_memory(
             actor, cube_id=cube_id, messages=messages, memory_content=memory_content, doc_path=doc_path,
             conversation_id=conversation_id, metadata=metadata, tags=tags, progress=progress,
-            async_mode=async_mode))
+            async_mode=async_mode, chat_time=chat_time))
 
     @server.tool(annotations=IDEMPOTENT_WRITE)
     async def update_memory(

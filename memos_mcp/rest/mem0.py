@@ -33,6 +33,7 @@ from memos_mcp.core.checks import check_id
 from memos_mcp.core.graph.service import GraphRelation, GraphService
 from memos_mcp.core.models import Memory, MessageIn, SearchHit
 from memos_mcp.core.service import MemoryService
+from memos_mcp.core.timeparse import Time
 from memos_mcp.errors import InvalidRequest, MemosError
 from memos_mcp.rest.base import Call, Dialect
 
@@ -93,7 +94,10 @@ class AddBody(BaseModel):
                              "extract in the background; by default the answer waits for the memories")
     user_id: str | None = Field(None, description="default: the authenticated user")
     agent_id: str | None = Field(None, description="the agent the memories belong to")
-    run_id: str | None = Field(None, description="the run (session) the memories belong to")
+    run_id: str | None = Field(None, description="the run (session) the memories belong to; a content add "
+                               "is indexed with the run's earlier facts")
+    timestamp: Time | None = Field(None, description="when the content was said or happened (Unix seconds or "
+                                   "ISO 8601): its event time; messages carry their own")
     metadata: dict[str, Any] | None = None
 
 
@@ -202,10 +206,14 @@ def _caller_metadata(metadata: dict[str, Any] | None) -> dict[str, Any]:
 async def add(call: Call[AddBody]) -> list[dict[str, Any]]:
     b = call.body
     metadata = {**_caller_metadata(b.metadata), **scoped(b.agent_id, b.run_id)}
+    if b.timestamp is not None and b.messages:
+        raise InvalidRequest("timestamp goes with content; give each message its own timestamp", field="timestamp")
 
     def run() -> list[dict[str, Any]]:
         result = call.service.add_memory(call.actor, user_id=b.user_id, messages=b.messages,
-                                         memory_content=b.content, metadata=metadata or None, async_mode=b.async_mode)
+                                         memory_content=b.content, metadata=metadata or None, async_mode=b.async_mode,
+                                         conversation_id=b.run_id if b.content else None,  # a fact: in its run
+                                         chat_time=b.timestamp)
         return [{**shaped, "event": "NONE" if shaped["id"] in result.deduplicated else "ADD"}
                 for shaped in _shaped(call.service, result.memories)]
     return await call.run(run)

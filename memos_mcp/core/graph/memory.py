@@ -69,9 +69,10 @@ class Expansion:
 
 
 class GraphMemory:
-    def __init__(self, store: GraphStore, decay: float = 0.5) -> None:
+    def __init__(self, store: GraphStore, decay: float = 0.5, entity_links: bool = True) -> None:
         self.store = store
         self.decay = decay
+        self.entity_links = entity_links  # False: a query is expanded through the people it names only
 
     def ingest(self, cube_id: str, items: Sequence[MemoryGraph]) -> list[str]:
         """Store the entities and relations of memories; returns the stored relations' ids (their
@@ -161,7 +162,8 @@ class GraphMemory:
         and its links are scaled by how specific it is, 1 / (1 + ln n) for an entity linked directly
         to n memories (n counted up to ``LINKED``), so that a name met everywhere adds little to what
         the text match gives it. With one hop the candidates are each entity's ``LINKED`` newest
-        memories and ``weigh`` scores any others; with two, every linked memory is read."""
+        memories and ``weigh`` scores any others; with two, every linked memory is read. With
+        ``entity_links`` off, only people expand the query."""
         if depth != 1:
             return self._expand_far(cube_id, query, depth, at)
         specificity: dict[str, float] = {}
@@ -175,6 +177,8 @@ class GraphMemory:
             if found is not None and found.type == PERSON:
                 people.append(key)
                 specificity[key] = 1.0
+            elif not self.entity_links:
+                continue
             else:
                 specificity[key] = 1 / (1 + math.log(len(linked)))
             for memory_id in linked:
@@ -199,6 +203,8 @@ class GraphMemory:
             if found is not None and found.type == PERSON:
                 people.append(key)
                 specificity = 1.0
+            elif not self.entity_links:
+                continue
             else:
                 direct = len(self.store.linked_memories(cube_id, [key], at, LINKED))
                 specificity = 1 / (1 + math.log(max(1, direct)))

@@ -16,6 +16,7 @@ from pydantic import ValidationError
 
 from memos_mcp.core.checks import check_id, check_metadata, check_tags, event_time
 from memos_mcp.core.context import Room, Stores
+from memos_mcp.core.graph.store import normalise
 from memos_mcp.core.models import (
     AddJob,
     AddResult,
@@ -36,6 +37,7 @@ from memos_mcp.core.models import (
 from memos_mcp.core.payload import from_point, to_payload
 from memos_mcp.core.stores.vector import MemoryFilter, StoredPoint, VectorPoint
 from memos_mcp.core.text import content_hash, sparse_document
+from memos_mcp.core.write.facts import conversation_context, speaker_of, split_speaker
 from memos_mcp.core.write.ingest.documents import confine, read_document
 from memos_mcp.core.write.ingest.extractor import Candidate, label, split, text_pieces
 from memos_mcp.core.write.ingest.pipeline import AddWorker
@@ -74,6 +76,9 @@ class Writes(Room):
         """Add messages, a text or a document. With a language model, messages are stored at once and
         extracted in the background (the answer carries the task, ``queued``); ``async_mode=False``
         waits for the memories. Without one, the deterministic extractor runs before the answer.
+
+        A ``memory_content`` is a fact timed by ``chat_time``; with a ``conversation_id`` it is indexed
+        with the conversation's earlier facts, and "Name: ..." can name its speaker (``facts``).
 
         ``message_ids`` (one per message: an import's stable ids) store the messages under those ids;
         one already stored is not stored again. An add that fails leaves nothing behind (no memory,
@@ -117,6 +122,7 @@ class Writes(Room):
             candidates = self._from_text(memory_content, MemoryKind.FACT, SourceKind.API,
                                          lambda i: MemorySource(type=SourceKind.API, chunk_index=i),
                                          event_time(chat_time))
+            self._as_said(cube, candidates, memory_content, conversation)
         else:
             candidates = self._from_document(confine(str(doc_path), self.settings.effective_import_roots))
         label(candidates, tags or [], kind_type)
@@ -127,6 +133,19 @@ class Writes(Room):
             self._undo_add(cube.cube_id, result.added, [])
             raise
         return result
+
+    def _as_said(self, cube: Cube, candidates: Sequence[Candidate], text: str, conversation: str | None) -> None:
+        """Index a fact as a turn of its conversation (its earlier facts as context) and give it the
+        speaker its text names ("Caroline: ...", see ``facts.speaker_of``)."""
+        context, known = conversation_context(self.ready(), cube.cube_id, conversation,
+                                              self.settings.search.context_turns) if conversation else ("", set())
+        found = split_speaker(text)
+        graph = self.graph()
+        if found is not None and graph is not None and normalise(found[0]) not in known:
+            known |= graph.people(cube.cube_id, [found[0]])
+        speaker = speaker_of(text, known) if found is not None else None
+        for candidate in candidates:
+            candidate.context, candidate.speaker = context, speaker
 
     def _undo_add(self, cube_id: str, memory_ids: Sequence[str], message_ids: Sequence[str]) -> None:
         """Take back what a failed add stored; what cannot be taken back now (the store failing again)
