@@ -333,6 +333,7 @@ class EdgeVectorStore(VectorStore):
         (reads and writes go on; writes are recorded), then swap the copy in and replay the recorded
         writes on it (reads and writes wait). False when stopped or failed (the copy is removed)."""
         target = edge_index.sibling(self.path, f"{edge_index.NEXT}{time.monotonic_ns()}")
+        started = time.monotonic()
         with self._writing:
             if self._shard is None or self._stop.is_set():
                 return False
@@ -343,12 +344,17 @@ class EdgeVectorStore(VectorStore):
                 self._check_room()
                 edge_index.copy_shard(self.path, target)
             self._recorded = []
-        started = time.monotonic()
+        copied = time.monotonic()
         try:
             built = self._run_child(target, points, timeout)
             if built:
+                child = time.monotonic()
                 self._swap(target)
-                self.last_build = {"seconds": round(time.monotonic() - started, 3), "points": points}
+                done = time.monotonic()
+                # copy: writes waited; swap: reads and writes waited; child: neither did
+                self.last_build = {"seconds": round(done - started, 3), "points": points,
+                                   "copy_seconds": round(copied - started, 3),
+                                   "child_seconds": round(child - copied, 3), "swap_seconds": round(done - child, 3)}
             return built
         finally:
             with self._writing:
