@@ -203,30 +203,78 @@ def _recall(service: MemoryService, questions: list[str], flt: Any) -> dict[str,
     """Dense recall@10 of the index against an exact search, and the latency of each (qdrant-edge)."""
     import qdrant_edge as qe
 
-    from memos_mcp.core.stores.vector import DENSE
     from memos_mcp.core.stores.vector_edge import edge_filter
 
     shard = service.ready().shard  # type: ignore[attr-defined]
     vectors = [service.embedder.embed_query(q) for q in questions]
-
-    def run(params: Any) -> tuple[list[set[str]], list[float]]:
-        found, ms = [], []
-        for vector in vectors:
-            request = qe.QueryRequest(limit=RECALL_K, query=qe.Query.Nearest(list(vector), using=DENSE),
-                                      filter=edge_filter(flt), with_payload=False, with_vector=False, params=params)
-            t0 = time.perf_counter()
-            found.append({str(h.id) for h in shard.query(request)})
-            ms.append((time.perf_counter() - t0) * 1000)
-        return found, ms
-
-    exact, exact_ms = run(qe.SearchParams(exact=True))
+    qflt = edge_filter(flt)
+    exact, exact_ms = _query_all(shard, vectors, qflt, qe.SearchParams(exact=True))
     report: dict[str, Any] = {"queries": len(vectors), "exact_ms": {"p50": percentile(exact_ms, 50),
                                                                      "p95": percentile(exact_ms, 95)}}
     for ef in EFS:
-        found, ms = run(qe.SearchParams(hnsw_ef=ef))
+        found, ms = _query_all(shard, vectors, qflt, qe.SearchParams(hnsw_ef=ef))
         report[f"ef={ef}"] = {f"recall@{RECALL_K}": sum(len(a & b) for a, b in zip(exact, found, strict=True))
                               / (RECALL_K * len(vectors)), "p50": percentile(ms, 50), "p95": percentile(ms, 95)}
     return report
+
+
+def _query_all(shard: Any, vectors: list[list[float]], flt: Any, params: Any) -> tuple[list[set[str]], list[float]]:
+    """The top-10 ids of a dense query per vector on a qdrant-edge shard, and each query's milliseconds."""
+    import qdrant_edge as qe
+
+    from memos_mcp.core.stores.vector import DENSE
+
+    found, ms = [], []
+    for vector in vectors:
+        request = qe.QueryRequest(limit=RECALL_K, query=qe.Query.Nearest(list(vector), using=DENSE), filter=flt,
+                                  with_payload=False, with_vector=False, params=params)
+        started = time.perf_counter()
+        found.append({str(h.id) for h in shard.query(request)})
+        ms.append((time.perf_counter() - started) * 1000)
+    return found, ms
+
+
+def tune(cache: Path, size: int, data: Path, settings: list[tuple[int, int]]) -> dict[str, Any]:
+    """Build the index of the cached ``size`` store (its vectors only) with each (m, ef_construct) and
+    measure its dense recall@10 against an exact search, by search ef; build seconds and disk size."""
+    import qdrant_edge as qe
+
+    from memos_mcp.core.embedder import LocalOnnxEmbedder
+    from memos_mcp.core.stores import edge_index
+    from memos_mcp.core.stores.vector import MemoryFilter
+    from memos_mcp.core.stores.vector_edge import edge_filter
+
+    dataset = json.loads(data.read_text(encoding="utf-8"))
+    questions = [qa["question"] for sample in dataset for qa in sample["qa"]
+                 if qa.get("category") in (1, 2, 3, 4)][:QUERIES]
+    embedder = LocalOnnxEmbedder()
+    vectors = [embedder.embed_query(q) for q in questions]
+    flt = edge_filter(MemoryFilter(cube_ids=(CUBE,)))
+    results: dict[str, Any] = {"size": size, "loadavg_start": os.getloadavg()[0], "by_setting": {}}
+    for m, ef_construct in settings:
+        work = cache / "work" / f"tune-{size}"
+        edge_index.discard(work)
+        edge_index.copy_shard(cache / str(size) / "data" / "vectors", work)
+        params = {"dimension": embedder.dimension, "m": m, "ef_construct": ef_construct, "threads": 0,
+                  "threshold_kb": 1}
+        t0 = time.perf_counter()
+        subprocess.run([sys.executable, "-m", edge_index.__name__, str(work), json.dumps(params)], check=True)
+        seconds = time.perf_counter() - t0
+        shard = qe.EdgeShard.load(str(work))
+        try:
+            exact, exact_ms = _query_all(shard, vectors, flt, qe.SearchParams(exact=True))
+            row: dict[str, Any] = {"build_s": seconds, "disk_mb": _disk_mb(work),
+                                   "exact_p50": percentile(exact_ms, 50), "loadavg": os.getloadavg()[0]}
+            for ef in EFS:
+                found, ms = _query_all(shard, vectors, flt, qe.SearchParams(hnsw_ef=ef))
+                row[f"ef={ef}"] = {f"recall@{RECALL_K}": sum(len(a & b) for a, b in zip(exact, found, strict=True))
+                                   / (RECALL_K * len(vectors)), "p50": percentile(ms, 50), "p95": percentile(ms, 95)}
+        finally:
+            shard.close()
+        edge_index.discard(work)
+        results["by_setting"][f"m={m},ef_construct={ef_construct}"] = row
+        print(json.dumps({f"m={m},ef_construct={ef_construct}": row}), flush=True)
+    return results
 
 
 def measure(cache: Path, sizes: list[int], data: Path, out: Path | None) -> int:
@@ -283,17 +331,25 @@ def markdown(report: dict[str, Any]) -> str:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("step", choices=("build", "measure", "measure-one"))
+    parser.add_argument("step", choices=("build", "measure", "measure-one", "tune"))
     parser.add_argument("--cache", type=Path, default=Path("/work/benchdata/scale"))
     parser.add_argument("--sizes", default=",".join(map(str, SIZES)))
     parser.add_argument("--data", type=Path, default=DATA)
     parser.add_argument("--out", type=Path, default=None, help="folder for results.md and results.json")
     parser.add_argument("--deadline", type=float, default=3600.0, help="build: stop after this many seconds")
+    parser.add_argument("--hnsw", default="8:64,16:100,32:200", help="tune: m:ef_construct settings to compare")
     args = parser.parse_args()
     sizes = sorted(int(s) for s in args.sizes.split(","))
     args.cache.mkdir(parents=True, exist_ok=True)
     if args.step == "build":
         return build(args.cache, sizes, args.data, args.deadline)
+    if args.step == "tune":
+        settings = [(int(m), int(e)) for m, e in (pair.split(":") for pair in args.hnsw.split(","))]
+        report = tune(args.cache, sizes[0], args.data, settings)
+        if args.out is not None:
+            args.out.mkdir(parents=True, exist_ok=True)
+            (args.out / f"tune-{sizes[0]}.json").write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
+        return 0
     if args.step == "measure-one":
         print(json.dumps(measure_one(args.cache, sizes[0], args.data)))
         return 0
