@@ -41,6 +41,9 @@ from memos_mcp.errors import ConfigError, MemosError, StorageError, StoreLocked
 _CONFIG_FILE = "edge_config.json"
 _KEY_PAGE = 1000  # (created_at, id) pairs per scroll when reading a group of points in full
 _STOP_WAIT = 30.0  # seconds ``close`` waits for a build's thread once its child is stopped
+# Seconds a background build waits before copying the shard: a one-shot command (stats, export) that
+# opens an unindexed store and closes it at once does not pay for a copy it would throw away.
+_START_DELAY = 1.0
 log = logging.getLogger(__name__)
 
 
@@ -323,6 +326,8 @@ class EdgeVectorStore(VectorStore):
         self._builder.start()
 
     def _build_in_background(self) -> None:
+        if self._stop.wait(_START_DELAY):
+            return
         try:
             self._build(None)
         except MemosError as exc:
