@@ -316,6 +316,19 @@ def markdown(report: dict[str, Any]) -> str:
                      f"{r['recall']['exact_ms']['p50']:.2f} / {rec['p50']:.2f} ms | "
                      f"{r['single_add_ms']['p50']:.1f} ms (load {r['single_add_ms']['loadavg']:.1f}) | "
                      f"{r['rss_mb']:.0f} MB | {r['disk_mb']:.0f} MB |")
+    lines += ["", "Columns: *no index* is the store as `add_memory` left it (qdrant-edge's one appendable segment, "
+              "scanned in full by every dense search: the behaviour before the index existed), measured with "
+              "`vector.index_threshold` 0; *HNSW* the same store after `build_index()` (timed: *index build*). "
+              "Search is `MemoryService.search` in-process, top_k 10, LoCoMo questions, graph expansion off / on. "
+              "Single add: one `add_memory(memory_content=...)` after the index was built. RSS: the measuring "
+              "process at the end; disk: the data directory's allocated blocks after the build.", ""]
+    for r in report["sizes"]:
+        build = r["index"].get("last_build", {})
+        if build:
+            lines.append(f"- {r['points']:,} memories, index build {build['seconds']:.1f} s: copying the shard "
+                         f"{build['copy_seconds']:.2f} s (writes wait, reads go on), the child process "
+                         f"{build['child_seconds']:.1f} s (reads and writes go on), the swap "
+                         f"{build['swap_seconds']:.2f} s (reads and writes wait).")
     lines += ["", "Dense recall@10 of the HNSW index against an exact search (same store, same queries), by search ef "
               "(`vector.hnsw_ef`, default 128; m 16, ef_construct 100), with the dense query's p50 / p95:", "",
               "| memories | exact p50 / p95 | " + " | ".join(f"ef {ef}" for ef in EFS) + " |",
@@ -329,9 +342,35 @@ def markdown(report: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def tuning_markdown(tuned: dict[str, Any]) -> str:
+    """The ``tune`` step's comparison of HNSW settings as a Markdown table."""
+    lines = [f"## HNSW settings compared on the {tuned['size']:,} store (vectors only, same queries)", "",
+             "Dense recall@10 against an exact search and the query's p50 / p95, by build setting and search ef; "
+             "build seconds in a child process with every core.", "",
+             "| m, ef_construct | build | " + " | ".join(f"ef {ef}" for ef in EFS) + " |",
+             "|---|---|" + "---|" * len(EFS)]
+    for name, row in tuned["by_setting"].items():
+        cells = [f"{row[f'ef={ef}'][f'recall@{RECALL_K}']:.3f} ({row[f'ef={ef}']['p50']:.2f} / "
+                 f"{row[f'ef={ef}']['p95']:.2f} ms)" for ef in EFS]
+        lines.append(f"| {name.replace('m=', '').replace(',ef_construct=', ', ')} | {row['build_s']:.1f} s "
+                     f"(load {row['loadavg']:.1f}) | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def render(out: Path) -> int:
+    """Write ``out``/results.md again from results.json and any tune-<size>.json beside it."""
+    report = json.loads((out / "results.json").read_text(encoding="utf-8"))
+    text = markdown(report)
+    for tuned in sorted(out.glob("tune-*.json")):
+        text += "\n\n" + tuning_markdown(json.loads(tuned.read_text(encoding="utf-8")))
+    (out / "results.md").write_text(text + "\n", encoding="utf-8")
+    print(text)
+    return 0
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("step", choices=("build", "measure", "measure-one", "tune"))
+    parser.add_argument("step", choices=("build", "measure", "measure-one", "tune", "render"))
     parser.add_argument("--cache", type=Path, default=Path("/work/benchdata/scale"))
     parser.add_argument("--sizes", default=",".join(map(str, SIZES)))
     parser.add_argument("--data", type=Path, default=DATA)
@@ -343,6 +382,8 @@ def main() -> int:
     args.cache.mkdir(parents=True, exist_ok=True)
     if args.step == "build":
         return build(args.cache, sizes, args.data, args.deadline)
+    if args.step == "render":
+        return render(args.out or Path(__file__).parent / "scale")
     if args.step == "tune":
         settings = [(int(m), int(e)) for m, e in (pair.split(":") for pair in args.hnsw.split(","))]
         report = tune(args.cache, sizes[0], args.data, settings)
