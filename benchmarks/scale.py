@@ -358,11 +358,13 @@ def tuning_markdown(tuned: dict[str, Any]) -> str:
 
 
 def render(out: Path) -> int:
-    """Write ``out``/results.md again from results.json and any tune-<size>.json beside it."""
+    """Write ``out``/results.md again from results.json, any tune-<size>.json and notes.md beside it."""
     report = json.loads((out / "results.json").read_text(encoding="utf-8"))
     text = markdown(report)
     for tuned in sorted(out.glob("tune-*.json")):
         text += "\n\n" + tuning_markdown(json.loads(tuned.read_text(encoding="utf-8")))
+    if (out / "notes.md").exists():  # observations written by hand beside the figures
+        text += "\n\n" + (out / "notes.md").read_text(encoding="utf-8").strip()
     (out / "results.md").write_text(text + "\n", encoding="utf-8")
     print(text)
     return 0
