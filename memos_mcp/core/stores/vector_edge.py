@@ -411,8 +411,7 @@ class EdgeVectorStore(VectorStore):
             if shard is None or self._stop.is_set():
                 return
             recorded = self._recorded or []
-            shard.flush()
-            shard.close()
+            shard.close()  # no flush first: every acknowledged write is in its write-ahead log
             self._shard = None
             os.replace(self.path, old)
             built: qe.EdgeShard | None = None
@@ -421,7 +420,8 @@ class EdgeVectorStore(VectorStore):
                 built = qe.EdgeShard.load(str(self.path))
                 for operation in recorded:
                     built.update(operation)
-                built.flush()
+                if recorded:
+                    built.flush()
                 os.replace(old, trash)  # committed
             except BaseException:
                 if built is not None:
