@@ -35,6 +35,13 @@ class VectorSettings(BaseModel):
     api_key: SecretStr | None = None
     collection: str = "memos"
     path: Path | None = Field(None, description="qdrant-client local mode directory (no url)")
+    index_threshold: int = Field(5000, ge=0, description=(
+        "points outside the HNSW index past which the index is built (edge: in a background process; "
+        "qdrant: the collection's indexing threshold); 0 = never build it (exact full scans)"))
+    hnsw_m: int = Field(16, ge=4, le=128, description="HNSW edges per node")
+    hnsw_ef_construct: int = Field(100, ge=4, le=1000, description="HNSW candidates while building")
+    hnsw_ef: int = Field(128, ge=1, le=4096, description="HNSW candidates per dense search")
+    index_threads: int = Field(0, ge=0, description="threads building the HNSW index (0 = every core)")
 
 
 class EmbedderSettings(BaseModel):

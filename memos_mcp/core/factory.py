@@ -8,7 +8,7 @@ from memos_mcp.config import Settings
 from memos_mcp.core.embed_batch import batched
 from memos_mcp.core.embedder import Embedder, LocalOnnxEmbedder, OpenAIEmbedder
 from memos_mcp.core.graph.store import GraphStore
-from memos_mcp.core.stores.vector import VectorStore
+from memos_mcp.core.stores.vector import IndexConfig, VectorStore
 from memos_mcp.errors import ConfigError
 
 if TYPE_CHECKING:
@@ -23,10 +23,12 @@ def _secret(value: object) -> str | None:
 def build_vector_store(settings: Settings, read_only: bool = False) -> VectorStore:
     """The configured vector store; ``read_only`` for a data directory that may not be written."""
     vector = settings.vector
+    index = IndexConfig(threshold=vector.index_threshold, m=vector.hnsw_m, ef_construct=vector.hnsw_ef_construct,
+                        ef=vector.hnsw_ef, threads=vector.index_threads)
     if vector.backend == "edge":
         from memos_mcp.core.stores.vector_edge import EdgeVectorStore
 
-        return EdgeVectorStore(settings.data_dir / "vectors", read_only)
+        return EdgeVectorStore(settings.data_dir / "vectors", read_only, index)
     if not vector.url and not vector.path:
         raise ConfigError("vector backend 'qdrant' needs vector.url (MEMOS_VECTOR__URL or QDRANT_URL) "
                           "or vector.path for qdrant-client's local mode")
@@ -35,7 +37,7 @@ def build_vector_store(settings: Settings, read_only: bool = False) -> VectorSto
     return QdrantClientVectorStore(collection=vector.collection, url=vector.url,
                                    api_key=_secret(vector.api_key),
                                    path=str(vector.path) if vector.path and not vector.url else None,
-                                   read_only=read_only)
+                                   read_only=read_only, index=index)
 
 
 def build_embedder(settings: Settings) -> Embedder:

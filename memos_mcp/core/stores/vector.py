@@ -35,6 +35,21 @@ Scalar = str | int | float | bool
 
 
 @dataclass(frozen=True)
+class IndexConfig:
+    """How the HNSW index of the dense vectors is built and searched (both backends). ``threshold``:
+    points outside the index past which it is built (qdrant-edge: in the background; a Qdrant server:
+    its indexing threshold; 0 = never, every dense search is an exact full scan); ``m`` edges per node;
+    ``ef_construct`` candidates while building; ``ef`` candidates per search; ``threads`` building (0 =
+    every core). qdrant-client's local mode ignores all of it (it always searches exactly)."""
+
+    threshold: int = 5000
+    m: int = 16
+    ef_construct: int = 100
+    ef: int = 128
+    threads: int = 0
+
+
+@dataclass(frozen=True)
 class SparseVector:
     indices: list[int]
     values: list[float]
@@ -246,6 +261,12 @@ class VectorStore(ABC):
 
     @abstractmethod
     def close(self) -> None: ...
+
+    def build_index(self, timeout: float = 3600.0) -> bool:
+        """Build the dense vectors' HNSW index over every point now and wait (at most ``timeout``
+        seconds); True if one was built. Backends that index by themselves (a Qdrant server) or never
+        (qdrant-client's local mode) build nothing here."""
+        return False
 
     def _writable(self, action: str) -> None:
         """Raise ``DataDirReadOnly`` if this store was opened read-only."""

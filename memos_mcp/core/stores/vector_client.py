@@ -19,6 +19,7 @@ from memos_mcp.core.stores.vector import (
     PROBE_CUBE,
     SPARSE,
     HybridQuery,
+    IndexConfig,
     MemoryFilter,
     ScoredPoint,
     StoredPoint,
@@ -41,8 +42,12 @@ class QdrantClientVectorStore(VectorStore):
         path: str | None = None,
         timeout: float = 10.0,
         read_only: bool = False,
+        index: IndexConfig | None = None,
     ) -> None:
+        """``index``: the HNSW settings, given to a collection this store creates (and to an existing one
+        on a server when they differ); local mode searches exactly and ignores them."""
         self.collection = collection
+        self.index = index or IndexConfig()
         self.url = url
         self._api_key = api_key
         self.path = path
@@ -89,6 +94,8 @@ class QdrantClientVectorStore(VectorStore):
                 else:
                     self._create(dimension)
                 made = self._ensure_indexes() if self.url and not self.read_only else []
+                if exists and self.url and not self.read_only:
+                    self._tune_index(dimension)
         except MemosError:
             self.close()
             raise
@@ -127,7 +134,28 @@ class QdrantClientVectorStore(VectorStore):
             self.collection,
             vectors_config={DENSE: m.VectorParams(size=dimension, distance=m.Distance.COSINE)},
             sparse_vectors_config={SPARSE: m.SparseVectorParams(modifier=m.Modifier.IDF)},
+            hnsw_config=m.HnswConfigDiff(m=self.index.m, ef_construct=self.index.ef_construct,
+                                         max_indexing_threads=self.index.threads),
+            optimizers_config=m.OptimizersConfigDiff(indexing_threshold=self._threshold_kb(dimension)),
         )
+
+    def _threshold_kb(self, dimension: int) -> int:
+        """``index.threshold`` points as Qdrant's indexing threshold (KB of dense vectors; 0 = never)."""
+        return max(1, self.index.threshold * dimension * 4 // 1024) if self.index.threshold else 0
+
+    def _tune_index(self, dimension: int) -> None:
+        """Give an existing server collection the configured HNSW settings where they differ."""
+        config = self.client.get_collection(self.collection).config
+        hnsw, threshold = config.hnsw_config, self._threshold_kb(dimension)
+        if (hnsw.m, hnsw.ef_construct) != (self.index.m, self.index.ef_construct) or \
+                config.optimizer_config.indexing_threshold != threshold:
+            self.client.update_collection(
+                self.collection, hnsw_config=m.HnswConfigDiff(m=self.index.m, ef_construct=self.index.ef_construct),
+                optimizers_config=m.OptimizersConfigDiff(indexing_threshold=threshold))
+
+    def _search_params(self) -> m.SearchParams | None:
+        # Local mode searches exactly, and warns at every search that is given parameters.
+        return m.SearchParams(hnsw_ef=self.index.ef) if self.url else None
 
     def _missing_indexes(self) -> list[str]:
         """The fields of ``PAYLOAD_INDEXES`` without an index of their kind (a server only: local mode
@@ -244,7 +272,8 @@ class QdrantClientVectorStore(VectorStore):
             hits = self.client.query_points(
                 self.collection,
                 prefetch=[
-                    m.Prefetch(query=query.dense, using=DENSE, filter=flt, limit=query.candidates),
+                    m.Prefetch(query=query.dense, using=DENSE, filter=flt, limit=query.candidates,
+                               params=self._search_params()),
                     m.Prefetch(query=sparse, using=SPARSE, filter=flt, limit=query.candidates),
                 ],
                 query=m.FormulaQuery(formula=_formula(query), defaults={"$score[0]": 0.0, "$score[1]": 0.0}),
@@ -264,6 +293,7 @@ class QdrantClientVectorStore(VectorStore):
                 query_filter=client_filter(flt),
                 limit=limit,
                 with_payload=True,
+                search_params=self._search_params(),
             ).points
         return [ScoredPoint(str(h.id), h.score, h.payload or {}) for h in hits]
 
