@@ -291,3 +291,57 @@ def test_every_asset_is_served_from_the_package(app: Running) -> None:
             assert client.get(asset).status_code == 200, asset
     assert "Permission to use, copy, modify" in (static / "vendor" / "htmx.LICENSE").read_text()
     assert "Permission is hereby granted" in (static / "vendor" / "cytoscape.LICENSE").read_text()  # MIT
+
+
+def test_an_upload_or_form_larger_than_its_bound_is_refused_without_writing(tmp_path: Path,
+                                                                            embedder: LocalOnnxEmbedder) -> None:
+    """An import is bounded by ``server.ui_max_import_bytes``, every other form by ``rest.max_body_bytes``:
+    413 with the limit named, whether the size is declared or the body just keeps coming (chunked)."""
+    settings = settings_for(tmp_path / "data", admin_key=ADMIN_KEY, ui_max_import_bytes=100_000)
+    settings = settings.model_copy(update={"rest": settings.rest.model_copy(update={"max_body_bytes": 20_000})})
+    with running_app(settings, embedder) as app, signed_in(app, key_for(app, "alice")) as client:
+        cube = app.service.list_cubes("alice")[0].cube_id
+        page = client.get(f"/ui/cubes/{cube}")
+        token = csrf_of(page)
+        now = utcnow().isoformat()
+        lines = [json.dumps({"type": "header", "format": "memos-mcp/export-v1", "memories": 2000,
+                             "cube": {"cube_id": "x", "name": "x", "owner_id": "x"}})]
+        lines += [json.dumps({"type": "memory", "id": str(uuid.uuid4()), "user_id": "alice", "created_at": now,
+                              "updated_at": now, "memory": f"Crate {i} sits on pallet {i * 7}."}) for i in range(2000)]
+        body = "\n".join(lines).encode()
+        assert len(body) > 100_000
+        declared = client.post(f"/ui/cubes/{cube}/import", data={"csrf": token},
+                               files={"file": ("big.jsonl", body, "application/x-ndjson")})
+        assert declared.status_code == 413, declared.text
+        assert "100000 bytes" in declared.text
+
+        boundary = "b0undary"
+        head = (f'--{boundary}\r\nContent-Disposition: form-data; name="csrf"\r\n\r\n{token}\r\n'
+                f'--{boundary}\r\nContent-Disposition: form-data; name="file"; filename="big.jsonl"\r\n'
+                "Content-Type: application/x-ndjson\r\n\r\n").encode()
+
+        def chunked() -> Iterator[bytes]:  # no Content-Length: the body is counted as it arrives
+            yield head
+            for start in range(0, len(body), 8192):
+                yield body[start:start + 8192]
+            yield f"\r\n--{boundary}--\r\n".encode()
+        streamed = client.post(f"/ui/cubes/{cube}/import", content=chunked(),
+                               headers={"Content-Type": f"multipart/form-data; boundary={boundary}"})
+        assert streamed.status_code == 413, streamed.text
+        assert app.service.list_memories("alice", cube_ids=[cube]).total == 0
+
+        padded = client.post("/ui/cubes", data={"csrf": token, "name": "Padded"},
+                             files={"file": ("pad.bin", b"x" * 50_000, "application/octet-stream")})
+        assert padded.status_code == 413, padded.text
+        assert "20000 bytes" in padded.text
+        assert [c.name for c in app.service.list_cubes("alice")] == ["alice's memories"]
+        with httpx2.Client(base_url=app.url, timeout=TIMEOUT) as stranger:  # no session: still bounded
+            form = stranger.get("/ui/signin")
+            for path in ("/ui/signin", "/ui/signout"):
+                stuffed = stranger.post(path, data={"csrf": csrf_of(form), "key": "k"},
+                                        files={"file": ("pad.bin", b"x" * 50_000, "application/octet-stream")})
+                assert stuffed.status_code == 413, (path, stuffed.text)
+        small = client.post(f"/ui/cubes/{cube}/import", data={"csrf": token},
+                            files={"file": ("small.jsonl", "\n".join(lines[:50]).encode(), "application/x-ndjson")})
+        assert small.status_code == 200, small.text
+        assert app.service.list_memories("alice", cube_ids=[cube]).total == 49
