@@ -9,6 +9,8 @@ session (``session.Sessions``).
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Mount, Route
@@ -22,6 +24,9 @@ from memos_mcp.ui.cubes import CubePages
 from memos_mcp.ui.face import PREFIX, STATIC, Bounds, Face, bounded, redirect, url
 from memos_mcp.ui.memories import MemoryPages
 from memos_mcp.ui.session import COOKIE
+
+if TYPE_CHECKING:
+    from memos_mcp.rest.ratelimit import RateLimiter
 
 __all__ = ["PREFIX", "Bounds", "mount"]
 
@@ -83,9 +88,10 @@ def _local(target: str | None) -> str:
 
 
 def mount(service: MemoryService, keys: KeyRing, default_user: str, open_access: bool,
-          session_seconds: int, bounds: Bounds) -> Mount:
-    """The UI's routes and static files, mounted at ``/ui``; ``bounds`` caps the bodies posted."""
-    face = Face(service, keys, default_user, open_access, session_seconds, bounds)
+          session_seconds: int, bounds: Bounds, rate: RateLimiter | None = None) -> Mount:
+    """The UI's routes and static files, mounted at ``/ui``; ``bounds`` caps the bodies posted, ``rate``
+    (the app's limiter) counts each page against its user's limit."""
+    face = Face(service, keys, default_user, open_access, session_seconds, bounds, rate)
     routes = [
         *SignIn(face).routes(),
         Mount("/static", app=StaticFiles(directory=str(STATIC)), name="static"),

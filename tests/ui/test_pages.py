@@ -18,6 +18,7 @@ from pathlib import Path
 import httpx2
 import pytest
 
+from memos_mcp.config import Settings
 from memos_mcp.core.directory import ROOT_USER
 from memos_mcp.core.embedder import LocalOnnxEmbedder
 from memos_mcp.core.graph.service import GraphService, TripleIn
@@ -345,3 +346,24 @@ def test_an_upload_or_form_larger_than_its_bound_is_refused_without_writing(tmp_
                             files={"file": ("small.jsonl", "\n".join(lines[:50]).encode(), "application/x-ndjson")})
         assert small.status_code == 200, small.text
         assert app.service.list_memories("alice", cube_ids=[cube]).total == 49
+
+
+def test_pages_draw_on_the_same_rate_limit_as_the_api(tmp_path: Path, embedder: LocalOnnxEmbedder) -> None:
+    """The UI is one more face of the same user: its pages count against the user's limit, shared with
+    REST and MCP, and over it a page answers 429 with Retry-After; import progress polls are not counted."""
+    settings = Settings(data_dir=tmp_path / "data", server={"host": "127.0.0.1", "admin_key": ADMIN_KEY},
+                        rest={"rate_limits": ["4/minute"]})
+    with running_app(settings, embedder) as app:
+        alice, bob = key_for(app, "alice"), key_for(app, "bob")
+        with signed_in(app, alice) as client:  # signing in is not a page of the user: not counted
+            for _ in range(3):
+                assert client.get("/ui/imports/nothing").status_code == 200  # nor are progress polls
+            pages = [client.get(path) for path in ("/ui/memories", "/ui/cubes", "/ui/tasks", "/ui/graph", "/ui/")]
+        assert [p.status_code for p in pages] == [200, 200, 200, 200, 429], [p.text for p in pages]
+        refused = pages[-1]
+        assert "rate_limit_exceeded" in refused.text
+        assert int(refused.headers["retry-after"]) >= 1
+        for key, status in ((alice, 429), (bob, 200)):  # the same counts as REST; each user their own
+            answer = httpx2.get(f"{app.url}/v1/memories", headers={"Authorization": f"Token {key}"},
+                                params={"user_id": "alice" if key == alice else "bob"}, timeout=TIMEOUT)
+            assert answer.status_code == status, answer.text
