@@ -139,6 +139,8 @@ class Face:
                 response = self.render(request, "error.html", {"error": exc}, visitor, status=exc.status)
             if cookie is not None:
                 self.set_cookie(request, response, cookie)
+            for name in ("Cache-Control", "X-Content-Type-Options"):  # downloads and JSON too, not only pages
+                response.headers.setdefault(name, PAGE_HEADERS[name])
             return response
         return endpoint
 

@@ -367,3 +367,15 @@ def test_pages_draw_on_the_same_rate_limit_as_the_api(tmp_path: Path, embedder: 
             answer = httpx2.get(f"{app.url}/v1/memories", headers={"Authorization": f"Token {key}"},
                                 params={"user_id": "alice" if key == alice else "bob"}, timeout=TIMEOUT)
             assert answer.status_code == status, answer.text
+
+
+def test_the_export_download_and_import_progress_are_never_cached_or_sniffed(app: Running) -> None:
+    """A cube's export is all of its memory: like the pages, no cache keeps it and no browser sniffs it."""
+    with signed_in(app, key_for(app, "alice")) as client:
+        app.service.add_memory("alice", memory_content="The spare key is under the blue pot.")
+        cube = app.service.list_cubes("alice")[0].cube_id
+        for path in (f"/ui/cubes/{cube}/export", "/ui/imports/none", "/ui/memories"):
+            answer = client.get(path)
+            assert answer.status_code == 200, path
+            assert answer.headers.get("cache-control") == "no-store", path
+            assert answer.headers.get("x-content-type-options") == "nosniff", path
