@@ -379,3 +379,11 @@ def test_the_export_download_and_import_progress_are_never_cached_or_sniffed(app
             assert answer.status_code == 200, path
             assert answer.headers.get("cache-control") == "no-store", path
             assert answer.headers.get("x-content-type-options") == "nosniff", path
+
+
+def test_a_task_status_that_does_not_exist_is_an_error_naming_the_field(app: Running) -> None:
+    with signed_in(app, key_for(app, "alice")) as client:
+        assert client.get("/ui/tasks", params={"status": "failed"}).status_code == 200
+        wrong = client.get("/ui/tasks", params={"status": "finished"})
+        assert wrong.status_code == 400
+        assert "status: expected queued, running, done or failed" in wrong.text
