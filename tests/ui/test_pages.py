@@ -23,6 +23,7 @@ from memos_mcp.core.directory import ROOT_USER
 from memos_mcp.core.embedder import LocalOnnxEmbedder
 from memos_mcp.core.graph.service import GraphService, TripleIn
 from memos_mcp.core.models import Role, utcnow
+from memos_mcp.ui.session import MAX_SESSIONS, Sessions
 from tests.http.support import ADMIN_KEY, TIMEOUT, Running, running_app, settings_for
 
 pytestmark = pytest.mark.usefixtures("clean_environment")
@@ -387,3 +388,15 @@ def test_a_task_status_that_does_not_exist_is_an_error_naming_the_field(app: Run
         wrong = client.get("/ui/tasks", params={"status": "finished"})
         assert wrong.status_code == 400
         assert "status: expected queued, running, done or failed" in wrong.text
+
+
+def test_one_user_signing_in_again_and_again_never_signs_another_user_out(app: Running) -> None:
+    """Sessions are bounded in number; one key opening more than that bound (a script signing in in a
+    loop) ends only its own oldest sessions, never another person's."""
+    alice, bob = key_for(app, "alice"), key_for(app, "bob")
+    sessions = Sessions(app.keys, 3600)
+    _, kept = sessions.open("alice", alice)
+    bobs = [sessions.open("bob", bob)[1] for _ in range(MAX_SESSIONS)]
+    assert sessions.find(kept) is not None, "alice was signed out by bob's sign-ins"
+    assert sessions.find(bobs[-1]) is not None
+    assert sessions.find(bobs[0]) is None  # bob's oldest made room
