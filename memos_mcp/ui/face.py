@@ -123,8 +123,9 @@ class Face:
         its status."""
         async def endpoint(request: Request) -> Response:
             visitor, cookie = await self.visitor(request)
-            if visitor is None:
-                return redirect(request, url("/signin", next=request.url.path))
+            if visitor is None:  # back to this page after signing in (a form posted has no page to return to)
+                back = request.url.path + (f"?{request.url.query}" if request.url.query else "")
+                return redirect(request, url("/signin", next=back if request.method == "GET" else None))
             try:
                 if counted and self.rate is not None:
                     self.rate.hit(visitor.user_id)
