@@ -157,6 +157,7 @@ class ServerSettings(BaseModel):
     json_response: bool = Field(False, description="answer streamable HTTP POSTs with JSON, not an SSE stream")
     allow_unauthenticated: bool = Field(False, description="serve a non-loopback host with no API key")
     ui_session_seconds: int = Field(43_200, ge=1, description="how long a web UI sign-in lasts (/ui)")
+    ui_max_import_bytes: int = Field(1 << 30, gt=0, description="largest export file the web UI imports (413 beyond)")
 # --- end of HTTP server settings ----------------------------------------------------------------
 
 

@@ -281,7 +281,8 @@ def build_app(settings: Settings, service: MemoryService, keys: KeyRing,
             BareMount("/sse", app=sse_app),
             # The web UI signs its visitors in itself (a session cookie), with the same rule for open servers.
             ui.mount(service, keys, settings.default_user_id,
-                     is_loopback(options.host) or options.allow_unauthenticated, options.ui_session_seconds),
+                     is_loopback(options.host) or options.allow_unauthenticated, options.ui_session_seconds,
+                     ui.Bounds(limits.max_body_bytes, options.ui_max_import_bytes), rate),
         ],
         middleware=[
             Middleware(in_flight.middleware),

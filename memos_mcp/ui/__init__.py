@@ -9,6 +9,8 @@ session (``session.Sessions``).
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Mount, Route
@@ -16,13 +18,17 @@ from starlette.staticfiles import StaticFiles
 
 from memos_mcp.core.keys import KeyRing
 from memos_mcp.core.service import MemoryService
+from memos_mcp.errors import PayloadTooLarge
 from memos_mcp.ui.browse import BrowsePages
 from memos_mcp.ui.cubes import CubePages
-from memos_mcp.ui.face import PREFIX, STATIC, Face, redirect, url
+from memos_mcp.ui.face import PREFIX, STATIC, Bounds, Face, bounded, redirect, url
 from memos_mcp.ui.memories import MemoryPages
 from memos_mcp.ui.session import COOKIE
 
-__all__ = ["PREFIX", "mount"]
+if TYPE_CHECKING:
+    from memos_mcp.rest.ratelimit import RateLimiter
+
+__all__ = ["PREFIX", "Bounds", "mount"]
 
 
 class SignIn:
@@ -46,7 +52,10 @@ class SignIn:
         return self._form(request)
 
     async def sign_in(self, request: Request) -> Response:
-        form = await request.form()
+        try:
+            form = await bounded(request, self.face.bounds.form).form()
+        except PayloadTooLarge as exc:
+            return self._form(request, exc.message, exc.status)
         token, key = str(form.get("csrf") or ""), str(form.get("key") or "").strip()
         if not self.face.sessions.sign_in_token_valid(token):
             return self._form(request, "This form has expired or did not come from this page: try again.", 403)
@@ -61,7 +70,10 @@ class SignIn:
     async def sign_out(self, request: Request) -> Response:
         cookie = request.cookies.get(COOKIE)
         session = await self.face.run(lambda: self.face.sessions.find(cookie))
-        form = await request.form()
+        try:
+            form = await bounded(request, self.face.bounds.form).form()
+        except PayloadTooLarge as exc:
+            return Response(exc.message, status_code=exc.status)
         if session is not None and not self.face.sessions.csrf_valid(session, str(form.get("csrf") or "")):
             return Response("this form carried no valid CSRF token", status_code=403)
         self.face.sessions.close(cookie)
@@ -76,9 +88,10 @@ def _local(target: str | None) -> str:
 
 
 def mount(service: MemoryService, keys: KeyRing, default_user: str, open_access: bool,
-          session_seconds: int) -> Mount:
-    """The UI's routes and static files, mounted at ``/ui``."""
-    face = Face(service, keys, default_user, open_access, session_seconds)
+          session_seconds: int, bounds: Bounds, rate: RateLimiter | None = None) -> Mount:
+    """The UI's routes and static files, mounted at ``/ui``; ``bounds`` caps the bodies posted, ``rate``
+    (the app's limiter) counts each page against its user's limit."""
+    face = Face(service, keys, default_user, open_access, session_seconds, bounds, rate)
     routes = [
         *SignIn(face).routes(),
         Mount("/static", app=StaticFiles(directory=str(STATIC)), name="static"),

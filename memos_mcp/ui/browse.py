@@ -11,6 +11,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from memos_mcp.core.graph.service import GraphRelation, GraphService
+from memos_mcp.core.models import TaskStatus
 from memos_mcp.core.timeparse import parse_time
 from memos_mcp.errors import InvalidRequest
 from memos_mcp.ui.face import Face, Visitor, url
@@ -69,6 +70,8 @@ class BrowsePages:
     async def tasks(self, request: Request, visitor: Visitor) -> Response:
         tasks = await self.face.run(lambda: self.face.service.list_tasks(visitor.user_id, TASKS))
         wanted = request.query_params.get("status") or None
+        if wanted is not None and wanted not in {s.value for s in TaskStatus}:
+            raise InvalidRequest("status: expected queued, running, done or failed", field="status")
         shown = [t for t in tasks if wanted is None or t.status == wanted]
         return self.face.render(request, "tasks.html", {"tasks": shown, "status": wanted}, visitor)
 

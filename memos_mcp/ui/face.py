@@ -12,7 +12,7 @@ import json
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from importlib.resources import files
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 from urllib.parse import urlencode
 
 import anyio.to_thread
@@ -21,13 +21,17 @@ from starlette.datastructures import FormData
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, RedirectResponse, Response
 from starlette.routing import Route
+from starlette.types import Message
 
 from memos_mcp import __version__
 from memos_mcp.core.keys import KeyRing
 from memos_mcp.core.models import User
 from memos_mcp.core.service import MemoryService
-from memos_mcp.errors import Forbidden, InvalidRequest, MemosError, NotFound
+from memos_mcp.errors import Forbidden, InvalidRequest, MemosError, NotFound, PayloadTooLarge, RateLimited
 from memos_mcp.ui.session import COOKIE, Session, Sessions
+
+if TYPE_CHECKING:
+    from memos_mcp.rest.ratelimit import RateLimiter
 
 T = TypeVar("T")
 PREFIX = "/ui"
@@ -58,13 +62,25 @@ class Visitor:
 Page = Callable[[Request, Visitor], Awaitable[Response]]
 
 
+@dataclass(frozen=True)
+class Bounds:
+    """The largest body a POST may send, in bytes: ``form`` for every form (``rest.max_body_bytes``),
+    ``upload`` for an export file imported (``server.ui_max_import_bytes``)."""
+
+    form: int
+    upload: int
+
+
 class Face:
     """The UI's shared state: the service, the key ring, the sessions and the templates.
-    ``open_access``: no sign-in while no key exists (loopback, or --allow-unauthenticated), as the API."""
+    ``open_access``: no sign-in while no key exists (loopback, or --allow-unauthenticated), as the API;
+    ``rate``: the app's one limiter (None: none), which counts each page of a user with their API calls."""
 
     def __init__(self, service: MemoryService, keys: KeyRing, default_user: str, open_access: bool,
-                 session_seconds: int) -> None:
+                 session_seconds: int, bounds: Bounds, rate: RateLimiter | None = None) -> None:
         self.service = service
+        self.bounds = bounds
+        self.rate = rate
         self.keys = keys
         self.default_user = default_user
         self.open_access = open_access
@@ -99,21 +115,33 @@ class Face:
             return Visitor(session, user), cookie
         return await self.run(find)
 
-    def page(self, handler: Page) -> Callable[[Request], Awaitable[Response]]:
-        """An endpoint: signed in (else to the sign-in page), a valid CSRF token on POST (else 403),
-        and a ``MemosError`` rendered as an error page with its status."""
+    def page(self, handler: Page, limit: int | None = None,
+             counted: bool = True) -> Callable[[Request], Awaitable[Response]]:
+        """An endpoint: signed in (else to the sign-in page), within the user's rate limit when ``counted``
+        (else 429 with Retry-After), a POST body of at most ``limit`` bytes (``bounds.form`` when None;
+        else 413) with a valid CSRF token (else 403), and a ``MemosError`` rendered as an error page with
+        its status."""
         async def endpoint(request: Request) -> Response:
             visitor, cookie = await self.visitor(request)
-            if visitor is None:
-                return redirect(request, url("/signin", next=request.url.path))
+            if visitor is None:  # back to this page after signing in (a form posted has no page to return to)
+                back = request.url.path + (f"?{request.url.query}" if request.url.query else "")
+                return redirect(request, url("/signin", next=back if request.method == "GET" else None))
             try:
+                if counted and self.rate is not None:
+                    self.rate.hit(visitor.user_id)
                 if request.method == "POST":
+                    request = bounded(request, self.bounds.form if limit is None else limit)
                     await self.check_csrf(request, visitor.session)
                 response = await handler(request, visitor)
+            except RateLimited as exc:
+                response = self.render(request, "error.html", {"error": exc}, visitor, status=exc.status)
+                response.headers.update(exc.headers)
             except MemosError as exc:
                 response = self.render(request, "error.html", {"error": exc}, visitor, status=exc.status)
             if cookie is not None:
                 self.set_cookie(request, response, cookie)
+            for name in ("Cache-Control", "X-Content-Type-Options"):  # downloads and JSON too, not only pages
+                response.headers.setdefault(name, PAGE_HEADERS[name])
             return response
         return endpoint
 
@@ -134,8 +162,30 @@ class Face:
         response.set_cookie(COOKIE, value, max_age=self.sessions.lifetime, path=PREFIX, httponly=True,
                             samesite="strict", secure=request.url.scheme == "https")
 
-    def route(self, path: str, handler: Page, methods: tuple[str, ...] = ("GET",)) -> Route:
-        return Route(path, self.page(handler), methods=list(methods))
+    def route(self, path: str, handler: Page, methods: tuple[str, ...] = ("GET",), limit: int | None = None,
+              counted: bool = True) -> Route:
+        return Route(path, self.page(handler, limit, counted), methods=list(methods))
+
+
+def bounded(request: Request, limit: int) -> Request:
+    """The request, its body read through a count: ``PayloadTooLarge`` (413) as soon as it passes
+    ``limit`` bytes, declared (Content-Length) or sent (chunked), so an oversized upload is not spooled."""
+    def too_large() -> PayloadTooLarge:
+        return PayloadTooLarge(f"the form or file sent exceeds {limit} bytes", field="body", limit=limit)
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > limit:
+        raise too_large()
+    size = 0
+
+    async def receive() -> Message:
+        nonlocal size
+        message = await request.receive()
+        if message["type"] == "http.request":
+            size += len(message.get("body", b""))
+            if size > limit:
+                raise too_large()
+        return message
+    return Request(request.scope, receive)
 
 
 def url(path: str, **query: Any) -> str:

@@ -23,6 +23,7 @@ from memos_mcp.core.keys import KeyRing
 COOKIE = "memos_ui"
 SIGN_IN_TOKEN_SECONDS = 3600  # how long a sign-in form may stay open before it is posted
 MAX_SESSIONS = 10_000  # sessions kept at once (a client that never keeps its cookie cannot grow this)
+MAX_SESSIONS_PER_USER = 100  # one user's at once: their oldest ends first, never another user's
 
 
 @dataclass
@@ -56,6 +57,9 @@ class Sessions:
         with self._lock:
             now = time.time()
             for sid in [s for s, found in self._open.items() if found.expires <= now]:
+                del self._open[sid]
+            own = [sid for sid, found in self._open.items() if found.user_id == user_id]
+            for sid in own[:max(0, len(own) - MAX_SESSIONS_PER_USER + 1)]:  # oldest first (insertion order)
                 del self._open[sid]
             while len(self._open) >= MAX_SESSIONS:  # the oldest goes first (dicts keep insertion order)
                 del self._open[next(iter(self._open))]

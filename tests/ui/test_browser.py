@@ -269,6 +269,26 @@ def test_the_pages_are_usable_by_keyboard_and_readable_at_phone_width(server: Se
     assert width <= 375, f"the page is {width} px wide on a 375 px screen"
 
 
+def test_a_memory_with_an_edited_history_fits_a_phone_screen(server: Server, browser: Browser) -> None:
+    """The history's old → new column and long unbroken words must not push the memory page, or any main
+    page, wider than a 360 px screen (a table scrolls inside its own box)."""
+    added = server.mcp("alice", "add_memory", memory_content="The lighthouse keeper logs the tide at dusk.")
+    memory_id = added["memories"][0]["id"]
+    server.mcp("alice", "update_memory", memory_id=memory_id,
+               memory_content="The lighthouse keeper logs the tide at dusk and dawn: https://example.org/tides/"
+                      "harbour-north/2026/november/logbook-of-the-keeper-and-the-tides.html")
+    page = new_page(browser, viewport={"width": 360, "height": 740}, is_mobile=True)
+    sign_in(page, server.url, server.keys["alice"])
+    for path in (f"/ui/memories/{memory_id}", "/ui/memories", "/ui/cubes", "/ui/tasks", "/ui/conversations",
+                 "/ui/graph"):
+        page.goto(f"{server.url}{path}")
+        page.wait_for_selector("#main")
+        width = page.evaluate("document.documentElement.scrollWidth")
+        assert width <= 360, f"{path} is {width} px wide on a 360 px screen"
+    page.goto(f"{server.url}/ui/memories/{memory_id}")
+    assert "UPDATE" in page.inner_text("#history")
+
+
 def test_the_graph_of_an_entity_is_drawn_with_ended_relations_told_apart(server: Server, browser: Browser) -> None:
     server.mcp("alice", "add_relations", triples=[{"subject": "Ada", "predicate": "lives_in", "object": "Porto"}])
     server.mcp("alice", "add_relations", triples=[{"subject": "Ada", "predicate": "lives_in", "object": "Lisbon"},
