@@ -302,6 +302,7 @@ def _stdio(args: argparse.Namespace, settings: Settings) -> int:
         from memos_mcp.mcp.server import build_server
 
         read_only = bool(args.read_only or settings.read_only)
+        settings = settings.model_copy(update={"read_only": read_only})
         with _service(settings, allow_read_only=read_only) as service:
             if not service.read_only:
                 service.ensure_user(settings.default_user_id)

@@ -214,3 +214,48 @@ def test_doctor_fails_on_a_read_only_data_dir_whose_catalog_lacks_part_of_its_sc
     assert "lacks index history_memory" in detail and str(ro) in detail
     refused = memos(tmp_path, ro, "export", "--cube", CUBE)
     assert refused.returncode == 2 and "lacks index history_memory" in refused.stderr
+
+
+@pytest.mark.parametrize("backend", ["edge", "qdrant"])
+def test_serve_read_only_over_a_writable_data_dir_refuses_writes_on_every_face(
+        tmp_path: Path, embedder: LocalOnnxEmbedder, backend: str) -> None:
+    data_dir = tmp_path / "data"
+    seed(data_dir, backend, embedder).close()
+    process = subprocess.Popen([str(MEMOS), "--data-dir", str(data_dir), "serve", "--read-only", "--port", "0"],
+                               env=clean_env(**backend_env(backend, data_dir)), stdout=subprocess.DEVNULL,
+                               stderr=subprocess.PIPE, text=True)
+    assert process.stderr is not None
+    lines: queue.Queue[str] = queue.Queue()
+    threading.Thread(target=pump, args=(process.stderr, lines), daemon=True).start()
+    log: list[str] = []
+    try:
+        port = None
+        while port is None:
+            line = lines.get(timeout=TIMEOUT)
+            assert line, "serve --read-only ended:\n" + "".join(log)
+            log.append(line)
+            if found := re.search(r"Uvicorn running on http://127\.0\.0\.1:(\d+)", line):
+                port = found.group(1)
+        with httpx2.Client(base_url=f"http://127.0.0.1:{port}", timeout=TIMEOUT) as http:
+            mem0 = http.post("/v1/memories", json={"content": "A new fact.", "user_id": "default"})
+            assert mem0.status_code == 403 and mem0.json()["error"]["details"]["type"] == "read_only", mem0.text
+            product = http.post("/product/add", json={"user_id": "default", "memory_content": "Another fact."})
+            assert product.status_code == 403, product.text
+            page = http.get("/ui/cubes")
+            assert page.status_code == 200, page.text
+            token = re.search(r'name="csrf" value="([^"]+)"', page.text)
+            assert token is not None, page.text[:500]
+            form = http.post("/ui/cubes", data={"csrf": token.group(1), "name": "new cube"})
+            assert form.status_code == 403 and "read-only" in form.text, form.text
+            listed = http.get("/v1/memories/user/default")
+            assert [m["content"] for m in listed.json()["data"]["memories"]] == [FACT]
+    finally:
+        process.terminate()
+        process.wait(timeout=TIMEOUT)
+        process.stderr.close()
+    reopened = MemoryService.open(settings_for(data_dir, backend), embedder=embedder)
+    try:
+        assert [m.memory for m in reopened.list_memories("default").memories] == [FACT]
+        assert len(reopened.list_cubes("default")) == 1
+    finally:
+        reopened.close()

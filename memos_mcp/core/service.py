@@ -137,20 +137,30 @@ class MemoryService:
         ``DataDirReadOnly`` naming it, unless ``allow_read_only``: then it is opened read-only and
         unlocked (nothing is written there: no lock file, no WAL, no recorded model, no resumed
         task) and every write raises ``DataDirReadOnly``. A file system below ``storage.min_free_bytes``
-        raises ``StorageError``, or with ``allow_read_only`` is opened read-only the same way."""
-        read_only = not writable(settings.data_dir)
-        if read_only and not allow_read_only:
+        raises ``StorageError``, or with ``allow_read_only`` is opened read-only the same way.
+        ``settings.read_only`` (``serve``/``stdio --read-only``) opens every store read-only even where
+        the directory could be written, so that no face writes; the lock is still taken there."""
+        can_write = writable(settings.data_dir)
+        if settings.read_only and can_write and not (settings.data_dir / "catalog.sqlite3").exists():
+            # a new data directory served read-only: its (empty) stores are made once, then read
+            made = cls.open(settings.model_copy(update={"read_only": False}), extractor, embedder)
+            try:
+                made.ready()
+            finally:
+                made.close()
+        read_only = settings.read_only or not can_write
+        if not can_write and not (allow_read_only or settings.read_only):
             raise DataDirReadOnly(f"data directory {settings.data_dir} is not writable; give a writable "
                                   "--data-dir, or read it with serve --read-only, stdio --read-only or export",
                                   data_dir=str(settings.data_dir))
-        if not read_only:
+        if can_write and not read_only:
             try:
                 DiskGuard(settings.data_dir, settings.storage.min_free_bytes).check_startup()
             except StorageError:
                 if not allow_read_only:
                     raise
                 read_only = True  # a command that only reads gets the data off a full disk, writing nothing there
-        lock = None if read_only else lock_data_dir(settings.data_dir)
+        lock = lock_data_dir(settings.data_dir) if can_write and (settings.read_only or not read_only) else None
         try:
             catalog = Catalog(settings.data_dir / "catalog.sqlite3", read_only)
             try:
