@@ -15,6 +15,7 @@ import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import httpx2
@@ -93,6 +94,30 @@ def mount_read_only(tmp_path: Path) -> Iterator[MountReadOnly]:
                 subprocess.run(["umount", "-l", str(target)], check=False)
 
 
+@contextmanager
+def serving_read_only(data_dir: Path, env: dict[str, str]) -> Iterator[str]:
+    """``memos-mcp serve --read-only --port 0`` over ``data_dir``; yields the port it bound, stops it after."""
+    process = subprocess.Popen([str(MEMOS), "--data-dir", str(data_dir), "serve", "--read-only", "--port", "0"],
+                               env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    assert process.stderr is not None
+    lines: queue.Queue[str] = queue.Queue()
+    threading.Thread(target=pump, args=(process.stderr, lines), daemon=True).start()
+    log: list[str] = []
+    try:
+        port = None
+        while port is None:
+            line = lines.get(timeout=TIMEOUT)
+            assert line, "serve --read-only ended:\n" + "".join(log)
+            log.append(line)
+            if found := re.search(r"Uvicorn running on http://127\.0\.0\.1:(\d+)", line):
+                port = found.group(1)
+        yield port
+    finally:
+        process.terminate()
+        process.wait(timeout=TIMEOUT)
+        process.stderr.close()
+
+
 def one_line_error(result: subprocess.CompletedProcess[str], data_dir: Path) -> str:
     assert result.returncode == 2, f"exit {result.returncode}\n{result.stdout}\n{result.stderr}"
     assert "Traceback" not in result.stderr
@@ -164,38 +189,21 @@ def test_serve_read_only_serves_a_read_only_data_dir_and_refuses_writes_with_403
     seed(tmp_path / "source", "edge", embedder).close()
     ro = mount_read_only()
     before = snapshot(ro)
-    process = subprocess.Popen([str(MEMOS), "--data-dir", str(ro), "serve", "--read-only", "--port", "0"],
-                               env=clean_env(), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-    assert process.stderr is not None
-    lines: queue.Queue[str] = queue.Queue()
-    threading.Thread(target=pump, args=(process.stderr, lines), daemon=True).start()
-    log: list[str] = []
-    try:
-        port = None
-        while port is None:
-            line = lines.get(timeout=TIMEOUT)
-            assert line, "serve --read-only ended:\n" + "".join(log)
-            log.append(line)
-            if found := re.search(r"Uvicorn running on http://127\.0\.0\.1:(\d+)", line):
-                port = found.group(1)
-        with httpx2.Client(base_url=f"http://127.0.0.1:{port}", timeout=TIMEOUT) as http:
-            listed = http.get("/v1/memories/user/default")
-            assert listed.status_code == 200, listed.text
-            assert [m["content"] for m in listed.json()["data"]["memories"]] == [FACT]
-            found_hits = http.get("/v1/memories/search",
-                                  params={"query": "where is the house key", "user_id": "default"})
-            assert found_hits.json()["data"][0]["content"] == FACT
-            refused = http.post("/v1/memories", json={"content": "A new fact.", "user_id": "default"})
-            assert refused.status_code == 403, refused.text
-            assert refused.json()["error"]["details"]["type"] == "read_only"
-            health = http.get("/health")
-            assert health.status_code == 200 and health.json()["status"] == "ok", health.text
-            again = http.get("/v1/memories/user/default")
-            assert [m["content"] for m in again.json()["data"]["memories"]] == [FACT]
-    finally:
-        process.terminate()
-        process.wait(timeout=TIMEOUT)
-        process.stderr.close()
+    with serving_read_only(ro, clean_env()) as port, httpx2.Client(base_url=f"http://127.0.0.1:{port}",
+                                                                   timeout=TIMEOUT) as http:
+        listed = http.get("/v1/memories/user/default")
+        assert listed.status_code == 200, listed.text
+        assert [m["content"] for m in listed.json()["data"]["memories"]] == [FACT]
+        found_hits = http.get("/v1/memories/search",
+                              params={"query": "where is the house key", "user_id": "default"})
+        assert found_hits.json()["data"][0]["content"] == FACT
+        refused = http.post("/v1/memories", json={"content": "A new fact.", "user_id": "default"})
+        assert refused.status_code == 403, refused.text
+        assert refused.json()["error"]["details"]["type"] == "read_only"
+        health = http.get("/health")
+        assert health.status_code == 200 and health.json()["status"] == "ok", health.text
+        again = http.get("/v1/memories/user/default")
+        assert [m["content"] for m in again.json()["data"]["memories"]] == [FACT]
     assert snapshot(ro) == before
 
 
@@ -221,38 +229,20 @@ def test_serve_read_only_over_a_writable_data_dir_refuses_writes_on_every_face(
         tmp_path: Path, embedder: LocalOnnxEmbedder, backend: str) -> None:
     data_dir = tmp_path / "data"
     seed(data_dir, backend, embedder).close()
-    process = subprocess.Popen([str(MEMOS), "--data-dir", str(data_dir), "serve", "--read-only", "--port", "0"],
-                               env=clean_env(**backend_env(backend, data_dir)), stdout=subprocess.DEVNULL,
-                               stderr=subprocess.PIPE, text=True)
-    assert process.stderr is not None
-    lines: queue.Queue[str] = queue.Queue()
-    threading.Thread(target=pump, args=(process.stderr, lines), daemon=True).start()
-    log: list[str] = []
-    try:
-        port = None
-        while port is None:
-            line = lines.get(timeout=TIMEOUT)
-            assert line, "serve --read-only ended:\n" + "".join(log)
-            log.append(line)
-            if found := re.search(r"Uvicorn running on http://127\.0\.0\.1:(\d+)", line):
-                port = found.group(1)
-        with httpx2.Client(base_url=f"http://127.0.0.1:{port}", timeout=TIMEOUT) as http:
-            mem0 = http.post("/v1/memories", json={"content": "A new fact.", "user_id": "default"})
-            assert mem0.status_code == 403 and mem0.json()["error"]["details"]["type"] == "read_only", mem0.text
-            product = http.post("/product/add", json={"user_id": "default", "memory_content": "Another fact."})
-            assert product.status_code == 403, product.text
-            page = http.get("/ui/cubes")
-            assert page.status_code == 200, page.text
-            token = re.search(r'name="csrf" value="([^"]+)"', page.text)
-            assert token is not None, page.text[:500]
-            form = http.post("/ui/cubes", data={"csrf": token.group(1), "name": "new cube"})
-            assert form.status_code == 403 and "read-only" in form.text, form.text
-            listed = http.get("/v1/memories/user/default")
-            assert [m["content"] for m in listed.json()["data"]["memories"]] == [FACT]
-    finally:
-        process.terminate()
-        process.wait(timeout=TIMEOUT)
-        process.stderr.close()
+    with serving_read_only(data_dir, clean_env(**backend_env(backend, data_dir))) as port, \
+            httpx2.Client(base_url=f"http://127.0.0.1:{port}", timeout=TIMEOUT) as http:
+        mem0 = http.post("/v1/memories", json={"content": "A new fact.", "user_id": "default"})
+        assert mem0.status_code == 403 and mem0.json()["error"]["details"]["type"] == "read_only", mem0.text
+        product = http.post("/product/add", json={"user_id": "default", "memory_content": "Another fact."})
+        assert product.status_code == 403, product.text
+        page = http.get("/ui/cubes")
+        assert page.status_code == 200, page.text
+        token = re.search(r'name="csrf" value="([^"]+)"', page.text)
+        assert token is not None, page.text[:500]
+        form = http.post("/ui/cubes", data={"csrf": token.group(1), "name": "new cube"})
+        assert form.status_code == 403 and "read-only" in form.text, form.text
+        listed = http.get("/v1/memories/user/default")
+        assert [m["content"] for m in listed.json()["data"]["memories"]] == [FACT]
     reopened = MemoryService.open(settings_for(data_dir, backend), embedder=embedder)
     try:
         assert [m.memory for m in reopened.list_memories("default").memories] == [FACT]
