@@ -77,6 +77,7 @@ class Catalog:
             self.engine = (catalog_db.sqlite_engine(self.path, read_only) if self.path is not None
                            else catalog_db.postgres_engine(url))
         self.backend = self.engine.dialect.name
+        self._closed = False
         try:
             if read_only:
                 with self.engine.connect() as conn:
@@ -114,6 +115,7 @@ class Catalog:
     @contextmanager
     def _tx(self) -> Iterator[Connection]:
         """One write transaction (``BEGIN IMMEDIATE`` on SQLite)."""
+        self._open()
         if self.read_only:
             raise DataDirReadOnly(f"cannot write to the catalog at {self.location}: its data directory is read-only",
                                   path=self.location)
@@ -123,7 +125,13 @@ class Catalog:
         except _DB_ERRORS as exc:
             raise StorageError(f"catalog write failed: {exc}") from exc
 
+    def _open(self) -> None:
+        # a task abandoned by a stopping service must not open a connection nobody closes
+        if self._closed:
+            raise StorageError(f"the catalog at {self.location} is closed", path=self.location)
+
     def _rows(self, statement: sa.Executable, params: Mapping[str, Any] | None = None) -> list[Row[Any]]:
+        self._open()
         try:
             with self.engine.connect() as conn:
                 return list(conn.execute(statement, params or {}).all())
@@ -131,6 +139,8 @@ class Catalog:
             raise StorageError(f"catalog read failed: {exc}") from exc
 
     def close(self) -> None:
+        """Close every pooled connection; any later use raises ``StorageError``."""
+        self._closed = True
         self.engine.dispose()
 
     # --- meta --------------------------------------------------------------------------------
