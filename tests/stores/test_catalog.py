@@ -331,3 +331,16 @@ def test_the_catalog_check_names_what_a_postgresql_catalog_lost_while_open(postg
             catalog.check()
     finally:
         catalog.close()
+
+
+def test_doctor_reports_a_postgresql_catalog_reachable_at_the_newest_revision(
+        tmp_path: Path, postgres_url: str, clean_environment: None) -> None:
+    from tests.test_cli import check_lines, memos, ok
+
+    doctor = ok(memos(tmp_path, tmp_path / "data", "doctor", DATABASE_URL=postgres_url))
+    verdict, detail = check_lines(doctor.stdout)["catalog"]
+    assert verdict == "ok"
+    shown = catalog_db.shown(catalog_db.database_url(postgres_url))
+    assert shown.startswith("postgresql+psycopg://postgres@/t_")
+    assert detail.startswith(f"{shown}: schema version {HEAD} (head) on postgresql")
+    assert not (tmp_path / "data" / "catalog.sqlite3").exists()

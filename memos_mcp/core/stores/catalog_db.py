@@ -54,7 +54,9 @@ def sqlite_engine(path: Path, read_only: bool) -> Engine:
 
     @sa.event.listens_for(engine, "begin")
     def begin(conn: Connection) -> None:
-        conn.exec_driver_sql("BEGIN IMMEDIATE" if conn.get_execution_options().get("write") else "BEGIN")
+        # a read is one statement, atomic on its own: only writes open a transaction (and take the lock)
+        if conn.get_execution_options().get("write"):
+            conn.exec_driver_sql("BEGIN IMMEDIATE")
 
     return engine
 
