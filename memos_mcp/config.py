@@ -44,6 +44,14 @@ class VectorSettings(BaseModel):
     index_threads: int = Field(0, ge=0, description="threads building the HNSW index (0 = every core)")
 
 
+class CatalogSettings(BaseModel):
+    """Where users, cubes, shares, keys, conversations, tasks and history are kept."""
+
+    url: SecretStr | None = Field(None, description="a PostgreSQL database URL (postgresql://user:pass@host:5432/"
+                                  "db; DATABASE_URL) shared by every process using it; unset: SQLite in the data "
+                                  "directory")
+
+
 class EmbedderSettings(BaseModel):
     backend: Literal["local", "openai"] = "local"
     model: str | None = Field(None, description="model name for the openai backend")
@@ -201,6 +209,7 @@ class Settings(BaseSettings):
     import_roots: list[Path] = Field(default_factory=list, description="doc_path must resolve inside")
     read_only: bool = False
     log_level: str = "INFO"
+    catalog: CatalogSettings = Field(default_factory=CatalogSettings)
     vector: VectorSettings = Field(default_factory=VectorSettings)
     embedder: EmbedderSettings = Field(default_factory=EmbedderSettings)
     llm: LLMSettings = Field(default_factory=LLMSettings)
@@ -266,6 +275,7 @@ ALIASES: dict[str, tuple[tuple[str, ...], Callable[[str], Any]]] = {
     "MOS_TOP_K": (("search", "candidates"), int),
     "SEARCH_LIMIT": (("search", "top_k"), int),
     "MOS_RERANKER_BACKEND": (("search", "reranker"), str),
+    "DATABASE_URL": (("catalog", "url"), str),
     "QDRANT_URL": (("vector", "url"), str),
     "QDRANT_HOST": (("vector", "url"), _qdrant_host),
     "QDRANT_API_KEY": (("vector", "api_key"), str),

@@ -57,7 +57,7 @@ def run_checks(settings: Settings) -> int:
     if check("data dir", open_service):
         service = holder[0]
         try:
-            check("catalog", lambda: f"{service.catalog.path}: {service.catalog.check()}; " + ", ".join(
+            check("catalog", lambda: f"{service.catalog.location}: {service.catalog.check()}; " + ", ".join(
                 f"{n} {k}" for k, n in service.catalog.counts().items()))
             check("embedder", lambda: f"{service.embedder.model_id}, dimension {service.embedder.dimension}")
             check("vectors", lambda: _check_vectors(service))

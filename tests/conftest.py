@@ -15,6 +15,7 @@ from memos_mcp.config import ALIASES, Settings
 from memos_mcp.core.embedder import LocalOnnxEmbedder
 from memos_mcp.core.service import MemoryService
 from tests.llama_server import LLAMA_PYTHON, LlamaServer
+from tests.postgres import PostgresServer
 
 ServiceFactory = Callable[..., MemoryService]
 
@@ -45,17 +46,41 @@ def settings_for(data_dir: Path, backend: str = "edge", **overrides: Any) -> Set
 
 @pytest.fixture(params=["edge", "qdrant"])
 def backend(request: pytest.FixtureRequest) -> str:
+    """The vector backend; a suite may add "edge+postgresql" (edge vectors, the catalog on PostgreSQL)."""
     return str(request.param)
 
 
+@pytest.fixture(scope="session")
+def postgres() -> Iterator[PostgresServer]:
+    """One real PostgreSQL server for the session (see tests/postgres.py)."""
+    server = PostgresServer()
+    yield server
+    server.stop()
+
+
 @pytest.fixture
-def make_service(tmp_path: Path, embedder: LocalOnnxEmbedder, backend: str) -> Iterator[ServiceFactory]:
-    """Opens services on the parametrised backend; each is closed at the end of the test."""
+def postgres_url(postgres: PostgresServer) -> str:
+    """The URL of a new, empty database on the session's PostgreSQL server."""
+    return postgres.url(postgres.create_database())
+
+
+@pytest.fixture
+def make_service(tmp_path: Path, embedder: LocalOnnxEmbedder, backend: str,
+                 request: pytest.FixtureRequest) -> Iterator[ServiceFactory]:
+    """Opens services on the parametrised backend; each is closed at the end of the test. With
+    "edge+postgresql" each data directory of the test gets a new PostgreSQL database as its catalog."""
     opened: list[MemoryService] = []
+    vector, _, catalog = backend.partition("+")
+    server: PostgresServer | None = request.getfixturevalue("postgres") if catalog == "postgresql" else None
+    urls: dict[Path, str] = {}
 
     def make(data_dir: Path | None = None, **overrides: Any) -> MemoryService:
-        service = MemoryService.open(settings_for(data_dir or tmp_path / "data", backend, **overrides),
-                                     embedder=embedder)
+        data_dir = data_dir or tmp_path / "data"
+        if server is not None:
+            if data_dir not in urls:
+                urls[data_dir] = server.url(server.create_database())
+            overrides.setdefault("catalog", {"url": urls[data_dir]})
+        service = MemoryService.open(settings_for(data_dir, vector, **overrides), embedder=embedder)
         opened.append(service)
         return service
 

@@ -276,6 +276,7 @@ ALIAS_CASES: list[tuple[dict[str, str], dict[str, Any]]] = [
     ({"SEARCH_LIMIT": "5"}, {"search.top_k": 5}),
     ({"MOS_RERANKER_BACKEND": "cross_encoder"}, {"search.reranker": "cross_encoder"}),
     ({"QDRANT_URL": "https://cluster:6333"}, {"vector.url": "https://cluster:6333", "vector.backend": "qdrant"}),
+    ({"DATABASE_URL": "postgresql://memos:pw@db:5432/memos"}, {"catalog.url": "postgresql://memos:pw@db:5432/memos"}),
     ({"QDRANT_HOST": "qd"}, {"vector.url": "http://qd:6333", "vector.backend": "qdrant"}),
     ({"QDRANT_HOST": "https://qd.cloud:6333"}, {"vector.url": "https://qd.cloud:6333", "vector.backend": "qdrant"}),
     ({"QDRANT_API_KEY": "qk"}, {"vector.api_key": "qk", "vector.backend": "edge"}),

@@ -8,6 +8,7 @@ from memos_mcp.config import Settings
 from memos_mcp.core.embed_batch import batched
 from memos_mcp.core.embedder import Embedder, LocalOnnxEmbedder, OpenAIEmbedder
 from memos_mcp.core.graph.store import GraphStore
+from memos_mcp.core.stores.catalog import Catalog
 from memos_mcp.core.stores.vector import IndexConfig, VectorStore
 from memos_mcp.errors import ConfigError
 
@@ -18,6 +19,13 @@ if TYPE_CHECKING:
 def _secret(value: object) -> str | None:
     getter = getattr(value, "get_secret_value", None)
     return (getter() or None) if getter else None  # an empty secret is no secret
+
+
+def open_catalog(settings: Settings, read_only: bool = False) -> Catalog:
+    """The configured catalog, opened: ``catalog.url`` (PostgreSQL) when set, else ``catalog.sqlite3``
+    in the data directory. See ``Catalog`` (raises ``StorageError``)."""
+    url = _secret(settings.catalog.url)
+    return Catalog(url if url else settings.data_dir / "catalog.sqlite3", read_only)
 
 
 def build_vector_store(settings: Settings, read_only: bool = False) -> VectorStore:

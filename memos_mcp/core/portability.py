@@ -310,7 +310,7 @@ def _write(service: MemoryService, cube_id: str, actor: str, batch: list[tuple[M
                                      if found.get(m.id) == cube_id and m.id not in recorded])
     service.commit_points(cube_id, [p for p in points if found.get(p.id) != cube_id],
                           [_added(m, cube_id, actor) for m in memories if found.get(m.id) != cube_id],
-                          lambda: graph(new=True))
+                          lambda _stored: graph(new=True))
     return renamed
 
 

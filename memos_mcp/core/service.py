@@ -31,7 +31,7 @@ from memos_mcp.core.directory import ROOT_USER, Directory
 from memos_mcp.core.diskspace import DiskGuard
 from memos_mcp.core.embed_batch import BatchedEmbedder
 from memos_mcp.core.embedder import Embedder
-from memos_mcp.core.factory import build_embedder, build_graph_store, build_vector_store
+from memos_mcp.core.factory import build_embedder, build_graph_store, build_vector_store, open_catalog
 from memos_mcp.core.graph.memory import GraphMemory
 from memos_mcp.core.graph.store import GraphStore
 from memos_mcp.core.models import Role
@@ -162,7 +162,7 @@ class MemoryService:
                 read_only = True  # a command that only reads gets the data off a full disk, writing nothing there
         lock = lock_data_dir(settings.data_dir) if can_write and (settings.read_only or not read_only) else None
         try:
-            catalog = Catalog(settings.data_dir / "catalog.sqlite3", read_only)
+            catalog = open_catalog(settings, read_only)
             try:
                 return cls(settings, catalog, build_vector_store(settings, read_only),
                            embedder or build_embedder(settings), extractor, lock, owns_embedder=embedder is None,

@@ -11,6 +11,7 @@ import textwrap
 from pathlib import Path
 
 import pytest
+import sqlalchemy as sa
 
 from memos_mcp.core.models import MemoryStatus, Permission
 from memos_mcp.core.portability import export_cube, import_lines
@@ -35,7 +36,7 @@ def test_history_records_add_update_archive_and_delete_really_forgets(service: M
     assert [e.event for e in events] == ["ADD", "UPDATE", "ARCHIVE", "DELETE"]
     assert all(e.old_memory is None and e.new_memory is None for e in events)
     assert service.search("alice", "locker code", filters={"status": ["activated", "archived"]}).memories == []
-    raw = service.catalog._rows("SELECT old_memory, new_memory FROM history")
+    raw = service.catalog._rows(sa.text("SELECT old_memory, new_memory FROM history"))
     assert not any("locker" in str(value) for row in raw for value in tuple(row))
 
 
@@ -153,7 +154,7 @@ def test_another_embedding_model_on_an_existing_data_directory_fails_at_start_up
     first.close()
     server = OpenAIServer(dimension=12)
     try:
-        settings = settings_for(tmp_path / "data", first.settings.vector.backend,
+        settings = settings_for(tmp_path / "data", first.settings.vector.backend, catalog=first.settings.catalog,
                                 embedder={"backend": "openai", "model": "other", "base_url": server.url})
         with pytest.raises(ConfigError) as caught:
             MemoryService.open(settings)

@@ -7,6 +7,7 @@ import json
 from datetime import UTC, datetime
 
 import pytest
+import sqlalchemy as sa
 
 from memos_mcp.core.portability import export_cube, import_lines
 from memos_mcp.core.service import MemoryService
@@ -75,7 +76,7 @@ def test_rows_stored_beyond_the_range_by_an_older_version_never_break_reads(serv
     (memory,) = added.memories
     year_10000 = datetime(9999, 12, 31, 23, 59, 59, tzinfo=UTC).timestamp() + 5 * 3600
     with service.catalog._tx() as db:  # as the version that accepted -05:00 on the last day of 9999 wrote it
-        db.execute("UPDATE messages SET chat_time = ?", [year_10000])
+        db.execute(sa.text("UPDATE messages SET chat_time = :t"), {"t": year_10000})
     service.vectors.set_payload(memory.id, {"event_time": year_10000})
 
     assert [m.chat_time for m in service.get_messages("alice", "c1")] == [datetime(9999, 12, 31, 23, 59, 59,

@@ -202,7 +202,8 @@ def test_shares_made_before_share_states_stay_accepted_after_the_upgrade(tmp_pat
     service.add_memory("alice", memory_content="The spare key is under the blue pot.")
     service.close()
     db = sqlite3.connect(tmp_path / "data" / "catalog.sqlite3")  # a catalog as the release before wrote it
-    db.executescript("DROP TABLE shares; CREATE TABLE shares (cube_id TEXT NOT NULL, user_id TEXT NOT NULL, "
+    db.executescript("DROP TABLE alembic_version; DROP TABLE memory_keys;"  # no release before had them
+                     "DROP TABLE shares; CREATE TABLE shares (cube_id TEXT NOT NULL, user_id TEXT NOT NULL, "
                      "permission TEXT NOT NULL, created_at REAL NOT NULL, PRIMARY KEY (cube_id, user_id));")
     db.execute("INSERT INTO shares VALUES (?, 'bob', 'read', 0)", (ALICE_CUBE,))
     db.commit()

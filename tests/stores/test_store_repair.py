@@ -14,8 +14,8 @@ import qdrant_edge as qe
 
 from memos_mcp.core.embedder import LocalOnnxEmbedder
 from memos_mcp.core.graph.sqlite_store import SqliteGraphStore
-from memos_mcp.core.stores.catalog import Catalog, _migrate
-from memos_mcp.core.stores.sqlite_files import missing_schema
+from memos_mcp.core.stores.catalog import Catalog
+from memos_mcp.core.stores.catalog_db import missing_schema, sqlite_engine
 from memos_mcp.core.stores.vector import PAYLOAD_INDEXES, MemoryFilter, SparseVector, VectorPoint
 from memos_mcp.core.stores.vector_client import QdrantClientVectorStore
 from memos_mcp.core.stores.vector_edge import EdgeVectorStore
@@ -128,10 +128,11 @@ def test_a_catalog_missing_tables_columns_and_indexes_is_completed_at_open(tmp_p
                      "CREATE TABLE tasks (task_id TEXT PRIMARY KEY, user_id TEXT NOT NULL, cube_id TEXT NOT NULL,"
                      " status TEXT NOT NULL, created_at REAL NOT NULL, updated_at REAL NOT NULL,"
                      " added TEXT NOT NULL DEFAULT '[]', deduplicated TEXT NOT NULL DEFAULT '[]', error TEXT);")
-    missing = missing_schema(db, _migrate)
+    db.close()
+    with sqlite_engine(path, read_only=True).connect() as conn:
+        missing = missing_schema(conn)
     assert {"table users", "table history", "column tasks.detail", "column tasks.job", "index tasks_open",
             "index history_memory"} <= set(missing)
-    db.close()
 
     catalog = Catalog(path)
     try:
@@ -139,9 +140,10 @@ def test_a_catalog_missing_tables_columns_and_indexes_is_completed_at_open(tmp_p
         assert catalog.counts()["users"] == 0
     finally:
         catalog.close()
-    db = sqlite3.connect(path)
-    assert missing_schema(db, _migrate) == []
-    db.close()
+    engine = sqlite_engine(path, read_only=True)
+    with engine.connect() as conn:
+        assert missing_schema(conn) == []
+    engine.dispose()
 
 
 def test_the_catalog_check_names_a_table_dropped_while_open(tmp_path: Path) -> None:

@@ -1,79 +1,43 @@
-"""The catalog: SQLite (WAL) under the data directory for users, cubes, shares, API keys,
-conversations (raw messages) and memory history. One connection, serialised by a lock; every
-write is one transaction, so a process killed mid-write loses at most that write. A write that spans
-the vector store too records its history as pending first (``begin_writes``); see ``MemoryService``."""
+"""The catalog: users, cubes, shares, API keys, conversations (raw messages), tasks and memory
+history, on SQLAlchemy Core over SQLite (WAL, a file under the data directory: the default) or
+PostgreSQL (``catalog.url``, shared by processes). Every write is one transaction, so a process
+killed mid-write loses at most that write; the schema is made and upgraded by Alembic migrations at
+open (``catalog_db``). A write that spans the vector store too records its history as pending first
+(``begin_writes``); see ``MemoryService``."""
 
 from __future__ import annotations
 
 import json
-import sqlite3
-import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection, Row
+
 from memos_mcp.core.models import Cube, HistoryEvent, Message, Permission, Role, Share, ShareState, Task, User
-from memos_mcp.core.stores.sqlite_files import connect, migrate, missing_schema, statements
+from memos_mcp.core.stores import catalog_db
+from memos_mcp.core.stores.catalog_tables import (
+    HEAD,
+    api_keys,
+    cubes,
+    history,
+    memory_keys,
+    messages,
+    meta,
+    pending_writes,
+    shares,
+    tasks,
+    users,
+)
 from memos_mcp.core.timeparse import from_epoch, to_epoch
 from memos_mcp.errors import DataDirReadOnly, StorageError
 
-SCHEMA_VERSION = 1
-
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
-CREATE TABLE IF NOT EXISTS users (
-    user_id TEXT PRIMARY KEY, user_name TEXT NOT NULL, role TEXT NOT NULL, created_at REAL NOT NULL);
-CREATE TABLE IF NOT EXISTS cubes (
-    cube_id TEXT PRIMARY KEY, name TEXT NOT NULL, owner_id TEXT NOT NULL REFERENCES users(user_id),
-    created_at REAL NOT NULL, is_default INTEGER NOT NULL DEFAULT 0);
-CREATE INDEX IF NOT EXISTS cubes_owner ON cubes(owner_id);
-CREATE TABLE IF NOT EXISTS shares (
-    cube_id TEXT NOT NULL REFERENCES cubes(cube_id) ON DELETE CASCADE,
-    user_id TEXT NOT NULL REFERENCES users(user_id) ON DELETE CASCADE,
-    permission TEXT NOT NULL, created_at REAL NOT NULL, PRIMARY KEY (cube_id, user_id));
-CREATE TABLE IF NOT EXISTS api_keys (
-    key_id TEXT PRIMARY KEY, key_hash TEXT NOT NULL UNIQUE,
-    user_id TEXT NOT NULL REFERENCES users(user_id) ON DELETE CASCADE,
-    created_at REAL NOT NULL, revoked_at REAL);
-CREATE TABLE IF NOT EXISTS messages (
-    seq INTEGER PRIMARY KEY AUTOINCREMENT, id TEXT NOT NULL UNIQUE,
-    cube_id TEXT NOT NULL, conversation_id TEXT NOT NULL, user_id TEXT NOT NULL, role TEXT NOT NULL,
-    content TEXT NOT NULL, name TEXT, message_id TEXT, chat_time REAL, created_at REAL NOT NULL);
-CREATE INDEX IF NOT EXISTS messages_conv ON messages(cube_id, conversation_id, seq);
-CREATE INDEX IF NOT EXISTS messages_user ON messages(user_id, conversation_id);
-CREATE TABLE IF NOT EXISTS history (
-    seq INTEGER PRIMARY KEY AUTOINCREMENT, memory_id TEXT NOT NULL, cube_id TEXT NOT NULL,
-    event TEXT NOT NULL, actor TEXT NOT NULL, at REAL NOT NULL, old_memory TEXT, new_memory TEXT);
-CREATE INDEX IF NOT EXISTS history_memory ON history(memory_id, seq);
-CREATE INDEX IF NOT EXISTS history_cube ON history(cube_id);
-CREATE TABLE IF NOT EXISTS tasks (
-    task_id TEXT PRIMARY KEY, user_id TEXT NOT NULL, cube_id TEXT NOT NULL, status TEXT NOT NULL,
-    created_at REAL NOT NULL, updated_at REAL NOT NULL, added TEXT NOT NULL DEFAULT '[]',
-    deduplicated TEXT NOT NULL DEFAULT '[]', error TEXT);
-CREATE TABLE IF NOT EXISTS pending_writes (
-    history_seq INTEGER PRIMARY KEY, memory_id TEXT NOT NULL, cube_id TEXT NOT NULL, event TEXT NOT NULL);
-CREATE INDEX IF NOT EXISTS pending_writes_memory ON pending_writes(memory_id);
-"""
-# Columns added after the first release, with their definitions: added to older catalogs at open.
-# A share's state: shares made before states existed stay accepted, so nobody loses access on upgrade.
-_ADDED_COLUMNS = {"tasks": {"detail": "TEXT NOT NULL DEFAULT '{}'", "job": "TEXT"},
-                  "shares": {"state": "TEXT NOT NULL DEFAULT 'accepted'"}}
-_ADDED_INDEXES = "CREATE INDEX IF NOT EXISTS tasks_open ON tasks(status, created_at)"
-
-
-def _migrate(db: sqlite3.Connection) -> None:
-    """The whole schema: tables, then the columns and indexes added since (each only if missing)."""
-    for statement in statements(_SCHEMA):
-        db.execute(statement)
-    for table, columns in _ADDED_COLUMNS.items():
-        present = {row[1] for row in db.execute(f"PRAGMA table_info({table})")}
-        for name, definition in columns.items():
-            if name not in present:
-                db.execute(f"ALTER TABLE {table} ADD COLUMN {name} {definition}")
-    db.execute(_ADDED_INDEXES)
-    db.execute("INSERT OR IGNORE INTO meta VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),))
+_DB_ERRORS = (sa.exc.SQLAlchemyError, OSError)
+_PART = 500  # ids per IN (...) list
+_CLAIM_TRIES = 5  # a key claimed by another process between our read and our insert: read again
 
 
 def _ts(value: datetime) -> float:
@@ -84,246 +48,277 @@ def _dt(value: float) -> datetime:
     return from_epoch(value) or datetime.fromtimestamp(0, UTC)  # from_epoch: a bad old row never breaks a read
 
 
-class Catalog:
-    """The catalog file at ``path``. Every open creates whatever part of the schema is missing, in one
-    transaction (a first start killed half-way leaves all or none of it). ``read_only`` opens a file
-    that may not be written (a read-only data directory): nothing is created, and every write raises
-    ``DataDirReadOnly``. Raises ``StorageError`` when the file cannot be opened, or when a read-only
-    file lacks part of the schema."""
+def _parts(ids: Sequence[str]) -> Iterator[list[str]]:
+    for start in range(0, len(ids), _PART):
+        yield list(ids[start:start + _PART])
 
-    def __init__(self, path: Path, read_only: bool = False) -> None:
-        self.path = path
+
+class Catalog:
+    """The catalog at ``location``: a ``Path`` (an SQLite file) or a database URL (``postgresql://…``,
+    mapped to psycopg 3). Opening migrates the schema to the newest revision in one transaction (a
+    first start killed half-way leaves all or none of it; a catalog made before Alembic is adopted).
+    ``read_only`` opens a catalog that may not be written (a read-only data directory): nothing is
+    migrated or written, and every write raises ``DataDirReadOnly``. Raises ``StorageError`` when the
+    database cannot be opened or migrated, or when a read-only one lacks part of the schema."""
+
+    def __init__(self, location: Path | str, read_only: bool = False) -> None:
         self.read_only = read_only
-        self._lock = threading.RLock()
+        if isinstance(location, Path):
+            self.path: Path | None = location
+            self.location = str(location)
+            self.engine = catalog_db.sqlite_engine(location, read_only)
+        else:
+            try:
+                url = catalog_db.database_url(location)
+            except sa.exc.ArgumentError as exc:
+                raise StorageError(f"catalog.url is not a database URL: {exc}", field="catalog.url") from exc
+            self.path = Path(url.database) if url.get_backend_name() == "sqlite" and url.database else None
+            self.location = catalog_db.shown(url)
+            self.engine = (catalog_db.sqlite_engine(self.path, read_only) if self.path is not None
+                           else catalog_db.postgres_engine(url))
+        self.backend = self.engine.dialect.name
+        self._closed = False
         try:
-            self._db = connect(path, read_only)
             if read_only:
-                missing = missing_schema(self._db, _migrate)
+                with self.engine.connect() as conn:
+                    missing = catalog_db.missing_schema(conn, read_only=True)
                 if missing:
-                    self._db.close()
-                    raise StorageError(f"the read-only catalog at {path} lacks {', '.join(missing)}",
-                                       path=str(path), missing=missing)
+                    raise StorageError(f"the read-only catalog at {self.location} lacks {', '.join(missing)}",
+                                       path=self.location, missing=missing)
             else:
-                self._db.execute("PRAGMA foreign_keys=ON")
-                migrate(self._db, _migrate)
-        except sqlite3.Error as exc:
-            raise StorageError(f"cannot open the catalog at {path}: {exc}", path=str(path)) from exc
+                catalog_db.upgrade(self.engine)
+        except StorageError:
+            self.engine.dispose()
+            raise
+        except _DB_ERRORS as exc:
+            self.engine.dispose()
+            raise StorageError(f"cannot open the catalog at {self.location}: {exc}", path=self.location) from exc
 
     def check(self) -> str:
-        """The schema is complete and a read answers: a summary; ``StorageError`` naming what is missing."""
-        with self._lock:
-            try:
-                missing = missing_schema(self._db, _migrate)
-                version = self._db.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
-            except sqlite3.Error as exc:
-                raise StorageError(f"catalog read failed: {exc}", path=str(self.path)) from exc
+        """The schema is complete, at the newest revision, and a read answers: a summary;
+        ``StorageError`` naming what is missing (or an unreachable database)."""
+        try:
+            with self.engine.connect() as conn:
+                missing = catalog_db.missing_schema(conn, self.read_only)
+                at = catalog_db.revision(conn)
+                conn.execute(sa.select(sa.func.count()).select_from(users)).scalar()
+        except _DB_ERRORS as exc:
+            raise StorageError(f"catalog read failed at {self.location}: {exc}", path=self.location) from exc
         if missing:
-            raise StorageError(f"the catalog at {self.path} lacks {', '.join(missing)}", missing=missing)
-        if version is None:
-            raise StorageError(f"the catalog at {self.path} has no schema version", path=str(self.path))
-        return f"schema version {version[0]}{', read-only' if self.read_only else ''}"
+            raise StorageError(f"the catalog at {self.location} lacks {', '.join(missing)}", missing=missing)
+        if at != HEAD and not self.read_only:
+            raise StorageError(f"the catalog at {self.location} is at schema revision {at}, not {HEAD}",
+                               path=self.location, revision=at)
+        head = f"schema version {at or 'before revisions'}{' (head)' if at == HEAD else ''}"
+        return f"{head} on {self.backend}{', read-only' if self.read_only else ''}"
 
     @contextmanager
-    def _tx(self) -> Iterator[sqlite3.Connection]:
+    def _tx(self) -> Iterator[Connection]:
+        """One write transaction (``BEGIN IMMEDIATE`` on SQLite)."""
+        self._open()
         if self.read_only:
-            raise DataDirReadOnly(f"cannot write to the catalog at {self.path}: its data directory is read-only",
-                                  path=str(self.path))
-        with self._lock:
-            try:
-                self._db.execute("BEGIN IMMEDIATE")
-                try:
-                    yield self._db
-                except BaseException:
-                    self._db.execute("ROLLBACK")
-                    raise
-                self._db.execute("COMMIT")
-            except sqlite3.Error as exc:
-                raise StorageError(f"catalog write failed: {exc}") from exc
+            raise DataDirReadOnly(f"cannot write to the catalog at {self.location}: its data directory is read-only",
+                                  path=self.location)
+        try:
+            with self.engine.connect().execution_options(write=True) as conn, conn.begin():
+                yield conn
+        except _DB_ERRORS as exc:
+            raise StorageError(f"catalog write failed: {exc}") from exc
 
-    def _rows(self, sql: str, args: Sequence[Any] = ()) -> list[sqlite3.Row]:
-        with self._lock:
-            try:
-                return self._db.execute(sql, args).fetchall()
-            except sqlite3.Error as exc:
-                raise StorageError(f"catalog read failed: {exc}") from exc
+    def _open(self) -> None:
+        # a task abandoned by a stopping service must not open a connection nobody closes
+        if self._closed:
+            raise StorageError(f"the catalog at {self.location} is closed", path=self.location)
+
+    def _rows(self, statement: sa.Executable, params: Mapping[str, Any] | None = None) -> list[Row[Any]]:
+        self._open()
+        try:
+            with self.engine.connect() as conn:
+                return list(conn.execute(statement, params or {}).all())
+        except _DB_ERRORS as exc:
+            raise StorageError(f"catalog read failed: {exc}") from exc
 
     def close(self) -> None:
-        with self._lock:
-            self._db.close()
+        """Close every pooled connection; any later use raises ``StorageError``."""
+        self._closed = True
+        self.engine.dispose()
 
     # --- meta --------------------------------------------------------------------------------
     def get_meta(self, key: str) -> str | None:
-        rows = self._rows("SELECT value FROM meta WHERE key = ?", (key,))
-        return str(rows[0]["value"]) if rows else None
+        rows = self._rows(sa.select(meta.c.value).where(meta.c.key == key))
+        return str(rows[0].value) if rows else None
 
     def set_meta(self, key: str, value: str) -> None:
         with self._tx() as db:
-            db.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)", (key, value))
+            insert = catalog_db.dialect_insert(db, meta).values(key=key, value=value)
+            db.execute(insert.on_conflict_do_update(index_elements=[meta.c.key], set_={"value": value}))
 
     # --- users -------------------------------------------------------------------------------
     @staticmethod
-    def _user(row: sqlite3.Row) -> User:
-        return User(user_id=row["user_id"], user_name=row["user_name"], role=Role(row["role"]),
-                    created_at=_dt(row["created_at"]))
+    def _user(row: Row[Any]) -> User:
+        return User(user_id=row.user_id, user_name=row.user_name, role=Role(row.role), created_at=_dt(row.created_at))
 
     def get_user(self, user_id: str) -> User | None:
-        rows = self._rows("SELECT * FROM users WHERE user_id = ?", (user_id,))
+        rows = self._rows(sa.select(users).where(users.c.user_id == user_id))
         return self._user(rows[0]) if rows else None
 
     def list_users(self) -> list[User]:
-        return [self._user(r) for r in self._rows("SELECT * FROM users ORDER BY created_at, user_id")]
+        return [self._user(r) for r in self._rows(sa.select(users).order_by(users.c.created_at, users.c.user_id))]
 
     def create_user_with_cube(self, user: User, cube: Cube) -> None:
         with self._tx() as db:
-            db.execute("INSERT INTO users VALUES (?, ?, ?, ?)",
-                       (user.user_id, user.user_name, user.role.value, _ts(user.created_at)))
+            db.execute(users.insert().values(user_id=user.user_id, user_name=user.user_name, role=user.role.value,
+                                             created_at=_ts(user.created_at)))
             self._insert_cube(db, cube)
 
     def set_user_role(self, user_id: str, role: Role) -> None:
         with self._tx() as db:
-            db.execute("UPDATE users SET role = ? WHERE user_id = ?", (role.value, user_id))
+            db.execute(users.update().where(users.c.user_id == user_id).values(role=role.value))
 
     # --- cubes -------------------------------------------------------------------------------
     @staticmethod
-    def _insert_cube(db: sqlite3.Connection, cube: Cube) -> None:
-        db.execute("INSERT INTO cubes VALUES (?, ?, ?, ?, ?)",
-                   (cube.cube_id, cube.name, cube.owner_id, _ts(cube.created_at), int(cube.is_default)))
+    def _insert_cube(db: Connection, cube: Cube) -> None:
+        db.execute(cubes.insert().values(cube_id=cube.cube_id, name=cube.name, owner_id=cube.owner_id,
+                                         created_at=_ts(cube.created_at), is_default=int(cube.is_default)))
 
     def create_cube(self, cube: Cube) -> None:
         with self._tx() as db:
             self._insert_cube(db, cube)
 
-    def _cube(self, row: sqlite3.Row) -> Cube:
-        shares = self._rows("SELECT user_id, permission, state FROM shares WHERE cube_id = ?", (row["cube_id"],))
-        owner = self._rows("SELECT role FROM users WHERE user_id = ?", (row["owner_id"],))
-        return Cube(cube_id=row["cube_id"], name=row["name"], owner_id=row["owner_id"],
-                    owner_role=Role(owner[0]["role"]) if owner else None,
-                    created_at=_dt(row["created_at"]), is_default=bool(row["is_default"]),
-                    shared_with={s["user_id"]: Permission(s["permission"]) for s in shares if s["state"] == "accepted"},
-                    offered_to={s["user_id"]: Permission(s["permission"]) for s in shares if s["state"] != "accepted"})
+    def _cubes(self, statement: sa.Select[Any]) -> list[Cube]:
+        """The cubes ``statement`` selects (their columns), each with its owner's role and its shares."""
+        rows = self._rows(statement)
+        if not rows:
+            return []
+        ids = [r.cube_id for r in rows]
+        owned = {r.owner_id for r in rows}
+        share_rows = [s for part in _parts(ids) for s in self._rows(
+            sa.select(shares.c.cube_id, shares.c.user_id, shares.c.permission, shares.c.state)
+            .where(shares.c.cube_id.in_(part)))]
+        roles = {u.user_id: u.role for part in _parts(sorted(owned)) for u in self._rows(
+            sa.select(users.c.user_id, users.c.role).where(users.c.user_id.in_(part)))}
+        return [Cube(cube_id=r.cube_id, name=r.name, owner_id=r.owner_id,
+                     owner_role=Role(roles[r.owner_id]) if r.owner_id in roles else None,
+                     created_at=_dt(r.created_at), is_default=bool(r.is_default),
+                     shared_with={s.user_id: Permission(s.permission) for s in share_rows
+                                  if s.cube_id == r.cube_id and s.state == "accepted"},
+                     offered_to={s.user_id: Permission(s.permission) for s in share_rows
+                                 if s.cube_id == r.cube_id and s.state != "accepted"})
+                for r in rows]
 
     def get_cube(self, cube_id: str) -> Cube | None:
-        rows = self._rows("SELECT * FROM cubes WHERE cube_id = ?", (cube_id,))
-        return self._cube(rows[0]) if rows else None
+        found = self._cubes(sa.select(cubes).where(cubes.c.cube_id == cube_id))
+        return found[0] if found else None
 
     def list_cubes(self) -> list[Cube]:
-        return [self._cube(r) for r in self._rows("SELECT * FROM cubes ORDER BY created_at, cube_id")]
+        return self._cubes(sa.select(cubes).order_by(cubes.c.created_at, cubes.c.cube_id))
 
     def cubes_of(self, user_id: str) -> list[Cube]:
         """Cubes the user owns, then cubes shared with it whose share it accepted."""
-        rows = self._rows(
-            "SELECT c.* FROM cubes c WHERE c.owner_id = ? UNION "
-            "SELECT c.* FROM cubes c JOIN shares s ON s.cube_id = c.cube_id WHERE s.user_id = ? "
-            "AND s.state = 'accepted' ORDER BY created_at, cube_id", (user_id, user_id))
-        return [self._cube(r) for r in rows]
+        accepted = sa.select(shares.c.cube_id).where(shares.c.user_id == user_id, shares.c.state == "accepted")
+        return self._cubes(sa.select(cubes).where(sa.or_(cubes.c.owner_id == user_id, cubes.c.cube_id.in_(accepted)))
+                           .order_by(cubes.c.created_at, cubes.c.cube_id))
 
     def default_cube_of(self, user_id: str) -> Cube | None:
-        rows = self._rows("SELECT * FROM cubes WHERE owner_id = ? AND is_default = 1 LIMIT 1", (user_id,))
-        return self._cube(rows[0]) if rows else None
+        found = self._cubes(sa.select(cubes).where(cubes.c.owner_id == user_id, cubes.c.is_default == 1).limit(1))
+        return found[0] if found else None
 
     def share_cube(self, cube_id: str, user_id: str, permission: Permission, at: datetime) -> None:
         """Offer the cube (``pending``); sharing again only changes the permission, not the state."""
         with self._tx() as db:
-            db.execute("INSERT INTO shares (cube_id, user_id, permission, created_at, state) "
-                       "VALUES (?, ?, ?, ?, 'pending') ON CONFLICT (cube_id, user_id) "
-                       "DO UPDATE SET permission = excluded.permission", (cube_id, user_id, permission.value, _ts(at)))
+            insert = catalog_db.dialect_insert(db, shares).values(
+                cube_id=cube_id, user_id=user_id, permission=permission.value, created_at=_ts(at), state="pending")
+            db.execute(insert.on_conflict_do_update(index_elements=[shares.c.cube_id, shares.c.user_id],
+                                                    set_={"permission": insert.excluded.permission}))
 
     def unshare_cube(self, cube_id: str, user_id: str) -> bool:
         """Remove a share in any state; False if there was none."""
         with self._tx() as db:
-            return db.execute("DELETE FROM shares WHERE cube_id = ? AND user_id = ?", (cube_id, user_id)).rowcount > 0
+            return db.execute(shares.delete().where(shares.c.cube_id == cube_id,
+                                                    shares.c.user_id == user_id)).rowcount > 0
 
     def accept_share(self, cube_id: str, user_id: str) -> bool:
         """Mark a share accepted; False if the user has no share of the cube."""
         with self._tx() as db:
-            return db.execute("UPDATE shares SET state = 'accepted' WHERE cube_id = ? AND user_id = ?",
-                              (cube_id, user_id)).rowcount > 0
+            return db.execute(shares.update().where(shares.c.cube_id == cube_id, shares.c.user_id == user_id)
+                              .values(state="accepted")).rowcount > 0
 
     def shares_of(self, user_id: str, state: ShareState | None = None) -> list[Share]:
         """The shares offered to or accepted by ``user_id``, oldest first."""
-        where = " AND s.state = ?" if state else ""
-        rows = self._rows(
-            "SELECT s.cube_id, c.name, c.owner_id, s.permission, s.state, s.created_at FROM shares s "
-            f"JOIN cubes c ON c.cube_id = s.cube_id WHERE s.user_id = ?{where} ORDER BY s.created_at, s.cube_id",
-            (user_id, state) if state else (user_id,))
-        return [Share(cube_id=r["cube_id"], cube_name=r["name"], owner_id=r["owner_id"],
-                      permission=Permission(r["permission"]), state=r["state"], shared_at=_dt(r["created_at"]))
-                for r in rows]
+        query = (sa.select(shares.c.cube_id, cubes.c.name, cubes.c.owner_id, shares.c.permission, shares.c.state,
+                           shares.c.created_at).join(cubes, cubes.c.cube_id == shares.c.cube_id)
+                 .where(shares.c.user_id == user_id).order_by(shares.c.created_at, shares.c.cube_id))
+        if state:
+            query = query.where(shares.c.state == state)
+        return [Share(cube_id=r.cube_id, cube_name=r.name, owner_id=r.owner_id, permission=Permission(r.permission),
+                      state=r.state, shared_at=_dt(r.created_at)) for r in self._rows(query)]
 
     def delete_cube(self, cube_id: str) -> None:
-        """The cube, its shares, its conversations and its history."""
+        """The cube, its shares, its conversations, its history and its memories' keys."""
         with self._tx() as db:
-            db.execute("DELETE FROM messages WHERE cube_id = ?", (cube_id,))
-            db.execute("DELETE FROM history WHERE cube_id = ?", (cube_id,))
-            db.execute("DELETE FROM pending_writes WHERE cube_id = ?", (cube_id,))
-            db.execute("DELETE FROM shares WHERE cube_id = ?", (cube_id,))
-            db.execute("DELETE FROM cubes WHERE cube_id = ?", (cube_id,))
+            for table in (messages, history, pending_writes, memory_keys, shares, cubes):
+                db.execute(table.delete().where(table.c.cube_id == cube_id))
 
     # --- API keys ----------------------------------------------------------------------------
     def add_api_key(self, key_id: str, key_hash: str, user_id: str, at: datetime) -> None:
         with self._tx() as db:
-            db.execute("INSERT INTO api_keys VALUES (?, ?, ?, ?, NULL)", (key_id, key_hash, user_id, _ts(at)))
+            db.execute(api_keys.insert().values(key_id=key_id, key_hash=key_hash, user_id=user_id,
+                                                created_at=_ts(at), revoked_at=None))
 
     def user_for_key_hash(self, key_hash: str) -> str | None:
-        rows = self._rows("SELECT user_id FROM api_keys WHERE key_hash = ? AND revoked_at IS NULL", (key_hash,))
-        return str(rows[0]["user_id"]) if rows else None
+        rows = self._rows(sa.select(api_keys.c.user_id).where(api_keys.c.key_hash == key_hash,
+                                                              api_keys.c.revoked_at.is_(None)))
+        return str(rows[0].user_id) if rows else None
 
     def list_api_keys(self, active_only: bool = False) -> list[dict[str, Any]]:
-        where = " WHERE revoked_at IS NULL" if active_only else ""
-        rows = self._rows(f"SELECT key_id, user_id, created_at, revoked_at FROM api_keys{where} ORDER BY created_at")
-        return [{"key_id": r["key_id"], "user_id": r["user_id"], "created_at": _dt(r["created_at"]),
-                 "revoked": r["revoked_at"] is not None} for r in rows]
+        query = sa.select(api_keys.c.key_id, api_keys.c.user_id, api_keys.c.created_at, api_keys.c.revoked_at)
+        if active_only:
+            query = query.where(api_keys.c.revoked_at.is_(None))
+        return [{"key_id": r.key_id, "user_id": r.user_id, "created_at": _dt(r.created_at),
+                 "revoked": r.revoked_at is not None} for r in self._rows(query.order_by(api_keys.c.created_at))]
 
     def api_key_user(self, key_id: str) -> str | None:
         """The user an active key acts as, or None if there is no such active key."""
-        rows = self._rows("SELECT user_id FROM api_keys WHERE key_id = ? AND revoked_at IS NULL", (key_id,))
-        return str(rows[0]["user_id"]) if rows else None
+        rows = self._rows(sa.select(api_keys.c.user_id).where(api_keys.c.key_id == key_id,
+                                                              api_keys.c.revoked_at.is_(None)))
+        return str(rows[0].user_id) if rows else None
 
     def revoke_api_key(self, key_id: str, at: datetime) -> bool:
         with self._tx() as db:
-            cursor = db.execute("UPDATE api_keys SET revoked_at = ? WHERE key_id = ? AND revoked_at IS NULL",
-                                (_ts(at), key_id))
-            return cursor.rowcount > 0
+            return db.execute(api_keys.update().where(api_keys.c.key_id == key_id, api_keys.c.revoked_at.is_(None))
+                              .values(revoked_at=_ts(at))).rowcount > 0
 
     # --- conversations -----------------------------------------------------------------------
-    def add_messages(self, messages: Sequence[Message], task: Task | None = None) -> None:
+    def add_messages(self, stored: Sequence[Message], task: Task | None = None) -> None:
         """Store messages, and the task that extracts them, in one transaction."""
         with self._tx() as db:
             if task is not None:
                 self._put_task(db, task)
-            db.executemany(
-                "INSERT INTO messages (id, cube_id, conversation_id, user_id, role, content, name, message_id,"
-                " chat_time, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                [(m.id, m.cube_id, m.conversation_id, m.user_id, m.role, m.content, m.name, m.message_id,
-                  to_epoch(m.chat_time), _ts(m.created_at)) for m in messages])
+            if stored:
+                db.execute(messages.insert(), [
+                    {"id": m.id, "cube_id": m.cube_id, "conversation_id": m.conversation_id, "user_id": m.user_id,
+                     "role": m.role, "content": m.content, "name": m.name, "message_id": m.message_id,
+                     "chat_time": to_epoch(m.chat_time), "created_at": _ts(m.created_at)} for m in stored])
 
     def message_cubes(self, ids: Sequence[str]) -> dict[str, str]:
         """The cube of each stored message among ``ids``."""
-        found: dict[str, str] = {}
-        for start in range(0, len(ids), 500):
-            part = list(ids[start:start + 500])
-            rows = self._rows(f"SELECT id, cube_id FROM messages WHERE id IN ({','.join('?' * len(part))})", part)
-            found.update({r["id"]: r["cube_id"] for r in rows})
-        return found
+        return {r.id: r.cube_id for part in _parts(ids)
+                for r in self._rows(sa.select(messages.c.id, messages.c.cube_id).where(messages.c.id.in_(part)))}
 
     @staticmethod
-    def _message(row: sqlite3.Row) -> Message:
-        return Message(id=row["id"], cube_id=row["cube_id"], conversation_id=row["conversation_id"],
-                       user_id=row["user_id"], role=row["role"], content=row["content"], name=row["name"],
-                       message_id=row["message_id"], chat_time=from_epoch(row["chat_time"]),
-                       created_at=_dt(row["created_at"]))
+    def _message(row: Row[Any]) -> Message:
+        return Message(id=row.id, cube_id=row.cube_id, conversation_id=row.conversation_id, user_id=row.user_id,
+                       role=row.role, content=row.content, name=row.name, message_id=row.message_id,
+                       chat_time=from_epoch(row.chat_time), created_at=_dt(row.created_at))
 
     def recent_messages(self, cube_ids: Sequence[str], conversation_id: str, limit: int,
                         before_seq: int | None = None) -> list[Message]:
         """The last ``limit`` messages of a conversation (oldest first)."""
-        marks = ",".join("?" * len(cube_ids))
-        bound = "AND seq < ?" if before_seq is not None else ""
-        args: list[Any] = [*cube_ids, conversation_id]
+        query = sa.select(messages).where(messages.c.cube_id.in_(list(cube_ids)),
+                                          messages.c.conversation_id == conversation_id)
         if before_seq is not None:
-            args.append(before_seq)
-        rows = self._rows(
-            f"SELECT * FROM messages WHERE cube_id IN ({marks}) AND conversation_id = ? {bound} "
-            "ORDER BY seq DESC LIMIT ?", [*args, limit])
+            query = query.where(messages.c.seq < before_seq)
+        rows = self._rows(query.order_by(messages.c.seq.desc()).limit(limit))
         return [self._message(r) for r in reversed(rows)]
 
     def messages_with_window(self, ids: Sequence[str], window: int) -> tuple[list[Message], list[Message]]:
@@ -331,34 +326,36 @@ class Catalog:
         conversation just before the first of them."""
         if not ids:
             return [], []
-        marks = ",".join("?" * len(ids))
-        rows = self._rows(f"SELECT * FROM messages WHERE id IN ({marks}) ORDER BY seq", list(ids))
+        rows = sorted((r for part in _parts(ids) for r in self._rows(sa.select(messages).where(
+            messages.c.id.in_(part)))), key=lambda r: int(r.seq))
         if not rows or window == 0:
             return [self._message(r) for r in rows], []
         first = rows[0]
-        earlier = self.recent_messages([first["cube_id"]], first["conversation_id"], window, before_seq=first["seq"])
+        earlier = self.recent_messages([first.cube_id], first.conversation_id, window, before_seq=first.seq)
         return [self._message(r) for r in rows], earlier
 
     def conversations(self, cube_ids: Sequence[str]) -> list[dict[str, Any]]:
-        marks = ",".join("?" * len(cube_ids))
+        last = sa.func.max(messages.c.created_at).label("last")
         rows = self._rows(
-            f"SELECT conversation_id, cube_id, COUNT(*) AS n, MIN(created_at) AS first, MAX(created_at) AS last "
-            f"FROM messages WHERE cube_id IN ({marks}) GROUP BY cube_id, conversation_id ORDER BY last DESC",
-            list(cube_ids))
-        return [{"conversation_id": r["conversation_id"], "cube_id": r["cube_id"], "messages": r["n"],
-                 "created_at": _dt(r["first"]), "updated_at": _dt(r["last"])} for r in rows]
+            sa.select(messages.c.conversation_id, messages.c.cube_id, sa.func.count().label("n"),
+                      sa.func.min(messages.c.created_at).label("first"), last)
+            .where(messages.c.cube_id.in_(list(cube_ids)))
+            .group_by(messages.c.cube_id, messages.c.conversation_id).order_by(last.desc()))
+        return [{"conversation_id": r.conversation_id, "cube_id": r.cube_id, "messages": r.n,
+                 "created_at": _dt(r.first), "updated_at": _dt(r.last)} for r in rows]
 
     def delete_message_ids(self, ids: Sequence[str]) -> None:
         """Remove the messages of a write that failed."""
         with self._tx() as db:
-            db.executemany("DELETE FROM messages WHERE id = ?", [(i,) for i in ids])
+            for part in _parts(ids):
+                db.execute(messages.delete().where(messages.c.id.in_(part)))
 
     def delete_messages(self, cube_ids: Sequence[str], conversation_id: str | None) -> int:
-        marks = ",".join("?" * len(cube_ids))
-        where = f"cube_id IN ({marks})" + (" AND conversation_id = ?" if conversation_id else "")
-        args = [*cube_ids, *([conversation_id] if conversation_id else [])]
+        query = messages.delete().where(messages.c.cube_id.in_(list(cube_ids)))
+        if conversation_id:
+            query = query.where(messages.c.conversation_id == conversation_id)
         with self._tx() as db:
-            return db.execute(f"DELETE FROM messages WHERE {where}", args).rowcount
+            return int(db.execute(query).rowcount)
 
     # --- tasks -------------------------------------------------------------------------------
     _TASK_DETAIL = ("conversation_id", "updated", "archived", "extractor", "attempts")
@@ -368,118 +365,157 @@ class Catalog:
             self._put_task(db, task)
 
     @classmethod
-    def _put_task(cls, db: sqlite3.Connection, task: Task) -> None:
-        detail = json.dumps(task.model_dump(mode="json", include=set(cls._TASK_DETAIL)))
-        job = task.job.model_dump_json() if task.job is not None else None
-        db.execute("INSERT OR REPLACE INTO tasks (task_id, user_id, cube_id, status, created_at, updated_at,"
-                   " added, deduplicated, error, detail, job) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                   (task.task_id, task.user_id, task.cube_id, task.status.value, _ts(task.created_at),
-                    _ts(task.updated_at), json.dumps(task.added), json.dumps(task.deduplicated), task.error,
-                    detail, job))
+    def _put_task(cls, db: Connection, task: Task) -> None:
+        values = {"task_id": task.task_id, "user_id": task.user_id, "cube_id": task.cube_id,
+                  "status": task.status.value, "created_at": _ts(task.created_at), "updated_at": _ts(task.updated_at),
+                  "added": json.dumps(task.added), "deduplicated": json.dumps(task.deduplicated), "error": task.error,
+                  "detail": json.dumps(task.model_dump(mode="json", include=set(cls._TASK_DETAIL))),
+                  "job": task.job.model_dump_json() if task.job is not None else None}
+        insert = catalog_db.dialect_insert(db, tasks).values(**values)
+        db.execute(insert.on_conflict_do_update(index_elements=[tasks.c.task_id],
+                                                set_={k: v for k, v in values.items() if k != "task_id"}))
 
     def get_task(self, task_id: str) -> Task | None:
-        rows = self._rows("SELECT * FROM tasks WHERE task_id = ?", (task_id,))
+        rows = self._rows(sa.select(tasks).where(tasks.c.task_id == task_id))
         return self._task(rows[0]) if rows else None
 
     def open_tasks(self) -> list[Task]:
         """Queued and running tasks, oldest first: the work a restart resumes."""
-        rows = self._rows("SELECT * FROM tasks WHERE status IN ('queued', 'running') ORDER BY created_at")
+        rows = self._rows(sa.select(tasks).where(tasks.c.status.in_(["queued", "running"]))
+                          .order_by(tasks.c.created_at))
         return [self._task(r) for r in rows]
 
     def recent_tasks(self, user_id: str | None, limit: int) -> list[Task]:
         """The newest ``limit`` tasks of ``user_id`` (of everyone when None), newest first."""
-        where, args = ("WHERE user_id = ?", (user_id,)) if user_id is not None else ("", ())
-        rows = self._rows(f"SELECT * FROM tasks {where} ORDER BY created_at DESC LIMIT ?", (*args, limit))
-        return [self._task(r) for r in rows]
+        query = sa.select(tasks).order_by(tasks.c.created_at.desc()).limit(limit)
+        if user_id is not None:
+            query = query.where(tasks.c.user_id == user_id)
+        return [self._task(r) for r in self._rows(query)]
 
     @staticmethod
-    def _task(row: sqlite3.Row) -> Task:
+    def _task(row: Row[Any]) -> Task:
         return Task.model_validate({
-            **json.loads(row["detail"]), "task_id": row["task_id"], "user_id": row["user_id"],
-            "cube_id": row["cube_id"], "status": row["status"], "created_at": _dt(row["created_at"]),
-            "updated_at": _dt(row["updated_at"]), "added": json.loads(row["added"]),
-            "deduplicated": json.loads(row["deduplicated"]), "error": row["error"],
-            "job": json.loads(row["job"]) if row["job"] else None})
+            **json.loads(row.detail), "task_id": row.task_id, "user_id": row.user_id, "cube_id": row.cube_id,
+            "status": row.status, "created_at": _dt(row.created_at), "updated_at": _dt(row.updated_at),
+            "added": json.loads(row.added), "deduplicated": json.loads(row.deduplicated), "error": row.error,
+            "job": json.loads(row.job) if row.job else None})
 
     # --- history -----------------------------------------------------------------------------
+    @staticmethod
+    def _event_row(e: HistoryEvent) -> dict[str, Any]:
+        return {"memory_id": e.memory_id, "cube_id": e.cube_id, "event": e.event, "actor": e.actor, "at": _ts(e.at),
+                "old_memory": e.old_memory, "new_memory": e.new_memory}
+
     def add_history(self, events: Sequence[HistoryEvent]) -> None:
         with self._tx() as db:
-            db.executemany(
-                "INSERT INTO history (memory_id, cube_id, event, actor, at, old_memory, new_memory)"
-                " VALUES (?, ?, ?, ?, ?, ?, ?)",
-                [(e.memory_id, e.cube_id, e.event, e.actor, _ts(e.at), e.old_memory, e.new_memory)
-                 for e in events])
+            if events:
+                db.execute(history.insert(), [self._event_row(e) for e in events])
 
     # A write of memories records its history events as *pending* in the same transaction; the vector
     # store is written next, and the pending marks are cleared once all of it is stored. Marks left by
     # a process that died (or a write whose undo failed) are rolled back at the next start (service).
-    def begin_writes(self, events: Sequence[HistoryEvent]) -> None:
-        """Record history events and mark them pending, in one transaction."""
-        with self._tx() as db:
-            for e in events:
-                cursor = db.execute(
-                    "INSERT INTO history (memory_id, cube_id, event, actor, at, old_memory, new_memory)"
-                    " VALUES (?, ?, ?, ?, ?, ?, ?)",
-                    (e.memory_id, e.cube_id, e.event, e.actor, _ts(e.at), e.old_memory, e.new_memory))
-                db.execute("INSERT INTO pending_writes VALUES (?, ?, ?, ?)",
-                           (cursor.lastrowid, e.memory_id, e.cube_id, e.event))
+    def begin_writes(self, events: Sequence[HistoryEvent], keys: Mapping[str, str] | None = None) -> dict[str, str]:
+        """Record history events and mark them pending, in one transaction.
+
+        ``keys`` maps the ids of new memories to their de-duplication key (text, metadata and
+        conversation) in their cube; each memory claims its key. A key another live memory of the cube
+        holds (stored by another process on the same database, or by this one) is not claimed again:
+        that memory's events are not recorded, and the answer maps its id to the holder's id (empty when
+        every key was free). An update or archive releases the keys of its memory."""
+        keys = keys or {}
+        for attempt in range(_CLAIM_TRIES):
+            try:
+                with self._tx() as db:
+                    return self._begin(db, events, keys)
+            except StorageError as exc:
+                # Two processes claiming one key at once: the loser's insert fails once the winner
+                # commits; reading again finds the winner's key.
+                if not isinstance(exc.__cause__, sa.exc.IntegrityError) or not keys or attempt == _CLAIM_TRIES - 1:
+                    raise
+        raise AssertionError("unreachable")
+
+    @staticmethod
+    def _begin(db: Connection, events: Sequence[HistoryEvent], keys: Mapping[str, str]) -> dict[str, str]:
+        held: dict[str, str] = {}
+        for cube_id in {e.cube_id for e in events if e.memory_id in keys}:
+            wanted = [keys[e.memory_id] for e in events if e.cube_id == cube_id and e.memory_id in keys]
+            found = {r.dedup_key: r.memory_id for part in _parts(wanted) for r in db.execute(
+                sa.select(memory_keys.c.dedup_key, memory_keys.c.memory_id)
+                .where(memory_keys.c.cube_id == cube_id, memory_keys.c.dedup_key.in_(part)))}
+            held |= {e.memory_id: found[keys[e.memory_id]] for e in events
+                     if e.cube_id == cube_id and keys.get(e.memory_id) in found}
+        for e in events:
+            if e.memory_id in held:
+                continue
+            seq = db.execute(history.insert().values(**Catalog._event_row(e)).returning(history.c.seq)).scalar_one()
+            db.execute(pending_writes.insert().values(history_seq=seq, memory_id=e.memory_id, cube_id=e.cube_id,
+                                                      event=e.event))
+            if e.event == "ADD" and e.memory_id in keys:
+                db.execute(memory_keys.insert().values(cube_id=e.cube_id, dedup_key=keys[e.memory_id],
+                                                       memory_id=e.memory_id))
+            elif e.event != "ADD":
+                db.execute(memory_keys.delete().where(memory_keys.c.memory_id == e.memory_id))
+        return held
 
     def end_writes(self, memory_ids: Sequence[str]) -> None:
         """The writes of these memories are complete: their history stays."""
         with self._tx() as db:
-            db.executemany("DELETE FROM pending_writes WHERE memory_id = ?", [(m,) for m in memory_ids])
+            for part in _parts(memory_ids):
+                db.execute(pending_writes.delete().where(pending_writes.c.memory_id.in_(part)))
 
     def undo_writes(self, memory_ids: Sequence[str]) -> None:
-        """Drop the pending history events of these memories (their write failed)."""
+        """Drop the pending history events of these memories (their write failed), and the keys their
+        adds claimed."""
         with self._tx() as db:
-            for memory_id in memory_ids:
-                db.execute("DELETE FROM history WHERE seq IN (SELECT history_seq FROM pending_writes"
-                           " WHERE memory_id = ?)", (memory_id,))
-                db.execute("DELETE FROM pending_writes WHERE memory_id = ?", (memory_id,))
+            for part in _parts(memory_ids):
+                pending = sa.select(pending_writes.c.history_seq).where(pending_writes.c.memory_id.in_(part))
+                added = sa.select(pending_writes.c.memory_id).where(pending_writes.c.memory_id.in_(part),
+                                                                    pending_writes.c.event == "ADD")
+                db.execute(memory_keys.delete().where(memory_keys.c.memory_id.in_(added)))
+                db.execute(history.delete().where(history.c.seq.in_(pending)))
+                db.execute(pending_writes.delete().where(pending_writes.c.memory_id.in_(part)))
 
     def discard_memories(self, memory_ids: Sequence[str]) -> None:
-        """Drop all history of memories whose add failed after it was stored (the add is undone whole)."""
+        """Drop all history and keys of memories whose add failed after it was stored (the add is undone
+        whole)."""
         with self._tx() as db:
-            for memory_id in memory_ids:
-                db.execute("DELETE FROM history WHERE memory_id = ?", (memory_id,))
-                db.execute("DELETE FROM pending_writes WHERE memory_id = ?", (memory_id,))
+            for part in _parts(memory_ids):
+                for table in (history, pending_writes, memory_keys):
+                    db.execute(table.delete().where(table.c.memory_id.in_(part)))
 
     def pending_writes(self) -> list[HistoryEvent]:
         """History events whose write never completed, oldest first."""
-        rows = self._rows("SELECT h.* FROM pending_writes p JOIN history h ON h.seq = p.history_seq ORDER BY h.seq")
+        rows = self._rows(sa.select(history).join(pending_writes, history.c.seq == pending_writes.c.history_seq)
+                          .order_by(history.c.seq))
         return [self._event(r) for r in rows]
 
     def history(self, memory_id: str) -> list[HistoryEvent]:
-        rows = self._rows("SELECT * FROM history WHERE memory_id = ? ORDER BY seq", (memory_id,))
+        rows = self._rows(sa.select(history).where(history.c.memory_id == memory_id).order_by(history.c.seq))
         return [self._event(r) for r in rows]
 
     def has_history(self, memory_ids: Sequence[str]) -> set[str]:
         """Which of ``memory_ids`` have any history row."""
-        found: set[str] = set()
-        for start in range(0, len(memory_ids), 500):
-            part = list(memory_ids[start:start + 500])
-            marks = ",".join("?" * len(part))
-            rows = self._rows(f"SELECT DISTINCT memory_id FROM history WHERE memory_id IN ({marks})", part)
-            found.update(r["memory_id"] for r in rows)
-        return found
+        return {r.memory_id for part in _parts(memory_ids)
+                for r in self._rows(sa.select(history.c.memory_id).distinct().where(history.c.memory_id.in_(part)))}
 
     @staticmethod
-    def _event(r: sqlite3.Row) -> HistoryEvent:
-        return HistoryEvent(memory_id=r["memory_id"], cube_id=r["cube_id"], event=r["event"], actor=r["actor"],
-                            at=_dt(r["at"]), old_memory=r["old_memory"], new_memory=r["new_memory"])
+    def _event(r: Row[Any]) -> HistoryEvent:
+        return HistoryEvent(memory_id=r.memory_id, cube_id=r.cube_id, event=r.event, actor=r.actor, at=_dt(r.at),
+                            old_memory=r.old_memory, new_memory=r.new_memory)
 
     def forget(self, memory_ids: Sequence[str], cube_id: str, actor: str, at: datetime) -> None:
-        """Erase the memories' text from history and record only that they were deleted."""
+        """Erase the memories' text from history, release their keys, and record only that they were
+        deleted."""
         with self._tx() as db:
-            for start in range(0, len(memory_ids), 500):
-                part = list(memory_ids[start:start + 500])
-                marks = ",".join("?" * len(part))
-                db.execute(f"UPDATE history SET old_memory = NULL, new_memory = NULL WHERE memory_id IN ({marks})",
-                           part)
-            db.executemany(
-                "INSERT INTO history (memory_id, cube_id, event, actor, at) VALUES (?, ?, 'DELETE', ?, ?)",
-                [(m, cube_id, actor, _ts(at)) for m in memory_ids])
+            for part in _parts(memory_ids):
+                db.execute(history.update().where(history.c.memory_id.in_(part))
+                           .values(old_memory=None, new_memory=None))
+                db.execute(memory_keys.delete().where(memory_keys.c.memory_id.in_(part)))
+            if memory_ids:
+                db.execute(history.insert(), [{"memory_id": m, "cube_id": cube_id, "event": "DELETE", "actor": actor,
+                                               "at": _ts(at)} for m in memory_ids])
 
     def counts(self) -> dict[str, int]:
-        return {table: int(self._rows(f"SELECT COUNT(*) AS n FROM {table}")[0]["n"])
-                for table in ("users", "cubes", "shares", "api_keys", "messages", "history")}
+        tables = (users, cubes, shares, api_keys, messages, history)
+        return {table.name: int(self._rows(sa.select(sa.func.count().label("n")).select_from(table))[0].n)
+                for table in tables}

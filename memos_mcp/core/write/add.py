@@ -4,6 +4,7 @@ memories with their history and graph."""
 
 from __future__ import annotations
 
+import json
 import logging
 import uuid
 from collections.abc import Callable, Mapping, Sequence
@@ -301,9 +302,10 @@ class Writes(Room):
             try:
                 for start in range(0, len(fresh), WRITE_GROUP):
                     part = fresh[start:start + WRITE_GROUP]
-                    memories = self._write_points(author, cube, part, conversation, metadata, embedded or {})
-                    result.memories.extend(memories)
+                    memories, held = self._write_points(author, cube, part, conversation, metadata, embedded or {})
+                    result.memories.extend([*memories, *held])
                     result.added.extend(m.id for m in memories)
+                    result.deduplicated.extend(m.id for m in held)
                     if progress is not None:
                         progress(min(start + WRITE_GROUP, len(fresh)), len(fresh))
             except BaseException:
@@ -332,7 +334,9 @@ class Writes(Room):
 
     def _write_points(self, author: User, cube: Cube, part: Sequence[tuple[Candidate, str]],
                       conversation: str | None, metadata: dict[str, Any],
-                      embedded: Mapping[str, list[float]]) -> list[Memory]:
+                      embedded: Mapping[str, list[float]]) -> tuple[list[Memory], list[Memory]]:
+        """Embed and store new memories: those stored, and those another memory of the cube already
+        held the key of (another process on the same catalog stored it first), each with that holder's id."""
         now = utcnow()
         memories = [Memory(
             id=str(uuid.uuid4()), cube_id=cube.cube_id, user_id=author.user_id, memory=c.memory, key=c.key,
@@ -346,36 +350,56 @@ class Writes(Room):
         unique = [d for d in dict.fromkeys(d for d, _ in texts) if d not in embedded]
         vectors = {**embedded, **dict(zip(unique, self.embedder.embed(unique), strict=True))}
         dense = [vectors[d] for d, _ in texts]
-        self.commit_points(cube.cube_id, [
+        held = self.commit_points(cube.cube_id, [
             VectorPoint(m.id, vec, sparse_document(sparse), to_payload(
                 m, digest, c.context, c.speaker, [t for t in c.tags if t not in c.given_tags], key_given=False))
             for m, (c, digest), vec, (_, sparse) in zip(memories, part, dense, texts, strict=True)],
             [HistoryEvent(memory_id=m.id, cube_id=cube.cube_id, event="ADD", actor=author.user_id, at=now,
                           new_memory=m.memory) for m in memories],
-            lambda: self.stores.ingest_graph(cube.cube_id, [(m, c.graph, c.speaker)
-                                                      for m, (c, _) in zip(memories, part, strict=True)]))
-        return memories
+            lambda stored: self.stores.ingest_graph(cube.cube_id, [
+                (m, c.graph, c.speaker) for m, (c, _) in zip(memories, part, strict=True) if m.id in stored]),
+            keys={m.id: dedup_key(digest, metadata, conversation) for m, (_, digest) in zip(memories, part,
+                                                                                              strict=True)})
+        if not held:
+            return memories, []
+        holders = {p.id: from_point(p) for p in self.vectors.retrieve(list(set(held.values())))}
+        return ([m for m in memories if m.id not in held],
+                [holders.get(held[m.id]) or m.model_copy(update={"id": held[m.id]}) for m in memories if m.id in held])
 
     def commit_points(self, cube_id: str, points: Sequence[VectorPoint], events: Sequence[HistoryEvent],
-                      then: Callable[[], None] | None = None) -> None:
+                      then: Callable[[set[str]], None] | None = None,
+                      keys: Mapping[str, str] | None = None) -> dict[str, str]:
         """Store new memories' points and their history (``ADD`` events) all or nothing, under the write
         lock: the history is recorded as pending first (one catalog transaction), then the points and
         ``then`` (the graph) are written, then the history is marked complete. A failure takes the points
         and history back and raises; a process killed before the end leaves pending history, which the
-        next start rolls back with the points (the write was never acknowledged)."""
+        next start rolls back with the points (the write was never acknowledged).
+
+        ``keys`` (memory id to ``dedup_key``) claims each new memory's key in the catalog: a memory whose
+        key another memory of the cube holds (another process on a shared catalog stored the same text
+        first) is not stored; the answer maps its id to the holder's. ``then`` gets the ids stored."""
         if not points:
-            return
+            return {}
         with self.write_lock:
-            self.catalog.begin_writes(events)
+            held = self.catalog.begin_writes(events, keys)
+            points = [p for p in points if p.id not in held]
             try:
-                self.vectors.upsert(points)
+                if points:
+                    self.vectors.upsert(points)
                 if then is not None:
-                    then()
+                    then({p.id for p in points})
                 self.catalog.end_writes([e.memory_id for e in events])
             except BaseException:
                 self._undo_add(cube_id, [p.id for p in points], [])
                 raise
+        return held
 
+
+
+def dedup_key(digest: str, metadata: Mapping[str, Any], conversation: str | None) -> str:
+    """What makes two added memories one (``store_candidates``): the text's digest, the metadata and the
+    conversation; the key a new memory claims in the catalog."""
+    return content_hash(json.dumps([digest, metadata, conversation or ""], sort_keys=True, ensure_ascii=False))
 
 
 def chain(cube_id: str, conversation_id: str | None) -> str:

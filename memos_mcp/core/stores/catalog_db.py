@@ -1,0 +1,121 @@
+"""The catalog's database: an SQLAlchemy engine on SQLite (a file under the data directory, the
+default) or PostgreSQL (a URL), its migrations (Alembic, run from inside the package) and the
+comparison of a database with the schema the code expects.
+
+SQLite keeps its durability settings: WAL, ``synchronous=NORMAL``, foreign keys on, a 5 s busy
+timeout, and every write transaction opened ``BEGIN IMMEDIATE`` (SQLAlchemy's own handling of the
+driver's transactions is turned off, as its documentation advises). A read-only SQLite file is
+opened without writing anything beside it (``sqlite_files.connect``)."""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import URL, Connection, Engine, make_url
+
+from memos_mcp.core.stores import catalog_tables as t
+from memos_mcp.core.stores.sqlite_files import connect
+
+MIGRATIONS = Path(__file__).with_name("catalog_migrations")
+# Held while migrating a PostgreSQL catalog, so that replicas starting together migrate once.
+_MIGRATION_LOCK = 0x6D656D6F73  # "memos"
+# Tables only writes need: a read-only catalog made before them is still read.
+_WRITE_ONLY = {"memory_keys"}
+
+
+def database_url(url: str) -> URL:
+    """``url`` with PostgreSQL mapped to the psycopg 3 driver (``postgresql://`` and ``postgres://``
+    become ``postgresql+psycopg://``). Raises ``sqlalchemy.exc.ArgumentError`` for a malformed URL."""
+    parsed = make_url(url)
+    if parsed.drivername in {"postgresql", "postgres"}:
+        parsed = parsed.set(drivername="postgresql+psycopg")
+    return parsed
+
+
+def shown(url: URL) -> str:
+    """The URL with its password masked (for messages and doctor)."""
+    return url.render_as_string(hide_password=True)
+
+
+def sqlite_engine(path: Path, read_only: bool) -> Engine:
+    """An engine on the catalog file at ``path``; see the module's docstring."""
+
+    def creator() -> sqlite3.Connection:
+        db = connect(path, read_only)
+        db.row_factory = None
+        if not read_only:
+            db.execute("PRAGMA foreign_keys=ON")
+        return db
+
+    engine = sa.create_engine("sqlite://", creator=creator, poolclass=sa.pool.QueuePool, pool_size=4, max_overflow=8)
+
+    @sa.event.listens_for(engine, "begin")
+    def begin(conn: Connection) -> None:
+        # a read is one statement, atomic on its own: only writes open a transaction (and take the lock)
+        if conn.get_execution_options().get("write"):
+            conn.exec_driver_sql("BEGIN IMMEDIATE")
+
+    return engine
+
+
+def postgres_engine(url: URL) -> Engine:
+    """An engine on a PostgreSQL database; connections are checked before use (a restarted server)."""
+    return sa.create_engine(url, pool_pre_ping=True, pool_size=5, max_overflow=10)
+
+
+def revision(conn: Connection) -> str | None:
+    """The Alembic revision the database is at; None for a catalog made before Alembic (or empty)."""
+    if not sa.inspect(conn).has_table("alembic_version"):
+        return None
+    return conn.execute(sa.text("SELECT version_num FROM alembic_version")).scalar()
+
+
+def upgrade(engine: Engine) -> bool:
+    """Migrate the database to ``catalog_tables.HEAD`` in one transaction; False if it already was
+    there (then neither Alembic nor its scripts are loaded)."""
+    with engine.connect().execution_options(write=True) as conn, conn.begin():
+        if conn.dialect.name == "postgresql":
+            conn.execute(sa.text("SELECT pg_advisory_xact_lock(:key)"), {"key": _MIGRATION_LOCK})
+        if revision(conn) == t.HEAD:
+            return False
+        from alembic import command
+        from alembic.config import Config
+
+        config = Config()
+        config.set_main_option("script_location", str(MIGRATIONS))
+        config.attributes["connection"] = conn
+        command.upgrade(config, "head")
+        return True
+
+
+def missing_schema(conn: Connection, read_only: bool = False) -> list[str]:
+    """What the database lacks of ``catalog_tables.metadata``: "table T", "column T.C", "index I"
+    (a read-only catalog needs only the tables reads use)."""
+    inspector = sa.inspect(conn)
+    present = set(inspector.get_table_names())
+    missing: list[str] = []
+    for table in t.metadata.sorted_tables:
+        if table.name not in present:
+            if not (read_only and table.name in _WRITE_ONLY):
+                missing += [f"table {table.name}", *(f"index {i.name}" for i in table.indexes)]
+            continue
+        columns = {c["name"] for c in inspector.get_columns(table.name)}
+        missing += [f"column {table.name}.{c.name}" for c in table.columns if c.name not in columns]
+        indexes = {i["name"] for i in inspector.get_indexes(table.name)}
+        missing += [f"index {i.name}" for i in sorted(table.indexes, key=lambda i: str(i.name))
+                    if i.name not in indexes]
+    return missing
+
+
+def dialect_insert(conn: Connection, table: sa.Table) -> Any:
+    """The backend's INSERT with ``ON CONFLICT`` (SQLite and PostgreSQL share its API)."""
+    if conn.dialect.name == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert as pg_insert
+
+        return pg_insert(table)
+    from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
+    return sqlite_insert(table)
