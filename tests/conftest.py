@@ -15,6 +15,7 @@ from memos_mcp.config import ALIASES, Settings
 from memos_mcp.core.embedder import LocalOnnxEmbedder
 from memos_mcp.core.service import MemoryService
 from tests.llama_server import LLAMA_PYTHON, LlamaServer
+from tests.postgres import PostgresServer
 
 ServiceFactory = Callable[..., MemoryService]
 
@@ -36,25 +37,47 @@ def embedder() -> Iterator[LocalOnnxEmbedder]:
     model.close()
 
 
-def settings_for(data_dir: Path, backend: str = "edge", **overrides: Any) -> Settings:
+def settings_for(data_dir: Path, backend: str = "edge", vector_url: str | None = None,
+                 **overrides: Any) -> Settings:
+    """Settings on ``data_dir`` for the vector ``backend`` ("edge", "qdrant" in local mode, or
+    "pgvector" on the database at ``vector_url``)."""
     vector: dict[str, Any] = {"backend": backend}
     if backend == "qdrant":
         vector["path"] = data_dir / "qdrant-local"
+    if backend == "pgvector":
+        vector["url"] = vector_url
     return Settings(data_dir=data_dir, vector=vector, **overrides)
 
 
-@pytest.fixture(params=["edge", "qdrant"])
+@pytest.fixture(scope="session")
+def postgres() -> Iterator[PostgresServer]:
+    """One real PostgreSQL server with pgvector for the session (see ``tests.postgres``)."""
+    server = PostgresServer()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def postgres_url(postgres: PostgresServer) -> str:
+    """The URL of a fresh, empty database on the session's PostgreSQL."""
+    return postgres.url(postgres.create_database())
+
+
+@pytest.fixture(params=["edge", "qdrant", "pgvector"])
 def backend(request: pytest.FixtureRequest) -> str:
     return str(request.param)
 
 
 @pytest.fixture
-def make_service(tmp_path: Path, embedder: LocalOnnxEmbedder, backend: str) -> Iterator[ServiceFactory]:
-    """Opens services on the parametrised backend; each is closed at the end of the test."""
+def make_service(tmp_path: Path, embedder: LocalOnnxEmbedder, backend: str,
+                 request: pytest.FixtureRequest) -> Iterator[ServiceFactory]:
+    """Opens services on the parametrised backend (pgvector: one fresh database per test); each is
+    closed at the end of the test."""
     opened: list[MemoryService] = []
+    vector_url = request.getfixturevalue("postgres_url") if backend == "pgvector" else None
 
     def make(data_dir: Path | None = None, **overrides: Any) -> MemoryService:
-        service = MemoryService.open(settings_for(data_dir or tmp_path / "data", backend, **overrides),
+        service = MemoryService.open(settings_for(data_dir or tmp_path / "data", backend, vector_url, **overrides),
                                      embedder=embedder)
         opened.append(service)
         return service
