@@ -88,6 +88,7 @@ class PgVectorStore(VectorStore):
         """Connect, then create the table and every index it lacks (``repaired`` names what an existing
         table lacked). An existing table of another dimension raises ``ConfigError``; read-only, a
         missing table raises ``StorageError`` and nothing is created."""
+        self.close()  # a second open starts afresh instead of leaking the first one's connections
         engine = postgres_engine(self.url)
         table = _table(self.collection, dimension)
         try:
@@ -383,12 +384,12 @@ def _query_weights(conn: Connection, t: sa.Table, terms: Sequence[int], values: 
     terms no point has are left out."""
     if not terms:
         return {}
-    total = conn.execute(sa.select(sa.func.count()).select_from(t)).scalar_one()
     term = sa.func.unnest(sa.cast(list(terms), ARRAY(sa.Integer))).table_valued("term").render_derived(name="q")
     df = sa.select(sa.func.count()).select_from(t).where(t.c.terms.contains(array([term.c.term]))).scalar_subquery()
-    rows = conn.execute(sa.select(term.c.term, df.label("n"))).all()
+    total = sa.select(sa.func.count()).select_from(t).scalar_subquery()
+    rows = conn.execute(sa.select(term.c.term, df.label("n"), total.label("total"))).all()  # one round trip
     weight = dict(zip(terms, values, strict=True))
-    return {int(r.term): weight[r.term] * math.log(1 + (total - r.n + 0.5) / (r.n + 0.5)) for r in rows if r.n}
+    return {int(r.term): weight[r.term] * math.log(1 + (r.total - r.n + 0.5) / (r.n + 0.5)) for r in rows if r.n}
 
 
 def _sparse_dot(t: sa.Table, terms: list[int], values: list[float]) -> sa.ScalarSelect[Any]:
@@ -430,7 +431,8 @@ def _unit(vector: Sequence[float]) -> list[float]:
 
 
 def _floats(vector: Any) -> list[float]:
-    return [float(x) for x in vector]
+    """A stored vector (pgvector's numpy array) as Python floats."""
+    return [float(x) for x in vector.tolist()]
 
 
 @contextmanager
