@@ -74,10 +74,14 @@ def make_service(tmp_path: Path, embedder: LocalOnnxEmbedder, backend: str,
     """Opens services on the parametrised backend (pgvector: one fresh database per test); each is
     closed at the end of the test."""
     opened: list[MemoryService] = []
-    vector_url = request.getfixturevalue("postgres_url") if backend == "pgvector" else None
+    databases: dict[Path, str] = {}  # pgvector: each data directory its own database, as each its own vectors
 
     def make(data_dir: Path | None = None, **overrides: Any) -> MemoryService:
-        service = MemoryService.open(settings_for(data_dir or tmp_path / "data", backend, vector_url, **overrides),
+        data_dir = data_dir or tmp_path / "data"
+        if backend == "pgvector" and data_dir not in databases:
+            server: PostgresServer = request.getfixturevalue("postgres")
+            databases[data_dir] = server.url(server.create_database())
+        service = MemoryService.open(settings_for(data_dir, backend, databases.get(data_dir), **overrides),
                                      embedder=embedder)
         opened.append(service)
         return service

@@ -255,18 +255,31 @@ class PgVectorStore(VectorStore):
 
     @contextmanager
     def _write(self, action: str) -> Iterator[Connection]:
-        with _driver(action, self.location), self.engine.begin() as conn:
+        with self._transaction(action) as conn:
             yield conn
 
     @contextmanager
     def _read(self, action: str, ef: int | None = None) -> Iterator[Connection]:
         """A transaction for reads; ``ef``: a nearest-neighbour query of that many results follows."""
-        with _driver(action, self.location), self.engine.begin() as conn:
+        with self._transaction(action) as conn:
             if ef is not None:
                 conn.execute(sa.text("SELECT set_config('hnsw.ef_search', :ef, true), "
                                      "set_config('hnsw.iterative_scan', 'relaxed_order', true)"),
                              {"ef": str(min(max(EF_SEARCH, ef), _MAX_EF_SEARCH))})
             yield conn
+
+    @contextmanager
+    def _transaction(self, action: str) -> Iterator[Connection]:
+        engine = self.engine
+        with _driver(action, self.location), engine.connect() as conn:
+            try:
+                with conn.begin():
+                    yield conn
+            finally:
+                # ``close`` ran meanwhile (another thread's call in flight): its pool is gone, so this
+                # connection is closed here rather than returned to it and left open.
+                if self._engine is not engine:
+                    conn.invalidate()
 
 
 def pg_filter(t: sa.Table, flt: MemoryFilter) -> list[sa.ColumnElement[bool]]:
