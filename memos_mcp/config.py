@@ -30,10 +30,11 @@ _VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
 
 
 class VectorSettings(BaseModel):
-    backend: Literal["edge", "qdrant"] = "edge"
-    url: str | None = Field(None, description="Qdrant server or cluster URL (backend qdrant)")
+    backend: Literal["edge", "qdrant", "pgvector"] = "edge"
+    url: str | None = Field(None, description="Qdrant server or cluster URL (backend qdrant); PostgreSQL URL "
+                            "(backend pgvector; default: catalog.url)")
     api_key: SecretStr | None = None
-    collection: str = "memos"
+    collection: str = Field("memos", description="collection name (pgvector: table vectors_<collection>)")
     path: Path | None = Field(None, description="qdrant-client local mode directory (no url)")
     index_threshold: int = Field(5000, ge=0, description=(
         "points outside the HNSW index past which the index is built (edge: in a background process; "

@@ -37,22 +37,21 @@ def embedder() -> Iterator[LocalOnnxEmbedder]:
     model.close()
 
 
-def settings_for(data_dir: Path, backend: str = "edge", **overrides: Any) -> Settings:
+def settings_for(data_dir: Path, backend: str = "edge", vector_url: str | None = None,
+                 **overrides: Any) -> Settings:
+    """Settings on ``data_dir`` for the vector ``backend`` ("edge", "qdrant" in local mode, or
+    "pgvector" on the database at ``vector_url``)."""
     vector: dict[str, Any] = {"backend": backend}
     if backend == "qdrant":
         vector["path"] = data_dir / "qdrant-local"
+    if backend == "pgvector":
+        vector["url"] = vector_url
     return Settings(data_dir=data_dir, vector=vector, **overrides)
-
-
-@pytest.fixture(params=["edge", "qdrant"])
-def backend(request: pytest.FixtureRequest) -> str:
-    """The vector backend; a suite may add "edge+postgresql" (edge vectors, the catalog on PostgreSQL)."""
-    return str(request.param)
 
 
 @pytest.fixture(scope="session")
 def postgres() -> Iterator[PostgresServer]:
-    """One real PostgreSQL server for the session (see tests/postgres.py)."""
+    """One real PostgreSQL server with pgvector for the session (see ``tests.postgres``)."""
     server = PostgresServer()
     yield server
     server.stop()
@@ -60,27 +59,35 @@ def postgres() -> Iterator[PostgresServer]:
 
 @pytest.fixture
 def postgres_url(postgres: PostgresServer) -> str:
-    """The URL of a new, empty database on the session's PostgreSQL server."""
+    """The URL of a fresh, empty database on the session's PostgreSQL."""
     return postgres.url(postgres.create_database())
+
+
+@pytest.fixture(params=["edge", "qdrant", "pgvector"])
+def backend(request: pytest.FixtureRequest) -> str:
+    """The vector backend; a suite may add "+postgresql" (the catalog on PostgreSQL too, as tests/core does)."""
+    return str(request.param)
 
 
 @pytest.fixture
 def make_service(tmp_path: Path, embedder: LocalOnnxEmbedder, backend: str,
                  request: pytest.FixtureRequest) -> Iterator[ServiceFactory]:
-    """Opens services on the parametrised backend; each is closed at the end of the test. With
-    "edge+postgresql" each data directory of the test gets a new PostgreSQL database as its catalog."""
+    """Opens services on the parametrised backend; each is closed at the end of the test. Each data
+    directory of the test gets a new PostgreSQL database where the backend needs one: "pgvector" keeps
+    its vectors there, "edge+postgresql" its catalog."""
     opened: list[MemoryService] = []
     vector, _, catalog = backend.partition("+")
-    server: PostgresServer | None = request.getfixturevalue("postgres") if catalog == "postgresql" else None
-    urls: dict[Path, str] = {}
+    databases: dict[Path, str] = {}
 
     def make(data_dir: Path | None = None, **overrides: Any) -> MemoryService:
         data_dir = data_dir or tmp_path / "data"
-        if server is not None:
-            if data_dir not in urls:
-                urls[data_dir] = server.url(server.create_database())
-            overrides.setdefault("catalog", {"url": urls[data_dir]})
-        service = MemoryService.open(settings_for(data_dir, vector, **overrides), embedder=embedder)
+        if (vector == "pgvector" or catalog == "postgresql") and data_dir not in databases:
+            server: PostgresServer = request.getfixturevalue("postgres")
+            databases[data_dir] = server.url(server.create_database())
+        if catalog == "postgresql":
+            overrides.setdefault("catalog", {"url": databases[data_dir]})
+        service = MemoryService.open(settings_for(data_dir, vector, databases.get(data_dir), **overrides),
+                                     embedder=embedder)
         opened.append(service)
         return service
 

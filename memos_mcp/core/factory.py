@@ -37,6 +37,14 @@ def build_vector_store(settings: Settings, read_only: bool = False) -> VectorSto
         from memos_mcp.core.stores.vector_edge import EdgeVectorStore
 
         return EdgeVectorStore(settings.data_dir / "vectors", read_only, index)
+    if vector.backend == "pgvector":
+        url = vector.url or _secret(settings.catalog.url)
+        if not url:
+            raise ConfigError("vector backend 'pgvector' needs a PostgreSQL URL: vector.url (MEMOS_VECTOR__URL) "
+                              "or the catalog's (MEMOS_CATALOG__URL or DATABASE_URL)")
+        from memos_mcp.core.stores.vector_pg import PgVectorStore  # SQLAlchemy's PostgreSQL parts: only when used
+
+        return PgVectorStore(url, vector.collection, read_only)
     if not vector.url and not vector.path:
         raise ConfigError("vector backend 'qdrant' needs vector.url (MEMOS_VECTOR__URL or QDRANT_URL) "
                           "or vector.path for qdrant-client's local mode")

@@ -154,7 +154,8 @@ def test_another_embedding_model_on_an_existing_data_directory_fails_at_start_up
     first.close()
     server = OpenAIServer(dimension=12)
     try:
-        settings = settings_for(tmp_path / "data", first.settings.vector.backend, catalog=first.settings.catalog,
+        settings = settings_for(tmp_path / "data", first.settings.vector.backend, first.settings.vector.url,
+                                catalog=first.settings.catalog,
                                 embedder={"backend": "openai", "model": "other", "base_url": server.url})
         with pytest.raises(ConfigError) as caught:
             MemoryService.open(settings)

@@ -19,6 +19,7 @@ from memos_mcp.core.stores.vector import (
 )
 from memos_mcp.core.stores.vector_client import QdrantClientVectorStore
 from memos_mcp.core.stores.vector_edge import EdgeVectorStore
+from memos_mcp.core.stores.vector_pg import PgVectorStore
 from memos_mcp.errors import ConfigError, StorageError, StoreLocked
 
 DIM = 8
@@ -35,8 +36,11 @@ def _client(path: Path) -> VectorStore:
     return QdrantClientVectorStore("memories", path=str(path / "qdrant"))
 
 
-@pytest.fixture(params=[_edge, _client], ids=["edge", "client-local"])
+@pytest.fixture(params=[_edge, _client, "pgvector"], ids=["edge", "client-local", "pgvector"])
 def factory(request: pytest.FixtureRequest, tmp_path: Path) -> Factory:
+    if request.param == "pgvector":  # a fresh database on the session's PostgreSQL
+        url: str = request.getfixturevalue("postgres_url")
+        return lambda: PgVectorStore(url, "memories")
     make: Callable[[Path], VectorStore] = request.param
     return lambda: make(tmp_path)
 
