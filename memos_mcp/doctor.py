@@ -65,7 +65,7 @@ def run_checks(settings: Settings) -> int:
         finally:
             service.close()
     check("llm", lambda: _check_llm(settings))
-    check("rate limits", lambda: _check_rate_limits(settings))
+    check("rate_limits", lambda: _check_rate_limits(settings))
     print(f"\n{'all checks passed' if not failures else f'{failures} check(s) failed'}", file=sys.stderr)
     return 1 if failures else 0
 

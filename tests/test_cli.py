@@ -129,7 +129,7 @@ def test_doctor_passes_every_check_on_a_fresh_data_directory(tmp_path: Path) -> 
     data_dir = tmp_path / "data"
     result = ok(memos(tmp_path, data_dir, "doctor"))
     checks = check_lines(result.stdout)
-    assert set(checks) == {"data dir", "catalog", "embedder", "vectors", "graph", "llm"}
+    assert set(checks) == {"data dir", "catalog", "embedder", "vectors", "graph", "llm", "rate_limits"}
     assert all(verdict == "ok" for verdict, _ in checks.values()), checks
     assert str(data_dir) in checks["data dir"][1]
     assert "dimension 384" in checks["embedder"][1]

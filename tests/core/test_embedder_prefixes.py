@@ -17,6 +17,12 @@ from tests.openai_server import OpenAIServer
 PREFIXES = {"query_prefix": "search_query: ", "document_prefix": "search_document: "}
 
 
+@pytest.fixture(params=["edge", "qdrant"])
+def backend(request: pytest.FixtureRequest) -> str:
+    """The prefixes are the embedder's: the embedded stores suffice (this module builds its own settings)."""
+    return str(request.param)
+
+
 @pytest.fixture
 def server() -> Iterator[OpenAIServer]:
     fake = OpenAIServer(dimension=12)

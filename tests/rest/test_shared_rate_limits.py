@@ -99,11 +99,11 @@ def test_doctor_checks_the_shared_rate_limit_storage(tmp_path: Path, redis_url: 
     doctor = [str(Path(sys.executable).parent / "memos-mcp"), "--data-dir", str(tmp_path / "d"), "doctor"]
     reached = subprocess.run(doctor, env=clean_env(REDIS_URL=redis_url), capture_output=True, text=True,
                              timeout=120, check=False)
-    line = next(x for x in reached.stdout.splitlines() if "rate limits" in x)
+    line = next(x for x in reached.stdout.splitlines() if x.split()[1:2] == ["rate_limits"])
     assert line.startswith("ok") and "shared by every replica" in line, reached.stdout
     nowhere = f"redis://127.0.0.1:{free_port()}/0"
     failed = subprocess.run(doctor, env=clean_env(REDIS_URL=nowhere), capture_output=True, text=True,
                             timeout=120, check=False)
-    line = next(x for x in failed.stdout.splitlines() if "rate limits" in x)
+    line = next(x for x in failed.stdout.splitlines() if x.split()[1:2] == ["rate_limits"])
     assert line.startswith("FAIL") and "backend_unavailable" in line, failed.stdout
     assert failed.returncode == 1
