@@ -121,7 +121,7 @@ class Catalog:
             raise DataDirReadOnly(f"cannot write to the catalog at {self.location}: its data directory is read-only",
                                   path=self.location)
         try:
-            with self.engine.connect().execution_options(write=True) as conn, conn.begin():
+            with catalog_db.write_transaction(self.engine) as conn:
                 yield conn
         except _DB_ERRORS as exc:
             raise StorageError(f"catalog write failed: {exc}") from exc

@@ -26,7 +26,7 @@ from memos_mcp.core.stores.catalog_tables import (
 )
 
 IDS = "ids"  # the expanding parameter of every IN (...) list
-_ids = sa.bindparam(IDS, expanding=True)
+_ids: sa.BindParameter[Any] = sa.bindparam(IDS, expanding=True)
 
 GET_META = sa.select(meta.c.value).where(meta.c.key == sa.bindparam("key"))
 GET_USER = sa.select(users).where(users.c.user_id == sa.bindparam("user_id"))
