@@ -186,21 +186,20 @@ class Catalog:
             self._insert_cube(db, cube)
 
     def _cubes(self, statement: sa.Select[Any], params: Mapping[str, Any] | None = None) -> list[Cube]:
-        """The cubes ``statement`` (a ``catalog_statements`` cube query) selects, each with its owner's
-        role and its shares."""
-        rows = self._rows(statement, params)
-        if not rows:
-            return []
-        ids = [r.cube_id for r in rows]
-        share_rows = [s for part in _parts(ids) for s in self._rows(st.SHARES_OF_CUBES, {st.IDS: part})]
-        return [Cube(cube_id=r.cube_id, name=r.name, owner_id=r.owner_id,
-                     owner_role=Role(r.owner_role) if r.owner_role is not None else None,
-                     created_at=_dt(r.created_at), is_default=bool(r.is_default),
-                     shared_with={s.user_id: Permission(s.permission) for s in share_rows
-                                  if s.cube_id == r.cube_id and s.state == "accepted"},
-                     offered_to={s.user_id: Permission(s.permission) for s in share_rows
-                                 if s.cube_id == r.cube_id and s.state != "accepted"})
-                for r in rows]
+        """The cubes ``statement`` (a ``catalog_statements`` cube query: a row per cube and share)
+        selects, in its order, each with its owner's role and its shares."""
+        found: dict[str, Cube] = {}
+        for r in self._rows(statement, params):
+            cube = found.get(r.cube_id)
+            if cube is None:
+                cube = found[r.cube_id] = Cube(
+                    cube_id=r.cube_id, name=r.name, owner_id=r.owner_id,
+                    owner_role=Role(r.owner_role) if r.owner_role is not None else None,
+                    created_at=_dt(r.created_at), is_default=bool(r.is_default))
+            if r.share_user is not None:
+                given = cube.shared_with if r.share_state == "accepted" else cube.offered_to
+                given[r.share_user] = Permission(r.share_permission)
+        return list(found.values())
 
     def get_cube(self, cube_id: str) -> Cube | None:
         found = self._cubes(st.GET_CUBE, {"cube_id": cube_id})

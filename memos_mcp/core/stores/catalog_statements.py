@@ -31,9 +31,12 @@ _ids: sa.BindParameter[Any] = sa.bindparam(IDS, expanding=True)
 GET_META = sa.select(meta.c.value).where(meta.c.key == sa.bindparam("key"))
 GET_USER = sa.select(users).where(users.c.user_id == sa.bindparam("user_id"))
 
-# A cube's columns with its owner's role (None when the owner is gone), in one round trip.
-_CUBE = (sa.select(cubes, users.c.role.label("owner_role"))
-         .select_from(cubes.outerjoin(users, users.c.user_id == cubes.c.owner_id)))
+# A cube's columns with its owner's role (None when the owner is gone) and its shares, one row a share
+# (or one with no share), in one round trip.
+_CUBE = (sa.select(cubes, users.c.role.label("owner_role"), shares.c.user_id.label("share_user"),
+                   shares.c.permission.label("share_permission"), shares.c.state.label("share_state"))
+         .select_from(cubes.outerjoin(users, users.c.user_id == cubes.c.owner_id)
+                      .outerjoin(shares, shares.c.cube_id == cubes.c.cube_id)))
 _CUBE_ORDER = (cubes.c.created_at, cubes.c.cube_id)
 GET_CUBE = _CUBE.where(cubes.c.cube_id == sa.bindparam("cube_id"))
 LIST_CUBES = _CUBE.order_by(*_CUBE_ORDER)
@@ -41,9 +44,8 @@ CUBES_OF = _CUBE.where(sa.or_(
     cubes.c.owner_id == sa.bindparam("user_id"),
     cubes.c.cube_id.in_(sa.select(shares.c.cube_id).where(shares.c.user_id == sa.bindparam("user_id"),
                                                           shares.c.state == "accepted")))).order_by(*_CUBE_ORDER)
-DEFAULT_CUBE = _CUBE.where(cubes.c.owner_id == sa.bindparam("user_id"), cubes.c.is_default == 1).limit(1)
-SHARES_OF_CUBES = (sa.select(shares.c.cube_id, shares.c.user_id, shares.c.permission, shares.c.state)
-                   .where(shares.c.cube_id.in_(_ids)))
+_DEFAULT = sa.select(cubes.c.cube_id).where(cubes.c.owner_id == sa.bindparam("user_id"), cubes.c.is_default == 1)
+DEFAULT_CUBE = _CUBE.where(cubes.c.cube_id == _DEFAULT.limit(1).scalar_subquery())
 
 HELD_KEYS = (sa.select(memory_keys.c.dedup_key, memory_keys.c.memory_id)
              .where(memory_keys.c.cube_id == sa.bindparam("cube_id"), memory_keys.c.dedup_key.in_(_ids)))
