@@ -168,6 +168,27 @@ def test_a_key_held_by_a_live_memory_is_not_claimed_again_until_it_is_released(c
     assert catalog.begin_writes([event("fifth")], {"fifth": "k"}) == {}
 
 
+def test_one_write_of_many_memories_marks_each_event_pending_with_its_own_history_and_key(
+        catalog: Catalog) -> None:
+    people(catalog)
+    catalog.begin_writes([event("held")], {"held": "k-1"})
+    ids = [f"m{i:03d}" for i in range(120)]
+    events = [event(m, text=f"text {m}", cube_id="c-bob" if i % 3 == 0 else "c-alice") for i, m in enumerate(ids)]
+    keys = {m: f"k{i}" for i, m in enumerate(ids)} | {"m001": "k-1"}  # m001 repeats the key "held" holds
+    assert catalog.begin_writes([*events, event("held", "UPDATE", text="changed")], keys) == {"m001": "held"}
+    stored = [m for m in ids if m != "m001"]
+    pending = catalog.pending_writes()
+    assert [e.memory_id for e in pending] == ["held", *stored, "held"]  # in the order of the events
+    assert all(catalog.history(m)[0].new_memory == f"text {m}" for m in stored)
+    catalog.undo_writes(stored[:60])
+    assert catalog.has_history(stored) == set(stored[60:])
+    # the undone adds released their keys, the others still hold theirs; the update released "k-1"
+    again = {m: keys[m] for m in stored}
+    assert catalog.begin_writes([event(m, cube_id=e.cube_id) for m, e in zip(ids, events, strict=True)
+                                 if m in again], again) == {m: m for m in stored[60:]}
+    assert catalog.begin_writes([event("new")], {"new": "k-1"}) == {}
+
+
 def test_deleting_a_cube_takes_its_shares_messages_history_and_keys(catalog: Catalog) -> None:
     people(catalog)
     catalog.share_cube("c-alice", "bob", Permission.READ, T0)
