@@ -365,3 +365,20 @@ def test_doctor_reports_a_postgresql_catalog_reachable_at_the_newest_revision(
     assert shown.startswith("postgresql+psycopg://postgres@/t_")
     assert detail.startswith(f"{shown}: schema version {HEAD} (head) on postgresql")
     assert not (tmp_path / "data" / "catalog.sqlite3").exists()
+
+
+def test_a_write_that_cannot_take_the_sqlite_lock_fails_with_a_storage_error_and_changes_nothing(
+        tmp_path: Path) -> None:
+    catalog = Catalog(tmp_path / "catalog.sqlite3")
+    other = sqlite3.connect(tmp_path / "catalog.sqlite3", isolation_level=None)
+    try:
+        other.execute("BEGIN IMMEDIATE")  # another process holds the write lock past the busy timeout
+        with pytest.raises(StorageError, match="catalog write failed"):
+            catalog.set_meta("k", "v")
+        other.execute("ROLLBACK")
+        assert catalog.get_meta("k") is None
+        catalog.set_meta("k", "v")  # the connection is still usable once the lock is free
+        assert catalog.get_meta("k") == "v"
+    finally:
+        other.close()
+        catalog.close()

@@ -63,10 +63,14 @@ def sqlite_engine(path: Path, read_only: bool) -> Engine:
 def write_transaction(engine: Engine) -> Iterator[Connection]:
     """A connection in one write transaction, committed at the end (rolled back on an exception). On
     SQLite it is opened ``BEGIN IMMEDIATE`` (the write lock is taken first, so two writers wait
-    instead of failing on upgrade); a read outside it is one statement, atomic on its own."""
+    instead of failing on upgrade); a read outside it is one statement, atomic on its own. Raises
+    ``sqlalchemy.exc.SQLAlchemyError`` (``OperationalError`` when the lock is not free in 5 s)."""
     with engine.connect() as conn, conn.begin():
         if conn.dialect.name == "sqlite":
-            conn.connection.driver_connection.execute("BEGIN IMMEDIATE")  # type: ignore[union-attr]
+            try:
+                conn.connection.driver_connection.execute("BEGIN IMMEDIATE")  # type: ignore[union-attr]
+            except sqlite3.Error as exc:  # as SQLAlchemy reports a statement's failure (a lock not taken in time)
+                raise sa.exc.OperationalError("BEGIN IMMEDIATE", None, exc) from exc
         yield conn
 
 
