@@ -168,6 +168,27 @@ def test_a_key_held_by_a_live_memory_is_not_claimed_again_until_it_is_released(c
     assert catalog.begin_writes([event("fifth")], {"fifth": "k"}) == {}
 
 
+def test_one_write_of_many_memories_marks_each_event_pending_with_its_own_history_and_key(
+        catalog: Catalog) -> None:
+    people(catalog)
+    catalog.begin_writes([event("held")], {"held": "k-1"})
+    ids = [f"m{i:03d}" for i in range(120)]
+    events = [event(m, text=f"text {m}", cube_id="c-bob" if i % 3 == 0 else "c-alice") for i, m in enumerate(ids)]
+    keys = {m: f"k{i}" for i, m in enumerate(ids)} | {"m001": "k-1"}  # m001 repeats the key "held" holds
+    assert catalog.begin_writes([*events, event("held", "UPDATE", text="changed")], keys) == {"m001": "held"}
+    stored = [m for m in ids if m != "m001"]
+    pending = catalog.pending_writes()
+    assert [e.memory_id for e in pending] == ["held", *stored, "held"]  # in the order of the events
+    assert all(catalog.history(m)[0].new_memory == f"text {m}" for m in stored)
+    catalog.undo_writes(stored[:60])
+    assert catalog.has_history(stored) == set(stored[60:])
+    # the undone adds released their keys, the others still hold theirs; the update released "k-1"
+    again = {m: keys[m] for m in stored}
+    assert catalog.begin_writes([event(m, cube_id=e.cube_id) for m, e in zip(ids, events, strict=True)
+                                 if m in again], again) == {m: m for m in stored[60:]}
+    assert catalog.begin_writes([event("new")], {"new": "k-1"}) == {}
+
+
 def test_deleting_a_cube_takes_its_shares_messages_history_and_keys(catalog: Catalog) -> None:
     people(catalog)
     catalog.share_cube("c-alice", "bob", Permission.READ, T0)
@@ -344,3 +365,20 @@ def test_doctor_reports_a_postgresql_catalog_reachable_at_the_newest_revision(
     assert shown.startswith("postgresql+psycopg://postgres@/t_")
     assert detail.startswith(f"{shown}: schema version {HEAD} (head) on postgresql")
     assert not (tmp_path / "data" / "catalog.sqlite3").exists()
+
+
+def test_a_write_that_cannot_take_the_sqlite_lock_fails_with_a_storage_error_and_changes_nothing(
+        tmp_path: Path) -> None:
+    catalog = Catalog(tmp_path / "catalog.sqlite3")
+    other = sqlite3.connect(tmp_path / "catalog.sqlite3", isolation_level=None)
+    try:
+        other.execute("BEGIN IMMEDIATE")  # another process holds the write lock past the busy timeout
+        with pytest.raises(StorageError, match="catalog write failed"):
+            catalog.set_meta("k", "v")
+        other.execute("ROLLBACK")
+        assert catalog.get_meta("k") is None
+        catalog.set_meta("k", "v")  # the connection is still usable once the lock is free
+        assert catalog.get_meta("k") == "v"
+    finally:
+        other.close()
+        catalog.close()

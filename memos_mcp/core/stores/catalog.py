@@ -19,6 +19,7 @@ from sqlalchemy.engine import Connection, Row
 
 from memos_mcp.core.models import Cube, HistoryEvent, Message, Permission, Role, Share, ShareState, Task, User
 from memos_mcp.core.stores import catalog_db
+from memos_mcp.core.stores import catalog_statements as st
 from memos_mcp.core.stores.catalog_tables import (
     HEAD,
     api_keys,
@@ -120,7 +121,7 @@ class Catalog:
             raise DataDirReadOnly(f"cannot write to the catalog at {self.location}: its data directory is read-only",
                                   path=self.location)
         try:
-            with self.engine.connect().execution_options(write=True) as conn, conn.begin():
+            with catalog_db.write_transaction(self.engine) as conn:
                 yield conn
         except _DB_ERRORS as exc:
             raise StorageError(f"catalog write failed: {exc}") from exc
@@ -145,13 +146,12 @@ class Catalog:
 
     # --- meta --------------------------------------------------------------------------------
     def get_meta(self, key: str) -> str | None:
-        rows = self._rows(sa.select(meta.c.value).where(meta.c.key == key))
+        rows = self._rows(st.GET_META, {"key": key})
         return str(rows[0].value) if rows else None
 
     def set_meta(self, key: str, value: str) -> None:
         with self._tx() as db:
-            insert = catalog_db.dialect_insert(db, meta).values(key=key, value=value)
-            db.execute(insert.on_conflict_do_update(index_elements=[meta.c.key], set_={"value": value}))
+            db.execute(st.upsert(db.dialect.name, meta), {"key": key, "value": value})
 
     # --- users -------------------------------------------------------------------------------
     @staticmethod
@@ -159,7 +159,7 @@ class Catalog:
         return User(user_id=row.user_id, user_name=row.user_name, role=Role(row.role), created_at=_dt(row.created_at))
 
     def get_user(self, user_id: str) -> User | None:
-        rows = self._rows(sa.select(users).where(users.c.user_id == user_id))
+        rows = self._rows(st.GET_USER, {"user_id": user_id})
         return self._user(rows[0]) if rows else None
 
     def list_users(self) -> list[User]:
@@ -185,42 +185,35 @@ class Catalog:
         with self._tx() as db:
             self._insert_cube(db, cube)
 
-    def _cubes(self, statement: sa.Select[Any]) -> list[Cube]:
-        """The cubes ``statement`` selects (their columns), each with its owner's role and its shares."""
-        rows = self._rows(statement)
-        if not rows:
-            return []
-        ids = [r.cube_id for r in rows]
-        owned = {r.owner_id for r in rows}
-        share_rows = [s for part in _parts(ids) for s in self._rows(
-            sa.select(shares.c.cube_id, shares.c.user_id, shares.c.permission, shares.c.state)
-            .where(shares.c.cube_id.in_(part)))]
-        roles = {u.user_id: u.role for part in _parts(sorted(owned)) for u in self._rows(
-            sa.select(users.c.user_id, users.c.role).where(users.c.user_id.in_(part)))}
-        return [Cube(cube_id=r.cube_id, name=r.name, owner_id=r.owner_id,
-                     owner_role=Role(roles[r.owner_id]) if r.owner_id in roles else None,
-                     created_at=_dt(r.created_at), is_default=bool(r.is_default),
-                     shared_with={s.user_id: Permission(s.permission) for s in share_rows
-                                  if s.cube_id == r.cube_id and s.state == "accepted"},
-                     offered_to={s.user_id: Permission(s.permission) for s in share_rows
-                                 if s.cube_id == r.cube_id and s.state != "accepted"})
-                for r in rows]
+    def _cubes(self, statement: sa.Select[Any], params: Mapping[str, Any] | None = None) -> list[Cube]:
+        """The cubes ``statement`` (a ``catalog_statements`` cube query: a row per cube and share)
+        selects, in its order, each with its owner's role and its shares."""
+        found: dict[str, Cube] = {}
+        for r in self._rows(statement, params):
+            cube = found.get(r.cube_id)
+            if cube is None:
+                cube = found[r.cube_id] = Cube(
+                    cube_id=r.cube_id, name=r.name, owner_id=r.owner_id,
+                    owner_role=Role(r.owner_role) if r.owner_role is not None else None,
+                    created_at=_dt(r.created_at), is_default=bool(r.is_default))
+            if r.share_user is not None:
+                given = cube.shared_with if r.share_state == "accepted" else cube.offered_to
+                given[r.share_user] = Permission(r.share_permission)
+        return list(found.values())
 
     def get_cube(self, cube_id: str) -> Cube | None:
-        found = self._cubes(sa.select(cubes).where(cubes.c.cube_id == cube_id))
+        found = self._cubes(st.GET_CUBE, {"cube_id": cube_id})
         return found[0] if found else None
 
     def list_cubes(self) -> list[Cube]:
-        return self._cubes(sa.select(cubes).order_by(cubes.c.created_at, cubes.c.cube_id))
+        return self._cubes(st.LIST_CUBES)
 
     def cubes_of(self, user_id: str) -> list[Cube]:
         """Cubes the user owns, then cubes shared with it whose share it accepted."""
-        accepted = sa.select(shares.c.cube_id).where(shares.c.user_id == user_id, shares.c.state == "accepted")
-        return self._cubes(sa.select(cubes).where(sa.or_(cubes.c.owner_id == user_id, cubes.c.cube_id.in_(accepted)))
-                           .order_by(cubes.c.created_at, cubes.c.cube_id))
+        return self._cubes(st.CUBES_OF, {"user_id": user_id})
 
     def default_cube_of(self, user_id: str) -> Cube | None:
-        found = self._cubes(sa.select(cubes).where(cubes.c.owner_id == user_id, cubes.c.is_default == 1).limit(1))
+        found = self._cubes(st.DEFAULT_CUBE, {"user_id": user_id})
         return found[0] if found else None
 
     def share_cube(self, cube_id: str, user_id: str, permission: Permission, at: datetime) -> None:
@@ -371,12 +364,10 @@ class Catalog:
                   "added": json.dumps(task.added), "deduplicated": json.dumps(task.deduplicated), "error": task.error,
                   "detail": json.dumps(task.model_dump(mode="json", include=set(cls._TASK_DETAIL))),
                   "job": task.job.model_dump_json() if task.job is not None else None}
-        insert = catalog_db.dialect_insert(db, tasks).values(**values)
-        db.execute(insert.on_conflict_do_update(index_elements=[tasks.c.task_id],
-                                                set_={k: v for k, v in values.items() if k != "task_id"}))
+        db.execute(st.upsert(db.dialect.name, tasks), values)
 
     def get_task(self, task_id: str) -> Task | None:
-        rows = self._rows(sa.select(tasks).where(tasks.c.task_id == task_id))
+        rows = self._rows(st.GET_TASK, {"task_id": task_id})
         return self._task(rows[0]) if rows else None
 
     def open_tasks(self) -> list[Task]:
@@ -439,29 +430,31 @@ class Catalog:
         held: dict[str, str] = {}
         for cube_id in {e.cube_id for e in events if e.memory_id in keys}:
             wanted = [keys[e.memory_id] for e in events if e.cube_id == cube_id and e.memory_id in keys]
-            found = {r.dedup_key: r.memory_id for part in _parts(wanted) for r in db.execute(
-                sa.select(memory_keys.c.dedup_key, memory_keys.c.memory_id)
-                .where(memory_keys.c.cube_id == cube_id, memory_keys.c.dedup_key.in_(part)))}
+            found = {r.dedup_key: r.memory_id for part in _parts(wanted)
+                     for r in db.execute(st.HELD_KEYS, {"cube_id": cube_id, st.IDS: part})}
             held |= {e.memory_id: found[keys[e.memory_id]] for e in events
                      if e.cube_id == cube_id and keys.get(e.memory_id) in found}
-        for e in events:
-            if e.memory_id in held:
-                continue
-            seq = db.execute(history.insert().values(**Catalog._event_row(e)).returning(history.c.seq)).scalar_one()
-            db.execute(pending_writes.insert().values(history_seq=seq, memory_id=e.memory_id, cube_id=e.cube_id,
-                                                      event=e.event))
-            if e.event == "ADD" and e.memory_id in keys:
-                db.execute(memory_keys.insert().values(cube_id=e.cube_id, dedup_key=keys[e.memory_id],
-                                                       memory_id=e.memory_id))
-            elif e.event != "ADD":
-                db.execute(memory_keys.delete().where(memory_keys.c.memory_id == e.memory_id))
+        recorded = [e for e in events if e.memory_id not in held]
+        if not recorded:
+            return held
+        # one statement a table (executemany; the history's seqs come back in the order of the events)
+        seqs = db.execute(st.INSERT_HISTORY, [Catalog._event_row(e) for e in recorded]).scalars().all()
+        db.execute(st.INSERT_PENDING, [{"history_seq": seq, "memory_id": e.memory_id, "cube_id": e.cube_id,
+                                        "event": e.event} for seq, e in zip(seqs, recorded, strict=True)])
+        claimed = [{"cube_id": e.cube_id, "dedup_key": keys[e.memory_id], "memory_id": e.memory_id}
+                   for e in recorded if e.event == "ADD" and e.memory_id in keys]
+        if claimed:
+            db.execute(st.INSERT_KEY, claimed)
+        released = [e.memory_id for e in recorded if e.event != "ADD"]
+        for part in _parts(released):
+            db.execute(st.RELEASE_KEYS, {st.IDS: part})
         return held
 
     def end_writes(self, memory_ids: Sequence[str]) -> None:
         """The writes of these memories are complete: their history stays."""
         with self._tx() as db:
             for part in _parts(memory_ids):
-                db.execute(pending_writes.delete().where(pending_writes.c.memory_id.in_(part)))
+                db.execute(st.END_WRITES, {st.IDS: part})
 
     def undo_writes(self, memory_ids: Sequence[str]) -> None:
         """Drop the pending history events of these memories (their write failed), and the keys their
@@ -490,7 +483,7 @@ class Catalog:
         return [self._event(r) for r in rows]
 
     def history(self, memory_id: str) -> list[HistoryEvent]:
-        rows = self._rows(sa.select(history).where(history.c.memory_id == memory_id).order_by(history.c.seq))
+        rows = self._rows(st.HISTORY, {"memory_id": memory_id})
         return [self._event(r) for r in rows]
 
     def has_history(self, memory_ids: Sequence[str]) -> set[str]:

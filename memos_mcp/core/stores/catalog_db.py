@@ -3,13 +3,15 @@ default) or PostgreSQL (a URL), its migrations (Alembic, run from inside the pac
 comparison of a database with the schema the code expects.
 
 SQLite keeps its durability settings: WAL, ``synchronous=NORMAL``, foreign keys on, a 5 s busy
-timeout, and every write transaction opened ``BEGIN IMMEDIATE`` (SQLAlchemy's own handling of the
-driver's transactions is turned off, as its documentation advises). A read-only SQLite file is
+timeout, and every write transaction opened ``BEGIN IMMEDIATE`` (``write_transaction``; SQLAlchemy's
+own handling of the driver's transactions is turned off, as its documentation advises). A read-only SQLite file is
 opened without writing anything beside it (``sqlite_files.connect``)."""
 
 from __future__ import annotations
 
 import sqlite3
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -50,15 +52,26 @@ def sqlite_engine(path: Path, read_only: bool) -> Engine:
             db.execute("PRAGMA foreign_keys=ON")
         return db
 
-    engine = sa.create_engine("sqlite://", creator=creator, poolclass=sa.pool.QueuePool, pool_size=4, max_overflow=8)
+    # No rollback when a connection goes back to the pool: a read never opens a transaction, and
+    # ``Connection.close`` already rolls back a write left open. No event listener either: one on the
+    # engine makes every execution dispatch its events (``write_transaction`` begins instead).
+    return sa.create_engine("sqlite://", creator=creator, poolclass=sa.pool.QueuePool, pool_size=4, max_overflow=8,
+                            pool_reset_on_return=None)
 
-    @sa.event.listens_for(engine, "begin")
-    def begin(conn: Connection) -> None:
-        # a read is one statement, atomic on its own: only writes open a transaction (and take the lock)
-        if conn.get_execution_options().get("write"):
-            conn.exec_driver_sql("BEGIN IMMEDIATE")
 
-    return engine
+@contextmanager
+def write_transaction(engine: Engine) -> Iterator[Connection]:
+    """A connection in one write transaction, committed at the end (rolled back on an exception). On
+    SQLite it is opened ``BEGIN IMMEDIATE`` (the write lock is taken first, so two writers wait
+    instead of failing on upgrade); a read outside it is one statement, atomic on its own. Raises
+    ``sqlalchemy.exc.SQLAlchemyError`` (``OperationalError`` when the lock is not free in 5 s)."""
+    with engine.connect() as conn, conn.begin():
+        if conn.dialect.name == "sqlite":
+            try:
+                conn.connection.driver_connection.execute("BEGIN IMMEDIATE")  # type: ignore[union-attr]
+            except sqlite3.Error as exc:  # as SQLAlchemy reports a statement's failure (a lock not taken in time)
+                raise sa.exc.OperationalError("BEGIN IMMEDIATE", None, exc) from exc
+        yield conn
 
 
 def postgres_engine(url: URL) -> Engine:
@@ -76,7 +89,7 @@ def revision(conn: Connection) -> str | None:
 def upgrade(engine: Engine) -> bool:
     """Migrate the database to ``catalog_tables.HEAD`` in one transaction; False if it already was
     there (then neither Alembic nor its scripts are loaded)."""
-    with engine.connect().execution_options(write=True) as conn, conn.begin():
+    with write_transaction(engine) as conn:
         if conn.dialect.name == "postgresql":
             conn.execute(sa.text("SELECT pg_advisory_xact_lock(:key)"), {"key": _MIGRATION_LOCK})
         if revision(conn) == t.HEAD:
