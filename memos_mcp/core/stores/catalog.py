@@ -397,12 +397,12 @@ class Catalog:
     # claimants' clocks (replicas keep their clocks in step, as NTP does).
     def claim_task(self, task_id: str, owner: str, lease_s: float) -> Task | None:
         """Claim an open task for ``owner`` for ``lease_s`` seconds: the task, now running with one
-        more attempt; None when it is done, failed, unknown, or held by another owner's live lease (on
+        more attempt; None when it is done, failed, unknown, or held by a live lease (on
         PostgreSQL a row another transaction is claiming is skipped: ``FOR UPDATE SKIP LOCKED``; on
         SQLite the claim runs under ``BEGIN IMMEDIATE``)."""
         with self._tx() as db:
             now = utcnow()
-            row = db.execute(sa.select(tasks).where(tasks.c.task_id == task_id, self._claimable(owner, now))
+            row = db.execute(sa.select(tasks).where(tasks.c.task_id == task_id, self._claimable(now))
                              .with_for_update(skip_locked=True)).first()
             if row is None:
                 return None
@@ -414,12 +414,11 @@ class Catalog:
                        .values(lease_owner=owner, lease_until=_ts(now) + lease_s))
             return task
 
-    def _claimable(self, owner: str, now: datetime) -> sa.ColumnElement[bool]:
+    def _claimable(self, now: datetime) -> sa.ColumnElement[bool]:
         is_open = tasks.c.status.in_(["queued", "running"])
         if self.backend == "sqlite":  # one process holds the data directory: a lease left by its
             return is_open            # previous run (killed) must not delay the resume
-        return sa.and_(is_open, sa.or_(tasks.c.lease_until.is_(None), tasks.c.lease_until < _ts(now),
-                                       tasks.c.lease_owner == owner))
+        return sa.and_(is_open, sa.or_(tasks.c.lease_until.is_(None), tasks.c.lease_until < _ts(now)))
 
     def release_task(self, task_id: str, owner: str) -> None:
         """Give up ``owner``'s lease on a task left open (a stopping process): any process may claim

@@ -1,0 +1,82 @@
+"""Queued adds on a catalog two services share (PostgreSQL; each service with its own data directory
+and vector store, as replicas are): a task is run by the replica that claims it, never by a second
+one while the first holds its lease; a task whose replica died after storing its memories but before
+marking it done is taken over by another and its memories are not stored twice."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from memos_mcp.config import LLMSettings
+from memos_mcp.core.models import AddJob, TaskStatus
+from memos_mcp.core.service import MemoryService
+from tests.conftest import ServiceFactory
+from tests.openai_server import OpenAIServer, Reply
+from tests.pipeline.conftest import answer, settle
+from tests.postgres import PostgresServer
+
+FACT = "Alice keeps her bicycle in the shed behind the bakery."
+
+
+@pytest.fixture
+def backend() -> str:
+    return "edge"
+
+
+@pytest.fixture
+def replica(make_service: ServiceFactory, llm_server: OpenAIServer, postgres: PostgresServer,
+            tmp_path: Path) -> ServiceFactory:
+    """Replicas on one new PostgreSQL database: each call opens another data directory on it."""
+    url = postgres.url(postgres.create_database())
+    count = iter(range(100))
+
+    def make() -> MemoryService:
+        llm = LLMSettings(base_url=llm_server.url, model="scripted-model", timeout=10.0, max_retries=0)
+        return make_service(tmp_path / f"replica-{next(count)}", catalog={"url": url}, llm=llm)
+
+    return make
+
+
+def test_a_replica_starting_while_another_runs_a_task_leaves_the_task_to_it(
+        replica: ServiceFactory, llm_server: OpenAIServer) -> None:
+    first = replica()
+    first.ensure_user("alice")
+    llm_server.extraction_replies += [Reply(delay=2.0, content=answer(facts=[{"value": FACT}])),
+                                      answer(facts=[{"value": FACT}])]
+    ack = first.add_memory("alice", messages=[{"role": "user", "content": "My bike lives in the bakery shed."}],
+                           conversation_id="c1")
+    assert ack.task_id
+    second = replica()  # resumes open tasks at start: this one is the first replica's
+    task = settle(first, "alice", ack.task_id)
+    assert (task.status, task.attempts, len(task.added)) == (TaskStatus.DONE, 1, 1)
+    assert len(llm_server.chats) == 1  # the second replica never ran it
+    assert [m.memory for m in second.list_memories("alice").memories] in ([FACT], [])  # its own vector store
+
+
+def test_a_task_applied_by_a_replica_that_died_before_marking_it_done_is_not_applied_twice(
+        replica: ServiceFactory, llm_server: OpenAIServer) -> None:
+    first = replica()
+    first.ensure_user("alice")
+    llm_server.extraction_replies += [answer(facts=[{"value": FACT}]), answer(facts=[{"value": FACT}])]
+    ack = first.add_memory("alice", messages=[{"role": "user", "content": "My bike lives in the bakery shed."}],
+                           conversation_id="c1")
+    assert ack.task_id
+    done = settle(first, "alice", ack.task_id)
+    (memory_id,) = done.added
+    # The first replica stored the memory, then died before its "done" reached the catalog: the task
+    # is still running under its lease, which lapses.
+    job = AddJob(message_ids=ack.message_ids, conversation_id="c1")
+    first.catalog.put_task(done.model_copy(update={"status": TaskStatus.QUEUED, "added": [], "job": job,
+                                                   "attempts": 0}))
+    assert first.catalog.claim_task(ack.task_id, "dead-replica", lease_s=0.0) is not None
+
+    second = replica()  # takes the task over at start
+    task = settle(second, "alice", ack.task_id)
+    assert (task.status, task.attempts) == (TaskStatus.DONE, 2)
+    assert task.added == [] and task.deduplicated == [memory_id]
+    assert len(llm_server.chats) == 2
+    adds = [e for e in second.catalog.history(memory_id) if e.event == "ADD"]
+    assert len(adds) == 1
+    assert second.catalog.counts()["history"] == 1  # no second memory anywhere
