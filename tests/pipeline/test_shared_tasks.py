@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from memos_mcp.config import LLMSettings
-from memos_mcp.core.models import AddJob, TaskStatus
+from memos_mcp.config import AddSettings, LLMSettings
+from memos_mcp.core.models import AddJob, Message, Task, TaskStatus, utcnow
 from memos_mcp.core.service import MemoryService
 from tests.conftest import ServiceFactory
 from tests.openai_server import OpenAIServer, Reply
@@ -32,9 +32,10 @@ def replica(make_service: ServiceFactory, llm_server: OpenAIServer, postgres: Po
     url = postgres.url(postgres.create_database())
     count = iter(range(100))
 
-    def make() -> MemoryService:
+    def make(task_lease: float = 60.0) -> MemoryService:
         llm = LLMSettings(base_url=llm_server.url, model="scripted-model", timeout=10.0, max_retries=0)
-        return make_service(tmp_path / f"replica-{next(count)}", catalog={"url": url}, llm=llm)
+        return make_service(tmp_path / f"replica-{next(count)}", catalog={"url": url}, llm=llm,
+                            add=AddSettings(task_lease=task_lease))
 
     return make
 
@@ -80,3 +81,25 @@ def test_a_task_applied_by_a_replica_that_died_before_marking_it_done_is_not_app
     adds = [e for e in second.catalog.history(memory_id) if e.event == "ADD"]
     assert len(adds) == 1
     assert second.catalog.counts()["history"] == 1  # no second memory anywhere
+
+
+def test_a_running_replica_takes_over_the_task_of_a_replica_that_died_once_its_lease_lapses(
+        replica: ServiceFactory, llm_server: OpenAIServer) -> None:
+    live = replica(task_lease=1.0)
+    live.ensure_user("alice")
+    llm_server.extraction_replies.append(answer(facts=[{"value": FACT}]))
+    # A replica that has since died stored the messages and queued their extraction, claimed the task
+    # and was killed before its model answered: its lease lapses a second later.
+    now = utcnow()
+    message = Message(id="m-dead-1", cube_id="alice_default_cube", conversation_id="c1", user_id="alice",
+                      role="user", content="My bike lives in the bakery shed.", created_at=now)
+    task = Task(task_id="task-of-the-dead", user_id="alice", cube_id="alice_default_cube", status=TaskStatus.QUEUED,
+                created_at=now, updated_at=now, conversation_id="c1",
+                job=AddJob(message_ids=[message.id], conversation_id="c1"))
+    live.catalog.add_messages([message], task)
+    assert live.catalog.claim_task(task.task_id, "dead-replica", lease_s=1.0) is not None
+
+    done = settle(live, "alice", task.task_id, timeout=30.0)  # the sweep looks every half lease
+    assert (done.status, done.attempts, len(done.added)) == (TaskStatus.DONE, 2, 1)
+    assert len(llm_server.chats) == 1
+    assert [m.memory for m in live.list_memories("alice").memories] == [FACT]

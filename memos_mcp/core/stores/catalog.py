@@ -455,6 +455,17 @@ class Catalog:
                           .order_by(tasks.c.created_at))
         return [self._task(r) for r in rows]
 
+    def lapsed_tasks(self, unclaimed_s: float) -> list[Task]:
+        """Open tasks, oldest first, whose lease lapsed (their process died) or which no process
+        claimed for ``unclaimed_s`` seconds (their process died before it came to them)."""
+        now = _ts(utcnow())
+        rows = self._rows(sa.select(tasks).where(
+            tasks.c.status.in_(["queued", "running"]),
+            sa.or_(tasks.c.lease_until < now,
+                   sa.and_(tasks.c.lease_until.is_(None), tasks.c.updated_at < now - unclaimed_s)))
+            .order_by(tasks.c.created_at))
+        return [self._task(r) for r in rows]
+
     def recent_tasks(self, user_id: str | None, limit: int) -> list[Task]:
         """The newest ``limit`` tasks of ``user_id`` (of everyone when None), newest first."""
         query = sa.select(tasks).order_by(tasks.c.created_at.desc()).limit(limit)

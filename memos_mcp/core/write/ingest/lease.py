@@ -16,9 +16,6 @@ from memos_mcp.errors import StorageError
 
 log = logging.getLogger(__name__)
 
-LEASE_S = 60.0  # seconds a claim holds without renewal: how long a dead process's task waits
-
-
 def claimant() -> str:
     """An id naming this process among those sharing a catalog: host, pid and a random part."""
     return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"

@@ -36,7 +36,7 @@ from memos_mcp.core.text import sparse_query
 from memos_mcp.core.write.add import Writes
 from memos_mcp.core.write.change import Changes
 from memos_mcp.core.write.ingest.extractor import Candidate, label
-from memos_mcp.core.write.ingest.lease import LEASE_S, Lease, claimant
+from memos_mcp.core.write.ingest.lease import Lease, claimant
 from memos_mcp.core.write.ingest.llm_extractor import Decision, LLMExtractor
 from memos_mcp.errors import BackendUnavailable, LLMNotConfigured, MemosError
 
@@ -48,10 +48,10 @@ class TaskRunner:
     is set while the worker stops."""
 
     def __init__(self, stores: Stores, writes: Writes, changes: Changes, retrieval: Retrieval,
-                 closing: threading.Event, lease_s: float = LEASE_S) -> None:
+                 closing: threading.Event) -> None:
         self.stores = stores
         self.owner = claimant()
-        self.lease_s = lease_s
+        self.lease_s = stores.settings.add.task_lease
         self.writes = writes
         self.changes = changes
         self.retrieval = retrieval
