@@ -16,6 +16,7 @@ from memos_mcp.errors import StorageError
 
 log = logging.getLogger(__name__)
 
+
 def claimant() -> str:
     """An id naming this process among those sharing a catalog: host, pid and a random part."""
     return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
