@@ -127,6 +127,9 @@ class AddSettings(BaseModel):
     duplicate_similarity: float = Field(0.92, gt=0, le=1, description="a new memory this close (cosine) to an "
                                         "existing one is a duplicate")
     sync_timeout: float = Field(300.0, gt=0, description="longest wait of an add with async_mode false")
+    task_lease: float = Field(60.0, ge=0.5, le=3600, description="seconds a process's claim on a queued add "
+                              "holds unless renewed (every third of it): on a shared catalog, another replica "
+                              "takes over the task of one that died after this")
 
 
 class GraphSettings(BaseModel):

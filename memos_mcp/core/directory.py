@@ -5,13 +5,15 @@ from __future__ import annotations
 
 import uuid
 
+import sqlalchemy as sa
+
 from memos_mcp.core.access import AccessControl
 from memos_mcp.core.checks import check_id
 from memos_mcp.core.context import Room
 from memos_mcp.core.models import Cube, Permission, Role, Share, ShareState, User, utcnow
 from memos_mcp.core.stores.vector import MemoryFilter
 from memos_mcp.core.text import is_blank
-from memos_mcp.errors import Conflict, InvalidRequest, NotFound
+from memos_mcp.errors import Conflict, InvalidRequest, NotFound, StorageError
 
 ROOT_USER = "root"
 
@@ -33,10 +35,21 @@ class Directory(Room):
 
     def ensure_user(self, user_id: str, role: Role = Role.USER) -> User:
         """The user, created with its default cube on first use (the operator's own entry points:
-        the CLI and the stdio server's configured user)."""
+        the CLI and the stdio server's configured user). Processes sharing a database may ensure one
+        user at the same moment: each gets the one user made. ``StorageError`` if the catalog fails."""
         with self.write_lock:
             user = self.catalog.get_user(check_id("user_id", user_id))
-            return user if user is not None else self._new_user(user_id, None, role)[0]
+            if user is not None:
+                return user
+            try:
+                return self._new_user(user_id, None, role)[0]
+            except StorageError as exc:
+                # another process sharing the database made the user meanwhile (both starting at once):
+                # its insert won, ours was rolled back whole; the user is there either way
+                user = self.catalog.get_user(user_id) if isinstance(exc.__cause__, sa.exc.IntegrityError) else None
+                if user is None:
+                    raise
+                return user
 
     def register_user(self, actor_id: str, user_id: str | None = None, user_name: str | None = None,
                       role: Role = Role.USER) -> tuple[User, Cube]:

@@ -67,3 +67,43 @@ def test_two_processes_adding_the_same_text_at_the_same_moment_store_one_memory(
         engine.dispose()
     assert len(added) == ROUNDS and all(count == 1 for _, count in added), added
     assert (keys, pending) == (ROUNDS, 0)
+
+
+def test_replicas_starting_at_the_same_moment_on_a_new_database_all_start_with_one_root_and_one_user(
+        tmp_path: Path, postgres_url: str) -> None:
+    env = {"DATABASE_URL": postgres_url, "MEMOS_GRAPH__ENABLED": "false"}
+    barrier = threading.Barrier(3)
+    servers: list[Server | BaseException] = []
+
+    def start(index: int) -> None:
+        barrier.wait(timeout=TIMEOUT)
+        try:
+            servers.append(Server(tmp_path / f"replica-{index}", **env))
+        except BaseException as exc:  # reported below with the others
+            servers.append(exc)
+
+    threads = [threading.Thread(target=start, args=(i,)) for i in range(3)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=TIMEOUT * 2)
+    try:
+        assert len(servers) == 3 and all(isinstance(s, Server) for s in servers), servers
+        for server in servers:
+            assert isinstance(server, Server)
+            with httpx2.Client(base_url=server.url, timeout=TIMEOUT) as http:
+                assert http.get("/v1/memories").status_code == 200
+    finally:
+        for server in servers:
+            if isinstance(server, Server):
+                server.close()
+    engine = sa.create_engine(database_url(postgres_url))
+    try:
+        with engine.connect() as conn:
+            users = conn.execute(sa.text("SELECT user_id, count(*) FROM users GROUP BY user_id ORDER BY 1")).all()
+            defaults = conn.execute(sa.text("SELECT owner_id, count(*) FROM cubes WHERE is_default = 1 "
+                                            "GROUP BY owner_id ORDER BY 1")).all()
+    finally:
+        engine.dispose()
+    assert [u for u, _ in users] == ["default", "root"], users
+    assert all(n == 1 for _, n in users) and all(n == 1 for _, n in defaults) and len(defaults) == len(users)

@@ -17,7 +17,19 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Row
 
-from memos_mcp.core.models import Cube, HistoryEvent, Message, Permission, Role, Share, ShareState, Task, User
+from memos_mcp.core.models import (
+    Cube,
+    HistoryEvent,
+    Message,
+    Permission,
+    Role,
+    Share,
+    ShareState,
+    Task,
+    TaskStatus,
+    User,
+    utcnow,
+)
 from memos_mcp.core.stores import catalog_db
 from memos_mcp.core.stores import catalog_statements as st
 from memos_mcp.core.stores.catalog_tables import (
@@ -370,10 +382,79 @@ class Catalog:
         rows = self._rows(st.GET_TASK, {"task_id": task_id})
         return self._task(rows[0]) if rows else None
 
+    # A task is run by the process that claims it: one claim at a time, held for a lease (seconds,
+    # renewed while it works). Processes sharing a database take different tasks; a task whose
+    # claimant died (its lease lapsed) is claimed again by one other. Times are epoch seconds of the
+    # claimants' clocks (replicas keep their clocks in step, as NTP does).
+    def claim_task(self, task_id: str, owner: str, lease_s: float) -> Task | None:
+        """Claim an open task for ``owner`` for ``lease_s`` seconds: the task, now running with one
+        more attempt; None when it is done, failed, unknown, or held by a live lease (on
+        PostgreSQL a row another transaction is claiming is skipped: ``FOR UPDATE SKIP LOCKED``; on
+        SQLite the claim runs under ``BEGIN IMMEDIATE``)."""
+        with self._tx() as db:
+            now = utcnow()
+            row = db.execute(sa.select(tasks).where(tasks.c.task_id == task_id, self._claimable(now))
+                             .with_for_update(skip_locked=True)).first()
+            if row is None:
+                return None
+            task = self._task(row)
+            task = task.model_copy(update={"status": TaskStatus.RUNNING, "updated_at": now,
+                                           "attempts": task.attempts + 1})
+            self._put_task(db, task)
+            db.execute(tasks.update().where(tasks.c.task_id == task_id)
+                       .values(lease_owner=owner, lease_until=_ts(now) + lease_s))
+            return task
+
+    def _claimable(self, now: datetime) -> sa.ColumnElement[bool]:
+        is_open = tasks.c.status.in_(["queued", "running"])
+        if self.backend == "sqlite":  # one process holds the data directory: a lease left by its
+            return is_open            # previous run (killed) must not delay the resume
+        return sa.and_(is_open, sa.or_(tasks.c.lease_until.is_(None), tasks.c.lease_until < _ts(now)))
+
+    def release_task(self, task_id: str, owner: str) -> None:
+        """Give up ``owner``'s lease on a task left open (a stopping process): any process may claim
+        it at once."""
+        with self._tx() as db:
+            db.execute(tasks.update().where(tasks.c.task_id == task_id, tasks.c.lease_owner == owner)
+                       .values(lease_owner=None, lease_until=None))
+
+    def renew_task(self, task_id: str, owner: str, lease_s: float) -> bool:
+        """Extend ``owner``'s lease on an open task by ``lease_s`` seconds from now; False when the
+        task is no longer open or no longer ``owner``'s (its lease lapsed and another claimed it)."""
+        with self._tx() as db:
+            return db.execute(tasks.update().where(tasks.c.task_id == task_id, tasks.c.lease_owner == owner,
+                                                   tasks.c.status.in_(["queued", "running"]))
+                              .values(lease_until=_ts(utcnow()) + lease_s)).rowcount > 0
+
+    def finish_task(self, task: Task, owner: str) -> bool:
+        """Store the outcome of a task ``owner`` claimed and release its lease, in one transaction;
+        False (nothing stored) when the claim is no longer ``owner``'s."""
+        with self._tx() as db:
+            held = db.execute(sa.select(tasks.c.task_id).where(tasks.c.task_id == task.task_id,
+                                                               tasks.c.lease_owner == owner)
+                              .with_for_update()).first()
+            if held is None:
+                return False
+            self._put_task(db, task)
+            db.execute(tasks.update().where(tasks.c.task_id == task.task_id)
+                       .values(lease_owner=None, lease_until=None))
+            return True
+
     def open_tasks(self) -> list[Task]:
         """Queued and running tasks, oldest first: the work a restart resumes."""
         rows = self._rows(sa.select(tasks).where(tasks.c.status.in_(["queued", "running"]))
                           .order_by(tasks.c.created_at))
+        return [self._task(r) for r in rows]
+
+    def lapsed_tasks(self, unclaimed_s: float) -> list[Task]:
+        """Open tasks, oldest first, whose lease lapsed (their process died) or which no process
+        claimed for ``unclaimed_s`` seconds (their process died before it came to them)."""
+        now = _ts(utcnow())
+        rows = self._rows(sa.select(tasks).where(
+            tasks.c.status.in_(["queued", "running"]),
+            sa.or_(tasks.c.lease_until < now,
+                   sa.and_(tasks.c.lease_until.is_(None), tasks.c.updated_at < now - unclaimed_s)))
+            .order_by(tasks.c.created_at))
         return [self._task(r) for r in rows]
 
     def recent_tasks(self, user_id: str | None, limit: int) -> list[Task]:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import sqlalchemy as sa
 
-HEAD = "0002"  # the newest migration (tests check it against the migration scripts)
+HEAD = "0003"  # the newest migration (tests check it against the migration scripts)
 
 _SEQ = sa.BigInteger().with_variant(sa.Integer(), "sqlite")  # SQLite autoincrements only INTEGER keys
 _TIME: sa.Double[float] = sa.Double()
@@ -73,6 +73,7 @@ tasks = sa.Table(
     sa.Column("added", sa.Text, nullable=False, server_default="[]"),
     sa.Column("deduplicated", sa.Text, nullable=False, server_default="[]"), sa.Column("error", sa.Text),
     sa.Column("detail", sa.Text, nullable=False, server_default="{}"), sa.Column("job", sa.Text),
+    sa.Column("lease_owner", sa.Text), sa.Column("lease_until", _TIME),  # who runs it, until when (epoch s)
     sa.Index("tasks_open", "status", "created_at"))
 
 pending_writes = sa.Table(

@@ -6,8 +6,10 @@ from __future__ import annotations
 
 import json
 import logging
+import threading
 import uuid
 from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import Future
 from concurrent.futures import TimeoutError as FutureTimeout
 from datetime import datetime
 from pathlib import Path
@@ -59,12 +61,46 @@ class Writes(Room):
     def __init__(self, stores: Stores, worker: AddWorker) -> None:
         super().__init__(stores)
         self.worker = worker
+        self._submitted: set[str] = set()  # tasks handed to the worker and not yet over
+        self._submitted_lock = threading.Lock()
+        self._sweeper: threading.Thread | None = None
 
     def resume(self) -> None:
         """Submit the tasks queued or interrupted before the last stop (a read-only data directory keeps
-        them for later)."""
-        for task in [] if self.stores.read_only else self.catalog.open_tasks():
-            self.worker.submit(task.task_id, chain(task.cube_id, task.conversation_id))
+        them for later). On a catalog other processes share (PostgreSQL), keep taking over, every half
+        lease, the tasks of processes that died (``Catalog.lapsed_tasks``) until the worker closes."""
+        if self.stores.read_only:
+            return
+        for task in self.catalog.open_tasks():
+            self._submit(task)
+        if self.catalog.backend != "sqlite" and self._sweeper is None:
+            self._sweeper = threading.Thread(target=self._sweep, name="memos-task-sweep", daemon=True)
+            self._sweeper.start()
+
+    def _sweep(self) -> None:
+        lease = self.settings.add.task_lease
+        while not self.worker.closing.wait(lease / 2):
+            try:
+                for task in self.catalog.lapsed_tasks(unclaimed_s=5 * lease):
+                    self._submit(task)
+            except MemosError as exc:  # the database is away for a while: look again next time
+                log.warning("looking for abandoned add tasks failed: %s", exc.message)
+            except RuntimeError:  # the worker closed meanwhile
+                return
+
+    def _submit(self, task: Task) -> Future[None] | None:
+        """Hand a task to the worker (its future), unless this process already has it in hand (None)."""
+        with self._submitted_lock:
+            if task.task_id in self._submitted:
+                return None
+            self._submitted.add(task.task_id)
+        done = self.worker.submit(task.task_id, chain(task.cube_id, task.conversation_id))
+        done.add_done_callback(lambda _: self._over(task.task_id))
+        return done
+
+    def _over(self, task_id: str) -> None:
+        with self._submitted_lock:
+            self._submitted.discard(task_id)
 
     def add_memory(
         self, actor_id: str, *, cube_id: str | None = None, user_id: str | None = None,
@@ -184,8 +220,8 @@ class Writes(Room):
                     job=AddJob(message_ids=[m.id for m in stored], conversation_id=conversation, metadata=metadata,
                                tags=tags, memory_type=memory_type))
         self.catalog.add_messages(new, task)
-        done = self.worker.submit(task.task_id, chain(cube.cube_id, conversation))
-        if not async_mode:
+        done = self._submit(task)
+        if not async_mode and done is not None:
             try:
                 done.result(timeout=self.settings.add.sync_timeout)
             except FutureTimeout:

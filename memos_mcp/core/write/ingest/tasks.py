@@ -1,4 +1,5 @@
-"""Running one queued add: the model's extraction and merge, or the deterministic extractor when
+"""Running one queued add, claimed with a lease (``lease``) so that processes sharing one database
+share the queue: the model's extraction and merge, or the deterministic extractor when
 no model answers usably. Nothing is lost either way: the messages were stored when the add was
 acknowledged, and a failed extraction still stores the deterministic extractor's memories.
 
@@ -35,6 +36,7 @@ from memos_mcp.core.text import sparse_query
 from memos_mcp.core.write.add import Writes
 from memos_mcp.core.write.change import Changes
 from memos_mcp.core.write.ingest.extractor import Candidate, label
+from memos_mcp.core.write.ingest.lease import Lease, claimant
 from memos_mcp.core.write.ingest.llm_extractor import Decision, LLMExtractor
 from memos_mcp.errors import BackendUnavailable, LLMNotConfigured, MemosError
 
@@ -48,33 +50,35 @@ class TaskRunner:
     def __init__(self, stores: Stores, writes: Writes, changes: Changes, retrieval: Retrieval,
                  closing: threading.Event) -> None:
         self.stores = stores
+        self.owner = claimant()
+        self.lease_s = stores.settings.add.task_lease
         self.writes = writes
         self.changes = changes
         self.retrieval = retrieval
         self.closing = closing
 
     def run(self, task_id: str) -> None:
-        """Run a queued (or interrupted) task to done or failed. While the worker closes, the task is
-        left open for the next start instead."""
-        catalog = self.stores.catalog
-        task = catalog.get_task(task_id)
-        if task is None or task.status not in (TaskStatus.QUEUED, TaskStatus.RUNNING) or task.job is None:
+        """Claim a queued (or interrupted, or abandoned) task and run it to done or failed, renewing
+        the claim's lease while it works. A task another process holds is left to it; while the
+        worker closes, the task is left open for the next start (or another process) instead."""
+        task = self.stores.catalog.claim_task(task_id, self.owner, self.lease_s)
+        if task is None:
             return
-        job = task.job
-        task = task.model_copy(update={"status": TaskStatus.RUNNING, "attempts": task.attempts + 1,
-                                       "updated_at": utcnow()})
-        catalog.put_task(task)
-        try:
-            self._run(task, job)
-        except MemosError as exc:
-            if not self.closing.is_set():
-                self._finish(task, TaskStatus.FAILED, error=exc.message)
-        except Exception as exc:
-            if not self.closing.is_set():
-                log.exception("add task %s failed", task.task_id)
-                self._finish(task, TaskStatus.FAILED, error=f"internal error: {type(exc).__name__}: {exc}")
+        if task.job is None:  # claimed, but nothing to run (an old row): close it
+            self._finish(task, TaskStatus.DONE)
+            return
+        with Lease(self.stores.catalog, task_id, self.owner, self.lease_s) as lease:
+            try:
+                self._run(task, task.job, lease)
+            except MemosError as exc:
+                if not self.closing.is_set():
+                    self._finish(task, TaskStatus.FAILED, error=exc.message)
+            except Exception as exc:
+                if not self.closing.is_set():
+                    log.exception("add task %s failed", task.task_id)
+                    self._finish(task, TaskStatus.FAILED, error=f"internal error: {type(exc).__name__}: {exc}")
 
-    def _run(self, task: Task, job: AddJob) -> None:
+    def _run(self, task: Task, job: AddJob, lease: Lease) -> None:
         stores = self.stores
         author = stores.catalog.get_user(task.user_id)
         if author is None or stores.catalog.get_cube(task.cube_id) is None:
@@ -102,13 +106,17 @@ class TaskRunner:
         with stores.write_lock:
             if self.closing.is_set():  # the stores are closing: leave the task for the next start
                 return
+            if not lease.renew():  # our claim lapsed: another process runs the task now
+                log.warning("add task %s was claimed by another process; its result is left to it", task.task_id)
+                return
             changes = self._apply(author, cube, job, candidates, decisions)
         self._finish(task.model_copy(update={"extractor": extractor, **changes}),
                      TaskStatus.FAILED if error else TaskStatus.DONE, error=error)
 
     def _finish(self, task: Task, status: TaskStatus, error: str | None = None) -> None:
-        self.stores.catalog.put_task(task.model_copy(update={"status": status, "error": error, "job": None,
-                                                              "updated_at": utcnow()}))
+        done = task.model_copy(update={"status": status, "error": error, "job": None, "updated_at": utcnow()})
+        if not self.stores.catalog.finish_task(done, self.owner):
+            log.warning("add task %s was claimed by another process before it finished here", task.task_id)
 
     def _similar(self, cube: Cube, new: Sequence[Message]) -> list[Memory]:
         """The active memories of the cube most like the new messages: what the model may merge with."""
