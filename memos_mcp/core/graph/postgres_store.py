@@ -216,10 +216,10 @@ class PostgresGraphStore(GraphStore):
         keys = [row._mapping["key"] for row in rows]
         aliases: dict[str, list[str]] = {}
         if keys:
-            for alias in self._rows(_sql('SELECT entity_key, alias FROM graph_aliases WHERE cube_id = :cube '
-                                         'AND entity_key IN :keys ORDER BY alias_key COLLATE "C"', "keys"),
-                                    {"cube": cube_id, "keys": keys}):
-                aliases.setdefault(alias[0], []).append(alias[1])
+            named = _sql('SELECT entity_key, alias FROM graph_aliases WHERE cube_id = :cube '
+                         'AND entity_key IN :keys ORDER BY alias_key COLLATE "C"', "keys")
+            for row in self._rows(named, {"cube": cube_id, "keys": keys}):
+                aliases.setdefault(row.entity_key, []).append(row.alias)
         return [Entity(name=row._mapping["name"], type=row._mapping["type"],
                        aliases=tuple(aliases.get(row._mapping["key"], [])), cube_id=cube_id) for row in rows]
 
@@ -322,7 +322,7 @@ class PostgresGraphStore(GraphStore):
                 JOIN graph_relations r ON r.id = l.relation_id
                 WHERE l.cube_id = :cube AND l.memory_id IN :ids AND {_VALID}""", "ids"),
                               {"cube": cube_id, "ids": ids, "at": time.time() if at is None else at}):
-            found.setdefault(row[0], set()).update((row[1], row[2]))
+            found.setdefault(row.memory_id, set()).update((row.subject, row.object))
         return found
 
     def _edges(self, cube_id: str, keys: Sequence[str], at: float) -> list[tuple[str, str, Relation]]:
