@@ -134,3 +134,14 @@ def test_the_embedded_backend_follows_the_catalog_onto_postgresql(tmp_path: Path
     assert isinstance(on_postgres, PostgresGraphStore)
     sqlite_url = f"sqlite:///{tmp_path / 'catalog.sqlite3'}"
     assert isinstance(build_graph_store(Settings(data_dir=tmp_path, catalog={"url": sqlite_url})), SqliteGraphStore)
+
+
+def test_doctor_names_the_catalogs_database_as_the_graphs(
+        tmp_path: Path, postgres_url: str, clean_environment: None) -> None:
+    from tests.test_cli import check_lines, memos, ok
+
+    doctor = ok(memos(tmp_path, tmp_path / "data", "doctor", DATABASE_URL=postgres_url))
+    verdict, detail = check_lines(doctor.stdout)["graph"]
+    assert verdict == "ok"
+    assert detail.startswith(f"postgresql at {database_url(postgres_url).render_as_string(hide_password=True)}")
+    assert not (tmp_path / "data" / "graph.sqlite3").exists()
