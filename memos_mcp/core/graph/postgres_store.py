@@ -157,13 +157,11 @@ class PostgresGraphStore(GraphStore):
         keys = sorted({normalise(n) for n in names})
         if not keys:
             return {}
-        args = {"cube": cube_id, "keys": keys}
-        found = {row[0]: row[1] for row in conn.execute(_sql(
-            "SELECT alias_key, entity_key FROM graph_aliases WHERE cube_id = :cube AND alias_key IN :keys",
-            "keys"), args)}
-        found.update((row[0], row[0]) for row in conn.execute(_sql(
-            "SELECT key FROM graph_entities WHERE cube_id = :cube AND key IN :keys", "keys"), args))
-        return found
+        rows = conn.execute(_sql("""SELECT alias_key, entity_key, 0 AS own FROM graph_aliases
+            WHERE cube_id = :cube AND alias_key IN :keys UNION ALL
+            SELECT key, key, 1 FROM graph_entities WHERE cube_id = :cube AND key IN :keys ORDER BY own""", "keys"),
+                            {"cube": cube_id, "keys": keys})
+        return {row.alias_key: row.entity_key for row in rows}  # an entity's own key comes last, and wins
 
     def _found(self, cube_id: str, names: Sequence[str]) -> dict[str, str]:
         try:
