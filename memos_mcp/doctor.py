@@ -80,11 +80,15 @@ def _check_vectors(service: MemoryService) -> str:
 
 
 def _check_graph(service: MemoryService) -> str:
-    graph = service.settings.graph
-    if service.graph() is None:
+    graph, memory = service.settings.graph, service.graph()
+    if memory is None:
         return "off: no entities or relations are kept"
     if graph.backend == "neo4j":
         return f"neo4j at {graph.neo4j_uri} answers, database {graph.neo4j_database or 'default'}"
+    from memos_mcp.core.graph.postgres_store import PostgresGraphStore
+
+    if isinstance(memory.store, PostgresGraphStore):
+        return f"postgresql at {memory.store.location} (the catalog's database, tables graph_*) opened"
     return f"sqlite at {service.settings.data_dir / 'graph.sqlite3'} opened"
 
 

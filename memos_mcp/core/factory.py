@@ -4,11 +4,14 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from sqlalchemy.exc import ArgumentError
+
 from memos_mcp.config import Settings
 from memos_mcp.core.embed_batch import batched
 from memos_mcp.core.embedder import Embedder, LocalOnnxEmbedder, OpenAIEmbedder
 from memos_mcp.core.graph.store import GraphStore
 from memos_mcp.core.stores.catalog import Catalog
+from memos_mcp.core.stores.catalog_db import database_url
 from memos_mcp.core.stores.vector import IndexConfig, VectorStore
 from memos_mcp.errors import ConfigError
 
@@ -26,6 +29,18 @@ def open_catalog(settings: Settings, read_only: bool = False) -> Catalog:
     in the data directory. See ``Catalog`` (raises ``StorageError``)."""
     url = _secret(settings.catalog.url)
     return Catalog(url if url else settings.data_dir / "catalog.sqlite3", read_only)
+
+
+def graph_on_postgres(settings: Settings) -> bool:
+    """Whether the embedded graph backend lives in the catalog's PostgreSQL database (``catalog.url``
+    names PostgreSQL); a malformed URL answers False (the catalog reports it)."""
+    url = _secret(settings.catalog.url)
+    if not url:
+        return False
+    try:
+        return database_url(url).get_backend_name() == "postgresql"
+    except ArgumentError:
+        return False
 
 
 def build_vector_store(settings: Settings, read_only: bool = False) -> VectorStore:
@@ -88,8 +103,13 @@ def build_language_model(settings: Settings) -> LanguageModel | None:
 
 def build_graph_store(settings: Settings, read_only: bool = False) -> GraphStore:
     """The configured graph store; ``read_only`` (the embedded one only) for a data directory that may
-    not be written."""
+    not be written. The embedded backend keeps its tables in the catalog's database when that is
+    PostgreSQL (``graph_on_postgres``), else in ``graph.sqlite3`` under the data directory."""
     graph = settings.graph
+    if graph.backend == "sqlite" and graph_on_postgres(settings):
+        from memos_mcp.core.graph.postgres_store import PostgresGraphStore
+
+        return PostgresGraphStore(_secret(settings.catalog.url) or "", read_only)
     if graph.backend == "sqlite":
         from memos_mcp.core.graph.sqlite_store import SqliteGraphStore
 

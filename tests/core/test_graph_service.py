@@ -173,3 +173,18 @@ def test_another_users_graph_is_neither_visible_nor_writable(service: MemoryServ
     with pytest.raises(NotFound):
         graphs.delete_relation("bob", relation.id)
     assert [e.name for e in graphs.entities("alice")] == ["Alice", "Zofia"]
+
+
+def test_with_the_catalog_on_postgresql_the_graph_lives_in_that_database_shared_by_replicas(
+        make_service: ServiceFactory, backend: str, tmp_path: Any) -> None:
+    if not backend.endswith("+postgresql"):
+        pytest.skip("the catalog is on SQLite here")
+    first = make_service(tmp_path / "one")
+    first.add_memory(ROOT_USER, memory_content="Alice met Bob.")
+    url = first.settings.catalog.url.get_secret_value()  # type: ignore[union-attr]
+    second = make_service(tmp_path / "two", catalog={"url": url})  # another replica: its own data dir
+
+    assert triples(second) == {("Alice", "related_to", "Bob")}
+    GraphService(second).add_relations(ROOT_USER, [TripleIn(subject="Bob", predicate="knows", object="Carol")])
+    assert triples(first) == {("Alice", "related_to", "Bob"), ("Bob", "knows", "Carol")}
+    assert not (tmp_path / "one" / "graph.sqlite3").exists() and not (tmp_path / "two" / "graph.sqlite3").exists()

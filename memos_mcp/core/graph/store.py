@@ -5,7 +5,8 @@ An entity is identified within its cube by a normalised key (whitespace collapse
 (subject, predicate, object) carries the ids of the memories it was extracted from and a validity
 window: ``valid_at`` (null: since always) and ``invalid_at`` (null: still valid). Relations are
 invalidated, never silently rewritten, so a question "as of then" still has its answer.
-Times are epoch seconds (float). Backends: ``sqlite_store`` (embedded) and ``neo4j_store`` (Bolt).
+Times are epoch seconds (float). Backends: ``sqlite_store`` (embedded), ``postgres_store`` (embedded, in
+the catalog's PostgreSQL database) and ``neo4j_store`` (Bolt).
 """
 
 from __future__ import annotations
