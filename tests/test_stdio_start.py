@@ -98,3 +98,11 @@ def test_a_damaged_model_file_makes_the_first_search_a_tool_error_naming_it(tmp_
     text = answer["content"][0]["text"]  # type: ignore[index]
     assert "config_error" in text and str(model) in text and "pip install" in text
     assert "Traceback" not in (tmp_path / "stderr.txt").read_text()
+
+
+def test_a_ping_sent_before_the_initialize_reply_does_not_start_loading_the_model(tmp_path: Path) -> None:
+    # MCP lets a client ping before the handshake is answered: loading the model then would hold up the reply.
+    ping = {"jsonrpc": "2.0", "id": 1, "method": "ping"}
+    replies, imported = stdio_session(tmp_path / "data", INITIALIZE, ping)
+    assert sorted(reply["id"] for reply in replies) == [0, 1]  # type: ignore[type-var]
+    assert not HEAVY & imported, f"imported on a ping: {sorted(HEAVY & imported)}"
