@@ -294,7 +294,21 @@ def _exit_on_signal(signum: int, frame: object) -> None:
 
 
 def _stdio(args: argparse.Namespace, settings: Settings) -> int:
-    signal.signal(signal.SIGTERM, _exit_on_signal)  # unwind, so that the service below is closed
+    for signum in (signal.SIGTERM, signal.SIGINT):  # unwind, so that the service below is closed
+        signal.signal(signum, _exit_on_signal)  # (asyncio's own SIGINT handling would wait for stdin)
+    try:
+        return _serve_stdio(args, settings)
+    except SystemExit as stop:
+        # A signal, and the service is closed. The SDK's stdin reader, a worker thread that is not a
+        # daemon, still waits for a line of a stdin the client may hold open (MCP clients send SIGTERM
+        # when closing stdin did not end the server; docker stop and systemd keep it open): the
+        # interpreter's exit would wait for it forever, so the process ends here.
+        logging.shutdown()
+        sys.stderr.flush()
+        os._exit(stop.code if isinstance(stop.code, int) else 1)
+
+
+def _serve_stdio(args: argparse.Namespace, settings: Settings) -> int:
     with _stdout_kept_for_json_rpc() as serving:
         import anyio
 

@@ -8,6 +8,7 @@ directory is read like the environment.
 
 from __future__ import annotations
 
+import json
 import os
 import re
 from collections.abc import Callable
@@ -19,7 +20,7 @@ from urllib.parse import urlsplit, urlunsplit
 from dotenv import dotenv_values
 from pydantic import BaseModel, Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic.fields import FieldInfo
-from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict, SettingsError
 
 from memos_mcp.errors import ConfigError, first_problem
 
@@ -403,8 +404,31 @@ def load_settings(config_file: Path | None = None, **overrides: Any) -> Settings
     except ValidationError as exc:
         where, problem = first_problem(exc)
         raise ConfigError(f"invalid setting {where}: {problem}", errors=exc.errors()) from exc
+    except SettingsError as exc:
+        raise _not_json(exc) from exc
     finally:
         _CONFIG_FILE.reset(token)
+
+
+def _not_json(exc: SettingsError) -> ConfigError:
+    """pydantic-settings' error for a list or mapping setting whose variable is not JSON names only the
+    top-level field ("rest"): the error names the variables under it whose values are not JSON."""
+    match = re.search(r'field "(\w+)"', str(exc))
+    prefix = f"MEMOS_{match.group(1)}".upper() if match else None
+
+    def suspect(name: str, value: str) -> bool:
+        if prefix is None or not (name.upper() == prefix or name.upper().startswith(f"{prefix}__")):
+            return False
+        try:
+            json.loads(value)
+        except ValueError:
+            return True
+        return False
+
+    names = sorted(name for name, value in os.environ.items() if suspect(name, value))
+    where = " or ".join(names) if names else str(exc)
+    return ConfigError(f"invalid setting {where}: a list or mapping is written in JSON, e.g. "
+                       "MEMOS_REST__RATE_LIMITS='[\"100/minute\"]'", variables=names)
 
 
 def masked(settings: Settings) -> dict[str, Any]:

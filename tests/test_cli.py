@@ -361,3 +361,17 @@ def test_the_export_of_an_imported_600_message_conversation_holds_each_memory_on
     memories = [r["id"] for r in exported if r["type"] == "memory"]
     assert len(memories) == 600 and len(set(memories)) == 600
     assert all(len(r["embedding"]) > 0 for r in exported if r["type"] == "memory")  # the backup keeps them
+
+
+@pytest.mark.parametrize(("variable", "value"), [
+    ("MEMOS_REST__RATE_LIMITS", "100/minute"), ("MEMOS_SERVER__ALLOWED_HOSTS", "memory.example.com"),
+    ("MEMOS_IMPORT_ROOTS", "/srv/docs")])
+def test_a_list_setting_from_the_environment_that_is_not_json_is_a_config_error_naming_the_variable(
+        tmp_path: Path, variable: str, value: str) -> None:
+    for command in (("doctor",), ("stdio",)):
+        result = memos(tmp_path, tmp_path / "data", *command, **{variable: value})
+        assert result.returncode == 2, result.stderr
+        assert "Traceback" not in result.stderr
+        assert "error [config_error]" in result.stderr
+        assert variable in result.stderr
+        assert result.stdout == ""

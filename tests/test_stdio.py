@@ -30,6 +30,7 @@ pytestmark = pytest.mark.usefixtures("clean_environment")
 
 MEMOS = Path(sys.executable).parent / "memos-mcp"
 TIMEOUT = 60.0
+SHUTDOWN = 20.0  # a signal ends the process within this (the model may be loading)
 INITIALIZE = {"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
     "protocolVersion": "2025-06-18", "capabilities": {}, "clientInfo": {"name": "raw", "version": "1"}}}
 INITIALIZED = {"jsonrpc": "2.0", "method": "notifications/initialized"}
@@ -162,3 +163,35 @@ def test_sigterm_closes_the_service_too(tmp_path: Path, embedder: LocalOnnxEmbed
     assert "Traceback" not in stderr
     assert lines.get(timeout=TIMEOUT) == ""  # nothing more on stdout
     MemoryService.open(Settings(data_dir=tmp_path / "data"), embedder=embedder).close()  # the lock is free
+
+
+@pytest.mark.parametrize(("signum", "after_handshake"), [
+    (signal.SIGTERM, []), (signal.SIGTERM, [INITIALIZED]), (signal.SIGINT, [INITIALIZED])],
+    ids=["sigterm-idle", "sigterm-while-the-model-loads", "sigint-while-the-model-loads"])
+def test_a_signal_ends_the_process_while_the_client_keeps_stdin_open(
+        tmp_path: Path, embedder: LocalOnnxEmbedder, signum: signal.Signals, after_handshake: list[Any]) -> None:
+    # MCP's stdio shutdown: a client that gets no exit after closing stdin sends SIGTERM; a supervisor
+    # (docker stop, systemd) sends it with stdin still open. The SDK's stdin reader must not keep it alive.
+    process = spawn(tmp_path / "data")
+    assert process.stdin is not None and process.stdout is not None and process.stderr is not None
+    lines: queue.Queue[str] = queue.Queue()
+    threading.Thread(target=pump, args=(process.stdout, lines), daemon=True).start()
+    process.stdin.write("".join(json.dumps(m) + "\n" for m in (INITIALIZE, *after_handshake)))
+    process.stdin.flush()
+    assert json.loads(lines.get(timeout=TIMEOUT))["id"] == 1
+    process.send_signal(signum)
+    try:
+        process.wait(timeout=SHUTDOWN)  # stdin stays open throughout
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait(TIMEOUT)
+        pytest.fail("still running with stdin open after the signal")
+    finally:
+        process.stdin.close()
+        stderr = process.stderr.read()
+        process.stderr.close()
+    assert process.returncode == 128 + signum, stderr
+    assert "Traceback" not in stderr
+    assert lines.get(timeout=TIMEOUT) == ""  # nothing more on stdout
+    process.stdout.close()
+    MemoryService.open(Settings(data_dir=tmp_path / "data"), embedder=embedder).close()  # closed: the lock is free

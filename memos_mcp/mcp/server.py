@@ -30,8 +30,8 @@ shows yours."""
 
 
 class AfterHandshake:
-    """Server middleware that calls ``start`` once, at the first message after ``initialize``: normally
-    the client's ``notifications/initialized``, which it sends once it has the reply.
+    """Server middleware that calls ``start`` once, at the first message after ``initialize`` other than
+    a ``ping``: normally the client's ``notifications/initialized``, which it sends once it has the reply.
 
     stdio uses it to load the embedding model once the handshake is answered: loading it beside the
     handshake (importing onnxruntime holds the interpreter) delayed the ``initialize`` reply. The model
@@ -41,7 +41,7 @@ class AfterHandshake:
         self._start: Callable[[], None] | None = start
 
     async def __call__(self, ctx: ServerRequestContext[Any, Any], call_next: CallNext) -> HandlerResult:
-        if self._start is not None and ctx.method != "initialize":
+        if self._start is not None and ctx.method not in ("initialize", "ping"):  # MCP allows a ping before the reply
             start, self._start = self._start, None
             start()
         return await call_next(ctx)
