@@ -65,7 +65,7 @@ def test_the_dockerfile_builds_in_stages_runs_as_a_user_and_checks_health() -> N
 def test_the_compose_file_is_valid() -> None:
     compose = PyCompose.from_yaml(COMPOSE.read_text(encoding="utf-8"))
     compose.validate()
-    assert sorted(compose.service_names()) == ["memos-mcp", "neo4j", "qdrant"]
+    assert sorted(compose.service_names()) == ["memos-mcp", "neo4j", "postgres", "qdrant", "redis"]
 
 
 def test_the_compose_validator_rejects_what_compose_rejects() -> None:
@@ -89,6 +89,9 @@ def test_compose_wires_memos_mcp_to_neo4j_with_keys_required_and_qdrant_optional
     assert "healthcheck" in services["neo4j"]
     assert services["qdrant"]["profiles"] == ["qdrant"]
     assert "qdrant" not in memos.get("depends_on", {})
+    # the shared-service backends are optional too, named by the seed's usual variables
+    assert services["postgres"]["profiles"] == services["redis"]["profiles"] == ["shared"]
+    assert env["DATABASE_URL"] == "${DATABASE_URL:-}" and env["REDIS_URL"] == "${REDIS_URL:-}"
 
 
 def test_every_variable_compose_reads_is_in_env_example_and_known_to_memos_mcp() -> None:
