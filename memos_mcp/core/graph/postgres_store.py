@@ -52,13 +52,7 @@ def upgrade(conn: Connection) -> bool:
         at = conn.execute(sa.text(f"SELECT version_num FROM {t.VERSION_TABLE}")).scalar()
         if at == t.HEAD:
             return False
-    from alembic import command
-    from alembic.config import Config
-
-    config = Config()
-    config.set_main_option("script_location", str(MIGRATIONS))
-    config.attributes["connection"] = conn
-    command.upgrade(config, "head")
+    catalog_db.alembic_upgrade(conn, MIGRATIONS)
     return True
 
 

@@ -94,14 +94,21 @@ def upgrade(engine: Engine) -> bool:
             conn.execute(sa.text("SELECT pg_advisory_xact_lock(:key)"), {"key": _MIGRATION_LOCK})
         if revision(conn) == t.HEAD:
             return False
-        from alembic import command
-        from alembic.config import Config
-
-        config = Config()
-        config.set_main_option("script_location", str(MIGRATIONS))
-        config.attributes["connection"] = conn
-        command.upgrade(config, "head")
+        alembic_upgrade(conn, MIGRATIONS)
         return True
+
+
+def alembic_upgrade(conn: Connection, scripts: Path) -> None:
+    """Run the Alembic migrations in ``scripts`` (a package directory shipped in the wheel; no
+    ``alembic.ini``) up to their head on ``conn``, inside its transaction. Alembic is imported here only:
+    an open that finds the schema current never loads it."""
+    from alembic import command
+    from alembic.config import Config
+
+    config = Config()
+    config.set_main_option("script_location", str(scripts))
+    config.attributes["connection"] = conn
+    command.upgrade(config, "head")
 
 
 def missing_schema(conn: Connection, read_only: bool = False) -> list[str]:
