@@ -18,9 +18,16 @@ depends_on = None
 
 
 def upgrade() -> None:
-    with op.batch_alter_table("tasks") as batch:
-        batch.add_column(sa.Column("lease_owner", sa.Text, nullable=True))
-        batch.add_column(sa.Column("lease_until", sa.Double(), nullable=True))
+    # Only what is missing: a catalog that a release before Alembic left with these columns (the baseline
+    # adopts such catalogs as they are) must upgrade too.
+    present = {column["name"] for column in sa.inspect(op.get_bind()).get_columns("tasks")}
+    missing = [column for column in (sa.Column("lease_owner", sa.Text, nullable=True),
+                                     sa.Column("lease_until", sa.Double(), nullable=True))
+               if column.name not in present]
+    if missing:
+        with op.batch_alter_table("tasks") as batch:
+            for column in missing:
+                batch.add_column(column)
 
 
 def downgrade() -> None:
