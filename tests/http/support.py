@@ -64,7 +64,8 @@ def running_app(settings: Settings, embedder: Embedder, rest: list[Dialect] | No
     service = MemoryService.open(settings, embedder=embedder)
     admin_key = settings.server.admin_key.get_secret_value() if settings.server.admin_key else None
     keys = KeyRing(service, admin_key)
-    service.ensure_user(settings.default_user_id)
+    if not service.read_only:  # as serve does: a read-only server makes nothing
+        service.ensure_user(settings.default_user_id)
     listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     listener.bind(("127.0.0.1", 0))
     listener.listen(64)
