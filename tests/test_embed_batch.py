@@ -285,6 +285,7 @@ def test_concurrent_rest_searches_share_model_calls_and_answer_as_searches_one_b
         assert np.allclose([r for _, r in alone], [r for _, r in batched], atol=1e-5)
 
 
+@pytest.mark.parametrize("backend", ["edge", "qdrant"])  # the embedded stores: batching is the embedder's
 def test_concurrent_adds_share_model_calls_and_store_the_vectors_of_adds_one_by_one(
         tmp_path: Path, embedder: LocalOnnxEmbedder, backend: str) -> None:
     facts = [f"{name} keeps {thing} in the {place}." for name, thing, place in (
