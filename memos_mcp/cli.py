@@ -11,7 +11,7 @@ import re
 import signal
 import sys
 import threading
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Awaitable, Callable, Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
 from typing import Any
@@ -289,13 +289,34 @@ def _stdout_kept_for_json_rpc() -> Iterator[Callable[[], AbstractContextManager[
         os.close(channel)
 
 
-def _exit_on_signal(signum: int, frame: object) -> None:
+_STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
+
+
+def _exit_on_signal(signum: int, frame: object = None) -> None:
     raise SystemExit(128 + signum)
 
 
+def _exit_on_signals() -> None:
+    """Outside the event loop: a stop signal unwinds the main thread, so that the service is closed.
+    (asyncio's own SIGINT handling would wait for stdin.)"""
+    for signum in _STOP_SIGNALS:
+        signal.signal(signum, _exit_on_signal)
+
+
+async def _run_until_signal(run: Callable[[], Awaitable[None]]) -> None:
+    """Inside the event loop a stop signal is a loop callback, never an exception raised in whichever
+    task the main thread was running (the SDK's task groups would wrap it, and log it as a crash): the
+    callback's SystemExit leaves the loop itself, as asyncio lets it. The loop's close removes these."""
+    import asyncio
+
+    loop = asyncio.get_running_loop()
+    for signum in _STOP_SIGNALS:
+        loop.add_signal_handler(signum, _exit_on_signal, signum)
+    await run()
+
+
 def _stdio(args: argparse.Namespace, settings: Settings) -> int:
-    for signum in (signal.SIGTERM, signal.SIGINT):  # unwind, so that the service below is closed
-        signal.signal(signum, _exit_on_signal)  # (asyncio's own SIGINT handling would wait for stdin)
+    _exit_on_signals()
     try:
         return _serve_stdio(args, settings)
     except SystemExit as stop:
@@ -325,7 +346,10 @@ def _serve_stdio(args: argparse.Namespace, settings: Settings) -> int:
                 server = build_server(service, KeyRing(service, _admin_key(settings)), settings.default_user_id,
                                       read_only, after_handshake=lambda: warm_ups.append(service.warm_up()))
                 with serving():
-                    anyio.run(server.run_stdio_async)  # returns when stdin closes
+                    try:
+                        anyio.run(_run_until_signal, server.run_stdio_async)  # returns when stdin closes
+                    finally:
+                        _exit_on_signals()  # again, for the service's close
                 log.info("stdin closed; shutting down")
             finally:
                 for warm_up in warm_ups:

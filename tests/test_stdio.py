@@ -116,9 +116,19 @@ def test_stdout_carries_only_json_rpc_when_stdin_closes_at_once(tmp_path: Path) 
 
 
 def pump(stream: IO[str], lines: queue.Queue[str]) -> None:
-    for line in stream:
-        lines.put(line)
+    with stream:  # closed at the end of the stream, whichever way the test ends
+        for line in stream:
+            lines.put(line)
     lines.put("")  # end of stream
+
+
+def finish(process: subprocess.Popen[str]) -> str:
+    """Close stdin (the end of the session), wait for the exit, and return stderr; stdout is the pump's."""
+    assert process.stdin is not None and process.stderr is not None
+    process.stdin.close()
+    process.wait(timeout=TIMEOUT)
+    with process.stderr:
+        return process.stderr.read()
 
 
 def test_a_call_answered_before_stdin_closes_is_json_rpc_and_its_memory_persists(
@@ -135,7 +145,7 @@ def test_a_call_answered_before_stdin_closes_is_json_rpc_and_its_memory_persists
         line = lines.get(timeout=TIMEOUT)
         assert line, "stdout closed before the tools/call answer"
         seen.append(line)
-    _, stderr = process.communicate(timeout=TIMEOUT)  # closes stdin: the server shuts down cleanly
+    stderr = finish(process)  # the server shuts down cleanly
     while (line := lines.get(timeout=TIMEOUT)) != "":
         seen.append(line)
     assert process.returncode == 0, stderr
@@ -158,16 +168,20 @@ def test_sigterm_closes_the_service_too(tmp_path: Path, embedder: LocalOnnxEmbed
     process.stdin.flush()
     assert json.loads(lines.get(timeout=TIMEOUT))["id"] == 1  # serving: now stop it
     process.send_signal(signal.SIGTERM)
-    _, stderr = process.communicate(timeout=TIMEOUT)
+    stderr = finish(process)
     assert process.returncode == 128 + signal.SIGTERM, stderr
     assert "Traceback" not in stderr
     assert lines.get(timeout=TIMEOUT) == ""  # nothing more on stdout
     MemoryService.open(Settings(data_dir=tmp_path / "data"), embedder=embedder).close()  # the lock is free
 
 
+BUSY = [INITIALIZED, *({"jsonrpc": "2.0", "id": 10 + n, "method": "tools/list"} for n in range(300))]
+
+
 @pytest.mark.parametrize(("signum", "after_handshake"), [
-    (signal.SIGTERM, []), (signal.SIGTERM, [INITIALIZED]), (signal.SIGINT, [INITIALIZED])],
-    ids=["sigterm-idle", "sigterm-while-the-model-loads", "sigint-while-the-model-loads"])
+    (signal.SIGTERM, []), (signal.SIGTERM, [INITIALIZED]), (signal.SIGINT, [INITIALIZED]), (signal.SIGTERM, BUSY)],
+    ids=["sigterm-idle", "sigterm-while-the-model-loads", "sigint-while-the-model-loads",
+         "sigterm-while-answering"])  # the last lands inside a request's task, not in the loop's wait
 def test_a_signal_ends_the_process_while_the_client_keeps_stdin_open(
         tmp_path: Path, embedder: LocalOnnxEmbedder, signum: signal.Signals, after_handshake: list[Any]) -> None:
     # MCP's stdio shutdown: a client that gets no exit after closing stdin sends SIGTERM; a supervisor
@@ -179,6 +193,8 @@ def test_a_signal_ends_the_process_while_the_client_keeps_stdin_open(
     process.stdin.write("".join(json.dumps(m) + "\n" for m in (INITIALIZE, *after_handshake)))
     process.stdin.flush()
     assert json.loads(lines.get(timeout=TIMEOUT))["id"] == 1
+    answered = [lines.get(timeout=TIMEOUT) for _ in range(min(20, len(after_handshake) - 1))]
+    assert all(answered)  # the last case signals while the process answers the rest
     process.send_signal(signum)
     try:
         process.wait(timeout=SHUTDOWN)  # stdin stays open throughout
@@ -192,6 +208,11 @@ def test_a_signal_ends_the_process_while_the_client_keeps_stdin_open(
         process.stderr.close()
     assert process.returncode == 128 + signum, stderr
     assert "Traceback" not in stderr
-    assert lines.get(timeout=TIMEOUT) == ""  # nothing more on stdout
-    process.stdout.close()
+    for _ in range(len(after_handshake) + 1):  # answers already on their way, then the end
+        line = lines.get(timeout=TIMEOUT)
+        if not line:
+            break
+        assert json.loads(line)["jsonrpc"] == "2.0"
+    else:
+        pytest.fail("stdout did not end")
     MemoryService.open(Settings(data_dir=tmp_path / "data"), embedder=embedder).close()  # closed: the lock is free
