@@ -118,7 +118,7 @@ def windows(text: str) -> list[str]:
 
 
 def relativities(queries: Sequence[Sequence[float]], hits: Sequence[tuple[Sequence[float] | None, str]],
-                 embed: Callable[[list[str]], list[list[float]]]) -> list[float]:
+                 embed: Callable[[list[str]], Sequence[Sequence[float]]]) -> list[float]:
     """The calibrated relevance of each hit ``(unit dense vector, text)``: its whole vector's, or for a
     long text the best of that and its sentence windows' (embedded by ``embed`` in one batch)."""
     scores = [relativity(queries, dense) for dense, _ in hits]

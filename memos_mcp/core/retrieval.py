@@ -10,7 +10,8 @@ from typing import Any
 from memos_mcp.core.access import AccessControl
 from memos_mcp.core.checks import bounded, is_uuid
 from memos_mcp.core.checks import threshold as check_threshold
-from memos_mcp.core.context import Room
+from memos_mcp.core.context import Room, Stores
+from memos_mcp.core.embed_cache import EmbeddingCache
 from memos_mcp.core.filters import SearchFilters, parse_filters
 from memos_mcp.core.graph.extract import without_names
 from memos_mcp.core.graph.fusion import fuse_graph
@@ -25,8 +26,15 @@ from memos_mcp.errors import InvalidRequest, NotFound
 MAX_PAGE = 1_000_000  # keeps (page - 1) * size a 64-bit offset for the vector stores
 
 
+WINDOW_CACHE = 4096  # sentence windows of long memories whose vectors are kept (see core.embed_cache)
+
+
 class Retrieval(Room):
     """Search and reading of memories."""
+
+    def __init__(self, stores: Stores) -> None:
+        super().__init__(stores)
+        self._windows = EmbeddingCache(self.embedder.embed, WINDOW_CACHE)
 
     def search(
         self, actor_id: str, query: str, *, cube_ids: Sequence[str] | None = None, user_id: str | None = None,
@@ -79,7 +87,7 @@ class Retrieval(Room):
                 vectors.hybrid_search(hq)
             memories = [from_point(p) for p in points]
             scores = relativities(judges, [(p.dense, m.memory) for p, m in zip(points, memories, strict=True)],
-                                  self.embedder.embed)
+                                  self._windows.embed)
             return [SearchHit.model_validate({**m.model_dump(), "relativity": r})
                     for m, r in zip(memories, scores, strict=True) if r >= least]
 
