@@ -14,7 +14,7 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from memos_mcp.errors import DataDirReadOnly
+from memos_mcp.errors import DataDirReadOnly, NotSupported
 
 DENSE = "dense"
 SPARSE = "sparse"
@@ -178,6 +178,12 @@ class VectorStore(ABC):
     @abstractmethod
     def retrieve(self, ids: Sequence[str], with_vectors: bool = False) -> list[StoredPoint]:
         """The points that exist among ``ids`` (missing ids are skipped), in the given order."""
+
+    def whole_points(self, ids: Sequence[str]) -> list[VectorPoint]:
+        """The points that exist among ``ids`` whole, as stored (dense, keyword vector, payload), in the
+        given order: what copying a store into another needs (``memos-mcp migrate``). Raises
+        ``NotSupported`` on a backend that cannot read its keyword vectors back."""
+        raise NotSupported(f"the {self.name} vector store cannot read its points back whole", backend=self.name)
 
     def scroll(
         self, flt: MemoryFilter, limit: int, offset: int = 0, with_vectors: bool = False
