@@ -134,12 +134,12 @@ def migrate(settings: Settings, options: Options, progress: Progress | None = No
             _probe(vector_url, vector_flag)
         _require_pgvector(vector_url, vector_flag)
         kinds = stack.enter_context(_target_kinds(source, settings, options, to, vector_url))
-        kept = _check_target(kinds, options)
-        reports = {kind.name: _copy(kind, options.batch_size, kind.name in kept, progress) for kind in kinds}
+        held = _check_target(kinds, options)
+        reports = {kind.name: _copy(kind, options.batch_size, held.get(kind.name), progress) for kind in kinds}
         for kind in kinds:
             kind.finish()
             report = reports[kind.name]
-            report.target, report.kept = kind.target_count(), kept.get(kind.name, 0)
+            report.target, report.kept = kind.target_count(), held[kind.name].kept if kind.name in held else 0
     differs = [f"{name}: the source has {r.source}, the target {r.target}"
                + (f" ({r.kept} of them under keys the source lacks)" if r.kept else "")
                for name, r in reports.items() if r.target - r.kept != r.source]
@@ -319,26 +319,36 @@ def _same_model(model: str | None, dimension: str | None, source: _Source) -> No
                           "together; migrate into another database", target=model, source=source.model)
 
 
-def _check_target(kinds: list[Kind], options: Options) -> dict[str, int]:
+@dataclass(frozen=True)
+class _Held:
+    """What the target held of a kind before this run: ``kept`` records under keys the source lacks;
+    ``complete`` when it held every source record, equal (nothing to copy)."""
+
+    kept: int
+    complete: bool
+
+
+def _check_target(kinds: list[Kind], options: Options) -> dict[str, _Held]:
     """Compare every kind the target already holds records of with the source, before anything is
-    written. Returns each such kind's count of target records under keys the source lacks; raises
+    written. Returns what the target held of each such kind (``_Held``); raises
     ``Conflict`` for other contents under the same keys or for those extra records (unless
     ``force``), and for unique values held under other keys (always: they could not be written)."""
-    kept: dict[str, int] = {}
+    found: dict[str, _Held] = {}
     problems: list[str] = []
     for kind in kinds:
         held = kind.target_count()
         if not held:
             continue
-        matched = 0
+        matched = records = 0
         differ: list[Hashable] = []
         clashes: list[Hashable] = []
         for batch in kind.batches(BATCH):
             stored = kind.stored([kind.key(r) for r in batch])
             matched += len(stored)
+            records += len(batch)
             differ += [kind.key(r) for r in batch if kind.key(r) in stored and not kind.same(r, stored[kind.key(r)])]
             clashes += kind.clashes(batch)
-        kept[kind.name] = held - matched
+        found[kind.name] = _Held(held - matched, not differ and matched == records)
         if clashes:
             problems.append(f"{kind.name}: {len(clashes)} hold a unique value the target has under another key "
                             f"(e.g. {_keys(clashes)})")
@@ -351,7 +361,7 @@ def _check_target(kinds: list[Kind], options: Options) -> dict[str, int]:
         hint = "" if options.force else "; --force replaces the target's records under the source's keys"
         raise Conflict("the target already holds other data, nothing was written: " + "; ".join(problems) + hint,
                        problems=problems)
-    return kept
+    return found
 
 
 def _keys(keys: list[Hashable]) -> str:
@@ -359,9 +369,14 @@ def _keys(keys: list[Hashable]) -> str:
     return ", ".join(repr(k) for k in shown)
 
 
-def _copy(kind: Kind, size: int, compare: bool, progress: Progress) -> KindReport:
-    """Copy one kind in batches; with ``compare`` (the target held some) records already equal are skipped."""
+def _copy(kind: Kind, size: int, held: _Held | None, progress: Progress) -> KindReport:
+    """Copy one kind in batches. Where the target ``held`` some, records already equal are skipped (all
+    of them without reading them again when it held them all)."""
     report = KindReport(source=kind.source_count(), target=0)
+    compare = held is not None
+    if held is not None and held.complete:
+        report.unchanged = report.source
+        return report
     with progress(kind.name, report.source) as advance:
         done = 0
         for batch in kind.batches(size):
