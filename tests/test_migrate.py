@@ -4,6 +4,7 @@ with pgvector; a service opened on that database then serves the same data."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 import os
@@ -198,9 +199,17 @@ def source(request: pytest.FixtureRequest, tmp_path: Path, embedder: LocalOnnxEm
     return build_source(tmp_path / "data", str(request.param), embedder)
 
 
+def digests(data_dir: Path) -> dict[str, str]:
+    """Each file of the data directory (its lock file apart) and a digest of its bytes."""
+    return {str(p.relative_to(data_dir)): hashlib.sha256(p.read_bytes()).hexdigest()
+            for p in sorted(data_dir.rglob("*")) if p.is_file() and p.name != ".lock"}
+
+
 def test_migrate_copies_every_kind_of_data_and_a_second_run_writes_nothing(
         source: Source, postgres_url: str, tmp_path: Path, embedder: LocalOnnxEmbedder) -> None:
+    before = digests(source.data_dir)
     first = ok(migrate(source.data_dir, source.backend, "--to", postgres_url, "--json"))
+    assert digests(source.data_dir) == before  # the source is only read
     assert first["ok"] and first["differs"] == []
     kinds = first["kinds"]
     assert kinds["vectors"]["source"] == kinds["vectors"]["target"] == kinds["vectors"]["written"] > 0
@@ -224,6 +233,35 @@ def test_migrate_copies_every_kind_of_data_and_a_second_run_writes_nothing(
         # a write on the target after the migration gets new sequence numbers, not the copied ones
         added = app.service.add_memory("alice", memory_content="Alice moved to Coimbra in 2026.").memories[0]
         assert [e.event for e in app.service.history("alice", added.id)] == ["ADD"]
+
+
+def test_vectors_go_to_the_database_vector_url_names(tmp_path: Path, postgres: PostgresServer,
+                                                     embedder: LocalOnnxEmbedder) -> None:
+    source = build_source(tmp_path / "data", "edge", embedder)
+    catalog_url, vector_url = (postgres.url(postgres.create_database()) for _ in range(2))
+    summary = ok(migrate(source.data_dir, "edge", "--to", catalog_url, "--vector-url", vector_url, "--json"))
+    assert summary["kinds"]["vectors"]["target"] == summary["kinds"]["vectors"]["source"] > 0
+    assert count_rows(catalog_url, "vectors_memos") == 0 and count_rows(vector_url, "users") == 0
+    mine = MemoryService.open(settings_for(source.data_dir, "edge"), embedder=embedder)
+    theirs = MemoryService.open(Settings(data_dir=tmp_path / "served", catalog={"url": catalog_url},
+                                         vector={"backend": "pgvector", "url": vector_url}), embedder=embedder)
+    try:
+        assert_same_points(whole(mine), whole(theirs))
+        for user, query in QUERIES:
+            assert ([h.id for h in theirs.search(user, query, top_k=5).memories]
+                    == [h.id for h in mine.search(user, query, top_k=5).memories]), query
+    finally:
+        mine.close()
+        theirs.close()
+
+
+def test_migrate_help_explains_the_command() -> None:
+    result = subprocess.run([str(MEMOS), "migrate", "--help"], capture_output=True, text=True, timeout=TIMEOUT,
+                            check=False, env=environment("edge", Path("unused")))
+    assert result.returncode == 0
+    for phrase in ("--to URL", "--vector-url URL", "--force", "--json", "MEMOS_CATALOG__URL=URL",
+                   "MEMOS_VECTOR__BACKEND=pgvector", "exactly one copy", "lock"):
+        assert phrase in result.stdout, phrase
 
 
 def test_the_summary_is_the_only_output_on_stdout(tmp_path: Path, postgres_url: str,

@@ -104,7 +104,7 @@ def postgres_url(value: str, flag: str) -> URL:
     if url is None or url.get_backend_name() != "postgresql" or not url.database:
         raise InvalidRequest(f"{flag} must be a PostgreSQL URL with a database name, such as "
                              f"postgresql://user:password@host:5432/memos; got {_masked(value)!r}", field=flag)
-    return url
+    return url.set(drivername="postgresql+psycopg")  # the one driver installed (not a URL's asyncpg or psycopg2)
 
 
 def _masked(value: str) -> str:

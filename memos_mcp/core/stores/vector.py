@@ -14,7 +14,7 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from memos_mcp.errors import DataDirReadOnly, NotSupported
+from memos_mcp.errors import DataDirReadOnly
 
 DENSE = "dense"
 SPARSE = "sparse"
@@ -179,11 +179,10 @@ class VectorStore(ABC):
     def retrieve(self, ids: Sequence[str], with_vectors: bool = False) -> list[StoredPoint]:
         """The points that exist among ``ids`` (missing ids are skipped), in the given order."""
 
+    @abstractmethod
     def whole_points(self, ids: Sequence[str]) -> list[VectorPoint]:
         """The points that exist among ``ids`` whole, as stored (dense, keyword vector, payload), in the
-        given order: what copying a store into another needs (``memos-mcp migrate``). Raises
-        ``NotSupported`` on a backend that cannot read its keyword vectors back."""
-        raise NotSupported(f"the {self.name} vector store cannot read its points back whole", backend=self.name)
+        given order (missing ids are skipped): what copying a store into another needs (``memos-mcp migrate``)."""
 
     def scroll(
         self, flt: MemoryFilter, limit: int, offset: int = 0, with_vectors: bool = False
