@@ -235,7 +235,7 @@ under a source id, or records the source lacks) is refused before anything is wr
 unless --force, which lets the source's records replace those under the same ids and keeps the rest.
 A target holding vectors of another embedding model or dimension is always refused.
 
-A progress bar per table goes to stderr; the summary to stdout (JSON with --json)."""
+A progress bar per table goes to stderr (on a terminal); the summary to stdout (JSON with --json)."""
 
 
 def _migrate(args: argparse.Namespace, settings: Settings) -> int:
