@@ -75,6 +75,17 @@ def _parser() -> argparse.ArgumentParser:
     exp.add_argument("--cube", required=True)
     exp.add_argument("--out", type=Path, help="file to write (default: standard output)")
 
+    mig = _command(commands, flags, "migrate", help="copy this data directory into PostgreSQL to run it as a shared "
+                   "service", description=_MIGRATE_HELP, formatter_class=argparse.RawDescriptionHelpFormatter)
+    mig.add_argument("--to", required=True, metavar="URL", help="the PostgreSQL database for the catalog and the "
+                     "graph: postgresql://user:password@host:5432/db (serve it with MEMOS_CATALOG__URL=URL)")
+    mig.add_argument("--vector-url", metavar="URL", help="the PostgreSQL database (with pgvector) for the vectors "
+                     "(default: --to; serve it with MEMOS_VECTOR__URL=URL)")
+    mig.add_argument("--force", action="store_true", help="let the source's records replace different ones the "
+                     "target holds under the same ids (the target's other records are kept)")
+    mig.add_argument("--batch-size", type=int, default=500, help="records per transaction (default 500)")
+    mig.add_argument("--json", action="store_true", help="print the summary as JSON")
+
     _command(commands, flags, "users", help="list users")
     cubes = _command(commands, flags, "cubes", help="list cubes")
     cubes.add_argument("--user", help="only this user's cubes")
@@ -206,6 +217,42 @@ def _export(args: argparse.Namespace, settings: Settings) -> int:
             raise StorageError(f"cannot write the export to {args.out or 'standard output'}: "
                                f"{exc.strerror or exc}", path=str(args.out or "-")) from exc
     return 0
+
+
+_MIGRATE_HELP = """\
+Copy the data directory (its SQLite catalog, its qdrant-edge or qdrant-client vectors and its SQLite
+graph) into PostgreSQL: the catalog's tables (schema upgraded to the newest revision first), the
+vectors into the pgvector table vectors_<collection> (as stored: nothing is embedded again) and the
+graph into its graph_* tables. Users, cubes, shares, API keys (their hashes), conversations, history
+and tasks come along with their ids. Then serve it, from as many replicas as needed, with
+  MEMOS_CATALOG__URL=URL MEMOS_VECTOR__BACKEND=pgvector memos-mcp serve
+
+The data directory is only read, under its lock: stop the server using it first (exit 2 naming the
+lock otherwise). Each batch is one transaction upserted by id, so the command may be run again, after
+a failure or a kill, and ends with exactly one copy of everything; at the end each table's count is
+checked (exit 1 naming what differs). A target that already holds other data (a different record
+under a source id, or records the source lacks) is refused before anything is written (exit 2)
+unless --force, which lets the source's records replace those under the same ids and keeps the rest.
+A target holding vectors of another embedding model or dimension is always refused.
+
+A progress bar per table goes to stderr (on a terminal); the summary to stdout (JSON with --json)."""
+
+
+def _migrate(args: argparse.Namespace, settings: Settings) -> int:
+    from memos_mcp.migrate.run import Options, migrate
+
+    report = migrate(settings, Options(args.to, args.vector_url, args.force, args.batch_size))
+    if args.json:
+        _print_json(report.model_dump(mode="json"))
+    else:
+        for name, kind in report.kinds.items():
+            print(f"{name}: {kind.source} in the source, {kind.target} in the target "
+                  f"({kind.written} written, {kind.unchanged} already there)")
+        print(f"{report.kinds['vectors'].source if 'vectors' in report.kinds else 0} memories in {report.seconds} s "
+              f"({report.memories_per_second}/s) into {report.catalog}")
+    for difference in report.differs:
+        print(f"memos-mcp: error [count_mismatch]: {difference}", file=sys.stderr)
+    return 0 if report.ok else 1
 
 
 def _users(args: argparse.Namespace, settings: Settings) -> int:
@@ -429,4 +476,5 @@ def _setup(args: argparse.Namespace, settings: Settings) -> int:
 _COMMANDS: dict[str, Callable[[argparse.Namespace, Settings], int]] = {
     "doctor": _doctor, "import": _import, "export": _export, "users": _users, "cubes": _cubes,
     "stats": _stats, "bench": _bench, "stdio": _stdio, "serve": _serve, "keys": _keys, "setup": _setup,
+    "migrate": _migrate,
 }

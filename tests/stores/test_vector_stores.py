@@ -439,3 +439,17 @@ def test_a_cursor_continues_after_its_key_although_newer_points_arrive(store: Ve
         seen += [p.id for p in page]
         after = (float(page[-1].payload["created_at"]), page[-1].id)
     assert seen == sorted(batch) + sorted(pid(n) for n in range(100, 104))
+
+
+def test_whole_points_read_back_the_dense_and_keyword_vectors_and_payload_as_stored(store: VectorStore) -> None:
+    stored = [point(1, dense=axis(1), sparse=SparseVector([7, 300_000_000], [0.25, 1.5]), tags=["a"]),
+              point(2, dense=axis(2, -1.0), sparse=SparseVector([], []))]
+    store.upsert(stored)
+    found = store.whole_points([pid(2), pid(9), pid(1)])  # in the order asked, a missing id skipped
+    assert [p.id for p in found] == [pid(2), pid(1)]
+    for got, want in zip(found, reversed(stored), strict=True):
+        assert got.payload == want.payload
+        assert got.dense == pytest.approx(want.dense)
+        assert got.sparse.indices == want.sparse.indices
+        assert got.sparse.values == pytest.approx(want.sparse.values)
+    assert store.whole_points([]) == []

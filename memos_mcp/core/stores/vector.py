@@ -179,6 +179,11 @@ class VectorStore(ABC):
     def retrieve(self, ids: Sequence[str], with_vectors: bool = False) -> list[StoredPoint]:
         """The points that exist among ``ids`` (missing ids are skipped), in the given order."""
 
+    @abstractmethod
+    def whole_points(self, ids: Sequence[str]) -> list[VectorPoint]:
+        """The points that exist among ``ids`` whole, as stored (dense, keyword vector, payload), in the
+        given order (missing ids are skipped): what copying a store into another needs (``memos-mcp migrate``)."""
+
     def scroll(
         self, flt: MemoryFilter, limit: int, offset: int = 0, with_vectors: bool = False
     ) -> list[StoredPoint]:

@@ -22,6 +22,7 @@ from memos_mcp.core.stores.vector import (
     IndexConfig,
     MemoryFilter,
     ScoredPoint,
+    SparseVector,
     StoredPoint,
     VectorPoint,
     VectorStore,
@@ -235,6 +236,13 @@ class QdrantClientVectorStore(VectorStore):
         found = {str(r.id): _stored(r, with_vectors) for r in records}
         return [found[i] for i in ids if i in found]
 
+    def whole_points(self, ids: Sequence[str]) -> list[VectorPoint]:
+        with _driver("retrieve whole points"):
+            records = self.client.retrieve(self.collection, list(ids), with_payload=True,
+                                           with_vectors=[DENSE, SPARSE])
+        found = {str(r.id): _whole(r) for r in records}
+        return [found[i] for i in ids if i in found]
+
     def _order_values(self, flt: MemoryFilter, limit: int, offset: int) -> list[float]:
         # query_points, not scroll: scroll's offset is a point id and cannot be combined with order_by.
         with _driver("scroll points"):
@@ -397,6 +405,14 @@ def _stored(record: m.Record | m.ScoredPoint, with_vectors: bool) -> StoredPoint
     vectors = record.vector if with_vectors else None
     dense = cast(list[float], vectors[DENSE]) if isinstance(vectors, dict) else None
     return StoredPoint(str(record.id), record.payload or {}, dense)
+
+
+def _whole(record: m.Record) -> VectorPoint:
+    vectors = record.vector if isinstance(record.vector, dict) else {}
+    sparse = vectors.get(SPARSE)
+    return VectorPoint(str(record.id), cast(list[float], vectors.get(DENSE) or []),
+                       SparseVector(list(getattr(sparse, "indices", None) or []),
+                                    list(getattr(sparse, "values", None) or [])), record.payload or {})
 
 
 @contextmanager

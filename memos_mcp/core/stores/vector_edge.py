@@ -30,6 +30,7 @@ from memos_mcp.core.stores.vector import (
     IndexConfig,
     MemoryFilter,
     ScoredPoint,
+    SparseVector,
     StoredPoint,
     VectorPoint,
     VectorStore,
@@ -177,6 +178,12 @@ class EdgeVectorStore(VectorStore):
         with self._use("retrieve points") as shard:
             records = shard.retrieve(list(ids), with_payload=True, with_vector=_vectors(with_vectors))
         found = {str(r.id): _stored(r, with_vectors) for r in records}
+        return [found[i] for i in ids if i in found]
+
+    def whole_points(self, ids: Sequence[str]) -> list[VectorPoint]:
+        with self._use("retrieve whole points") as shard:
+            records = shard.retrieve(list(ids), with_payload=True, with_vector=[DENSE, SPARSE])
+        found = {str(r.id): _whole(r) for r in records}
         return [found[i] for i in ids if i in found]
 
     def _order_values(self, flt: MemoryFilter, limit: int, offset: int) -> list[float]:
@@ -554,6 +561,14 @@ def _stored(record: qe.Record | qe.ScoredPoint, with_vectors: bool) -> StoredPoi
     vectors = record.vector if with_vectors else None
     dense = cast(list[float], vectors[DENSE]) if isinstance(vectors, dict) else None
     return StoredPoint(str(record.id), record.payload or {}, dense)
+
+
+def _whole(record: qe.Record) -> VectorPoint:
+    vectors = record.vector if isinstance(record.vector, dict) else {}
+    sparse = vectors.get(SPARSE)
+    return VectorPoint(str(record.id), cast(list[float], vectors.get(DENSE) or []),
+                       SparseVector(list(getattr(sparse, "indices", None) or []),
+                                    list(getattr(sparse, "values", None) or [])), record.payload or {})
 
 
 @contextmanager

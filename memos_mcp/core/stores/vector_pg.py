@@ -45,6 +45,7 @@ from memos_mcp.core.stores.vector import (
     HybridQuery,
     MemoryFilter,
     ScoredPoint,
+    SparseVector,
     StoredPoint,
     VectorPoint,
     VectorStore,
@@ -168,6 +169,17 @@ class PgVectorStore(VectorStore):
             rows = conn.execute(sa.select(*columns).where(t.c.id.in_(list(ids)))).all()
         found = {str(r.id): StoredPoint(str(r.id), r.payload, _floats(r.dense) if with_vectors else None)
                  for r in rows}
+        return [found[i] for i in (str(i).lower() for i in ids) if i in found]
+
+    def whole_points(self, ids: Sequence[str]) -> list[VectorPoint]:
+        if not ids:
+            return []
+        t = self.table
+        with self._read("retrieve whole points") as conn:
+            rows = conn.execute(sa.select(t.c.id, t.c.dense, t.c.terms, t.c.weights, t.c.payload)
+                                .where(t.c.id.in_(list(ids)))).all()
+        found = {str(r.id): VectorPoint(str(r.id), _floats(r.dense), SparseVector(list(r.terms), list(r.weights)),
+                                        r.payload) for r in rows}
         return [found[i] for i in (str(i).lower() for i in ids) if i in found]
 
     def _order_values(self, flt: MemoryFilter, limit: int, offset: int) -> list[float]:
