@@ -100,6 +100,7 @@ class Ledger:
     ops: Counter[str] = field(default_factory=Counter)
     violations: list[str] = field(default_factory=list)
     done: int = 0
+    done_at_kill: int = 0
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     def violation(self, message: str) -> None:
@@ -371,12 +372,15 @@ def rate_limits_are_shared(cluster: Cluster) -> list[int]:
 
 def killer(cluster: Cluster, rng: random.Random, total: int, kills: list[tuple[int, float, float]],
            deadline: float) -> None:
-    """SIGKILL one replica once a random share of the operations is done, then start it again."""
-    at = int(total * rng.uniform(0.3, 0.5))
-    while cluster.ledger.done < at and time.monotonic() < deadline:
+    """SIGKILL one replica once a random share of the operations is done (or of the run's time bound has
+    passed, on a slow machine), then start it again."""
+    share = rng.uniform(0.3, 0.5)
+    at, by = int(total * share), time.monotonic() + RUN_BOUND * share
+    while cluster.ledger.done < at and time.monotonic() < min(by, deadline):
         time.sleep(0.05)
     victim = rng.randrange(REPLICAS)
     killed = time.monotonic()
+    cluster.ledger.done_at_kill = cluster.ledger.done
     cluster.replicas[victim].kill()
     time.sleep(rng.uniform(0.5, 2.0))  # the others answer alone for a while
     cluster.replicas[victim].start()
@@ -496,5 +500,7 @@ def test_three_replicas_under_mixed_load_with_one_killed_lose_nothing_duplicate_
     assert all(len(task_rows[tag]["added"]) + len(task_rows[tag]["deduplicated"]) == 1 for tag in task_rows), fail(
         "task rows", task_rows)
     assert pending == 0, fail("unfinished writes left", pending)
-    enough = ledger.done >= OPS // CLIENTS * CLIENTS * 0.9 and ledger.same_text_rounds >= 5 and len(ledger.tasks) >= 10
-    assert enough, fail("the run did too little", ledger.done)
+    # a machine too slow for every operation within RUN_BOUND still must have run a real mix across the kill
+    after_kill = ledger.done - ledger.done_at_kill
+    enough = ledger.done >= min(OPS // 3, 150) and after_kill >= 20 and ledger.same_text_rounds >= 5
+    assert enough and len(ledger.tasks) >= 10, fail("the run did too little", (ledger.done, after_kill))
