@@ -1,0 +1,73 @@
+"""A replica starting (or restarting after a kill) on a PostgreSQL catalog that other live replicas write
+to: its start-up clean-up of unfinished writes must touch only the writes of processes that are gone,
+never a write another replica has in flight and is about to acknowledge."""
+
+from __future__ import annotations
+
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import psycopg
+
+from memos_mcp.config import Settings
+from memos_mcp.core.embedder import LocalOnnxEmbedder
+from memos_mcp.core.service import MemoryService
+from tests.postgres import PostgresServer
+
+TIMEOUT = 60.0
+
+
+def replica(data_dir: Path, url: str, embedder: LocalOnnxEmbedder, graph: bool = True) -> MemoryService:
+    """A service as a replica opens it: catalog, vectors and graph on one PostgreSQL database."""
+    return MemoryService.open(Settings(data_dir=data_dir, catalog={"url": url}, vector={"backend": "pgvector"},
+                                       graph={"enabled": graph}), embedder=embedder)
+
+
+def wait_for_a_blocked_statement(dsn: str) -> None:
+    """Until a session of the database waits on a lock (bounded)."""
+    deadline = time.monotonic() + TIMEOUT
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        while time.monotonic() < deadline:
+            waiting = conn.execute("SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
+                                   "AND wait_event_type = 'Lock'").fetchone()
+            if waiting and waiting[0]:
+                return
+            time.sleep(0.02)
+    raise AssertionError(f"no statement waited on the lock within {TIMEOUT} s")
+
+
+def test_a_replica_starting_leaves_alone_the_write_another_replica_has_in_flight(
+        tmp_path: Path, postgres: PostgresServer, embedder: LocalOnnxEmbedder) -> None:
+    database = postgres.create_database()
+    url, dsn = postgres.url(database), postgres.dsn(database)
+    writing = replica(tmp_path / "writing", url, embedder)
+    starting: MemoryService | None = None
+    try:
+        writing.ensure_user("alice")
+        writing.ready()
+        writing.graph()
+        answers: list[Any] = []
+        # The writer's add stores its memory's points, then its graph: holding the graph's entity table
+        # keeps that add in flight (its history still pending) for as long as this transaction lasts.
+        with psycopg.connect(dsn) as holder:
+            holder.execute("LOCK TABLE graph_entities IN SHARE MODE")
+            adding = threading.Thread(target=lambda: answers.append(writing.add_memory(
+                "alice", memory_content="Alice met Bob at the harbour on Tuesday.")))
+            adding.start()
+            wait_for_a_blocked_statement(dsn)
+            # another replica starts meanwhile (without graph memory, so that the lock holds it nowhere)
+            starting = replica(tmp_path / "starting", url, embedder, graph=False)
+            starting.ready()
+            holder.rollback()
+        adding.join(TIMEOUT)
+        assert not adding.is_alive() and answers, "the add did not finish"
+        (memory,) = answers[0].memories
+        assert [m.id for m in starting.list_memories("alice").memories] == [memory.id]
+        assert [e.event for e in writing.history("alice", memory.id)] == ["ADD"]
+    finally:
+        if starting is not None:
+            starting.close()
+        writing.close()
+
