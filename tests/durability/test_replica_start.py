@@ -13,6 +13,7 @@ import psycopg
 
 from memos_mcp.config import Settings
 from memos_mcp.core.embedder import LocalOnnxEmbedder
+from memos_mcp.core.models import HistoryEvent, utcnow
 from memos_mcp.core.service import MemoryService
 from tests.postgres import PostgresServer
 
@@ -71,3 +72,30 @@ def test_a_replica_starting_leaves_alone_the_write_another_replica_has_in_flight
             starting.close()
         writing.close()
 
+
+
+def test_a_live_replica_rolls_back_within_a_lease_the_write_a_dead_replica_left_unfinished(
+        tmp_path: Path, postgres: PostgresServer, embedder: LocalOnnxEmbedder) -> None:
+    database = postgres.create_database()
+    url, dsn = postgres.url(database), postgres.dsn(database)
+    live = MemoryService.open(Settings(data_dir=tmp_path / "live", catalog={"url": url},
+                                       vector={"backend": "pgvector"}, graph={"enabled": False},
+                                       add={"task_lease": 1.0}), embedder=embedder)
+    try:
+        live.ensure_user("alice")
+        live.ready()
+        # A replica that has since died (it holds no lock) recorded an add and claimed its text's key,
+        # then was killed before its memory was stored: nobody restarts it.
+        event = HistoryEvent(memory_id="0b7c5e8e-3f0a-4c4e-9d36-5d1f2f8c0a11", cube_id="alice_default_cube",
+                             event="ADD", actor="alice", at=utcnow(), new_memory="The red kayak is in shed 4.")
+        live.catalog.begin_writes([event], {event.memory_id: "key-of-the-dead-write"})
+        deadline = time.monotonic() + TIMEOUT
+        with psycopg.connect(dsn, autocommit=True) as conn:
+            while conn.execute("SELECT count(*) FROM pending_writes").fetchone() != (0,):
+                assert time.monotonic() < deadline, "the dead replica's write was never rolled back"
+                time.sleep(0.05)
+            keys = conn.execute("SELECT count(*) FROM memory_keys").fetchone()
+        assert keys == (0,)  # the same text can be stored again
+        assert live.catalog.history(event.memory_id) == []
+    finally:
+        live.close()

@@ -68,7 +68,8 @@ class Writes(Room):
     def resume(self) -> None:
         """Submit the tasks queued or interrupted before the last stop (a read-only data directory keeps
         them for later). On a catalog other processes share (PostgreSQL), keep taking over, every half
-        lease, the tasks of processes that died (``Catalog.lapsed_tasks``) until the worker closes."""
+        lease, the tasks of processes that died (``Catalog.lapsed_tasks``) and rolling back the memory
+        writes they left unfinished (``Stores.roll_back_abandoned``) until the worker closes."""
         if self.stores.read_only:
             return
         for task in self.catalog.open_tasks():
@@ -83,6 +84,8 @@ class Writes(Room):
             try:
                 for task in self.catalog.lapsed_tasks(unclaimed_s=5 * lease):
                     self._submit(task)
+                if self.stores.vectors_ready:  # the writes of processes that died mid-write (none may restart)
+                    self.stores.roll_back_abandoned()
             except MemosError as exc:  # the database is away for a while: look again next time
                 log.warning("looking for abandoned add tasks failed: %s", exc.message)
             except RuntimeError:  # the worker closed meanwhile
@@ -416,7 +419,7 @@ class Writes(Room):
         first) is not stored; the answer maps its id to the holder's. ``then`` gets the ids stored."""
         if not points:
             return {}
-        with self.write_lock:
+        with self.write_lock, self.catalog.in_flight([e.memory_id for e in events]):
             held = self.catalog.begin_writes(events, keys)
             points = [p for p in points if p.id not in held]
             try:
