@@ -15,6 +15,8 @@ from memos_mcp.config import Settings
 from memos_mcp.core.embedder import LocalOnnxEmbedder
 from memos_mcp.core.models import HistoryEvent, utcnow
 from memos_mcp.core.service import MemoryService
+from memos_mcp.core.text import content_hash
+from memos_mcp.core.write.add import dedup_key
 from tests.postgres import PostgresServer
 
 TIMEOUT = 60.0
@@ -97,5 +99,28 @@ def test_a_live_replica_rolls_back_within_a_lease_the_write_a_dead_replica_left_
             keys = conn.execute("SELECT count(*) FROM memory_keys").fetchone()
         assert keys == (0,)  # the same text can be stored again
         assert live.catalog.history(event.memory_id) == []
+    finally:
+        live.close()
+
+
+def test_the_same_text_added_after_a_replica_died_holding_its_key_is_stored_and_readable(
+        tmp_path: Path, postgres: PostgresServer, embedder: LocalOnnxEmbedder) -> None:
+    database = postgres.create_database()
+    live = replica(tmp_path / "live", postgres.url(database), embedder, graph=False)
+    try:
+        live.ensure_user("alice")
+        live.ready()
+        text = "The spare key hangs behind the kitchen door."
+        # A replica that has since died claimed this text's key in alice's cube, then was killed before
+        # it stored the memory (it holds no lock); nothing has cleaned up after it yet.
+        dead = "5a0f7c1e-9b7d-4f65-8a31-1c2d3e4f5a6b"
+        key = dedup_key(content_hash(f"fact:{text}"), {}, None)
+        live.catalog.begin_writes([HistoryEvent(memory_id=dead, cube_id="alice_default_cube", event="ADD",
+                                                actor="alice", at=utcnow(), new_memory=text)], {dead: key})
+        (memory,) = live.add_memory("alice", memory_content=text).memories
+        assert memory.id != dead
+        assert live.get_memory("alice", memory.id).memory == text  # acknowledged, so stored
+        assert [m.id for m in live.list_memories("alice").memories] == [memory.id]
+        assert live.catalog.history(dead) == []
     finally:
         live.close()
