@@ -110,6 +110,7 @@ async def load(urls: Sequence[str], clients: int, seconds: float, add_share: flo
     window's latencies (ms) per kind and its request count."""
     samples: dict[str, list[float]] = {"search": [], "add": []}
     errors: list[str] = []
+    broken: list[str] = []
     measuring = False
     count = 0
     stop_at = time.perf_counter() + WARMUP + seconds
@@ -117,7 +118,9 @@ async def load(urls: Sequence[str], clients: int, seconds: float, add_share: flo
     async def client(number: int) -> None:
         nonlocal count
         rng = random.Random(number)
-        https = [httpx2.AsyncClient(base_url=url, timeout=60) for url in urls]
+        # idle connections expire before the server's keep-alive (5 s) closes them under a request
+        https = [httpx2.AsyncClient(base_url=url, timeout=60, limits=httpx2.Limits(keepalive_expiry=1.0))
+                 for url in urls]
         try:
             for turn in range(MAX_REQUESTS):
                 if time.perf_counter() > stop_at or errors:
@@ -125,11 +128,15 @@ async def load(urls: Sequence[str], clients: int, seconds: float, add_share: flo
                 http = https[(number + turn) % len(https)]
                 kind = "add" if rng.random() < add_share else "search"
                 began = time.perf_counter()
-                if kind == "add":
-                    text = f"Client {number} note {turn} {rng.randrange(10**9)}: {fact(rng, turn)}"
-                    answer = await http.post("/v1/memories", json={"content": text})
-                else:
-                    answer = await http.get("/v1/memories/search", params={"query": query(rng), "limit": 10})
+                try:
+                    if kind == "add":
+                        text = f"Client {number} note {turn} {rng.randrange(10**9)}: {fact(rng, turn)}"
+                        answer = await http.post("/v1/memories", json={"content": text})
+                    else:
+                        answer = await http.get("/v1/memories/search", params={"query": query(rng), "limit": 10})
+                except httpx2.TransportError as exc:  # counted and reported; the replicas' liveness is checked
+                    broken.append(f"{kind}: {exc!r}")
+                    continue
                 elapsed = (time.perf_counter() - began) * 1000
                 if answer.status_code not in (200, 201):
                     errors.append(f"{kind}: {answer.status_code} {answer.text[:200]}")
@@ -157,7 +164,7 @@ async def load(urls: Sequence[str], clients: int, seconds: float, add_share: flo
             group.start_soon(client, number)
     if errors:
         raise RuntimeError(f"a request failed: {errors[0]}")
-    return {"samples": samples, "count": count, "wall_s": marks["end"] - marks["start"]}
+    return {"samples": samples, "count": count, "wall_s": marks["end"] - marks["start"], "broken": broken}
 
 
 def measure(replicas: list[Any], postmaster: int, clients: int, seconds: float, add_share: float) -> dict[str, Any]:
@@ -184,6 +191,7 @@ def measure(replicas: list[Any], postmaster: int, clients: int, seconds: float, 
         "postgres_cpu_ms_per_request": pg * share / count * 1000,
         "replica_rss_mib": [rss_mib(r.pid) for r in replicas],
         "load_before": load_before, "load_after": os.getloadavg()[0],
+        "broken_connections": len(result["broken"]), "replicas_alive_after": sum(r.alive() for r in replicas),
     }
 
 
@@ -216,6 +224,10 @@ def markdown(report: dict[str, Any]) -> str:
             f"| {r['replicas']} | {r['requests_per_s']:.1f} | {r['search_p50_ms']:.0f} / {r['search_p95_ms']:.0f} "
             f"| {r['add_p50_ms']:.0f} / {r['add_p95_ms']:.0f} | {r['replicas_cpu_ms_per_request']:.1f} ({each}) "
             f"| {r['postgres_cpu_ms_per_request']:.1f} | {r['load_before']:.1f} / {r['load_after']:.1f} |")
+    lines += ["", "Connections that broke under a request (not measured; the client went on): "
+              + ", ".join(f"{r['broken_connections']} with {r['replicas']}" for r in report["results"])
+              + "; replicas alive after each window: "
+              + ", ".join(f"{r['replicas_alive_after']} of {r['replicas']}" for r in report["results"]) + "."]
     lines += ["", "## Per 100 requests/s", "",
               "CPU in cores (CPU seconds per request x 100) and resident memory, from the runs above:", "",
               "| replicas | replicas' CPU, cores | PostgreSQL CPU, cores | RSS per replica, MiB |", "|---|---|---|---|"]

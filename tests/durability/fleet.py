@@ -1,31 +1,22 @@
 """Replicas for tests and benchmarks: ``memos-mcp serve --stateless`` subprocesses, each on its own data
 directory and a fixed loopback port (a restarted replica answers at the same address, as behind a load
 balancer), started and waited for through ``/health``, killed with SIGKILL or stopped with SIGTERM,
-always by the pid this object started."""
+always by the pid this object started. ``tests.processes`` gives the port, the environment and the
+stop; its ``Serve`` takes a new port at every start, where a replica restarted behind a load balancer
+keeps its address."""
 
 from __future__ import annotations
 
-import os
-import signal
 import subprocess
-import sys
 import time
 from collections.abc import Mapping
 from pathlib import Path
 
 import httpx2
 
-from memos_mcp.config import ALIASES
-from tests.graph.conftest import free_port
+from tests.processes import MEMOS, environment, free_port, stop
 
-MEMOS = Path(sys.executable).parent / "memos-mcp"
 START_SECONDS = 90.0  # a start on a busy 2-core machine loads the embedder and migrates the catalog
-
-
-def environment(extra: Mapping[str, str]) -> dict[str, str]:
-    """The caller's environment without MEMOS_* and seed aliases, plus ``extra``."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("MEMOS_") and k not in ALIASES}
-    return env | dict(extra)
 
 
 class Replica:
@@ -34,7 +25,7 @@ class Replica:
 
     def __init__(self, data_dir: Path, env: Mapping[str, str], port: int | None = None) -> None:
         self.data_dir = data_dir
-        self.env = environment(env)
+        self.env = environment(**env)
         self.port = port or free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.process: subprocess.Popen[bytes] | None = None
@@ -82,14 +73,9 @@ class Replica:
             self.process.wait(timeout=30)
 
     def stop(self) -> None:
-        """SIGTERM (a graceful shutdown), then SIGKILL if it is still there after 30 s."""
-        if self.alive():
-            assert self.process is not None
-            self.process.send_signal(signal.SIGTERM)
-            try:
-                self.process.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                self.kill()
+        """SIGTERM (a graceful shutdown), then SIGKILL (``tests.processes.stop``)."""
+        if self.process is not None:
+            stop(self.process)
 
     def log(self) -> str:
         path = self.data_dir / "serve.log"
