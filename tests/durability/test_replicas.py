@@ -478,6 +478,7 @@ def test_three_replicas_under_mixed_load_with_one_killed_lose_nothing_duplicate_
     rerun_ok = {tag for tag, c in calls.items()
                 if len(c) == 2 and any(c[0] < k < c[1] for k in killed_at)}
     wrong_calls = {tag: len(c) for tag, c in calls.items() if len(c) != 1 and tag not in rerun_ok}
+    print(f"{len(rerun_ok)} queued tasks extracted again after their replica was killed under them")
     by_task = {task_id: tag for tag, (_, task_id) in ledger.tasks.items()}
     not_done = {tag: s for tag, s in status.items() if s != "completed"}
     facts = Counter(text for _, _, text, _ in points)
