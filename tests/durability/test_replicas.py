@@ -19,6 +19,7 @@ import json
 import os
 import random
 import re
+import sys
 import threading
 import time
 from collections import Counter
@@ -47,6 +48,7 @@ CLIENTS = 6
 REPLICAS = 3
 RUN_BOUND = 150.0  # seconds the clients may run at most
 SETTLE_BOUND = 60.0  # seconds the queued tasks may take to finish after the clients
+HUNT = 20.0  # seconds the killer waits for a queued add's model call to kill its replica under it
 LEASE = 2.0  # add.task_lease: a dead replica's task is taken over this long after its last renewal
 ATTEMPTS = 8  # tries of one operation across the replicas while one is down
 ADMIN = "admin-key-for-the-replica-test"
@@ -81,6 +83,11 @@ class CountingModel(OpenAIServer):
         return Reply(content=answer(facts=facts), delay=0.2 + (int(tags[0], 16) % 5) / 10)
 
 
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        if not isinstance(sys.exc_info()[1], ConnectionError):  # a replica killed while its call was answered
+            super().handle_error(request, client_address)
+
+
 def fact_of(tag: str) -> str:
     rng = random.Random(tag)
     return f"Parcel {tag} waits in the {phrase(rng, 2)} locker beside the {phrase(rng, 2)} stairs."
@@ -95,6 +102,7 @@ class Ledger:
     private: set[str] = field(default_factory=set)  # alice's unshared memories
     shared: set[str] = field(default_factory=set)  # memories of the cube alice shares with bob
     tasks: dict[str, tuple[str, str]] = field(default_factory=dict)  # tag -> (user, task id)
+    queued_via: dict[str, int] = field(default_factory=dict)  # tag -> the replica that took the add (runs it)
     same_text_rounds: int = 0
     unacknowledged: int = 0
     ops: Counter[str] = field(default_factory=Counter)
@@ -106,6 +114,15 @@ class Ledger:
     def violation(self, message: str) -> None:
         with self.lock:
             self.violations.append(message)
+
+
+@dataclass
+class Kill:
+    """The replica killed, when, and the queued add whose model call the kill landed in (if one)."""
+
+    replica: int
+    at: float
+    task_tag: str | None
 
 
 class Broken(Exception):
@@ -296,11 +313,12 @@ class Client:
         tag = f"{self.rng.getrandbits(48):012x}"
         user = self.rng.choice(["alice", "bob"])
         message = {"role": "user", "content": f"[[job {tag}]] Please remember where my parcel went."}
-        _, got = self.cluster.call(self.next_replica(), user, "POST", "/api/openmem/v1/add/message",
+        index, got = self.cluster.call(self.next_replica(), user, "POST", "/api/openmem/v1/add/message",
                                    json={"user_id": user, "messages": [message], "conversation_id": f"conv-{tag}",
                                          "async_mode": True})
         with self.ledger.lock:
             self.ledger.tasks[tag] = (user, got.json()["data"]["task_id"])
+            self.ledger.queued_via[tag] = index
 
 
 async def mcp_call(url: str, key: str, tool: str, arguments: dict[str, Any]) -> dict[str, Any]:
@@ -370,21 +388,34 @@ def rate_limits_are_shared(cluster: Cluster) -> list[int]:
     return remaining
 
 
-def killer(cluster: Cluster, rng: random.Random, total: int, kills: list[tuple[int, float, float]],
+def killer(cluster: Cluster, model: CountingModel, rng: random.Random, total: int, kills: list[Kill],
            deadline: float) -> None:
     """SIGKILL one replica once a random share of the operations is done (or of the run's time bound has
-    passed, on a slow machine), then start it again."""
+    passed, on a slow machine), then start it again. The replica killed is one whose queued add's model
+    call has just begun (the model answers after 0.2 s at least: the kill lands in it), if one comes
+    within ``HUNT`` seconds; else one chosen at random."""
     share = rng.uniform(0.3, 0.5)
     at, by = int(total * share), time.monotonic() + RUN_BOUND * share
     while cluster.ledger.done < at and time.monotonic() < min(by, deadline):
         time.sleep(0.05)
-    victim = rng.randrange(REPLICAS)
+    victim, target = rng.randrange(REPLICAS), None
+    hunt = time.monotonic() + HUNT
+    while target is None and time.monotonic() < min(hunt, deadline):
+        now = time.monotonic()
+        with model.lock:
+            fresh = [tag for tag, calls in model.calls.items() if len(calls) == 1 and now - calls[0] < 0.1]
+        with cluster.ledger.lock:
+            found = [tag for tag in fresh if tag in cluster.ledger.queued_via]
+            if found:
+                target = found[0]
+                victim = cluster.ledger.queued_via[target]
+        time.sleep(0.01)
     killed = time.monotonic()
     cluster.ledger.done_at_kill = cluster.ledger.done
     cluster.replicas[victim].kill()
     time.sleep(rng.uniform(0.5, 2.0))  # the others answer alone for a while
     cluster.replicas[victim].start()
-    kills.append((victim, killed, time.monotonic()))
+    kills.append(Kill(victim, killed, target))
 
 
 def settle(cluster: Cluster) -> dict[str, str]:
@@ -442,12 +473,12 @@ def test_three_replicas_under_mixed_load_with_one_killed_lose_nothing_duplicate_
             setup_users(cluster)
             remaining = rate_limits_are_shared(cluster)
             deadline = time.monotonic() + RUN_BOUND
-            kills: list[tuple[int, float, float]] = []
+            kills: list[Kill] = []
             stop = threading.Event()
             threads = [threading.Thread(target=Client(cluster, n, random.Random(rng.random()), OPS // CLIENTS,
                                                       deadline).run) for n in range(CLIENTS)]
-            threads.append(threading.Thread(target=killer, args=(cluster, random.Random(rng.random()), OPS, kills,
-                                                                 deadline)))
+            threads.append(threading.Thread(target=killer, args=(cluster, model, random.Random(rng.random()), OPS,
+                                                                 kills, deadline)))
             dup = threading.Thread(target=same_text_rounds, args=(cluster, random.Random(rng.random()), stop, deadline))
             for thread in [*threads, dup]:
                 thread.start()
@@ -464,7 +495,7 @@ def test_three_replicas_under_mixed_load_with_one_killed_lose_nothing_duplicate_
     points, tasks, pending = stored(postgres_url)
     summary = (f"seed {SEED}: {ledger.done} operations {dict(ledger.ops)}, {ledger.same_text_rounds} same-text "
                f"rounds, {len(ledger.tasks)} queued adds, {ledger.unacknowledged} unacknowledged attempts, "
-               f"kills {[(v, round(b - started, 1)) for v, b, _ in kills]}, {run_seconds:.0f} s")
+               f"kills {[(k.replica, round(k.at - started, 1), k.task_tag) for k in kills]}, {run_seconds:.0f} s")
     print(summary)
 
     by_id = {p[0]: p for p in points}
@@ -473,7 +504,7 @@ def test_three_replicas_under_mixed_load_with_one_killed_lose_nothing_duplicate_
     copies = Counter((cube, text) for _, cube, text, state in points if state != "archived")
     duplicates = {k: n for k, n in copies.items() if n > 1}
     calls = {tag: model.calls.get(tag, []) for tag in ledger.tasks}
-    killed_at = [b for _, b, _ in kills]
+    killed_at = [k.at for k in kills]
     # a second call is allowed only for a task whose first call was in flight when its replica was killed
     rerun_ok = {tag for tag, c in calls.items()
                 if len(c) == 2 and any(c[0] < k < c[1] for k in killed_at)}
@@ -497,6 +528,9 @@ def test_three_replicas_under_mixed_load_with_one_killed_lose_nothing_duplicate_
     assert not duplicates, fail("texts stored more than once in one cube", list(duplicates.items())[:10])
     assert not not_done, fail("queued tasks not completed", not_done)
     assert not wrong_calls, fail("tasks extracted other than once", wrong_calls)
+    taken_over = [k.task_tag for k in kills if k.task_tag is not None]
+    assert all(tag in rerun_ok for tag in taken_over), fail("a task killed under its replica was not taken over",
+                                                           {t: len(calls[t]) for t in taken_over})
     assert not effects, fail("queued tasks' facts not stored exactly once", effects)
     assert all(len(task_rows[tag]["added"]) + len(task_rows[tag]["deduplicated"]) == 1 for tag in task_rows), fail(
         "task rows", task_rows)
