@@ -22,7 +22,7 @@ from memos_mcp.core.factory import build_language_model
 from memos_mcp.core.graph.extract import ExtractedGraph
 from memos_mcp.core.graph.memory import GraphMemory, MemoryGraph
 from memos_mcp.core.graph.store import GraphStore
-from memos_mcp.core.models import Memory
+from memos_mcp.core.models import HistoryEvent, Memory
 from memos_mcp.core.payload import index_texts
 from memos_mcp.core.stores.catalog import Catalog
 from memos_mcp.core.stores.vector import VectorStore
@@ -73,7 +73,7 @@ class Stores:
                         log.warning("vector store repaired on open (a creation was cut short): made %s",
                                     ", ".join(self.vectors.repaired))
                     self._record_model()
-                    self._reconcile()
+                    self.roll_back_abandoned()
                     self.vectors_ready = True
         return self.vectors
 
@@ -87,29 +87,33 @@ class Stores:
                                                     self.settings.graph.entity_links)
         return self.opened_graph
 
-    def _reconcile(self) -> None:
+    def roll_back_abandoned(self) -> None:
         """Roll back the memory writes a stopped process left unfinished (never acknowledged): an add's
-        points, graph and history go; an update's history event stays only if the point holds its text."""
+        points, graph and history go; an update's history event stays only if the point holds its text.
+        On a catalog other processes share, only the writes of processes that are gone: never one that
+        another replica has in flight (``Catalog.abandoned_writes``)."""
         try:
-            pending = self.catalog.pending_writes()
-            if not pending:
-                return
-            added = {e.memory_id: e.cube_id for e in pending if e.event == "ADD"}
-            points = {p.id: p for p in self.vectors.retrieve(list(dict.fromkeys(e.memory_id for e in pending)))}
-            kept = [e.memory_id for e in pending if e.memory_id not in added and e.memory_id in points
-                    and points[e.memory_id].payload.get("memory") == e.new_memory
-                    and (e.event != "ARCHIVE" or points[e.memory_id].payload.get("status") == "archived")]
-            if added:
-                self.vectors.delete(list(added))
-                graph = self.graph()
-                for cube_id in set(added.values()):
-                    if graph is not None:
-                        graph.forget(cube_id, [m for m, c in added.items() if c == cube_id])
-            self.catalog.end_writes(kept)
-            self.catalog.undo_writes([e.memory_id for e in pending if e.memory_id not in kept])
+            with self.catalog.abandoned_writes() as pending:
+                if pending:
+                    self._roll_back(pending)
         except MemosError as exc:  # the next start tries again
             log.warning("unfinished writes could not be rolled back yet: %s", exc)
-            return
+
+    def _roll_back(self, pending: list[HistoryEvent]) -> None:
+        """Roll back abandoned writes (``roll_back_abandoned``); raises ``MemosError`` when a store fails."""
+        added = {e.memory_id: e.cube_id for e in pending if e.event == "ADD"}
+        points = {p.id: p for p in self.vectors.retrieve(list(dict.fromkeys(e.memory_id for e in pending)))}
+        kept = [e.memory_id for e in pending if e.memory_id not in added and e.memory_id in points
+                and points[e.memory_id].payload.get("memory") == e.new_memory
+                and (e.event != "ARCHIVE" or points[e.memory_id].payload.get("status") == "archived")]
+        if added:
+            self.vectors.delete(list(added))
+            graph = self.graph()
+            for cube_id in set(added.values()):
+                if graph is not None:
+                    graph.forget(cube_id, [m for m, c in added.items() if c == cube_id])
+        self.catalog.end_writes(kept)
+        self.catalog.undo_writes([e.memory_id for e in pending if e.memory_id not in kept])
         log.warning("rolled back the unfinished writes of %d memories (%d kept)",
                     len({e.memory_id for e in pending}) - len(kept), len(kept))
 

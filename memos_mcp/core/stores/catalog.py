@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -30,7 +30,7 @@ from memos_mcp.core.models import (
     User,
     utcnow,
 )
-from memos_mcp.core.stores import catalog_db
+from memos_mcp.core.stores import catalog_db, catalog_inflight
 from memos_mcp.core.stores import catalog_statements as st
 from memos_mcp.core.stores.catalog_tables import (
     HEAD,
@@ -556,6 +556,39 @@ class Catalog:
             for part in _parts(memory_ids):
                 for table in (history, pending_writes, memory_keys):
                     db.execute(table.delete().where(table.c.memory_id.in_(part)))
+
+    @contextmanager
+    def in_flight(self, memory_ids: Sequence[str]) -> Iterator[None]:
+        """A write of these memories under way, from before ``begin_writes`` to after ``end_writes`` (or
+        its undo): while the block runs, no other process's clean-up (``abandoned_writes``) takes its
+        pending history for abandoned (``catalog_inflight``). Raises ``StorageError`` if the database fails."""
+        self._open()
+        stack = ExitStack()
+        try:
+            stack.enter_context(catalog_inflight.writing(self.engine, memory_ids))
+        except _DB_ERRORS as exc:
+            raise StorageError(f"catalog write failed: {exc}") from exc
+        with stack:
+            yield
+
+    @contextmanager
+    def abandoned_writes(self) -> Iterator[list[HistoryEvent]]:
+        """The pending history events of writes whose process is gone (on SQLite, every one: one process
+        holds the data directory), oldest first; no process can take them up until the block ends, in
+        which the caller rolls them back. Raises ``StorageError`` if the database fails."""
+        self._open()
+        stack = ExitStack()
+        try:
+            ids = stack.enter_context(catalog_inflight.abandoned(
+                self.engine, lambda: [e.memory_id for e in self.pending_writes()]))
+            events = [e for e in self.pending_writes() if e.memory_id in ids]
+        except BaseException as exc:
+            stack.close()
+            if isinstance(exc, _DB_ERRORS):
+                raise StorageError(f"catalog read failed: {exc}") from exc
+            raise
+        with stack:
+            yield events
 
     def pending_writes(self) -> list[HistoryEvent]:
         """History events whose write never completed, oldest first."""

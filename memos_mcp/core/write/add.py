@@ -68,7 +68,8 @@ class Writes(Room):
     def resume(self) -> None:
         """Submit the tasks queued or interrupted before the last stop (a read-only data directory keeps
         them for later). On a catalog other processes share (PostgreSQL), keep taking over, every half
-        lease, the tasks of processes that died (``Catalog.lapsed_tasks``) until the worker closes."""
+        lease, the tasks of processes that died (``Catalog.lapsed_tasks``) and rolling back the memory
+        writes they left unfinished (``Stores.roll_back_abandoned``) until the worker closes."""
         if self.stores.read_only:
             return
         for task in self.catalog.open_tasks():
@@ -83,6 +84,8 @@ class Writes(Room):
             try:
                 for task in self.catalog.lapsed_tasks(unclaimed_s=5 * lease):
                     self._submit(task)
+                if self.stores.vectors_ready:  # the writes of processes that died mid-write (none may restart)
+                    self.stores.roll_back_abandoned()
             except MemosError as exc:  # the database is away for a while: look again next time
                 log.warning("looking for abandoned add tasks failed: %s", exc.message)
             except RuntimeError:  # the worker closed meanwhile
@@ -386,21 +389,41 @@ class Writes(Room):
         unique = [d for d in dict.fromkeys(d for d, _ in texts) if d not in embedded]
         vectors = {**embedded, **dict(zip(unique, self.embedder.embed(unique), strict=True))}
         dense = [vectors[d] for d, _ in texts]
-        held = self.commit_points(cube.cube_id, [
-            VectorPoint(m.id, vec, sparse_document(sparse), to_payload(
-                m, digest, c.context, c.speaker, [t for t in c.tags if t not in c.given_tags], key_given=False))
-            for m, (c, digest), vec, (_, sparse) in zip(memories, part, dense, texts, strict=True)],
-            [HistoryEvent(memory_id=m.id, cube_id=cube.cube_id, event="ADD", actor=author.user_id, at=now,
-                          new_memory=m.memory) for m in memories],
-            lambda stored: self.stores.ingest_graph(cube.cube_id, [
-                (m, c.graph, c.speaker) for m, (c, _) in zip(memories, part, strict=True) if m.id in stored]),
-            keys={m.id: dedup_key(digest, metadata, conversation) for m, (_, digest) in zip(memories, part,
-                                                                                              strict=True)})
-        if not held:
-            return memories, []
-        holders = {p.id: from_point(p) for p in self.vectors.retrieve(list(set(held.values())))}
+        points = {m.id: VectorPoint(m.id, vec, sparse_document(sparse), to_payload(
+            m, digest, c.context, c.speaker, [t for t in c.tags if t not in c.given_tags], key_given=False))
+            for m, (c, digest), vec, (_, sparse) in zip(memories, part, dense, texts, strict=True)}
+        keys = {m.id: dedup_key(digest, metadata, conversation) for m, (_, digest) in zip(memories, part, strict=True)}
+        graphs = {m.id: (m, c.graph, c.speaker) for m, (c, _) in zip(memories, part, strict=True)}
+        texts_of = {m.id: m.memory for m in memories}
+
+        def commit(ids: Sequence[str]) -> dict[str, str]:
+            return self.commit_points(
+                cube.cube_id, [points[i] for i in ids],
+                [HistoryEvent(memory_id=i, cube_id=cube.cube_id, event="ADD", actor=author.user_id, at=now,
+                              new_memory=texts_of[i]) for i in ids],
+                lambda stored: self.stores.ingest_graph(cube.cube_id, [graphs[i] for i in ids if i in stored]),
+                keys={i: keys[i] for i in ids})
+
+        held = commit(list(points))
+        holders = self._holders(set(held.values()))
+        unstored = [i for i, holder in held.items() if holder not in holders]
+        if unstored:
+            # Another process claimed these texts' keys and has not stored them: its write is in flight
+            # (wait for its end), or it died mid-write (roll that back, freeing the keys, and store ours).
+            with self.catalog.in_flight(sorted({held[i] for i in unstored})):
+                pass
+            holders |= self._holders({held[i] for i in unstored})
+            if any(held[i] not in holders for i in unstored):
+                self.stores.roll_back_abandoned()
+                again = commit([i for i in unstored if held[i] not in holders])
+                held = {i: h for i, h in held.items() if i in again or held[i] in holders} | again
+                holders |= self._holders(set(again.values()))
         return ([m for m in memories if m.id not in held],
                 [holders.get(held[m.id]) or m.model_copy(update={"id": held[m.id]}) for m in memories if m.id in held])
+
+    def _holders(self, ids: set[str]) -> dict[str, Memory]:
+        """The stored memories among ``ids`` (the holders of keys an add found claimed)."""
+        return {p.id: from_point(p) for p in self.vectors.retrieve(list(ids))} if ids else {}
 
     def commit_points(self, cube_id: str, points: Sequence[VectorPoint], events: Sequence[HistoryEvent],
                       then: Callable[[set[str]], None] | None = None,
@@ -416,7 +439,7 @@ class Writes(Room):
         first) is not stored; the answer maps its id to the holder's. ``then`` gets the ids stored."""
         if not points:
             return {}
-        with self.write_lock:
+        with self.write_lock, self.catalog.in_flight([e.memory_id for e in events]):
             held = self.catalog.begin_writes(events, keys)
             points = [p for p in points if p.id not in held]
             try:

@@ -85,7 +85,7 @@ class Changes(Room):
             raise InvalidRequest("nothing to update: give memory, key, tags, metadata, status, memory_type "
                                  "or confidence")
         self.disk.check("update a memory", WRITE_OVERHEAD + 8 * len(memory or ""))
-        with self.write_lock:
+        with self.write_lock, self.catalog.in_flight([memory_id]):  # not rolled back by another's clean-up
             old = self.retrieval.readable_memory(user, memory_id, cube_id, need=Permission.WRITE)
             now = utcnow()
             point = self.vectors.retrieve([memory_id], with_vectors=True)[0]
