@@ -24,6 +24,7 @@ from sqlalchemy.engine import Connection, Row
 from memos_mcp.core.graph import graph_tables as t
 from memos_mcp.core.graph.store import DEFAULT_DECAY, Entity, GraphStore, Relation, normalise, resolved
 from memos_mcp.core.stores import catalog_db
+from memos_mcp.core.stores.closing_engine import ClosingEngine
 from memos_mcp.errors import DataDirReadOnly, NotFound, StorageError
 
 MIGRATIONS = Path(__file__).with_name("graph_migrations")
@@ -88,7 +89,7 @@ class PostgresGraphStore(GraphStore):
         self.url = catalog_db.database_url(url)
         self.location = catalog_db.shown(self.url)
         self.read_only = read_only
-        self._engine: sa.Engine | None = None
+        self._engine: ClosingEngine | None = None
 
     def open(self) -> None:
         engine = catalog_db.postgres_engine(self.url)
@@ -108,14 +109,15 @@ class PostgresGraphStore(GraphStore):
         except _ERRORS as exc:
             engine.dispose()
             raise StorageError(f"cannot open the graph store at {self.location}: {exc}", path=self.location) from exc
-        self._engine = engine
+        self._engine = ClosingEngine(engine)
 
     def close(self) -> None:
+        """Close every pooled connection, and each one a call in flight holds when it is given back."""
         if self._engine is not None:
-            self._engine.dispose()
-            self._engine = None
+            engine, self._engine = self._engine, None
+            engine.close()
 
-    def _engine_or_fail(self) -> sa.Engine:
+    def _engine_or_fail(self) -> ClosingEngine:
         if self._engine is None:
             raise StorageError("the graph store is not open", path=self.location)
         return self._engine

@@ -45,6 +45,7 @@ from memos_mcp.core.stores.catalog_tables import (
     tasks,
     users,
 )
+from memos_mcp.core.stores.closing_engine import ClosingEngine
 from memos_mcp.core.timeparse import from_epoch, to_epoch
 from memos_mcp.errors import DataDirReadOnly, StorageError
 
@@ -90,7 +91,7 @@ class Catalog:
             self.engine = (catalog_db.sqlite_engine(self.path, read_only) if self.path is not None
                            else catalog_db.postgres_engine(url))
         self.backend = self.engine.dialect.name
-        self._closed = False
+        self._connections = ClosingEngine(self.engine)  # what calls use: ``close`` may run while they are in flight
         try:
             if read_only:
                 with self.engine.connect() as conn:
@@ -111,7 +112,7 @@ class Catalog:
         """The schema is complete, at the newest revision, and a read answers: a summary;
         ``StorageError`` naming what is missing (or an unreachable database)."""
         try:
-            with self.engine.connect() as conn:
+            with self._connections.connect() as conn:
                 missing = catalog_db.missing_schema(conn, self.read_only)
                 at = catalog_db.revision(conn)
                 conn.execute(sa.select(sa.func.count()).select_from(users)).scalar()
@@ -133,28 +134,28 @@ class Catalog:
             raise DataDirReadOnly(f"cannot write to the catalog at {self.location}: its data directory is read-only",
                                   path=self.location)
         try:
-            with catalog_db.write_transaction(self.engine) as conn:
+            with catalog_db.write_transaction(self._connections) as conn:
                 yield conn
         except _DB_ERRORS as exc:
             raise StorageError(f"catalog write failed: {exc}") from exc
 
     def _open(self) -> None:
         # a task abandoned by a stopping service must not open a connection nobody closes
-        if self._closed:
+        if self._connections.closed:
             raise StorageError(f"the catalog at {self.location} is closed", path=self.location)
 
     def _rows(self, statement: sa.Executable, params: Mapping[str, Any] | None = None) -> list[Row[Any]]:
         self._open()
         try:
-            with self.engine.connect() as conn:
+            with self._connections.connect() as conn:
                 return list(conn.execute(statement, params or {}).all())
         except _DB_ERRORS as exc:
             raise StorageError(f"catalog read failed: {exc}") from exc
 
     def close(self) -> None:
-        """Close every pooled connection; any later use raises ``StorageError``."""
-        self._closed = True
-        self.engine.dispose()
+        """Close every pooled connection, and each one a call in flight holds when it is given back; any
+        later use raises ``StorageError``."""
+        self._connections.close()
 
     # --- meta --------------------------------------------------------------------------------
     def get_meta(self, key: str) -> str | None:

@@ -19,6 +19,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import URL, Connection, Engine, make_url
 
 from memos_mcp.core.stores import catalog_tables as t
+from memos_mcp.core.stores.closing_engine import ClosingEngine
 from memos_mcp.core.stores.sqlite_files import connect
 
 MIGRATIONS = Path(__file__).with_name("catalog_migrations")
@@ -60,7 +61,7 @@ def sqlite_engine(path: Path, read_only: bool) -> Engine:
 
 
 @contextmanager
-def write_transaction(engine: Engine) -> Iterator[Connection]:
+def write_transaction(engine: Engine | ClosingEngine) -> Iterator[Connection]:
     """A connection in one write transaction, committed at the end (rolled back on an exception). On
     SQLite it is opened ``BEGIN IMMEDIATE`` (the write lock is taken first, so two writers wait
     instead of failing on upgrade); a read outside it is one statement, atomic on its own. Raises
