@@ -58,20 +58,8 @@ def upgrade(conn: Connection) -> bool:
 
 
 def missing_schema(conn: Connection) -> list[str]:
-    """What the database lacks of ``graph_tables.metadata``: "table T", "column T.C", "index I"."""
-    inspector = sa.inspect(conn)
-    present = set(inspector.get_table_names())
-    missing: list[str] = []
-    for table in t.metadata.sorted_tables:
-        if table.name not in present:
-            missing.append(f"table {table.name}")
-            continue
-        columns = {c["name"] for c in inspector.get_columns(table.name)}
-        missing += [f"column {table.name}.{c.name}" for c in table.columns if c.name not in columns]
-        indexes = {i["name"] for i in inspector.get_indexes(table.name)}
-        missing += [f"index {i.name}" for i in sorted(table.indexes, key=lambda i: str(i.name))
-                    if i.name not in indexes]
-    return missing
+    """What the database lacks of ``graph_tables.metadata`` (see ``catalog_db.missing_schema_of``)."""
+    return catalog_db.missing_schema_of(conn, t.metadata)
 
 
 def _identity_lock(cube_id: str, s_key: str, o_key: str, predicate_key: str) -> int:

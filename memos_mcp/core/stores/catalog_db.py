@@ -10,7 +10,7 @@ opened without writing anything beside it (``sqlite_files.connect``)."""
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Iterator
+from collections.abc import Collection, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -113,21 +113,29 @@ def alembic_upgrade(conn: Connection, scripts: Path) -> None:
 
 
 def missing_schema(conn: Connection, read_only: bool = False) -> list[str]:
-    """What the database lacks of ``catalog_tables.metadata``: "table T", "column T.C", "index I"
-    (a read-only catalog needs only the tables reads use)."""
+    """What the database lacks of ``catalog_tables.metadata`` (see ``missing_schema_of``; a read-only
+    catalog needs only the tables reads use)."""
+    return missing_schema_of(conn, t.metadata, optional_tables=_WRITE_ONLY if read_only else frozenset())
+
+
+def missing_schema_of(conn: Connection, metadata: sa.MetaData,
+                      optional_tables: Collection[str] = frozenset()) -> list[str]:
+    """What the database lacks of ``metadata``, table by table: "table T" followed by its indexes
+    ("index I") for a missing table, else "column T.C" for each missing column and "index I" for each
+    missing index (indexes by name). A table in ``optional_tables`` may be missing."""
     inspector = sa.inspect(conn)
     present = set(inspector.get_table_names())
     missing: list[str] = []
-    for table in t.metadata.sorted_tables:
+    for table in metadata.sorted_tables:
+        indexes = sorted(table.indexes, key=lambda i: str(i.name))
         if table.name not in present:
-            if not (read_only and table.name in _WRITE_ONLY):
-                missing += [f"table {table.name}", *(f"index {i.name}" for i in table.indexes)]
+            if table.name not in optional_tables:
+                missing += [f"table {table.name}", *(f"index {i.name}" for i in indexes)]
             continue
         columns = {c["name"] for c in inspector.get_columns(table.name)}
         missing += [f"column {table.name}.{c.name}" for c in table.columns if c.name not in columns]
-        indexes = {i["name"] for i in inspector.get_indexes(table.name)}
-        missing += [f"index {i.name}" for i in sorted(table.indexes, key=lambda i: str(i.name))
-                    if i.name not in indexes]
+        made = {i["name"] for i in inspector.get_indexes(table.name)}
+        missing += [f"index {i.name}" for i in indexes if i.name not in made]
     return missing
 
 
