@@ -5,14 +5,16 @@ marking it done is taken over by another and its memories are not stored twice."
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 
 from memos_mcp.config import AddSettings, LLMSettings
+from memos_mcp.core.embedder import LocalOnnxEmbedder
 from memos_mcp.core.models import AddJob, Message, Task, TaskStatus, utcnow
 from memos_mcp.core.service import MemoryService
-from tests.conftest import ServiceFactory
+from tests.conftest import ServiceFactory, settings_for
 from tests.openai_server import OpenAIServer, Reply
 from tests.pipeline.conftest import answer, settle
 from tests.postgres import PostgresServer
@@ -103,3 +105,56 @@ def test_a_running_replica_takes_over_the_task_of_a_replica_that_died_once_its_l
     assert (done.status, done.attempts, len(done.added)) == (TaskStatus.DONE, 2, 1)
     assert len(llm_server.chats) == 1
     assert [m.memory for m in live.list_memories("alice").memories] == [FACT]
+
+
+LISBON = "Alice lives in Lisbon since May 2026."
+
+
+@pytest.fixture
+def open_shared(embedder: LocalOnnxEmbedder, llm_server: OpenAIServer, postgres: PostgresServer,
+                request: pytest.FixtureRequest) -> Iterator[Callable[[Path], MemoryService]]:
+    """Opens services whose catalog and vectors are shared: on SQLite (edge vectors), the same data
+    directory opened again (a restart); on PostgreSQL (pgvector in the catalog's database), any data
+    directory (another replica). Each is closed at the end."""
+    url = postgres.url(postgres.create_database()) if request.param == "postgresql" else None
+    opened: list[MemoryService] = []
+
+    def open_(data_dir: Path) -> MemoryService:
+        llm = LLMSettings(base_url=llm_server.url, model="scripted-model", timeout=10.0, max_retries=0)
+        shared = {"catalog": {"url": url}} if url else {}
+        service = MemoryService.open(settings_for(data_dir, "pgvector" if url else "edge", url, llm=llm, **shared),
+                                     embedder=embedder)
+        opened.append(service)
+        return service
+
+    yield open_
+    for service in opened:
+        if service._lock is None or service._lock.is_locked:
+            service.close()
+
+
+@pytest.mark.parametrize("open_shared", ["sqlite", "postgresql"], indirect=True)
+def test_a_task_taken_over_after_its_first_run_applied_the_models_update_updates_the_memory_once(
+        open_shared: Callable[[Path], MemoryService], llm_server: OpenAIServer, tmp_path: Path) -> None:
+    first = open_shared(tmp_path / "replica-0")
+    first.ensure_user("alice")
+    old = first.add_memory("alice", memory_content="Alice lives in Porto.").memories[0]
+    update = answer(updates=[{"memory": 0, "action": "update", "value": LISBON, "reason": "moved"}])
+    llm_server.extraction_replies += [update, update]  # the model says the same to the second run
+    ack = first.add_memory("alice", messages=[{"role": "user", "content": "I live in Lisbon now."}],
+                           conversation_id="c1")
+    assert ack.task_id
+    done = settle(first, "alice", ack.task_id)
+    assert done.updated == [old.id]
+    # The first run applied the update, then its process died before "done" reached the catalog.
+    job = AddJob(message_ids=ack.message_ids, conversation_id="c1")
+    first.catalog.put_task(done.model_copy(update={"status": TaskStatus.QUEUED, "updated": [], "job": job}))
+    first.close()
+
+    second = open_shared(tmp_path / ("replica-1" if first.settings.catalog.url else "replica-0"))
+    task = settle(second, "alice", ack.task_id)
+    assert (task.status, task.attempts, task.updated) == (TaskStatus.DONE, 2, [old.id])
+    assert len(llm_server.chats) == 2
+    assert [(e.event, e.new_memory) for e in second.history("alice", old.id)] == [
+        ("ADD", "Alice lives in Porto."), ("UPDATE", LISBON)]
+    assert second.get_memory("alice", old.id).memory == LISBON

@@ -477,7 +477,7 @@ class Catalog:
     @staticmethod
     def _event_row(e: HistoryEvent) -> dict[str, Any]:
         return {"memory_id": e.memory_id, "cube_id": e.cube_id, "event": e.event, "actor": e.actor, "at": _ts(e.at),
-                "old_memory": e.old_memory, "new_memory": e.new_memory}
+                "old_memory": e.old_memory, "new_memory": e.new_memory, "step": e.step}
 
     def add_history(self, events: Sequence[HistoryEvent]) -> None:
         with self._tx() as db:
@@ -494,7 +494,11 @@ class Catalog:
         conversation) in their cube; each memory claims its key. A key another live memory of the cube
         holds (stored by another process on the same database, or by this one) is not claimed again:
         that memory's events are not recorded, and the answer maps its id to the holder's id (empty when
-        every key was free). An update or archive releases the keys of its memory."""
+        every key was free). An update or archive releases the keys of its memory.
+
+        An event with a ``step`` (a background task's change of one memory) whose step is recorded
+        already (the task's earlier run made that change) is not recorded again: the answer maps its
+        memory's id to itself. Two processes recording one step at once record it once."""
         keys = keys or {}
         for attempt in range(_CLAIM_TRIES):
             try:
@@ -503,7 +507,8 @@ class Catalog:
             except StorageError as exc:
                 # Two processes claiming one key at once: the loser's insert fails once the winner
                 # commits; reading again finds the winner's key.
-                if not isinstance(exc.__cause__, sa.exc.IntegrityError) or not keys or attempt == _CLAIM_TRIES - 1:
+                claims = keys or any(e.step for e in events)
+                if not isinstance(exc.__cause__, sa.exc.IntegrityError) or not claims or attempt == _CLAIM_TRIES - 1:
                     raise
         raise AssertionError("unreachable")
 
@@ -516,6 +521,9 @@ class Catalog:
                      for r in db.execute(st.HELD_KEYS, {"cube_id": cube_id, st.IDS: part})}
             held |= {e.memory_id: found[keys[e.memory_id]] for e in events
                      if e.cube_id == cube_id and keys.get(e.memory_id) in found}
+        steps = [e.step for e in events if e.step]
+        done = {step for part in _parts(steps) for step in db.execute(st.RECORDED_STEPS, {st.IDS: part}).scalars()}
+        held |= {e.memory_id: e.memory_id for e in events if e.step in done}
         recorded = [e for e in events if e.memory_id not in held]
         if not recorded:
             return held
