@@ -5,16 +5,14 @@ marking it done is taken over by another and its memories are not stored twice."
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 
 from memos_mcp.config import AddSettings, LLMSettings
-from memos_mcp.core.embedder import LocalOnnxEmbedder
 from memos_mcp.core.models import AddJob, Message, Task, TaskStatus, utcnow
 from memos_mcp.core.service import MemoryService
-from tests.conftest import ServiceFactory, settings_for
+from tests.conftest import ServiceFactory
 from tests.openai_server import OpenAIServer, Reply
 from tests.pipeline.conftest import answer, settle
 from tests.postgres import PostgresServer
@@ -110,33 +108,13 @@ def test_a_running_replica_takes_over_the_task_of_a_replica_that_died_once_its_l
 LISBON = "Alice lives in Lisbon since May 2026."
 
 
-@pytest.fixture
-def open_shared(embedder: LocalOnnxEmbedder, llm_server: OpenAIServer, postgres: PostgresServer,
-                request: pytest.FixtureRequest) -> Iterator[Callable[[Path], MemoryService]]:
-    """Opens services whose catalog and vectors are shared: on SQLite (edge vectors), the same data
-    directory opened again (a restart); on PostgreSQL (pgvector in the catalog's database), any data
-    directory (another replica). Each is closed at the end."""
-    url = postgres.url(postgres.create_database()) if request.param == "postgresql" else None
-    opened: list[MemoryService] = []
-
-    def open_(data_dir: Path) -> MemoryService:
-        llm = LLMSettings(base_url=llm_server.url, model="scripted-model", timeout=10.0, max_retries=0)
-        shared = {"catalog": {"url": url}} if url else {}
-        service = MemoryService.open(settings_for(data_dir, "pgvector" if url else "edge", url, llm=llm, **shared),
-                                     embedder=embedder)
-        opened.append(service)
-        return service
-
-    yield open_
-    for service in opened:
-        if service._lock is None or service._lock.is_locked:
-            service.close()
-
-
-@pytest.mark.parametrize("open_shared", ["sqlite", "postgresql"], indirect=True)
+@pytest.mark.parametrize("backend", ["edge", "pgvector+postgresql"])
 def test_a_task_taken_over_after_its_first_run_applied_the_models_update_updates_the_memory_once(
-        open_shared: Callable[[Path], MemoryService], llm_server: OpenAIServer, tmp_path: Path) -> None:
-    first = open_shared(tmp_path / "replica-0")
+        make_service: ServiceFactory, llm_server: OpenAIServer, tmp_path: Path, backend: str) -> None:
+    """On SQLite the takeover is the next start of the same data directory; on PostgreSQL (catalog
+    and vectors shared) another replica's."""
+    llm = LLMSettings(base_url=llm_server.url, model="scripted-model", timeout=10.0, max_retries=0)
+    first = make_service(tmp_path / "replica-0", llm=llm)
     first.ensure_user("alice")
     old = first.add_memory("alice", memory_content="Alice lives in Porto.").memories[0]
     update = answer(updates=[{"memory": 0, "action": "update", "value": LISBON, "reason": "moved"}])
@@ -151,7 +129,8 @@ def test_a_task_taken_over_after_its_first_run_applied_the_models_update_updates
     first.catalog.put_task(done.model_copy(update={"status": TaskStatus.QUEUED, "updated": [], "job": job}))
     first.close()
 
-    second = open_shared(tmp_path / ("replica-1" if first.settings.catalog.url else "replica-0"))
+    second = (make_service(tmp_path / "replica-1", database_of=tmp_path / "replica-0", llm=llm)
+              if backend == "pgvector+postgresql" else make_service(tmp_path / "replica-0", llm=llm))
     task = settle(second, "alice", ack.task_id)
     assert (task.status, task.attempts, task.updated) == (TaskStatus.DONE, 2, [old.id])
     assert len(llm_server.chats) == 2
