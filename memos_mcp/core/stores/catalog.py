@@ -568,8 +568,8 @@ class Catalog:
 
     def pending_writes(self) -> list[HistoryEvent]:
         """History events whose write never completed, oldest first."""
-        rows = self._rows(sa.select(history).join(pending_writes, history.c.seq == pending_writes.c.history_seq)
-                          .order_by(history.c.seq))
+        rows = self._rows(sa.select(*st.HISTORY_COLUMNS)
+                          .join(pending_writes, history.c.seq == pending_writes.c.history_seq).order_by(history.c.seq))
         return [self._event(r) for r in rows]
 
     def history(self, memory_id: str) -> list[HistoryEvent]:

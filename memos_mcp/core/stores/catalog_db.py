@@ -25,8 +25,9 @@ from memos_mcp.core.stores.sqlite_files import connect
 MIGRATIONS = Path(__file__).with_name("catalog_migrations")
 # Held while migrating a PostgreSQL catalog, so that replicas starting together migrate once.
 _MIGRATION_LOCK = 0x6D656D6F73  # "memos"
-# Tables only writes need: a read-only catalog made before them is still read.
-_WRITE_ONLY = {"memory_keys"}
+# What only writes need: a read-only catalog made before them is still read.
+_WRITE_ONLY = frozenset({"table memory_keys", "index memory_keys_memory", "column history.step",
+                         "index history_step"})
 
 
 def database_url(url: str) -> URL:
@@ -115,28 +116,26 @@ def alembic_upgrade(conn: Connection, scripts: Path) -> None:
 def missing_schema(conn: Connection, read_only: bool = False) -> list[str]:
     """What the database lacks of ``catalog_tables.metadata`` (see ``missing_schema_of``; a read-only
     catalog needs only the tables reads use)."""
-    return missing_schema_of(conn, t.metadata, optional_tables=_WRITE_ONLY if read_only else frozenset())
+    return missing_schema_of(conn, t.metadata, optional=_WRITE_ONLY if read_only else frozenset())
 
 
-def missing_schema_of(conn: Connection, metadata: sa.MetaData,
-                      optional_tables: Collection[str] = frozenset()) -> list[str]:
+def missing_schema_of(conn: Connection, metadata: sa.MetaData, optional: Collection[str] = frozenset()) -> list[str]:
     """What the database lacks of ``metadata``, table by table: "table T" followed by its indexes
     ("index I") for a missing table, else "column T.C" for each missing column and "index I" for each
-    missing index (indexes by name). A table in ``optional_tables`` may be missing."""
+    missing index (indexes by name). Items named in ``optional`` (in those words) may be missing."""
     inspector = sa.inspect(conn)
     present = set(inspector.get_table_names())
     missing: list[str] = []
     for table in metadata.sorted_tables:
         indexes = sorted(table.indexes, key=lambda i: str(i.name))
         if table.name not in present:
-            if table.name not in optional_tables:
-                missing += [f"table {table.name}", *(f"index {i.name}" for i in indexes)]
+            missing += [f"table {table.name}", *(f"index {i.name}" for i in indexes)]
             continue
         columns = {c["name"] for c in inspector.get_columns(table.name)}
         missing += [f"column {table.name}.{c.name}" for c in table.columns if c.name not in columns]
         made = {i["name"] for i in inspector.get_indexes(table.name)}
         missing += [f"index {i.name}" for i in indexes if i.name not in made]
-    return missing
+    return [item for item in missing if item not in optional]
 
 
 def dialect_insert(conn: Connection, table: sa.Table) -> Any:
