@@ -74,13 +74,16 @@ def make_service(tmp_path: Path, embedder: LocalOnnxEmbedder, backend: str,
                  request: pytest.FixtureRequest) -> Iterator[ServiceFactory]:
     """Opens services on the parametrised backend; each is closed at the end of the test. Each data
     directory of the test gets a new PostgreSQL database where the backend needs one: "pgvector" keeps
-    its vectors there, "edge+postgresql" its catalog."""
+    its vectors there, "edge+postgresql" its catalog; ``database_of`` names another data directory
+    of the test whose database this one shares (replicas of one service)."""
     opened: list[MemoryService] = []
     vector, _, catalog = backend.partition("+")
     databases: dict[Path, str] = {}
 
-    def make(data_dir: Path | None = None, **overrides: Any) -> MemoryService:
+    def make(data_dir: Path | None = None, database_of: Path | None = None, **overrides: Any) -> MemoryService:
         data_dir = data_dir or tmp_path / "data"
+        if database_of is not None:
+            databases[data_dir] = databases[database_of]
         if (vector == "pgvector" or catalog == "postgresql") and data_dir not in databases:
             server: PostgresServer = request.getfixturevalue("postgres")
             databases[data_dir] = server.url(server.create_database())

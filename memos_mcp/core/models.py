@@ -191,6 +191,8 @@ class HistoryEvent(BaseModel):
     at: datetime
     old_memory: str | None = None
     new_memory: str | None = None
+    step: str | None = Field(None, exclude=True, description="the background task's step that made the event "
+                             "(task id and memory id): a step is recorded once")
 
 
 class TaskStatus(StrEnum):

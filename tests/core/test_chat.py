@@ -16,14 +16,6 @@ from tests.conftest import ServiceFactory
 from tests.openai_server import OpenAIServer, Reply
 
 
-@pytest.fixture(params=["edge", "qdrant"])
-def backend(request: pytest.FixtureRequest) -> str:
-    """Chat on the embedded stores only. On PostgreSQL (pgvector and the catalog) these tests let a
-    connection that a call still held when the service closed go unclosed until garbage collection,
-    whose warning then fails a later test at random: a known leak at close, to be fixed in the stores."""
-    return str(request.param)
-
-
 @pytest.fixture
 def llm_server() -> Iterator[OpenAIServer]:
     server = OpenAIServer()

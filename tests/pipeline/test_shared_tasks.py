@@ -103,3 +103,37 @@ def test_a_running_replica_takes_over_the_task_of_a_replica_that_died_once_its_l
     assert (done.status, done.attempts, len(done.added)) == (TaskStatus.DONE, 2, 1)
     assert len(llm_server.chats) == 1
     assert [m.memory for m in live.list_memories("alice").memories] == [FACT]
+
+
+LISBON = "Alice lives in Lisbon since May 2026."
+
+
+@pytest.mark.parametrize("backend", ["edge", "pgvector+postgresql"])
+def test_a_task_taken_over_after_its_first_run_applied_the_models_update_updates_the_memory_once(
+        make_service: ServiceFactory, llm_server: OpenAIServer, tmp_path: Path, backend: str) -> None:
+    """On SQLite the takeover is the next start of the same data directory; on PostgreSQL (catalog
+    and vectors shared) another replica's."""
+    llm = LLMSettings(base_url=llm_server.url, model="scripted-model", timeout=10.0, max_retries=0)
+    first = make_service(tmp_path / "replica-0", llm=llm)
+    first.ensure_user("alice")
+    old = first.add_memory("alice", memory_content="Alice lives in Porto.").memories[0]
+    update = answer(updates=[{"memory": 0, "action": "update", "value": LISBON, "reason": "moved"}])
+    llm_server.extraction_replies += [update, update]  # the model says the same to the second run
+    ack = first.add_memory("alice", messages=[{"role": "user", "content": "I live in Lisbon now."}],
+                           conversation_id="c1")
+    assert ack.task_id
+    done = settle(first, "alice", ack.task_id)
+    assert done.updated == [old.id]
+    # The first run applied the update, then its process died before "done" reached the catalog.
+    job = AddJob(message_ids=ack.message_ids, conversation_id="c1")
+    first.catalog.put_task(done.model_copy(update={"status": TaskStatus.QUEUED, "updated": [], "job": job}))
+    first.close()
+
+    second = (make_service(tmp_path / "replica-1", database_of=tmp_path / "replica-0", llm=llm)
+              if backend == "pgvector+postgresql" else make_service(tmp_path / "replica-0", llm=llm))
+    task = settle(second, "alice", ack.task_id)
+    assert (task.status, task.attempts, task.updated) == (TaskStatus.DONE, 2, [old.id])
+    assert len(llm_server.chats) == 2
+    assert [(e.event, e.new_memory) for e in second.history("alice", old.id)] == [
+        ("ADD", "Alice lives in Porto."), ("UPDATE", LISBON)]
+    assert second.get_memory("alice", old.id).memory == LISBON

@@ -20,8 +20,8 @@ from memos_mcp.core.keys import KeyRing
 from memos_mcp.core.service import MemoryService
 from memos_mcp.errors import ConfigError
 from memos_mcp.http import build_app
-from tests.graph.conftest import free_port
 from tests.http.support import ADMIN_KEY, Running, auth, running_app
+from tests.processes import free_port
 from tests.redis_server import redis_server
 from tests.test_cli import clean_env
 

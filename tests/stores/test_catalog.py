@@ -220,6 +220,26 @@ def test_a_reopened_catalog_keeps_its_rows_and_migrates_nothing(location: Path |
         again.close()
 
 
+def test_a_read_only_catalog_of_the_revision_before_history_steps_still_reads_its_history(
+        location: Path | str) -> None:
+    first = Catalog(location)
+    people(first)
+    first.begin_writes([event("mem-1", text="The boat is in Kiel.")])
+    first.end_writes(["mem-1"])
+    with first.engine.begin() as conn:  # as revision 0003 left it
+        conn.execute(sa.text("DROP INDEX history_step"))
+        conn.execute(sa.text("ALTER TABLE history DROP COLUMN step"))
+        conn.execute(sa.text("UPDATE alembic_version SET version_num = '0003'"))
+    first.close()
+    reader = Catalog(location, read_only=True)
+    try:
+        assert "read-only" in reader.check()
+        assert [e.new_memory for e in reader.history("mem-1")] == ["The boat is in Kiel."]
+        assert reader.pending_writes() == [] and reader.has_history(["mem-1"]) == {"mem-1"}
+    finally:
+        reader.close()
+
+
 def test_a_read_only_catalog_reads_and_refuses_every_write(location: Path | str) -> None:
     first = Catalog(location)
     people(first)

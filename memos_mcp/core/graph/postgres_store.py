@@ -24,6 +24,7 @@ from sqlalchemy.engine import Connection, Row
 from memos_mcp.core.graph import graph_tables as t
 from memos_mcp.core.graph.store import DEFAULT_DECAY, Entity, GraphStore, Relation, normalise, resolved
 from memos_mcp.core.stores import catalog_db
+from memos_mcp.core.stores.closing_engine import ClosingEngine
 from memos_mcp.errors import DataDirReadOnly, NotFound, StorageError
 
 MIGRATIONS = Path(__file__).with_name("graph_migrations")
@@ -57,20 +58,8 @@ def upgrade(conn: Connection) -> bool:
 
 
 def missing_schema(conn: Connection) -> list[str]:
-    """What the database lacks of ``graph_tables.metadata``: "table T", "column T.C", "index I"."""
-    inspector = sa.inspect(conn)
-    present = set(inspector.get_table_names())
-    missing: list[str] = []
-    for table in t.metadata.sorted_tables:
-        if table.name not in present:
-            missing.append(f"table {table.name}")
-            continue
-        columns = {c["name"] for c in inspector.get_columns(table.name)}
-        missing += [f"column {table.name}.{c.name}" for c in table.columns if c.name not in columns]
-        indexes = {i["name"] for i in inspector.get_indexes(table.name)}
-        missing += [f"index {i.name}" for i in sorted(table.indexes, key=lambda i: str(i.name))
-                    if i.name not in indexes]
-    return missing
+    """What the database lacks of ``graph_tables.metadata`` (see ``catalog_db.missing_schema_of``)."""
+    return catalog_db.missing_schema_of(conn, t.metadata)
 
 
 def _identity_lock(cube_id: str, s_key: str, o_key: str, predicate_key: str) -> int:
@@ -88,7 +77,7 @@ class PostgresGraphStore(GraphStore):
         self.url = catalog_db.database_url(url)
         self.location = catalog_db.shown(self.url)
         self.read_only = read_only
-        self._engine: sa.Engine | None = None
+        self._engine: ClosingEngine | None = None
 
     def open(self) -> None:
         engine = catalog_db.postgres_engine(self.url)
@@ -108,14 +97,15 @@ class PostgresGraphStore(GraphStore):
         except _ERRORS as exc:
             engine.dispose()
             raise StorageError(f"cannot open the graph store at {self.location}: {exc}", path=self.location) from exc
-        self._engine = engine
+        self._engine = ClosingEngine(engine)
 
     def close(self) -> None:
+        """Close every pooled connection, and each one a call in flight holds when it is given back."""
         if self._engine is not None:
-            self._engine.dispose()
-            self._engine = None
+            engine, self._engine = self._engine, None
+            engine.close()
 
-    def _engine_or_fail(self) -> sa.Engine:
+    def _engine_or_fail(self) -> ClosingEngine:
         if self._engine is None:
             raise StorageError("the graph store is not open", path=self.location)
         return self._engine

@@ -45,6 +45,7 @@ from memos_mcp.core.stores.catalog_tables import (
     tasks,
     users,
 )
+from memos_mcp.core.stores.closing_engine import ClosingEngine
 from memos_mcp.core.timeparse import from_epoch, to_epoch
 from memos_mcp.errors import DataDirReadOnly, StorageError
 
@@ -90,7 +91,7 @@ class Catalog:
             self.engine = (catalog_db.sqlite_engine(self.path, read_only) if self.path is not None
                            else catalog_db.postgres_engine(url))
         self.backend = self.engine.dialect.name
-        self._closed = False
+        self._connections = ClosingEngine(self.engine)  # what calls use: ``close`` may run while they are in flight
         try:
             if read_only:
                 with self.engine.connect() as conn:
@@ -111,7 +112,7 @@ class Catalog:
         """The schema is complete, at the newest revision, and a read answers: a summary;
         ``StorageError`` naming what is missing (or an unreachable database)."""
         try:
-            with self.engine.connect() as conn:
+            with self._connections.connect() as conn:
                 missing = catalog_db.missing_schema(conn, self.read_only)
                 at = catalog_db.revision(conn)
                 conn.execute(sa.select(sa.func.count()).select_from(users)).scalar()
@@ -133,28 +134,28 @@ class Catalog:
             raise DataDirReadOnly(f"cannot write to the catalog at {self.location}: its data directory is read-only",
                                   path=self.location)
         try:
-            with catalog_db.write_transaction(self.engine) as conn:
+            with catalog_db.write_transaction(self._connections) as conn:
                 yield conn
         except _DB_ERRORS as exc:
             raise StorageError(f"catalog write failed: {exc}") from exc
 
     def _open(self) -> None:
         # a task abandoned by a stopping service must not open a connection nobody closes
-        if self._closed:
+        if self._connections.closed:
             raise StorageError(f"the catalog at {self.location} is closed", path=self.location)
 
     def _rows(self, statement: sa.Executable, params: Mapping[str, Any] | None = None) -> list[Row[Any]]:
         self._open()
         try:
-            with self.engine.connect() as conn:
+            with self._connections.connect() as conn:
                 return list(conn.execute(statement, params or {}).all())
         except _DB_ERRORS as exc:
             raise StorageError(f"catalog read failed: {exc}") from exc
 
     def close(self) -> None:
-        """Close every pooled connection; any later use raises ``StorageError``."""
-        self._closed = True
-        self.engine.dispose()
+        """Close every pooled connection, and each one a call in flight holds when it is given back; any
+        later use raises ``StorageError``."""
+        self._connections.close()
 
     # --- meta --------------------------------------------------------------------------------
     def get_meta(self, key: str) -> str | None:
@@ -476,7 +477,7 @@ class Catalog:
     @staticmethod
     def _event_row(e: HistoryEvent) -> dict[str, Any]:
         return {"memory_id": e.memory_id, "cube_id": e.cube_id, "event": e.event, "actor": e.actor, "at": _ts(e.at),
-                "old_memory": e.old_memory, "new_memory": e.new_memory}
+                "old_memory": e.old_memory, "new_memory": e.new_memory, "step": e.step}
 
     def add_history(self, events: Sequence[HistoryEvent]) -> None:
         with self._tx() as db:
@@ -493,7 +494,11 @@ class Catalog:
         conversation) in their cube; each memory claims its key. A key another live memory of the cube
         holds (stored by another process on the same database, or by this one) is not claimed again:
         that memory's events are not recorded, and the answer maps its id to the holder's id (empty when
-        every key was free). An update or archive releases the keys of its memory."""
+        every key was free). An update or archive releases the keys of its memory.
+
+        An event with a ``step`` (a background task's change of one memory) whose step is recorded
+        already (the task's earlier run made that change) is not recorded again: the answer maps its
+        memory's id to itself. Two processes recording one step at once record it once."""
         keys = keys or {}
         for attempt in range(_CLAIM_TRIES):
             try:
@@ -502,7 +507,8 @@ class Catalog:
             except StorageError as exc:
                 # Two processes claiming one key at once: the loser's insert fails once the winner
                 # commits; reading again finds the winner's key.
-                if not isinstance(exc.__cause__, sa.exc.IntegrityError) or not keys or attempt == _CLAIM_TRIES - 1:
+                claims = keys or any(e.step for e in events)
+                if not isinstance(exc.__cause__, sa.exc.IntegrityError) or not claims or attempt == _CLAIM_TRIES - 1:
                     raise
         raise AssertionError("unreachable")
 
@@ -515,6 +521,9 @@ class Catalog:
                      for r in db.execute(st.HELD_KEYS, {"cube_id": cube_id, st.IDS: part})}
             held |= {e.memory_id: found[keys[e.memory_id]] for e in events
                      if e.cube_id == cube_id and keys.get(e.memory_id) in found}
+        steps = [e.step for e in events if e.step]
+        done = {step for part in _parts(steps) for step in db.execute(st.RECORDED_STEPS, {st.IDS: part}).scalars()}
+        held |= {e.memory_id: e.memory_id for e in events if e.step in done}
         recorded = [e for e in events if e.memory_id not in held]
         if not recorded:
             return held
@@ -592,8 +601,8 @@ class Catalog:
 
     def pending_writes(self) -> list[HistoryEvent]:
         """History events whose write never completed, oldest first."""
-        rows = self._rows(sa.select(history).join(pending_writes, history.c.seq == pending_writes.c.history_seq)
-                          .order_by(history.c.seq))
+        rows = self._rows(sa.select(*st.HISTORY_COLUMNS)
+                          .join(pending_writes, history.c.seq == pending_writes.c.history_seq).order_by(history.c.seq))
         return [self._event(r) for r in rows]
 
     def history(self, memory_id: str) -> list[HistoryEvent]:

@@ -10,7 +10,7 @@ opened without writing anything beside it (``sqlite_files.connect``)."""
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Iterator
+from collections.abc import Collection, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -19,13 +19,15 @@ import sqlalchemy as sa
 from sqlalchemy.engine import URL, Connection, Engine, make_url
 
 from memos_mcp.core.stores import catalog_tables as t
+from memos_mcp.core.stores.closing_engine import ClosingEngine
 from memos_mcp.core.stores.sqlite_files import connect
 
 MIGRATIONS = Path(__file__).with_name("catalog_migrations")
 # Held while migrating a PostgreSQL catalog, so that replicas starting together migrate once.
 _MIGRATION_LOCK = 0x6D656D6F73  # "memos"
-# Tables only writes need: a read-only catalog made before them is still read.
-_WRITE_ONLY = {"memory_keys"}
+# What only writes need: a read-only catalog made before them is still read.
+_WRITE_ONLY = frozenset({"table memory_keys", "index memory_keys_memory", "column history.step",
+                         "index history_step"})
 
 
 def database_url(url: str) -> URL:
@@ -60,7 +62,7 @@ def sqlite_engine(path: Path, read_only: bool) -> Engine:
 
 
 @contextmanager
-def write_transaction(engine: Engine) -> Iterator[Connection]:
+def write_transaction(engine: Engine | ClosingEngine) -> Iterator[Connection]:
     """A connection in one write transaction, committed at the end (rolled back on an exception). On
     SQLite it is opened ``BEGIN IMMEDIATE`` (the write lock is taken first, so two writers wait
     instead of failing on upgrade); a read outside it is one statement, atomic on its own. Raises
@@ -112,22 +114,28 @@ def alembic_upgrade(conn: Connection, scripts: Path) -> None:
 
 
 def missing_schema(conn: Connection, read_only: bool = False) -> list[str]:
-    """What the database lacks of ``catalog_tables.metadata``: "table T", "column T.C", "index I"
-    (a read-only catalog needs only the tables reads use)."""
+    """What the database lacks of ``catalog_tables.metadata`` (see ``missing_schema_of``; a read-only
+    catalog needs only the tables reads use)."""
+    return missing_schema_of(conn, t.metadata, optional=_WRITE_ONLY if read_only else frozenset())
+
+
+def missing_schema_of(conn: Connection, metadata: sa.MetaData, optional: Collection[str] = frozenset()) -> list[str]:
+    """What the database lacks of ``metadata``, table by table: "table T" followed by its indexes
+    ("index I") for a missing table, else "column T.C" for each missing column and "index I" for each
+    missing index (indexes by name). Items named in ``optional`` (in those words) may be missing."""
     inspector = sa.inspect(conn)
     present = set(inspector.get_table_names())
     missing: list[str] = []
-    for table in t.metadata.sorted_tables:
+    for table in metadata.sorted_tables:
+        indexes = sorted(table.indexes, key=lambda i: str(i.name))
         if table.name not in present:
-            if not (read_only and table.name in _WRITE_ONLY):
-                missing += [f"table {table.name}", *(f"index {i.name}" for i in table.indexes)]
+            missing += [f"table {table.name}", *(f"index {i.name}" for i in indexes)]
             continue
         columns = {c["name"] for c in inspector.get_columns(table.name)}
         missing += [f"column {table.name}.{c.name}" for c in table.columns if c.name not in columns]
-        indexes = {i["name"] for i in inspector.get_indexes(table.name)}
-        missing += [f"index {i.name}" for i in sorted(table.indexes, key=lambda i: str(i.name))
-                    if i.name not in indexes]
-    return missing
+        made = {i["name"] for i in inspector.get_indexes(table.name)}
+        missing += [f"index {i.name}" for i in indexes if i.name not in made]
+    return [item for item in missing if item not in optional]
 
 
 def dialect_insert(conn: Connection, table: sa.Table) -> Any:

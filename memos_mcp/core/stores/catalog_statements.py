@@ -54,7 +54,10 @@ INSERT_PENDING = pending_writes.insert()
 INSERT_KEY = memory_keys.insert()
 RELEASE_KEYS = memory_keys.delete().where(memory_keys.c.memory_id.in_(_ids))
 END_WRITES = pending_writes.delete().where(pending_writes.c.memory_id.in_(_ids))
-HISTORY = sa.select(history).where(history.c.memory_id == sa.bindparam("memory_id")).order_by(history.c.seq)
+RECORDED_STEPS = sa.select(history.c.step).where(history.c.step.in_(_ids))
+# What reads of history select: not ``step``, which a read-only catalog of an older revision lacks.
+HISTORY_COLUMNS = [c for c in history.c if c.name != "step"]
+HISTORY = sa.select(*HISTORY_COLUMNS).where(history.c.memory_id == sa.bindparam("memory_id")).order_by(history.c.seq)
 GET_TASK = sa.select(tasks).where(tasks.c.task_id == sa.bindparam("task_id"))
 
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import sqlalchemy as sa
 
-HEAD = "0003"  # the newest migration (tests check it against the migration scripts)
+HEAD = "0004"  # the newest migration (tests check it against the migration scripts)
 
 _SEQ = sa.BigInteger().with_variant(sa.Integer(), "sqlite")  # SQLite autoincrements only INTEGER keys
 _TIME: sa.Double[float] = sa.Double()
@@ -62,7 +62,9 @@ history = sa.Table(
     sa.Column("cube_id", sa.Text, nullable=False), sa.Column("event", sa.Text, nullable=False),
     sa.Column("actor", sa.Text, nullable=False), sa.Column("at", _TIME, nullable=False),
     sa.Column("old_memory", sa.Text), sa.Column("new_memory", sa.Text),
+    sa.Column("step", sa.Text),  # the task step that made the event (``HistoryEvent.step``), else null
     sa.Index("history_memory", "memory_id", "seq"), sa.Index("history_cube", "cube_id"),
+    sa.Index("history_step", "step", unique=True),
     sqlite_autoincrement=True)
 
 tasks = sa.Table(

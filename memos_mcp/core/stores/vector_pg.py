@@ -34,9 +34,10 @@ from typing import Any
 import sqlalchemy as sa
 from pgvector.sqlalchemy import VECTOR
 from sqlalchemy.dialects.postgresql import ARRAY, JSONB, REAL, UUID, array, insert
-from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.engine import Connection
 
 from memos_mcp.core.stores.catalog_db import database_url, postgres_engine, shown
+from memos_mcp.core.stores.closing_engine import ClosingEngine
 from memos_mcp.core.stores.vector import (
     FLOAT_FIELDS,
     KEYWORD_FIELDS,
@@ -77,7 +78,7 @@ class PgVectorStore(VectorStore):
             raise ConfigError(f"vector.url is not a database URL: {exc}") from exc
         self.collection = collection
         self.read_only = read_only
-        self._engine: Engine | None = None
+        self._engine: ClosingEngine | None = None
         self._table: sa.Table | None = None
         self.dimension = 0
 
@@ -111,7 +112,7 @@ class PgVectorStore(VectorStore):
         except BaseException:
             engine.dispose()
             raise
-        self._engine, self._table, self.dimension = engine, table, dimension
+        self._engine, self._table, self.dimension = ClosingEngine(engine), table, dimension
         self.repaired = tuple(made)
 
     def check(self) -> str:
@@ -251,10 +252,10 @@ class PgVectorStore(VectorStore):
     def close(self) -> None:
         if self._engine is not None:
             engine, self._engine = self._engine, None
-            engine.dispose()
+            engine.close()
 
     @property
-    def engine(self) -> Engine:
+    def engine(self) -> ClosingEngine:
         if self._engine is None:
             raise StorageError(f"vector store at {self.location} is not open")
         return self._engine
@@ -282,16 +283,8 @@ class PgVectorStore(VectorStore):
 
     @contextmanager
     def _transaction(self, action: str) -> Iterator[Connection]:
-        engine = self.engine
-        with _driver(action, self.location), engine.connect() as conn:
-            try:
-                with conn.begin():
-                    yield conn
-            finally:
-                # ``close`` ran meanwhile (another thread's call in flight): its pool is gone, so this
-                # connection is closed here rather than returned to it and left open.
-                if self._engine is not engine:
-                    conn.invalidate()
+        with _driver(action, self.location), self.engine.begin() as conn:
+            yield conn
 
 
 def pg_filter(t: sa.Table, flt: MemoryFilter) -> list[sa.ColumnElement[bool]]:

@@ -55,8 +55,11 @@ class Changes(Room):
         self, actor_id: str, memory_id: str, *, memory: str | None = None, key: str | None = None,
         tags: Sequence[str] | None = None, metadata: dict[str, Any] | None = None,
         status: MemoryStatus | str | None = None, memory_type: MemoryType | str | None = None,
-        confidence: float | None = None, cube_id: str | None = None,
+        confidence: float | None = None, cube_id: str | None = None, step: str | None = None,
     ) -> Memory:
+        """Change a memory; its history records the old and new text. ``step`` names a background
+        task's change (task id and memory id): a step recorded already (an earlier run of the task
+        made it) changes nothing again, and the memory is returned as it is."""
         user = self.access.user(actor_id)
         changes: dict[str, Any] = {}
         if memory is not None:
@@ -107,9 +110,10 @@ class Changes(Room):
             payload = to_payload(new, digest, context, speaker, derived_tags, key_given)
             archived = old.status is MemoryStatus.ACTIVATED and new.status is MemoryStatus.ARCHIVED
             # Recorded pending first: a start after a crash keeps it only if the point holds the new text.
-            self.catalog.begin_writes([HistoryEvent(
-                memory_id=new.id, cube_id=new.cube_id, event="ARCHIVE" if archived else "UPDATE",
-                actor=user.user_id, at=now, old_memory=old.memory, new_memory=new.memory)])
+            if self.catalog.begin_writes([HistoryEvent(
+                    memory_id=new.id, cube_id=new.cube_id, event="ARCHIVE" if archived else "UPDATE",
+                    actor=user.user_id, at=now, old_memory=old.memory, new_memory=new.memory, step=step)]):
+                return old  # this step was made before (see ``Catalog.begin_writes``)
             try:
                 if new.memory != old.memory:
                     dense, sparse = self.stores.index_texts(new.memory, speaker, context, new.event_time)

@@ -109,7 +109,7 @@ class TaskRunner:
             if not lease.renew():  # our claim lapsed: another process runs the task now
                 log.warning("add task %s was claimed by another process; its result is left to it", task.task_id)
                 return
-            changes = self._apply(author, cube, job, candidates, decisions)
+            changes = self._apply(task.task_id, author, cube, job, candidates, decisions)
         self._finish(task.model_copy(update={"extractor": extractor, **changes}),
                      TaskStatus.FAILED if error else TaskStatus.DONE, error=error)
 
@@ -129,19 +129,22 @@ class TaskRunner:
                                             stores.settings.add.similar_memories)
         return [from_point(p) for p in stores.ready().hybrid_search(query)]
 
-    def _apply(self, author: User, cube: Cube, job: AddJob, candidates: list[Candidate],
+    def _apply(self, task_id: str, author: User, cube: Cube, job: AddJob, candidates: list[Candidate],
                decisions: Sequence[Decision]) -> dict[str, list[str]]:
+        """Store the extraction. Each decision is a step of the task, made at most once whichever run
+        of it (a takeover after its process died) comes to it; new memories repeat none stored before."""
         updated: list[str] = []
         archived: list[str] = []
         for decision in decisions:
+            step = f"{task_id}:{decision.memory.id}"
             try:
                 if decision.action == "update":
                     self.changes.update_memory(author.user_id, decision.memory.id, memory=decision.value,
-                                               cube_id=cube.cube_id)
+                                               cube_id=cube.cube_id, step=step)
                     updated.append(decision.memory.id)
                 else:
                     self.changes.update_memory(author.user_id, decision.memory.id, status=MemoryStatus.ARCHIVED,
-                                               cube_id=cube.cube_id)
+                                               cube_id=cube.cube_id, step=step)
                     archived.append(decision.memory.id)
             except MemosError as exc:  # deleted meanwhile, or an unusable text: the decision lapses
                 log.info("decision on memory %s skipped: %s", decision.memory.id, exc.message)
