@@ -17,6 +17,7 @@ from memos_mcp.core.graph.fusion import fuse_graph
 from memos_mcp.core.graph.memory import Expansion
 from memos_mcp.core.models import Memory, MemoryKind, MemoryPage, Permission, SearchHit, SearchResult, User
 from memos_mcp.core.payload import from_point
+from memos_mcp.core.ranking import QUESTION_POOL, questions_last
 from memos_mcp.core.relevance import query_variants, relativities
 from memos_mcp.core.stores.vector import HybridQuery, MemoryFilter, SparseVector
 from memos_mcp.core.text import sparse_query, terms
@@ -71,12 +72,14 @@ class Retrieval(Room):
         def run(kinds: tuple[str, ...], limit: int) -> list[SearchHit]:
             if not kinds or limit == 0:
                 return []
-            hq = self.hybrid_query(dense, sparse, replace(flt, kinds=kinds), limit,
+            pool = limit + QUESTION_POOL if search.question_penalty else limit
+            hq = self.hybrid_query(dense, sparse, replace(flt, kinds=kinds), pool,
                                    boost_conversation_id=conversation_id,
                                    conversation_boost=search.conversation_boost if conversation_id else 0.0,
                                    dense_weight=dense_weight)
             points = fuse_graph(vectors, hq, expansion, self.settings.graph.weight) if expansion.links else \
                 vectors.hybrid_search(hq)
+            points = questions_last(points, search.question_penalty)[:limit]
             memories = [from_point(p) for p in points]
             scores = relativities(judges, [(p.dense, m.memory) for p, m in zip(points, memories, strict=True)],
                                   self.embedder.embed)
