@@ -4,7 +4,8 @@ A memory that ends in a question ("Sounds fun! What was the best part?") asks mo
 conversation it is one person asking the other, and rarely the memory that answers a question about
 either of them (on LoCoMo's development split 13 % of such turns are cited as evidence against 29 % of
 the others). ``questions_last`` takes ``penalty`` off such a memory's ranking score, so that a telling
-memory of about the same score ranks before it; a question far ahead of the rest stays ahead. The search
+memory of about the same score ranks before it; a question far ahead of the rest stays ahead. A search
+with graph expansion ranks the fusion's pool (``graph.fusion.POOL`` beyond ``top_k``) again; one without
 fetches ``QUESTION_POOL`` hits beyond ``top_k`` for the telling memories to move up from.
 """
 
@@ -15,7 +16,7 @@ from dataclasses import replace
 
 from memos_mcp.core.stores.vector import ScoredPoint
 
-QUESTION_POOL = 20  # hits beyond top_k that a telling memory may overtake a question from
+QUESTION_POOL = 10  # hits beyond top_k that a telling memory may overtake a question from
 _QUESTION_MARKS = ("?", "？")
 
 
