@@ -39,3 +39,15 @@ def test_with_top_k_one_the_telling_memory_comes_from_beyond_the_limit(service: 
 
 def test_a_question_far_ahead_of_the_rest_stays_first(service: MemoryService) -> None:
     assert _ranked(_fill(service), "buy a red bicycle")[0] == FAR
+
+
+def test_a_query_naming_a_person_ranks_the_graph_fusions_pool_the_same_way(make_service: ServiceFactory) -> None:
+    def fill(service: MemoryService) -> list[str]:
+        service.ensure_user("alice")
+        for text in (f"Melanie: {TELLING}", f"Melanie: {ASKING}", f"Caroline: {FAR}"):
+            service.add_memory("alice", memory_content=text)
+        return _ranked(service, "do Melanie's kids like camping by the lake", top_k=1)
+
+    plain = make_service(search={"question_penalty": 0})
+    assert fill(plain) == [f"Melanie: {ASKING}"]  # through the graph (Melanie) its words still match better
+    assert fill(make_service(plain.settings.data_dir.parent / "penalised")) == [f"Melanie: {TELLING}"]
