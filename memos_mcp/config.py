@@ -113,6 +113,8 @@ class SearchSettings(BaseModel):
     threshold: float = Field(0.0, ge=0, le=1, description="hits below this relativity are dropped")
     context_turns: int = Field(2, ge=0, le=5, description="previous turns indexed with a message")
     dense_context: bool = Field(False, description="embed the previous turns with a message too")
+    question_penalty: float = Field(0.07, ge=0, le=1, description="ranking score lost by a memory that ends "
+                                    "in a question (it asks more than it tells; 0: none)")
     reranker: str = "none"
 
 

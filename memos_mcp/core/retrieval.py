@@ -18,8 +18,9 @@ from memos_mcp.core.graph.fusion import fuse_graph
 from memos_mcp.core.graph.memory import Expansion
 from memos_mcp.core.models import Memory, MemoryKind, MemoryPage, Permission, SearchHit, SearchResult, User
 from memos_mcp.core.payload import from_point
+from memos_mcp.core.ranking import QUESTION_POOL, questions_last
 from memos_mcp.core.relevance import query_variants, relativities
-from memos_mcp.core.stores.vector import HybridQuery, MemoryFilter, SparseVector
+from memos_mcp.core.stores.vector import HybridQuery, MemoryFilter, ScoredPoint, SparseVector
 from memos_mcp.core.text import sparse_query, terms
 from memos_mcp.errors import InvalidRequest, NotFound
 
@@ -79,12 +80,18 @@ class Retrieval(Room):
         def run(kinds: tuple[str, ...], limit: int) -> list[SearchHit]:
             if not kinds or limit == 0:
                 return []
+            def order(points: Sequence[ScoredPoint]) -> list[ScoredPoint]:
+                return questions_last(points, search.question_penalty)
+
             hq = self.hybrid_query(dense, sparse, replace(flt, kinds=kinds), limit,
                                    boost_conversation_id=conversation_id,
                                    conversation_boost=search.conversation_boost if conversation_id else 0.0,
                                    dense_weight=dense_weight)
-            points = fuse_graph(vectors, hq, expansion, self.settings.graph.weight) if expansion.links else \
-                vectors.hybrid_search(hq)
+            if expansion.links:  # the fusion ranks its own pool beyond the limit
+                points = fuse_graph(vectors, hq, expansion, self.settings.graph.weight, order)
+            else:
+                pool = limit + QUESTION_POOL if search.question_penalty else limit
+                points = order(vectors.hybrid_search(replace(hq, limit=pool)))[:limit]
             memories = [from_point(p) for p in points]
             scores = relativities(judges, [(p.dense, m.memory) for p, m in zip(points, memories, strict=True)],
                                   self._windows.embed)

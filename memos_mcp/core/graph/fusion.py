@@ -13,6 +13,7 @@ point that passes the filters is among them already.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from dataclasses import replace
 
 from memos_mcp.core.graph.memory import Expansion
@@ -22,8 +23,14 @@ POOL = 20  # hits beyond the limit that linked memories may overtake; also the m
 MAX_LINKED = 2000  # linked memories outside the hits the restricted query chooses among, strongest links first
 
 
-def fuse_graph(vectors: VectorStore, query: HybridQuery, expansion: Expansion, weight: float) -> list[ScoredPoint]:
-    """The best ``query.limit`` points of the hybrid hits and the linked memories, scores in [0, 1]."""
+Order = Callable[[Sequence[ScoredPoint]], list[ScoredPoint]]
+
+
+def fuse_graph(vectors: VectorStore, query: HybridQuery, expansion: Expansion, weight: float,
+               order: Order = list) -> list[ScoredPoint]:
+    """The best ``query.limit`` points of the hybrid hits and the linked memories, scores in [0, 1];
+    ``order`` ranks the fused candidates (``query.limit + POOL`` or fewer) again before the best are
+    kept (the search's priors, ``core.ranking``)."""
     asked = query.limit + POOL
     hits = vectors.hybrid_search(replace(query, limit=asked))
     links = expansion.links
@@ -39,7 +46,7 @@ def fuse_graph(vectors: VectorStore, query: HybridQuery, expansion: Expansion, w
                                                   filter=replace(query.filter, ids=tuple(missing))))
             fused = sorted([*fused, *_boosted(extra, expansion.weights([p.id for p in extra]), weight)],
                            key=lambda p: (-p.score, p.id))
-    return fused[:query.limit]
+    return order(fused)[:query.limit]
 
 
 def _boosted(points: list[ScoredPoint], links: dict[str, float], weight: float) -> list[ScoredPoint]:
