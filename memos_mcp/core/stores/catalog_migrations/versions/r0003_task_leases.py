@@ -11,6 +11,8 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
+from memos_mcp.core.stores.catalog_migrations.steps import add_missing_columns
+
 revision = "0003"
 down_revision = "0002"
 branch_labels = None
@@ -18,16 +20,8 @@ depends_on = None
 
 
 def upgrade() -> None:
-    # Only what is missing: a catalog that a release before Alembic left with these columns (the baseline
-    # adopts such catalogs as they are) must upgrade too.
-    present = {column["name"] for column in sa.inspect(op.get_bind()).get_columns("tasks")}
-    missing = [column for column in (sa.Column("lease_owner", sa.Text, nullable=True),
-                                     sa.Column("lease_until", sa.Double(), nullable=True))
-               if column.name not in present]
-    if missing:
-        with op.batch_alter_table("tasks") as batch:
-            for column in missing:
-                batch.add_column(column)
+    add_missing_columns("tasks", [sa.Column("lease_owner", sa.Text, nullable=True),
+                                  sa.Column("lease_until", sa.Double(), nullable=True)])
 
 
 def downgrade() -> None:

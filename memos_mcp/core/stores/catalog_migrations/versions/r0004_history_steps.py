@@ -12,6 +12,8 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
+from memos_mcp.core.stores.catalog_migrations.steps import add_missing_columns, create_missing_index
+
 revision = "0004"
 down_revision = "0003"
 branch_labels = None
@@ -19,9 +21,8 @@ depends_on = None
 
 
 def upgrade() -> None:
-    with op.batch_alter_table("history") as batch:
-        batch.add_column(sa.Column("step", sa.Text, nullable=True))
-    op.create_index("history_step", "history", ["step"], unique=True)
+    add_missing_columns("history", [sa.Column("step", sa.Text, nullable=True)])
+    create_missing_index("history_step", "history", ["step"], unique=True)
 
 
 def downgrade() -> None:
