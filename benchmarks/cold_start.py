@@ -10,9 +10,9 @@ reply (wall clock), and the process's own CPU time at that moment (user + system
 the package replaced, its dependencies kept). ``measure`` runs each venv's ``memos-mcp stdio --data-dir D``
 RUNS times, interleaved (A, B, A, B, ...) so that every venv sees the same machine load, and prints the
 median and max of each with the load average before and after. Each venv's data directory is made by
-one start before the timed ones (the first start of a data directory also creates its catalog: reported
-apart). The processes get the environment a user's shell would give: nothing of this checkout, no
-MEMOS_* settings. Every wait is bounded.
+one start before the timed ones (reported apart: before the stores opened after the handshake, that
+start also made them). The processes get the environment a user's shell would give: nothing of this
+checkout, no MEMOS_* settings. Every wait is bounded.
 """
 
 from __future__ import annotations
@@ -110,7 +110,7 @@ def measure(venvs: list[Path], runs: int) -> None:
         samples: dict[Path, list[tuple[float, float]]] = {venv: [] for venv in venvs}
         for venv in venvs:
             wall, cpu = start_once(venv / "bin" / "memos-mcp", work / venv.name / "data", work)
-            print(f"{venv}: first start (creates the data directory): {wall * 1000:.0f} ms wall, "
+            print(f"{venv}: first start, on a new data directory: {wall * 1000:.0f} ms wall, "
                   f"{cpu * 1000:.0f} ms CPU")
         for _ in range(runs):
             for venv in venvs:
