@@ -8,11 +8,13 @@ from __future__ import annotations
 
 import json
 import os
-import select
+import queue
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
+from typing import IO
 
 from tests.test_cli import clean_env
 
@@ -23,6 +25,13 @@ INITIALIZE = {"jsonrpc": "2.0", "id": 0, "method": "initialize", "params": {
     "protocolVersion": "2025-06-18", "capabilities": {}, "clientInfo": {"name": "test", "version": "1"}}}
 INITIALIZED = {"jsonrpc": "2.0", "method": "notifications/initialized"}
 LIST_TOOLS = {"jsonrpc": "2.0", "id": 1, "method": "tools/list"}
+
+
+def _pump(stream: IO[str], lines: queue.Queue[str]) -> None:
+    with stream:
+        for line in stream:
+            lines.put(line)
+    lines.put("")  # end of stream
 
 
 def stdio_session(data_dir: Path, *messages: dict[str, object],
@@ -39,15 +48,22 @@ def stdio_session(data_dir: Path, *messages: dict[str, object],
     try:
         process.stdin.write("".join(json.dumps(message) + "\n" for message in messages))
         process.stdin.flush()
+        # Read by a thread, not select() and readline(): two replies in one read would leave the second
+        # in the reader's buffer, where select() does not see it.
+        lines: queue.Queue[str] = queue.Queue()
+        threading.Thread(target=_pump, args=(process.stdout, lines), daemon=True).start()
         replies = []
         deadline = time.monotonic() + 120
-        while len(replies) < expected and time.monotonic() < deadline:
-            ready, _, _ = select.select([process.stdout], [], [], max(0.0, deadline - time.monotonic()))
-            line = process.stdout.readline() if ready else ""
+        while len(replies) < expected:
+            try:
+                line = lines.get(timeout=max(0.0, deadline - time.monotonic()))
+            except queue.Empty:
+                break
             if not line:
                 break
             replies.append(json.loads(line))
-        process.communicate(timeout=120)  # closes stdin: the server shuts down
+        process.stdin.close()  # the server shuts down
+        process.wait(timeout=120)
     finally:
         if process.poll() is None:
             process.kill()
