@@ -176,6 +176,23 @@ def test_doctor_reports_store_locked_while_another_process_holds_the_data_direct
     assert checks["llm"][0] == "ok"
 
 
+STDIO_INITIALIZE = {"jsonrpc": "2.0", "id": 0, "method": "initialize", "params": {
+    "protocolVersion": "2025-06-18", "capabilities": {}, "clientInfo": {"name": "test", "version": "1"}}}
+
+
+def test_stdio_on_a_data_dir_another_process_holds_fails_in_one_line_before_any_reply(holder: Path) -> None:
+    # stdio opens its stores after the handshake, but claims the data directory before it
+    started = subprocess.run([str(MEMOS), "--data-dir", str(holder), "stdio"],
+                             input=json.dumps(STDIO_INITIALIZE) + "\n", env=clean_env(), capture_output=True,
+                             text=True, timeout=TIMEOUT, check=False)
+    assert started.returncode == 2, started.stderr
+    assert started.stdout == ""  # no initialize reply: the client sees the start fail
+    lines = started.stderr.strip().splitlines()
+    assert len(lines) == 1, started.stderr
+    assert lines[0].startswith("memos-mcp: error [store_locked]: data directory"), lines[0]
+    assert str(holder) in lines[0]
+
+
 # --- import ------------------------------------------------------------------------------------------
 
 

@@ -8,12 +8,15 @@ import hashlib
 import hmac
 import secrets
 import uuid
+from typing import TYPE_CHECKING
 
 from pydantic import BaseModel
 
 from memos_mcp.core.models import Role, utcnow
-from memos_mcp.core.service import ROOT_USER, MemoryService
 from memos_mcp.errors import NotFound
+
+if TYPE_CHECKING:  # the service module imports the stores: not on stdio's way to its handshake
+    from memos_mcp.core.service import MemoryService
 
 KEY_PREFIX = "mk_"
 
@@ -71,6 +74,8 @@ class KeyRing:
 
     def authenticate(self, key: str) -> str | None:
         """The user a presented key belongs to, or None."""
+        from memos_mcp.core.directory import ROOT_USER
+
         digest = hash_key(key)
         if self._admin_hash is not None and hmac.compare_digest(digest, self._admin_hash):
             return ROOT_USER

@@ -21,18 +21,20 @@ import binascii
 import json
 import uuid
 from collections.abc import Iterable, Iterator
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from memos_mcp.core.models import HistoryEvent, Memory, Message, Permission, utcnow
 from memos_mcp.core.payload import from_point, index_texts, to_payload
-from memos_mcp.core.service import MemoryService
 from memos_mcp.core.stores.vector import MemoryFilter, StoredPoint, VectorPoint
 from memos_mcp.core.text import content_hash, sparse_document
 from memos_mcp.core.timeparse import EARLIEST, LATEST
-from memos_mcp.core.write.add import Progress
 from memos_mcp.errors import InvalidRequest, first_problem
+
+if TYPE_CHECKING:  # both import the stores: the MCP tools import this module before stdio's handshake
+    from memos_mcp.core.service import MemoryService
+    from memos_mcp.core.write.add import Progress
 
 FORMAT = "memos-mcp/export-v1"
 _PAGE = 500

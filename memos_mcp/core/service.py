@@ -37,14 +37,13 @@ from memos_mcp.core.graph.store import GraphStore
 from memos_mcp.core.models import Role
 from memos_mcp.core.retrieval import Retrieval
 from memos_mcp.core.stores.catalog import Catalog
-from memos_mcp.core.stores.data_dir import lock_data_dir, writable
+from memos_mcp.core.stores.data_dir import DataDirClaim, claim_data_dir
 from memos_mcp.core.stores.vector import VectorStore
 from memos_mcp.core.write.add import Writes
 from memos_mcp.core.write.change import Changes
 from memos_mcp.core.write.ingest.extractor import Extractor
 from memos_mcp.core.write.ingest.pipeline import AddWorker
 from memos_mcp.core.write.ingest.tasks import TaskRunner
-from memos_mcp.errors import DataDirReadOnly, StorageError
 
 if TYPE_CHECKING:
     from memos_mcp.core.llm import LanguageModel
@@ -129,7 +128,8 @@ class MemoryService:
     # --- lifecycle ---------------------------------------------------------------------------
     @classmethod
     def open(cls, settings: Settings, extractor: Extractor | None = None,
-             embedder: Embedder | None = None, allow_read_only: bool = False) -> MemoryService:
+             embedder: Embedder | None = None, allow_read_only: bool = False,
+             claim: DataDirClaim | None = None) -> MemoryService:
         """Open the data directory (exclusively), the catalog and the configured backends; an
         already loaded ``embedder`` may be handed in to share one model between services.
 
@@ -139,40 +139,33 @@ class MemoryService:
         task) and every write raises ``DataDirReadOnly``. A file system below ``storage.min_free_bytes``
         raises ``StorageError``, or with ``allow_read_only`` is opened read-only the same way.
         ``settings.read_only`` (``serve``/``stdio --read-only``) opens every store read-only even where
-        the directory could be written, so that no face writes; the lock is still taken there."""
-        can_write = writable(settings.data_dir)
-        if settings.read_only and can_write and not (settings.data_dir / "catalog.sqlite3").exists():
-            # a new data directory served read-only: its (empty) stores are made once, then read
-            made = cls.open(settings.model_copy(update={"read_only": False}), extractor, embedder)
-            try:
-                made.ready()
-            finally:
-                made.close()
-        read_only = settings.read_only or not can_write
-        if not can_write and not (allow_read_only or settings.read_only):
-            raise DataDirReadOnly(f"data directory {settings.data_dir} is not writable; give a writable "
-                                  "--data-dir, or read it with serve --read-only, stdio --read-only or export",
-                                  data_dir=str(settings.data_dir))
-        if can_write and not read_only:
-            try:
-                DiskGuard(settings.data_dir, settings.storage.min_free_bytes).check_startup()
-            except StorageError:
-                if not allow_read_only:
-                    raise
-                read_only = True  # a command that only reads gets the data off a full disk, writing nothing there
-        lock = lock_data_dir(settings.data_dir) if can_write and (settings.read_only or not read_only) else None
+        the directory could be written, so that no face writes; the lock is still taken there.
+        ``claim``: the directory as ``claim_data_dir`` already checked and locked it; the service
+        opened over it releases its lock at close (after a failed open the caller still holds it)."""
+        owned = claim is None
+        claim = claim or claim_data_dir(settings, allow_read_only)
         try:
-            catalog = open_catalog(settings, read_only)
+            if settings.read_only and claim.lock is not None and not (settings.data_dir / "catalog.sqlite3").exists():
+                # a new data directory served read-only: its (empty) stores are made once, then read
+                DiskGuard(settings.data_dir, settings.storage.min_free_bytes).check_startup()
+                made = cls.open(settings.model_copy(update={"read_only": False}), extractor, embedder,
+                                claim=DataDirClaim(read_only=False))  # under this claim's lock
+                try:
+                    made.ready()
+                finally:
+                    made.close()
+            catalog = open_catalog(settings, claim.read_only)
             try:
-                return cls(settings, catalog, build_vector_store(settings, read_only),
-                           embedder or build_embedder(settings), extractor, lock, owns_embedder=embedder is None,
-                           graph_store=build_graph_store(settings, read_only) if settings.graph.enabled else None)
+                return cls(settings, catalog, build_vector_store(settings, claim.read_only),
+                           embedder or build_embedder(settings), extractor, claim.lock,
+                           owns_embedder=embedder is None,
+                           graph_store=build_graph_store(settings, claim.read_only) if settings.graph.enabled else None)
             except BaseException:
                 catalog.close()
                 raise
         except BaseException:
-            if lock is not None:
-                lock.release()
+            if owned:
+                claim.release()
             raise
 
     @property

@@ -3,22 +3,24 @@
 from __future__ import annotations
 
 import json
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 from mcp.server.mcpserver import MCPServer
 from mcp.server.mcpserver.exceptions import ResourceError
 from pydantic import Field
 
 from memos_mcp.core import portability
-from memos_mcp.core.service import MemoryService
 from memos_mcp.mcp.gate import Gate, prompt_error
+
+if TYPE_CHECKING:  # imports the stores: stdio opens them after its handshake
+    from memos_mcp.core.service import MemoryService
 
 
 def register_resources(server: MCPServer, service: MemoryService, gate: Gate) -> None:
     @server.resource("memory://cubes", name="cubes", mime_type="application/json",
                      description="The cubes (memory namespaces) you can use, with your permission on each")
     async def cubes() -> str:
-        found = await gate.run(service.list_cubes, ResourceError)
+        found = await gate.run(lambda actor: service.list_cubes(actor), ResourceError)
         return json.dumps([c.model_dump(mode="json") for c in found], ensure_ascii=False)
 
     @server.resource("memory://cubes/{cube_id}/memories/{memory_id}", name="memory",

@@ -54,7 +54,9 @@ class Gate:
 
     async def run(self, call: Callable[[str], T], as_error: Callable[[str], Exception] = ToolError) -> T:
         """Run ``call(actor)`` in a worker thread; a core error becomes ``as_error("code: message")``:
-        a ToolError for tools, and for resources and prompts the error their managers pass on."""
+        a ToolError for tools, and for resources and prompts the error their managers pass on. Look the
+        service's methods up inside ``call`` (``lambda actor: service.search(actor, ...)``): over stdio
+        that lookup opens the stores (``core.lazy_service``), which may fail or take a while."""
         try:
             actor = self.principal()
             return await anyio.to_thread.run_sync(lambda: call(actor))

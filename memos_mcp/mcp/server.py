@@ -11,7 +11,6 @@ from mcp.server.mcpserver import MCPServer
 from memos_mcp import __version__
 from memos_mcp.core.graph.service import GraphService
 from memos_mcp.core.keys import KeyRing
-from memos_mcp.core.service import MemoryService
 from memos_mcp.mcp.apps import AppsView, memory_apps
 from memos_mcp.mcp.context import register_prompts, register_resources
 from memos_mcp.mcp.gate import Gate, remember_request
@@ -21,6 +20,7 @@ from memos_mcp.mcp.strict import ToolBox
 from memos_mcp.mcp.tools import register_tools
 
 if TYPE_CHECKING:
+    from memos_mcp.core.service import MemoryService  # imports the stores: stdio opens them after its handshake
     from memos_mcp.rest.ratelimit import RateLimiter  # imports the limits library: not on stdio's start
 
 INSTRUCTIONS = """Long-term memory for this user. Before answering anything personal or about earlier

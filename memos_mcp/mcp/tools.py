@@ -3,7 +3,7 @@ typed result (its structured output). Descriptions are written for the model tha
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 from mcp.server.mcpserver import Context
 from mcp.types import EmbeddedResource, ResourceLink, TextResourceContents, ToolAnnotations
@@ -28,10 +28,12 @@ from memos_mcp.core.models import (
     Task,
     User,
 )
-from memos_mcp.core.service import MemoryService
 from memos_mcp.core.timeparse import Time
 from memos_mcp.mcp.gate import Gate
 from memos_mcp.mcp.strict import ToolBox
+
+if TYPE_CHECKING:  # imports the stores: stdio opens them after its handshake
+    from memos_mcp.core.service import MemoryService
 
 READ = ToolAnnotations(readOnlyHint=True, destructiveHint=False, idempotentHint=True, openWorldHint=False)
 WRITE = ToolAnnotations(readOnlyHint=False, destructiveHint=False, idempotentHint=False, openWorldHint=False)
@@ -147,7 +149,7 @@ def _register_reading(server: ToolBox, service: MemoryService, gate: Gate) -> No
     @server.tool(annotations=READ)
     async def list_cubes(ctx: Context) -> CubeList:
         """The cubes (memory namespaces) you own or that were shared with you, with your permission."""
-        return CubeList(cubes=await gate.run(service.list_cubes))
+        return CubeList(cubes=await gate.run(lambda actor: service.list_cubes(actor)))
 
     @server.tool(annotations=READ)
     async def list_shares(ctx: Context, state: Annotated[
@@ -160,7 +162,7 @@ def _register_reading(server: ToolBox, service: MemoryService, gate: Gate) -> No
     @server.tool(annotations=READ)
     async def get_user_info(ctx: Context) -> UserInfo:
         """Who you are to the memory server, and your cubes."""
-        user, cubes = await gate.run(service.get_user)
+        user, cubes = await gate.run(lambda actor: service.get_user(actor))
         return UserInfo(user=user, cubes=cubes)
 
     @server.tool(annotations=READ)

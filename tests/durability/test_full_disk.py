@@ -155,13 +155,21 @@ def test_a_full_disk_refuses_writes_with_507_keeps_reads_and_the_process_and_sto
     assert stored == {"history": 2, "messages": 0, "pending_writes": 0}, stored
 
 
-def test_start_up_on_a_file_system_below_the_reserve_refuses_with_one_line(small_disk: Path) -> None:
+INITIALIZE = {"jsonrpc": "2.0", "id": 0, "method": "initialize", "params": {
+    "protocolVersion": "2025-06-18", "capabilities": {}, "clientInfo": {"name": "test", "version": "1"}}}
+
+
+@pytest.mark.parametrize("command", [("serve", "--port", "0"), ("stdio",)], ids=["serve", "stdio"])
+def test_start_up_on_a_file_system_below_the_reserve_refuses_with_one_line(small_disk: Path,
+                                                                           command: tuple[str, ...]) -> None:
     data = small_disk / "data"
     data.mkdir()
     fill(small_disk, leave=RESERVE // 2)
-    started = subprocess.run([str(MEMOS), "--data-dir", str(data), "serve", "--port", "0"],
+    # stdio opens its stores after the handshake, but checks the data directory before it: no reply
+    started = subprocess.run([str(MEMOS), "--data-dir", str(data), *command], input=json.dumps(INITIALIZE) + "\n",
                              env=environment(**ENV), capture_output=True, text=True, timeout=TIMEOUT, check=False)
     assert started.returncode == 2, started.stderr
+    assert started.stdout == ""
     errors = [line for line in started.stderr.splitlines() if "error" in line]
     assert len(errors) == 1, started.stderr
     assert errors[0].startswith("memos-mcp: error [storage_error]: refusing to start"), errors[0]

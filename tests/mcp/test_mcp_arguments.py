@@ -8,7 +8,13 @@ from typing import Any
 
 import pytest
 
+from memos_mcp.core.graph.service import GraphService
+from memos_mcp.core.keys import KeyRing
 from memos_mcp.core.service import ROOT_USER, MemoryService
+from memos_mcp.mcp.gate import Gate
+from memos_mcp.mcp.graph_tools import register_graph_tools
+from memos_mcp.mcp.strict import ToolBox
+from memos_mcp.mcp.tools import register_tools
 from tests.mcp.support import call, connect, fail, remember
 
 pytestmark = pytest.mark.anyio
@@ -118,6 +124,16 @@ async def test_every_tool_schema_forbids_additional_properties(work: MemoryServi
         assert tool.input_schema.get("additionalProperties") is False, tool.name
         assert tool.input_schema["title"] == f"{tool.name}Arguments"
         assert "ctx" not in tool.input_schema.get("properties", {})
+
+
+def test_each_tool_schema_is_the_schema_of_the_argument_model_that_checks_its_calls(work: MemoryService) -> None:
+    # ToolBox derives the strict schema from the SDK's rather than generating it again: they must agree
+    tools = ToolBox()
+    register_tools(tools, work, KeyRing(work), Gate("alice"), read_only=False)
+    register_graph_tools(tools, GraphService(work), Gate("alice"), read_only=False)
+    assert len(tools.tools) > 20
+    for tool in tools.tools:
+        assert tool.parameters == tool.fn_metadata.arg_model.model_json_schema(by_alias=True), tool.name
 
 
 async def test_a_json_string_for_a_list_argument_is_still_accepted(work: MemoryService) -> None:

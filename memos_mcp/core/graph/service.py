@@ -21,6 +21,7 @@ from memos_mcp.core.timeparse import from_epoch
 from memos_mcp.errors import InvalidRequest, NotFound, NotSupported
 
 if TYPE_CHECKING:
+    from memos_mcp.core.access import AccessControl
     from memos_mcp.core.service import MemoryService
 
 MAX_NAME = 200
@@ -85,7 +86,11 @@ def _check_name(kind: str, value: str) -> str:
 class GraphService:
     def __init__(self, service: MemoryService) -> None:
         self.service = service
-        self.access = service.access
+
+    @property
+    def access(self) -> AccessControl:
+        """The service's access control, looked up at each use (stdio opens the service on first use)."""
+        return self.service.access
 
     def _graph(self) -> GraphMemory:
         graph = self.service.graph()

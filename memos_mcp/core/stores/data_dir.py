@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import os
+from dataclasses import dataclass
 from pathlib import Path
 
 from filelock import FileLock, Timeout
 
-from memos_mcp.errors import DataDirReadOnly, StoreLocked
+from memos_mcp.config import Settings
+from memos_mcp.core.diskspace import DiskGuard
+from memos_mcp.errors import DataDirReadOnly, StorageError, StoreLocked
 
 
 def writable(data_dir: Path) -> bool:
@@ -38,3 +41,42 @@ def lock_data_dir(data_dir: Path) -> FileLock:
         raise DataDirReadOnly(f"data directory {data_dir} is not writable: cannot take its lock file "
                               f"({exc.strerror or exc})", data_dir=str(data_dir)) from exc
     return lock
+
+
+@dataclass(frozen=True)
+class DataDirClaim:
+    """A data directory as this process holds it: whether it is opened ``read_only`` (nothing is
+    written there), and its acquired lock (None where nothing may be written)."""
+
+    read_only: bool
+    lock: FileLock | None = None
+
+    def release(self) -> None:
+        """Release the lock, if one is held."""
+        if self.lock is not None:
+            self.lock.release()
+
+
+def claim_data_dir(settings: Settings, allow_read_only: bool = False) -> DataDirClaim:
+    """Check ``settings.data_dir`` and take its lock, before any store is opened (this needs neither
+    the catalog nor the vector store, so ``stdio`` claims before its handshake and opens the stores
+    after it). Raises what ``MemoryService.open`` documents: ``DataDirReadOnly`` for a directory that
+    cannot be written (unless ``allow_read_only`` or ``settings.read_only``; then it is claimed
+    read-only, unlocked), ``StorageError`` for a file system below ``storage.min_free_bytes`` (claimed
+    read-only instead with ``allow_read_only``), ``StoreLocked`` when another process holds it.
+    ``settings.read_only`` claims it read-only but still locked where it could be written."""
+    can_write = writable(settings.data_dir)
+    read_only = settings.read_only or not can_write
+    if not can_write and not (allow_read_only or settings.read_only):
+        raise DataDirReadOnly(f"data directory {settings.data_dir} is not writable; give a writable "
+                              "--data-dir, or read it with serve --read-only, stdio --read-only or export",
+                              data_dir=str(settings.data_dir))
+    if can_write and not read_only:
+        try:
+            DiskGuard(settings.data_dir, settings.storage.min_free_bytes).check_startup()
+        except StorageError:
+            if not allow_read_only:
+                raise
+            read_only = True  # a command that only reads gets the data off a full disk, writing nothing there
+    lock = lock_data_dir(settings.data_dir) if can_write and (settings.read_only or not read_only) else None
+    return DataDirClaim(read_only, lock)

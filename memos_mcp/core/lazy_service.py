@@ -1,0 +1,90 @@
+"""A memory service opened on first use.
+
+``memos-mcp stdio`` answers the MCP handshake before it opens the stores: importing SQLAlchemy and
+opening the catalog held the ``initialize`` reply up. It claims the data directory first
+(``stores.data_dir.claim_data_dir``: a locked, read-only or full data directory still fails the
+start in one line), builds its tools over a ``LazyService`` and starts opening it once the handshake
+is answered (``warm_up``). Any attribute of the service, looked up by a tool call in its worker
+thread, waits for the open; an open that failed raises its error there (a tool error naming it) and
+the next call tries again, so a catalog server that comes up later is found without a restart.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+from memos_mcp.errors import BackendUnavailable, MemosError
+
+if TYPE_CHECKING:
+    from memos_mcp.core.service import MemoryService
+    from memos_mcp.core.stores.data_dir import DataDirClaim
+
+log = logging.getLogger(__name__)
+
+
+class LazyService:
+    """Stands for the ``MemoryService`` that ``open_service`` returns, opened at the first attribute
+    looked up (or by ``warm_up``) and then delegated to; ``prepare`` then runs on it once (say, making
+    the default user), tried again by the next lookup until it succeeds. Both run under a lock, once at
+    a time. Until the service is open the data directory's ``claim`` is this object's to release."""
+
+    def __init__(self, open_service: Callable[[], MemoryService], claim: DataDirClaim,
+                 prepare: Callable[[MemoryService], None] = lambda service: None) -> None:
+        self._open = open_service
+        self._claim = claim
+        self._prepare: Callable[[MemoryService], None] | None = prepare
+        self._service: MemoryService | None = None
+        self._closed = False
+        self._lock = threading.Lock()
+
+    def opened(self) -> MemoryService:
+        """The service, opened now if it is not yet. Raises what opening raises (``MemosError``s such as
+        ``StorageError`` for a catalog that cannot be opened), or ``BackendUnavailable`` after ``close``."""
+        with self._lock:
+            if self._closed:
+                raise BackendUnavailable("the memory service is shutting down")
+            if self._service is None:
+                self._service = self._open()
+            if self._prepare is not None:
+                self._prepare(self._service)
+                self._prepare = None
+            return self._service
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.opened(), name)
+
+    def warm_up(self) -> threading.Thread:
+        """Open the service, then load the model and open the vector store, in a background thread
+        (``MemoryService.warm_up``). A failure is logged in one line; the next call reports it again."""
+        def run() -> None:
+            try:
+                service = self.opened()
+            except MemosError as exc:
+                log.error("cannot open the data directory yet: [%s] %s (each call that needs it tries again)",
+                          exc.code, exc.message)
+                return
+            except Exception as exc:  # reported again, with its type, on the first call that needs it
+                log.error("cannot open the data directory yet: %s", exc)
+                return
+            try:
+                service.ready()
+            except Exception as exc:  # reported again, with its type, on the first call that needs it
+                log.warning("background warm-up failed: %s", exc)
+        thread = threading.Thread(target=run, name="memos-warm-up", daemon=True)
+        thread.start()
+        return thread
+
+    def close(self) -> None:
+        """Close the service if it was opened, else release the data directory's claim; later
+        lookups raise ``BackendUnavailable``."""
+        with self._lock:
+            if self._closed:
+                return
+            self._closed = True
+            if self._service is not None:
+                self._service.close()
+            else:
+                self._claim.release()
