@@ -347,6 +347,9 @@ def _exit_on_signal(signum: int, frame: object = None) -> None:
     raise SystemExit(128 + signum)
 
 
+WARM_UP_WAIT = 30.0  # seconds stdio's shutdown waits for the stores' open and the model's load to end
+
+
 def _exit_on_signals() -> None:
     """Outside the event loop: a stop signal unwinds the main thread, so that the service is closed.
     (asyncio's own SIGINT handling would wait for stdin.)"""
@@ -354,15 +357,20 @@ def _exit_on_signals() -> None:
         signal.signal(signum, _exit_on_signal)
 
 
-async def _run_until_signal(run: Callable[[], Awaitable[None]]) -> None:
+async def _run_until_signal(run: Callable[[], Awaitable[None]], on_stop: Callable[[], None]) -> None:
     """Inside the event loop a stop signal is a loop callback, never an exception raised in whichever
     task the main thread was running (the SDK's task groups would wrap it, and log it as a crash): the
-    callback's SystemExit leaves the loop itself, as asyncio lets it. The loop's close removes these."""
+    callback calls ``on_stop`` (calls waiting in worker threads must end: the loop's close waits for
+    them), then its SystemExit leaves the loop itself, as asyncio lets it. The loop's close removes these."""
     import asyncio
+
+    def stop(signum: int) -> None:
+        on_stop()
+        _exit_on_signal(signum)
 
     loop = asyncio.get_running_loop()
     for signum in _STOP_SIGNALS:
-        loop.add_signal_handler(signum, _exit_on_signal, signum)
+        loop.add_signal_handler(signum, stop, signum)
     await run()
 
 
@@ -434,14 +442,19 @@ def _serve_stdio(args: argparse.Namespace, settings: Settings) -> int:
                                   read_only, after_handshake=after_handshake)
             with serving():
                 try:
-                    anyio.run(_run_until_signal, server.run_stdio_async)  # returns when stdin closes
+                    anyio.run(_run_until_signal, server.run_stdio_async, lazy.stop)  # returns when stdin closes
                 finally:
                     _exit_on_signals()  # again, for the service's close
             log.info("stdin closed; shutting down")
         finally:
-            for warm_up in warm_ups:
-                warm_up.join()  # a model still loading must not race the stores being closed
-            lazy.close()
+            lazy.stop()
+            for warm_up in warm_ups:  # a model still loading must not race the stores being closed
+                warm_up.join(WARM_UP_WAIT)
+            if any(warm_up.is_alive() for warm_up in warm_ups):  # hung (a database that never answers)
+                log.warning("the stores were still opening after %.0f s; leaving them to the process's exit",
+                            WARM_UP_WAIT)
+            else:
+                lazy.close(WARM_UP_WAIT)
     return 0
 
 

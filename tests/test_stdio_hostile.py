@@ -139,10 +139,6 @@ def test_a_catalog_from_a_newer_release_is_a_tool_error_naming_the_catalog_and_i
     assert "Traceback" not in log.read_text()
 
 
-@pytest.mark.xfail(strict=True, reason="review13: the PostgreSQL catalog is connected without a "
-                   "connect_timeout and LazyService waits on its lock without a bound: a catalog server that "
-                   "accepts but never answers holds every tool call without a reply, and closing stdin does not "
-                   "end the server (the shutdown joins the warm-up thread, stuck in the connect)")
 def test_a_catalog_server_that_never_answers_makes_calls_a_tool_error_in_bounded_time_and_stdin_close_ends_it(
         tmp_path: Path) -> None:
     silent = socket.socket()  # listens, never accepts: the kernel completes connections, nobody answers
@@ -231,9 +227,6 @@ def test_a_request_before_initialize_is_refused_saying_initialize_comes_first(tm
         assert "initializ" in json.dumps(refused["error"]).lower(), refused
 
 
-@pytest.mark.xfail(strict=True, reason="review13: AfterHandshake starts the warm-up at the first message "
-                   "other than initialize/ping, also one sent before initialize: the stores open (the catalog "
-                   "is made) before any handshake")
 def test_a_request_before_initialize_does_not_open_the_stores(tmp_path: Path) -> None:
     data_dir = tmp_path / "data"
     with (tmp_path / "stderr.txt").open("w") as stderr, raw_stdio(data_dir, stderr) as server:
@@ -246,9 +239,6 @@ def test_a_request_before_initialize_does_not_open_the_stores(tmp_path: Path) ->
         assert os.path.isdir(data_dir)  # claimed (locked) at the start, as designed
 
 
-@pytest.mark.xfail(strict=True, reason="review13: SIGTERM's shutdown joins the warm-up thread without a "
-                   "bound (cli._serve_stdio), and that thread is stuck opening a catalog whose server never "
-                   "answers: one SIGTERM does not end the server, a second one does")
 def test_one_sigterm_ends_stdio_while_its_stores_are_still_opening(tmp_path: Path) -> None:
     silent = socket.socket()  # listens, never accepts: the kernel completes connections, nobody answers
     silent.bind(("127.0.0.1", 0))

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
@@ -24,12 +25,19 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
+OPEN_WAIT = 60.0  # seconds a call waits for another thread's open before it is told to try again
+_POLL = 0.1  # seconds between looks at whether the service is stopping, while waiting for the lock
+
 
 class LazyService:
     """Stands for the ``MemoryService`` that ``open_service`` returns, opened at the first attribute
     looked up (or by ``warm_up``) and then delegated to; ``prepare`` then runs on it once (say, making
     the default user), tried again by the next lookup until it succeeds. Both run under a lock, once at
-    a time. Until the service is open the data directory's ``claim`` is this object's to release."""
+    a time. Until the service is open the data directory's ``claim`` is this object's to release.
+
+    A call that waits for another thread's open longer than ``OPEN_WAIT`` seconds, or while ``stop``
+    has been called, gets ``BackendUnavailable`` instead of waiting on (an open can hang on a database
+    server that does not answer until its connect timeout)."""
 
     def __init__(self, open_service: Callable[[], MemoryService], claim: DataDirClaim,
                  prepare: Callable[[MemoryService], None] = lambda service: None) -> None:
@@ -38,13 +46,28 @@ class LazyService:
         self._prepare: Callable[[MemoryService], None] | None = prepare
         self._service: MemoryService | None = None
         self._closed = False
+        self._stopping = threading.Event()
         self._lock = threading.Lock()
+
+    def _acquire(self, seconds: float) -> bool:
+        """The lock, waited for at most ``seconds`` and only until ``stop``; whether it was taken."""
+        deadline = time.monotonic() + seconds
+        while not self._lock.acquire(timeout=min(_POLL, max(0.0, deadline - time.monotonic()))):
+            if self._stopping.is_set() or time.monotonic() >= deadline:
+                return False
+        return True
 
     def opened(self) -> MemoryService:
         """The service, opened now if it is not yet. Raises what opening raises (``MemosError``s such as
-        ``StorageError`` for a catalog that cannot be opened), or ``BackendUnavailable`` after ``close``."""
-        with self._lock:
-            if self._closed:
+        ``StorageError`` for a catalog that cannot be opened), or ``BackendUnavailable`` after ``stop`` or
+        ``close``, or when another thread's open takes longer than ``OPEN_WAIT``."""
+        if not self._acquire(OPEN_WAIT):
+            if self._stopping.is_set():
+                raise BackendUnavailable("the memory service is shutting down")
+            raise BackendUnavailable(f"the data directory's stores are still opening after {OPEN_WAIT:.0f} s; "
+                                     "try again")
+        try:
+            if self._closed or self._stopping.is_set():
                 raise BackendUnavailable("the memory service is shutting down")
             if self._service is None:
                 self._service = self._open()
@@ -52,6 +75,8 @@ class LazyService:
                 self._prepare(self._service)
                 self._prepare = None
             return self._service
+        finally:
+            self._lock.release()
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self.opened(), name)
@@ -77,14 +102,28 @@ class LazyService:
         thread.start()
         return thread
 
-    def close(self) -> None:
-        """Close the service if it was opened, else release the data directory's claim; later
-        lookups raise ``BackendUnavailable``."""
-        with self._lock:
-            if self._closed:
-                return
-            self._closed = True
-            if self._service is not None:
-                self._service.close()
-            else:
-                self._claim.release()
+    def stop(self) -> None:
+        """From now on calls get ``BackendUnavailable`` at once, and those waiting for an open stop
+        waiting (within ``_POLL`` seconds). Safe from a signal handler's callback."""
+        self._stopping.set()
+
+    def close(self, wait: float = OPEN_WAIT) -> bool:
+        """``stop``, then close the service if it was opened, else release the data directory's claim;
+        whether that was done. An open still under way after ``wait`` seconds (a hung connect) is left
+        as it is, logged: the process's exit releases the data directory then."""
+        self.stop()
+        deadline = time.monotonic() + wait
+        while not self._lock.acquire(timeout=_POLL):
+            if time.monotonic() >= deadline:
+                log.warning("the stores were still opening after %.0f s; leaving them to the process's exit", wait)
+                return False
+        try:
+            if not self._closed:
+                self._closed = True
+                if self._service is not None:
+                    self._service.close()
+                else:
+                    self._claim.release()
+            return True
+        finally:
+            self._lock.release()

@@ -30,8 +30,9 @@ shows yours."""
 
 
 class AfterHandshake:
-    """Server middleware that calls ``start`` once, at the first message after ``initialize`` other than
-    a ``ping``: normally the client's ``notifications/initialized``, which it sends once it has the reply.
+    """Server middleware that calls ``start`` once, at the first message after an answered ``initialize``
+    other than a ``ping``: normally the client's ``notifications/initialized``, which it sends once it has
+    the reply. A message before ``initialize`` (which the SDK refuses) starts nothing.
 
     stdio uses it to load the embedding model once the handshake is answered: loading it beside the
     handshake (importing onnxruntime holds the interpreter) delayed the ``initialize`` reply. The model
@@ -39,9 +40,14 @@ class AfterHandshake:
 
     def __init__(self, start: Callable[[], None]) -> None:
         self._start: Callable[[], None] | None = start
+        self._initialized = False
 
     async def __call__(self, ctx: ServerRequestContext[Any, Any], call_next: CallNext) -> HandlerResult:
-        if self._start is not None and ctx.method not in ("initialize", "ping"):  # MCP allows a ping before the reply
+        if ctx.method == "initialize":
+            result = await call_next(ctx)  # raises if refused: then the handshake is still to come
+            self._initialized = True
+            return result
+        if self._start is not None and self._initialized and ctx.method != "ping":  # a ping may come before the reply
             start, self._start = self._start, None
             start()
         return await call_next(ctx)

@@ -76,9 +76,15 @@ def write_transaction(engine: Engine | ClosingEngine) -> Iterator[Connection]:
         yield conn
 
 
+CONNECT_TIMEOUT = 10  # seconds libpq waits for a server to answer a connection, unless the URL says
+
+
 def postgres_engine(url: URL) -> Engine:
-    """An engine on a PostgreSQL database; connections are checked before use (a restarted server)."""
-    return sa.create_engine(url, pool_pre_ping=True, pool_size=5, max_overflow=10)
+    """An engine on a PostgreSQL database; connections are checked before use (a restarted server), and
+    a server that accepts a connection but never answers fails it after ``CONNECT_TIMEOUT`` seconds
+    (libpq's ``connect_timeout``; a ``?connect_timeout=`` in the URL wins) instead of holding the caller."""
+    connect_args = {} if "connect_timeout" in url.query else {"connect_timeout": CONNECT_TIMEOUT}
+    return sa.create_engine(url, pool_pre_ping=True, pool_size=5, max_overflow=10, connect_args=connect_args)
 
 
 def revision(conn: Connection) -> str | None:
