@@ -114,9 +114,6 @@ def made_data_dir(tmp_path: Path) -> Path:
     return data_dir
 
 
-@pytest.mark.xfail(strict=True, reason="review13: an Alembic revision the catalog does not know raises "
-                   "alembic's CommandError, not a MemosError: each call answers only 'Error executing tool "
-                   "list_cubes' (no code, no message) and stderr gets a traceback per call")
 def test_a_catalog_from_a_newer_release_is_a_tool_error_naming_the_catalog_and_its_revision(tmp_path: Path) -> None:
     data_dir = made_data_dir(tmp_path)
     catalog = data_dir / "catalog.sqlite3"
@@ -167,8 +164,6 @@ def test_a_catalog_server_that_never_answers_makes_calls_a_tool_error_in_bounded
         silent.close()
 
 
-@pytest.mark.xfail(strict=True, reason="review13: data_dir.writable() reports any mkdir failure as "
-                   "DataDirReadOnly, so a file in the directory's place is '[read_only] ... File exists'")
 def test_a_file_where_the_data_directory_should_be_fails_the_start_saying_it_is_not_a_directory(tmp_path: Path) -> None:
     in_the_way = tmp_path / "data"
     in_the_way.write_text("my notes\n")

@@ -214,7 +214,7 @@ def test_a_reopened_catalog_keeps_its_rows_and_migrates_nothing(location: Path |
     try:
         with again.engine.connect() as conn:
             assert catalog_db.revision(conn) == HEAD
-        assert catalog_db.upgrade(again.engine) is False
+        assert catalog_db.upgrade(again.engine, again.location) is False
         assert [u.user_id for u in again.list_users()] == ["alice", "bob"]
     finally:
         again.close()

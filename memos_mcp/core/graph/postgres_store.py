@@ -45,15 +45,15 @@ def _sql(statement: str, *expanding: str) -> sa.TextClause:
     return sa.text(statement).bindparams(*(sa.bindparam(name, expanding=True) for name in expanding))
 
 
-def upgrade(conn: Connection) -> bool:
+def upgrade(conn: Connection, location: str) -> bool:
     """Migrate the graph's tables to ``graph_tables.HEAD`` on ``conn`` (inside its transaction); False
-    if they already were there (then Alembic is not loaded)."""
+    if they already were there (then Alembic is not loaded). ``location``: the database as messages name it."""
     conn.execute(sa.text("SELECT pg_advisory_xact_lock(:key)"), {"key": _MIGRATION_LOCK})
     if sa.inspect(conn).has_table(t.VERSION_TABLE):
         at = conn.execute(sa.text(f"SELECT version_num FROM {t.VERSION_TABLE}")).scalar()
         if at == t.HEAD:
             return False
-    catalog_db.alembic_upgrade(conn, MIGRATIONS)
+    catalog_db.alembic_upgrade(conn, MIGRATIONS, location)
     return True
 
 
@@ -90,7 +90,7 @@ class PostgresGraphStore(GraphStore):
                                        path=self.location, missing=missing)
             else:
                 with engine.begin() as conn:
-                    upgrade(conn)
+                    upgrade(conn, self.location)
         except StorageError:
             engine.dispose()
             raise

@@ -100,7 +100,7 @@ class Catalog:
                     raise StorageError(f"the read-only catalog at {self.location} lacks {', '.join(missing)}",
                                        path=self.location, missing=missing)
             else:
-                catalog_db.upgrade(self.engine)
+                catalog_db.upgrade(self.engine, self.location)
         except StorageError:
             self.engine.dispose()
             raise

@@ -21,6 +21,7 @@ from sqlalchemy.engine import URL, Connection, Engine, make_url
 from memos_mcp.core.stores import catalog_tables as t
 from memos_mcp.core.stores.closing_engine import ClosingEngine
 from memos_mcp.core.stores.sqlite_files import connect
+from memos_mcp.errors import StorageError
 
 MIGRATIONS = Path(__file__).with_name("catalog_migrations")
 # Held while migrating a PostgreSQL catalog, so that replicas starting together migrate once.
@@ -94,29 +95,37 @@ def revision(conn: Connection) -> str | None:
     return conn.execute(sa.text("SELECT version_num FROM alembic_version")).scalar()
 
 
-def upgrade(engine: Engine) -> bool:
+def upgrade(engine: Engine, location: str) -> bool:
     """Migrate the database to ``catalog_tables.HEAD`` in one transaction; False if it already was
-    there (then neither Alembic nor its scripts are loaded)."""
+    there (then neither Alembic nor its scripts are loaded). ``location``: the database as messages
+    name it. Raises ``StorageError`` for a revision these scripts do not know (see ``alembic_upgrade``)."""
     with write_transaction(engine) as conn:
         if conn.dialect.name == "postgresql":
             conn.execute(sa.text("SELECT pg_advisory_xact_lock(:key)"), {"key": _MIGRATION_LOCK})
         if revision(conn) == t.HEAD:
             return False
-        alembic_upgrade(conn, MIGRATIONS)
+        alembic_upgrade(conn, MIGRATIONS, location)
         return True
 
 
-def alembic_upgrade(conn: Connection, scripts: Path) -> None:
+def alembic_upgrade(conn: Connection, scripts: Path, location: str) -> None:
     """Run the Alembic migrations in ``scripts`` (a package directory shipped in the wheel; no
     ``alembic.ini``) up to their head on ``conn``, inside its transaction. Alembic is imported here only:
-    an open that finds the schema current never loads it."""
+    an open that finds the schema current never loads it. A database at a revision the scripts do not
+    know (a newer release wrote it) is left untouched: ``StorageError`` naming ``location`` and Alembic's
+    words (which name the revision)."""
     from alembic import command
     from alembic.config import Config
+    from alembic.util import CommandError
 
     config = Config()
     config.set_main_option("script_location", str(scripts))
     config.attributes["connection"] = conn
-    command.upgrade(config, "head")
+    try:
+        command.upgrade(config, "head")
+    except CommandError as exc:
+        raise StorageError(f"the database at {location} has a schema revision this memos-mcp does not know "
+                           f"({exc}): a newer release wrote it; upgrade memos-mcp", path=location) from exc
 
 
 def missing_schema(conn: Connection, read_only: bool = False) -> list[str]:

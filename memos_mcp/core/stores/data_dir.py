@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -10,18 +11,23 @@ from filelock import FileLock, Timeout
 
 from memos_mcp.config import Settings
 from memos_mcp.core.diskspace import DiskGuard
-from memos_mcp.errors import DataDirReadOnly, StorageError, StoreLocked
+from memos_mcp.errors import ConfigError, DataDirReadOnly, StorageError, StoreLocked
 
 
 def writable(data_dir: Path) -> bool:
     """Whether ``data_dir`` may be written (created first if missing). False on a read-only mount,
-    or without write permission. A directory that is missing and cannot be created raises
+    or without write permission. A path that exists and is not a directory (or lies under a file)
+    raises ``ConfigError``; a directory that is missing and cannot be created raises
     ``DataDirReadOnly`` naming it and the reason: there is nothing to read either."""
     try:
         data_dir.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         if data_dir.is_dir():  # exists (mkdir on a read-only mount says so before checking)
             return False
+        if data_dir.exists() or exc.errno == errno.ENOTDIR:
+            raise ConfigError(f"the data directory {data_dir} is not a directory: {exc.strerror or exc} "
+                              "(give --data-dir a directory, or a path where one can be made)",
+                              data_dir=str(data_dir)) from exc
         raise DataDirReadOnly(f"cannot create the data directory {data_dir}: {exc.strerror or exc}",
                               data_dir=str(data_dir)) from exc
     return os.access(data_dir, os.W_OK)
