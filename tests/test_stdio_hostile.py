@@ -176,8 +176,6 @@ def test_a_file_where_the_data_directory_should_be_fails_the_start_saying_it_is_
     assert "not a directory" in done.stderr.lower(), done.stderr
 
 
-@pytest.mark.xfail(strict=True, reason="review13: qdrant-edge's shard config error names no path: "
-                   "'storage_error: qdrant-edge failed to read the shard config: Expecting value ...'")
 def test_a_damaged_vector_store_is_a_tool_error_naming_its_directory(tmp_path: Path) -> None:
     data_dir = tmp_path / "data"
     vectors = data_dir / "vectors"

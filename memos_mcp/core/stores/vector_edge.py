@@ -541,7 +541,7 @@ def _ensure_indexes(shard: qe.EdgeShard) -> list[str]:
 
 
 def _check_dimension(path: Path, dimension: int) -> None:
-    with _driver("read the shard config"):
+    with _driver(f"read the shard config {path / _CONFIG_FILE}"):
         config = json.loads((path / _CONFIG_FILE).read_text(encoding="utf-8"))
         stored = int(config["vectors"][DENSE]["size"])
     if stored != dimension:
