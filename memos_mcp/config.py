@@ -105,7 +105,7 @@ class LLMSettings(BaseModel):
 class SearchSettings(BaseModel):
     top_k: int = Field(10, gt=0, le=1000)
     pref_top_k: int = Field(6, ge=0, le=1000)
-    candidates: int = Field(300, gt=0, le=5000, description="prefetch size of each retriever")
+    candidates: int = Field(100, gt=0, le=5000, description="prefetch size of each retriever")
     dense_weight: float = Field(0.35, ge=0, le=1)
     sparse_weight: float = Field(0.65, ge=0, le=1)
     sparse_saturation: float = Field(8.0, gt=0)

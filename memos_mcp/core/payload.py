@@ -8,7 +8,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from memos_mcp.core.models import Memory
+from memos_mcp.core.models import Memory, SearchHit
 from memos_mcp.core.stores.vector import ScoredPoint, StoredPoint
 from memos_mcp.core.timeparse import from_epoch, to_epoch
 
@@ -50,9 +50,20 @@ def to_payload(memory: Memory, content_hash: str, context: str, speaker: str | N
     return payload
 
 def from_point(point: StoredPoint | ScoredPoint) -> Memory:
+    """The memory a stored point holds (its dense vector as ``embedding`` when the point carries one)."""
+    dense = point.dense if isinstance(point, StoredPoint) else None
+    return Memory.model_validate({**_fields(point), "embedding": dense})
+
+
+def hit_from_point(point: ScoredPoint, relativity: float) -> SearchHit:
+    """The search hit a scored point holds, with its ``relativity`` in [0, 1] (no embedding)."""
+    return SearchHit.model_validate({**_fields(point), "relativity": relativity})
+
+
+def _fields(point: StoredPoint | ScoredPoint) -> dict[str, Any]:
     fields = {k: v for k, v in point.payload.items() if k not in INDEX_ONLY}
     for key in _EPOCH_FIELDS:  # read as seconds here: pydantic takes numbers above 2e10 as milliseconds
         if isinstance(fields.get(key), int | float):
             fields[key] = from_epoch(fields[key])
-    dense = point.dense if isinstance(point, StoredPoint) else None
-    return Memory.model_validate({**fields, "id": point.id, "embedding": dense})
+    fields["id"] = point.id
+    return fields

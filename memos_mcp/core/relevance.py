@@ -84,17 +84,6 @@ def query_variants(query: str) -> list[str]:
     return list(dict.fromkeys([plain, first, third]))
 
 
-def relativity(queries: Sequence[Sequence[float]], memory: Sequence[float] | None) -> float:
-    """The calibrated relevance of a memory's unit dense vector to the best of the query's unit vectors;
-    0.0 for a memory without a vector."""
-    if memory is None or not queries:
-        return 0.0
-    import numpy as np  # here, not at the top: importing it would slow stdio's handshake (see embedder)
-
-    cosine = float(np.max(np.asarray(queries, dtype=np.float32) @ np.asarray(memory, dtype=np.float32)))
-    return calibrated(cosine)
-
-
 def windows(text: str) -> list[str]:
     """The runs of whole sentences (split after . ! ? and at line breaks) of ``text`` that a long memory
     is judged by, each at most ``WINDOW_CHARS`` characters (a longer sentence is a window of its own);
@@ -119,12 +108,20 @@ def windows(text: str) -> list[str]:
 
 def relativities(queries: Sequence[Sequence[float]], hits: Sequence[tuple[Sequence[float] | None, str]],
                  embed: Callable[[list[str]], Sequence[Sequence[float]]]) -> list[float]:
-    """The calibrated relevance of each hit ``(unit dense vector, text)``: its whole vector's, or for a
-    long text the best of that and its sentence windows' (embedded by ``embed`` in one batch)."""
-    scores = [relativity(queries, dense) for dense, _ in hits]
+    """The calibrated relevance of each hit ``(unit dense vector, text)`` to the best of the query's unit
+    vectors: its whole vector's, or for a long text the best of that and its sentence windows' (embedded
+    by ``embed`` in one batch); 0.0 for a hit without a vector (or with no query vector)."""
+    if not queries or not hits:
+        return [0.0] * len(hits)
+    import numpy as np  # here, not at the top: importing it would slow stdio's handshake (see embedder)
+
+    judges = np.asarray(queries, dtype=np.float32)
+    best = np.full(len(hits), -np.inf, dtype=np.float32)
+    whole = [index for index, (dense, _) in enumerate(hits) if dense is not None]
+    if whole:
+        best[whole] = (np.asarray([hits[i][0] for i in whole], dtype=np.float32) @ judges.T).max(axis=1)
     parts = [(index, window) for index, (_, text) in enumerate(hits) for window in windows(text)][:MAX_WINDOWS]
-    if parts and queries:
-        vectors = embed([window for _, window in parts])
-        for (index, _), vector in zip(parts, vectors, strict=True):
-            scores[index] = max(scores[index], relativity(queries, vector))
-    return scores
+    if parts:
+        cosines = (np.asarray(embed([window for _, window in parts]), dtype=np.float32) @ judges.T).max(axis=1)
+        np.maximum.at(best, [index for index, _ in parts], cosines)
+    return [calibrated(float(cosine)) if cosine > -np.inf else 0.0 for cosine in best]

@@ -17,7 +17,7 @@ from memos_mcp.core.graph.extract import without_names
 from memos_mcp.core.graph.fusion import fuse_graph
 from memos_mcp.core.graph.memory import Expansion
 from memos_mcp.core.models import Memory, MemoryKind, MemoryPage, Permission, SearchHit, SearchResult, User
-from memos_mcp.core.payload import from_point
+from memos_mcp.core.payload import from_point, hit_from_point
 from memos_mcp.core.ranking import QUESTION_POOL, questions_last
 from memos_mcp.core.relevance import query_variants, relativities
 from memos_mcp.core.stores.vector import HybridQuery, MemoryFilter, ScoredPoint, SparseVector
@@ -92,11 +92,9 @@ class Retrieval(Room):
             else:
                 pool = limit + QUESTION_POOL if search.question_penalty else limit
                 points = order(vectors.hybrid_search(replace(hq, limit=pool)))[:limit]
-            memories = [from_point(p) for p in points]
-            scores = relativities(judges, [(p.dense, m.memory) for p, m in zip(points, memories, strict=True)],
+            scores = relativities(judges, [(p.dense, str(p.payload.get("memory", ""))) for p in points],
                                   self._windows.embed)
-            return [SearchHit.model_validate({**m.model_dump(), "relativity": r})
-                    for m, r in zip(memories, scores, strict=True) if r >= least]
+            return [hit_from_point(p, r) for p, r in zip(points, scores, strict=True) if r >= least]
 
         wanted = flt.kinds or tuple(k.value for k in MemoryKind)
         facts = tuple(k for k in wanted if k != MemoryKind.PREFERENCE)

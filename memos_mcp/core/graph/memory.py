@@ -41,7 +41,7 @@ class MemoryGraph:
     at: float | None = None
 
 
-LINKED = 1000  # the newest memories of each named entity a query's expansion reads; also counts specificity
+LINKED = 300  # the newest memories of each named entity a query's expansion reads; also counts specificity
 Weigh = Callable[[Sequence[str]], dict[str, float]]
 
 
