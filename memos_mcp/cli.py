@@ -11,7 +11,6 @@ import os
 import re
 import signal
 import sys
-import threading
 from collections.abc import Awaitable, Callable, Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
@@ -431,11 +430,10 @@ def _serve_stdio(args: argparse.Namespace, settings: Settings) -> int:
 
         lazy = LazyService(open_service, claim, prepare)
         service = cast("MemoryService", lazy)  # the tools' service, opened at its first use
-        warm_ups: list[threading.Thread] = []
 
         def after_handshake() -> None:  # collections resume, the stores open and the model loads
             resume_collection()
-            warm_ups.append(lazy.warm_up())
+            lazy.warm_up()
 
         try:
             server = build_server(service, KeyRing(service, _admin_key(settings)), settings.default_user_id,
@@ -447,14 +445,7 @@ def _serve_stdio(args: argparse.Namespace, settings: Settings) -> int:
                     _exit_on_signals()  # again, for the service's close
             log.info("stdin closed; shutting down")
         finally:
-            lazy.stop()
-            for warm_up in warm_ups:  # a model still loading must not race the stores being closed
-                warm_up.join(WARM_UP_WAIT)
-            if any(warm_up.is_alive() for warm_up in warm_ups):  # hung (a database that never answers)
-                log.warning("the stores were still opening after %.0f s; leaving them to the process's exit",
-                            WARM_UP_WAIT)
-            else:
-                lazy.close(WARM_UP_WAIT)
+            lazy.close(WARM_UP_WAIT)
     return 0
 
 

@@ -45,15 +45,17 @@ class LazyService:
         self._claim = claim
         self._prepare: Callable[[MemoryService], None] | None = prepare
         self._service: MemoryService | None = None
+        self._warm_up: threading.Thread | None = None
         self._closed = False
         self._stopping = threading.Event()
         self._lock = threading.Lock()
 
-    def _acquire(self, seconds: float) -> bool:
-        """The lock, waited for at most ``seconds`` and only until ``stop``; whether it was taken."""
+    def _acquire(self, seconds: float, *, after_stop: bool = False) -> bool:
+        """The lock, waited for at most ``seconds`` and, unless ``after_stop``, only until ``stop``;
+        whether it was taken."""
         deadline = time.monotonic() + seconds
         while not self._lock.acquire(timeout=min(_POLL, max(0.0, deadline - time.monotonic()))):
-            if self._stopping.is_set() or time.monotonic() >= deadline:
+            if (self._stopping.is_set() and not after_stop) or time.monotonic() >= deadline:
                 return False
         return True
 
@@ -98,9 +100,9 @@ class LazyService:
                 service.ready()
             except Exception as exc:  # reported again, with its type, on the first call that needs it
                 log.warning("background warm-up failed: %s", exc)
-        thread = threading.Thread(target=run, name="memos-warm-up", daemon=True)
-        thread.start()
-        return thread
+        self._warm_up = threading.Thread(target=run, name="memos-warm-up", daemon=True)
+        self._warm_up.start()
+        return self._warm_up
 
     def stop(self) -> None:
         """From now on calls get ``BackendUnavailable`` at once, and those waiting for an open stop
@@ -108,15 +110,18 @@ class LazyService:
         self._stopping.set()
 
     def close(self, wait: float = OPEN_WAIT) -> bool:
-        """``stop``, then close the service if it was opened, else release the data directory's claim;
-        whether that was done. An open still under way after ``wait`` seconds (a hung connect) is left
-        as it is, logged: the process's exit releases the data directory then."""
+        """``stop``, wait for ``warm_up`` (a model still loading must not race the stores being closed),
+        then close the service if it was opened, else release the data directory's claim; whether that
+        was done. An open or warm-up still under way after ``wait`` seconds in all (a hung connect) is
+        left as it is, logged: the process's exit releases the data directory then."""
         self.stop()
         deadline = time.monotonic() + wait
-        while not self._lock.acquire(timeout=_POLL):
-            if time.monotonic() >= deadline:
-                log.warning("the stores were still opening after %.0f s; leaving them to the process's exit", wait)
-                return False
+        if self._warm_up is not None:
+            self._warm_up.join(wait)
+        if (self._warm_up is not None and self._warm_up.is_alive()) or \
+                not self._acquire(max(0.0, deadline - time.monotonic()), after_stop=True):
+            log.warning("the stores were still opening after %.0f s; leaving them to the process's exit", wait)
+            return False
         try:
             if not self._closed:
                 self._closed = True
