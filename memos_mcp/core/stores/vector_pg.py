@@ -424,10 +424,11 @@ def _keyword(t: sa.Table, flt: list[sa.ColumnElement[bool]], sparse: SparseVecto
     (``array_position``: a scan of the row's array in C; a point's terms are distinct, the last weight
     given for a repeated query term counts). From those rows, before the filter, come each term's
     document frequency n, and with N (the points in the table) its IDF, Qdrant's
-    ln(1 + (N - n + 0.5) / (n + 0.5)) (0 terms: left out); the score is sum(query weight * IDF *
-    point weight) over the terms the point shares with the query, and the ``candidates`` best of the
-    points the filter keeps are the prefetch. (It was a count per term and a join of the two arrays
-    unnested per row: 8 times slower at 100,000 points, where a common term matches half of them.)"""
+    ln(1 + (N - n + 0.5) / (n + 0.5)) (a term no point holds adds nothing); the score is sum(query
+    weight * IDF * point weight) over the terms the point shares with the query, and the ``candidates``
+    best of the points the filter keeps are the prefetch. (It was a count per term in a statement of its
+    own and, per matching row, a join of the two arrays unnested: 0.03 ms a row, where a speaker's name
+    matches half the points.)"""
     weight = dict(zip(sparse.indices, sparse.values, strict=True))
     if not weight:
         return None
