@@ -1,7 +1,7 @@
 """Vectors on pgvector vs the embedded default (qdrant-edge): search latency, single add latency and
 add rate at 10,000 and 100,000 memories.
 
-Re-run the measurement (one command; about 15 minutes on a quiet machine, writes
+Re-run the measurement (one command; about 5 minutes, 4 at load 3-6 on 2 cores; writes
 benchmarks/pgvector/results.{md,json}; the load average is reported with every figure):
 
     nice -n 10 .venv/bin/python benchmarks/pgvector_scale.py measure --out benchmarks/pgvector
