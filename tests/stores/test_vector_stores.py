@@ -328,6 +328,21 @@ def test_hybrid_search_scores_follow_the_documented_formula(store: VectorStore) 
     assert scores[pid(NEITHER)] == pytest.approx(0.0, abs=1e-6)
 
 
+def test_the_keyword_score_weighs_each_shared_term_by_its_own_query_and_point_weights(store: VectorStore) -> None:
+    # point 1 holds terms 7, 3, 9 (in that order) with distinct weights; point 2 only term 9; the query
+    # asks 9, 3 and 5 (5 no point has) with distinct weights: each shared term counts its own pair
+    store.upsert([point(1, sparse=SparseVector([7, 3, 9], [0.5, 2.0, 3.0])),
+                  point(2, sparse=SparseVector([9], [1.5]))])
+    query = SparseVector([9, 3, 5], [0.25, 4.0, 8.0])
+    bm25_1 = 4.0 * _bm25_idf(docs=2, with_term=1) * 2.0 + 0.25 * _bm25_idf(docs=2, with_term=2) * 3.0
+    bm25_2 = 0.25 * _bm25_idf(docs=2, with_term=2) * 1.5
+
+    scores = {hit.id: hit.score for hit in hybrid(store, sparse=query, dense_weight=0.0, sparse_weight=1.0)}
+
+    assert scores[pid(1)] == pytest.approx(bm25_1 / (bm25_1 + 8.0), rel=1e-4)
+    assert scores[pid(2)] == pytest.approx(bm25_2 / (bm25_2 + 8.0), rel=1e-4)
+
+
 def test_hybrid_search_with_only_keyword_weight_ranks_keyword_matches_first(store: VectorStore) -> None:
     store.upsert(RANKING_POINTS)
 
