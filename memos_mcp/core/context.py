@@ -70,8 +70,8 @@ class Stores:
                 if not self.vectors_ready:
                     self.vectors.open(self.embedder.dimension)
                     if self.vectors.repaired:
-                        log.warning("vector store repaired on open (a creation was cut short): made %s",
-                                    ", ".join(self.vectors.repaired))
+                        log.warning("vector store repaired on open (a creation cut short, or a store made by "
+                                    "an earlier release): made %s", ", ".join(self.vectors.repaired))
                     self._record_model()
                     self.roll_back_abandoned()
                     self.vectors_ready = True
