@@ -160,6 +160,9 @@ class StorageSettings(BaseModel):
 
 
 # --- HTTP server (memos-mcp serve) -----------------------------------------------------------
+CORE_THREADS = 4  # measured on 2 cores: see benchmarks/rest-locomo/results.md
+
+
 class ServerSettings(BaseModel):
     host: str = "127.0.0.1"
     port: int = Field(8000, ge=0, le=65535, description="0 picks a free port (logged at start)")
@@ -173,6 +176,9 @@ class ServerSettings(BaseModel):
     allow_unauthenticated: bool = Field(False, description="serve a non-loopback host with no API key")
     ui_session_seconds: int = Field(43_200, ge=1, description="how long a web UI sign-in lasts (/ui)")
     ui_max_import_bytes: int = Field(1 << 30, gt=0, description="largest export file the web UI imports (413 beyond)")
+    core_threads: int = Field(CORE_THREADS, ge=1, le=1024, description="core calls (searches, adds, ...) of REST "
+                              "and MCP over HTTP run at once in worker threads; more wait their turn, first come "
+                              "first served")
 # --- end of HTTP server settings ----------------------------------------------------------------
 
 

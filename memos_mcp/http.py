@@ -240,7 +240,10 @@ def build_app(settings: Settings, service: MemoryService, keys: KeyRing,
     open_loopback = is_loopback(options.host)
     rate = RateLimiter(limits.rate_limits, applies=lambda: configured or not open_loopback or keys.enabled,
                        storage=limits.rate_limit_storage) if limits.rate_limits else None
-    server = build_server(service, keys, settings.default_user_id, settings.read_only, rate)
+    # One bound for the core calls of every face: a search is CPU-bound, and on a small machine a few at
+    # once answer more per second, and sooner, than every request's search at once.
+    threads = anyio.CapacityLimiter(options.core_threads)
+    server = build_server(service, keys, settings.default_user_id, settings.read_only, rate, threads=threads)
     # A browser origin allowed by CORS must get past the Origin check too.
     security = transport_security(options.model_copy(update={"allowed_origins": [
         *options.allowed_origins, *(origin for origin in settings.rest.cors_origins if origin != "*")]}))
@@ -251,7 +254,7 @@ def build_app(settings: Settings, service: MemoryService, keys: KeyRing,
     metrics = Metrics()
     endpoints = Endpoints(settings, service, keys, metrics, rest, rate)
     in_flight = InFlight()
-    guards = Guards(rate, limits.max_body_bytes)
+    guards = Guards(rate, limits.max_body_bytes, threads)
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:

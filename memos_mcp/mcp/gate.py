@@ -39,8 +39,11 @@ async def remember_request(ctx: ServerRequestContext[Any, Any], call_next: CallN
 
 
 class Gate:
-    def __init__(self, default_user: str) -> None:
+    """``threads``: how many core calls run at once in worker threads (None: anyio's default limiter)."""
+
+    def __init__(self, default_user: str, threads: anyio.CapacityLimiter | None = None) -> None:
         self.default_user = default_user
+        self.threads = threads
 
     def principal(self) -> str:
         """The acting user: the configured user on stdio and in-process, the key's user over HTTP."""
@@ -59,7 +62,7 @@ class Gate:
         that lookup opens the stores (``core.lazy_service``), which may fail or take a while."""
         try:
             actor = self.principal()
-            return await anyio.to_thread.run_sync(lambda: call(actor))
+            return await anyio.to_thread.run_sync(lambda: call(actor), limiter=self.threads)
         except MemosError as exc:
             raise as_error(f"{exc.code}: {exc.message}") from exc
 

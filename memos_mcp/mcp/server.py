@@ -20,6 +20,8 @@ from memos_mcp.mcp.strict import ToolBox
 from memos_mcp.mcp.tools import register_tools
 
 if TYPE_CHECKING:
+    import anyio
+
     from memos_mcp.core.service import MemoryService  # imports the stores: stdio opens them after its handshake
     from memos_mcp.rest.ratelimit import RateLimiter  # imports the limits library: not on stdio's start
 
@@ -54,11 +56,13 @@ class AfterHandshake:
 
 
 def build_server(service: MemoryService, keys: KeyRing, default_user: str, read_only: bool = False,
-                 rate: RateLimiter | None = None, after_handshake: Callable[[], None] | None = None) -> MCPServer:
+                 rate: RateLimiter | None = None, after_handshake: Callable[[], None] | None = None,
+                 threads: anyio.CapacityLimiter | None = None) -> MCPServer:
     """The MCP server; ``rate`` (the HTTP app's limiter) limits each HTTP user's requests;
-    ``after_handshake`` runs once, at the first message after ``initialize`` (see ``AfterHandshake``).
+    ``after_handshake`` runs once, at the first message after ``initialize`` (see ``AfterHandshake``);
+    ``threads`` bounds the core calls running at once (None: anyio's default limiter).
     Clients that negotiate MCP Apps also get the memory view (``memos_mcp.mcp.apps``)."""
-    gate = Gate(default_user)
+    gate = Gate(default_user, threads)
     tools = ToolBox()  # every tool refuses arguments it does not know
     register_tools(tools, service, keys, gate, read_only)
     register_graph_tools(tools, GraphService(service), gate, read_only)

@@ -14,6 +14,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any, Generic, Protocol, TypeVar
 
+import anyio
 import anyio.to_thread
 from pydantic import BaseModel, ValidationError
 from starlette.concurrency import iterate_in_threadpool
@@ -64,14 +65,15 @@ class Call(Generic[B]):
     keys: KeyRing
     body: B
     actor: str
+    threads: anyio.CapacityLimiter | None = None  # None: anyio's default limiter
 
     @property
     def path(self) -> dict[str, str]:
         return dict(self.request.path_params)
 
     async def run(self, fn: Callable[[], T]) -> T:
-        """The synchronous core call, in a worker thread."""
-        return await anyio.to_thread.run_sync(fn)
+        """The synchronous core call, in a worker thread (waiting for one of ``threads`` first)."""
+        return await anyio.to_thread.run_sync(fn, limiter=self.threads)
 
 
 Handler = Callable[[Call[Any]], Awaitable[Any]]
@@ -126,10 +128,12 @@ class Dialect:
 @dataclass(frozen=True)
 class Guards:
     """What every dialect request passes before its handler: the caller's rate limit (None: none) and
-    the largest body read (None: unbounded)."""
+    the largest body read (None: unbounded); and how many core calls run at once in worker threads
+    (``threads``; None: anyio's default limiter, 40)."""
 
     rate: RateLimiter | None = None
     max_body_bytes: int | None = None
+    threads: anyio.CapacityLimiter | None = None
 
 
 class _BodyTooLarge(Exception):
@@ -176,7 +180,8 @@ class _Endpoint:
         if limit is not None and declared.isdigit() and int(declared) > limit:
             raise _BodyTooLarge  # refused before a byte of it is read
         parsed = await _parse(request, op)
-        result = await op.handler(Call(request, self.service, self.keys, parsed, actor))
+        result = await op.handler(Call(request, self.service, self.keys, parsed, actor,
+                                          self.guards.threads))
         return result if op.raw else self.dialect.envelope.ok(_plain(result), op.message, op.status)
 
     def _bounded(self, receive: Receive) -> Receive:

@@ -24,14 +24,17 @@ RestServe = Callable[..., Running]
 @pytest.fixture
 def rest_serve(tmp_path: Path, embedder: LocalOnnxEmbedder, clean_environment: None) -> Iterator[RestServe]:
     """Starts the app (each call its own data directory): ``admin_key=True`` turns authentication on
-    with ``ADMIN_KEY``; ``llm`` is the language model block; other keywords are Settings fields."""
+    with ``ADMIN_KEY``; ``llm`` is the language model block; ``server_options`` more server settings;
+    other keywords are Settings fields."""
     with ExitStack() as stack:
         count = 0
 
-        def start(admin_key: bool = False, llm: dict[str, Any] | None = None, **fields: Any) -> Running:
+        def start(admin_key: bool = False, llm: dict[str, Any] | None = None,
+                  server_options: dict[str, Any] | None = None, **fields: Any) -> Running:
             nonlocal count
             count += 1
-            server: dict[str, Any] = {"host": "127.0.0.1", **({"admin_key": ADMIN_KEY} if admin_key else {})}
+            server: dict[str, Any] = {"host": "127.0.0.1", **({"admin_key": ADMIN_KEY} if admin_key else {}),
+                                      **(server_options or {})}
             settings = Settings(data_dir=tmp_path / f"data{count}", server=server, llm=llm or {},
                                 rest={"rate_limits": []}, **fields)
             return stack.enter_context(running_app(settings, embedder))
