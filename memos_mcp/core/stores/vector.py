@@ -162,6 +162,13 @@ class VectorStore(ABC):
         vectors, every index of ``PAYLOAD_INDEXES``, and a filtered, ``created_at``-ordered scroll and
         a count that answer. A one-line summary; ``StorageError`` naming what is missing or failing."""
 
+    def _probe(self) -> int:
+        """What ``check`` proves answers: a filtered, ``created_at``-ordered scroll and a count, over a
+        cube no memory lies in (``PROBE_CUBE``); the count."""
+        probe = MemoryFilter(cube_ids=(PROBE_CUBE,))
+        self.scroll(probe, limit=1)
+        return self.count(probe)
+
     @abstractmethod
     def upsert(self, points: Sequence[VectorPoint]) -> None: ...
 

@@ -16,7 +16,6 @@ from memos_mcp.core.stores.vector import (
     DENSE,
     ORDER_FIELD,
     PAYLOAD_INDEXES,
-    PROBE_CUBE,
     SPARSE,
     HybridQuery,
     IndexConfig,
@@ -188,9 +187,7 @@ class QdrantClientVectorStore(VectorStore):
         if missing:
             raise StorageError(f"vector collection {self.location}/{self.collection} lacks the payload "
                                f"index(es) {', '.join(missing)}", missing=missing)
-        probe = MemoryFilter(cube_ids=(PROBE_CUBE,))
-        self.scroll(probe, limit=1)
-        points = self.count(probe)
+        points = self._probe()
         return f"collection {self.collection}, ordered scroll answers ({points} probe points)"
 
     def upsert(self, points: Sequence[VectorPoint]) -> None:

@@ -24,7 +24,6 @@ from memos_mcp.core.stores.vector import (
     DENSE,
     ORDER_FIELD,
     PAYLOAD_INDEXES,
-    PROBE_CUBE,
     SPARSE,
     HybridQuery,
     IndexConfig,
@@ -143,9 +142,7 @@ class EdgeVectorStore(VectorStore):
         if missing:
             raise StorageError(f"vector store at {self.path} lacks the payload index(es) {', '.join(missing)}",
                                missing=missing)
-        probe = MemoryFilter(cube_ids=(PROBE_CUBE,))
-        self.scroll(probe, limit=1)
-        self.count(probe)
+        self._probe()
         return f"{info.points_count} points, {len(PAYLOAD_INDEXES)} payload indexes, ordered scroll answers"
 
     def upsert(self, points: Sequence[VectorPoint]) -> None:

@@ -46,7 +46,6 @@ from memos_mcp.core.stores.vector import (
     FLOAT_FIELDS,
     KEYWORD_FIELDS,
     PAYLOAD_INDEXES,
-    PROBE_CUBE,
     HybridQuery,
     MemoryFilter,
     ScoredPoint,
@@ -126,9 +125,7 @@ class PgVectorStore(VectorStore):
             missing = _missing(conn, self.table)
         if missing:
             raise StorageError(f"vector table at {self.location} lacks {', '.join(missing)}", missing=missing)
-        probe = MemoryFilter(cube_ids=(PROBE_CUBE,))
-        self.scroll(probe, limit=1)
-        self.count(probe)
+        self._probe()
         return f"table {self.table.name}, HNSW and keyword indexes, ordered scroll answers"
 
     def upsert(self, points: Sequence[VectorPoint]) -> None:
