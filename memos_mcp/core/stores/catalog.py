@@ -85,7 +85,8 @@ class Catalog:
             try:
                 url = catalog_db.database_url(location)
             except sa.exc.ArgumentError as exc:
-                raise StorageError(f"catalog.url is not a database URL: {exc}", field="catalog.url") from exc
+                raise StorageError(f"catalog.url (DATABASE_URL, MEMOS_CATALOG__URL) must be a PostgreSQL URL such as "
+                                   f"postgresql://user:password@host:5432/memos: {exc}", field="catalog.url") from exc
             self.path = Path(url.database) if url.get_backend_name() == "sqlite" and url.database else None
             self.location = catalog_db.shown(url)
             self.engine = (catalog_db.sqlite_engine(self.path, read_only) if self.path is not None

@@ -32,11 +32,16 @@ _WRITE_ONLY = frozenset({"table memory_keys", "index memory_keys_memory", "colum
 
 
 def database_url(url: str) -> URL:
-    """``url`` with PostgreSQL mapped to the psycopg 3 driver (``postgresql://`` and ``postgres://``
-    become ``postgresql+psycopg://``). Raises ``sqlalchemy.exc.ArgumentError`` for a malformed URL."""
+    """``url`` with PostgreSQL mapped to the psycopg 3 driver, the one installed (``postgresql://``,
+    ``postgres://`` and any ``postgresql+<driver>://`` become ``postgresql+psycopg://``). Raises
+    ``sqlalchemy.exc.ArgumentError`` for a malformed URL or one of a database other than PostgreSQL
+    and SQLite (whose drivers are not installed)."""
     parsed = make_url(url)
-    if parsed.drivername in {"postgresql", "postgres"}:
-        parsed = parsed.set(drivername="postgresql+psycopg")
+    backend = parsed.drivername.partition("+")[0]
+    if backend in {"postgresql", "postgres"}:
+        return parsed.set(drivername="postgresql+psycopg")
+    if backend != "sqlite":
+        raise sa.exc.ArgumentError(f"a {backend} database is not supported")
     return parsed
 
 
