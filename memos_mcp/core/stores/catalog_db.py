@@ -158,6 +158,38 @@ def missing_schema_of(conn: Connection, metadata: sa.MetaData, optional: Collect
     return [item for item in missing if item not in optional]
 
 
+def reason(exc: BaseException) -> str:
+    """What the database said of a failed call, for messages: the driver's own error for a SQLAlchemy
+    ``DBAPIError`` (not SQLAlchemy's rendering, which appends the statement and its parameters: memory
+    text and ids that must not reach a caller or a log), else the exception's text."""
+    if isinstance(exc, sa.exc.DBAPIError) and exc.orig is not None:
+        return str(exc.orig)
+    return str(exc)
+
+
+def unwritable(conn: Connection, metadata: sa.MetaData) -> list[str]:
+    """The tables of ``metadata`` present in a PostgreSQL database on which its user lacks INSERT,
+    UPDATE or DELETE (a read-only user), by name; always empty on SQLite (the file's mode decides)."""
+    if conn.dialect.name != "postgresql":
+        return []
+    names = [table.name for table in metadata.sorted_tables]
+    found = conn.execute(sa.text(
+        "SELECT name FROM unnest(CAST(:names AS text[])) AS n(name) WHERE to_regclass(name) IS NOT NULL AND NOT ("
+        "has_table_privilege(name, 'INSERT') AND has_table_privilege(name, 'UPDATE') "
+        "AND has_table_privilege(name, 'DELETE'))"), {"names": names}).scalars()
+    return sorted(found)
+
+
+def refuse_unwritable(conn: Connection, metadata: sa.MetaData, location: str) -> None:
+    """``StorageError`` naming the database user and the tables of ``unwritable`` if any, so that a
+    process that would write starts only where it may (a read-only user serves with ``--read-only``)."""
+    tables = unwritable(conn, metadata)
+    if tables:
+        user = conn.execute(sa.text("SELECT current_user")).scalar()
+        raise StorageError(f"the database user {user!r} may not write {', '.join(tables)} at {location} (grant it "
+                           "INSERT, UPDATE and DELETE there, or use --read-only)", path=location, tables=tables)
+
+
 def dialect_insert(conn: Connection, table: sa.Table) -> Any:
     """The backend's INSERT with ``ON CONFLICT`` (SQLite and PostgreSQL share its API)."""
     if conn.dialect.name == "postgresql":
