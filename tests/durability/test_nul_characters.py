@@ -22,7 +22,8 @@ CASES: list[tuple[str, dict[str, Any], str]] = [
     ("/v1/memories", {"content": "The gate code is 1234.", "metadata": {"note": "left\x00right"}}, "metadata.note"),
     ("/v1/memories", {"content": "The gate code is 1234.", "metadata": {"deep": {"list": ["a\x00"]}}},
      "metadata.deep"),
-    ("/product/add", {"user_id": "default", "messages": [{"role": "user", "content": "The gate code is 12\x0034."}]}, "messages"),
+    ("/product/add", {"user_id": "default", "messages": [{"role": "user", "content": "The gate code is 12\x0034."}]},
+     "messages"),
     ("/product/search", {"user_id": "default", "query": "gate\x00code"}, "query"),
     ("/v1/memories", {"content": "The gate code is 1234.", "metadata": {"path": "C:\\u0000dir"}}, ""),
 ]
