@@ -141,7 +141,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         handler: Callable[[argparse.Namespace, Settings], int] = _COMMANDS[args.command]
         return handler(args, settings)
     except MemosError as exc:
-        print(f"memos-mcp: error [{exc.code}]: {exc.message}", file=sys.stderr)
+        # one line, whatever the message holds (a driver's error adds hint lines)
+        print(f"memos-mcp: error [{exc.code}]: {' '.join(exc.message.split())}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         return 130

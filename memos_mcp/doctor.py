@@ -19,7 +19,7 @@ Check = Callable[[], str]
 
 
 def _line(verdict: str, name: str, detail: str) -> None:
-    print(f"{verdict:<5} {name:<12} {detail}")
+    print(f"{verdict:<5} {name:<12} {' '.join(detail.split())}")  # one line each, as a driver's error is not
 
 
 def run_checks(settings: Settings) -> int:

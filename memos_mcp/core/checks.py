@@ -80,7 +80,7 @@ def check_tags(tags: Sequence[str] | None) -> list[str]:
 
 
 def check_metadata(metadata: dict[str, Any] | None) -> dict[str, Any]:
-    """A copy of the caller's metadata: keys like ids (at most 64 characters), values JSON, at most
+    """A copy of the caller's metadata: keys like ids (at most 64 characters), values JSON without NUL, at most
     ``MAX_METADATA_BYTES`` as JSON (PayloadTooLarge beyond)."""
     if metadata is None:
         return {}
@@ -94,11 +94,25 @@ def check_metadata(metadata: dict[str, Any] | None) -> dict[str, Any]:
             raise InvalidRequest(f"metadata value of {key!r} must be JSON: text, a finite number (integers within "
                                  "64 bits), boolean, list or object",
                                  field=f"metadata.{key}")
+        if _has_nul(value):  # PostgreSQL's jsonb cannot keep it: refused on every backend alike
+            raise InvalidRequest(f"metadata value of {key!r} holds a NUL character (U+0000), which no store keeps",
+                                 field=f"metadata.{key}")
     size = len(json.dumps(metadata, ensure_ascii=False).encode("utf-8"))
     if size > MAX_METADATA_BYTES:  # every answer carries it: one memory must not fill a client's message
         raise PayloadTooLarge(f"metadata takes {size} bytes as JSON; the limit is {MAX_METADATA_BYTES}",
                               field="metadata", limit=MAX_METADATA_BYTES)
     return dict(metadata)
+
+
+def _has_nul(value: Any) -> bool:
+    """Whether a JSON value (checked by ``_json_value``) holds U+0000 in any text, object keys included."""
+    if isinstance(value, str):
+        return "\x00" in value
+    if isinstance(value, list):
+        return any(_has_nul(v) for v in value)
+    if isinstance(value, dict):
+        return any(_has_nul(k) or _has_nul(v) for k, v in value.items())
+    return False
 
 
 def _json_value(value: Any, depth: int = 0) -> bool:

@@ -137,9 +137,12 @@ class Stores:
 
     def check_text(self, text: str, field: str) -> None:
         """The one check of text that becomes memory or a query: not blank (only whitespace, control or
-        format characters such as a zero-width space), valid Unicode, at most max_memory_size characters."""
+        format characters such as a zero-width space), valid Unicode without NUL (U+0000), at most
+        max_memory_size characters."""
         if is_blank(text):
             raise InvalidRequest(f"{field} is empty (it has no visible character)", field=field)
+        if "\x00" in text:  # PostgreSQL's text cannot keep it: refused on every backend alike
+            raise InvalidRequest(f"{field} holds a NUL character (U+0000), which no store keeps", field=field)
         try:
             text.encode("utf-8")
         except UnicodeEncodeError as exc:

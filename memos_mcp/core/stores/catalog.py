@@ -40,6 +40,7 @@ from memos_mcp.core.stores.catalog_tables import (
     memory_keys,
     messages,
     meta,
+    metadata,
     pending_writes,
     shares,
     tasks,
@@ -85,7 +86,8 @@ class Catalog:
             try:
                 url = catalog_db.database_url(location)
             except sa.exc.ArgumentError as exc:
-                raise StorageError(f"catalog.url is not a database URL: {exc}", field="catalog.url") from exc
+                raise StorageError(f"catalog.url (DATABASE_URL, MEMOS_CATALOG__URL) must be a PostgreSQL URL such as "
+                                   f"postgresql://user:password@host:5432/memos: {exc}", field="catalog.url") from exc
             self.path = Path(url.database) if url.get_backend_name() == "sqlite" and url.database else None
             self.location = catalog_db.shown(url)
             self.engine = (catalog_db.sqlite_engine(self.path, read_only) if self.path is not None
@@ -101,12 +103,15 @@ class Catalog:
                                        path=self.location, missing=missing)
             else:
                 catalog_db.upgrade(self.engine, self.location)
+                with self.engine.connect() as conn:
+                    catalog_db.refuse_unwritable(conn, metadata, self.location)
         except StorageError:
             self.engine.dispose()
             raise
         except _DB_ERRORS as exc:
             self.engine.dispose()
-            raise StorageError(f"cannot open the catalog at {self.location}: {exc}", path=self.location) from exc
+            raise StorageError(f"cannot open the catalog at {self.location}: {catalog_db.reason(exc)}",
+                               path=self.location) from exc
 
     def check(self) -> str:
         """The schema is complete, at the newest revision, and a read answers: a summary;
@@ -114,10 +119,13 @@ class Catalog:
         try:
             with self._connections.connect() as conn:
                 missing = catalog_db.missing_schema(conn, self.read_only)
+                if not self.read_only:
+                    catalog_db.refuse_unwritable(conn, metadata, self.location)
                 at = catalog_db.revision(conn)
                 conn.execute(sa.select(sa.func.count()).select_from(users)).scalar()
         except _DB_ERRORS as exc:
-            raise StorageError(f"catalog read failed at {self.location}: {exc}", path=self.location) from exc
+            raise StorageError(f"catalog read failed at {self.location}: {catalog_db.reason(exc)}",
+                               path=self.location) from exc
         if missing:
             raise StorageError(f"the catalog at {self.location} lacks {', '.join(missing)}", missing=missing)
         if at != HEAD and not self.read_only:
@@ -137,7 +145,7 @@ class Catalog:
             with catalog_db.write_transaction(self._connections) as conn:
                 yield conn
         except _DB_ERRORS as exc:
-            raise StorageError(f"catalog write failed: {exc}") from exc
+            raise StorageError(f"catalog write failed: {catalog_db.reason(exc)}") from exc
 
     def _open(self) -> None:
         # a task abandoned by a stopping service must not open a connection nobody closes
@@ -150,7 +158,7 @@ class Catalog:
             with self._connections.connect() as conn:
                 return list(conn.execute(statement, params or {}).all())
         except _DB_ERRORS as exc:
-            raise StorageError(f"catalog read failed: {exc}") from exc
+            raise StorageError(f"catalog read failed: {catalog_db.reason(exc)}") from exc
 
     def close(self) -> None:
         """Close every pooled connection, and each one a call in flight holds when it is given back; any
@@ -576,7 +584,7 @@ class Catalog:
         try:
             stack.enter_context(catalog_inflight.writing(self.engine, memory_ids))
         except _DB_ERRORS as exc:
-            raise StorageError(f"catalog write failed: {exc}") from exc
+            raise StorageError(f"catalog write failed: {catalog_db.reason(exc)}") from exc
         with stack:
             yield
 
@@ -594,7 +602,7 @@ class Catalog:
         except BaseException as exc:
             stack.close()
             if isinstance(exc, _DB_ERRORS):
-                raise StorageError(f"catalog read failed: {exc}") from exc
+                raise StorageError(f"catalog read failed: {catalog_db.reason(exc)}") from exc
             raise
         with stack:
             yield events

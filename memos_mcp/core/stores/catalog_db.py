@@ -32,11 +32,16 @@ _WRITE_ONLY = frozenset({"table memory_keys", "index memory_keys_memory", "colum
 
 
 def database_url(url: str) -> URL:
-    """``url`` with PostgreSQL mapped to the psycopg 3 driver (``postgresql://`` and ``postgres://``
-    become ``postgresql+psycopg://``). Raises ``sqlalchemy.exc.ArgumentError`` for a malformed URL."""
+    """``url`` with PostgreSQL mapped to the psycopg 3 driver, the one installed (``postgresql://``,
+    ``postgres://`` and any ``postgresql+<driver>://`` become ``postgresql+psycopg://``). Raises
+    ``sqlalchemy.exc.ArgumentError`` for a malformed URL or one of a database other than PostgreSQL
+    and SQLite (whose drivers are not installed)."""
     parsed = make_url(url)
-    if parsed.drivername in {"postgresql", "postgres"}:
-        parsed = parsed.set(drivername="postgresql+psycopg")
+    backend = parsed.drivername.partition("+")[0]
+    if backend in {"postgresql", "postgres"}:
+        return parsed.set(drivername="postgresql+psycopg")
+    if backend != "sqlite":
+        raise sa.exc.ArgumentError(f"a {backend} database is not supported")
     return parsed
 
 
@@ -151,6 +156,38 @@ def missing_schema_of(conn: Connection, metadata: sa.MetaData, optional: Collect
         made = {i["name"] for i in inspector.get_indexes(table.name)}
         missing += [f"index {i.name}" for i in indexes if i.name not in made]
     return [item for item in missing if item not in optional]
+
+
+def reason(exc: BaseException) -> str:
+    """What the database said of a failed call, for messages: the driver's own error for a SQLAlchemy
+    ``DBAPIError`` (not SQLAlchemy's rendering, which appends the statement and its parameters: memory
+    text and ids that must not reach a caller or a log), else the exception's text."""
+    if isinstance(exc, sa.exc.DBAPIError) and exc.orig is not None:
+        return str(exc.orig)
+    return str(exc)
+
+
+def unwritable(conn: Connection, metadata: sa.MetaData) -> list[str]:
+    """The tables of ``metadata`` present in a PostgreSQL database on which its user lacks INSERT,
+    UPDATE or DELETE (a read-only user), by name; always empty on SQLite (the file's mode decides)."""
+    if conn.dialect.name != "postgresql":
+        return []
+    names = [table.name for table in metadata.sorted_tables]
+    found = conn.execute(sa.text(
+        "SELECT name FROM unnest(CAST(:names AS text[])) AS n(name) WHERE to_regclass(name) IS NOT NULL AND NOT ("
+        "has_table_privilege(name, 'INSERT') AND has_table_privilege(name, 'UPDATE') "
+        "AND has_table_privilege(name, 'DELETE'))"), {"names": names}).scalars()
+    return sorted(found)
+
+
+def refuse_unwritable(conn: Connection, metadata: sa.MetaData, location: str) -> None:
+    """``StorageError`` naming the database user and the tables of ``unwritable`` if any, so that a
+    process that would write starts only where it may (a read-only user serves with ``--read-only``)."""
+    tables = unwritable(conn, metadata)
+    if tables:
+        user = conn.execute(sa.text("SELECT current_user")).scalar()
+        raise StorageError(f"the database user {user!r} may not write {', '.join(tables)} at {location} (grant it "
+                           "INSERT, UPDATE and DELETE there, or use --read-only)", path=location, tables=tables)
 
 
 def dialect_insert(conn: Connection, table: sa.Table) -> Any:

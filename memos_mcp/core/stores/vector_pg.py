@@ -79,8 +79,12 @@ class PgVectorStore(VectorStore):
                               "underscores) as the pgvector backend's table name needs", collection=collection)
         try:
             self.url = database_url(url)
+            if self.url.get_backend_name() != "postgresql":
+                raise sa.exc.ArgumentError(f"a {self.url.get_backend_name()} database has no pgvector")
         except sa.exc.ArgumentError as exc:
-            raise ConfigError(f"vector.url is not a database URL: {exc}") from exc
+            raise ConfigError(f"vector.url (MEMOS_VECTOR__URL, default the catalog's DATABASE_URL) must be a "
+                              f"PostgreSQL URL such as postgresql://user:password@host:5432/memos: {exc}",
+                              field="vector.url") from exc
         self.collection = collection
         self.read_only = read_only
         self._engine: ClosingEngine | None = None
