@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import replace
-from typing import Any
+from typing import Any, TypeVar
 
 from memos_mcp.core.access import AccessControl
 from memos_mcp.core.checks import bounded, is_uuid
@@ -20,9 +20,11 @@ from memos_mcp.core.models import Memory, MemoryKind, MemoryPage, Permission, Se
 from memos_mcp.core.payload import from_point, hit_from_point
 from memos_mcp.core.ranking import QUESTION_POOL, questions_last
 from memos_mcp.core.relevance import query_variants, relativities
-from memos_mcp.core.stores.vector import HybridQuery, MemoryFilter, ScoredPoint, SparseVector
+from memos_mcp.core.stores.vector import HybridQuery, MemoryFilter, ScoredPoint, SparseVector, StoredPoint
 from memos_mcp.core.text import sparse_query, terms
 from memos_mcp.errors import InvalidRequest, NotFound
+
+_Point = TypeVar("_Point", ScoredPoint, StoredPoint)
 
 MAX_PAGE = 1_000_000  # keeps (page - 1) * size a 64-bit offset for the vector stores
 
@@ -92,6 +94,7 @@ class Retrieval(Room):
             else:
                 pool = limit + QUESTION_POOL if search.question_penalty else limit
                 points = order(vectors.hybrid_search(replace(hq, limit=pool)))[:limit]
+            points = self._acknowledged(points)
             scores = relativities(judges, [(p.dense, str(p.payload.get("memory", ""))) for p in points],
                                   self._windows.embed)
             return [hit_from_point(p, r) for p, r in zip(points, scores, strict=True) if r >= least]
@@ -100,6 +103,12 @@ class Retrieval(Room):
         facts = tuple(k for k in wanted if k != MemoryKind.PREFERENCE)
         prefs = tuple(k for k in wanted if k == MemoryKind.PREFERENCE) if include_preference else ()
         return SearchResult(memories=run(facts, top_k), preferences=run(prefs, pref_top_k), cube_ids=cubes)
+
+    def _acknowledged(self, points: Sequence[_Point]) -> list[_Point]:
+        """``points`` without the memories whose adding a dead replica began and never acknowledged
+        (``Catalog.unacknowledged``: rolled back by the next clean-up)."""
+        gone = self.catalog.unacknowledged([p.id for p in points])
+        return [p for p in points if p.id not in gone]
 
     def hybrid_query(self, dense: list[float], sparse: SparseVector, flt: MemoryFilter, limit: int,
                      dense_weight: float | None = None, **options: Any) -> HybridQuery:
@@ -139,6 +148,7 @@ class Retrieval(Room):
         """The memory if ``user`` may read it (and, with ``need=WRITE``, write it) and it lies in ``cube_id``
         when given; NotFound when it is missing or unreadable (nothing tells the two apart)."""
         points = self.ready().retrieve([memory_id], with_vectors=with_embedding) if is_uuid(memory_id) else []
+        points = self._acknowledged(points)
         memory = from_point(points[0]) if points else None
         if memory is None or (cube_id and memory.cube_id != cube_id):
             raise NotFound("memory", memory_id, "Search or list memories to find valid ids.")
@@ -161,6 +171,6 @@ class Retrieval(Room):
             return MemoryPage(memories=[], total=0, page=page, size=size)
         flt = parse_filters(filters, cubes)
         vectors = self.ready()
-        points = vectors.scroll(flt, size, offset=(page - 1) * size)
+        points = self._acknowledged(vectors.scroll(flt, size, offset=(page - 1) * size))
         return MemoryPage(memories=[from_point(p) for p in points], total=vectors.count(flt), page=page, size=size)
 

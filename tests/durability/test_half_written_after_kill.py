@@ -35,8 +35,6 @@ def _write_until(url: str, stop: threading.Event, sent: list[str]) -> None:
                 return
 
 
-@pytest.mark.xfail(strict=True, reason="review16: a dead replica's pending (never acknowledged) write stays "
-                   "readable through the live replicas until the sweep every half lease rolls it back")
 def test_a_write_a_killed_replica_never_acknowledged_is_not_read_through_the_live_replica(
         tmp_path: Path, postgres_url: str) -> None:
     env = BASE_ENV | {"DATABASE_URL": postgres_url, "MEMOS_VECTOR__BACKEND": "pgvector",

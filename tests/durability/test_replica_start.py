@@ -17,6 +17,7 @@ from memos_mcp.core.models import HistoryEvent, utcnow
 from memos_mcp.core.service import MemoryService
 from memos_mcp.core.text import content_hash
 from memos_mcp.core.write.add import dedup_key
+from memos_mcp.errors import NotFound
 from tests.postgres import PostgresServer
 
 TIMEOUT = 60.0
@@ -122,5 +123,35 @@ def test_the_same_text_added_after_a_replica_died_holding_its_key_is_stored_and_
         assert live.get_memory("alice", memory.id).memory == text  # acknowledged, so stored
         assert [m.id for m in live.list_memories("alice").memories] == [memory.id]
         assert live.catalog.history(dead) == []
+    finally:
+        live.close()
+
+
+def test_a_memory_whose_add_a_dead_replica_never_acknowledged_is_not_read_while_a_live_write_is(
+        tmp_path: Path, postgres: PostgresServer, embedder: LocalOnnxEmbedder) -> None:
+    database = postgres.create_database()
+    live = MemoryService.open(Settings(data_dir=tmp_path / "live", catalog={"url": postgres.url(database)},
+                                       vector={"backend": "pgvector"}, graph={"enabled": False},
+                                       add={"task_lease": 3600.0}), embedder=embedder)
+    try:
+        live.ensure_user("alice")
+        text = "The blue canoe is kept in shed 7."
+        (memory,) = live.add_memory("alice", memory_content=text).memories
+        # The add's marks as a writer leaves them between storing the points and its acknowledgement.
+        live.catalog.begin_writes([HistoryEvent(memory_id=memory.id, cube_id=memory.cube_id, event="ADD",
+                                                actor="alice", at=utcnow(), new_memory=text)])
+
+        def read() -> tuple[list[str], list[str], bool]:
+            found = [m.id for m in live.search("alice", "Where is the blue canoe kept?").memories]
+            listed = [m.id for m in live.list_memories("alice").memories]
+            try:
+                live.get_memory("alice", memory.id)
+            except NotFound:
+                return found, listed, False
+            return found, listed, True
+
+        with live.catalog.in_flight([memory.id]):  # its writer is alive: what it stored is read
+            assert read() == ([memory.id], [memory.id], True)
+        assert read() == ([], [], False)  # its writer is gone: rolled back by the next clean-up
     finally:
         live.close()

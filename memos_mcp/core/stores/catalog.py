@@ -607,6 +607,21 @@ class Catalog:
         with stack:
             yield events
 
+    def unacknowledged(self, memory_ids: Sequence[str]) -> set[str]:
+        """Which of ``memory_ids`` a process that is gone began adding and never acknowledged (on
+        PostgreSQL: a replica that died mid-write; always none on SQLite): the next clean-up
+        (``Stores.roll_back_abandoned``) removes them, so reads leave them out meanwhile. Raises
+        ``StorageError`` if the database fails."""
+        if self.backend == "sqlite" or not memory_ids:
+            return set()
+        marked = [r.memory_id for part in _parts(memory_ids) for r in self._rows(
+            sa.select(pending_writes.c.memory_id).where(pending_writes.c.memory_id.in_(part),
+                                                        pending_writes.c.event == "ADD"))]
+        try:
+            return catalog_inflight.ownerless(self.engine, marked)
+        except _DB_ERRORS as exc:
+            raise StorageError(f"catalog read failed: {catalog_db.reason(exc)}") from exc
+
     def pending_writes(self) -> list[HistoryEvent]:
         """History events whose write never completed, oldest first."""
         rows = self._rows(sa.select(*st.HISTORY_COLUMNS)

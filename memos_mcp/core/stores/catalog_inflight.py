@@ -20,6 +20,9 @@ _LOCK = sa.text("SELECT pg_advisory_lock(hashtextextended(id, 0)) "
 _TRY = sa.text("SELECT id FROM unnest(CAST(:ids AS text[])) AS id "
                "WHERE pg_try_advisory_lock(hashtextextended(id, 0)) ORDER BY id")
 _UNLOCK_ALL = sa.text("SELECT pg_advisory_unlock_all()")
+# shared and for one transaction: readers never wait for each other, a writer's lock makes the try fail
+_FREE = sa.text("SELECT id FROM unnest(CAST(:ids AS text[])) AS id "
+                "WHERE pg_try_advisory_xact_lock_shared(hashtextextended(id, 0))")
 
 
 @contextmanager
@@ -57,6 +60,19 @@ def abandoned(engine: sa.Engine, pending: Callable[[], list[str]]) -> Iterator[s
             yield got & set(pending())
         finally:
             _unlock(conn)
+
+
+def ownerless(engine: sa.Engine, marked: Sequence[str]) -> set[str]:
+    """The memory ids among ``marked`` (each with a pending write mark) that no live process is writing:
+    on PostgreSQL those whose write lock is free (its writer died, and no clean-up holds it yet); on
+    SQLite none (the one process that holds the data directory wrote them, and its start rolled back
+    what a stopped one left)."""
+    if engine.dialect.name == "sqlite" or not marked:
+        return set()
+    with engine.connect() as conn:
+        free = set(conn.execute(_FREE, {"ids": sorted(set(marked))}).scalars())
+        conn.rollback()  # ends the transaction, and the shared locks with it
+    return free
 
 
 def _unlock(conn: sa.Connection) -> None:
