@@ -92,6 +92,8 @@ class AddBody(BaseModel):
     content: str | None = Field(None, description="a memory to store as given")
     async_mode: bool = Field(False, description="with a language model: answer at once (an empty list) and "
                              "extract in the background; by default the answer waits for the memories")
+    infer: bool = Field(True, description="false: store the messages as given (one memory each, no language "
+                        "model), as mem0's infer=False")
     user_id: str | None = Field(None, description="default: the authenticated user")
     agent_id: str | None = Field(None, description="the agent the memories belong to")
     run_id: str | None = Field(None, description="the run (session) the memories belong to; a content add "
@@ -212,6 +214,7 @@ async def add(call: Call[AddBody]) -> list[dict[str, Any]]:
     def run() -> list[dict[str, Any]]:
         result = call.service.add_memory(call.actor, user_id=b.user_id, messages=b.messages,
                                          memory_content=b.content, metadata=metadata or None, async_mode=b.async_mode,
+                                         infer=b.infer,
                                          conversation_id=b.run_id if b.content else None,  # a fact: in its run
                                          chat_time=b.timestamp)
         return [{**shaped, "event": "NONE" if shaped["id"] in result.deduplicated else "ADD"}

@@ -8,7 +8,8 @@ from typing import Any
 
 import httpx2
 
-from tests.rest.conftest import RestServe, Users, client
+from tests.openai_server import OpenAIServer
+from tests.rest.conftest import RestServe, Users, client, llm_of
 
 MEMORY_KEYS = {"id", "content", "user_id", "metadata", "relationships"}
 
@@ -124,3 +125,19 @@ def test_added_through_mem0_found_through_the_cloud_api(users: Users) -> None:
     assert response.status_code == 200, response.text
     found = response.json()["data"]["memory_detail_list"]
     assert found[0]["id"] == added["id"] and found[0]["memory_value"] == added["content"]
+
+
+def test_infer_false_stores_the_messages_as_given_without_the_language_model(rest_serve: RestServe,
+                                                                             model: OpenAIServer) -> None:
+    app = rest_serve(llm=llm_of(model))
+    said = [{"role": "user", "content": "My locker code is 4471."},
+            {"role": "user", "content": "The gym closes at 22:00 on Sundays."}]
+    with client(app) as http:
+        added = good(http.post("/v1/memories", json={"messages": said, "infer": False}), 201)
+        assert sorted(m["content"] for m in added) == sorted(m["content"] for m in said)
+        assert all(m["event"] == "ADD" for m in added)
+        assert model.chats == []  # no extraction call
+        bad(http.post("/v1/memories", json={"messages": said, "infer": "sometimes"}), 400, "INVALID_REQUEST",
+            "infer")
+    assert sorted(m.memory for m in app.service.list_memories("default").memories) == \
+        sorted(m["content"] for m in said)

@@ -111,11 +111,12 @@ class Writes(Room):
         doc_path: str | None = None, conversation_id: str | None = None,
         metadata: dict[str, Any] | None = None, tags: Sequence[str] | None = None,
         chat_time: Any = None, memory_type: MemoryType | str | None = None, progress: Progress | None = None,
-        async_mode: bool | None = None, message_ids: Sequence[str] | None = None,
+        async_mode: bool | None = None, message_ids: Sequence[str] | None = None, infer: bool = True,
     ) -> AddResult:
         """Add messages, a text or a document. With a language model, messages are stored at once and
         extracted in the background (the answer carries the task, ``queued``); ``async_mode=False``
-        waits for the memories. Without one, the deterministic extractor runs before the answer.
+        waits for the memories. Without one, or with ``infer=False`` (mem0's name: store the messages
+        as given), the deterministic extractor runs before the answer.
 
         A ``memory_content`` is a fact timed by ``chat_time``; with a ``conversation_id`` it is indexed
         with the conversation's earlier facts, and "Name: ..." can name its speaker (``facts``).
@@ -137,7 +138,7 @@ class Writes(Room):
         kind_type = MemoryType(memory_type) if memory_type else None
         self.disk.check("add memories", WRITE_OVERHEAD * (len(messages or ()) + 1)
                         + 8 * len(memory_content or "") + sum(8 * len(str(m)) for m in messages or ()))
-        if messages and self.stores.llm is not None:
+        if messages and infer and self.stores.llm is not None:
             return self._queue(author, cube, messages, conversation or "default", meta, list(tags or []), kind_type,
                                self.settings.add.async_mode if async_mode is None else async_mode, message_ids)
         if messages:
