@@ -7,11 +7,12 @@ import shutil
 import tempfile
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from typing import Any, cast
+from typing import Any
 
 from qdrant_client import QdrantClient
 from qdrant_client import models as m
 
+from memos_mcp.core.stores.qdrant_records import stored_point, whole_point
 from memos_mcp.core.stores.vector import (
     DENSE,
     ORDER_FIELD,
@@ -21,7 +22,6 @@ from memos_mcp.core.stores.vector import (
     IndexConfig,
     MemoryFilter,
     ScoredPoint,
-    SparseVector,
     StoredPoint,
     VectorPoint,
     VectorStore,
@@ -230,14 +230,14 @@ class QdrantClientVectorStore(VectorStore):
             records = self.client.retrieve(
                 self.collection, list(ids), with_payload=True, with_vectors=_vectors(with_vectors)
             )
-        found = {str(r.id): _stored(r, with_vectors) for r in records}
+        found = {str(r.id): stored_point(r, with_vectors) for r in records}
         return [found[i] for i in ids if i in found]
 
     def whole_points(self, ids: Sequence[str]) -> list[VectorPoint]:
         with _driver("retrieve whole points"):
             records = self.client.retrieve(self.collection, list(ids), with_payload=True,
                                            with_vectors=[DENSE, SPARSE])
-        found = {str(r.id): _whole(r) for r in records}
+        found = {str(r.id): whole_point(r) for r in records}
         return [found[i] for i in ids if i in found]
 
     def _order_values(self, flt: MemoryFilter, limit: int, offset: int) -> list[float]:
@@ -287,7 +287,7 @@ class QdrantClientVectorStore(VectorStore):
                 with_payload=True,
                 with_vectors=[DENSE],
             ).points
-        return [ScoredPoint(str(h.id), h.score, h.payload or {}, _stored(h, True).dense) for h in hits]
+        return [ScoredPoint(str(h.id), h.score, h.payload or {}, stored_point(h, True).dense) for h in hits]
 
     def dense_search(self, vector: list[float], flt: MemoryFilter, limit: int) -> list[ScoredPoint]:
         with _driver("run a dense search"):
@@ -396,20 +396,6 @@ _KINDS = {"keyword": m.PayloadSchemaType.KEYWORD, "float": m.PayloadSchemaType.F
 
 def _vectors(with_vectors: bool) -> list[str] | bool:
     return [DENSE] if with_vectors else False
-
-
-def _stored(record: m.Record | m.ScoredPoint, with_vectors: bool) -> StoredPoint:
-    vectors = record.vector if with_vectors else None
-    dense = cast(list[float], vectors[DENSE]) if isinstance(vectors, dict) else None
-    return StoredPoint(str(record.id), record.payload or {}, dense)
-
-
-def _whole(record: m.Record) -> VectorPoint:
-    vectors = record.vector if isinstance(record.vector, dict) else {}
-    sparse = vectors.get(SPARSE)
-    return VectorPoint(str(record.id), cast(list[float], vectors.get(DENSE) or []),
-                       SparseVector(list(getattr(sparse, "indices", None) or []),
-                                    list(getattr(sparse, "values", None) or [])), record.payload or {})
 
 
 @contextmanager

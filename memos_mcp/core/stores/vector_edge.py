@@ -14,12 +14,13 @@ import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, cast
+from typing import Any
 
 import qdrant_edge as qe
 
 from memos_mcp.core.stores import edge_index
 from memos_mcp.core.stores.edge_index import Gate
+from memos_mcp.core.stores.qdrant_records import stored_point, whole_point
 from memos_mcp.core.stores.vector import (
     DENSE,
     ORDER_FIELD,
@@ -29,7 +30,6 @@ from memos_mcp.core.stores.vector import (
     IndexConfig,
     MemoryFilter,
     ScoredPoint,
-    SparseVector,
     StoredPoint,
     VectorPoint,
     VectorStore,
@@ -174,13 +174,13 @@ class EdgeVectorStore(VectorStore):
     def retrieve(self, ids: Sequence[str], with_vectors: bool = False) -> list[StoredPoint]:
         with self._use("retrieve points") as shard:
             records = shard.retrieve(list(ids), with_payload=True, with_vector=_vectors(with_vectors))
-        found = {str(r.id): _stored(r, with_vectors) for r in records}
+        found = {str(r.id): stored_point(r, with_vectors) for r in records}
         return [found[i] for i in ids if i in found]
 
     def whole_points(self, ids: Sequence[str]) -> list[VectorPoint]:
         with self._use("retrieve whole points") as shard:
             records = shard.retrieve(list(ids), with_payload=True, with_vector=[DENSE, SPARSE])
-        found = {str(r.id): _whole(r) for r in records}
+        found = {str(r.id): whole_point(r) for r in records}
         return [found[i] for i in ids if i in found]
 
     def _order_values(self, flt: MemoryFilter, limit: int, offset: int) -> list[float]:
@@ -237,7 +237,7 @@ class EdgeVectorStore(VectorStore):
         )
         with self._use("run a hybrid search") as shard:
             hits = shard.query(request)
-        return [ScoredPoint(str(h.id), h.score, h.payload or {}, _stored(h, True).dense) for h in hits]
+        return [ScoredPoint(str(h.id), h.score, h.payload or {}, stored_point(h, True).dense) for h in hits]
 
     def dense_search(self, vector: list[float], flt: MemoryFilter, limit: int) -> list[ScoredPoint]:
         request = qe.QueryRequest(
@@ -552,20 +552,6 @@ def _check_dimension(path: Path, dimension: int) -> None:
 
 def _vectors(with_vectors: bool) -> list[str] | bool:
     return [DENSE] if with_vectors else False
-
-
-def _stored(record: qe.Record | qe.ScoredPoint, with_vectors: bool) -> StoredPoint:
-    vectors = record.vector if with_vectors else None
-    dense = cast(list[float], vectors[DENSE]) if isinstance(vectors, dict) else None
-    return StoredPoint(str(record.id), record.payload or {}, dense)
-
-
-def _whole(record: qe.Record) -> VectorPoint:
-    vectors = record.vector if isinstance(record.vector, dict) else {}
-    sparse = vectors.get(SPARSE)
-    return VectorPoint(str(record.id), cast(list[float], vectors.get(DENSE) or []),
-                       SparseVector(list(getattr(sparse, "indices", None) or []),
-                                    list(getattr(sparse, "values", None) or [])), record.payload or {})
 
 
 @contextmanager
