@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import replace
-from typing import Any, TypeVar
+from typing import Any
 
 from memos_mcp.core.access import AccessControl
 from memos_mcp.core.checks import bounded, is_uuid
@@ -23,8 +23,6 @@ from memos_mcp.core.relevance import query_variants, relativities
 from memos_mcp.core.stores.vector import HybridQuery, MemoryFilter, ScoredPoint, SparseVector, StoredPoint
 from memos_mcp.core.text import sparse_query, terms
 from memos_mcp.errors import InvalidRequest, NotFound
-
-_Point = TypeVar("_Point", ScoredPoint, StoredPoint)
 
 MAX_PAGE = 1_000_000  # keeps (page - 1) * size a 64-bit offset for the vector stores
 
@@ -79,7 +77,7 @@ class Retrieval(Room):
         sparse = sparse_query(text)
         dense_weight = self.settings.graph.dense_weight if text != query else None
 
-        def run(kinds: tuple[str, ...], limit: int) -> list[SearchHit]:
+        def ranked(kinds: tuple[str, ...], limit: int) -> list[ScoredPoint]:
             if not kinds or limit == 0:
                 return []
             def order(points: Sequence[ScoredPoint]) -> list[ScoredPoint]:
@@ -90,23 +88,27 @@ class Retrieval(Room):
                                    conversation_boost=search.conversation_boost if conversation_id else 0.0,
                                    dense_weight=dense_weight)
             if expansion.links:  # the fusion ranks its own pool beyond the limit
-                points = fuse_graph(vectors, hq, expansion, self.settings.graph.weight, order)
-            else:
-                pool = limit + QUESTION_POOL if search.question_penalty else limit
-                points = order(vectors.hybrid_search(replace(hq, limit=pool)))[:limit]
-            points = self._acknowledged(points)
-            scores = relativities(judges, [(p.dense, str(p.payload.get("memory", ""))) for p in points],
-                                  self._windows.embed)
-            return [hit_from_point(p, r) for p, r in zip(points, scores, strict=True) if r >= least]
+                return fuse_graph(vectors, hq, expansion, self.settings.graph.weight, order)
+            pool = limit + QUESTION_POOL if search.question_penalty else limit
+            return order(vectors.hybrid_search(replace(hq, limit=pool)))[:limit]
 
         wanted = flt.kinds or tuple(k.value for k in MemoryKind)
         facts = tuple(k for k in wanted if k != MemoryKind.PREFERENCE)
         prefs = tuple(k for k in wanted if k == MemoryKind.PREFERENCE) if include_preference else ()
-        return SearchResult(memories=run(facts, top_k), preferences=run(prefs, pref_top_k), cube_ids=cubes)
+        found, preferred = ranked(facts, top_k), ranked(prefs, pref_top_k)
+        gone = self.catalog.unacknowledged([p.id for p in (*found, *preferred)])  # one look for both passes
 
-    def _acknowledged(self, points: Sequence[_Point]) -> list[_Point]:
+        def hits(points: list[ScoredPoint]) -> list[SearchHit]:
+            points = [p for p in points if p.id not in gone]
+            scores = relativities(judges, [(p.dense, str(p.payload.get("memory", ""))) for p in points],
+                                  self._windows.embed)
+            return [hit_from_point(p, r) for p, r in zip(points, scores, strict=True) if r >= least]
+
+        return SearchResult(memories=hits(found), preferences=hits(preferred), cube_ids=cubes)
+
+    def _acknowledged(self, points: Sequence[StoredPoint]) -> list[StoredPoint]:
         """``points`` without the memories whose adding a dead replica began and never acknowledged
-        (``Catalog.unacknowledged``: rolled back by the next clean-up)."""
+        (``Catalog.unacknowledged``: rolled back by the next clean-up), which reads leave out."""
         gone = self.catalog.unacknowledged([p.id for p in points])
         return [p for p in points if p.id not in gone]
 
