@@ -19,6 +19,10 @@ RUN --mount=type=secret,id=pip-cert \
     && python3 -m venv /opt/memos-mcp \
     && /opt/memos-mcp/bin/pip install /src \
     && /opt/memos-mcp/bin/pip uninstall --yes pip
+# The int8 query model is derived from the packaged one once, here, not at each container's first search.
+ENV MEMOS_EMBEDDER__CACHE_DIR=/opt/memos-mcp/cache
+RUN /opt/memos-mcp/bin/python -c "from memos_mcp.config import Settings; \
+from memos_mcp.core.factory import build_embedder; build_embedder(Settings()).load()"
 
 FROM ${BASE_IMAGE}
 RUN groupadd --system --gid 10001 memos \
@@ -27,6 +31,7 @@ RUN groupadd --system --gid 10001 memos \
     && chown 10001:10001 /data
 COPY --from=build /opt/memos-mcp /opt/memos-mcp
 ENV PATH=/opt/memos-mcp/bin:$PATH \
+    MEMOS_EMBEDDER__CACHE_DIR=/opt/memos-mcp/cache \
     PYTHONUNBUFFERED=1 \
     MEMOS_DATA_DIR=/data
 USER 10001:10001

@@ -72,6 +72,12 @@ class EmbedderSettings(BaseModel):
                                  "share in one model call (dynamic batching); 1 turns batching off")
     batch_wait_ms: float = Field(0.0, ge=0, le=100, description="how long a model call waits for other "
                                  "callers' texts before it starts; 0 batches only what arrives during a call")
+    query_int8: bool = Field(True, description="search queries run through the local model quantized to int8 "
+                             "(about 2.5x faster; stored texts keep the packaged model; local backend)")
+    query_threads: int = Field(1, gt=0, le=64, description="ONNX Runtime intra-op threads per query model call "
+                               "(local backend with query_int8: one is fastest for short queries)")
+    cache_dir: Path | None = Field(None, description="where the int8 query model is kept once made (default "
+                                   "$XDG_CACHE_HOME/memos-mcp or ~/.cache/memos-mcp)")
     query_prefix: str = Field("", max_length=100, description="put before each search query, for asymmetric "
                               "models ('query: ' for e5, 'search_query: ' for nomic-embed-text)")
     document_prefix: str = Field("", max_length=100, description="put before each stored text, for asymmetric "

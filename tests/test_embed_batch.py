@@ -44,6 +44,7 @@ class GatedModel(Embedder):
         self.model_id = model.model_id
         self.fail_on = fail_on
         self.calls: list[list[str]] = []
+        self.kinds: list[bool] = []  # whether each call embedded search queries
         self.entered = threading.Event()
         self.gate = threading.Event()
         self.hold = False
@@ -52,13 +53,21 @@ class GatedModel(Embedder):
         return self.model.dimension
 
     def _embed(self, texts: list[str]) -> list[list[float]]:
+        return self._call(texts, self.model.embed, query=False)
+
+    def _embed_queries(self, texts: list[str]) -> list[list[float]]:
+        return self._call(texts, self.model.embed_queries, query=True)
+
+    def _call(self, texts: list[str], embed: Callable[[list[str]], list[list[float]]],
+              query: bool) -> list[list[float]]:
         self.calls.append(texts)
+        self.kinds.append(query)
         self.entered.set()
         if self.hold:
             assert self.gate.wait(BOUND), "the test never opened the gate"
         if self.fail_on in texts:
             raise BackendUnavailable(f"the model refused {self.fail_on!r}")
-        return self.model.embed(texts)
+        return embed(texts)
 
     def _release(self) -> None:
         pass
@@ -152,7 +161,39 @@ def test_a_caller_alone_pays_no_wait_and_gets_the_unbatched_vectors(model: Local
         assert same(batcher.embed([query, query.lower()]), model.embed([query, query.lower()]))
     assert batcher.embed([]) == []
     assert batcher.stats.model_calls == len(QUERIES)
-    assert batcher.embed_query(QUERIES[0]) == batcher.embed([QUERIES[0]])[0]
+    assert same([batcher.embed_query(QUERIES[0])], model.embed_queries([QUERIES[0]]))
+
+
+def test_queued_queries_and_texts_to_store_never_share_a_model_call(model: LocalOnnxEmbedder) -> None:
+    """The model embeds search queries another way (its int8 query model): a call takes the oldest
+    request and the queued ones of its kind; the others wait for the next call."""
+    inner = GatedModel(model)
+    batcher = BatchedEmbedder(inner, max_texts=64, max_wait=0)
+    batcher.load()
+    inner.hold = True
+    leader = threading.Thread(target=lambda: batcher.embed([QUERIES[0]]), daemon=True)
+    leader.start()
+    assert inner.entered.wait(BOUND)
+    kinds = [True, False, True, False, True]  # whether each later caller searches (else it stores)
+    later: list[object] = [None] * len(kinds)
+
+    def call(i: int) -> None:
+        text = [QUERIES[i + 1]]
+        later[i] = batcher.embed_queries(text) if kinds[i] else batcher.embed(text)
+
+    followers = [threading.Thread(target=call, args=(i,), daemon=True) for i in range(len(kinds))]
+    for thread in followers:
+        thread.start()
+    wait_until(lambda: batcher.stats.requests == 1 + len(kinds))
+    inner.gate.set()
+    for thread in [leader, *followers]:
+        thread.join(BOUND)
+        assert not thread.is_alive()
+    assert inner.kinds in ([False, True, False], [False, False, True])
+    assert sorted(len(c) for c in inner.calls[1:]) == [2, 3]  # the two texts to store, the three queries
+    for i, vectors in enumerate(later):
+        text = [QUERIES[i + 1]]
+        assert same(vectors, model.embed_queries(text) if kinds[i] else model.embed(text))
 
 
 def test_a_request_larger_than_a_batch_goes_to_the_model_at_once(model: LocalOnnxEmbedder) -> None:

@@ -68,7 +68,7 @@ def test_batch_order_is_preserved_across_lengths(local: LocalOnnxEmbedder) -> No
     ]
     batched = local.embed(texts)
     for text, vector in zip(texts, batched, strict=True):
-        single = local.embed_query(text)
+        single = local.embed([text])[0]
         assert max(abs(x - y) for x, y in zip(vector, single, strict=True)) < 1e-4
 
 
@@ -205,8 +205,8 @@ def test_dead_server_is_backend_unavailable(server: OpenAIServer, remote: OpenAI
 def test_local_prefixes_are_put_before_queries_and_stored_texts(local: LocalOnnxEmbedder) -> None:
     prefixed = LocalOnnxEmbedder(threads=1, query_prefix="query: ", document_prefix="passage: ")
     try:
-        assert prefixed.embed_queries(["where is the cat"]) == local.embed(["query: where is the cat"])
-        assert prefixed.embed_query("where is the cat") == local.embed(["query: where is the cat"])[0]
+        assert prefixed.embed_queries(["where is the cat"]) == local.embed_queries(["query: where is the cat"])
+        assert prefixed.embed_query("where is the cat") == local.embed_queries(["query: where is the cat"])[0]
         assert prefixed.embed(["the cat sleeps"]) == local.embed(["passage: the cat sleeps"])
         assert prefixed.embed_queries([]) == []
     finally:

@@ -8,8 +8,9 @@ them, with no thread of its own (leader and followers):
 
 - a caller that finds no model call in flight leads: it waits up to ``max_wait`` seconds for other
   callers (not at all with the default 0, and no longer once ``max_texts`` texts are queued), takes the
-  queued requests in arrival order up to ``max_texts`` texts, makes one model call for all of them and
-  hands each caller its vectors;
+  oldest queued request and, in arrival order, the queued requests of its kind (search queries or
+  texts to store, which the model may embed another way: ``Embedder._embed_queries``) up to
+  ``max_texts`` texts, makes one model call for all of them and hands each caller its vectors;
 - callers that arrive while a call is in flight queue; when it ends, one of them leads the next call
   with what queued meanwhile. Under load every call so carries what arrived during the previous one;
   alone, a caller pays no wait.
@@ -51,9 +52,10 @@ class BatchStats:
                 "largest": self.largest, "direct": self.direct}
 
 
-@dataclass
+@dataclass(eq=False)  # requests are told apart by identity (the queue removes them)
 class _Request:
     texts: list[str]
+    query: bool  # search queries, which the model may embed another way (``Embedder._embed_queries``)
     vectors: list[list[float]] | None = None
     error: BaseException | None = None
     done: bool = False
@@ -93,13 +95,19 @@ class BatchedEmbedder(Embedder):
         self.inner.close()
 
     def _embed(self, texts: list[str]) -> list[list[float]]:
+        return self._queued(texts, query=False)
+
+    def _embed_queries(self, texts: list[str]) -> list[list[float]]:
+        return self._queued(texts, query=True)
+
+    def _queued(self, texts: list[str], query: bool) -> list[list[float]]:
         if len(texts) > self.max_texts:
             with self._changed:
                 self._stats.requests += 1
                 self._stats.texts += len(texts)
                 self._stats.direct += 1
-            return self._model(texts)
-        request = _Request(texts)
+            return self._model(texts, query)
+        request = _Request(texts, query)
         with self._changed:
             self._stats.requests += 1
             self._stats.texts += len(texts)
@@ -120,11 +128,11 @@ class BatchedEmbedder(Embedder):
                     self._busy = False
                     self._changed.notify_all()
 
-    def _model(self, texts: list[str]) -> list[list[float]]:
-        """One call of the inner model on texts as this embedder's ``embed`` passed them on (the
-        inner embedder's own ``embed`` is not called: texts are not prepared twice)."""
+    def _model(self, texts: list[str], query: bool) -> list[list[float]]:
+        """One call of the inner model on texts as this embedder's ``embed`` or ``embed_queries``
+        passed them on (the inner embedder's own are not called: texts are not prepared twice)."""
         self.inner.load()
-        return self.inner._embed(texts)
+        return self.inner._embed_queries(texts) if query else self.inner._embed(texts)
 
     @staticmethod
     def _answer(request: _Request) -> list[list[float]]:
@@ -143,19 +151,21 @@ class BatchedEmbedder(Embedder):
                     if left <= 0:
                         break
                     self._arrived.wait(left)
-            batch: list[_Request] = []
-            size = 0
-            while self._queue and (not batch or size + len(self._queue[0].texts) <= self.max_texts):
-                request = self._queue.popleft()
+            if not self._queue:
+                return
+            batch = [self._queue.popleft()]  # the oldest request, and queued ones of its kind that fit
+            query, size = batch[0].query, len(batch[0].texts)
+            for request in [r for r in self._queue if r.query == query]:
+                if size + len(request.texts) > self.max_texts:
+                    break
+                self._queue.remove(request)
                 batch.append(request)
                 size += len(request.texts)
-            if not batch:
-                return
             self._stats.model_calls += 1
             self._stats.largest = max(self._stats.largest, size)
         texts = [text for request in batch for text in request.texts]
         try:
-            vectors = self._model(texts)
+            vectors = self._model(texts, query)
         except BaseException as exc:  # every caller of this call gets the error: none waits forever
             with self._changed:
                 for request in batch:

@@ -13,10 +13,11 @@ import hashlib
 import os
 import threading
 from abc import ABC, abstractmethod
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from memos_mcp.core.query_model import default_cache_dir, query_session
 from memos_mcp.errors import BackendUnavailable, ConfigError
 
 if TYPE_CHECKING:  # numpy too is imported where used: it would add a tenth of a second to stdio's handshake
@@ -68,20 +69,21 @@ class Embedder(ABC):
 
     def embed(self, texts: Sequence[str]) -> list[list[float]]:
         """Vectors of texts to store (each after ``document_prefix``), one per text, in order."""
-        return self._prefixed(texts, self.document_prefix)
+        return self._prefixed(texts, self.document_prefix, self._embed)
 
     def embed_query(self, text: str) -> list[float]:
         return self.embed_queries([text])[0]
 
     def embed_queries(self, texts: Sequence[str]) -> list[list[float]]:
         """Vectors of search queries (each after ``query_prefix``), one per text, in order."""
-        return self._prefixed(texts, self.query_prefix)
+        return self._prefixed(texts, self.query_prefix, self._embed_queries)
 
-    def _prefixed(self, texts: Sequence[str], prefix: str) -> list[list[float]]:
+    def _prefixed(self, texts: Sequence[str], prefix: str,
+                  model: Callable[[list[str]], list[list[float]]]) -> list[list[float]]:
         if not texts:
             return []
         self._ready()
-        return self._embed([prefix + text for text in texts] if prefix else list(texts))
+        return model([prefix + text for text in texts] if prefix else list(texts))
 
     def close(self) -> None:
         """Release the model; a later call loads it again."""
@@ -104,6 +106,10 @@ class Embedder(ABC):
 
     @abstractmethod
     def _embed(self, texts: list[str]) -> list[list[float]]: ...
+
+    def _embed_queries(self, texts: list[str]) -> list[list[float]]:
+        """Vectors of (prefixed) search queries: ``_embed``'s unless a model has a faster query path."""
+        return self._embed(texts)
 
     @abstractmethod
     def _release(self) -> None: ...
@@ -149,11 +155,15 @@ class LocalOnnxEmbedder(Embedder):
     mode, which runs independent branches of the graph at once), ``spin``: whether idle threads
     spin-wait for the next work. Off by default: spinning saves little latency and burns CPU that
     concurrent requests need (measured: twice the CPU time per query embedding; see the README).
-    ``query_prefix``/``document_prefix``: see ``Embedder``."""
+    ``query_int8``: search queries run through the same model quantized to int8 (``core.query_model``,
+    derived once and kept in ``cache_dir``) with ``query_threads`` intra-op threads, about 2.5 times
+    faster; stored texts always use the model as packaged. ``query_prefix``/``document_prefix``: see
+    ``Embedder``."""
 
     def __init__(self, threads: int | None = None, batch_size: int = 32, max_length: int = 256,
                  inter_threads: int = 1, parallel: bool = False, spin: bool = False,
-                 query_prefix: str = "", document_prefix: str = "") -> None:
+                 query_prefix: str = "", document_prefix: str = "", query_int8: bool = True,
+                 query_threads: int = 1, cache_dir: Path | None = None) -> None:
         super().__init__(query_prefix, document_prefix)
         self.model_id = self.with_prefixes("local:all-MiniLM-L6-v2-int8")
         self.threads = threads or os.cpu_count() or 1
@@ -162,7 +172,11 @@ class LocalOnnxEmbedder(Embedder):
         self.spin = spin
         self.batch_size = batch_size
         self.max_length = max_length
+        self.query_int8 = query_int8
+        self.query_threads = query_threads
+        self.cache_dir = cache_dir
         self._model: tuple[Tokenizer, onnxruntime.InferenceSession] | None = None
+        self._query_session: onnxruntime.InferenceSession | None = None
 
     def _load(self) -> int:
         model_file, tokenizer_file = _local_model_files()
@@ -174,18 +188,9 @@ class LocalOnnxEmbedder(Embedder):
         tokenizer.enable_truncation(self.max_length)
         tokenizer.no_padding()
         onnxruntime.set_default_logger_severity(3)
-        options = onnxruntime.SessionOptions()
-        options.intra_op_num_threads = self.threads
-        options.inter_op_num_threads = self.inter_threads
-        options.execution_mode = (onnxruntime.ExecutionMode.ORT_PARALLEL if self.parallel
-                                  else onnxruntime.ExecutionMode.ORT_SEQUENTIAL)
-        options.add_session_config_entry("session.intra_op.allow_spinning", "1" if self.spin else "0")
-        options.add_session_config_entry("session.inter_op.allow_spinning", "1" if self.spin else "0")
-        options.graph_optimization_level = onnxruntime.GraphOptimizationLevel.ORT_ENABLE_ALL
-        options.log_severity_level = 3
         try:
             session = onnxruntime.InferenceSession(
-                str(model_file), sess_options=options, providers=["CPUExecutionProvider"]
+                str(model_file), sess_options=self._options(self.threads), providers=["CPUExecutionProvider"]
             )
         except Exception as exc:  # onnxruntime's own types (InvalidProtobuf, Fail, NoSuchFile): a damaged install
             raise ConfigError(f"The local embedding model ({model_file}) cannot be loaded: {exc}. "
@@ -193,21 +198,51 @@ class LocalOnnxEmbedder(Embedder):
         dimension = session.get_outputs()[0].shape[-1]
         if not isinstance(dimension, int):
             raise ConfigError(f"{model_file} does not declare the size of its output vectors")
+        if self.query_int8:
+            self._query_session = query_session(model_file, self.cache_dir or default_cache_dir(),
+                                                self._options(self.query_threads))
         self._model = (tokenizer, session)
         return dimension
+
+    def _options(self, threads: int) -> onnxruntime.SessionOptions:
+        import onnxruntime
+
+        options = onnxruntime.SessionOptions()
+        options.intra_op_num_threads = threads
+        options.inter_op_num_threads = self.inter_threads
+        options.execution_mode = (onnxruntime.ExecutionMode.ORT_PARALLEL if self.parallel
+                                  else onnxruntime.ExecutionMode.ORT_SEQUENTIAL)
+        options.add_session_config_entry("session.intra_op.allow_spinning", "1" if self.spin else "0")
+        options.add_session_config_entry("session.inter_op.allow_spinning", "1" if self.spin else "0")
+        options.graph_optimization_level = onnxruntime.GraphOptimizationLevel.ORT_ENABLE_ALL
+        options.log_severity_level = 3
+        return options
 
     def _embed(self, texts: list[str]) -> list[list[float]]:
         model = self._model
         assert model is not None, "_ready() loads the model first"
-        tokenizer, session = model
+        return self._run(model[0], model[1], texts)
+
+    def _embed_queries(self, texts: list[str]) -> list[list[float]]:
+        model, quantized = self._model, self._query_session
+        assert model is not None, "_ready() loads the model first"
+        if quantized is None:
+            return self._run(model[0], model[1], texts)
+        # One text per run: the quantized model scales activations over the whole run, so a text's
+        # vector would depend on the texts embedded with it.
+        return self._run(model[0], quantized, texts, batch_size=1)
+
+    def _run(self, tokenizer: Tokenizer, session: onnxruntime.InferenceSession,
+             texts: list[str], batch_size: int | None = None) -> list[list[float]]:
         import numpy as np
 
         encodings = tokenizer.encode_batch(texts)
         # Sorting by length keeps the padding of each sub-batch, hence wasted compute, small.
         order = sorted(range(len(texts)), key=lambda i: len(encodings[i].ids))
         vectors: list[list[float]] = [[] for _ in texts]
-        for start in range(0, len(order), self.batch_size):
-            chunk = order[start : start + self.batch_size]
+        step = batch_size or self.batch_size
+        for start in range(0, len(order), step):
+            chunk = order[start : start + step]
             width = max(len(encodings[i].ids) for i in chunk)
             ids = np.zeros((len(chunk), width), dtype=np.int64)
             mask = np.zeros_like(ids)
@@ -226,6 +261,7 @@ class LocalOnnxEmbedder(Embedder):
 
     def _release(self) -> None:
         self._model = None
+        self._query_session = None
 
 
 class OpenAIEmbedder(Embedder):

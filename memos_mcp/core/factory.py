@@ -79,7 +79,8 @@ def build_embedder(settings: Settings) -> Embedder:
         model = LocalOnnxEmbedder(threads=embedder.threads, batch_size=embedder.batch_size,
                                   inter_threads=embedder.inter_threads, parallel=embedder.parallel,
                                   spin=embedder.spin, query_prefix=embedder.query_prefix,
-                                  document_prefix=embedder.document_prefix)
+                                  document_prefix=embedder.document_prefix, query_int8=embedder.query_int8,
+                                  query_threads=embedder.query_threads, cache_dir=embedder.cache_dir)
     elif not embedder.model:
         raise ConfigError("embedder backend 'openai' needs embedder.model (MEMOS_EMBEDDER__MODEL or "
                           "MOS_EMBEDDER_MODEL)")

