@@ -20,7 +20,7 @@ import qdrant_edge as qe
 
 from memos_mcp.core.stores import edge_index
 from memos_mcp.core.stores.edge_index import Gate
-from memos_mcp.core.stores.qdrant_records import stored_point, whole_point
+from memos_mcp.core.stores.qdrant_records import scored_point, stored_point, whole_point
 from memos_mcp.core.stores.vector import (
     DENSE,
     ORDER_FIELD,
@@ -232,12 +232,12 @@ class EdgeVectorStore(VectorStore):
             ],
             query=qe.Formula(_formula(query), defaults={"$score[0]": 0.0, "$score[1]": 0.0}),
             filter=flt,
-            with_payload=True,
-            with_vector=[DENSE],
+            with_payload=True if query.fields is None else qe.PayloadSelector.Include(list(query.fields)),
+            with_vector=_vectors(query.with_dense),
         )
         with self._use("run a hybrid search") as shard:
             hits = shard.query(request)
-        return [ScoredPoint(str(h.id), h.score, h.payload or {}, stored_point(h, True).dense) for h in hits]
+        return [scored_point(h, h.score, query.with_dense) for h in hits]
 
     def dense_search(self, vector: list[float], flt: MemoryFilter, limit: int) -> list[ScoredPoint]:
         request = qe.QueryRequest(
