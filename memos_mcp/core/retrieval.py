@@ -95,6 +95,9 @@ class Retrieval(Room):
         wanted = flt.kinds or tuple(k.value for k in MemoryKind)
         facts = tuple(k for k in wanted if k != MemoryKind.PREFERENCE)
         prefs = tuple(k for k in wanted if k == MemoryKind.PREFERENCE) if include_preference else ()
+        # Many cubes hold no preference: one cheap look spares them the pass (on pgvector a hybrid query
+        # that matches nothing costs as much as one that does). A read of the store: exact on replicas too.
+        prefs = prefs if prefs and pref_top_k and vectors.exists(replace(flt, kinds=prefs)) else ()
         found, preferred = ranked(facts, top_k), ranked(prefs, pref_top_k)
         # The ranking read the fields it needs; the hits kept are read whole, for both passes at once.
         kept = [p.id for p in (*found, *preferred)]

@@ -402,6 +402,21 @@ def test_a_hybrid_search_asking_for_some_fields_and_no_vector_ranks_and_scores_a
     assert all(p.dense is None for p in narrow) and all(p.dense is not None for p in whole)
 
 
+def test_exists_tells_whether_any_point_matches_the_filter(store: VectorStore) -> None:
+    preferences = MemoryFilter(cube_ids=(CUBE,), kinds=("preference",))
+    store.upsert([point(1), point(2, kind="preference", status="archived"), point(3, kind="preference",
+                                                                                   cube_id="cube-b")])
+
+    assert store.exists(MemoryFilter(cube_ids=(CUBE,))) and not store.exists(preferences)
+    assert store.exists(MemoryFilter(cube_ids=(CUBE, "cube-b"), kinds=("preference",)))
+    assert store.exists(MemoryFilter(cube_ids=(CUBE,), kinds=("preference",), status=("archived",)))
+
+    store.upsert([point(4, kind="preference")])
+    assert store.exists(preferences)
+    store.delete([pid(4)])
+    assert not store.exists(preferences)
+
+
 def test_dense_search_ranks_by_cosine_similarity(store: VectorStore) -> None:
     diagonal = [1.0, 1.0, 0, 0, 0, 0, 0, 0]
     store.upsert([point(1, dense=axis(1)), point(2, dense=diagonal), point(3, dense=axis(0))])

@@ -264,6 +264,11 @@ class VectorStore(ABC):
     def count(self, flt: MemoryFilter) -> int: ...
 
     @abstractmethod
+    def exists(self, flt: MemoryFilter) -> bool:
+        """Whether any point matches ``flt``: a read of the store itself (another replica's write counts
+        at once) that stops at the first match, so that it costs little however many points match."""
+
+    @abstractmethod
     def hybrid_search(self, query: HybridQuery) -> list[ScoredPoint]:
         """Best points first by the fused score of ``HybridQuery``, each with the payload keys it asks for
         (``fields``) and its dense vector unless ``with_dense`` is False."""

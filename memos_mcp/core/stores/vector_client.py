@@ -270,6 +270,12 @@ class QdrantClientVectorStore(VectorStore):
         with _driver("count points"):
             return self.client.count(self.collection, count_filter=client_filter(flt), exact=True).count
 
+    def exists(self, flt: MemoryFilter) -> bool:
+        with _driver("look for a point"):
+            records, _ = self.client.scroll(self.collection, scroll_filter=client_filter(flt), limit=1,
+                                            with_payload=False, with_vectors=False)
+        return bool(records)
+
     def hybrid_search(self, query: HybridQuery) -> list[ScoredPoint]:
         flt = client_filter(query.filter)
         sparse = m.SparseVector(indices=query.sparse.indices, values=query.sparse.values)

@@ -213,6 +213,12 @@ class EdgeVectorStore(VectorStore):
         with self._use("count points") as shard:
             return shard.count(qe.CountRequest(exact=True, filter=edge_filter(flt)))
 
+    def exists(self, flt: MemoryFilter) -> bool:
+        with self._use("look for a point") as shard:
+            records, _ = shard.scroll(qe.ScrollRequest(limit=1, filter=edge_filter(flt), with_payload=False,
+                                                       with_vector=False))
+        return bool(records)
+
     def hybrid_search(self, query: HybridQuery) -> list[ScoredPoint]:
         flt = edge_filter(query.filter)
         request = qe.QueryRequest(

@@ -208,6 +208,11 @@ class PgVectorStore(VectorStore):
         with self._read("count points") as conn:
             return int(conn.execute(query).scalar_one())
 
+    def exists(self, flt: MemoryFilter) -> bool:
+        query = sa.select(self.table.c.id).where(*pg_filter(self.table, flt)).limit(1)
+        with self._read("look for a point") as conn:
+            return conn.execute(query).first() is not None
+
     def hybrid_search(self, query: HybridQuery) -> list[ScoredPoint]:
         t = self.table
         flt = pg_filter(t, query.filter)
