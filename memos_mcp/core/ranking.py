@@ -17,6 +17,7 @@ from dataclasses import replace
 from memos_mcp.core.stores.vector import ScoredPoint
 
 QUESTION_POOL = 10  # hits beyond top_k that a telling memory may overtake a question from
+RANKED_FIELDS = ("memory",)  # the payload keys the priors read: all a ranking query needs to return
 _QUESTION_MARKS = ("?", "？")
 
 

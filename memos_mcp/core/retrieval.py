@@ -18,7 +18,7 @@ from memos_mcp.core.graph.fusion import fuse_graph
 from memos_mcp.core.graph.memory import Expansion
 from memos_mcp.core.models import Memory, MemoryKind, MemoryPage, Permission, SearchHit, SearchResult, User
 from memos_mcp.core.payload import from_point, hit_from_point
-from memos_mcp.core.ranking import QUESTION_POOL, questions_last
+from memos_mcp.core.ranking import QUESTION_POOL, RANKED_FIELDS, questions_last
 from memos_mcp.core.relevance import query_variants, relativities
 from memos_mcp.core.stores.vector import HybridQuery, MemoryFilter, ScoredPoint, SparseVector, StoredPoint
 from memos_mcp.core.text import sparse_query, terms
@@ -86,7 +86,7 @@ class Retrieval(Room):
             hq = self.hybrid_query(dense, sparse, replace(flt, kinds=kinds), limit,
                                    boost_conversation_id=conversation_id,
                                    conversation_boost=search.conversation_boost if conversation_id else 0.0,
-                                   dense_weight=dense_weight)
+                                   dense_weight=dense_weight, fields=RANKED_FIELDS, with_dense=False)
             if expansion.links:  # the fusion ranks its own pool beyond the limit
                 return fuse_graph(vectors, hq, expansion, self.settings.graph.weight, order)
             pool = limit + QUESTION_POOL if search.question_penalty else limit
@@ -95,11 +95,17 @@ class Retrieval(Room):
         wanted = flt.kinds or tuple(k.value for k in MemoryKind)
         facts = tuple(k for k in wanted if k != MemoryKind.PREFERENCE)
         prefs = tuple(k for k in wanted if k == MemoryKind.PREFERENCE) if include_preference else ()
+        # Many cubes hold no preference: one cheap look spares them the pass (on pgvector a hybrid query
+        # that matches nothing costs as much as one that does). A read of the store: exact on replicas too.
+        prefs = prefs if prefs and pref_top_k and vectors.exists(replace(flt, kinds=prefs)) else ()
         found, preferred = ranked(facts, top_k), ranked(prefs, pref_top_k)
-        gone = self.catalog.unacknowledged([p.id for p in (*found, *preferred)])  # one look for both passes
+        # The ranking read the fields it needs; the hits kept are read whole, for both passes at once.
+        kept = [p.id for p in (*found, *preferred)]
+        gone = self.catalog.unacknowledged(kept)
+        whole = {p.id: p for p in vectors.retrieve([i for i in kept if i not in gone], with_vectors=True)}
 
-        def hits(points: list[ScoredPoint]) -> list[SearchHit]:
-            points = [p for p in points if p.id not in gone]
+        def hits(ranking: list[ScoredPoint]) -> list[SearchHit]:
+            points = [ScoredPoint(p.id, p.score, w.payload, w.dense) for p in ranking if (w := whole.get(p.id))]
             scores = relativities(judges, [(p.dense, str(p.payload.get("memory", ""))) for p in points],
                                   self._windows.embed)
             return [hit_from_point(p, r) for p, r in zip(points, scores, strict=True) if r >= least]
@@ -115,7 +121,8 @@ class Retrieval(Room):
     def hybrid_query(self, dense: list[float], sparse: SparseVector, flt: MemoryFilter, limit: int,
                      dense_weight: float | None = None, **options: Any) -> HybridQuery:
         """A fused query weighted as the search settings say, or with another ``dense_weight`` (the
-        keyword weight then takes the rest of the settings' sum); ``options`` add the conversation boost."""
+        keyword weight then takes the rest of the settings' sum); ``options`` add the conversation boost, or
+        narrow what each hit carries (``fields``, ``with_dense``)."""
         search = self.settings.search
         dense_weight = search.dense_weight if dense_weight is None else dense_weight
         sparse_weight = max(0.0, search.dense_weight + search.sparse_weight - dense_weight)

@@ -389,6 +389,34 @@ def test_hybrid_search_returns_the_payload(store: VectorStore) -> None:
     assert top.payload["content_hash"] == f"hash-{BOTH}"
 
 
+def test_a_hybrid_search_asking_for_some_fields_and_no_vector_ranks_and_scores_as_a_whole_one(
+        store: VectorStore) -> None:
+    store.upsert([VectorPoint(p.id, p.dense, p.sparse, p.payload | {"memory": f"text {p.id}"})
+                  for p in RANKING_POINTS])
+
+    whole = hybrid(store, dense_weight=0.7, sparse_weight=0.3)
+    narrow = hybrid(store, dense_weight=0.7, sparse_weight=0.3, fields=("memory",), with_dense=False)
+
+    assert [(p.id, p.score) for p in narrow] == [(p.id, pytest.approx(p.score)) for p in whole]
+    assert [p.payload["memory"] for p in narrow] == [f"text {p.id}" for p in whole]
+    assert all(p.dense is None for p in narrow) and all(p.dense is not None for p in whole)
+
+
+def test_exists_tells_whether_any_point_matches_the_filter(store: VectorStore) -> None:
+    preferences = MemoryFilter(cube_ids=(CUBE,), kinds=("preference",))
+    store.upsert([point(1), point(2, kind="preference", status="archived"), point(3, kind="preference",
+                                                                                   cube_id="cube-b")])
+
+    assert store.exists(MemoryFilter(cube_ids=(CUBE,))) and not store.exists(preferences)
+    assert store.exists(MemoryFilter(cube_ids=(CUBE, "cube-b"), kinds=("preference",)))
+    assert store.exists(MemoryFilter(cube_ids=(CUBE,), kinds=("preference",), status=("archived",)))
+
+    store.upsert([point(4, kind="preference")])
+    assert store.exists(preferences)
+    store.delete([pid(4)])
+    assert not store.exists(preferences)
+
+
 def test_dense_search_ranks_by_cosine_similarity(store: VectorStore) -> None:
     diagonal = [1.0, 1.0, 0, 0, 0, 0, 0, 0]
     store.upsert([point(1, dense=axis(1)), point(2, dense=diagonal), point(3, dense=axis(0))])

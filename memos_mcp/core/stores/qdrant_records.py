@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any, Protocol, cast
 
-from memos_mcp.core.stores.vector import DENSE, SPARSE, SparseVector, StoredPoint, VectorPoint
+from memos_mcp.core.stores.vector import DENSE, SPARSE, ScoredPoint, SparseVector, StoredPoint, VectorPoint
 
 
 class QdrantRecord(Protocol):
@@ -26,6 +26,13 @@ def stored_point(record: QdrantRecord, with_vectors: bool) -> StoredPoint:
     vectors = record.vector if with_vectors else None
     dense = cast(list[float], vectors[DENSE]) if isinstance(vectors, dict) else None
     return StoredPoint(str(record.id), record.payload or {}, dense)
+
+
+def scored_point(record: QdrantRecord, score: float, with_vectors: bool) -> ScoredPoint:
+    """The found point with ``score``, its payload and, as for ``stored_point``, its dense vector (each of the
+    record's properties is read once: the engine's binding converts it anew on every read)."""
+    point = stored_point(record, with_vectors)
+    return ScoredPoint(point.id, score, point.payload, point.dense)
 
 
 def whole_point(record: QdrantRecord) -> VectorPoint:

@@ -73,7 +73,8 @@ class StoredPoint:
 @dataclass(frozen=True)
 class ScoredPoint:
     """A found point: ``score`` is the query's own score (fused, or cosine for a dense search);
-    ``dense`` is the point's stored unit vector, returned by ``hybrid_search`` (None elsewhere)."""
+    ``dense`` is the point's stored unit vector, returned by ``hybrid_search`` when the query asks for it
+    (None elsewhere)."""
 
     id: str
     score: float
@@ -121,6 +122,10 @@ class HybridQuery:
     so that with weights summing to 1 (boost apart) the score lies in [0, 1].
     Each of the two prefetches keeps ``candidates`` points. Relevance thresholds are the service's
     (on the calibrated ``relativity``, see ``core.relevance``), not the store's.
+    ``fields``: the payload keys each hit must carry (None: the whole payload; a backend may return more
+    than asked); ``with_dense``: whether each hit carries its dense vector. A ranking that reads few
+    fields asks for those alone and reads the few points it keeps whole afterwards (``retrieve``):
+    reading and decoding every candidate's payload and vector is most of a query's cost.
     """
 
     dense: list[float]
@@ -134,6 +139,8 @@ class HybridQuery:
     boost_conversation_id: str | None = None
     conversation_boost: float = 0.0
     extra: dict[str, Any] = field(default_factory=dict)
+    fields: tuple[str, ...] | None = None
+    with_dense: bool = True
 
 
 class VectorStore(ABC):
@@ -257,8 +264,14 @@ class VectorStore(ABC):
     def count(self, flt: MemoryFilter) -> int: ...
 
     @abstractmethod
+    def exists(self, flt: MemoryFilter) -> bool:
+        """Whether any point matches ``flt``: a read of the store itself (another replica's write counts
+        at once) that stops at the first match, so that it costs little however many points match."""
+
+    @abstractmethod
     def hybrid_search(self, query: HybridQuery) -> list[ScoredPoint]:
-        """Best points first by the fused score of ``HybridQuery``, each with its dense vector."""
+        """Best points first by the fused score of ``HybridQuery``, each with the payload keys it asks for
+        (``fields``) and its dense vector unless ``with_dense`` is False."""
 
     @abstractmethod
     def dense_search(self, vector: list[float], flt: MemoryFilter, limit: int) -> list[ScoredPoint]:

@@ -12,7 +12,7 @@ from typing import Any
 from qdrant_client import QdrantClient
 from qdrant_client import models as m
 
-from memos_mcp.core.stores.qdrant_records import stored_point, whole_point
+from memos_mcp.core.stores.qdrant_records import scored_point, stored_point, whole_point
 from memos_mcp.core.stores.vector import (
     DENSE,
     ORDER_FIELD,
@@ -270,6 +270,12 @@ class QdrantClientVectorStore(VectorStore):
         with _driver("count points"):
             return self.client.count(self.collection, count_filter=client_filter(flt), exact=True).count
 
+    def exists(self, flt: MemoryFilter) -> bool:
+        with _driver("look for a point"):
+            records, _ = self.client.scroll(self.collection, scroll_filter=client_filter(flt), limit=1,
+                                            with_payload=False, with_vectors=False)
+        return bool(records)
+
     def hybrid_search(self, query: HybridQuery) -> list[ScoredPoint]:
         flt = client_filter(query.filter)
         sparse = m.SparseVector(indices=query.sparse.indices, values=query.sparse.values)
@@ -284,10 +290,10 @@ class QdrantClientVectorStore(VectorStore):
                 query=m.FormulaQuery(formula=_formula(query), defaults={"$score[0]": 0.0, "$score[1]": 0.0}),
                 query_filter=flt,
                 limit=query.limit,
-                with_payload=True,
-                with_vectors=[DENSE],
+                with_payload=True if query.fields is None else list(query.fields),
+                with_vectors=[DENSE] if query.with_dense else False,
             ).points
-        return [ScoredPoint(str(h.id), h.score, h.payload or {}, stored_point(h, True).dense) for h in hits]
+        return [scored_point(h, h.score, query.with_dense) for h in hits]
 
     def dense_search(self, vector: list[float], flt: MemoryFilter, limit: int) -> list[ScoredPoint]:
         with _driver("run a dense search"):

@@ -20,7 +20,7 @@ import qdrant_edge as qe
 
 from memos_mcp.core.stores import edge_index
 from memos_mcp.core.stores.edge_index import Gate
-from memos_mcp.core.stores.qdrant_records import stored_point, whole_point
+from memos_mcp.core.stores.qdrant_records import scored_point, stored_point, whole_point
 from memos_mcp.core.stores.vector import (
     DENSE,
     ORDER_FIELD,
@@ -213,6 +213,12 @@ class EdgeVectorStore(VectorStore):
         with self._use("count points") as shard:
             return shard.count(qe.CountRequest(exact=True, filter=edge_filter(flt)))
 
+    def exists(self, flt: MemoryFilter) -> bool:
+        with self._use("look for a point") as shard:
+            records, _ = shard.scroll(qe.ScrollRequest(limit=1, filter=edge_filter(flt), with_payload=False,
+                                                       with_vector=False))
+        return bool(records)
+
     def hybrid_search(self, query: HybridQuery) -> list[ScoredPoint]:
         flt = edge_filter(query.filter)
         request = qe.QueryRequest(
@@ -232,12 +238,12 @@ class EdgeVectorStore(VectorStore):
             ],
             query=qe.Formula(_formula(query), defaults={"$score[0]": 0.0, "$score[1]": 0.0}),
             filter=flt,
-            with_payload=True,
-            with_vector=[DENSE],
+            with_payload=True if query.fields is None else qe.PayloadSelector.Include(list(query.fields)),
+            with_vector=_vectors(query.with_dense),
         )
         with self._use("run a hybrid search") as shard:
             hits = shard.query(request)
-        return [ScoredPoint(str(h.id), h.score, h.payload or {}, stored_point(h, True).dense) for h in hits]
+        return [scored_point(h, h.score, query.with_dense) for h in hits]
 
     def dense_search(self, vector: list[float], flt: MemoryFilter, limit: int) -> list[ScoredPoint]:
         request = qe.QueryRequest(

@@ -208,6 +208,11 @@ class PgVectorStore(VectorStore):
         with self._read("count points") as conn:
             return int(conn.execute(query).scalar_one())
 
+    def exists(self, flt: MemoryFilter) -> bool:
+        query = sa.select(self.table.c.id).where(*pg_filter(self.table, flt)).limit(1)
+        with self._read("look for a point") as conn:
+            return conn.execute(query).first() is not None
+
     def hybrid_search(self, query: HybridQuery) -> list[ScoredPoint]:
         t = self.table
         flt = pg_filter(t, query.filter)
@@ -219,7 +224,8 @@ class PgVectorStore(VectorStore):
         fused = _fuse(t, query, [near] if keyword is None else [near, keyword])
         with self._read("run a hybrid search", ef=query.candidates) as conn:
             rows = conn.execute(fused).all()
-        return [ScoredPoint(str(r.id), float(r.score), r.payload, _floats(r.dense)) for r in rows]
+        return [ScoredPoint(str(r.id), float(r.score), r.payload, _floats(r.dense) if query.with_dense else None)
+                for r in rows]
 
     def dense_search(self, vector: list[float], flt: MemoryFilter, limit: int) -> list[ScoredPoint]:
         t = self.table
@@ -469,7 +475,8 @@ def _fuse(t: sa.Table, query: HybridQuery, sides: list[sa.CTE]) -> sa.Select[Any
     if query.boost_conversation_id is not None and query.conversation_boost:
         score = score + sa.case((t.c.conversation_id == query.boost_conversation_id, query.conversation_boost),
                                 else_=0.0)
-    return (sa.select(t.c.id, t.c.payload, t.c.dense, score.label("score"))
+    dense = [t.c.dense] if query.with_dense else []  # the payload is whole whatever ``fields`` asks
+    return (sa.select(t.c.id, t.c.payload, *dense, score.label("score"))
             .join_from(t, union, union.c.id == t.c.id)
             .order_by(sa.desc("score"), t.c.id).limit(query.limit))
 
