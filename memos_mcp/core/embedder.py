@@ -14,6 +14,7 @@ import os
 import threading
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -156,8 +157,9 @@ class LocalOnnxEmbedder(Embedder):
     spin-wait for the next work. Off by default: spinning saves little latency and burns CPU that
     concurrent requests need (measured: twice the CPU time per query embedding; see the README).
     ``query_int8``: search queries run through the same model quantized to int8 (``core.query_model``,
-    derived once and kept in ``cache_dir``) with ``query_threads`` intra-op threads, about 2.5 times
-    faster; stored texts always use the model as packaged. ``query_prefix``/``document_prefix``: see
+    derived once and kept in ``cache_dir``) with ``query_threads`` intra-op threads, one text per run
+    and the runs of a call's texts on ``threads`` threads at once, about 2.5 times faster; stored texts
+    always use the model as packaged. ``query_prefix``/``document_prefix``: see
     ``Embedder``."""
 
     def __init__(self, threads: int | None = None, batch_size: int = 32, max_length: int = 256,
@@ -177,6 +179,7 @@ class LocalOnnxEmbedder(Embedder):
         self.cache_dir = cache_dir
         self._model: tuple[Tokenizer, onnxruntime.InferenceSession] | None = None
         self._query_session: onnxruntime.InferenceSession | None = None
+        self._query_pool: ThreadPoolExecutor | None = None
 
     def _load(self) -> int:
         model_file, tokenizer_file = _local_model_files()
@@ -201,6 +204,8 @@ class LocalOnnxEmbedder(Embedder):
         if self.query_int8:
             self._query_session = query_session(model_file, self.cache_dir or default_cache_dir(),
                                                 self._options(self.query_threads))
+            if self.threads > 1:
+                self._query_pool = ThreadPoolExecutor(self.threads, thread_name_prefix="memos-query-model")
         self._model = (tokenizer, session)
         return dimension
 
@@ -229,8 +234,12 @@ class LocalOnnxEmbedder(Embedder):
         if quantized is None:
             return self._run(model[0], model[1], texts)
         # One text per run: the quantized model scales activations over the whole run, so a text's
-        # vector would depend on the texts embedded with it.
-        return self._run(model[0], quantized, texts, batch_size=1)
+        # vector would depend on the texts embedded with it. The runs of several texts (a question and
+        # its variants, or concurrent searches) go to the pool's threads at once, one core each.
+        pool = self._query_pool
+        if len(texts) == 1 or pool is None:
+            return self._run(model[0], quantized, texts, batch_size=1)
+        return [vector for [vector] in pool.map(lambda text: self._run(model[0], quantized, [text]), texts)]
 
     def _run(self, tokenizer: Tokenizer, session: onnxruntime.InferenceSession,
              texts: list[str], batch_size: int | None = None) -> list[list[float]]:
@@ -262,6 +271,9 @@ class LocalOnnxEmbedder(Embedder):
     def _release(self) -> None:
         self._model = None
         self._query_session = None
+        if self._query_pool is not None:
+            self._query_pool.shutdown(wait=True)
+            self._query_pool = None
 
 
 class OpenAIEmbedder(Embedder):
