@@ -59,7 +59,8 @@ def run_checks(settings: Settings) -> int:
         try:
             check("catalog", lambda: f"{service.catalog.location}: {service.catalog.check()}; " + ", ".join(
                 f"{n} {k}" for k, n in service.catalog.counts().items()))
-            check("embedder", lambda: f"{service.embedder.model_id}, dimension {service.embedder.dimension}")
+            check("embedder", lambda: f"{service.embedder.model_id}, dimension {service.embedder.dimension}; "
+                  f"queries: {service.embedder.query_model()}")
             check("vectors", lambda: _check_vectors(service))
             check("graph", lambda: _check_graph(service))
         finally:

@@ -133,6 +133,7 @@ def test_doctor_passes_every_check_on_a_fresh_data_directory(tmp_path: Path) -> 
     assert all(verdict == "ok" for verdict, _ in checks.values()), checks
     assert str(data_dir) in checks["data dir"][1]
     assert "dimension 384" in checks["embedder"][1]
+    assert "queries: int8, cached in " in checks["embedder"][1]  # the int8 query model and where it lies
     assert "not configured" in checks["llm"][1]
     assert str(data_dir / "graph.sqlite3") in checks["graph"][1]
     assert f"data_dir: {data_dir}" in result.stdout  # the effective configuration comes first

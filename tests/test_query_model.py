@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import logging
 import os
+import stat
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -103,6 +105,77 @@ def test_a_damaged_cached_model_is_made_again(quantized: LocalOnnxEmbedder, tmp_
     finally:
         again.close()
     assert cached_files(tmp_path) == [made] and made.stat().st_size == size
+    assert stat.S_IMODE(made.stat().st_mode) & 0o044 == 0o044  # readable by the other users (an image's server)
+
+
+def onnx_model(width: int, path: Path) -> None:
+    """A valid ONNX model with the embedder's inputs whose last_hidden_state is each token id times a
+    fixed vector of ``width``: loads and runs, but is not all-MiniLM-L6-v2."""
+    from onnx import TensorProto, helper, save
+
+    inputs = [helper.make_tensor_value_info(name, TensorProto.INT64, ["batch", "tokens"])
+              for name in ("input_ids", "attention_mask", "token_type_ids")]
+    output = helper.make_tensor_value_info("last_hidden_state", TensorProto.FLOAT, ["batch", "tokens", width])
+    direction = helper.make_tensor("direction", TensorProto.FLOAT, [width], [1.0 + i % 3 for i in range(width)])
+    axes = helper.make_tensor("axes", TensorProto.INT64, [1], [2])
+    nodes = [helper.make_node("Cast", ["input_ids"], ["ids"], to=TensorProto.FLOAT),
+             helper.make_node("Unsqueeze", ["ids", "axes"], ["column"]),
+             helper.make_node("Mul", ["column", "direction"], ["last_hidden_state"])]
+    graph = helper.make_graph(nodes, "not-minilm", inputs, [output], [direction, axes])
+    save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), str(path))
+
+
+@pytest.mark.parametrize("width", [10, 384])
+def test_another_model_put_in_the_cache_is_found_out_and_made_again(
+        quantized: LocalOnnxEmbedder, tmp_path: Path, width: int) -> None:
+    first = LocalOnnxEmbedder(cache_dir=tmp_path)
+    first.load()
+    first.close()
+    [made] = cached_files(tmp_path)
+    onnx_model(width, made)
+    again = LocalOnnxEmbedder(cache_dir=tmp_path)
+    try:
+        assert again.embed_queries(QUESTIONS) == quantized.embed_queries(QUESTIONS)
+        assert again.query_model() == f"int8, cached in {made}"
+    finally:
+        again.close()
+    later = LocalOnnxEmbedder(cache_dir=tmp_path)  # the file made again serves the next load as it is
+    try:
+        assert later.embed_queries(QUESTIONS) == quantized.embed_queries(QUESTIONS)
+    finally:
+        later.close()
+
+
+def test_without_a_home_directory_the_query_model_is_made_in_memory(
+        quantized: LocalOnnxEmbedder, monkeypatch: pytest.MonkeyPatch) -> None:
+    def no_home() -> Path:
+        raise RuntimeError("Could not determine home directory.")  # as pathlib says: no HOME, no passwd entry
+
+    monkeypatch.delenv("XDG_CACHE_HOME", raising=False)
+    monkeypatch.setattr(Path, "home", staticmethod(no_home))
+    embedder = LocalOnnxEmbedder()
+    try:
+        assert embedder.embed_queries(QUESTIONS) == quantized.embed_queries(QUESTIONS)
+        assert embedder.query_model().startswith("int8, made in memory")
+    finally:
+        embedder.close()
+
+
+def test_when_the_query_model_cannot_be_made_queries_use_the_packaged_model(
+        packaged: LocalOnnxEmbedder, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+        caplog: pytest.LogCaptureFixture) -> None:
+    blocked = tmp_path / "a-file"
+    blocked.write_text("not a folder")
+    monkeypatch.setattr(tempfile, "tempdir", str(blocked))  # the quantizer's work folder cannot be made
+    embedder = LocalOnnxEmbedder(cache_dir=tmp_path / "cache")
+    try:
+        with caplog.at_level(logging.WARNING, logger="memos_mcp.core.query_model"):
+            assert embedder.embed_queries(QUESTIONS) == packaged.embed_queries(QUESTIONS)
+        assert embedder.embed(STORED) == packaged.embed(STORED)
+        assert embedder.query_model().startswith("off: cannot be made")
+    finally:
+        embedder.close()
+    assert "queries use the packaged model" in caplog.text
 
 
 def test_a_cache_folder_that_cannot_be_written_still_serves_quantized_queries(

