@@ -68,6 +68,17 @@ def test_stored_texts_keep_the_packaged_model(quantized: LocalOnnxEmbedder, pack
     assert packaged.embed_queries(QUESTIONS) == packaged.embed(QUESTIONS)
 
 
+def test_texts_compared_with_queries_go_through_the_query_model_with_the_document_prefix(
+        quantized: LocalOnnxEmbedder, cache: Path) -> None:
+    """A long hit's sentence windows are compared with the query and never stored: the fast model."""
+    assert quantized.embed_for_comparison(STORED) == quantized.embed_queries(STORED)
+    prefixed = LocalOnnxEmbedder(cache_dir=cache, query_prefix="query: ", document_prefix="passage: ")
+    try:
+        assert prefixed.embed_for_comparison(STORED) == quantized.embed_queries([f"passage: {t}" for t in STORED])
+    finally:
+        prefixed.close()
+
+
 def test_a_query_vector_does_not_depend_on_the_texts_embedded_with_it(quantized: LocalOnnxEmbedder) -> None:
     together = quantized.embed_queries(QUESTIONS)
     alone = [quantized.embed_query(q) for q in QUESTIONS]

@@ -1,4 +1,4 @@
-"""A bounded cache of document vectors by text, for texts that search embeds again and again.
+"""A bounded cache of vectors by text, for texts that search embeds again and again.
 
 A search judges a long hit by its sentence windows (``core.relevance``), which are embedded at query
 time; in a person's store the same long memories come back for many queries, and each time their

@@ -72,6 +72,11 @@ class Embedder(ABC):
         """Vectors of texts to store (each after ``document_prefix``), one per text, in order."""
         return self._prefixed(texts, self.document_prefix, self._embed)
 
+    def embed_for_comparison(self, texts: Sequence[str]) -> list[list[float]]:
+        """Vectors of texts that are compared with search queries and never stored (a long hit's sentence
+        windows, ``core.relevance``): each after ``document_prefix``, by the model that embeds queries."""
+        return self._prefixed(texts, self.document_prefix, self._embed_queries)
+
     def query_model(self) -> str:
         """How search queries are embedded, for ``doctor``: here by the same model as stored texts."""
         return "the same model as stored texts"

@@ -26,7 +26,8 @@ sentence (``windows``: runs of whole sentences of at most ``WINDOW_CHARS``), and
 counts: one fact in a page of other text is as relevant as the same fact said alone, while the whole
 piece's vector is diluted by the rest (a passport number at the end of 3,000 characters scored 0.24).
 Only hits longer than ``LONG_MEMORY`` pay for it, and at most ``MAX_WINDOWS`` windows per search are
-embedded (one batch, the best-ranked hits' first).
+embedded (one batch, the best-ranked hits' first, by the model that embeds queries:
+``Embedder.embed_for_comparison``).
 """
 
 from __future__ import annotations

@@ -35,7 +35,7 @@ class Retrieval(Room):
 
     def __init__(self, stores: Stores) -> None:
         super().__init__(stores)
-        self._windows = EmbeddingCache(self.embedder.embed, WINDOW_CACHE)
+        self._windows = EmbeddingCache(self.embedder.embed_for_comparison, WINDOW_CACHE)
 
     def search(
         self, actor_id: str, query: str, *, cube_ids: Sequence[str] | None = None, user_id: str | None = None,
