@@ -92,13 +92,21 @@ def quantize(source: Path) -> bytes:
         options.optimized_model_filepath = str(folded)
         options.log_severity_level = 3
         onnxruntime.InferenceSession(str(source), sess_options=options, providers=["CPUExecutionProvider"])
-        quiet = logging.getLogger().level
-        logging.getLogger().setLevel(logging.ERROR)  # the quantizer advises pre-processing on the root logger
+        advice = _QuantizerAdvice()
+        logging.getLogger().addFilter(advice)
         try:
             quantize_dynamic(folded, quantized, weight_type=QuantType.QInt8, per_channel=True)
         finally:
-            logging.getLogger().setLevel(quiet)
+            logging.getLogger().removeFilter(advice)
         return quantized.read_bytes()
+
+
+class _QuantizerAdvice(logging.Filter):
+    """Drops the quantizer's advice (to pre-process the model first), which it logs as warnings on the
+    root logger; everything else passes."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return record.levelno >= logging.ERROR or "onnxruntime" not in record.pathname
 
 
 def _store(path: Path, model: bytes) -> bool:
