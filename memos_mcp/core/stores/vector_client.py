@@ -287,8 +287,8 @@ class QdrantClientVectorStore(VectorStore):
                                params=self._search_params()),
                     m.Prefetch(query=sparse, using=SPARSE, filter=flt, limit=query.candidates),
                 ],
+                # The formula scores the prefetched points alone, which passed the filter already.
                 query=m.FormulaQuery(formula=_formula(query), defaults={"$score[0]": 0.0, "$score[1]": 0.0}),
-                query_filter=flt,
                 limit=query.limit,
                 with_payload=True if query.fields is None else list(query.fields),
                 with_vectors=[DENSE] if query.with_dense else False,
