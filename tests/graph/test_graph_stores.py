@@ -168,6 +168,18 @@ def test_known_names_relations_of_memories_and_deleting_an_entity(graph_store: G
         graph_store.delete_entity(cube, "Alice Smith")
 
 
+def test_types_of_entity_keys_in_one_read_of_this_cube_only(graph_store: GraphStore, cube_ids: list[str]) -> None:
+    cube, other = cube_ids
+    graph_store.upsert_entities(cube, [Entity("Alice Smith", "person", ("Ally",)), Entity("Acme", "organization")])
+    graph_store.add_relations(cube, [rel(cube, "Alice Smith", "works at", "Acme", "m1")])
+    graph_store.upsert_entities(other, [Entity("Bob", "person")])
+
+    keys = list(graph_store.known(cube, ["ally", "ACME", "bob"]).values())
+    assert graph_store.types(cube, [*keys, "bob", "nobody"]) == {"alice smith": "person", "acme": "organization"}
+    assert graph_store.types(other, ["bob", "alice smith"]) == {"bob": "person"}
+    assert graph_store.types(cube, []) == {}
+
+
 def test_linked_memories_are_the_newest_links_of_valid_relations_at_most_limit(graph_store: GraphStore,
                                                                                cube_ids: list[str]) -> None:
     cube, other = cube_ids

@@ -144,8 +144,8 @@ class GraphMemory:
 
     def people(self, cube_id: str, names: Collection[str]) -> set[str]:
         """Keys of the persons of the cube among ``names``."""
-        keys = set(self.store.known(cube_id, list(names)).values())
-        return {key for key in keys if (found := self.store.entity(cube_id, key)) and found.type == PERSON}
+        types = self.store.types(cube_id, list(self.store.known(cube_id, list(names)).values()))
+        return {key for key, kind in types.items() if kind == PERSON}
 
     def extract(self, cube_id: str, items: Sequence[tuple[str, str | None]]) -> list[ExtractedGraph]:
         """Deterministic graphs of memories stored together, each ``(text, speaker)``: the speakers of
@@ -169,12 +169,13 @@ class GraphMemory:
         specificity: dict[str, float] = {}
         scores: dict[str, float] = {}
         people: list[str] = []
-        for key in self.query_entities(cube_id, query):
+        named = self.query_entities(cube_id, query)
+        types = self.store.types(cube_id, named) if named else {}
+        for key in named:
             linked = self.store.linked_memories(cube_id, [key], at, LINKED)
             if not linked:
                 continue
-            found = self.store.entity(cube_id, key)
-            if found is not None and found.type == PERSON:
+            if types.get(key) == PERSON:
                 people.append(key)
                 specificity[key] = 1.0
             elif not self.entity_links:
@@ -195,12 +196,13 @@ class GraphMemory:
         """``expand`` over two hops: every memory within them is read (its cost follows the fan-out)."""
         scores: dict[str, float] = {}
         people: list[str] = []
-        for key in self.query_entities(cube_id, query):
+        named = self.query_entities(cube_id, query)
+        types = self.store.types(cube_id, named) if named else {}
+        for key in named:
             weights = self.store.memories_for(cube_id, [key], depth, at, self.decay)
             if not weights:
                 continue
-            found = self.store.entity(cube_id, key)
-            if found is not None and found.type == PERSON:
+            if types.get(key) == PERSON:
                 people.append(key)
                 specificity = 1.0
             elif not self.entity_links:

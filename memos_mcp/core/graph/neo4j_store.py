@@ -162,6 +162,14 @@ class Neo4jGraphStore(GraphStore):
             RETURN e.name AS name, e.type AS type, e.aliases AS aliases""", cube=cube_id, key=key)
         return self._entity(recs[0], cube_id) if recs else None
 
+    def types(self, cube_id: str, keys: Sequence[str]) -> dict[str, str]:
+        unique = sorted(set(keys))
+        if not unique:
+            return {}
+        recs = self._query("""UNWIND $keys AS k MATCH (e:Entity {cube_id: $cube, key: k})
+            RETURN e.key AS key, e.type AS type""", cube=cube_id, keys=unique)
+        return {rec["key"]: rec["type"] for rec in recs}
+
     def entities(self, cube_id: str, limit: int = 100, offset: int = 0) -> list[Entity]:
         recs = self._query("""MATCH (e:Entity {cube_id: $cube}) RETURN e.name AS name, e.type AS type,
             e.aliases AS aliases ORDER BY e.key SKIP $offset LIMIT $limit""", cube=cube_id, offset=offset, limit=limit)

@@ -189,6 +189,14 @@ class PostgresGraphStore(GraphStore):
                           {"cube": cube_id, "key": key})
         return self._entities(cube_id, rows)[0] if rows else None
 
+    def types(self, cube_id: str, keys: Sequence[str]) -> dict[str, str]:
+        unique = sorted(set(keys))
+        if not unique:
+            return {}
+        rows = self._rows(sa.text("SELECT key, type FROM graph_entities WHERE cube_id = :cube AND key = ANY(:keys)"),
+                          {"cube": cube_id, "keys": unique})
+        return {row._mapping["key"]: row._mapping["type"] for row in rows}
+
     def entities(self, cube_id: str, limit: int = 100, offset: int = 0) -> list[Entity]:
         rows = self._rows(sa.text('SELECT * FROM graph_entities WHERE cube_id = :cube ORDER BY key COLLATE "C" '
                                   "LIMIT :limit OFFSET :offset"), {"cube": cube_id, "limit": limit, "offset": offset})

@@ -200,6 +200,14 @@ class SqliteGraphStore(GraphStore):
         rows = self._rows("SELECT * FROM entities WHERE cube_id = ? AND key = ?", (cube_id, key))
         return self._entities(cube_id, rows)[0] if rows else None
 
+    def types(self, cube_id: str, keys: Sequence[str]) -> dict[str, str]:
+        unique = sorted(set(keys))
+        if not unique:
+            return {}
+        marks = ",".join("?" * len(unique))
+        rows = self._rows(f"SELECT key, type FROM entities WHERE cube_id = ? AND key IN ({marks})", (cube_id, *unique))
+        return {row["key"]: row["type"] for row in rows}
+
     def entities(self, cube_id: str, limit: int = 100, offset: int = 0) -> list[Entity]:
         rows = self._rows("SELECT * FROM entities WHERE cube_id = ? ORDER BY key LIMIT ? OFFSET ?",
                           (cube_id, limit, offset))

@@ -90,6 +90,11 @@ class GraphStore(ABC):
     def entities(self, cube_id: str, limit: int = 100, offset: int = 0) -> list[Entity]:
         """Entities ordered by key."""
 
+    @abstractmethod
+    def types(self, cube_id: str, keys: Sequence[str]) -> dict[str, str]:
+        """The type of each entity of the cube among ``keys`` (entity keys, as ``known`` gives them; other
+        keys are left out): one read, where ``entity`` costs several per name."""
+
     def known(self, cube_id: str, names: Sequence[str]) -> dict[str, str]:
         """The names (by key or alias) that are entities of the cube, each with its entity's key."""
         found = self._found(cube_id, names)
