@@ -230,6 +230,8 @@ BOTH_CUBES = (CUBE, "cube-b")
         ({"cube_ids": BOTH_CUBES, "status": (), "memory_types": ("UserMemory", "WorkingMemory")}, {2, 4}),
         ({"cube_ids": BOTH_CUBES, "kinds": ("fact",)}, {1, 3}),
         ({"cube_ids": BOTH_CUBES, "status": (), "tags_any": ("urgent", "home")}, {1, 2}),
+        ({"cube_ids": BOTH_CUBES, "status": (), "tags_any": ("work",)}, {1, 4}),  # one value in an array field
+        ({"cube_ids": BOTH_CUBES, "status": (), "tags_any": ("nowhere",)}, set()),
         ({"cube_ids": BOTH_CUBES, "status": (), "conversation_id": "c2"}, {2, 4}),
         ({"cube_ids": BOTH_CUBES, "user_id": "alice"}, {1, 3}),
         ({"cube_ids": BOTH_CUBES, "content_hash": "hash-4"}, {4}),
@@ -238,7 +240,7 @@ BOTH_CUBES = (CUBE, "cube-b")
         ({"cube_ids": BOTH_CUBES, "event_time_to": 100.0}, {1}),
     ],
     ids=["cube", "other-cube", "default-status", "status", "memory-types", "kinds", "tags-any",
-         "conversation", "user", "content-hash", "time-range", "time-from", "time-to"],
+         "one-tag", "unknown-tag", "conversation", "user", "content-hash", "time-range", "time-from", "time-to"],
 )
 def test_each_filter_condition_keeps_only_matching_points(
     store: VectorStore, conditions: dict[str, Any], expected: set[int]
