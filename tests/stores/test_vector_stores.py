@@ -251,6 +251,8 @@ def test_each_filter_condition_keeps_only_matching_points(
     assert store.count(flt) == len(expected)
     assert set(ids(store.scroll(flt, limit=10))) == {pid(n) for n in expected}
     assert set(ids(store.dense_search(axis(0), flt, limit=10))) == {pid(n) for n in expected}
+    # Every point matches the query's vectors, so the filter alone decides what the fused search returns.
+    assert set(ids(hybrid(store, sparse=terms(1, 2, 3, 4), filter=flt))) == {pid(n) for n in expected}
 
 
 @pytest.mark.parametrize(
@@ -275,6 +277,7 @@ def test_a_metadata_filter_matches_only_equal_values(
 
     assert store.count(flt) == len(expected)
     assert set(ids(store.scroll(flt, limit=10))) == {pid(n) for n in expected}
+    assert set(ids(hybrid(store, sparse=terms(1, 2, 3, 4), filter=flt))) == {pid(n) for n in expected}
 
 
 def test_scroll_returns_newest_first_and_skips_the_offset(store: VectorStore) -> None:
