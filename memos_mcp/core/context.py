@@ -24,6 +24,7 @@ from memos_mcp.core.graph.memory import GraphMemory, MemoryGraph
 from memos_mcp.core.graph.store import GraphStore
 from memos_mcp.core.models import HistoryEvent, Memory
 from memos_mcp.core.payload import index_texts
+from memos_mcp.core.relevance import stored_windows, windows
 from memos_mcp.core.stores.catalog import Catalog
 from memos_mcp.core.stores.vector import VectorStore
 from memos_mcp.core.text import is_blank
@@ -155,6 +156,16 @@ class Stores:
                     event_time: datetime | None) -> tuple[str, str]:
         """The dense and sparse index texts of a memory, as the search settings say."""
         return index_texts(text, speaker, context, event_time, self.settings.search.dense_context)
+
+    def window_vectors(self, texts: Sequence[str]) -> dict[str, dict[str, str]]:
+        """The payload form of each long text's window vectors (``relevance.stored_windows``), by text;
+        short texts are left out. One model call for every window of every text."""
+        parts = {text: found for text in dict.fromkeys(texts) if (found := windows(text))}
+        unique = list(dict.fromkeys(window for found in parts.values() for window in found))
+        if not unique:
+            return {}
+        vectors = dict(zip(unique, self.embedder.embed_for_comparison(unique), strict=True))
+        return {text: stored_windows(text, [vectors[w] for w in found]) for text, found in parts.items()}
 
     def ingest_graph(self, cube_id: str, items: Sequence[tuple[Memory, ExtractedGraph | None, str | None]]) -> None:
         """The graph of stored memories: the extraction's own, or the deterministic one of text and speaker."""

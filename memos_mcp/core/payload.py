@@ -9,10 +9,11 @@ from datetime import datetime
 from typing import Any
 
 from memos_mcp.core.models import Memory, SearchHit
+from memos_mcp.core.relevance import WINDOWS_FIELD
 from memos_mcp.core.stores.vector import ScoredPoint, StoredPoint
 from memos_mcp.core.timeparse import from_epoch, to_epoch
 
-INDEX_ONLY = ("content_hash", "context", "speaker", "derived_tags", "key_given")
+INDEX_ONLY = ("content_hash", "context", "speaker", "derived_tags", "key_given", WINDOWS_FIELD)
 _EPOCH_FIELDS = ("created_at", "updated_at", "event_time")
 
 
@@ -35,10 +36,12 @@ def spoken(text: str, speaker: str | None) -> str:
 
 
 def to_payload(memory: Memory, content_hash: str, context: str, speaker: str | None,
-               derived_tags: Sequence[str] | None = None, key_given: bool | None = None) -> dict[str, Any]:
+               derived_tags: Sequence[str] | None = None, key_given: bool | None = None,
+               windows: dict[str, str] | None = None) -> dict[str, Any]:
     """The point payload of ``memory``. ``derived_tags`` are the tags its text gave it (the others are
     the caller's), ``key_given`` says whether a caller set its key (None for either: not known, see
-    ``extractor.derived``): an update of the text derives the derived ones again."""
+    ``extractor.derived``): an update of the text derives the derived ones again. ``windows``: a long
+    memory's window vectors (``relevance.stored_windows``), never part of the memory a reader gets."""
     payload = memory.model_dump(mode="json", exclude={"id", "embedding", "ref_id"})
     payload.update(created_at=to_epoch(memory.created_at), updated_at=to_epoch(memory.updated_at),
                    event_time=to_epoch(memory.event_time or memory.created_at),
@@ -47,6 +50,8 @@ def to_payload(memory: Memory, content_hash: str, context: str, speaker: str | N
         payload["derived_tags"] = list(derived_tags)
     if key_given is not None:
         payload["key_given"] = key_given
+    if windows is not None:
+        payload[WINDOWS_FIELD] = windows
     return payload
 
 def from_point(point: StoredPoint | ScoredPoint) -> Memory:

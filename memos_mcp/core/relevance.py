@@ -25,20 +25,30 @@ A long memory (a piece of a long text: up to ``chunk_size`` characters) is also 
 sentence (``windows``: runs of whole sentences of at most ``WINDOW_CHARS``), and its best window
 counts: one fact in a page of other text is as relevant as the same fact said alone, while the whole
 piece's vector is diluted by the rest (a passport number at the end of 3,000 characters scored 0.24).
-Only hits longer than ``LONG_MEMORY`` pay for it, and at most ``MAX_WINDOWS`` windows per search are
-embedded (one batch, the best-ranked hits' first, by the model that embeds queries:
-``Embedder.embed_for_comparison``).
+Only hits longer than ``LONG_MEMORY`` pay for it. A memory's window vectors are made when it is written
+(by the model that embeds queries: ``Embedder.embed_for_comparison``) and kept in its payload
+(``stored_windows``, ``WINDOWS_FIELD``); a long hit without them (stored before they existed, imported)
+has its windows embedded at search time, at most ``MAX_WINDOWS`` per search (one batch, the best-ranked
+hits' first).
 """
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import math
 import re
 from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    import numpy as np
+    import numpy.typing as npt
 
 WINDOW_CHARS = 300  # the longest window of sentences a long memory is judged by
 LONG_MEMORY = 2 * WINDOW_CHARS  # a memory longer than this is also judged by its windows
-MAX_WINDOWS = 16  # windows judged per search, at most: the best-ranked long hits' first (a bounded cost)
+MAX_WINDOWS = 16  # windows embedded per search, at most: the best-ranked long hits' first (a bounded cost)
+WINDOWS_FIELD = "windows"  # the payload field of a long memory's window vectors, made when it is written
 _SENTENCE_END = re.compile(r"(?<=[.!?。！？])\s+|\n+")
 SLOPE = 14.699  # logistic on the cosine, fitted as the module docstring says
 BIAS = -4.875
@@ -107,21 +117,64 @@ def windows(text: str) -> list[str]:
     return found[:MAX_WINDOWS] if len(found) > 1 else []
 
 
-def relativities(queries: Sequence[Sequence[float]], hits: Sequence[tuple[Sequence[float] | None, str]],
+def stored_windows(text: str, vectors: Sequence[Sequence[float]]) -> dict[str, str]:
+    """The payload form (``WINDOWS_FIELD``) of the vectors of ``windows(text)``, one per window in order:
+    ``digest``, 16 hex digits of the SHA-256 of the windows joined by line breaks (``read_windows``
+    trusts the vectors only for the same windows), and ``f16``, the vectors as little-endian 16-bit floats
+    (a cosine changes by less than 0.001), base64. ``ValueError`` when the counts differ."""
+    import numpy as np
+
+    parts = windows(text)
+    if len(parts) != len(vectors):
+        raise ValueError(f"{len(vectors)} vectors for {len(parts)} windows")
+    packed = np.asarray(vectors, dtype="<f2").tobytes()
+    return {"digest": _digest(parts), "f16": base64.b64encode(packed).decode("ascii")}
+
+
+def read_windows(text: str, stored: object, dimension: int) -> npt.NDArray[np.float32] | None:
+    """The window vectors (windows x ``dimension``) that ``stored_windows`` made for ``text``, or None
+    when ``stored`` is missing, malformed, or made for other windows (the text changed since)."""
+    import numpy as np
+
+    if not isinstance(stored, dict) or not isinstance(stored.get("f16"), str):
+        return None
+    parts = windows(text)
+    if not parts or stored.get("digest") != _digest(parts):
+        return None
+    try:
+        packed = base64.b64decode(stored["f16"], validate=True)
+    except ValueError:
+        return None
+    if len(packed) != len(parts) * dimension * 2:
+        return None
+    return np.frombuffer(packed, dtype="<f2").reshape(len(parts), dimension).astype(np.float32)
+
+
+def _digest(parts: Sequence[str]) -> str:
+    return hashlib.sha256("\n".join(parts).encode("utf-8")).hexdigest()[:16]
+
+
+def relativities(queries: Sequence[Sequence[float]],
+                 hits: Sequence[tuple[Sequence[float] | None, str, npt.NDArray[np.float32] | None]],
                  embed: Callable[[list[str]], Sequence[Sequence[float]]]) -> list[float]:
-    """The calibrated relevance of each hit ``(unit dense vector, text)`` to the best of the query's unit
-    vectors: its whole vector's, or for a long text the best of that and its sentence windows' (embedded
-    by ``embed`` in one batch); 0.0 for a hit without a vector (or with no query vector)."""
+    """The calibrated relevance of each hit ``(unit dense vector, text, its window vectors or None)`` to
+    the best of the query's unit vectors: its whole vector's, or for a long text the best of that and
+    its sentence windows', as stored (``read_windows``) or else embedded by ``embed`` in one batch (at
+    most ``MAX_WINDOWS`` of them); 0.0 for a hit without a vector (or with no query vector)."""
     if not queries or not hits:
         return [0.0] * len(hits)
     import numpy as np  # here, not at the top: importing it would slow stdio's handshake (see embedder)
 
     judges = np.asarray(queries, dtype=np.float32)
     best = np.full(len(hits), -np.inf, dtype=np.float32)
-    whole = [index for index, (dense, _) in enumerate(hits) if dense is not None]
+    whole = [index for index, (dense, _, _) in enumerate(hits) if dense is not None]
     if whole:
         best[whole] = (np.asarray([hits[i][0] for i in whole], dtype=np.float32) @ judges.T).max(axis=1)
-    parts = [(index, window) for index, (_, text) in enumerate(hits) for window in windows(text)][:MAX_WINDOWS]
+    for index, (_, _, known) in enumerate(hits):
+        if known is not None and len(known):
+            best[index] = max(best[index], float((known @ judges.T).max()))
+    parts = [(index, window) for index, (_, text, known) in enumerate(hits) if known is None
+             for window in windows(text)][:MAX_WINDOWS]
     if parts:
         cosines = (np.asarray(embed([window for _, window in parts]), dtype=np.float32) @ judges.T).max(axis=1)
         np.maximum.at(best, [index for index, _ in parts], cosines)

@@ -19,7 +19,7 @@ from memos_mcp.core.graph.memory import Expansion
 from memos_mcp.core.models import Memory, MemoryKind, MemoryPage, Permission, SearchHit, SearchResult, User
 from memos_mcp.core.payload import from_point, hit_from_point
 from memos_mcp.core.ranking import QUESTION_POOL, RANKED_FIELDS, questions_last
-from memos_mcp.core.relevance import query_variants, relativities
+from memos_mcp.core.relevance import WINDOWS_FIELD, query_variants, read_windows, relativities
 from memos_mcp.core.stores.vector import HybridQuery, MemoryFilter, ScoredPoint, SparseVector, StoredPoint
 from memos_mcp.core.text import sparse_query, terms
 from memos_mcp.errors import InvalidRequest, NotFound
@@ -106,8 +106,9 @@ class Retrieval(Room):
 
         def hits(ranking: list[ScoredPoint]) -> list[SearchHit]:
             points = [ScoredPoint(p.id, p.score, w.payload, w.dense) for p in ranking if (w := whole.get(p.id))]
-            scores = relativities(judges, [(p.dense, str(p.payload.get("memory", ""))) for p in points],
-                                  self._windows.embed)
+            texts = [str(p.payload.get("memory", "")) for p in points]
+            scores = relativities(judges, [(p.dense, text, read_windows(text, p.payload.get(WINDOWS_FIELD), len(dense)))
+                                           for p, text in zip(points, texts, strict=True)], self._windows.embed)
             return [hit_from_point(p, r) for p, r in zip(points, scores, strict=True) if r >= least]
 
         return SearchResult(memories=hits(found), preferences=hits(preferred), cube_ids=cubes)

@@ -390,8 +390,10 @@ class Writes(Room):
         unique = [d for d in dict.fromkeys(d for d, _ in texts) if d not in embedded]
         vectors = {**embedded, **dict(zip(unique, self.embedder.embed(unique), strict=True))}
         dense = [vectors[d] for d, _ in texts]
+        windowed = self.stores.window_vectors([m.memory for m in memories])  # long memories' windows
         points = {m.id: VectorPoint(m.id, vec, sparse_document(sparse), to_payload(
-            m, digest, c.context, c.speaker, [t for t in c.tags if t not in c.given_tags], key_given=False))
+            m, digest, c.context, c.speaker, [t for t in c.tags if t not in c.given_tags], key_given=False,
+            windows=windowed.get(m.memory)))
             for m, (c, digest), vec, (_, sparse) in zip(memories, part, dense, texts, strict=True)}
         keys = {m.id: dedup_key(digest, metadata, conversation) for m, (_, digest) in zip(memories, part, strict=True)}
         graphs = {m.id: (m, c.graph, c.speaker) for m, (c, _) in zip(memories, part, strict=True)}

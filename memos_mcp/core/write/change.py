@@ -21,6 +21,7 @@ from memos_mcp.core.models import (
     utcnow,
 )
 from memos_mcp.core.payload import from_point, to_payload
+from memos_mcp.core.relevance import WINDOWS_FIELD
 from memos_mcp.core.retrieval import Retrieval
 from memos_mcp.core.stores.vector import MemoryFilter, StoredPoint, VectorPoint
 from memos_mcp.core.text import content_hash, derive_key, is_blank, sparse_document
@@ -107,7 +108,9 @@ class Changes(Room):
             new = old.model_copy(update={**changes, "updated_at": now})
             digest = content_hash(f"{new.kind}:{new.memory}") if new.memory != old.memory else \
                 str(point.payload.get("content_hash") or content_hash(f"{new.kind}:{new.memory}"))
-            payload = to_payload(new, digest, context, speaker, derived_tags, key_given)
+            windows = (self.stores.window_vectors([new.memory]).get(new.memory) if new.memory != old.memory
+                       else point.payload.get(WINDOWS_FIELD))
+            payload = to_payload(new, digest, context, speaker, derived_tags, key_given, windows)
             archived = old.status is MemoryStatus.ACTIVATED and new.status is MemoryStatus.ARCHIVED
             # Recorded pending first: a start after a crash keeps it only if the point holds the new text.
             if self.catalog.begin_writes([HistoryEvent(

@@ -1,0 +1,115 @@
+"""A long memory's sentence-window vectors are made when it is written and kept in its payload
+(``relevance.stored_windows``): a search judges the memory by them without embedding its windows again;
+a change of its text makes them again, any other change keeps them; stale or damaged ones are not
+trusted; readers never see them. On every vector backend."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pytest
+
+from memos_mcp.core.relevance import WINDOWS_FIELD, calibrated, query_variants, read_windows, windows
+from memos_mcp.core.service import ROOT_USER, MemoryService
+
+CUBE = "notes"
+FILLER = ("The weekly review covered the garden plan, the budget for the kitchen and the dates of the "
+          "school holidays. Everyone agreed that the shed roof can wait until spring. The neighbours "
+          "offered to lend their ladder again. ")
+LONG = (f"{FILLER * 3}Alice's passport number is X1234567 and it expires in March 2031. "
+        f"{FILLER}The car goes to the garage on Tuesday.")
+OTHER = (f"{FILLER * 3}Bob's library card was renewed for two more years at the front desk. "
+         f"{FILLER}The bikes need new chains before the summer trip.")
+QUESTION = "When does Alice's passport expire?"
+
+
+def added(service: MemoryService, text: str) -> str:
+    result = service.add_memory(ROOT_USER, cube_id=CUBE, memory_content=text)
+    return result.memories[0].id
+
+
+def payload_of(service: MemoryService, memory_id: str) -> dict[str, Any]:
+    (point,) = service.vectors.retrieve([memory_id])
+    return point.payload
+
+
+def fresh_relativity(service: MemoryService, memory_id: str, windows_of: str) -> float:
+    """The relativity to ``QUESTION`` of the memory's stored vector and of the windows of ``windows_of``
+    embedded now, as search computes it (the best cosine of any of them with the query's variants)."""
+    judges = np.asarray(service.embedder.embed_queries(query_variants(QUESTION)), dtype=np.float32)
+    (point,) = service.vectors.retrieve([memory_id], with_vectors=True)
+    parts = np.asarray([point.dense, *service.embedder.embed_for_comparison(windows(windows_of))], dtype=np.float32)
+    return calibrated(float((parts @ judges.T).max()))
+
+
+def dimension(service: MemoryService) -> int:
+    return len(service.embedder.embed_queries(["dimension"])[0])
+
+
+def hit(service: MemoryService, memory_id: str) -> Any:
+    found = service.search(ROOT_USER, QUESTION, cube_ids=[CUBE], top_k=10, include_preference=False)
+    return next(h for h in found.memories if h.id == memory_id)
+
+
+@pytest.fixture
+def service(make_service: Any) -> MemoryService:
+    made: MemoryService = make_service()
+    made.create_cube(ROOT_USER, "Notes", cube_id=CUBE)
+    return made
+
+
+def test_a_long_memory_carries_its_window_vectors_and_a_short_one_none(service: MemoryService) -> None:
+    long_id, short_id = added(service, LONG), added(service, "Alice's passport expires in March 2031.")
+
+    stored = read_windows(LONG, payload_of(service, long_id)[WINDOWS_FIELD], dimension(service))
+    expected = np.asarray(service.embedder.embed_for_comparison(windows(LONG)), dtype=np.float32)
+    assert stored is not None and stored.shape == expected.shape and len(windows(LONG)) >= 3
+    assert np.abs(stored - expected).max() < 1e-3  # 16-bit floats
+    assert WINDOWS_FIELD not in payload_of(service, short_id)
+    for memory in (service.get_memory(ROOT_USER, long_id), *service.list_memories(ROOT_USER, cube_ids=[CUBE]).memories):
+        assert WINDOWS_FIELD not in memory.model_dump()
+
+
+def test_search_judges_a_long_memory_by_its_stored_windows(service: MemoryService) -> None:
+    memory_id = added(service, LONG)
+
+    own = fresh_relativity(service, memory_id, LONG)
+    assert hit(service, memory_id).relativity == pytest.approx(own, abs=2e-3)
+    # The stored vectors are what counts: another text's windows under this text's digest move it.
+    elsewhere = added(service, OTHER)
+    planted = dict(payload_of(service, elsewhere)[WINDOWS_FIELD])
+    planted["digest"] = payload_of(service, memory_id)[WINDOWS_FIELD]["digest"]
+    assert len(windows(OTHER)) == len(windows(LONG))
+    service.vectors.set_payload(memory_id, {WINDOWS_FIELD: planted})
+    moved = fresh_relativity(service, memory_id, OTHER)
+    assert moved < own - 0.05
+    assert hit(service, memory_id).relativity == pytest.approx(moved, abs=2e-3)
+
+
+def test_a_new_text_makes_new_windows_and_other_changes_keep_them(service: MemoryService) -> None:
+    memory_id = added(service, OTHER)
+    before = payload_of(service, memory_id)[WINDOWS_FIELD]
+
+    service.update_memory(ROOT_USER, memory_id, tags=["kept"])
+    assert payload_of(service, memory_id)[WINDOWS_FIELD] == before
+
+    service.update_memory(ROOT_USER, memory_id, memory=LONG)
+    after = payload_of(service, memory_id)[WINDOWS_FIELD]
+    assert after != before and read_windows(LONG, after, dimension(service)) is not None
+    assert hit(service, memory_id).relativity == pytest.approx(fresh_relativity(service, memory_id, LONG), abs=2e-3)
+
+
+@pytest.mark.parametrize("damage", [
+    {"digest": "0" * 16},  # made for other windows
+    {"f16": "not base64!"},
+    {"f16": ""},  # the wrong length
+    None,
+])
+def test_stale_or_damaged_window_vectors_are_not_trusted(service: MemoryService, damage: dict[str, str] | None) -> None:
+    memory_id = added(service, LONG)
+    stored = payload_of(service, memory_id)[WINDOWS_FIELD]
+    service.vectors.set_payload(memory_id, {WINDOWS_FIELD: None if damage is None else stored | damage})
+
+    assert read_windows(LONG, payload_of(service, memory_id).get(WINDOWS_FIELD), dimension(service)) is None
+    assert hit(service, memory_id).relativity == pytest.approx(fresh_relativity(service, memory_id, LONG), abs=2e-3)
