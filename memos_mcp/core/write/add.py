@@ -315,8 +315,10 @@ class Writes(Room):
         result = AddResult(memories=[], cube_id=cube.cube_id)
         self.disk.check("add memories", sum(WRITE_OVERHEAD + 8 * len(c.memory) for c in candidates))
         pieces = [p for c in candidates for p in split(c, self.settings.chunk_size)]
+        windowed: dict[str, dict[str, str]] | None = None
         if len(pieces) <= WRITE_GROUP:  # a small add embeds before the lock: concurrent adds share model calls
             embedded = self._embedded(pieces, embedded or {})
+            windowed = self.stores.window_vectors([p.memory for p in pieces])
         with self.write_lock:
             fresh: list[tuple[Candidate, str]] = []
             seen: dict[str, Candidate] = {}
@@ -342,7 +344,8 @@ class Writes(Room):
             try:
                 for start in range(0, len(fresh), WRITE_GROUP):
                     part = fresh[start:start + WRITE_GROUP]
-                    memories, held = self._write_points(author, cube, part, conversation, metadata, embedded or {})
+                    memories, held = self._write_points(author, cube, part, conversation, metadata, embedded or {},
+                                                        windowed)
                     result.memories.extend([*memories, *held])
                     result.added.extend(m.id for m in memories)
                     result.deduplicated.extend(m.id for m in held)
@@ -373,10 +376,11 @@ class Writes(Room):
         return memory
 
     def _write_points(self, author: User, cube: Cube, part: Sequence[tuple[Candidate, str]],
-                      conversation: str | None, metadata: dict[str, Any],
-                      embedded: Mapping[str, list[float]]) -> tuple[list[Memory], list[Memory]]:
+                      conversation: str | None, metadata: dict[str, Any], embedded: Mapping[str, list[float]],
+                      windowed: Mapping[str, dict[str, str]] | None = None) -> tuple[list[Memory], list[Memory]]:
         """Embed and store new memories: those stored, and those another memory of the cube already
-        held the key of (another process on the same catalog stored it first), each with that holder's id."""
+        held the key of (another process on the same catalog stored it first), each with that holder's id.
+        ``windowed``: the long texts' window vectors made already (``Stores.window_vectors``), or None."""
         now = utcnow()
         memories = [Memory(
             id=str(uuid.uuid4()), cube_id=cube.cube_id, user_id=author.user_id, memory=c.memory, key=c.key,
@@ -390,7 +394,8 @@ class Writes(Room):
         unique = [d for d in dict.fromkeys(d for d, _ in texts) if d not in embedded]
         vectors = {**embedded, **dict(zip(unique, self.embedder.embed(unique), strict=True))}
         dense = [vectors[d] for d, _ in texts]
-        windowed = self.stores.window_vectors([m.memory for m in memories])  # long memories' windows
+        if windowed is None:  # a large add: the long memories' window vectors are made here, group by group
+            windowed = self.stores.window_vectors([m.memory for m in memories])
         points = {m.id: VectorPoint(m.id, vec, sparse_document(sparse), to_payload(
             m, digest, c.context, c.speaker, [t for t in c.tags if t not in c.given_tags], key_given=False,
             windows=windowed.get(m.memory)))
