@@ -377,7 +377,7 @@ class Writes(Room):
 
     def _write_points(self, author: User, cube: Cube, part: Sequence[tuple[Candidate, str]],
                       conversation: str | None, metadata: dict[str, Any], embedded: Mapping[str, list[float]],
-                      windowed: Mapping[str, dict[str, str]] | None = None) -> tuple[list[Memory], list[Memory]]:
+                      windowed: Mapping[str, dict[str, str]] | None) -> tuple[list[Memory], list[Memory]]:
         """Embed and store new memories: those stored, and those another memory of the cube already
         held the key of (another process on the same catalog stored it first), each with that holder's id.
         ``windowed``: the long texts' window vectors made already (``Stores.window_vectors``), or None."""
