@@ -165,7 +165,7 @@ class Stores:
         if not unique:
             return {}
         vectors = dict(zip(unique, self.embedder.embed_for_comparison(unique), strict=True))
-        return {text: stored_windows(text, [vectors[w] for w in found]) for text, found in parts.items()}
+        return {text: stored_windows(found, [vectors[w] for w in found]) for text, found in parts.items()}
 
     def ingest_graph(self, cube_id: str, items: Sequence[tuple[Memory, ExtractedGraph | None, str | None]]) -> None:
         """The graph of stored memories: the extraction's own, or the deterministic one of text and speaker."""

@@ -1,13 +1,14 @@
 """Export a cube to JSONL and import it back: the exit path and the way between data directories.
 
-Line 1 is a header (format, cube, embedding model, dimension); then one line per memory (with its
-embedding, when asked) and one per stored message. Import keeps ids, text, metadata and timestamps; it reuses
-the embeddings when the model is the same and re-embeds otherwise. With graph memory on, import builds
-each memory's graph as an add does without a language model (the deterministic extraction of its text
-and speaker, one batch of memories at a time, oldest first), with the memory, all or nothing. Importing is idempotent: a
-memory or message already in the cube is not added again, and a memory gets its ``ADD`` history
-event once (with its point, all or nothing); an id another cube holds becomes one derived from the
-cube and the id, the same on every run.
+Line 1 is a header (format, cube, embedding model, dimension); then one line per memory (with its embedding,
+when asked) and one per stored message. Import keeps ids, text, metadata and timestamps; it reuses the
+embeddings when the model is the same and re-embeds otherwise; a long memory's sentence-window vectors
+(``relevance.stored_windows``) are not exported and are made again on import. With graph memory on, import
+builds each memory's graph as an add does without a language model (the deterministic extraction of its text
+and speaker, one batch of memories at a time, oldest first), with the memory, all or nothing. Importing is
+idempotent: a memory or message already in the cube is not added again, and a memory gets its ``ADD`` history
+event once (with its point, all or nothing); an id another cube holds becomes one derived from the cube and
+the id, the same on every run.
 
 ``export_part`` cuts the same export into parts of bounded size for faces that carry one message at a
 time (MCP): each part but the last ends with a ``{"type": "next", "cursor": ...}`` line naming where the
@@ -292,8 +293,10 @@ def _write(service: MemoryService, cube_id: str, actor: str, batch: list[tuple[M
     texts = [index_texts(m.memory, i.get("speaker"), i.get("context", ""), m.event_time,
                          service.settings.search.dense_context) for m, (_, i) in zip(memories, batch, strict=True)]
     embedded = iter(service.embedder.embed([d for (d, _), f in zip(texts, fresh, strict=True) if f]))
+    windowed = service.stores.window_vectors([m.memory for m in memories])  # not exported: made here
     points = [VectorPoint(m.id, next(embedded) if f else list(m.embedding or []), sparse_document(sparse),
-                          to_payload(m, content_hash(f"{m.kind}:{m.memory}"), i.get("context", ""), i.get("speaker")))
+                          to_payload(m, content_hash(f"{m.kind}:{m.memory}"), i.get("context", ""), i.get("speaker"),
+                                     windows=windowed.get(m.memory)))
               for m, (_, i), f, (_, sparse) in zip(memories, batch, fresh, texts, strict=True)]
     speakers = {m.id: i.get("speaker") for m, (_, i) in zip(memories, batch, strict=True)}
 

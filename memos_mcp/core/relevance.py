@@ -117,14 +117,14 @@ def windows(text: str) -> list[str]:
     return found[:MAX_WINDOWS] if len(found) > 1 else []
 
 
-def stored_windows(text: str, vectors: Sequence[Sequence[float]]) -> dict[str, str]:
-    """The payload form (``WINDOWS_FIELD``) of the vectors of ``windows(text)``, one per window in order:
-    ``digest``, 16 hex digits of the SHA-256 of the windows joined by line breaks (``read_windows``
-    trusts the vectors only for the same windows), and ``f16``, the vectors as little-endian 16-bit floats
-    (a cosine changes by less than 0.001), base64. ``ValueError`` when the counts differ."""
+def stored_windows(parts: Sequence[str], vectors: Sequence[Sequence[float]]) -> dict[str, str]:
+    """The payload form (``WINDOWS_FIELD``) of the vectors of a text's windows ``parts`` (``windows(text)``),
+    one per window in order: ``digest``, 16 hex digits of the SHA-256 of the windows joined by line breaks
+    (``read_windows`` trusts the vectors only for the same windows), and ``f16``, the vectors as
+    little-endian 16-bit floats (a cosine changes by less than 0.001), base64. ``ValueError`` when the
+    counts differ."""
     import numpy as np
 
-    parts = windows(text)
     if len(parts) != len(vectors):
         raise ValueError(f"{len(vectors)} vectors for {len(parts)} windows")
     packed = np.asarray(vectors, dtype="<f2").tobytes()

@@ -5,11 +5,13 @@ trusted; readers never see them. On every vector backend."""
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pytest
 
+from memos_mcp.core.portability import export_cube, import_lines
 from memos_mcp.core.relevance import WINDOWS_FIELD, calibrated, query_variants, read_windows, windows
 from memos_mcp.core.service import ROOT_USER, MemoryService
 
@@ -113,3 +115,22 @@ def test_stale_or_damaged_window_vectors_are_not_trusted(service: MemoryService,
 
     assert read_windows(LONG, payload_of(service, memory_id).get(WINDOWS_FIELD), dimension(service)) is None
     assert hit(service, memory_id).relativity == pytest.approx(fresh_relativity(service, memory_id, LONG), abs=2e-3)
+
+
+@pytest.mark.parametrize("include_embeddings", [True, False])
+def test_an_import_makes_the_window_vectors_an_export_leaves_out(service: MemoryService, make_service: Any,
+                                                                 tmp_path: Path, include_embeddings: bool) -> None:
+    long_id, short_id = added(service, LONG), added(service, "Alice's passport expires in March 2031.")
+    lines = list(export_cube(service, ROOT_USER, CUBE, include_embeddings=include_embeddings))
+    assert not any(f'"{WINDOWS_FIELD}"' in line or '"f16"' in line for line in lines)
+
+    other: MemoryService = make_service(tmp_path / "other")
+    other.create_cube(ROOT_USER, "Notes", cube_id=CUBE)
+    import_lines(other, ROOT_USER, lines, CUBE)
+    stored = read_windows(LONG, payload_of(other, long_id).get(WINDOWS_FIELD), dimension(other))
+    expected = np.asarray(other.embedder.embed_for_comparison(windows(LONG)), dtype=np.float32)
+    assert stored is not None and np.abs(stored - expected).max() < 1e-3
+    assert WINDOWS_FIELD not in payload_of(other, short_id)
+    # Imported again over itself (rewritten as exported): the vectors stay.
+    import_lines(other, ROOT_USER, lines, CUBE)
+    assert read_windows(LONG, payload_of(other, long_id).get(WINDOWS_FIELD), dimension(other)) is not None
