@@ -93,6 +93,8 @@ def _parser() -> argparse.ArgumentParser:
     cubes = _command(commands, flags, "cubes", help="list cubes")
     cubes.add_argument("--user", help="only this user's cubes")
     _command(commands, flags, "stats", help="counts and store sizes")
+    _command(commands, flags, "reindex", help="give memories stored by an earlier version what this version's "
+             "index keeps (long memories' sentence-window vectors); idempotent")
 
     bench = _command(commands, flags, "bench", help="benchmarks")
     which = bench.add_subparsers(dest="bench", required=True, metavar="BENCHMARK")
@@ -271,6 +273,15 @@ def _cubes(args: argparse.Namespace, settings: Settings) -> int:
     with _service(settings, allow_read_only=True) as service:
         cubes = service.list_cubes(args.user) if args.user else service.catalog.list_cubes()
         _print_json([c.model_dump(mode="json") for c in cubes])
+    return 0
+
+
+def _reindex(args: argparse.Namespace, settings: Settings) -> int:
+    from memos_mcp.core.write.reindex import fill_window_vectors
+
+    with _service(settings) as service, _progress(0, "memory") as progress:
+        summary = fill_window_vectors(service, progress)
+    _print_json(summary.model_dump())
     return 0
 
 
@@ -521,6 +532,6 @@ def _setup(args: argparse.Namespace, settings: Settings) -> int:
 
 _COMMANDS: dict[str, Callable[[argparse.Namespace, Settings], int]] = {
     "doctor": _doctor, "import": _import, "export": _export, "users": _users, "cubes": _cubes,
-    "stats": _stats, "bench": _bench, "stdio": _stdio, "serve": _serve, "keys": _keys, "setup": _setup,
-    "migrate": _migrate,
+    "stats": _stats, "reindex": _reindex, "bench": _bench, "stdio": _stdio, "serve": _serve, "keys": _keys,
+    "setup": _setup, "migrate": _migrate,
 }

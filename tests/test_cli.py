@@ -393,3 +393,26 @@ def test_a_list_setting_from_the_environment_that_is_not_json_is_a_config_error_
         assert "error [config_error]" in result.stderr
         assert variable in result.stderr
         assert result.stdout == ""
+
+
+def test_reindex_gives_a_store_of_an_earlier_version_its_window_vectors(tmp_path: Path,
+                                                                        embedder: LocalOnnxEmbedder) -> None:
+    from memos_mcp.core.relevance import WINDOWS_FIELD, read_windows
+
+    data_dir = tmp_path / "data"
+    long = " ".join(f"Note {n}: the allotment plot {n} needs watering on Thursday evenings." for n in range(12))
+    service = MemoryService.open(settings_for(data_dir), embedder=embedder)
+    try:
+        memory_id = service.add_memory(ROOT_USER, memory_content=long).memories[0].id
+        service.ready().set_payload(memory_id, {WINDOWS_FIELD: None})  # as an earlier version stored it
+    finally:
+        service.close()
+
+    assert json.loads(ok(memos(tmp_path, data_dir, "reindex")).stdout) == {"memories": 1, "long": 1, "windowed": 1}
+    assert json.loads(ok(memos(tmp_path, data_dir, "reindex")).stdout)["windowed"] == 0
+    service = MemoryService.open(settings_for(data_dir), embedder=embedder)
+    try:
+        (point,) = service.ready().retrieve([memory_id])
+        assert read_windows(long, point.payload[WINDOWS_FIELD], embedder.dimension) is not None
+    finally:
+        service.close()

@@ -14,6 +14,7 @@ import pytest
 from memos_mcp.core.portability import export_cube, import_lines
 from memos_mcp.core.relevance import WINDOWS_FIELD, calibrated, query_variants, read_windows, windows
 from memos_mcp.core.service import ROOT_USER, MemoryService
+from memos_mcp.core.write.reindex import fill_window_vectors
 
 CUBE = "notes"
 FILLER = ("The weekly review covered the garden plan, the budget for the kitchen and the dates of the "
@@ -134,3 +135,29 @@ def test_an_import_makes_the_window_vectors_an_export_leaves_out(service: Memory
     # Imported again over itself (rewritten as exported): the vectors stay.
     import_lines(other, ROOT_USER, lines, CUBE)
     assert read_windows(LONG, payload_of(other, long_id).get(WINDOWS_FIELD), dimension(other)) is not None
+
+
+def test_reindex_gives_every_long_memory_lacking_window_vectors_its_own(service: MemoryService) -> None:
+    """As a store of an earlier version has them: none, or made for another text, in any cube or status."""
+    service.create_cube(ROOT_USER, "Other", cube_id="other")
+    missing, kept, stale = added(service, LONG), added(service, OTHER), added(service, LONG + " And one more.")
+    short = added(service, "Alice's passport expires in March 2031.")
+    archived = service.add_memory(ROOT_USER, cube_id="other", memory_content=OTHER + " Archived.").memories[0].id
+    service.update_memory(ROOT_USER, archived, status="archived")
+    kept_before = payload_of(service, kept)[WINDOWS_FIELD]
+    service.vectors.set_payload(missing, {WINDOWS_FIELD: None})
+    service.vectors.set_payload(archived, {WINDOWS_FIELD: None})
+    service.vectors.set_payload(stale, {WINDOWS_FIELD: kept_before})  # another text's
+
+    seen: list[tuple[int, int]] = []
+    result = fill_window_vectors(service, lambda done, total: seen.append((done, total)))
+    assert (result.memories, result.long, result.windowed) == (5, 4, 3)
+    assert seen[-1] == (5, 5)
+    for memory_id in (missing, kept, stale, archived):
+        text = payload_of(service, memory_id)["memory"]
+        assert read_windows(text, payload_of(service, memory_id)[WINDOWS_FIELD], dimension(service)) is not None
+    assert payload_of(service, kept)[WINDOWS_FIELD] == kept_before
+    assert WINDOWS_FIELD not in payload_of(service, short)
+    assert hit(service, missing).relativity == pytest.approx(fresh_relativity(service, missing, LONG), abs=2e-3)
+    # Run again: nothing left to make.
+    assert fill_window_vectors(service).windowed == 0
