@@ -3,9 +3,11 @@ beside them: a long memory's sentence-window vectors (``relevance.stored_windows
 search that finds it embeds its windows then (``relevance.relativities``).
 
 Idempotent and resumable: a memory whose vectors are in place and made for its text is skipped, so a
-run that stopped half way is finished by running it again. Safe beside a running server: vectors are made
-outside the write lock and stored under it only for a memory whose text is still the one they were made
-for (a memory changed meanwhile keeps what its change made)."""
+run that stopped half way is finished by running it again. Safe beside the replicas of a shared service
+(an embedded data directory is locked by the one process that opens it): vectors are made outside the
+write lock and stored under it only for a memory whose text is still the one they were made for, so a
+memory changed meanwhile keeps what its change made (and vectors made for another text are never
+trusted: ``read_windows``)."""
 
 from __future__ import annotations
 
