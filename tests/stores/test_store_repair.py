@@ -16,7 +16,8 @@ from memos_mcp.core.embedder import LocalOnnxEmbedder
 from memos_mcp.core.graph.sqlite_store import SqliteGraphStore
 from memos_mcp.core.stores.catalog import Catalog
 from memos_mcp.core.stores.catalog_db import missing_schema, sqlite_engine
-from memos_mcp.core.stores.vector import PAYLOAD_INDEXES, MemoryFilter, SparseVector, VectorPoint
+from memos_mcp.core.stores.qdrant_records import SCOPE_FIELD
+from memos_mcp.core.stores.vector import PAYLOAD_INDEXES, IndexConfig, MemoryFilter, SparseVector, VectorPoint
 from memos_mcp.core.stores.vector_client import QdrantClientVectorStore
 from memos_mcp.core.stores.vector_edge import EdgeVectorStore
 from memos_mcp.errors import DataDirReadOnly, StorageError
@@ -57,13 +58,55 @@ def test_an_edge_shard_missing_payload_indexes_is_repaired_by_the_next_open(tmp_
     store.open(DIM)
     try:
         assert set(store.repaired) == {"payload index created_at", "payload index cube_id", "payload index tags"}
-        assert sorted(store.stats()["indexed_fields"]) == sorted(PAYLOAD_INDEXES)
+        assert sorted(store.stats()["indexed_fields"]) == sorted([*PAYLOAD_INDEXES, SCOPE_FIELD])
         newest_first = store.scroll(MemoryFilter(cube_ids=(CUBE,)), limit=10)
         assert [p.payload["memory"] for p in newest_first] == ["m2", "m1"]
         assert "ordered scroll answers" in store.check()
     finally:
         store.close()
     reopened = EdgeVectorStore(path)  # the repair was flushed: nothing is missing any more
+    reopened.open(DIM)
+    assert reopened.repaired == ()
+    reopened.close()
+
+
+def test_an_edge_shard_written_before_search_scopes_gets_them_at_its_next_open(tmp_path: Path) -> None:
+    path = tmp_path / "vectors"
+    store = EdgeVectorStore(path)
+    store.open(DIM)
+    kinds = {1: ("activated", "fact"), 2: ("archived", "fact"), 3: ("activated", "preference"),
+             4: ("activated", "document")}
+    points = [point(n, 100.0 * n) for n in kinds]
+    for each in points:
+        each.payload.update(status=kinds[int(uuid.UUID(each.id))][0], kind=kinds[int(uuid.UUID(each.id))][1])
+    store.upsert(points)
+    store.close()
+    shard = qe.EdgeShard.load(str(path))  # as an earlier version left it: no scope, no index of it
+    try:
+        shard.update(qe.UpdateOperation.delete_payload([p.id for p in points], [SCOPE_FIELD]))
+        shard.update(qe.UpdateOperation.delete_field_index(SCOPE_FIELD))
+    finally:
+        shard.flush()
+        shard.close()
+
+    store = EdgeVectorStore(path, index=IndexConfig(threshold=0))
+    store.open(DIM)
+    try:
+        assert store.repaired == ("search scopes",) and store.scoped
+        assert store.stats()["index"]["pending"] == len(points)  # the index is built again
+        lacking = qe.Filter(must=[qe.IsEmptyCondition(SCOPE_FIELD)])
+        assert store.shard.count(qe.CountRequest(exact=True, filter=lacking)) == 0
+
+        def memories(status: str, *kinds: str) -> list[str]:
+            flt = MemoryFilter(cube_ids=(CUBE,), status=(status,), kinds=kinds)
+            return [p.payload["memory"] for p in store.scroll(flt, limit=10)]
+
+        assert memories("activated", "fact", "document") == ["m4", "m1"]
+        assert (memories("archived", "fact", "document"), memories("activated", "preference")) == (["m2"], ["m3"])
+        assert all(SCOPE_FIELD not in p.payload for p in store.retrieve([p.id for p in points]))
+    finally:
+        store.close()
+    reopened = EdgeVectorStore(path)
     reopened.open(DIM)
     assert reopened.repaired == ()
     reopened.close()

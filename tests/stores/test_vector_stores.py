@@ -173,6 +173,24 @@ def test_set_payload_merges_keys_and_keeps_the_others(store: VectorStore) -> Non
     assert found.payload["content_hash"] == "hash-1"
 
 
+def test_a_payload_change_of_status_kind_or_cube_moves_the_point_between_filtered_searches(
+    store: VectorStore,
+) -> None:
+    store.upsert([point(1), point(2)])
+
+    def found(cube: str = CUBE, status: str = "activated", kinds: tuple[str, ...] = ("fact", "document")) -> list[str]:
+        flt = MemoryFilter(cube_ids=(cube,), status=(status,), kinds=kinds)
+        assert set(ids(store.scroll(flt, limit=10))) == set(ids(hybrid(store, sparse=terms(1, 2), filter=flt)))
+        return sorted(ids(hybrid(store, sparse=terms(1, 2), filter=flt)))
+
+    store.set_payload(pid(1), {"status": "archived"})
+    assert (found(), found(status="archived")) == ([pid(2)], [pid(1)])
+    store.set_payload(pid(1), {"kind": "preference", "tags": ["moved"]})
+    assert (found(status="archived"), found(status="archived", kinds=("preference",))) == ([], [pid(1)])
+    store.set_payload(pid(1), {"cube_id": "cube-b", "status": "activated"})
+    assert (found(), found("cube-b", kinds=("preference",)), found("cube-b")) == ([pid(2)], [pid(1)], [])
+
+
 def test_set_payload_on_a_missing_point_raises_a_storage_error(store: VectorStore) -> None:
     with pytest.raises(StorageError):
         store.set_payload(pid(42), {"status": "archived"})
@@ -238,9 +256,17 @@ BOTH_CUBES = (CUBE, "cube-b")
         ({"cube_ids": BOTH_CUBES, "status": (), "event_time_from": 200.0, "event_time_to": 300.0}, {2, 3}),
         ({"cube_ids": BOTH_CUBES, "event_time_from": 300.0}, {3, 4}),
         ({"cube_ids": BOTH_CUBES, "event_time_to": 100.0}, {1}),
+        # A search's passes (qdrant-edge asks for scopes: cube, status and kind as one field).
+        ({"cube_ids": BOTH_CUBES, "kinds": ("fact", "document")}, {1, 3}),
+        ({"cube_ids": BOTH_CUBES, "kinds": ("fact", "event")}, {1, 3, 4}),
+        ({"cube_ids": BOTH_CUBES, "kinds": ("document",)}, set()),
+        ({"cube_ids": BOTH_CUBES, "status": ("activated", "archived"), "kinds": ("preference",)}, {2}),
+        ({"cube_ids": (CUBE,), "kinds": ("preference", "fact", "document", "event")}, {1, 4}),
     ],
     ids=["cube", "other-cube", "default-status", "status", "memory-types", "kinds", "tags-any",
-         "one-tag", "unknown-tag", "conversation", "user", "content-hash", "time-range", "time-from", "time-to"],
+         "one-tag", "unknown-tag", "conversation", "user", "content-hash", "time-range", "time-from", "time-to",
+         "memory-pass", "part-of-the-pass-and-another-kind", "kind-absent", "preference-pass-any-status",
+         "every-kind"],
 )
 def test_each_filter_condition_keeps_only_matching_points(
     store: VectorStore, conditions: dict[str, Any], expected: set[int]
