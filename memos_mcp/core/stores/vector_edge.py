@@ -486,7 +486,7 @@ def scope_of(payload: dict[str, Any]) -> str:
 
 
 def _scope(cube_id: object, status: object, kind: object) -> str:
-    part = ["memory"] if kind in _MEMORY_PASS else ["kind", kind]
+    part = ["memory"] if isinstance(kind, str) and kind in _MEMORY_PASS else ["kind", kind]
     return json.dumps([cube_id, status, *part], ensure_ascii=False)
 
 
