@@ -1,12 +1,8 @@
 """Qdrant Edge backend: Qdrant's engine embedded in-process, one shard directory, no server.
 
-Every point carries a search scope (``SCOPE_FIELD``, indexed; ``scope_of``): its cube, status and kind
-(facts and documents, which a search's memory pass asks for together, as one) as one keyword, so that a
-search's three conditions on them are one condition the engine checks once per candidate. A filtered dense
-query over 10,000 points took 2.4 ms of CPU with the three and 1.0 ms with the scope (0.9 ms without any
-filter), and a search runs two to four of them. A shard written before scopes existed gets them when it is
-opened (one pass over its points, then its index is built again: a point whose payload changes leaves its
-indexed segment)."""
+Every point carries a search scope (``edge_scope``): its cube, status and kind as one indexed keyword,
+which a search's filter asks for instead of three conditions once every point holds one (``scoped``); a
+shard written before scopes existed gets them in its next index build, which starts at open."""
 
 from __future__ import annotations
 
@@ -26,9 +22,9 @@ from typing import Any
 
 import qdrant_edge as qe
 
-from memos_mcp.core.models import MemoryKind
 from memos_mcp.core.stores import edge_index
 from memos_mcp.core.stores.edge_index import Gate
+from memos_mcp.core.stores.edge_scope import SCOPED, index_scopes, is_scoped, scope_conditions, scope_of
 from memos_mcp.core.stores.qdrant_records import SCOPE_FIELD, scored_point, stored_point, whole_point
 from memos_mcp.core.stores.vector import (
     DENSE,
@@ -52,10 +48,6 @@ _STOP_WAIT = 30.0  # seconds ``close`` waits for a build's thread once its child
 # Seconds a background build waits before copying the shard: a one-shot command (stats, export) that
 # opens an unindexed store and closes it at once does not pay for a copy it would throw away.
 _START_DELAY = 1.0
-_SCOPE_PAGE = 1000  # points per step when a shard written before scopes existed gets them
-_SCOPED = ("cube_id", "status", "kind")  # the payload fields a point's scope is made of
-# The kinds a search's memory pass asks for, which share one scope; every other kind has a scope of its own.
-_MEMORY_PASS = frozenset({MemoryKind.FACT.value, MemoryKind.DOCUMENT.value})
 log = logging.getLogger(__name__)
 
 
@@ -94,9 +86,10 @@ class EdgeVectorStore(VectorStore):
             try:
                 with _driver("create the payload indexes"):
                     made = _ensure_indexes(shard)
-                with _driver("give the points their search scopes"):
-                    scoped_now = not self.read_only and _add_scopes(shard)
-                    self.scoped = SCOPE_FIELD in shard.info().payload_schema
+                with _driver("read the search scopes"):
+                    if not self.read_only and shard.info().points_count == 0:
+                        index_scopes(shard)
+                    self.scoped = is_scoped(shard)
             except MemosError:
                 shard.close()
                 raise
@@ -107,12 +100,9 @@ class EdgeVectorStore(VectorStore):
         self._dimension = dimension
         self._stop.clear()
         # A fresh shard gets everything; a loaded one that lacked something was repaired.
-        self.repaired = () if fresh else (*([] if configured else ["shard config"]), *made,
-                                          *(["search scopes"] if scoped_now else []))
+        self.repaired = () if fresh else (*([] if configured else ["shard config"]), *made)
         with _driver("read shard info"):
-            points = shard.info().points_count
-            # Points given their scopes left their indexed segments: the index is built again.
-            self._pending = points if scoped_now else max(0, points - edge_index.indexed_points(source))
+            self._pending = max(0, shard.info().points_count - edge_index.indexed_points(source))
         self._maybe_build()
 
     def _load(self, source: Path, dimension: int) -> tuple[qe.EdgeShard, bool, bool]:
@@ -182,9 +172,9 @@ class EdgeVectorStore(VectorStore):
     def set_payload(self, point_id: str, payload: dict[str, Any]) -> None:
         """As ``VectorStore.set_payload``; a change of the cube, status or kind changes the scope with it."""
         self._writable("set a payload")
-        if any(field in payload for field in _SCOPED):
+        if any(field in payload for field in SCOPED):
             whole = payload
-            if not all(field in payload for field in _SCOPED):
+            if not all(field in payload for field in SCOPED):
                 stored = self.retrieve([point_id])
                 whole = {**(stored[0].payload if stored else {}), **payload}
             payload = {**payload, SCOPE_FIELD: scope_of(whole)}
@@ -298,7 +288,7 @@ class EdgeVectorStore(VectorStore):
             "points": info.points_count,
             "segments": info.segments_count,
             "indexed_fields": sorted(info.payload_schema),
-            "index": {"indexed_vectors": info.indexed_vectors_count, "pending": self._pending,
+            "index": {"indexed_vectors": info.indexed_vectors_count, "pending": self._pending, "scoped": self.scoped,
                       "threshold": self.index.threshold, "building": self._child is not None,
                       **({"last_build": self.last_build} if self.last_build else {})},
             "path": str(self.path),
@@ -335,7 +325,7 @@ class EdgeVectorStore(VectorStore):
         builder = self._builder
         if builder is not None and builder is not threading.current_thread():
             builder.join(timeout)
-        if self.read_only or self._pending <= 0:
+        if self.read_only or (self._pending <= 0 and self.scoped):
             return False
         return self._build(timeout)
 
@@ -354,9 +344,10 @@ class EdgeVectorStore(VectorStore):
                 self._recorded.append(operation)
 
     def _maybe_build(self) -> None:
-        """Start a background build once ``index.threshold`` points are outside the index."""
+        """Start a background build once ``index.threshold`` points are outside the index, or while some
+        point lacks its search scope (the build gives them theirs)."""
         threshold = self.index.threshold
-        if not threshold or self.read_only or self._pending < threshold or self._stop.is_set():
+        if not threshold or self.read_only or self._stop.is_set() or (self._pending < threshold and self.scoped):
             return
         if self._builder is not None and self._builder.is_alive():
             return
@@ -469,6 +460,7 @@ class EdgeVectorStore(VectorStore):
                 raise
             self._shard = built
             self._pending = max(0, built.info().points_count - edge_index.indexed_points(self.path))
+            self.scoped = is_scoped(built)
         edge_index.discard(trash)
 
     @property
@@ -478,29 +470,15 @@ class EdgeVectorStore(VectorStore):
         return self._shard
 
 
-def scope_of(payload: dict[str, Any]) -> str:
-    """The search scope (``SCOPE_FIELD``) of a point with ``payload``: its cube, its status and its kind,
-    the kinds of a search's memory pass (``_MEMORY_PASS``) as one; a JSON array, so that no cube id or
-    kind can be mistaken for another's."""
-    return _scope(payload.get("cube_id"), payload.get("status"), payload.get("kind"))
-
-
-def _scope(cube_id: object, status: object, kind: object) -> str:
-    part = ["memory"] if isinstance(kind, str) and kind in _MEMORY_PASS else ["kind", kind]
-    return json.dumps([cube_id, status, *part], ensure_ascii=False)
-
-
 def edge_filter(flt: MemoryFilter, scoped: bool) -> qe.Filter:
     """``MemoryFilter`` as a qdrant-edge filter: every condition in ``must``. ``scoped``: every point
     carries its scope, so a filter that names statuses and kinds (a search's) asks for the scopes they
     make, and for the kinds apart only when it names part of the memory pass."""
     kinds = flt.kinds
-    if scoped and flt.status and flt.kinds:
-        scopes = dict.fromkeys(_scope(cube_id, status, kind) for cube_id in flt.cube_ids for status in flt.status
-                               for kind in flt.kinds)
-        must: list[Any] = [_any(SCOPE_FIELD, tuple(scopes))]
-        named = _MEMORY_PASS & set(flt.kinds)
-        kinds = flt.kinds if named and named != _MEMORY_PASS else ()
+    scopes = scope_conditions(flt) if scoped else None
+    if scopes is not None:
+        must: list[Any] = [_any(SCOPE_FIELD, scopes[0])]
+        kinds = scopes[1]
         statuses: tuple[str, ...] = ()
     else:
         must = [_any("cube_id", flt.cube_ids)]
@@ -598,27 +576,6 @@ def _ensure_indexes(shard: qe.EdgeShard) -> list[str]:
     if made:
         shard.flush()
     return made
-
-
-def _add_scopes(shard: qe.EdgeShard) -> bool:
-    """Give every point of a shard written before scopes existed its scope, then index the field (the mark
-    that every point has one: a pass cut short is made again at the next open). True if it did."""
-    if SCOPE_FIELD in shard.info().payload_schema:
-        return False
-    offset: Any = None
-    for _ in range(shard.info().points_count // _SCOPE_PAGE + 2):  # bounded: the pass walks the ids once
-        records, offset = shard.scroll(qe.ScrollRequest(offset=offset, limit=_SCOPE_PAGE, with_vector=False,
-                                                        with_payload=qe.PayloadSelector.Include(list(_SCOPED))))
-        groups: dict[str, list[Any]] = {}
-        for record in records:
-            groups.setdefault(scope_of(record.payload or {}), []).append(record.id)
-        for scope, ids in groups.items():
-            shard.update(qe.UpdateOperation.set_payload(ids, {SCOPE_FIELD: scope}))
-        if offset is None:
-            break
-    shard.update(qe.UpdateOperation.create_field_index(SCOPE_FIELD, qe.PayloadSchemaType.Keyword))
-    shard.flush()
-    return True
 
 
 def _check_dimension(path: Path, dimension: int) -> None:
