@@ -211,7 +211,7 @@ def _recall(service: MemoryService, questions: list[str], flt: Any) -> dict[str,
 
     shard = service.ready().shard  # type: ignore[attr-defined]
     vectors = [service.embedder.embed_query(q) for q in questions]
-    qflt = edge_filter(flt, service.ready().scoped)  # type: ignore[attr-defined]
+    qflt = edge_filter(flt)
     exact, exact_ms = _query_all(shard, vectors, qflt, qe.SearchParams(exact=True))
     report: dict[str, Any] = {"queries": len(vectors), "exact_ms": {"p50": percentile(exact_ms, 50),
                                                                      "p95": percentile(exact_ms, 95)}}
@@ -253,7 +253,7 @@ def tune(cache: Path, size: int, data: Path, settings: list[tuple[int, int]]) ->
                  if qa.get("category") in (1, 2, 3, 4)][:QUERIES]
     embedder = LocalOnnxEmbedder()
     vectors = [embedder.embed_query(q) for q in questions]
-    flt = edge_filter(MemoryFilter(cube_ids=(CUBE,)), False)  # the cached store's points may have no scope
+    flt = edge_filter(MemoryFilter(cube_ids=(CUBE,)))
     results: dict[str, Any] = {"size": size, "loadavg_start": os.getloadavg()[0], "by_setting": {}}
     for m, ef_construct in settings:
         work = cache / "work" / f"tune-{size}"

@@ -5,7 +5,6 @@ stores' own engines (qdrant-edge's API, sqlite3), never by changing our code."""
 from __future__ import annotations
 
 import sqlite3
-import time
 import uuid
 from pathlib import Path
 
@@ -17,16 +16,7 @@ from memos_mcp.core.embedder import LocalOnnxEmbedder
 from memos_mcp.core.graph.sqlite_store import SqliteGraphStore
 from memos_mcp.core.stores.catalog import Catalog
 from memos_mcp.core.stores.catalog_db import missing_schema, sqlite_engine
-from memos_mcp.core.stores.qdrant_records import SCOPE_FIELD
-from memos_mcp.core.stores.vector import (
-    DENSE,
-    PAYLOAD_INDEXES,
-    SPARSE,
-    IndexConfig,
-    MemoryFilter,
-    SparseVector,
-    VectorPoint,
-)
+from memos_mcp.core.stores.vector import PAYLOAD_INDEXES, MemoryFilter, SparseVector, VectorPoint
 from memos_mcp.core.stores.vector_client import QdrantClientVectorStore
 from memos_mcp.core.stores.vector_edge import EdgeVectorStore
 from memos_mcp.errors import DataDirReadOnly, StorageError
@@ -67,7 +57,7 @@ def test_an_edge_shard_missing_payload_indexes_is_repaired_by_the_next_open(tmp_
     store.open(DIM)
     try:
         assert set(store.repaired) == {"payload index created_at", "payload index cube_id", "payload index tags"}
-        assert sorted(store.stats()["indexed_fields"]) == sorted([*PAYLOAD_INDEXES, SCOPE_FIELD])
+        assert sorted(store.stats()["indexed_fields"]) == sorted(PAYLOAD_INDEXES)
         newest_first = store.scroll(MemoryFilter(cube_ids=(CUBE,)), limit=10)
         assert [p.payload["memory"] for p in newest_first] == ["m2", "m1"]
         assert "ordered scroll answers" in store.check()
@@ -77,110 +67,6 @@ def test_an_edge_shard_missing_payload_indexes_is_repaired_by_the_next_open(tmp_
     reopened.open(DIM)
     assert reopened.repaired == ()
     reopened.close()
-
-
-def _unscoped_shard(path: Path) -> list[VectorPoint]:
-    """A shard as an earlier version left it (no search scope on any point, no index of them), with an
-    activated fact, an archived fact, a preference and a document."""
-    store = EdgeVectorStore(path)
-    store.open(DIM)
-    kinds = [("activated", "fact"), ("archived", "fact"), ("activated", "preference"), ("activated", "document")]
-    points = [point(n, 100.0 * n) for n in range(1, len(kinds) + 1)]
-    for each, (status, kind) in zip(points, kinds, strict=True):
-        each.payload.update(status=status, kind=kind)
-    store.upsert(points)
-    store.close()
-    shard = qe.EdgeShard.load(str(path))
-    try:
-        shard.update(qe.UpdateOperation.delete_payload([p.id for p in points], [SCOPE_FIELD]))
-        shard.update(qe.UpdateOperation.delete_field_index(SCOPE_FIELD))
-    finally:
-        shard.flush()
-        shard.close()
-    return points
-
-
-def _memories(store: EdgeVectorStore, status: str, *kinds: str) -> list[str]:
-    return [p.payload["memory"] for p in store.scroll(MemoryFilter(cube_ids=(CUBE,), status=(status,), kinds=kinds),
-                                                       limit=10)]
-
-
-def _searches_answer_right(store: EdgeVectorStore) -> None:
-    assert _memories(store, "activated", "fact", "document") == ["m4", "m1"]
-    assert _memories(store, "archived", "fact", "document") == ["m2"]
-    assert (_memories(store, "activated", "preference"), _memories(store, "activated", "fact")) == (["m3"], ["m1"])
-
-
-def test_an_edge_shard_written_before_search_scopes_gets_them_in_its_index_build(tmp_path: Path) -> None:
-    path = tmp_path / "vectors"
-    points = _unscoped_shard(path)
-    lacking = qe.Filter(must=[qe.IsEmptyCondition(SCOPE_FIELD)])
-
-    store = EdgeVectorStore(path, index=IndexConfig(threshold=0))  # no build of its own: build_index below
-    store.open(DIM)
-    try:
-        assert not store.scoped and store.stats()["index"]["scoped"] is False
-        _searches_answer_right(store)  # by the three conditions meanwhile
-        # The live shard is not rewritten (its points would leave their indexed segments): the build does it.
-        assert store.shard.count(qe.CountRequest(exact=True, filter=lacking)) == len(points)
-        assert store.build_index(timeout=120)
-        assert store.scoped
-        assert store.shard.count(qe.CountRequest(exact=True, filter=lacking)) == 0
-        _searches_answer_right(store)
-        assert all(SCOPE_FIELD not in p.payload for p in store.retrieve([p.id for p in points]))
-    finally:
-        store.close()
-    reopened = EdgeVectorStore(path, index=IndexConfig(threshold=0))
-    reopened.open(DIM)
-    try:
-        assert reopened.scoped and reopened.repaired == ()
-        _searches_answer_right(reopened)
-    finally:
-        reopened.close()
-
-
-def test_an_unscoped_edge_shard_starts_its_index_build_at_open_however_few_points_lack_the_index(
-    tmp_path: Path,
-) -> None:
-    path = tmp_path / "vectors"
-    _unscoped_shard(path)
-    store = EdgeVectorStore(path, index=IndexConfig(threshold=5000))  # far more than the 4 points
-    store.open(DIM)
-    try:
-        deadline = time.monotonic() + 120
-        while not store.scoped and time.monotonic() < deadline:
-            time.sleep(0.2)
-        assert store.scoped and store.last_build["points"] == 4
-        _searches_answer_right(store)
-    finally:
-        store.close()
-
-
-def test_a_point_an_earlier_version_wrote_into_a_scoped_shard_is_found_and_gets_its_scope(tmp_path: Path) -> None:
-    path = tmp_path / "vectors"
-    store = EdgeVectorStore(path, index=IndexConfig(threshold=0))
-    store.open(DIM)
-    store.upsert([point(1, 100.0)])
-    assert store.scoped
-    store.close()
-    shard = qe.EdgeShard.load(str(path))  # an earlier version's write: the payload as it knew it
-    try:
-        late = point(2, 200.0)
-        shard.update(qe.UpdateOperation.upsert_points([qe.Point(late.id, {DENSE: late.dense, SPARSE: qe.SparseVector(
-            late.sparse.indices, late.sparse.values)}, {**late.payload, "kind": "fact"})]))
-    finally:
-        shard.flush()
-        shard.close()
-
-    store = EdgeVectorStore(path, index=IndexConfig(threshold=0))
-    store.open(DIM)
-    try:
-        assert not store.scoped  # so its filters do not miss the point without a scope
-        assert _memories(store, "activated", "fact", "document") == ["m2"]
-        assert store.build_index(timeout=120) and store.scoped
-        assert _memories(store, "activated", "fact", "document") == ["m2"]
-    finally:
-        store.close()
 
 
 def test_an_edge_shard_whose_creation_stopped_before_its_config_file_is_finished(tmp_path: Path) -> None:

@@ -130,12 +130,10 @@ def _die_with_parent() -> None:
 
 
 def build(shard: Path, params: dict[str, Any]) -> int:
-    """The child's work: load the copy at ``shard`` with the HNSW settings, give its points their search
-    scopes if any lacks one (``edge_scope.add_scopes``), optimize it, record the marker. ``params``:
-    dimension, m, ef_construct, threads, threshold_kb. Returns an exit status."""
+    """The child's work: load the copy at ``shard`` with the HNSW settings, optimize it, record the
+    marker. ``params``: dimension, m, ef_construct, threads, threshold_kb. Returns an exit status."""
     import qdrant_edge as qe
 
-    from memos_mcp.core.stores.edge_scope import add_scopes, is_scoped
     from memos_mcp.core.stores.vector import DENSE, SPARSE
 
     _die_with_parent()
@@ -149,8 +147,6 @@ def build(shard: Path, params: dict[str, Any]) -> int:
     )
     edge = qe.EdgeShard.load(str(shard), config)
     try:
-        if not is_scoped(edge):  # written before scopes existed (or by such a version since)
-            add_scopes(edge)
         edge.optimize()
         points = edge.info().points_count
         edge.flush()

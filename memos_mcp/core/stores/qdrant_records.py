@@ -7,8 +7,6 @@ from typing import Any, Protocol, cast
 
 from memos_mcp.core.stores.vector import DENSE, SPARSE, ScoredPoint, SparseVector, StoredPoint, VectorPoint
 
-SCOPE_FIELD = "scope"  # qdrant-edge's own payload field for its filters (``vector_edge.scope_of``); never read back
-
 
 class QdrantRecord(Protocol):
     """A record or scored point of either Qdrant library."""
@@ -23,19 +21,11 @@ class QdrantRecord(Protocol):
     def vector(self) -> Any: ...
 
 
-def payload_of(record: QdrantRecord) -> dict[str, Any]:
-    """The record's payload as it was written, without ``SCOPE_FIELD`` (qdrant-edge's binding builds a new
-    dict on every read of ``payload``; qdrant-client's points never hold the field)."""
-    payload: dict[str, Any] = record.payload or {}
-    payload.pop(SCOPE_FIELD, None)
-    return payload
-
-
 def stored_point(record: QdrantRecord, with_vectors: bool) -> StoredPoint:
     """The point with its payload and, when ``with_vectors`` and the record carries them, its dense vector."""
     vectors = record.vector if with_vectors else None
     dense = cast(list[float], vectors[DENSE]) if isinstance(vectors, dict) else None
-    return StoredPoint(str(record.id), payload_of(record), dense)
+    return StoredPoint(str(record.id), record.payload or {}, dense)
 
 
 def scored_point(record: QdrantRecord, score: float, with_vectors: bool) -> ScoredPoint:
@@ -51,4 +41,4 @@ def whole_point(record: QdrantRecord) -> VectorPoint:
     sparse = vectors.get(SPARSE)
     return VectorPoint(str(record.id), cast(list[float], vectors.get(DENSE) or []),
                        SparseVector(list(getattr(sparse, "indices", None) or []),
-                                    list(getattr(sparse, "values", None) or [])), payload_of(record))
+                                    list(getattr(sparse, "values", None) or [])), record.payload or {})

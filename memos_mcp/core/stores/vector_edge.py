@@ -1,8 +1,4 @@
-"""Qdrant Edge backend: Qdrant's engine embedded in-process, one shard directory, no server.
-
-Every point carries a search scope (``edge_scope``): its cube, status and kind as one indexed keyword,
-which a search's filter asks for instead of three conditions once every point holds one (``scoped``); a
-shard written before scopes existed gets them in its next index build, which starts at open."""
+"""Qdrant Edge backend: Qdrant's engine embedded in-process, one shard directory, no server."""
 
 from __future__ import annotations
 
@@ -24,8 +20,7 @@ import qdrant_edge as qe
 
 from memos_mcp.core.stores import edge_index
 from memos_mcp.core.stores.edge_index import Gate
-from memos_mcp.core.stores.edge_scope import SCOPED, index_scopes, is_scoped, scope_conditions, scope_of
-from memos_mcp.core.stores.qdrant_records import SCOPE_FIELD, scored_point, stored_point, whole_point
+from memos_mcp.core.stores.qdrant_records import scored_point, stored_point, whole_point
 from memos_mcp.core.stores.vector import (
     DENSE,
     ORDER_FIELD,
@@ -70,7 +65,6 @@ class EdgeVectorStore(VectorStore):
         self._child: subprocess.Popen[bytes] | None = None
         self._stop = threading.Event()
         self.last_build: dict[str, Any] = {}
-        self.scoped = False  # whether every point carries its scope (filters then use it)
 
     def open(self, dimension: int) -> None:
         """Load the shard, or create it; then create every payload index it lacks. A shard whose
@@ -86,10 +80,6 @@ class EdgeVectorStore(VectorStore):
             try:
                 with _driver("create the payload indexes"):
                     made = _ensure_indexes(shard)
-                with _driver("read the search scopes"):
-                    if not self.read_only and shard.info().points_count == 0:
-                        index_scopes(shard)
-                    self.scoped = is_scoped(shard)
             except MemosError:
                 shard.close()
                 raise
@@ -161,7 +151,7 @@ class EdgeVectorStore(VectorStore):
             qe.Point(
                 p.id,
                 {DENSE: p.dense, SPARSE: qe.SparseVector(p.sparse.indices, p.sparse.values)},
-                {**p.payload, SCOPE_FIELD: scope_of(p.payload)},
+                p.payload,
             )
             for p in points
         ]
@@ -170,14 +160,7 @@ class EdgeVectorStore(VectorStore):
         self._maybe_build()
 
     def set_payload(self, point_id: str, payload: dict[str, Any]) -> None:
-        """As ``VectorStore.set_payload``; a change of the cube, status or kind changes the scope with it."""
         self._writable("set a payload")
-        if any(field in payload for field in SCOPED):
-            whole = payload
-            if not all(field in payload for field in SCOPED):
-                stored = self.retrieve([point_id])
-                whole = {**(stored[0].payload if stored else {}), **payload}
-            payload = {**payload, SCOPE_FIELD: scope_of(whole)}
         self._apply(qe.UpdateOperation.set_payload([point_id], payload), "set a payload")
 
     def delete(self, ids: Sequence[str]) -> None:
@@ -186,8 +169,7 @@ class EdgeVectorStore(VectorStore):
 
     def delete_where(self, flt: MemoryFilter) -> None:
         self._writable("delete points")
-        operation = qe.UpdateOperation.delete_points_by_filter(edge_filter(flt, self.scoped))
-        self._apply(operation, "delete points by filter")
+        self._apply(qe.UpdateOperation.delete_points_by_filter(edge_filter(flt)), "delete points by filter")
 
     def retrieve(self, ids: Sequence[str], with_vectors: bool = False) -> list[StoredPoint]:
         with self._use("retrieve points") as shard:
@@ -207,7 +189,7 @@ class EdgeVectorStore(VectorStore):
             limit=limit,
             offset=offset,
             query=qe.OrderBy(ORDER_FIELD, qe.Direction.Desc),
-            filter=edge_filter(flt, self.scoped),
+            filter=edge_filter(flt),
             with_payload=qe.PayloadSelector.Include([ORDER_FIELD]),
             with_vector=False,
         )
@@ -221,7 +203,7 @@ class EdgeVectorStore(VectorStore):
         with self._use("scroll points") as shard:
             while True:
                 records, offset = shard.scroll(qe.ScrollRequest(
-                    offset=offset, limit=_KEY_PAGE, filter=edge_filter(flt, self.scoped),
+                    offset=offset, limit=_KEY_PAGE, filter=edge_filter(flt),
                     with_payload=qe.PayloadSelector.Include([ORDER_FIELD]), with_vector=False))
                 keys += [(float((r.payload or {})[ORDER_FIELD]), str(r.id)) for r in records]
                 if offset is None:
@@ -229,16 +211,16 @@ class EdgeVectorStore(VectorStore):
 
     def count(self, flt: MemoryFilter) -> int:
         with self._use("count points") as shard:
-            return shard.count(qe.CountRequest(exact=True, filter=edge_filter(flt, self.scoped)))
+            return shard.count(qe.CountRequest(exact=True, filter=edge_filter(flt)))
 
     def exists(self, flt: MemoryFilter) -> bool:
         with self._use("look for a point") as shard:
-            records, _ = shard.scroll(qe.ScrollRequest(limit=1, filter=edge_filter(flt, self.scoped),
-                                                       with_payload=False, with_vector=False))
+            records, _ = shard.scroll(qe.ScrollRequest(limit=1, filter=edge_filter(flt), with_payload=False,
+                                                       with_vector=False))
         return bool(records)
 
     def hybrid_search(self, query: HybridQuery) -> list[ScoredPoint]:
-        flt = edge_filter(query.filter, self.scoped)
+        flt = edge_filter(query.filter)
         request = qe.QueryRequest(
             limit=query.limit,
             prefetches=[
@@ -268,14 +250,14 @@ class EdgeVectorStore(VectorStore):
         request = qe.QueryRequest(
             limit=limit,
             query=qe.Query.Nearest(vector, using=DENSE),
-            filter=edge_filter(flt, self.scoped),
+            filter=edge_filter(flt),
             with_payload=True,
             with_vector=False,
             params=self._search_params(),
         )
         with self._use("run a dense search") as shard:
             hits = shard.query(request)
-        return [scored_point(h, h.score, False) for h in hits]
+        return [ScoredPoint(str(h.id), h.score, h.payload or {}) for h in hits]
 
     def stats(self) -> dict[str, Any]:
         """Counts and paths; ``index``: the HNSW state (``indexed_vectors``: the engine's count of
@@ -288,7 +270,7 @@ class EdgeVectorStore(VectorStore):
             "points": info.points_count,
             "segments": info.segments_count,
             "indexed_fields": sorted(info.payload_schema),
-            "index": {"indexed_vectors": info.indexed_vectors_count, "pending": self._pending, "scoped": self.scoped,
+            "index": {"indexed_vectors": info.indexed_vectors_count, "pending": self._pending,
                       "threshold": self.index.threshold, "building": self._child is not None,
                       **({"last_build": self.last_build} if self.last_build else {})},
             "path": str(self.path),
@@ -325,7 +307,7 @@ class EdgeVectorStore(VectorStore):
         builder = self._builder
         if builder is not None and builder is not threading.current_thread():
             builder.join(timeout)
-        if self.read_only or (self._pending <= 0 and self.scoped):
+        if self.read_only or self._pending <= 0:
             return False
         return self._build(timeout)
 
@@ -344,10 +326,9 @@ class EdgeVectorStore(VectorStore):
                 self._recorded.append(operation)
 
     def _maybe_build(self) -> None:
-        """Start a background build once ``index.threshold`` points are outside the index, or while some
-        point lacks its search scope (the build gives them theirs)."""
+        """Start a background build once ``index.threshold`` points are outside the index."""
         threshold = self.index.threshold
-        if not threshold or self.read_only or self._stop.is_set() or (self._pending < threshold and self.scoped):
+        if not threshold or self.read_only or self._pending < threshold or self._stop.is_set():
             return
         if self._builder is not None and self._builder.is_alive():
             return
@@ -460,7 +441,6 @@ class EdgeVectorStore(VectorStore):
                 raise
             self._shard = built
             self._pending = max(0, built.info().points_count - edge_index.indexed_points(self.path))
-            self.scoped = is_scoped(built)
         edge_index.discard(trash)
 
     @property
@@ -470,23 +450,13 @@ class EdgeVectorStore(VectorStore):
         return self._shard
 
 
-def edge_filter(flt: MemoryFilter, scoped: bool) -> qe.Filter:
-    """``MemoryFilter`` as a qdrant-edge filter: every condition in ``must``. ``scoped``: every point
-    carries its scope, so a filter that names statuses and kinds (a search's) asks for the scopes they
-    make, and for the kinds apart only when it names part of the memory pass."""
-    kinds = flt.kinds
-    scopes = scope_conditions(flt) if scoped else None
-    if scopes is not None:
-        must: list[Any] = [_any(SCOPE_FIELD, scopes[0])]
-        kinds = scopes[1]
-        statuses: tuple[str, ...] = ()
-    else:
-        must = [_any("cube_id", flt.cube_ids)]
-        statuses = flt.status
+def edge_filter(flt: MemoryFilter) -> qe.Filter:
+    """``MemoryFilter`` as a qdrant-edge filter: every condition in ``must``."""
+    must: list[Any] = [_any("cube_id", flt.cube_ids)]
     for key, values in (
-        ("status", statuses),
+        ("status", flt.status),
         ("memory_type", flt.memory_types),
-        ("kind", kinds),
+        ("kind", flt.kinds),
         ("tags", flt.tags_any),
     ):
         if values:
