@@ -28,6 +28,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from memos_mcp.core.models import HistoryEvent, Memory, Message, Permission, utcnow
 from memos_mcp.core.payload import from_point, index_texts, to_payload
+from memos_mcp.core.relevance import WINDOWS_FIELD, read_windows
 from memos_mcp.core.stores.vector import MemoryFilter, StoredPoint, VectorPoint
 from memos_mcp.core.text import content_hash, sparse_document
 from memos_mcp.core.timeparse import EARLIEST, LATEST
@@ -280,8 +281,8 @@ def _write(service: MemoryService, cube_id: str, actor: str, batch: list[tuple[M
     are stored with their ``ADD`` history (``commit_points``); those already there are rewritten as
     exported, without another history event. Returns how many ids were derived."""
     ids = [m.id for m, _ in batch]
-    found = {p.id: p.payload.get("cube_id") for p in service.vectors.retrieve([*ids, *(_derived(cube_id, i)
-                                                                                      for i in ids)])}
+    stored = {p.id: p for p in service.vectors.retrieve([*ids, *(_derived(cube_id, i) for i in ids)])}
+    found = {i: p.payload.get("cube_id") for i, p in stored.items()}
     renamed = 0
     memories: list[Memory] = []
     for memory, _ in batch:
@@ -293,7 +294,11 @@ def _write(service: MemoryService, cube_id: str, actor: str, batch: list[tuple[M
     texts = [index_texts(m.memory, i.get("speaker"), i.get("context", ""), m.event_time,
                          service.settings.search.dense_context) for m, (_, i) in zip(memories, batch, strict=True)]
     embedded = iter(service.embedder.embed([d for (d, _), f in zip(texts, fresh, strict=True) if f]))
-    windowed = service.stores.window_vectors([m.memory for m in memories])  # not exported: made here
+    # Not exported: made here, or kept from the memory's own point when an import runs again.
+    kept = {m.memory: held for m in memories if found.get(m.id) == cube_id
+            and read_windows(m.memory, held := stored[m.id].payload.get(WINDOWS_FIELD),
+                             service.embedder.dimension) is not None}
+    windowed = {**service.stores.window_vectors([m.memory for m in memories if m.memory not in kept]), **kept}
     points = [VectorPoint(m.id, next(embedded) if f else list(m.embedding or []), sparse_document(sparse),
                           to_payload(m, content_hash(f"{m.kind}:{m.memory}"), i.get("context", ""), i.get("speaker"),
                                      windows=windowed.get(m.memory)))

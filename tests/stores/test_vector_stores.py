@@ -256,7 +256,7 @@ BOTH_CUBES = (CUBE, "cube-b")
         ({"cube_ids": BOTH_CUBES, "status": (), "event_time_from": 200.0, "event_time_to": 300.0}, {2, 3}),
         ({"cube_ids": BOTH_CUBES, "event_time_from": 300.0}, {3, 4}),
         ({"cube_ids": BOTH_CUBES, "event_time_to": 100.0}, {1}),
-        # A search's passes (qdrant-edge asks for scopes: cube, status and kind as one field).
+        # The kinds of a search's passes: facts and documents together, preferences apart, and others.
         ({"cube_ids": BOTH_CUBES, "kinds": ("fact", "document")}, {1, 3}),
         ({"cube_ids": BOTH_CUBES, "kinds": ("fact", "event")}, {1, 3, 4}),
         ({"cube_ids": BOTH_CUBES, "kinds": ("document",)}, set()),

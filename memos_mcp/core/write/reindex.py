@@ -3,11 +3,13 @@ beside them: a long memory's sentence-window vectors (``relevance.stored_windows
 search that finds it embeds its windows then (``relevance.relativities``).
 
 Idempotent and resumable: a memory whose vectors are in place and made for its text is skipped, so a
-run that stopped half way is finished by running it again. Safe beside the replicas of a shared service
-(an embedded data directory is locked by the one process that opens it): vectors are made outside the
-write lock and stored under it only for a memory whose text is still the one they were made for, so a
-memory changed meanwhile keeps what its change made (and vectors made for another text are never
-trusted: ``read_windows``)."""
+run that stopped half way is finished by running it again. Vectors are made outside the write lock and
+stored under it only for a memory whose text is still the one they were made for, so a memory this
+process changes meanwhile keeps what its change made. It may run beside the replicas of a shared service
+(an embedded data directory is locked by the one process that opens it), whose writes it does not lock
+out: a text another replica changes between that check and the write may get vectors of its old text,
+which ``read_windows`` never trusts (the memory is judged as if it had none until the next run), and a
+memory another replica deletes then is skipped."""
 
 from __future__ import annotations
 
@@ -17,6 +19,7 @@ from pydantic import BaseModel
 
 from memos_mcp.core.relevance import WINDOWS_FIELD, read_windows, windows
 from memos_mcp.core.stores.vector import MemoryFilter
+from memos_mcp.errors import StorageError
 
 if TYPE_CHECKING:  # the service imports the write path
     from memos_mcp.core.service import MemoryService
@@ -26,8 +29,9 @@ BATCH = 64  # memories read, and their windows embedded, per step
 
 
 class ReindexResult(BaseModel):
-    """What a run found: ``memories`` read (every status, every cube), ``long`` of them judged by their
-    windows, ``windowed`` of those given window vectors by this run (the others had them already)."""
+    """What a run found: ``memories`` read (every status, every cube the catalog lists), ``long`` of them
+    judged by their windows, ``windowed`` of those given window vectors by this run (the others had them
+    already)."""
 
     memories: int
     long: int
@@ -51,7 +55,12 @@ def fill_window_vectors(service: MemoryService, progress: Progress | None = None
             with service.write_lock:
                 for point in vectors.retrieve(lacking):
                     if point.payload.get("memory") == texts[point.id]:
-                        vectors.set_payload(point.id, {WINDOWS_FIELD: made[texts[point.id]]})
+                        try:
+                            vectors.set_payload(point.id, {WINDOWS_FIELD: made[texts[point.id]]})
+                        except StorageError:
+                            if vectors.retrieve([point.id]):
+                                raise
+                            continue  # deleted by another replica since it was read
                         result.windowed += 1
             result.memories += len(points)
             result.long += len(long)
