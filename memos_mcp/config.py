@@ -167,6 +167,7 @@ class StorageSettings(BaseModel):
 
 # --- HTTP server (memos-mcp serve) -----------------------------------------------------------
 CORE_THREADS = 4  # measured on 2 cores: see benchmarks/rest-locomo/results.md
+SWITCH_INTERVAL = 0.005  # seconds; Python's own default (see ServerSettings.switch_interval)
 
 
 class ServerSettings(BaseModel):
@@ -185,6 +186,9 @@ class ServerSettings(BaseModel):
     core_threads: int = Field(CORE_THREADS, ge=1, le=1024, description="core calls (searches, adds, ...) of REST "
                               "and MCP over HTTP run at once in worker threads; more wait their turn, first come "
                               "first served")
+    switch_interval: float = Field(SWITCH_INTERVAL, gt=0, le=1, description="seconds a thread holding Python's "
+                                   "GIL runs before one waiting for it takes it (sys.setswitchinterval): a search "
+                                   "back from the model or SQLite waits up to this long for a thread running Python")
 # --- end of HTTP server settings ----------------------------------------------------------------
 
 

@@ -184,3 +184,17 @@ def test_a_key_made_by_the_cli_works_over_both_transports(served: tuple[Served, 
     server.process.send_signal(signal.SIGTERM)
     assert server.finish().count("memory service closed") == 1
     assert server.process.returncode == STOPPED_BY_SIGTERM
+
+
+def test_serve_sets_the_configured_thread_switch_interval(tmp_path: Path) -> None:
+    server = Served(tmp_path / "data", MEMOS_SERVER__SWITCH_INTERVAL="0.0005")
+    try:
+        said = [found.group(1) for line in server.log
+                if (found := re.search(r"thread switch interval ([\d.]+) ms", line))]
+        assert said == ["0.50"]  # logged before uvicorn's "running" line, which Served waited for
+        with httpx2.Client(base_url=server.url, timeout=TIMEOUT) as http:
+            assert http.get("/health").status_code == 200
+    finally:
+        server.close()
+    refused = memos(tmp_path / "other", "serve", "--port", "0", MEMOS_SERVER__SWITCH_INTERVAL="0")
+    assert refused.returncode == 2 and "switch_interval" in refused.stderr
