@@ -277,7 +277,7 @@ def _cubes(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _reindex(args: argparse.Namespace, settings: Settings) -> int:
-    from memos_mcp.core.write.reindex import fill_window_vectors
+    from memos_mcp.core.reindex import fill_window_vectors
 
     with _service(settings) as service, _progress(0, "memory") as progress:
         summary = fill_window_vectors(service, progress)

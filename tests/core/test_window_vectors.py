@@ -12,9 +12,9 @@ import numpy as np
 import pytest
 
 from memos_mcp.core.portability import export_cube, import_lines
+from memos_mcp.core.reindex import fill_window_vectors
 from memos_mcp.core.relevance import WINDOWS_FIELD, calibrated, query_variants, read_windows, windows
 from memos_mcp.core.service import ROOT_USER, MemoryService
-from memos_mcp.core.write.reindex import fill_window_vectors
 
 CUBE = "notes"
 FILLER = ("The weekly review covered the garden plan, the budget for the kitchen and the dates of the "
