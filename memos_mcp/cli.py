@@ -94,7 +94,8 @@ def _parser() -> argparse.ArgumentParser:
     cubes.add_argument("--user", help="only this user's cubes")
     _command(commands, flags, "stats", help="counts and store sizes")
     _command(commands, flags, "reindex", help="give memories stored by an earlier version what this version's "
-             "index keeps (long memories' sentence-window vectors); idempotent")
+             "index keeps (long memories' sentence-window vectors); idempotent", description=_REINDEX_HELP,
+             formatter_class=argparse.RawDescriptionHelpFormatter)
 
     bench = _command(commands, flags, "bench", help="benchmarks")
     which = bench.add_subparsers(dest="bench", required=True, metavar="BENCHMARK")
@@ -276,9 +277,25 @@ def _cubes(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+_REINDEX_HELP = """\
+Give the memories an earlier version stored what this version keeps beside them: the sentence-window
+vectors of long memories (a search that finds a long memory without them embeds its windows then, up
+to 68 ms). Memories that have them, made for their text, are skipped: running it again, or after it
+was stopped, finishes the work. It needs the store to itself when the data directory is embedded (stop
+the server first; exit 2 naming the lock otherwise) and a service that may write (not --read-only or
+MEMOS_READ_ONLY). Beside the replicas of a shared PostgreSQL service it may run while they serve.
+
+A progress bar goes to stderr (on a terminal); the summary to stdout, as JSON: memories (read, every
+cube and status), long (of them, judged by their windows) and windowed (given vectors by this run)."""
+
+
 def _reindex(args: argparse.Namespace, settings: Settings) -> int:
     from memos_mcp.core.reindex import fill_window_vectors
+    from memos_mcp.core.stores.data_dir import CATALOG_FILE
 
+    if settings.catalog.url is None and not (settings.data_dir / CATALOG_FILE).exists():
+        raise InvalidRequest(f"{settings.data_dir} is not a memos-mcp data directory (it has no {CATALOG_FILE}): "
+                             "name the store's with --data-dir or MEMOS_DATA_DIR", field="--data-dir")
     with _service(settings) as service, _progress(0, "memory") as progress:
         summary = fill_window_vectors(service, progress)
     _print_json(summary.model_dump())

@@ -186,9 +186,17 @@ class ServerSettings(BaseModel):
     core_threads: int = Field(CORE_THREADS, ge=1, le=1024, description="core calls (searches, adds, ...) of REST "
                               "and MCP over HTTP run at once in worker threads; more wait their turn, first come "
                               "first served")
-    switch_interval: float = Field(SWITCH_INTERVAL, gt=0, le=1, description="seconds a thread holding Python's "
-                                   "GIL runs before one waiting for it takes it (sys.setswitchinterval): a search "
+    switch_interval: float = Field(SWITCH_INTERVAL, ge=1e-6, le=1, allow_inf_nan=False,
+                                   description="seconds a thread holding Python's GIL runs before one waiting for "
+                                   "it takes it (sys.setswitchinterval, which counts whole microseconds): a search "
                                    "back from the model or SQLite waits up to this long for a thread running Python")
+
+    @field_validator("switch_interval", mode="before")
+    @classmethod
+    def _seconds_not_a_flag(cls, value: object) -> object:
+        if isinstance(value, bool):  # a YAML ``true`` would read as 1 s
+            raise ValueError("a number of seconds, not true or false")
+        return value
 # --- end of HTTP server settings ----------------------------------------------------------------
 
 

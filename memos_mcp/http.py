@@ -340,7 +340,7 @@ def serve(app: Starlette, settings: Settings) -> None:
         log.warning("listening on every interface, but only loopback Host headers are accepted: list the "
                     "names clients use in server.allowed_hosts (MEMOS_SERVER__ALLOWED_HOSTS='[\"name\"]')")
     sys.setswitchinterval(settings.server.switch_interval)
-    log.info("thread switch interval %.2f ms (server.switch_interval)", settings.server.switch_interval * 1000)
+    log.info("thread switch interval %g ms (server.switch_interval)", sys.getswitchinterval() * 1000)
     config = uvicorn.Config(app, host=settings.server.host, port=settings.server.port, log_config=None,
                             lifespan="on", server_header=False, timeout_graceful_shutdown=DRAIN_SECONDS)
     DrainingServer(config, app.state.in_flight).run()

@@ -416,3 +416,30 @@ def test_reindex_gives_a_store_of_an_earlier_version_its_window_vectors(tmp_path
         assert read_windows(long, point.payload[WINDOWS_FIELD], embedder.dimension) is not None
     finally:
         service.close()
+
+
+def test_reindex_refuses_a_directory_that_holds_no_store_and_creates_nothing(tmp_path: Path) -> None:
+    typo = tmp_path / "dta"
+    result = memos(tmp_path, typo, "reindex")
+    assert result.returncode == 2 and result.stdout == ""
+    assert "error [invalid_request]" in result.stderr and "not a memos-mcp data directory" in result.stderr
+    assert not typo.exists()
+
+
+def test_reindex_on_a_service_opened_read_only_is_refused_naming_the_setting(tmp_path: Path,
+                                                                            embedder: LocalOnnxEmbedder) -> None:
+    from memos_mcp.core.relevance import WINDOWS_FIELD
+
+    data_dir = tmp_path / "data"
+    long = " ".join(f"Note {n}: the allotment plot {n} needs watering on Thursday evenings." for n in range(12))
+    service = MemoryService.open(settings_for(data_dir), embedder=embedder)
+    try:
+        memory_id = service.add_memory(ROOT_USER, memory_content=long).memories[0].id
+        service.ready().set_payload(memory_id, {WINDOWS_FIELD: None})
+    finally:
+        service.close()
+
+    result = memos(tmp_path, data_dir, "reindex", MEMOS_READ_ONLY="true")
+    assert result.returncode == 2 and result.stdout == ""
+    assert "error [read_only]" in result.stderr and "MEMOS_READ_ONLY" in result.stderr
+    assert json.loads(ok(memos(tmp_path, data_dir, "reindex")).stdout)["windowed"] == 1  # nothing was written

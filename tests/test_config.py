@@ -402,6 +402,19 @@ def test_a_yaml_value_of_the_wrong_type_raises_config_error_naming_the_setting(t
         load_settings(write_yaml(tmp_path, "vector: {backend: milvus}\n"))
 
 
+@pytest.mark.parametrize("value, problem", [
+    ("true", "not true or false"),  # would read as 1 second
+    ("1.0e-9", "greater than or equal to 0.000001"),  # below a microsecond: Python would keep 0
+    (".nan", "finite number"),
+    ("0", "greater than or equal to 0.000001"),
+])
+def test_a_switch_interval_python_cannot_keep_is_refused_naming_the_setting(tmp_path: Path, value: str,
+                                                                           problem: str) -> None:
+    with pytest.raises(ConfigError, match=rf"server\.switch_interval.*{problem}"):
+        load_settings(write_yaml(tmp_path, f"server: {{switch_interval: {value}}}\n"))
+    assert load_settings(write_yaml(tmp_path, "server: {switch_interval: 0.000001}\n")).server.switch_interval == 1e-6
+
+
 # --- the shipped configs/ --------------------------------------------------------------------------
 
 # file -> (variables it needs, expected values by dotted path)

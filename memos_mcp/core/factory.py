@@ -12,6 +12,7 @@ from memos_mcp.core.embedder import Embedder, LocalOnnxEmbedder, OpenAIEmbedder
 from memos_mcp.core.graph.store import GraphStore
 from memos_mcp.core.stores.catalog import Catalog
 from memos_mcp.core.stores.catalog_db import database_url
+from memos_mcp.core.stores.data_dir import CATALOG_FILE
 from memos_mcp.core.stores.vector import IndexConfig, VectorStore
 from memos_mcp.errors import ConfigError
 
@@ -25,10 +26,10 @@ def _secret(value: object) -> str | None:
 
 
 def open_catalog(settings: Settings, read_only: bool = False) -> Catalog:
-    """The configured catalog, opened: ``catalog.url`` (PostgreSQL) when set, else ``catalog.sqlite3``
+    """The configured catalog, opened: ``catalog.url`` (PostgreSQL) when set, else ``CATALOG_FILE``
     in the data directory. See ``Catalog`` (raises ``StorageError``)."""
     url = _secret(settings.catalog.url)
-    return Catalog(url if url else settings.data_dir / "catalog.sqlite3", read_only)
+    return Catalog(url if url else settings.data_dir / CATALOG_FILE, read_only)
 
 
 def graph_on_postgres(settings: Settings) -> bool:

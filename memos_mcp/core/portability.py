@@ -20,6 +20,7 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+import math
 import uuid
 from collections.abc import Iterable, Iterator
 from typing import TYPE_CHECKING, Any
@@ -219,7 +220,10 @@ def import_lines(service: MemoryService, actor_id: str, lines: Iterable[str], cu
             try:
                 if kind == "memory":
                     index = record.pop("index", {}) or {}
-                    batch.append((Memory.model_validate({**record, "cube_id": cube.cube_id}), index))
+                    memory = Memory.model_validate({**record, "cube_id": cube.cube_id})
+                    if same_model and memory.embedding is not None:  # stored as it is: it must be usable
+                        _check_embedding(number, memory.embedding, service.embedder.dimension)
+                    batch.append((memory, index))
                 elif kind == "message":
                     messages.append(Message.model_validate({**record, "cube_id": cube.cube_id}))
                 elif kind == "next":  # where a paged export's next part starts: nothing to import
@@ -233,6 +237,21 @@ def import_lines(service: MemoryService, actor_id: str, lines: Iterable[str], cu
                 flush()
         flush()
     return result
+
+
+def _check_embedding(number: int, embedding: list[float], dimension: int) -> None:
+    """Raise InvalidRequest (naming line ``number`` and the ``embedding`` field) unless ``embedding`` is a
+    vector the store can search: ``dimension`` finite numbers, not all zero (a cosine needs a direction)."""
+    def refuse(problem: str) -> InvalidRequest:
+        return InvalidRequest(f"line {number}: embedding: {problem}", line=number, field="embedding")
+
+    if len(embedding) != dimension:
+        raise refuse(f"{len(embedding)} numbers, where the model's vectors have {dimension}")
+    bad = next((i for i, x in enumerate(embedding) if not math.isfinite(x)), None)
+    if bad is not None:
+        raise refuse(f"not a finite number at {bad}")
+    if not any(embedding):
+        raise refuse("all zeros")
 
 
 def _new_messages(service: MemoryService, cube_id: str, messages: list[Message]) -> list[Message]:

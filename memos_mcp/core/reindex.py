@@ -19,7 +19,7 @@ from pydantic import BaseModel
 
 from memos_mcp.core.relevance import WINDOWS_FIELD, read_windows, windows
 from memos_mcp.core.stores.vector import MemoryFilter
-from memos_mcp.errors import StorageError
+from memos_mcp.errors import DataDirReadOnly, StorageError
 
 if TYPE_CHECKING:  # the service imports the write path
     from memos_mcp.core.service import MemoryService
@@ -40,7 +40,11 @@ class ReindexResult(BaseModel):
 
 def fill_window_vectors(service: MemoryService, progress: Progress | None = None) -> ReindexResult:
     """Make and store the window vectors of every long memory that lacks them (or holds ones made for
-    another text or damaged: ``read_windows``); ``progress(done, total)`` after each batch."""
+    another text or damaged: ``read_windows``); ``progress(done, total)`` after each batch. Raises
+    ``DataDirReadOnly`` before any work when the service was opened read-only."""
+    if service.read_only:
+        raise DataDirReadOnly("reindex stores vectors, and this memory service is opened read-only (the "
+                              "read_only setting, MEMOS_READ_ONLY, or a data directory that cannot be written)")
     vectors = service.ready()
     dimension = service.embedder.dimension
     cubes = [(cube.cube_id,) for cube in service.catalog.list_cubes()]

@@ -131,9 +131,14 @@ def stored_windows(parts: Sequence[str], vectors: Sequence[Sequence[float]]) -> 
     return {"digest": _digest(parts), "f16": base64.b64encode(packed).decode("ascii")}
 
 
+UNIT_TOLERANCE = 0.01  # how far from 1 a stored window vector's norm may be (16-bit floats move it < 0.001)
+
+
 def read_windows(text: str, stored: object, dimension: int) -> npt.NDArray[np.float32] | None:
     """The window vectors (windows x ``dimension``) that ``stored_windows`` made for ``text``, or None
-    when ``stored`` is missing, malformed, or made for other windows (the text changed since)."""
+    when ``stored`` is missing, malformed, made for other windows (the text changed since), or holds
+    anything but unit vectors (not finite, or a norm off 1 by more than ``UNIT_TOLERANCE``: a cosine
+    with them would not lie in [-1, 1]). A value of the wrong size is refused before it is decoded."""
     import numpy as np
 
     if not isinstance(stored, dict) or not isinstance(stored.get("f16"), str):
@@ -141,13 +146,20 @@ def read_windows(text: str, stored: object, dimension: int) -> npt.NDArray[np.fl
     parts = windows(text)
     if not parts or stored.get("digest") != _digest(parts):
         return None
+    size = len(parts) * dimension * 2
+    if len(stored["f16"]) != 4 * -(-size // 3):  # the base64 length of ``size`` bytes
+        return None
     try:
         packed = base64.b64decode(stored["f16"], validate=True)
     except ValueError:
         return None
-    if len(packed) != len(parts) * dimension * 2:
+    if len(packed) != size:
         return None
-    return np.frombuffer(packed, dtype="<f2").reshape(len(parts), dimension).astype(np.float32)
+    vectors = np.frombuffer(packed, dtype="<f2").reshape(len(parts), dimension).astype(np.float32)
+    norms = np.linalg.norm(vectors, axis=1)
+    if not np.isfinite(vectors).all() or np.abs(norms - 1).max() > UNIT_TOLERANCE:
+        return None
+    return vectors
 
 
 def _digest(parts: Sequence[str]) -> str:

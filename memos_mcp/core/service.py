@@ -37,7 +37,7 @@ from memos_mcp.core.graph.store import GraphStore
 from memos_mcp.core.models import Role
 from memos_mcp.core.retrieval import Retrieval
 from memos_mcp.core.stores.catalog import Catalog
-from memos_mcp.core.stores.data_dir import DataDirClaim, claim_data_dir
+from memos_mcp.core.stores.data_dir import CATALOG_FILE, DataDirClaim, claim_data_dir
 from memos_mcp.core.stores.vector import VectorStore
 from memos_mcp.core.write.add import Writes
 from memos_mcp.core.write.change import Changes
@@ -145,7 +145,7 @@ class MemoryService:
         owned = claim is None
         claim = claim or claim_data_dir(settings, allow_read_only)
         try:
-            if settings.read_only and claim.lock is not None and not (settings.data_dir / "catalog.sqlite3").exists():
+            if settings.read_only and claim.lock is not None and not (settings.data_dir / CATALOG_FILE).exists():
                 # a new data directory served read-only: its (empty) stores are made once, then read
                 DiskGuard(settings.data_dir, settings.storage.min_free_bytes).check_startup()
                 made = cls.open(settings.model_copy(update={"read_only": False}), extractor, embedder,

@@ -4,11 +4,13 @@ and crash safety."""
 from __future__ import annotations
 
 import json
+import re
 import signal
 import subprocess
 import sys
 import textwrap
 from pathlib import Path
+from typing import Any
 
 import pytest
 import sqlalchemy as sa
@@ -110,6 +112,31 @@ def test_import_re_embeds_when_the_export_came_from_another_model(service: Memor
     result = import_lines(service, "bob", [json.dumps(header), json.dumps(record)])
     assert result.reembedded and result.renamed == 1
     assert service.search("bob", "where is the spare key").memories[0].memory.startswith("The spare key")
+
+
+@pytest.mark.parametrize("embedding, message", [
+    (lambda v: [float("nan")] * len(v), "line 3: embedding: not a finite number at 0"),
+    (lambda v: [*v[:-1], float("inf")], "line 3: embedding: not a finite number at 383"),
+    (lambda v: v[:-1], "line 3: embedding: 383 numbers, where the model's vectors have 384"),
+    (lambda v: [*v, 0.5], "line 3: embedding: 385 numbers, where the model's vectors have 384"),
+    (lambda v: [0.0] * len(v), "line 3: embedding: all zeros"),
+])
+def test_an_import_of_an_unusable_embedding_is_refused_naming_the_line(service: MemoryService, embedding: Any,
+                                                                      message: str) -> None:
+    # The same model as the store's, so the file's vectors would be stored as they are.
+    service.ensure_user("alice")
+    service.ensure_user("bob")
+    for text in ("The spare key is under the flower pot.", "The boiler was serviced in May."):
+        service.add_memory("alice", memory_content=text)
+    cube = service.catalog.default_cube_of("alice")
+    assert cube is not None
+    lines = list(export_cube(service, "alice", cube.cube_id))
+    record = json.loads(lines[2])
+    record["embedding"] = embedding(record["embedding"])
+    with pytest.raises(InvalidRequest, match=re.escape(message)) as refused:
+        import_lines(service, "bob", [lines[0], lines[1], json.dumps(record)])
+    assert refused.value.code == "invalid_request" and refused.value.details.get("field") == "embedding"
+    assert service.list_memories("bob").total == 0
 
 
 @pytest.mark.parametrize("lines, message", [

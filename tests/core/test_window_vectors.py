@@ -5,6 +5,7 @@ trusted; readers never see them. On every vector backend."""
 
 from __future__ import annotations
 
+import base64
 from pathlib import Path
 from typing import Any
 
@@ -103,19 +104,32 @@ def test_a_new_text_makes_new_windows_and_other_changes_keep_them(service: Memor
     assert hit(service, memory_id).relativity == pytest.approx(fresh_relativity(service, memory_id, LONG), abs=2e-3)
 
 
+def _vectors_changed(stored: dict[str, str], change: Any) -> dict[str, str]:
+    """``stored`` with its window vectors replaced by ``change(vectors)``, packed as ``stored_windows`` packs."""
+    vectors = np.frombuffer(base64.b64decode(stored["f16"]), dtype="<f2").astype(np.float32)
+    return {**stored, "f16": base64.b64encode(np.asarray(change(vectors), dtype="<f2").tobytes()).decode("ascii")}
+
+
 @pytest.mark.parametrize("damage", [
-    {"digest": "0" * 16},  # made for other windows
-    {"f16": "not base64!"},
-    {"f16": ""},  # the wrong length
-    None,
-])
-def test_stale_or_damaged_window_vectors_are_not_trusted(service: MemoryService, damage: dict[str, str] | None) -> None:
+    lambda stored: stored | {"digest": "0" * 16},  # made for other windows
+    lambda stored: stored | {"f16": "not base64!"},
+    lambda stored: stored | {"f16": ""},  # the wrong length
+    lambda stored: stored | {"f16": stored["f16"] * 40},  # far too long: refused before it is decoded
+    lambda stored: _vectors_changed(stored, lambda v: np.full_like(v, np.nan)),
+    lambda stored: _vectors_changed(stored, lambda v: np.where(np.arange(v.size) == 3, np.inf, v)),
+    lambda stored: _vectors_changed(stored, lambda v: v * 50),  # not unit vectors: would steer the relevance
+    lambda stored: None,
+], ids=["other-windows", "not-base64", "empty", "too-long", "nan", "inf", "not-unit", "none"])
+def test_stale_or_damaged_window_vectors_are_not_trusted(service: MemoryService, damage: Any) -> None:
     memory_id = added(service, LONG)
     stored = payload_of(service, memory_id)[WINDOWS_FIELD]
-    service.vectors.set_payload(memory_id, {WINDOWS_FIELD: None if damage is None else stored | damage})
+    service.vectors.set_payload(memory_id, {WINDOWS_FIELD: damage(stored)})
 
     assert read_windows(LONG, payload_of(service, memory_id).get(WINDOWS_FIELD), dimension(service)) is None
     assert hit(service, memory_id).relativity == pytest.approx(fresh_relativity(service, memory_id, LONG), abs=2e-3)
+    # reindex makes them again
+    assert fill_window_vectors(service).windowed == 1
+    assert read_windows(LONG, payload_of(service, memory_id).get(WINDOWS_FIELD), dimension(service)) is not None
 
 
 @pytest.mark.parametrize("include_embeddings", [True, False])

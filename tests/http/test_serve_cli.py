@@ -191,7 +191,7 @@ def test_serve_sets_the_configured_thread_switch_interval(tmp_path: Path) -> Non
     try:
         said = [found.group(1) for line in server.log
                 if (found := re.search(r"thread switch interval ([\d.]+) ms", line))]
-        assert said == ["0.50"]  # logged before uvicorn's "running" line, which Served waited for
+        assert said == ["0.5"]  # logged before uvicorn's "running" line, which Served waited for
         with httpx2.Client(base_url=server.url, timeout=TIMEOUT) as http:
             assert http.get("/health").status_code == 200
     finally:

@@ -1,4 +1,5 @@
-"""The data directory itself: whether it may be written, and the lock that keeps it to one process."""
+"""The data directory itself: whether it may be written, the lock that keeps it to one process, and
+the file that marks it as holding a store (the catalog, when it is on SQLite)."""
 
 from __future__ import annotations
 
@@ -12,6 +13,8 @@ from filelock import FileLock, Timeout
 from memos_mcp.config import Settings
 from memos_mcp.core.diskspace import DiskGuard
 from memos_mcp.errors import ConfigError, DataDirReadOnly, StorageError, StoreLocked
+
+CATALOG_FILE = "catalog.sqlite3"  # the catalog in the data directory, unless catalog.url names PostgreSQL
 
 
 def writable(data_dir: Path) -> bool:
