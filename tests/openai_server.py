@@ -13,7 +13,9 @@ with that queue empty they get an empty answer (which the pipeline refuses, fall
 deterministic extractor). A queued reply is a string, or a ``Reply`` that scripts a failure: an HTTP status (429 with
 ``retry-after``, 500...), a delay before answering (for client timeouts), or a stream that dies
 after some chunks. Every request body is recorded in ``requests`` (chat ones also in ``chats``);
-``fail_with`` makes every POST fail with that status.
+``fail_with`` makes every POST fail with that status; ``broken_vectors`` makes ``/v1/embeddings`` answer a
+broken model's vectors: "nan" (a NaN in each), "inf", "ragged" (the last one a number short) or "resized" (one
+number more than before, in each).
 """
 
 from __future__ import annotations
@@ -64,6 +66,7 @@ class OpenAIServer(ThreadingHTTPServer):
         self.chat_requests: list[dict[str, Any]] = []  # those not from the extraction pipeline
         self.fail_with: int | None = None
         self.ignore_dimensions = False
+        self.broken_vectors: str | None = None
         self._thread = threading.Thread(target=self.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
         self._thread.start()
 
@@ -96,8 +99,13 @@ class OpenAIServer(ThreadingHTTPServer):
     def embeddings(self, body: dict[str, Any]) -> dict[str, Any]:
         size = body["dimensions"] if "dimensions" in body and not self.ignore_dimensions else self.dimension
         texts = [body["input"]] if isinstance(body["input"], str) else body["input"]
-        data = [{"object": "embedding", "index": i, "embedding": fake_vector(text, size)}
-                for i, text in reversed(list(enumerate(texts)))]
+        vectors = [fake_vector(text, size + (self.broken_vectors == "resized")) for text in texts]
+        if self.broken_vectors in ("nan", "inf"):
+            vectors = [[float(self.broken_vectors), *v[1:]] for v in vectors]
+        elif self.broken_vectors == "ragged":
+            vectors[-1] = vectors[-1][:-1]
+        data = [{"object": "embedding", "index": i, "embedding": vector}
+                for i, vector in reversed(list(enumerate(vectors)))]
         return {"object": "list", "data": data, "model": body["model"],
                 "usage": {"prompt_tokens": len(texts), "total_tokens": len(texts)}}
 

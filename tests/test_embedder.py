@@ -191,6 +191,18 @@ def test_remote_server_error_is_backend_unavailable(
     assert "fake-embed" in caught.value.message
 
 
+@pytest.mark.parametrize("broken", ["nan", "inf", "ragged", "resized"])
+def test_an_endpoint_answering_unusable_vectors_is_backend_unavailable(server: OpenAIServer, remote: OpenAIEmbedder,
+                                                                       broken: str) -> None:
+    remote.load()
+    server.broken_vectors = broken
+    with pytest.raises(BackendUnavailable, match="unusable vectors") as caught:
+        remote.embed(["hello", "world"])
+    assert server.url in caught.value.message and caught.value.details["model"] == "fake-embed"
+    server.broken_vectors = None
+    assert len(remote.embed(["hello", "world"])[1]) == FAKE_DIMENSION
+
+
 def test_dead_server_is_backend_unavailable(server: OpenAIServer, remote: OpenAIEmbedder) -> None:
     server.stop()
     with pytest.raises(BackendUnavailable) as caught:

@@ -29,6 +29,19 @@ if TYPE_CHECKING:  # numpy too is imported where used: it would add a tenth of a
     from tokenizers import Tokenizer
 
 
+def _unusable(vectors: Sequence[Sequence[float]], dimension: int | None) -> str | None:
+    """What makes a model's answer unusable as vectors (of ``dimension`` numbers once known), or None:
+    vectors of different sizes, or a number that is not finite."""
+    import numpy as np
+
+    sizes = sorted({len(vector) for vector in vectors})
+    if len(sizes) > 1 or (dimension is not None and sizes and sizes[0] != dimension):
+        return f"of {', '.join(map(str, sizes))} numbers where {dimension or sizes[0]} were expected"
+    if not np.isfinite(np.asarray(vectors, dtype=np.float64)).all():
+        return "a number that is not finite (NaN or infinity)"
+    return None
+
+
 def _normalise(vectors: npt.NDArray[np.float32]) -> list[list[float]]:
     import numpy as np
 
@@ -390,8 +403,14 @@ class OpenAIEmbedder(Embedder):
             )
         import numpy as np
 
-        ordered = sorted(response.data, key=lambda item: item.index)
-        return _normalise(np.array([item.embedding for item in ordered], dtype=np.float32))
+        ordered = [item.embedding for item in sorted(response.data, key=lambda item: item.index)]
+        problem = _unusable(ordered, self._dimension)
+        if problem:
+            raise BackendUnavailable(
+                f"Embedding endpoint {self.base_url} (model '{self.model}') returned unusable vectors: {problem}",
+                base_url=self.base_url, model=self.model,
+            )
+        return _normalise(np.array(ordered, dtype=np.float32))
 
     def _release(self) -> None:
         if self._client is not None:
