@@ -395,25 +395,35 @@ def test_a_list_setting_from_the_environment_that_is_not_json_is_a_config_error_
         assert result.stdout == ""
 
 
+LONG_NOTE = " ".join(f"Note {n}: the allotment plot {n} needs watering on Thursday evenings." for n in range(12))
+
+
+def _long_memory_without_windows(data_dir: Path, embedder: LocalOnnxEmbedder) -> str:
+    """A store in ``data_dir`` holding ``LONG_NOTE`` as an earlier version stored it (no window vectors)."""
+    from memos_mcp.core.relevance import WINDOWS_FIELD
+
+    service = MemoryService.open(settings_for(data_dir), embedder=embedder)
+    try:
+        memory_id: str = service.add_memory(ROOT_USER, memory_content=LONG_NOTE).memories[0].id
+        service.ready().set_payload(memory_id, {WINDOWS_FIELD: None})
+    finally:
+        service.close()
+    return memory_id
+
+
 def test_reindex_gives_a_store_of_an_earlier_version_its_window_vectors(tmp_path: Path,
                                                                         embedder: LocalOnnxEmbedder) -> None:
     from memos_mcp.core.relevance import WINDOWS_FIELD, read_windows
 
     data_dir = tmp_path / "data"
-    long = " ".join(f"Note {n}: the allotment plot {n} needs watering on Thursday evenings." for n in range(12))
-    service = MemoryService.open(settings_for(data_dir), embedder=embedder)
-    try:
-        memory_id = service.add_memory(ROOT_USER, memory_content=long).memories[0].id
-        service.ready().set_payload(memory_id, {WINDOWS_FIELD: None})  # as an earlier version stored it
-    finally:
-        service.close()
+    memory_id = _long_memory_without_windows(data_dir, embedder)
 
     assert json.loads(ok(memos(tmp_path, data_dir, "reindex")).stdout) == {"memories": 1, "long": 1, "windowed": 1}
     assert json.loads(ok(memos(tmp_path, data_dir, "reindex")).stdout)["windowed"] == 0
     service = MemoryService.open(settings_for(data_dir), embedder=embedder)
     try:
         (point,) = service.ready().retrieve([memory_id])
-        assert read_windows(long, point.payload[WINDOWS_FIELD], embedder.dimension) is not None
+        assert read_windows(LONG_NOTE, point.payload[WINDOWS_FIELD], embedder.dimension) is not None
     finally:
         service.close()
 
@@ -428,16 +438,8 @@ def test_reindex_refuses_a_directory_that_holds_no_store_and_creates_nothing(tmp
 
 def test_reindex_on_a_service_opened_read_only_is_refused_naming_the_setting(tmp_path: Path,
                                                                             embedder: LocalOnnxEmbedder) -> None:
-    from memos_mcp.core.relevance import WINDOWS_FIELD
-
     data_dir = tmp_path / "data"
-    long = " ".join(f"Note {n}: the allotment plot {n} needs watering on Thursday evenings." for n in range(12))
-    service = MemoryService.open(settings_for(data_dir), embedder=embedder)
-    try:
-        memory_id = service.add_memory(ROOT_USER, memory_content=long).memories[0].id
-        service.ready().set_payload(memory_id, {WINDOWS_FIELD: None})
-    finally:
-        service.close()
+    _long_memory_without_windows(data_dir, embedder)
 
     result = memos(tmp_path, data_dir, "reindex", MEMOS_READ_ONLY="true")
     assert result.returncode == 2 and result.stdout == ""
