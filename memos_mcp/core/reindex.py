@@ -4,12 +4,11 @@ search that finds it embeds its windows then (``relevance.relativities``).
 
 Idempotent and resumable: a memory whose vectors are in place and made for its text is skipped, so a
 run that stopped half way is finished by running it again. Vectors are made outside the write lock and
-stored under it only for a memory whose text is still the one they were made for, so a memory this
-process changes meanwhile keeps what its change made. It may run beside the replicas of a shared service
-(an embedded data directory is locked by the one process that opens it), whose writes it does not lock
-out: a text another replica changes between that check and the write may get vectors of its old text,
-which ``read_windows`` never trusts (the memory is judged as if it had none until the next run), and a
-memory another replica deletes then is skipped."""
+stored under it only for a memory whose text is still the one they were made for
+(``VectorStore.set_payload_if``), so a memory changed meanwhile keeps what its change made: by this
+process, and on PostgreSQL or a Qdrant server by the replicas of a shared service too (an embedded data
+directory is locked by the one process that opens it), whose writes it does not lock out; a memory
+another replica deletes meanwhile is skipped."""
 
 from __future__ import annotations
 
@@ -57,15 +56,15 @@ def fill_window_vectors(service: MemoryService, progress: Progress | None = None
             lacking = [p.id for p in long if read_windows(texts[p.id], p.payload.get(WINDOWS_FIELD), dimension) is None]
             made = service.stores.window_vectors([texts[i] for i in lacking])
             with service.write_lock:
-                for point in vectors.retrieve(lacking):
-                    if point.payload.get("memory") == texts[point.id]:
-                        try:
-                            vectors.set_payload(point.id, {WINDOWS_FIELD: made[texts[point.id]]})
-                        except StorageError:
-                            if vectors.retrieve([point.id]):
-                                raise
-                            continue  # deleted by another replica since it was read
-                        result.windowed += 1
+                for memory_id in lacking:
+                    try:
+                        stored = vectors.set_payload_if(memory_id, {WINDOWS_FIELD: made[texts[memory_id]]},
+                                                        "memory", texts[memory_id])
+                    except StorageError:
+                        if vectors.retrieve([memory_id]):
+                            raise
+                        continue  # deleted by another replica between the check and the write
+                    result.windowed += int(stored)
             result.memories += len(points)
             result.long += len(long)
             if progress is not None:

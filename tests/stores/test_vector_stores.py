@@ -191,6 +191,20 @@ def test_a_payload_change_of_status_kind_or_cube_moves_the_point_between_filtere
     assert (found(), found("cube-b", kinds=("preference",)), found("cube-b")) == ([pid(2)], [pid(1)], [])
 
 
+def test_a_conditional_payload_change_applies_only_while_the_field_holds_what_was_read(store: VectorStore) -> None:
+    store.upsert([point(1)])
+    (read,) = store.retrieve([pid(1)])
+    store.set_payload(pid(1), {"content_hash": "changed by another writer"})
+
+    assert not store.set_payload_if(pid(1), {"status": "archived"}, "content_hash", read.payload["content_hash"])
+    assert not store.set_payload_if(pid(42), {"status": "archived"}, "content_hash", "hash-42")  # no such point
+    (kept,) = store.retrieve([pid(1)])
+    assert kept.payload["status"] == "activated"
+    assert store.set_payload_if(pid(1), {"status": "archived"}, "content_hash", "changed by another writer")
+    (changed,) = store.retrieve([pid(1)])
+    assert changed.payload["status"] == "archived" and changed.payload["tags"] == kept.payload["tags"]
+
+
 def test_set_payload_on_a_missing_point_raises_a_storage_error(store: VectorStore) -> None:
     with pytest.raises(StorageError):
         store.set_payload(pid(42), {"status": "archived"})

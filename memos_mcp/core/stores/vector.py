@@ -183,6 +183,17 @@ class VectorStore(ABC):
     def set_payload(self, point_id: str, payload: dict[str, Any]) -> None:
         """Merge ``payload`` keys into the point's payload (keys not given are kept)."""
 
+    def set_payload_if(self, point_id: str, payload: dict[str, Any], field: str, expected: str) -> bool:
+        """``set_payload`` only while the point's ``field`` holds ``expected`` (a string, such as the text a
+        value was derived from); True when it did, False when the point is gone or its field changed.
+        Here a read, then the write: exact against this process's writers when the caller holds the
+        service's write lock. Stores that processes share check and write in one operation."""
+        found = self.retrieve([point_id])
+        if not found or found[0].payload.get(field) != expected:
+            return False
+        self.set_payload(point_id, payload)
+        return True
+
     @abstractmethod
     def delete(self, ids: Sequence[str]) -> None: ...
 

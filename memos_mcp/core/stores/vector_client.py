@@ -213,6 +213,18 @@ class QdrantClientVectorStore(VectorStore):
         with _driver("set a payload"):
             self.client.set_payload(self.collection, payload, points=[point_id], wait=True)
 
+    def set_payload_if(self, point_id: str, payload: dict[str, Any], field: str, expected: str) -> bool:
+        """The write selects the point by its id and ``field`` in one operation (a Qdrant server shared by
+        replicas never overwrites one that changed it meanwhile); read back to tell whether it applied."""
+        self._writable("set a payload")
+        selector = m.Filter(must=[m.HasIdCondition(has_id=[point_id]),
+                                  m.FieldCondition(key=field, match=m.MatchValue(value=expected))])
+        with _driver("set a payload"):
+            self.client.set_payload(self.collection, payload, points=selector, wait=True)
+        found = self.retrieve([point_id])
+        return bool(found) and found[0].payload.get(field) == expected and \
+            all(found[0].payload.get(key) == value for key, value in payload.items())
+
     def delete(self, ids: Sequence[str]) -> None:
         self._writable("delete points")
         if not ids:

@@ -156,6 +156,16 @@ class PgVectorStore(VectorStore):
             raise StorageError(f"cannot set the payload of point {point_id}: no such point in {self.location}",
                                point_id=point_id)
 
+    def set_payload_if(self, point_id: str, payload: dict[str, Any], field: str, expected: str) -> bool:
+        """One statement: a replica that changes ``field`` meanwhile is never overwritten."""
+        self._writable("set a payload")
+        t = self.table
+        merged = t.c.payload.op("||")(sa.cast(payload, JSONB))
+        with self._write("set a payload") as conn:
+            done = conn.execute(sa.update(t).where(t.c.id == point_id, t.c.payload[field].astext == expected)
+                                .values(payload=merged))
+        return bool(done.rowcount)
+
     def delete(self, ids: Sequence[str]) -> None:
         self._writable("delete points")
         if not ids:
