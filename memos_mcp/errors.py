@@ -162,3 +162,11 @@ class DataDirReadOnly(MemosError):
 
     code = "read_only"
     status = 403
+
+    @classmethod
+    def refused(cls, what: str, **details: Any) -> DataDirReadOnly:
+        """The error of a write to ``what`` (a store and where it is) of a service opened read-only, which
+        names every cause: the setting, a directory that cannot be written, a disk too full to write."""
+        return cls(f"cannot write to {what}: the memory service is opened read-only (the read_only setting: "
+                   "MEMOS_READ_ONLY or --read-only; or a data directory that cannot be written, or whose disk "
+                   "is below storage.min_free_bytes)", **details)

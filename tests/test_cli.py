@@ -445,3 +445,17 @@ def test_reindex_on_a_service_opened_read_only_is_refused_naming_the_setting(tmp
     assert result.returncode == 2 and result.stdout == ""
     assert "error [read_only]" in result.stderr and "MEMOS_READ_ONLY" in result.stderr
     assert json.loads(ok(memos(tmp_path, data_dir, "reindex")).stdout)["windowed"] == 1  # nothing was written
+
+
+def test_a_write_refused_by_the_read_only_setting_says_so(tmp_path: Path) -> None:
+    data_dir = tmp_path / "data"
+    ok(memos(tmp_path, data_dir, "keys", "create", "--user", "alice"))
+    conversation = tmp_path / "talk.json"
+    conversation.write_text('[{"role": "user", "content": "The boiler was serviced in May."}]', encoding="utf-8")
+    for command in (("keys", "create", "--user", "bob"), ("import", str(conversation), "--user", "alice")):
+        result = memos(tmp_path, data_dir, *command, MEMOS_READ_ONLY="true")
+        assert result.returncode == 2 and result.stdout == ""
+        assert "error [read_only]" in result.stderr and "MEMOS_READ_ONLY" in result.stderr, result.stderr
+    users = {u["user_id"] for u in json.loads(ok(memos(tmp_path, data_dir, "users")).stdout)}
+    assert "alice" in users and "bob" not in users
+    assert json.loads(ok(memos(tmp_path, data_dir, "stats")).stdout)["catalog"]["messages"] == 0

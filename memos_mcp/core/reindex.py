@@ -42,8 +42,7 @@ def fill_window_vectors(service: MemoryService, progress: Progress | None = None
     another text or damaged: ``read_windows``); ``progress(done, total)`` after each batch. Raises
     ``DataDirReadOnly`` before any work when the service was opened read-only."""
     if service.read_only:
-        raise DataDirReadOnly("reindex stores vectors, and this memory service is opened read-only (the "
-                              "read_only setting, MEMOS_READ_ONLY, or a data directory that cannot be written)")
+        raise DataDirReadOnly.refused("the vector store (reindex stores window vectors)")
     vectors = service.ready()
     dimension = service.embedder.dimension
     cubes = [(cube.cube_id,) for cube in service.catalog.list_cubes()]

@@ -123,8 +123,7 @@ class SqliteGraphStore(GraphStore):
     @contextmanager
     def _tx(self) -> Iterator[sqlite3.Connection]:
         if self.read_only:
-            raise DataDirReadOnly(f"cannot write to the graph store at {self.path}: its data directory is read-only",
-                                  path=str(self.path))
+            raise DataDirReadOnly.refused(f"the graph store at {self.path}", path=str(self.path))
         with self._lock:
             db = self._conn()
             try:

@@ -139,8 +139,7 @@ class Catalog:
         """One write transaction (``BEGIN IMMEDIATE`` on SQLite)."""
         self._open()
         if self.read_only:
-            raise DataDirReadOnly(f"cannot write to the catalog at {self.location}: its data directory is read-only",
-                                  path=self.location)
+            raise DataDirReadOnly.refused(f"the catalog at {self.location}", path=self.location)
         try:
             with catalog_db.write_transaction(self._connections) as conn:
                 yield conn
