@@ -291,11 +291,10 @@ cube and status), long (of them, judged by their windows) and windowed (given ve
 
 def _reindex(args: argparse.Namespace, settings: Settings) -> int:
     from memos_mcp.core.reindex import fill_window_vectors
-    from memos_mcp.core.stores.data_dir import CATALOG_FILE
+    from memos_mcp.core.stores.data_dir import require_store
 
-    if settings.catalog.url is None and not (settings.data_dir / CATALOG_FILE).exists():
-        raise InvalidRequest(f"{settings.data_dir} is not a memos-mcp data directory (it has no {CATALOG_FILE}): "
-                             "name the store's with --data-dir or MEMOS_DATA_DIR", field="--data-dir")
+    if settings.catalog.url is None:
+        require_store(settings.data_dir, "to reindex")
     with _service(settings) as service, _progress(0, "memory") as progress:
         summary = fill_window_vectors(service, progress)
     _print_json(summary.model_dump())

@@ -29,17 +29,15 @@ if TYPE_CHECKING:  # numpy too is imported where used: it would add a tenth of a
     from tokenizers import Tokenizer
 
 
-def _unusable(vectors: Sequence[Sequence[float]], dimension: int | None) -> str | None:
-    """What makes a model's answer unusable as vectors (of ``dimension`` numbers once known), or None:
-    vectors of different sizes, or a number that is not finite."""
+def vector_problem(vector: Sequence[float], dimension: int) -> str | None:
+    """What makes ``vector`` unusable as one of a model's vectors of ``dimension`` numbers, or None:
+    another size, or a number that is not finite (NaN, infinity; the first one's position named)."""
     import numpy as np
 
-    sizes = sorted({len(vector) for vector in vectors})
-    if len(sizes) > 1 or (dimension is not None and sizes and sizes[0] != dimension):
-        return f"of {', '.join(map(str, sizes))} numbers where {dimension or sizes[0]} were expected"
-    if not np.isfinite(np.asarray(vectors, dtype=np.float64)).all():
-        return "a number that is not finite (NaN or infinity)"
-    return None
+    if len(vector) != dimension:
+        return f"{len(vector)} numbers, where the model's vectors have {dimension}"
+    bad = np.flatnonzero(~np.isfinite(np.asarray(vector, dtype=np.float64)))
+    return f"not a finite number at {bad[0]}" if bad.size else None
 
 
 def _normalise(vectors: npt.NDArray[np.float32]) -> list[list[float]]:
@@ -404,7 +402,9 @@ class OpenAIEmbedder(Embedder):
         import numpy as np
 
         ordered = [item.embedding for item in sorted(response.data, key=lambda item: item.index)]
-        problem = _unusable(ordered, self._dimension)
+        dimension = self._dimension or len(ordered[0])  # the probe's size, once known
+        problem = next((f"vector {i}: {p}" for i, v in enumerate(ordered) if (p := vector_problem(v, dimension))),
+                       None)
         if problem:
             raise BackendUnavailable(
                 f"Embedding endpoint {self.base_url} (model '{self.model}') returned unusable vectors: {problem}",

@@ -20,13 +20,13 @@ from __future__ import annotations
 import base64
 import binascii
 import json
-import math
 import uuid
 from collections.abc import Iterable, Iterator
 from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from memos_mcp.core.embedder import vector_problem
 from memos_mcp.core.models import HistoryEvent, Memory, Message, Permission, utcnow
 from memos_mcp.core.payload import from_point, index_texts, to_payload
 from memos_mcp.core.relevance import WINDOWS_FIELD, read_windows
@@ -242,16 +242,9 @@ def import_lines(service: MemoryService, actor_id: str, lines: Iterable[str], cu
 def _check_embedding(number: int, embedding: list[float], dimension: int) -> None:
     """Raise InvalidRequest (naming line ``number`` and the ``embedding`` field) unless ``embedding`` is a
     vector the store can search: ``dimension`` finite numbers, not all zero (a cosine needs a direction)."""
-    def refuse(problem: str) -> InvalidRequest:
-        return InvalidRequest(f"line {number}: embedding: {problem}", line=number, field="embedding")
-
-    if len(embedding) != dimension:
-        raise refuse(f"{len(embedding)} numbers, where the model's vectors have {dimension}")
-    bad = next((i for i, x in enumerate(embedding) if not math.isfinite(x)), None)
-    if bad is not None:
-        raise refuse(f"not a finite number at {bad}")
-    if not any(embedding):
-        raise refuse("all zeros")
+    problem = vector_problem(embedding, dimension) or (None if any(embedding) else "all zeros")
+    if problem:
+        raise InvalidRequest(f"line {number}: embedding: {problem}", line=number, field="embedding")
 
 
 def _new_messages(service: MemoryService, cube_id: str, messages: list[Message]) -> list[Message]:

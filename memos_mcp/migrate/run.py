@@ -35,7 +35,7 @@ from sqlalchemy.engine import URL, Engine, make_url
 from memos_mcp.config import Settings
 from memos_mcp.core.graph import graph_tables
 from memos_mcp.core.stores import catalog_db, catalog_tables
-from memos_mcp.core.stores.data_dir import CATALOG_FILE, lock_data_dir
+from memos_mcp.core.stores.data_dir import CATALOG_FILE, lock_data_dir, require_store
 from memos_mcp.errors import (
     BackendUnavailable,
     ConfigError,
@@ -177,10 +177,8 @@ class _Source:
     @contextmanager
     def open(cls, settings: Settings) -> Iterator[_Source]:
         data_dir = settings.data_dir
+        require_store(data_dir, "to migrate")
         catalog_file = data_dir / CATALOG_FILE
-        if not catalog_file.is_file():
-            raise InvalidRequest(f"{data_dir} is not a memos-mcp data directory (it has no catalog.sqlite3): "
-                                 "name the one to migrate with --data-dir", field="--data-dir")
         if settings.vector.backend == "pgvector":
             raise InvalidRequest("the data directory's vectors are configured on pgvector already (vector.backend); "
                                  "migrate copies qdrant-edge or qdrant-client vectors", field="vector.backend")

@@ -12,9 +12,18 @@ from filelock import FileLock, Timeout
 
 from memos_mcp.config import Settings
 from memos_mcp.core.diskspace import DiskGuard
-from memos_mcp.errors import ConfigError, DataDirReadOnly, StorageError, StoreLocked
+from memos_mcp.errors import ConfigError, DataDirReadOnly, InvalidRequest, StorageError, StoreLocked
 
 CATALOG_FILE = "catalog.sqlite3"  # the catalog in the data directory, unless catalog.url names PostgreSQL
+
+
+def require_store(data_dir: Path, which: str) -> None:
+    """Raise InvalidRequest (field ``--data-dir``) unless ``data_dir`` holds a store's ``CATALOG_FILE``:
+    for a command that works on a store (``which`` says which one, for the hint), before anything
+    would make a new one there."""
+    if not (data_dir / CATALOG_FILE).is_file():
+        raise InvalidRequest(f"{data_dir} is not a memos-mcp data directory (it has no {CATALOG_FILE}): "
+                             f"name the one {which} with --data-dir", field="--data-dir")
 
 
 def writable(data_dir: Path) -> bool:
