@@ -152,11 +152,17 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 @contextmanager
-def _service(settings: Settings, allow_read_only: bool = False) -> Iterator[Any]:
+def _service(settings: Settings, allow_read_only: bool = False, existing: str | None = None) -> Iterator[Any]:
     """The service over the data directory; a command that only reads passes ``allow_read_only`` to
-    work from a data directory that may not be written (a read-only mount or snapshot)."""
+    work from a data directory that may not be written (a read-only mount or snapshot). A command that
+    works on a store it must not make passes ``existing`` (what it does, for the hint): an embedded data
+    directory holding no store is then refused (``InvalidRequest`` naming ``--data-dir``, nothing
+    created), so a mistyped ``--data-dir`` is an error instead of a new, empty store."""
     from memos_mcp.core.service import MemoryService
+    from memos_mcp.core.stores.data_dir import require_store
 
+    if existing and settings.catalog.url is None:
+        require_store(settings.data_dir, existing)
     service = MemoryService.open(settings, allow_read_only=allow_read_only)
     try:
         yield service
@@ -198,7 +204,7 @@ def _export(args: argparse.Namespace, settings: Settings) -> int:
     from memos_mcp.core.portability import export_cube
     from memos_mcp.core.service import ROOT_USER
 
-    with _service(settings, allow_read_only=True) as service:
+    with _service(settings, allow_read_only=True, existing="to export from") as service:
         lines = export_cube(service, ROOT_USER, args.cube)
         header = next(lines)  # looks the cube up before any output file is touched
         total = json.loads(header)["memories"]
@@ -265,13 +271,13 @@ def _migrate(args: argparse.Namespace, settings: Settings) -> int:
 def _users(args: argparse.Namespace, settings: Settings) -> int:
     from memos_mcp.core.service import ROOT_USER
 
-    with _service(settings, allow_read_only=True) as service:
+    with _service(settings, allow_read_only=True, existing="to list") as service:
         _print_json([u.model_dump(mode="json") for u in service.list_users(ROOT_USER)])
     return 0
 
 
 def _cubes(args: argparse.Namespace, settings: Settings) -> int:
-    with _service(settings, allow_read_only=True) as service:
+    with _service(settings, allow_read_only=True, existing="to list") as service:
         cubes = service.list_cubes(args.user) if args.user else service.catalog.list_cubes()
         _print_json([c.model_dump(mode="json") for c in cubes])
     return 0
@@ -291,18 +297,15 @@ cube and status), long (of them, judged by their windows) and windowed (given ve
 
 def _reindex(args: argparse.Namespace, settings: Settings) -> int:
     from memos_mcp.core.reindex import fill_window_vectors
-    from memos_mcp.core.stores.data_dir import require_store
 
-    if settings.catalog.url is None:
-        require_store(settings.data_dir, "to reindex")
-    with _service(settings) as service, _progress(0, "memory") as progress:
+    with _service(settings, existing="to reindex") as service, _progress(0, "memory") as progress:
         summary = fill_window_vectors(service, progress)
     _print_json(summary.model_dump())
     return 0
 
 
 def _stats(args: argparse.Namespace, settings: Settings) -> int:
-    with _service(settings, allow_read_only=True) as service:
+    with _service(settings, allow_read_only=True, existing="to read") as service:
         _print_json(service.stats())
     return 0
 
@@ -509,7 +512,8 @@ def _keys(args: argparse.Namespace, settings: Settings) -> int:
     from memos_mcp.core.models import Role
     from memos_mcp.core.service import ROOT_USER
 
-    with _service(settings) as service:
+    # a key is created in a new store too (served next); listing and revoking need the store they name
+    with _service(settings, existing=None if args.keys == "create" else "whose keys to " + args.keys) as service:
         keys = KeyRing(service)
         if args.keys == "create":
             created = keys.create(ROOT_USER, args.user, Role(args.role))

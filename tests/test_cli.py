@@ -321,20 +321,20 @@ def test_export_to_stdout_prints_only_jsonl_with_the_header_first(tmp_path: Path
     assert {r["type"] for r in lines[1:]} == {"memory", "message"}
 
 
-def test_exporting_an_unknown_cube_exits_2_with_not_found_and_prints_nothing(tmp_path: Path) -> None:
+def test_exporting_an_unknown_cube_exits_2_with_not_found_and_prints_nothing(tmp_path: Path, seeded: Path) -> None:
     out = tmp_path / "never.jsonl"
     for extra in ((), ("--out", str(out))):
-        result = memos(tmp_path, tmp_path / "data", "export", "--cube", "no-such-cube", *extra)
+        result = memos(tmp_path, seeded, "export", "--cube", "no-such-cube", *extra)
         assert result.returncode == 2
         assert result.stdout == ""
         assert "error [not_found]" in result.stderr
         assert "no-such-cube" in result.stderr
 
 
-def test_exporting_an_unknown_cube_leaves_an_existing_out_file_untouched(tmp_path: Path) -> None:
+def test_exporting_an_unknown_cube_leaves_an_existing_out_file_untouched(tmp_path: Path, seeded: Path) -> None:
     out = tmp_path / "backup.jsonl"
     out.write_text('{"type":"header"}\n', encoding="utf-8")
-    result = memos(tmp_path, tmp_path / "data", "export", "--cube", "typo", "--out", str(out))
+    result = memos(tmp_path, seeded, "export", "--cube", "typo", "--out", str(out))
     assert result.returncode == 2
     assert out.read_text(encoding="utf-8") == '{"type":"header"}\n'
 
@@ -428,12 +428,22 @@ def test_reindex_gives_a_store_of_an_earlier_version_its_window_vectors(tmp_path
         service.close()
 
 
-def test_reindex_refuses_a_directory_that_holds_no_store_and_creates_nothing(tmp_path: Path) -> None:
-    typo = tmp_path / "dta"
-    result = memos(tmp_path, typo, "reindex")
-    assert result.returncode == 2 and result.stdout == ""
-    assert "error [invalid_request]" in result.stderr and "not a memos-mcp data directory" in result.stderr
+READ_COMMANDS = [("reindex",), ("stats",), ("users",), ("cubes",), ("cubes", "--user", "alice"),
+                 ("export", "--cube", "c1"), ("keys", "list"), ("keys", "revoke", "k1")]
+
+
+@pytest.mark.parametrize("command", READ_COMMANDS, ids=" ".join)
+def test_a_command_on_a_store_refuses_a_directory_that_holds_none_and_creates_nothing(
+        tmp_path: Path, command: tuple[str, ...]) -> None:
+    typo, empty = tmp_path / "dta", tmp_path / "empty"
+    empty.mkdir()
+    for data_dir in (typo, empty):
+        result = memos(tmp_path, data_dir, *command)
+        assert result.returncode == 2 and result.stdout == ""
+        assert "error [invalid_request]" in result.stderr and "not a memos-mcp data directory" in result.stderr
+        assert str(data_dir) in result.stderr
     assert not typo.exists()
+    assert list(empty.iterdir()) == []
 
 
 def test_reindex_on_a_service_opened_read_only_is_refused_naming_the_setting(tmp_path: Path,

@@ -54,7 +54,8 @@ def test_global_flags_work_after_a_nested_action(tmp_path: Path) -> None:
     ok(run(tmp_path, "keys", "create", "--user", "alice", "--data-dir", str(data_dir)))
     listed = json.loads(ok(run(tmp_path, "keys", "--data-dir", str(data_dir), "list")).stdout)
     assert [k["user_id"] for k in listed] == ["alice"]
-    assert json.loads(ok(run(tmp_path, "keys", "list", "--data-dir", str(tmp_path / "empty"))).stdout) == []
+    refused = run(tmp_path, "keys", "list", "--data-dir", str(tmp_path / "empty"))  # the flag was read: no store there
+    assert refused.returncode == 2 and "empty is not a memos-mcp data directory" in refused.stderr
 
 
 def test_stats_reads_the_data_directory_given_after_the_command(tmp_path: Path) -> None:

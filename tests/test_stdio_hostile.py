@@ -107,7 +107,7 @@ def raw_stdio(data_dir: Path, stderr: IO[str], **env: str) -> Iterator[RawStdio]
 def made_data_dir(tmp_path: Path) -> Path:
     """A data directory with its stores made, by the CLI."""
     data_dir = tmp_path / "data"
-    done = subprocess.run([str(MEMOS), "--data-dir", str(data_dir), "stats"], env=clean_env(), capture_output=True,
+    done = subprocess.run([str(MEMOS), "--data-dir", str(data_dir), "doctor"], env=clean_env(), capture_output=True,
                           text=True, timeout=TIMEOUT, check=False)
     assert done.returncode == 0, done.stderr
     assert (data_dir / "catalog.sqlite3").is_file()

@@ -43,6 +43,7 @@ def test_a_catalog_url_of_another_database_kind_fails_in_one_line_naming_the_set
 
 
 def test_a_pgvector_url_that_is_not_postgresql_fails_in_one_line_naming_the_setting(tmp_path: Path) -> None:
+    ok(memos(tmp_path, tmp_path / "data", "doctor"))  # a store whose catalog stays embedded
     result = memos(tmp_path, tmp_path / "data", "stats", MEMOS_VECTOR__BACKEND="pgvector",
                    MEMOS_VECTOR__URL=f"sqlite:///{tmp_path}/vectors.db")
     assert result.returncode == 2, result.stderr

@@ -199,7 +199,7 @@ def test_health_answers_503_naming_the_vectors_when_a_payload_index_is_gone_and_
 def test_doctor_names_the_payload_indexes_an_open_had_to_make_again(
         tmp_path: Path, clean_environment: None) -> None:
     data = tmp_path / "data"
-    ok(memos(tmp_path, data, "stats"))  # creates every store
+    ok(memos(tmp_path, data, "doctor"))  # creates every store
     drop_indexes(data / "vectors", "created_at", "status")
     doctor = ok(memos(tmp_path, data, "doctor"))
     verdict, detail = check_lines(doctor.stdout)["vectors"]
