@@ -3,7 +3,9 @@ its table. The contract every backend keeps is in test_vector_stores.py."""
 
 from __future__ import annotations
 
+import time
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import psycopg
@@ -164,3 +166,39 @@ def test_a_table_of_the_earlier_row_layout_gets_this_one_at_open_and_vacuum_full
     third.open(384)
     third.close()
     assert third.repaired == ()
+
+
+@pytest.mark.parametrize("replica_commits", [True, False], ids=["replica commits", "replica rolls back"])
+def test_a_conditional_write_waiting_for_a_replicas_change_of_its_field_stores_only_over_the_expected_value(
+        postgres_url: str, replica_commits: bool) -> None:
+    """Two replicas really interleaved: one changes a memory's text (content_hash) in an open
+    transaction; the other's ``set_payload_if`` (reindex storing windows made for the old text) waits for
+    that row, then writes only if the text it made them for is still the stored one."""
+    store = PgVectorStore(postgres_url, "memos")
+    store.open(DIM)
+    first = _point(1)
+    store.upsert([VectorPoint(first.id, first.dense, first.sparse, {**first.payload, "content_hash": "old"})])
+    dsn = postgres_url.replace("postgresql://postgres@/", "dbname=").replace("?host=", " user=postgres host=")
+    try:
+        with psycopg.connect(dsn) as replica, psycopg.connect(dsn, autocommit=True) as watcher, \
+                ThreadPoolExecutor(1) as pool:
+            replica.execute("""UPDATE vectors_memos SET payload = payload || '{"content_hash": "new"}'
+                               WHERE id = %s""", (first.id,))
+            waiting = pool.submit(store.set_payload_if, first.id, {"windows": "made for old"}, "content_hash", "old")
+            deadline = time.monotonic() + 10
+            while not watcher.execute("""SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock'
+                                         AND query LIKE 'UPDATE vectors_memos%%'""").fetchone()[0]:
+                assert time.monotonic() < deadline and not waiting.done(), "the conditional write never waited"
+                time.sleep(0.02)
+            if replica_commits:
+                replica.commit()
+            else:
+                replica.rollback()
+            assert waiting.result(timeout=10) is not replica_commits
+        (stored,) = store.retrieve([first.id])
+        if replica_commits:
+            assert stored.payload["content_hash"] == "new" and "windows" not in stored.payload
+        else:
+            assert stored.payload["content_hash"] == "old" and stored.payload["windows"] == "made for old"
+    finally:
+        store.close()
