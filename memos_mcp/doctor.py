@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING
 import yaml
 
 from memos_mcp.config import Settings, masked
+from memos_mcp.core.stores.data_dir import CATALOG_FILE
 from memos_mcp.errors import MemosError
 
 if TYPE_CHECKING:
@@ -49,10 +50,12 @@ def run_checks(settings: Settings) -> int:
     holder: list[MemoryService] = []
 
     def open_service() -> str:
+        # said apart, so that a mistyped --data-dir is seen: doctor makes the stores as serve would
+        new = settings.catalog.url is None and not (settings.data_dir / CATALOG_FILE).exists()
         holder.append(MemoryService.open(settings, allow_read_only=True))
         if holder[0].read_only:
             return f"data directory {settings.data_dir} is not writable: opened read-only (serve --read-only, export)"
-        return f"data directory {settings.data_dir} opened and locked"
+        return f"data directory {settings.data_dir} {'made (it held no store)' if new else 'opened'} and locked"
 
     if check("data dir", open_service):
         service = holder[0]

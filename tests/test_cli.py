@@ -131,13 +131,15 @@ def test_doctor_passes_every_check_on_a_fresh_data_directory(tmp_path: Path) -> 
     checks = check_lines(result.stdout)
     assert set(checks) == {"data dir", "catalog", "embedder", "vectors", "graph", "llm", "rate_limits"}
     assert all(verdict == "ok" for verdict, _ in checks.values()), checks
-    assert str(data_dir) in checks["data dir"][1]
+    assert f"data directory {data_dir} made (it held no store) and locked" in checks["data dir"][1]
     assert "dimension 384" in checks["embedder"][1]
     assert "queries: int8, cached in " in checks["embedder"][1]  # the int8 query model and where it lies
     assert "not configured" in checks["llm"][1]
     assert str(data_dir / "graph.sqlite3") in checks["graph"][1]
     assert f"data_dir: {data_dir}" in result.stdout  # the effective configuration comes first
     assert "all checks passed" in result.stderr
+    again = check_lines(ok(memos(tmp_path, data_dir, "doctor")).stdout)  # a typo is seen: the second run opens
+    assert f"data directory {data_dir} opened and locked" in again["data dir"][1]
 
 
 def test_doctor_masks_a_secret_from_the_environment_and_fails_on_an_unreachable_llm(tmp_path: Path) -> None:
