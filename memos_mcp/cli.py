@@ -152,17 +152,19 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 @contextmanager
-def _service(settings: Settings, allow_read_only: bool = False, existing: str | None = None) -> Iterator[Any]:
+def _service(settings: Settings, allow_read_only: bool = False, existing: str | None = None,
+             memories: bool = False) -> Iterator[Any]:
     """The service over the data directory; a command that only reads passes ``allow_read_only`` to
     work from a data directory that may not be written (a read-only mount or snapshot). A command that
-    works on a store it must not make passes ``existing`` (what it does, for the hint): an embedded data
-    directory holding no store is then refused (``InvalidRequest`` naming ``--data-dir``, nothing
-    created), so a mistyped ``--data-dir`` is an error instead of a new, empty store."""
+    works on a store it must not make passes ``existing`` (what it does, for the hint; ``memories`` when
+    it reads them): stores that hold none are then refused (``factory.require_existing``:
+    ``InvalidRequest`` naming the setting, nothing created), so a mistyped ``--data-dir`` or database URL
+    is an error instead of a new, empty store."""
+    from memos_mcp.core.factory import require_existing
     from memos_mcp.core.service import MemoryService
-    from memos_mcp.core.stores.data_dir import require_store
 
-    if existing and settings.catalog.url is None:
-        require_store(settings.data_dir, existing)
+    if existing:
+        require_existing(settings, existing, memories)
     service = MemoryService.open(settings, allow_read_only=allow_read_only)
     try:
         yield service
@@ -204,7 +206,7 @@ def _export(args: argparse.Namespace, settings: Settings) -> int:
     from memos_mcp.core.portability import export_cube
     from memos_mcp.core.service import ROOT_USER
 
-    with _service(settings, allow_read_only=True, existing="to export from") as service:
+    with _service(settings, allow_read_only=True, existing="to export from", memories=True) as service:
         lines = export_cube(service, ROOT_USER, args.cube)
         header = next(lines)  # looks the cube up before any output file is touched
         total = json.loads(header)["memories"]
@@ -298,14 +300,14 @@ cube and status), long (of them, judged by their windows) and windowed (given ve
 def _reindex(args: argparse.Namespace, settings: Settings) -> int:
     from memos_mcp.core.reindex import fill_window_vectors
 
-    with _service(settings, existing="to reindex") as service, _progress(0, "memory") as progress:
+    with _service(settings, existing="to reindex", memories=True) as service, _progress(0, "memory") as progress:
         summary = fill_window_vectors(service, progress)
     _print_json(summary.model_dump())
     return 0
 
 
 def _stats(args: argparse.Namespace, settings: Settings) -> int:
-    with _service(settings, allow_read_only=True, existing="to read") as service:
+    with _service(settings, allow_read_only=True, existing="to read", memories=True) as service:
         _print_json(service.stats())
     return 0
 

@@ -448,6 +448,30 @@ def test_a_command_on_a_store_refuses_a_directory_that_holds_none_and_creates_no
     assert list(empty.iterdir()) == []
 
 
+def _files(root: Path) -> dict[str, tuple[int, int]]:
+    return {str(p.relative_to(root)): (p.stat().st_size, p.stat().st_mtime_ns) for p in sorted(root.rglob("*"))}
+
+
+@pytest.mark.parametrize("command", [("stats",), ("export", "--cube", "c1"), ("keys", "list")], ids=" ".join)
+def test_a_command_on_a_store_refuses_a_catalog_file_that_holds_no_catalog(tmp_path: Path,
+                                                                           command: tuple[str, ...]) -> None:
+    import sqlite3
+
+    empty_file, foreign = tmp_path / "touched", tmp_path / "foreign"
+    empty_file.mkdir()
+    (empty_file / "catalog.sqlite3").touch()
+    foreign.mkdir()
+    with sqlite3.connect(foreign / "catalog.sqlite3") as db:  # another application's database of that name
+        db.execute("CREATE TABLE invoices (id INTEGER PRIMARY KEY, total REAL)")
+    db.close()
+    for data_dir in (empty_file, foreign):
+        before = _files(data_dir)
+        result = memos(tmp_path, data_dir, *command)
+        assert result.returncode == 2 and result.stdout == "", result.stderr
+        assert "error [invalid_request]" in result.stderr and "holds no memos-mcp catalog" in result.stderr
+        assert "--data-dir" in result.stderr and _files(data_dir) == before
+
+
 def test_reindex_on_a_service_opened_read_only_is_refused_naming_the_setting(tmp_path: Path,
                                                                             embedder: LocalOnnxEmbedder) -> None:
     data_dir = tmp_path / "data"

@@ -10,11 +10,11 @@ from memos_mcp.config import Settings
 from memos_mcp.core.embed_batch import batched
 from memos_mcp.core.embedder import Embedder, LocalOnnxEmbedder, OpenAIEmbedder
 from memos_mcp.core.graph.store import GraphStore
-from memos_mcp.core.stores.catalog import Catalog
+from memos_mcp.core.stores.catalog import Catalog, catalog_exists
 from memos_mcp.core.stores.catalog_db import database_url
-from memos_mcp.core.stores.data_dir import CATALOG_FILE
+from memos_mcp.core.stores.data_dir import CATALOG_FILE, EDGE_DIR, require_store
 from memos_mcp.core.stores.vector import IndexConfig, VectorStore
-from memos_mcp.errors import ConfigError
+from memos_mcp.errors import ConfigError, InvalidRequest
 
 if TYPE_CHECKING:
     from memos_mcp.core.llm import LanguageModel
@@ -30,6 +30,40 @@ def open_catalog(settings: Settings, read_only: bool = False) -> Catalog:
     in the data directory. See ``Catalog`` (raises ``StorageError``)."""
     url = _secret(settings.catalog.url)
     return Catalog(url if url else settings.data_dir / CATALOG_FILE, read_only)
+
+
+def require_existing(settings: Settings, which: str, memories: bool = False) -> None:
+    """Raise unless the configured stores already hold a memos-mcp store, creating and changing nothing:
+    for a command that works on one and must not make a new, empty one (``which`` says what it does, for
+    the hint). The catalog (``CATALOG_FILE`` in the data directory, or the ``catalog.url`` database) must
+    hold the catalog's tables; for a command that reads ``memories``, the vector store must hold its
+    collection (``VectorStore.collection_exists``) unless it lies in the data directory beside the catalog
+    (qdrant-edge): it is made by the first memory, so a store of users and keys only has none yet.
+    ``InvalidRequest`` names the setting to correct (``--data-dir``, ``catalog.url``, ``vector.path``,
+    ``vector.collection``); ``StorageError`` when a store cannot be read (not a database, unreachable)."""
+    url = _secret(settings.catalog.url)
+    at_data_dir = f"name the one {which} with --data-dir (or MEMOS_DATA_DIR)"
+    if url is None:
+        require_store(settings.data_dir, which)
+        if not catalog_exists(settings.data_dir / CATALOG_FILE):
+            raise InvalidRequest(f"the {CATALOG_FILE} of {settings.data_dir} holds no memos-mcp catalog: {at_data_dir}",
+                                 field="--data-dir")
+    elif not catalog_exists(url):
+        raise InvalidRequest(f"the catalog.url database holds no memos-mcp catalog: name the one {which} with "
+                             "catalog.url (DATABASE_URL, MEMOS_CATALOG__URL)", field="catalog.url")
+    if not memories or (url is None and settings.vector.backend == "edge"):
+        return
+    if build_vector_store(settings, read_only=True).collection_exists():
+        return
+    if settings.vector.backend == "edge":
+        raise InvalidRequest(f"the data directory {settings.data_dir} has no {EDGE_DIR}/ (its memories' vectors): "
+                             f"{at_data_dir}", field="--data-dir")
+    if settings.vector.backend == "qdrant" and not settings.vector.url:
+        raise InvalidRequest(f"vector.path {settings.vector.path} holds no collection {settings.vector.collection}: "
+                             f"name the one {which} with vector.path (MEMOS_VECTOR__PATH)", field="vector.path")
+    vector = settings.vector
+    raise InvalidRequest(f"the {vector.backend} vector store holds no collection {vector.collection}: name the one "
+                         f"{which} with vector.collection (MEMOS_VECTOR__COLLECTION)", field="vector.collection")
 
 
 def graph_on_postgres(settings: Settings) -> bool:
@@ -52,7 +86,7 @@ def build_vector_store(settings: Settings, read_only: bool = False) -> VectorSto
     if vector.backend == "edge":
         from memos_mcp.core.stores.vector_edge import EdgeVectorStore
 
-        return EdgeVectorStore(settings.data_dir / "vectors", read_only, index)
+        return EdgeVectorStore(settings.data_dir / EDGE_DIR, read_only, index)
     if vector.backend == "pgvector":
         url = vector.url or _secret(settings.catalog.url)
         if not url:

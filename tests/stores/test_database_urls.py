@@ -79,7 +79,7 @@ def test_an_unreachable_catalog_fails_in_one_line_in_a_command_and_in_doctor(tmp
 
 def test_a_database_user_who_may_only_read_is_refused_at_start_and_by_doctor_naming_the_tables(
         tmp_path: Path, postgres_url: str) -> None:
-    ok(memos(tmp_path, tmp_path / "made", "stats", DATABASE_URL=postgres_url))  # the schema, by its owner
+    ok(memos(tmp_path, tmp_path / "made", "doctor", DATABASE_URL=postgres_url))  # the schema, by its owner
     database = make_url(postgres_url).database
     for sql in ["CREATE ROLE reader LOGIN", f'GRANT CONNECT ON DATABASE "{database}" TO reader',
                 "GRANT USAGE ON SCHEMA public TO reader", "GRANT SELECT ON ALL TABLES IN SCHEMA public TO reader"]:
@@ -132,3 +132,42 @@ def test_a_write_the_database_refuses_names_its_reason_without_the_statement_or_
             catalog.check()
     finally:
         catalog.close()
+
+
+def _tables(url: str) -> set[str]:
+    with psycopg.connect(url) as conn:
+        return {r[0] for r in conn.execute("SELECT tablename FROM pg_tables WHERE schemaname = 'public'")}
+
+
+@pytest.mark.parametrize("command", [("stats",), ("users",), ("keys", "list"), ("export", "--cube", "c")],
+                         ids=" ".join)
+def test_a_command_on_a_store_refuses_a_catalog_database_holding_none_and_a_data_directory_without_vectors(
+        tmp_path: Path, postgres_url: str, command: tuple[str, ...]) -> None:
+    with psycopg.connect(postgres_url, autocommit=True) as conn:  # another application's database
+        conn.execute("CREATE TABLE invoices (id integer PRIMARY KEY)")
+    refused = memos(tmp_path, tmp_path / "data", *command, DATABASE_URL=postgres_url)
+    assert refused.returncode == 2 and refused.stdout == "", refused.stderr
+    line = _one_error_line(refused.stderr)
+    assert "[invalid_request]" in line and "holds no memos-mcp catalog" in line and "catalog.url" in line
+    assert _tables(postgres_url) == {"invoices"} and not (tmp_path / "data").exists()
+
+    # the catalog in PostgreSQL, the vectors embedded (DATABASE_URL alone): a mistyped --data-dir has no vectors
+    ok(memos(tmp_path, tmp_path / "data", "doctor", DATABASE_URL=postgres_url))
+    typo = tmp_path / "dta"
+    answer = memos(tmp_path, typo, *command, DATABASE_URL=postgres_url)
+    if command[0] in ("stats", "export"):  # they read memories; users and keys are in the catalog
+        assert answer.returncode == 2 and answer.stdout == "", answer.stderr
+        assert "has no vectors/" in _one_error_line(answer.stderr) and not typo.exists()
+    ok(memos(tmp_path, tmp_path / "data", "stats", DATABASE_URL=postgres_url))
+
+
+def test_a_command_on_a_store_refuses_a_pgvector_collection_that_does_not_exist(tmp_path: Path,
+                                                                                postgres_url: str) -> None:
+    env = {"DATABASE_URL": postgres_url, "MEMOS_VECTOR__BACKEND": "pgvector"}
+    ok(memos(tmp_path, tmp_path / "data", "doctor", **env))
+    before = _tables(postgres_url)
+    refused = memos(tmp_path, tmp_path / "data", "stats", MEMOS_VECTOR__COLLECTION="memoz", **env)
+    assert refused.returncode == 2, refused.stderr
+    line = _one_error_line(refused.stderr)
+    assert "holds no collection memoz" in line and "vector.collection" in line
+    assert _tables(postgres_url) == before

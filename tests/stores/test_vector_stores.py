@@ -53,6 +53,19 @@ def store(factory: Factory) -> Iterator[VectorStore]:
     opened.close()
 
 
+def test_a_collection_exists_once_opened_and_asking_creates_nothing(factory: Factory, tmp_path: Path) -> None:
+    before = sorted(p.name for p in tmp_path.rglob("*"))
+    assert not factory().collection_exists()
+    assert sorted(p.name for p in tmp_path.rglob("*")) == before  # nor in the database: the open below is fresh
+    opened = factory()
+    opened.open(DIM)
+    try:
+        assert opened.collection_exists() and factory().collection_exists()
+        assert opened.repaired == ()  # the open made the collection whole: nothing was there half-made
+    finally:
+        opened.close()
+
+
 def pid(n: int) -> str:
     return str(uuid.UUID(int=n))
 

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.engine import Connection, Row
+from sqlalchemy.engine import Connection, Engine, Row
 
 from memos_mcp.core.models import (
     Cube,
@@ -68,6 +68,35 @@ def _parts(ids: Sequence[str]) -> Iterator[list[str]]:
         yield list(ids[start:start + _PART])
 
 
+def _engine(location: Path | str, read_only: bool) -> tuple[Engine, str, Path | None]:
+    """The engine on the catalog at ``location`` (see ``Catalog``), how it is shown (no password) and
+    its SQLite file, if it is one; ``StorageError`` naming ``catalog.url`` for a URL of another database."""
+    if isinstance(location, Path):
+        return catalog_db.sqlite_engine(location, read_only), str(location), location
+    try:
+        url = catalog_db.database_url(location)
+    except sa.exc.ArgumentError as exc:
+        raise StorageError(f"catalog.url (DATABASE_URL, MEMOS_CATALOG__URL) must be a PostgreSQL URL such as "
+                           f"postgresql://user:password@host:5432/memos: {exc}", field="catalog.url") from exc
+    path = Path(url.database) if url.get_backend_name() == "sqlite" and url.database else None
+    engine = catalog_db.sqlite_engine(path, read_only) if path is not None else catalog_db.postgres_engine(url)
+    return engine, catalog_db.shown(url), path
+
+
+def catalog_exists(location: Path | str) -> bool:
+    """Whether ``location`` (an SQLite file that exists, or a database URL) holds a memos-mcp catalog of
+    any revision (``catalog_db.holds_catalog``), read without creating or changing anything.
+    ``StorageError`` when it cannot be read (not a database, unreachable, a URL of another database)."""
+    engine, shown, _ = _engine(location, read_only=True)
+    try:
+        with engine.connect() as conn:
+            return catalog_db.holds_catalog(conn)
+    except _DB_ERRORS as exc:
+        raise StorageError(f"cannot open the catalog at {shown}: {catalog_db.reason(exc)}", path=shown) from exc
+    finally:
+        engine.dispose()
+
+
 class Catalog:
     """The catalog at ``location``: a ``Path`` (an SQLite file) or a database URL (``postgresql://…``,
     mapped to psycopg 3). Opening migrates the schema to the newest revision in one transaction (a
@@ -78,20 +107,7 @@ class Catalog:
 
     def __init__(self, location: Path | str, read_only: bool = False) -> None:
         self.read_only = read_only
-        if isinstance(location, Path):
-            self.path: Path | None = location
-            self.location = str(location)
-            self.engine = catalog_db.sqlite_engine(location, read_only)
-        else:
-            try:
-                url = catalog_db.database_url(location)
-            except sa.exc.ArgumentError as exc:
-                raise StorageError(f"catalog.url (DATABASE_URL, MEMOS_CATALOG__URL) must be a PostgreSQL URL such as "
-                                   f"postgresql://user:password@host:5432/memos: {exc}", field="catalog.url") from exc
-            self.path = Path(url.database) if url.get_backend_name() == "sqlite" and url.database else None
-            self.location = catalog_db.shown(url)
-            self.engine = (catalog_db.sqlite_engine(self.path, read_only) if self.path is not None
-                           else catalog_db.postgres_engine(url))
+        self.engine, self.location, self.path = _engine(location, read_only)
         self.backend = self.engine.dialect.name
         self._connections = ClosingEngine(self.engine)  # what calls use: ``close`` may run while they are in flight
         try:

@@ -93,6 +93,16 @@ def postgres_engine(url: URL) -> Engine:
     return sa.create_engine(url, pool_pre_ping=True, pool_size=5, max_overflow=10, connect_args=connect_args)
 
 
+CATALOG_MARKS = ("users", "cubes", "api_keys")  # tables of every catalog since the first version
+
+
+def holds_catalog(conn: Connection) -> bool:
+    """Whether the database holds a memos-mcp catalog (the ``CATALOG_MARKS`` tables, of any revision):
+    an empty or another application's database does not. Reads only."""
+    present = set(sa.inspect(conn).get_table_names())
+    return all(name in present for name in CATALOG_MARKS)
+
+
 def revision(conn: Connection) -> str | None:
     """The Alembic revision the database is at; None for a catalog made before Alembic (or empty)."""
     if not sa.inspect(conn).has_table("alembic_version"):

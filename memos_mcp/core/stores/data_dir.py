@@ -15,6 +15,7 @@ from memos_mcp.core.diskspace import DiskGuard
 from memos_mcp.errors import ConfigError, DataDirReadOnly, InvalidRequest, StorageError, StoreLocked
 
 CATALOG_FILE = "catalog.sqlite3"  # the catalog in the data directory, unless catalog.url names PostgreSQL
+EDGE_DIR = "vectors"  # qdrant-edge's shard in the data directory (vector.backend edge)
 
 
 def require_store(data_dir: Path, which: str) -> None:
@@ -22,8 +23,9 @@ def require_store(data_dir: Path, which: str) -> None:
     for a command that works on a store (``which`` says which one, for the hint), before anything
     would make a new one there."""
     if not (data_dir / CATALOG_FILE).is_file():
-        raise InvalidRequest(f"{data_dir} is not a memos-mcp data directory (it has no {CATALOG_FILE}): "
-                             f"name the one {which} with --data-dir", field="--data-dir")
+        raise InvalidRequest(f"{data_dir} is not a memos-mcp data directory (it has no {CATALOG_FILE}; serve, "
+                             f"stdio, import and doctor make a new one): name the one {which} with --data-dir "
+                             "(or MEMOS_DATA_DIR)", field="--data-dir")
 
 
 def writable(data_dir: Path) -> bool:

@@ -164,6 +164,11 @@ class VectorStore(ABC):
         another dimension raises ``ConfigError`` naming both dimensions."""
 
     @abstractmethod
+    def collection_exists(self) -> bool:
+        """Whether the collection exists where this store looks (before ``open``), read without creating
+        or changing anything; ``StorageError`` when that cannot be read (an unreachable server)."""
+
+    @abstractmethod
     def check(self) -> str:
         """Prove the store serves what the service needs: the collection with its dense and sparse
         vectors, every index of ``PAYLOAD_INDEXES``, and a filtered, ``created_at``-ordered scroll and

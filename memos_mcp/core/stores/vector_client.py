@@ -7,6 +7,7 @@ import shutil
 import tempfile
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
 from qdrant_client import QdrantClient
@@ -59,6 +60,16 @@ class QdrantClientVectorStore(VectorStore):
     @property
     def location(self) -> str:
         return self.url or self.path or ":memory:"
+
+    def collection_exists(self) -> bool:
+        if not self.url:  # local mode keeps a collection in a folder of its own (in memory: nothing yet)
+            return bool(self.path) and (Path(str(self.path)) / "collection" / self.collection).is_dir()
+        client = QdrantClient(url=self.url, api_key=self._api_key, timeout=math.ceil(self.timeout))
+        try:
+            with _driver("read the collections"):
+                return bool(client.collection_exists(self.collection))
+        finally:
+            client.close()
 
     def open(self, dimension: int) -> None:
         """Open the collection, or create it; on a server, then create every payload index it lacks

@@ -66,6 +66,9 @@ class EdgeVectorStore(VectorStore):
         self._stop = threading.Event()
         self.last_build: dict[str, Any] = {}
 
+    def collection_exists(self) -> bool:
+        return self.path.is_dir() and any(self.path.iterdir())
+
     def open(self, dimension: int) -> None:
         """Load the shard, or create it; then create every payload index it lacks. A shard whose
         creation was cut short (segments but no config file) is loaded with the config and finished.

@@ -95,6 +95,14 @@ class PgVectorStore(VectorStore):
     def location(self) -> str:
         return f"{shown(self.url)} table vectors_{self.collection}"
 
+    def collection_exists(self) -> bool:
+        engine = postgres_engine(self.url)
+        try:
+            with _driver("read the vector table", self.location), engine.connect() as conn:
+                return sa.inspect(conn).has_table(f"vectors_{self.collection}")
+        finally:
+            engine.dispose()
+
     def open(self, dimension: int) -> None:
         """Connect, then create the table and every index it lacks (``repaired`` names what an existing
         table lacked). An existing table of another dimension raises ``ConfigError``; read-only, a
