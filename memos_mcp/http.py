@@ -284,7 +284,7 @@ def build_app(settings: Settings, service: MemoryService, keys: KeyRing,
             BareMount("/mcp", app=mcp_app),
             BareMount("/sse", app=sse_app),
             # The web UI signs its visitors in itself (a session cookie), with the same rule for open servers.
-            ui.mount(service, keys, settings.default_user_id,
+            *ui.mount(service, keys, settings.default_user_id,
                      is_loopback(options.host) or options.allow_unauthenticated, options.ui_session_seconds,
                      ui.Bounds(limits.max_body_bytes, options.ui_max_import_bytes), rate),
         ],
@@ -300,6 +300,10 @@ def build_app(settings: Settings, service: MemoryService, keys: KeyRing,
         exception_handlers={MemosError: _memos_error},
         lifespan=lifespan,
     )
+    # No redirect from a path with or without its trailing slash: clients follow a 307 keeping the
+    # method, so DELETE /api/memories/{cube}/ (an empty id) became DELETE /api/memories/{cube}, the
+    # whole cube. A path that is not a route is a 404.
+    app.router.redirect_slashes = False
     app.state.in_flight = in_flight
     return app
 

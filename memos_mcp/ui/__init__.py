@@ -12,8 +12,8 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from starlette.requests import Request
-from starlette.responses import Response
-from starlette.routing import Mount, Route
+from starlette.responses import RedirectResponse, Response
+from starlette.routing import BaseRoute, Mount, Route
 from starlette.staticfiles import StaticFiles
 
 from memos_mcp.core.keys import KeyRing
@@ -88,9 +88,10 @@ def _local(target: str | None) -> str:
 
 
 def mount(service: MemoryService, keys: KeyRing, default_user: str, open_access: bool,
-          session_seconds: int, bounds: Bounds, rate: RateLimiter | None = None) -> Mount:
-    """The UI's routes and static files, mounted at ``/ui``; ``bounds`` caps the bodies posted, ``rate``
-    (the app's limiter) counts each page against its user's limit."""
+          session_seconds: int, bounds: Bounds, rate: RateLimiter | None = None) -> list[BaseRoute]:
+    """The UI's routes and static files, mounted at ``/ui`` (and the bare ``/ui``, which leads there:
+    the app redirects no other path); ``bounds`` caps the bodies posted, ``rate`` (the app's limiter)
+    counts each page against its user's limit."""
     face = Face(service, keys, default_user, open_access, session_seconds, bounds, rate)
     routes = [
         *SignIn(face).routes(),
@@ -99,4 +100,5 @@ def mount(service: MemoryService, keys: KeyRing, default_user: str, open_access:
         *CubePages(face).routes(),
         *BrowsePages(face).routes(),
     ]
-    return Mount(PREFIX, routes=routes)
+    return [Route(PREFIX, lambda request: RedirectResponse(PREFIX + "/"), methods=["GET"]),
+            Mount(PREFIX, routes=routes)]

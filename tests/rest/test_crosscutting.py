@@ -218,3 +218,30 @@ def test_cors_headers_only_when_origins_are_configured(start: Start) -> None:
         assert "X-RateLimit-Remaining" in answer.headers["access-control-expose-headers"]
         other = http.get("/health", headers={"Origin": "https://evil.example.com"})
         assert "access-control-allow-origin" not in other.headers
+
+
+def test_no_write_is_redirected_to_another_route_by_a_trailing_slash_or_an_empty_id(start: Start) -> None:
+    """A DELETE of ``/api/memories/{cube}/`` (an empty memory id: a client's bug, or ``.`` that the
+    client normalised away) was answered 307 to ``/api/memories/{cube}``, which deletes the whole cube,
+    and clients follow a 307 keeping the method. Every write route of every dialect is tried."""
+    running = start()
+    with client(running) as http:
+        assert http.post("/api/mem_cubes", json={"name": "slashes", "mem_cube_id": "slashes"}).status_code in (200, 201)
+        made = http.post("/api/memories", json={"mem_cube_id": "slashes", "memory_content": "Keep me: the spare "
+                                                "key is under the blue pot."})
+        assert made.status_code in (200, 201), made.text
+        tried = 0
+        for dialect in [*dialects(), ECHO]:
+            for operation in dialect.operations:
+                if operation.method == "GET":
+                    continue
+                path = re.sub(r"\{[^}]+\}", "slashes", dialect.prefix + operation.path)
+                for variant in (path + "/", path.rsplit("/", 1)[0] + "/" if "{" in operation.path else path + "/"):
+                    answer = http.request(operation.method, variant, json={})
+                    assert not answer.is_redirect, (operation.method, variant, answer.headers.get("location"))
+                    tried += 1
+        listed = http.get("/api/memories", params={"mem_cube_id": "slashes"})
+        ui = http.get("/ui")  # the one path that leads elsewhere: the web UI's bare prefix, read only
+        assert ui.status_code == 307 and ui.headers["location"] == "/ui/"
+    assert tried > 40
+    assert "blue pot" in listed.text, listed.text
