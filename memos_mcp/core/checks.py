@@ -97,7 +97,11 @@ def check_metadata(metadata: dict[str, Any] | None) -> dict[str, Any]:
         if _has_nul(value):  # PostgreSQL's jsonb cannot keep it: refused on every backend alike
             raise InvalidRequest(f"metadata value of {key!r} holds a NUL character (U+0000), which no store keeps",
                                  field=f"metadata.{key}")
-    size = len(json.dumps(metadata, ensure_ascii=False).encode("utf-8"))
+    try:
+        size = len(json.dumps(metadata, ensure_ascii=False).encode("utf-8"))
+    except UnicodeEncodeError as exc:
+        raise InvalidRequest("metadata holds text that is not valid Unicode (a lone surrogate)",
+                             field="metadata") from exc
     if size > MAX_METADATA_BYTES:  # every answer carries it: one memory must not fill a client's message
         raise PayloadTooLarge(f"metadata takes {size} bytes as JSON; the limit is {MAX_METADATA_BYTES}",
                               field="metadata", limit=MAX_METADATA_BYTES)
@@ -129,3 +133,19 @@ def _json_value(value: Any, depth: int = 0) -> bool:
     if isinstance(value, dict):
         return all(isinstance(k, str) and _json_value(v, depth + 1) for k, v in value.items())
     return False
+
+
+def same_json(a: Any, b: Any) -> bool:
+    """Whether two JSON values are one value: a boolean is never a number (in Python ``True == 1``),
+    numbers compare by value (``1`` and ``1.0``, as a store may give either back), strings, arrays and
+    objects member by member."""
+    if isinstance(a, bool) or isinstance(b, bool):
+        return isinstance(a, bool) and isinstance(b, bool) and a is b
+    if isinstance(a, int | float) and isinstance(b, int | float):
+        return a == b
+    if isinstance(a, dict) and isinstance(b, dict):
+        return a.keys() == b.keys() and all(same_json(a[key], b[key]) for key in a)
+    if isinstance(a, list) and isinstance(b, list):
+        return len(a) == len(b) and all(same_json(x, y) for x, y in zip(a, b, strict=True))
+    return type(a) is type(b) and a == b
+

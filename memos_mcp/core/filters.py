@@ -16,6 +16,8 @@ from memos_mcp.errors import InvalidRequest
 
 
 def _listify(value: Any) -> Any:
+    if isinstance(value, list) and not value:  # any of none: it would match nothing, yet stores read no condition
+        raise ValueError("an empty list matches nothing: leave the field out to match any value")
     return [value] if isinstance(value, str) else value
 
 
@@ -56,6 +58,16 @@ class SearchFilters(BaseModel):
     @classmethod
     def _end(cls, value: Any) -> datetime | None:
         return parse_bound(value, upper=True)  # a bare date includes the whole of that day
+
+
+def conditions(filters: SearchFilters | dict[str, Any] | None) -> list[str]:
+    """The fields of ``filters`` that narrow what matches (given, not null, not an empty object); a bad
+    filter raises ``InvalidRequest`` naming its field, as in ``parse_filters``."""
+    try:
+        given = filters if isinstance(filters, SearchFilters) else SearchFilters.model_validate(filters or {})
+    except ValidationError as exc:
+        raise InvalidRequest.naming_field(exc, prefix="filters") from exc
+    return [name for name, value in given.model_dump(exclude_none=True).items() if value not in ({}, [])]
 
 
 def parse_filters(filters: SearchFilters | dict[str, Any] | None, cube_ids: list[str]) -> MemoryFilter:

@@ -39,7 +39,7 @@ from starlette.responses import Response
 
 from memos_mcp.core.chat import ChatEvent, Delta, References
 from memos_mcp.core.checks import check_id
-from memos_mcp.core.models import Memory, MemoryKind, Message, SearchHit, TaskStatus
+from memos_mcp.core.models import Memory, MemoryKind, MemoryPage, Message, SearchHit, TaskStatus
 from memos_mcp.core.service import MemoryService
 from memos_mcp.errors import InvalidRequest, MemosError
 from memos_mcp.rest.base import Call, CodeEnvelope, Dialect, answer_frames
@@ -324,8 +324,9 @@ def _with_agent(given: dict[str, Any] | None, agent_id: str | None) -> dict[str,
     return flt
 
 
-def _with_kinds(given: dict[str, Any] | None, kinds: list[str]) -> dict[str, Any]:
-    """The caller's filter narrowed to ``kinds`` (intersected with a ``kind`` it names itself)."""
+def _with_kinds(given: dict[str, Any] | None, kinds: list[str]) -> dict[str, Any] | None:
+    """The caller's filter narrowed to ``kinds`` (intersected with a ``kind`` it names itself); None when
+    the intersection is empty: nothing can match."""
     flt = dict(given or {})
     asked = flt.get("kind")
     if asked is not None:
@@ -334,7 +335,7 @@ def _with_kinds(given: dict[str, Any] | None, kinds: list[str]) -> dict[str, Any
             raise InvalidRequest("filter.kind: give a kind or a list of kinds", field="filter.kind")
         kinds = [k for k in kinds if k in asked]
     flt["kind"] = kinds
-    return flt
+    return flt if kinds else None
 
 
 # --- operations --------------------------------------------------------------------------------------
@@ -377,13 +378,18 @@ async def get_memories(call: Call[GetMemoryBody]) -> MemoryPageData:
     b = call.body
     facts = [MemoryKind.FACT.value, MemoryKind.DOCUMENT.value]
 
+    def listed(flt: dict[str, Any] | None) -> MemoryPage:
+        if flt is None:  # the kinds asked for are none of this list's: still a check of the rest
+            call.service.list_memories(call.actor, user_id=b.user_id, page=b.page, size=1,
+                                       filters={k: v for k, v in (given or {}).items() if k != "kind"})
+            return MemoryPage(memories=[], total=0, page=b.page, size=b.size)
+        return call.service.list_memories(call.actor, user_id=b.user_id, page=b.page, size=b.size, filters=flt)
+
+    given = _with_agent(b.filter, b.agent_id)
+
     def run() -> MemoryPageData:
-        given = _with_agent(b.filter, b.agent_id)
-        page = call.service.list_memories(call.actor, user_id=b.user_id, page=b.page, size=b.size,
-                                          filters=_with_kinds(given, facts))
-        prefs = call.service.list_memories(
-            call.actor, user_id=b.user_id, page=b.page, size=b.size,
-            filters=_with_kinds(given, [MemoryKind.PREFERENCE.value])).memories if b.include_preference else []
+        page = listed(_with_kinds(given, facts))
+        prefs = listed(_with_kinds(given, [MemoryKind.PREFERENCE.value])).memories if b.include_preference else []
         return MemoryPageData(memory_detail_list=[memory_detail(m) for m in page.memories],
                               preference_detail_list=[preference_detail(p) for p in prefs],
                               total=page.total, size=page.size, current=page.page, pages=page.pages)
@@ -439,7 +445,7 @@ def _delete(service: MemoryService, actor: str, b: DeleteBody) -> list[str]:
     if b.memory_ids is not None:
         service.delete_memories(actor, b.memory_ids)
         return []
-    return service.delete_matching(actor, _with_agent(b.filter, b.agent_id))[1]
+    return service.delete_matching(actor, _with_agent(b.filter, b.agent_id), field="filter")[1]
 
 
 def _chat_frames(event: ChatEvent) -> list[dict[str, str]]:

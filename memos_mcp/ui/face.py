@@ -225,6 +225,8 @@ def metadata_field(text: str) -> dict[str, Any]:
     except json.JSONDecodeError as exc:
         raise InvalidRequest(f"metadata: not valid JSON ({exc.msg} at line {exc.lineno} column {exc.colno})",
                              field="metadata") from exc
+    except RecursionError as exc:
+        raise InvalidRequest("metadata: nested too deeply", field="metadata") from exc
     if not isinstance(found, dict):
         raise InvalidRequest("metadata: expected a JSON object such as {\"topic\": \"travel\"}", field="metadata")
     return found

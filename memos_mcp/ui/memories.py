@@ -9,6 +9,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from memos_mcp.core.checks import same_json
 from memos_mcp.core.graph.service import GraphService
 from memos_mcp.core.models import Cube, MemoryKind, MemoryStatus, MemoryType
 from memos_mcp.errors import InvalidRequest
@@ -122,7 +123,7 @@ class MemoryPages:
             old = service.get_memory(actor, memory_id)
             new_text = text if text.strip() != old.memory else None
             new_tags = tags if tags != old.tags else None
-            new_metadata = metadata if metadata != old.metadata else None
+            new_metadata = None if same_json(metadata, old.metadata) else metadata
             if new_text is None and new_tags is None and new_metadata is None:
                 return False
             service.update_memory(actor, memory_id, memory=new_text, tags=new_tags, metadata=new_metadata)

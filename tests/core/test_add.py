@@ -75,6 +75,21 @@ def test_identical_text_is_not_added_twice(alice: MemoryService) -> None:
     assert count(alice) == 1
 
 
+def test_metadata_of_another_json_type_is_another_memory_never_merged_into_the_first(alice: MemoryService) -> None:
+    """Python's ``True == 1`` merged {"pinned": true} into a memory of {"pinned": 1}: the caller's value was
+    lost and a filter on it found nothing."""
+    for first_value, second_value in ((1, True), (0, False), ("1", 1), (1, [1])):
+        text = f"The boiler code is {first_value!r}-{second_value!r}."
+        first = alice.add_memory("alice", memory_content=text, metadata={"pinned": first_value})
+        second = alice.add_memory("alice", memory_content=text, metadata={"pinned": second_value})
+        assert second.added and second.memories[0].id != first.memories[0].id, (first_value, second_value)
+        if not isinstance(second_value, list):  # a filter matches scalars
+            found = alice.list_memories("alice", filters={"metadata": {"pinned": second_value}}).memories
+            assert second.memories[0].id in [m.id for m in found]
+    again = alice.add_memory("alice", memory_content="The boiler code is 1-True.", metadata={"pinned": True})
+    assert again.deduplicated and not again.added  # the same type and value is still one memory
+
+
 def test_the_same_text_in_another_cube_is_a_separate_memory(alice: MemoryService) -> None:
     alice.create_cube("alice", "work", cube_id="alice-work")
     a = alice.add_memory("alice", memory_content="Standup is at nine.")

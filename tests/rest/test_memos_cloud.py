@@ -268,3 +268,22 @@ def test_async_adds_with_a_model_are_followed_through_get_status(rest_serve: Res
         assert found[0]["memory_value"] == "The user plans a trip to Kyoto in October 2026."
         waited = add(http, "default", "I booked a ryokan", "trip", async_mode=False)
         assert waited["status"] == "failed"  # no scripted answer: the rule extractor's memory, and the reason
+
+
+def test_a_filter_with_no_condition_or_an_empty_list_deletes_nothing_and_is_refused_naming_it(users: Users) -> None:
+    """``{"filter": {"tags": []}}`` (and ``{}``, ``{"kind": null}``, ``{"metadata": {}}``) deleted every
+    memory of every cube the caller may write: an empty list was no condition at all."""
+    add(users.alice, "alice", "I keep a cat called Miso", "pets", async_mode=False)
+    add(users.alice, "alice", "I run every Sunday morning", "sport", async_mode=False)
+    before = ok(post(users.alice, "/get/memory", {"user_id": "alice"}))["total"]
+    assert before >= 2
+    for flt, field in (({}, "filter"), ({"kind": None}, "filter"), ({"conversation_id": None}, "filter"),
+                       ({"metadata": {}}, "filter"), ({"tags": []}, "tags"), ({"kind": []}, "kind"),
+                       ({"memory_type": []}, "memory_type"), ({"status": []}, "status")):
+        failed(post(users.alice, "/delete/memory", {"filter": flt}), 400, field)
+        assert ok(post(users.alice, "/get/memory", {"user_id": "alice"}))["total"] == before, flt
+    failed(post(users.alice, "/search/memory", {"query": "cat", "user_id": "alice", "filter": {"kind": []}}), 400,
+           "kind")
+    # a page of facts asked for preferences only: no fact matches (the narrowed kinds are none, not any)
+    page = ok(post(users.alice, "/get/memory", {"user_id": "alice", "filter": {"kind": ["preference"]}}))
+    assert page["memory_detail_list"] == [] and page["total"] == 0

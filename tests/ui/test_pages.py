@@ -125,7 +125,9 @@ def test_bad_input_gets_an_error_page_naming_the_field_and_changes_nothing(app: 
         csrf = csrf_of(client.get(f"/ui/memories/{memory.id}"))
         cases = [({"memory": "new text", "metadata": "{not json"}, 400, "metadata"),
                  ({"memory": "new text", "metadata": "[1, 2]"}, 400, "metadata"),
-                 ({"memory": "   "}, 400, "memory")]
+                 ({"memory": "   "}, 400, "memory"),
+                 ({"memory": "new text", "metadata": '{"k": "\\ud800"}'}, 400, "metadata"),  # a lone surrogate
+                 ({"memory": "new text", "metadata": "[" * 100_000}, 400, "metadata")]
         for form, status, field in cases:
             answer = client.post(f"/ui/memories/{memory.id}/edit", data={"csrf": csrf, **form})
             assert answer.status_code == status, form
@@ -154,6 +156,9 @@ def test_saving_the_edit_form_sends_only_what_changed(app: Running) -> None:
         after = app.service.get_memory("alice", memory.id)
         assert (after.memory, after.tags, after.metadata) == (memory.memory, memory.tags, {"room": 7})
         assert [e.event for e in app.service.history("alice", memory.id)] == ["ADD", "UPDATE"]
+        for value in ("1", "true", "1.5", "false", "0"):  # True == 1 in Python, yet another value in JSON
+            client.post(f"/ui/memories/{memory.id}/edit", data={**form, "metadata": f'{{"room": {value}}}'})
+            assert json.dumps(app.service.get_memory("alice", memory.id).metadata["room"]) == value
 
 
 def test_an_export_downloads_and_imports_into_another_cube_with_its_progress(app: Running) -> None:

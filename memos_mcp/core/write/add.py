@@ -17,7 +17,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from memos_mcp.core.checks import check_id, check_metadata, check_tags, event_time
+from memos_mcp.core.checks import check_id, check_metadata, check_tags, event_time, same_json
 from memos_mcp.core.context import Room, Stores
 from memos_mcp.core.graph.store import normalise
 from memos_mcp.core.models import (
@@ -333,7 +333,7 @@ class Writes(Room):
                 seen[digest] = candidate
                 same = [p for p in vectors.scroll(MemoryFilter(cube_ids=(cube.cube_id,), content_hash=digest),
                                                   DEDUP_SCAN)
-                        if p.payload.get("metadata", {}) == metadata  # one conversation's: found through it
+                        if same_json(p.payload.get("metadata", {}), metadata)  # one conversation's: found through it
                         and p.payload.get("conversation_id") == conversation]
                 if same:
                     merged = self._merge_into(same[0], candidate)

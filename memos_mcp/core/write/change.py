@@ -10,7 +10,7 @@ from typing import Any
 from memos_mcp.core.access import AccessControl
 from memos_mcp.core.checks import check_metadata, check_tags
 from memos_mcp.core.context import Room, Stores
-from memos_mcp.core.filters import SearchFilters, parse_filters
+from memos_mcp.core.filters import SearchFilters, conditions, parse_filters
 from memos_mcp.core.models import (
     HistoryEvent,
     Memory,
@@ -165,10 +165,15 @@ class Changes(Room):
         return len(memories)
 
     def delete_matching(self, actor_id: str, filters: SearchFilters | dict[str, Any] | None, *,
-                        user_id: str | None = None) -> tuple[int, list[str]]:
+                        user_id: str | None = None, field: str = "filters") -> tuple[int, list[str]]:
         """Delete the memories matching ``filters`` in every cube of the user's scope it may write. Cubes
         it may only read are skipped (nothing in them changes); returns how many were deleted and the
-        cubes skipped that held matches."""
+        cubes skipped that held matches. ``filters`` naming no condition is refused (``InvalidRequest``
+        naming ``field``, the caller's name for it): it would match every memory of every such cube, which
+        ``delete_all`` does per cube when it is meant."""
+        if not conditions(filters):
+            raise InvalidRequest(f"{field} names no condition (every memory would match): give at least one "
+                                 "condition, or delete a whole cube's memories", field=field)
         user = self.access.acting_as(self.access.user(actor_id), user_id)
         self.access.require_writer(user)
         scope = self.catalog.cubes_of(user.user_id)
