@@ -40,7 +40,8 @@ _BARE_DATE = re.compile(r"\d{8}|\d{4}-\d{2}-\d{2}|\d{4}/\d{2}/\d{2}|\D*\d{1,2}\D
 def parse_time(value: Any) -> datetime | None:
     """A timezone-aware datetime (naive input is taken as UTC) within ``EARLIEST`` .. ``LATEST``, or
     None for empty input. Numbers are epoch seconds, or milliseconds above 1e11 (also as strings); a
-    string of eight digits that is a date is the ISO 8601 basic form (``20231114``).
+    string of eight digits is the ISO 8601 basic form of a date (``20231114``; ``20240230`` is refused,
+    never read as epoch seconds).
     Raises ValueError, so that pydantic validators report the field it came from."""
     if value is None or value == "":
         return None
@@ -85,7 +86,8 @@ def _parse(value: Any) -> datetime:
             try:
                 return datetime.strptime(text, "%Y%m%d").replace(tzinfo=UTC)
             except ValueError:
-                pass
+                raise ValueError(f"{value!r} is no date: eight digits are an ISO 8601 basic date YYYYMMDD "
+                                 "(give epoch seconds as a number)") from None
         try:
             number = float(text)
         except ValueError:

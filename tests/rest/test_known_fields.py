@@ -250,6 +250,21 @@ def test_an_eight_digit_time_is_a_basic_iso_date_not_epoch_seconds(users: Users)
     assert [h.id for h in hits] == [memory.id]  # a bare basic date as upper bound is that whole day
 
 
+@pytest.mark.parametrize("when", ["20240230", "20231314", "99999999", "00000000"])
+def test_an_eight_digit_time_that_is_no_date_is_refused_naming_the_field_not_read_as_epoch_seconds(
+        users: Users, when: str) -> None:
+    """'20240230' was stored as 1970-08-23 (epoch seconds), though eight digits are a basic ISO date."""
+    for path, body, field in (
+            ("/api/openmem/v1/add/message", {"user_id": "alice", "async_mode": False, "messages": [
+                {"role": "user", "content": "We met in Lisbon.", "chat_time": when}]}, "chat_time"),
+            ("/v1/memories", {"content": "We met in Lisbon.", "timestamp": when}, "timestamp"),
+            ("/api/openmem/v1/search/memory", {"user_id": "alice", "query": "Lisbon", "filter": {"time_to": when}},
+             "time_to")):
+        answer = users.alice.post(path, json=body)
+        assert answer.status_code == 400 and field in answer.text and when in answer.text, (path, answer.text)
+    assert users.app.service.list_memories("alice").total == 0
+
+
 INVISIBLE = ["\u200b", "\ufeff \u200d", "\u2060\u00ad\n", "\u3000"]
 
 
