@@ -194,8 +194,9 @@ def _doctor(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _import(args: argparse.Namespace, settings: Settings) -> int:
-    from memos_mcp.importer import import_file
+    from memos_mcp.importer import import_file, require_file
 
+    require_file(args.file)  # before the store is opened: a mistyped path makes nothing
     with _service(settings) as service, _progress(0, "item") as progress:
         summary = import_file(service, args.file, args.user, args.cube, args.conversation, progress)
     _print_json(summary)

@@ -14,7 +14,7 @@ import uuid
 from pathlib import Path
 from typing import Any
 
-from memos_mcp.core.portability import FORMAT, import_lines
+from memos_mcp.core.portability import FORMAT, check_export, import_lines
 from memos_mcp.core.service import ROOT_USER, MemoryService
 from memos_mcp.core.text import content_hash
 from memos_mcp.core.write.add import Progress
@@ -24,19 +24,37 @@ _BATCH = 200
 _MODEL_BATCH = 20  # messages per extraction call when a language model extracts
 
 
+def require_file(path: Path) -> None:
+    """``InvalidRequest`` (field ``FILE``) unless ``path`` is a file: checked before a store is opened."""
+    if not path.is_file():
+        raise InvalidRequest(f"{path} is not a file", field="FILE")
+
+
 def import_file(service: MemoryService, path: Path, user_id: str, cube_id: str | None,
                 conversation_id: str | None, progress: Progress) -> dict[str, Any]:
-    if not path.is_file():
-        raise InvalidRequest(f"{path} is not a file")
+    """Import an export, a conversation (JSON messages) or a document into ``user_id``'s ``cube_id`` (its
+    default cube when None), made for it when missing; the file is read whole and checked first, so a
+    bad one (``InvalidRequest`` naming the line or message) makes and changes nothing."""
+    require_file(path)
+    kind = _kind(path)
+    messages: list[dict[str, Any]] = []
+    if kind == "export":
+        try:
+            with path.open(encoding="utf-8") as lines:
+                check_export(service, lines)
+        except UnicodeDecodeError as exc:
+            raise InvalidRequest(f"{path.name} is not a memos-mcp export: it is not UTF-8 text ({exc.reason})",
+                                 field="FILE") from exc
+    elif kind == "conversation":
+        messages = _messages(path)
+        service.check_messages(messages)
     service.ensure_user(user_id)
     if cube_id and service.catalog.get_cube(cube_id) is None:
         service.create_cube(ROOT_USER, cube_id, cube_id=cube_id, owner_id=user_id)
-    kind = _kind(path)
     if kind == "export":
         with path.open(encoding="utf-8") as lines:
             return {"kind": kind, **import_lines(service, user_id, lines, cube_id, progress).model_dump()}
     if kind == "conversation":
-        messages = _messages(path)
         conversation = conversation_id or path.stem
         home = service.access.writable(service.access.user(user_id), cube_id).cube_id
         ids = [_message_id(home, conversation, index, m) for index, m in enumerate(messages)]

@@ -448,6 +448,29 @@ def test_a_command_on_a_store_refuses_a_directory_that_holds_none_and_creates_no
     assert list(empty.iterdir()) == []
 
 
+def test_an_import_of_a_bad_file_makes_no_user_cube_or_store(tmp_path: Path, seeded: Path) -> None:
+    """The user and its cube were made before the file was read: a file refused at line 2 left them."""
+    exported = tmp_path / "c1.jsonl"
+    ok(memos(tmp_path, seeded, "export", "--cube", "c1", "--out", str(exported)))
+    header, *rest = exported.read_text(encoding="utf-8").splitlines()
+    bad_export = tmp_path / "bad.jsonl"
+    bad_export.write_text("\n".join([header, *rest, '{"type": "bogus"}']) + "\n", encoding="utf-8")
+    surrogate = tmp_path / "talk.json"
+    surrogate.write_text('[{"role": "user", "content": "fine"}, {"role": "user", "content": "lone \\ud800"}]',
+                         encoding="utf-8")
+    latin = tmp_path / "latin.jsonl"
+    latin.write_bytes((header + "\n").encode() + '{"type": "memory", "memory": "caf\u00e9"}'.encode("latin-1"))
+    users_before = ok(memos(tmp_path, seeded, "users")).stdout
+    for file, said in ((bad_export, f"line {len(rest) + 2}: unknown record type"),
+                       (surrogate, "messages.1.content"), (latin, "not UTF-8")):
+        result = memos(tmp_path, seeded, "import", str(file), "--user", "typo", "--cube", "typo-cube")
+        assert result.returncode == 2 and result.stdout == "", result.stderr
+        assert said in result.stderr and "Traceback" not in result.stderr, result.stderr
+        assert ok(memos(tmp_path, seeded, "users")).stdout == users_before
+    missing = memos(tmp_path, tmp_path / "dta", "import", str(tmp_path / "nope.json"), "--user", "u")
+    assert missing.returncode == 2 and "is not a file" in missing.stderr and not (tmp_path / "dta").exists()
+
+
 def _files(root: Path) -> dict[str, tuple[int, int]]:
     return {str(p.relative_to(root)): (p.stat().st_size, p.stat().st_mtime_ns) for p in sorted(root.rglob("*"))}
 

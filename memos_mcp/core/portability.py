@@ -211,32 +211,58 @@ def import_lines(service: MemoryService, actor_id: str, lines: Iterable[str], cu
             result.messages += len(fresh)
             messages.clear()
 
+    dimension = service.embedder.dimension if same_model else None
     with service.write_lock:
         for number, line in rows:
-            if not line.strip():
-                continue
-            record = _parse(number, line)
-            kind = record.pop("type", None)
-            try:
-                if kind == "memory":
-                    index = record.pop("index", {}) or {}
-                    memory = Memory.model_validate({**record, "cube_id": cube.cube_id})
-                    if same_model and memory.embedding is not None:  # stored as it is: it must be usable
-                        _check_embedding(number, memory.embedding, service.embedder.dimension)
-                    batch.append((memory, index))
-                elif kind == "message":
-                    messages.append(Message.model_validate({**record, "cube_id": cube.cube_id}))
-                elif kind == "next":  # where a paged export's next part starts: nothing to import
-                    continue
-                else:
-                    raise InvalidRequest(f"line {number}: unknown record type {kind!r}", line=number)
-            except ValidationError as exc:
-                where, problem = first_problem(exc)
-                raise InvalidRequest(f"line {number}: {where}: {problem}", line=number) from exc
+            record = _record(number, line, cube.cube_id, dimension)
+            if isinstance(record, Message):
+                messages.append(record)
+            elif record is not None:
+                batch.append(record)
             if len(batch) >= _PAGE or len(messages) >= _PAGE:
                 flush()
         flush()
     return result
+
+
+CHECK_CUBE = "import-check"  # the cube id records are read under by ``check_export``
+
+
+def check_export(service: MemoryService, lines: Iterable[str]) -> int:
+    """Read a whole export as ``import_lines`` would, storing nothing: ``InvalidRequest`` naming the line
+    of its first fault, else the number of records. For a caller that must know the file is good before
+    it makes anything for it (the CLI's ``import`` makes the user and the cube)."""
+    rows = iter(enumerate(lines, start=1))
+    header = _header(next(rows, (1, "")))
+    dimension = service.embedder.dimension if header.get("embedding_model") == service.embedder.model_id else None
+    return sum(_record(number, line, CHECK_CUBE, dimension) is not None for number, line in rows)
+
+
+def _record(number: int, line: str, cube_id: str, dimension: int | None
+            ) -> tuple[Memory, dict[str, Any]] | Message | None:
+    """Line ``number`` of an export as the record it holds for ``cube_id`` (a memory with its index
+    fields, or a message), None for a blank line or a paged export's ``next`` record. With ``dimension``
+    (the export is of this model, so its vectors are stored as they are) a memory's embedding must be
+    usable. ``InvalidRequest`` naming the line."""
+    if not line.strip():
+        return None
+    record = _parse(number, line)
+    kind = record.pop("type", None)
+    try:
+        if kind == "memory":
+            index = record.pop("index", {}) or {}
+            memory = Memory.model_validate({**record, "cube_id": cube_id})
+            if dimension is not None and memory.embedding is not None:
+                _check_embedding(number, memory.embedding, dimension)
+            return memory, index
+        if kind == "message":
+            return Message.model_validate({**record, "cube_id": cube_id})
+        if kind == "next":  # where a paged export's next part starts: nothing to import
+            return None
+    except ValidationError as exc:
+        where, problem = first_problem(exc)
+        raise InvalidRequest(f"line {number}: {where}: {problem}", line=number) from exc
+    raise InvalidRequest(f"line {number}: unknown record type {kind!r}", line=number)
 
 
 def _check_embedding(number: int, embedding: list[float], dimension: int) -> None:

@@ -98,6 +98,7 @@ class MemoryService:
         # the write path
         self.add_memory = self.writes.add_memory
         self.add_document = self.writes.add_document
+        self.check_messages = self.writes.check_messages
         self.get_task = self.writes.get_task
         self.list_tasks = self.writes.list_tasks
         self.store_candidates = self.writes.store_candidates

@@ -270,17 +270,23 @@ class Writes(Room):
                                lambda i: MemorySource(type=SourceKind.DOCUMENT, doc_path=str(path), chunk_index=i),
                                None)
 
-    def _messages(self, author: User, cube: Cube, raw: Sequence[MessageIn | dict[str, Any]], conversation: str,
-                  ids: Sequence[str] | None) -> tuple[list[Message], list[Message]]:
-        """The validated messages, and those of them not stored yet (under ``ids`` when given, else new
-        ids): the caller stores them (not under the write lock: an acknowledgement must not wait for a
-        background extraction's writes)."""
+    def check_messages(self, raw: Sequence[MessageIn | dict[str, Any]]) -> list[MessageIn]:
+        """``raw`` validated as ``add_memory`` takes messages: ``InvalidRequest`` naming the field of the
+        first bad one (``messages.<index>.content``), ``PayloadTooLarge`` for one beyond max_memory_size."""
         try:
             parsed = [m if isinstance(m, MessageIn) else MessageIn.model_validate(m) for m in raw]
         except ValidationError as exc:
             raise InvalidRequest.naming_field(exc, prefix="messages") from exc
         for index, message in enumerate(parsed):
             self.stores.check_text(message.content, f"messages.{index}.content")
+        return parsed
+
+    def _messages(self, author: User, cube: Cube, raw: Sequence[MessageIn | dict[str, Any]], conversation: str,
+                  ids: Sequence[str] | None) -> tuple[list[Message], list[Message]]:
+        """The validated messages, and those of them not stored yet (under ``ids`` when given, else new
+        ids): the caller stores them (not under the write lock: an acknowledgement must not wait for a
+        background extraction's writes)."""
+        parsed = self.check_messages(raw)
         if ids is not None and len(ids) != len(parsed):
             raise InvalidRequest(f"{len(ids)} message ids for {len(parsed)} messages", field="message_ids")
         now = utcnow()
