@@ -146,8 +146,10 @@ class MemoryService:
         owned = claim is None
         claim = claim or claim_data_dir(settings, allow_read_only)
         try:
-            if settings.read_only and claim.lock is not None and not (settings.data_dir / CATALOG_FILE).exists():
-                # a new data directory served read-only: its (empty) stores are made once, then read
+            if (settings.read_only and claim.lock is not None and settings.catalog.url is None
+                    and not (settings.data_dir / CATALOG_FILE).exists()):
+                # a new data directory served read-only: its (empty) stores are made once, then read (a
+                # catalog in PostgreSQL is another's to make: read-only, it must be there already)
                 DiskGuard(settings.data_dir, settings.storage.min_free_bytes).check_startup()
                 made = cls.open(settings.model_copy(update={"read_only": False}), extractor, embedder,
                                 claim=DataDirClaim(read_only=False))  # under this claim's lock

@@ -6,6 +6,7 @@ every command and in doctor's check lines."""
 
 from __future__ import annotations
 
+import json
 import subprocess
 from contextlib import suppress
 from datetime import UTC, datetime
@@ -171,3 +172,33 @@ def test_a_command_on_a_store_refuses_a_pgvector_collection_that_does_not_exist(
     line = _one_error_line(refused.stderr)
     assert "holds no collection memoz" in line and "vector.collection" in line
     assert _tables(postgres_url) == before
+
+
+def test_a_read_only_service_on_a_postgresql_catalog_makes_nothing_and_serves_a_reader(tmp_path: Path,
+                                                                                       postgres_url: str) -> None:
+    """--read-only looked for catalog.sqlite3, absent with a PostgreSQL catalog, so it first opened the
+    catalog read-write to make a new store: it migrated an empty database and could not serve a reader."""
+    refused = subprocess.run([str(MEMOS), "--data-dir", str(tmp_path / "data"), "serve", "--read-only", "--port",
+                              str(free_port())], cwd=tmp_path, env=clean_env(DATABASE_URL=postgres_url),
+                             capture_output=True, text=True, timeout=60, check=False)
+    assert refused.returncode == 2 and "lacks table" in _one_error_line(refused.stderr), refused.stderr
+    assert _tables(postgres_url) == set()
+    ok(memos(tmp_path, tmp_path / "made", "import", str(_conversation(tmp_path)), "--user", "alice",
+             DATABASE_URL=postgres_url, MEMOS_VECTOR__BACKEND="pgvector"))
+    database = make_url(postgres_url).database
+    for sql in ["CREATE ROLE reader LOGIN", f'GRANT CONNECT ON DATABASE "{database}" TO reader',
+                "GRANT USAGE ON SCHEMA public TO reader", "GRANT SELECT ON ALL TABLES IN SCHEMA public TO reader"]:
+        with psycopg.connect(postgres_url, autocommit=True) as conn, suppress(psycopg.errors.DuplicateObject):
+            conn.execute(sql)
+    reader = postgres_url.replace("postgresql://postgres@", "postgresql://reader@")
+    env = {"DATABASE_URL": reader, "MEMOS_VECTOR__BACKEND": "pgvector", "MEMOS_READ_ONLY": "true"}
+    users = json.loads(ok(memos(tmp_path, tmp_path / "replica", "users", **env)).stdout)
+    assert "alice" in {u["user_id"] for u in users}
+    exported = ok(memos(tmp_path, tmp_path / "replica", "export", "--cube", "alice_default_cube", **env)).stdout
+    assert "Lisbon" in exported
+
+
+def _conversation(tmp_path: Path) -> Path:
+    path = tmp_path / "talk.json"
+    path.write_text('[{"role": "user", "content": "We met in Lisbon in May."}]', encoding="utf-8")
+    return path
