@@ -27,12 +27,18 @@ if TYPE_CHECKING:
 log = logging.getLogger("memos_mcp")
 
 
+def _directory(text: str) -> Path:
+    if not text.strip():  # Path("") is the working directory: a store would be made wherever one stands
+        raise argparse.ArgumentTypeError("empty: give a directory, or leave the flag out for ~/.memos-mcp")
+    return Path(text)
+
+
 def _global_flags() -> argparse.ArgumentParser:
     """The flags every command takes, before or after its name (``memos-mcp serve --data-dir D``).
     Their default is "not given", so that a flag after the command does not wipe one before it."""
     flags = argparse.ArgumentParser(add_help=False, argument_default=argparse.SUPPRESS)
     flags.add_argument("--config", type=Path, help="YAML configuration file (also MEMOS_CONFIG)")
-    flags.add_argument("--data-dir", type=Path, help="data directory (also MEMOS_DATA_DIR)")
+    flags.add_argument("--data-dir", type=_directory, help="data directory (also MEMOS_DATA_DIR)")
     flags.add_argument("--log-level", help="DEBUG, INFO, WARNING or ERROR (logs go to stderr)")
     return flags
 
@@ -516,7 +522,8 @@ def _keys(args: argparse.Namespace, settings: Settings) -> int:
     from memos_mcp.core.service import ROOT_USER
 
     # a key is created in a new store too (served next); listing and revoking need the store they name
-    with _service(settings, existing=None if args.keys == "create" else "whose keys to " + args.keys) as service:
+    with _service(settings, allow_read_only=args.keys == "list",
+                  existing=None if args.keys == "create" else "whose keys to " + args.keys) as service:
         keys = KeyRing(service)
         if args.keys == "create":
             created = keys.create(ROOT_USER, args.user, Role(args.role))

@@ -251,6 +251,13 @@ class Settings(BaseSettings):
     server: ServerSettings = Field(default_factory=ServerSettings)  # HTTP server block, see ServerSettings
     rest: RestSettings = Field(default_factory=RestSettings)  # REST mirror block, see RestSettings
 
+    @field_validator("data_dir", mode="before")
+    @classmethod
+    def _given(cls, value: Any) -> Any:
+        if isinstance(value, str) and not value.strip():  # Path("") is the working directory
+            raise ValueError("is empty: give a directory, or leave it unset for ~/.memos-mcp")
+        return value
+
     @field_validator("data_dir", mode="after")
     @classmethod
     def _expand(cls, value: Path) -> Path:

@@ -63,3 +63,12 @@ def test_stats_reads_the_data_directory_given_after_the_command(tmp_path: Path) 
     ok(run(tmp_path, "keys", "create", "--user", "bob", "--data-dir", str(data_dir)))
     users = json.loads(ok(run(tmp_path, "users", "--data-dir", str(data_dir))).stdout)
     assert "bob" in {u["user_id"] for u in users}
+
+
+def test_an_empty_data_directory_is_refused_not_read_as_the_working_directory(tmp_path: Path) -> None:
+    flag = run(tmp_path, "--data-dir", "", "stats")
+    assert flag.returncode == 2 and "--data-dir" in flag.stderr and "empty" in flag.stderr
+    env = subprocess.run([str(MEMOS), "doctor"], cwd=tmp_path, env=clean_env(MEMOS_DATA_DIR=""), capture_output=True,
+                         text=True, timeout=TIMEOUT, check=False)
+    assert env.returncode == 2 and "data_dir" in env.stderr and "empty" in env.stderr, env.stderr
+    assert list(tmp_path.iterdir()) == []  # doctor made no store where it stood

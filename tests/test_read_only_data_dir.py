@@ -159,6 +159,7 @@ def test_export_stats_and_doctor_read_a_read_only_data_dir_and_leave_it_as_it_wa
     assert [r["memory"] for r in lines if r["type"] == "memory"] == [FACT]
     stats = json.loads(ok(memos(tmp_path, ro, "stats", **env)).stdout)
     assert stats["vectors"]["points"] == 1
+    assert json.loads(ok(memos(tmp_path, ro, "keys", "list", **env)).stdout) == []
     doctor = ok(memos(tmp_path, ro, "doctor", **env))
     checks = check_lines(doctor.stdout)
     assert checks["data dir"][0] == "ok" and "opened read-only" in checks["data dir"][1]
