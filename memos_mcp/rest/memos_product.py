@@ -93,6 +93,9 @@ def _default_cube(cubes: Sequence[Cube], user_id: str) -> str:
 def register(service: MemoryService, actor: str, user_id: str | None, user_name: str | None,
              interests: str | None) -> RegisterData:
     me = service.access.user(actor)
+    interests = interests if interests and not is_blank(interests) else None
+    if interests is not None:  # checked before the user is made: a refusal registers nobody
+        service.stores.check_text(interests, "interests")
     if user_id == actor or (user_id is None and not me.is_admin):
         user, cubes = service.get_user(actor)
         return RegisterData(user_id=user.user_id, mem_cube_id=_default_cube(cubes, user.user_id))
@@ -107,7 +110,7 @@ def register(service: MemoryService, actor: str, user_id: str | None, user_name:
     except Conflict:  # registered meanwhile by another request
         user, cubes = service.get_user(actor, user_id)
         return RegisterData(user_id=user.user_id, mem_cube_id=_default_cube(cubes, user.user_id))
-    if interests and not is_blank(interests):
+    if interests is not None:
         service.add_memory(actor, user_id=user.user_id, cube_id=cube.cube_id, memory_content=interests)
     return RegisterData(user_id=user.user_id, mem_cube_id=cube.cube_id)
 

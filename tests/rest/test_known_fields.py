@@ -6,6 +6,7 @@ refused; and a refused request stores nothing."""
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import httpx2
@@ -381,6 +382,20 @@ def test_product_registration_with_blank_interests_stores_no_memory(users: Users
     answer = users.root.post("/product/users/register", json={"user_id": "carol", "interests": "\u200b\u2060"})
     assert answer.status_code == 200, answer.text
     assert users.app.service.list_memories("carol").total == 0
+
+
+@pytest.mark.parametrize("interests", ["x " * 15_000, "nul \x00 here"])
+def test_product_registration_with_interests_refused_registers_nobody_and_a_retry_stores_them(
+        users: Users, interests: str) -> None:
+    """Interests beyond max_memory_size were refused (413) after the user was made, and the retry, finding
+    the user, answered 200 without storing them."""
+    answer = users.root.post("/product/users/register", headers={"Content-Type": "application/json"},
+                             content=json.dumps({"user_id": "zed", "interests": interests}))  # escapes kept
+    assert answer.status_code in (400, 413) and "interests" in answer.text, answer.text
+    assert "zed" not in {u.user_id for u in users.app.service.list_users("root")}
+    again = users.root.post("/product/users/register", json={"user_id": "zed", "interests": "Zed sails."})
+    assert again.status_code == 200, again.text
+    assert [m.memory for m in users.app.service.list_memories("zed").memories] == ["Zed sails."]
 
 
 @pytest.mark.parametrize("cube_id", [".hidden", "a..b", "v1.2:x@y", "..a", "@."])
