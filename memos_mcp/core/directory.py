@@ -18,6 +18,9 @@ from memos_mcp.errors import Conflict, InvalidRequest, NotFound, StorageError
 ROOT_USER = "root"
 
 
+DEFAULT_CUBE_SUFFIX = "_default_cube"  # a user's default cube is <user_id>_default_cube, and only it
+
+
 class Directory(Room):
     """Users, their cubes and the shares between them."""
 
@@ -25,8 +28,8 @@ class Directory(Room):
     def _new_user(self, user_id: str, user_name: str | None, role: Role) -> tuple[User, Cube]:
         now = utcnow()
         user = User(user_id=user_id, user_name=user_name or user_id, role=role, created_at=now)
-        cube_id = f"{user_id}_default_cube"
-        if self.catalog.get_cube(cube_id) is not None:
+        cube_id = f"{user_id}{DEFAULT_CUBE_SUFFIX}"
+        if self.catalog.get_cube(cube_id) is not None:  # made by an earlier version, before ids were kept
             cube_id = f"{cube_id}_{uuid.uuid4().hex[:8]}"
         cube = Cube(cube_id=cube_id, name=f"{user.user_name}'s memories", owner_id=user_id,
                     created_at=now, is_default=True)
@@ -77,6 +80,10 @@ class Directory(Room):
         self.access.require_writer(owner)
         if is_blank(name):
             raise InvalidRequest("a cube needs a name", field="name")
+        if cube_id and cube_id.endswith(DEFAULT_CUBE_SUFFIX):  # a user made later would find its id taken,
+            # and its writes naming it would reach the cube of whoever made it (if offered to the user)
+            raise InvalidRequest(f"cube ids ending in {DEFAULT_CUBE_SUFFIX!r} are kept for users' default cubes",
+                                 field="cube_id")
         cube = Cube(cube_id=check_id("cube_id", cube_id or str(uuid.uuid4())), name=name.strip()[:200],
                     owner_id=owner.user_id, created_at=utcnow(), permission="owner")
         with self.write_lock:

@@ -104,6 +104,20 @@ def test_a_write_share_allows_adding_and_editing_but_not_managing(two_users: tup
         service.share_cube("bob", cube, "bob", Permission.WRITE)
 
 
+def test_a_users_default_cube_id_cannot_be_taken_before_the_user_exists(service: MemoryService) -> None:
+    """Bob made 'carol_default_cube' before carol existed and offered it to her: her writes naming her
+    usual default cube went to his. Ids of that form are kept for their users' default cubes."""
+    service.ensure_user("bob")
+    for cube_id in ("carol_default_cube", "alice_default_cube", "x_default_cube"):
+        with pytest.raises(MemosError) as refused:
+            service.create_cube("bob", "trap", cube_id=cube_id)
+        assert refused.value.code == "invalid_request" and refused.value.details["field"] == "cube_id"
+    assert service.catalog.get_cube("carol_default_cube") is None
+    service.ensure_user("carol")
+    made = service.catalog.get_cube("carol_default_cube")
+    assert made is not None and made.owner_id == "carol"
+
+
 def test_unknown_users_and_cubes_are_not_found(service: MemoryService) -> None:
     service.ensure_user("alice")
     with pytest.raises(NotFound, match="cube 'nope'"):

@@ -171,11 +171,11 @@ class Changes(Room):
         cubes skipped that held matches. ``filters`` naming no condition is refused (``InvalidRequest``
         naming ``field``, the caller's name for it): it would match every memory of every such cube, which
         ``delete_all`` does per cube when it is meant."""
+        user = self.access.acting_as(self.access.user(actor_id), user_id)
+        self.access.require_writer(user)
         if not conditions(filters):
             raise InvalidRequest(f"{field} names no condition (every memory would match): give at least one "
                                  "condition, or delete a whole cube's memories", field=field)
-        user = self.access.acting_as(self.access.user(actor_id), user_id)
-        self.access.require_writer(user)
         scope = self.catalog.cubes_of(user.user_id)
         writable = [c.cube_id for c in scope if AccessControl.may_write(user, c)]
         readonly = [c.cube_id for c in scope if c.cube_id not in writable]
