@@ -7,6 +7,8 @@ from typing import TYPE_CHECKING, Any
 
 from mcp.server.context import CallNext, HandlerResult, ServerRequestContext
 from mcp.server.mcpserver import MCPServer
+from mcp.shared.exceptions import MCPError
+from mcp.types import INVALID_PARAMS
 
 from memos_mcp import __version__
 from memos_mcp.core.graph.service import GraphService
@@ -55,6 +57,32 @@ class AfterHandshake:
         return await call_next(ctx)
 
 
+class PromptArguments:
+    """Server middleware that answers a ``prompts/get`` whose arguments do not fit the prompt with
+    ``-32602 Invalid params`` naming the argument (a required one missing, or one the prompt does not
+    take), as JSON-RPC has it; the SDK answered both with error code 0, "Error rendering prompt",
+    naming nothing, and logged a traceback. The prompts' arguments are read from ``list_prompts``."""
+
+    def __init__(self, server: MCPServer) -> None:
+        self._server = server
+
+    async def __call__(self, ctx: ServerRequestContext[Any, Any], call_next: CallNext) -> HandlerResult:
+        if ctx.method == "prompts/get" and ctx.params is not None:
+            name, given = ctx.params.get("name"), ctx.params.get("arguments") or {}
+            for prompt in await self._server.list_prompts():
+                if prompt.name != name or not isinstance(given, dict):
+                    continue
+                known = {a.name: bool(a.required) for a in prompt.arguments or []}
+                missing = [n for n, required in known.items() if required and n not in given]
+                unknown = [n for n in given if n not in known]
+                if missing or unknown:
+                    which = missing[0] if missing else unknown[0]
+                    problem = "is required" if missing else f"is not an argument of it (it takes {', '.join(known)})"
+                    raise MCPError(INVALID_PARAMS, f"invalid_request: {which}: {problem} (prompt {name})",
+                                   data={"code": "invalid_request", "field": which})
+        return await call_next(ctx)
+
+
 def build_server(service: MemoryService, keys: KeyRing, default_user: str, read_only: bool = False,
                  rate: RateLimiter | None = None, after_handshake: Callable[[], None] | None = None,
                  threads: anyio.CapacityLimiter | None = None) -> MCPServer:
@@ -71,6 +99,7 @@ def build_server(service: MemoryService, keys: KeyRing, default_user: str, read_
                                    *([AfterHandshake(after_handshake)] if after_handshake is not None else []),
                                    AppsView()],
                        tools=tools.tools, extensions=[memory_apps()])
+    server.middleware.append(PromptArguments(server))  # it reads the server's prompts: added once it exists
     register_resources(server, service, gate)
     register_prompts(server, service, gate)
     return server

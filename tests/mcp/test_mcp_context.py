@@ -8,7 +8,7 @@ from collections.abc import Sequence
 
 import pytest
 from mcp.shared.exceptions import MCPError
-from mcp.types import EmbeddedResource, PromptMessage, TextContent, TextResourceContents
+from mcp.types import INVALID_PARAMS, EmbeddedResource, PromptMessage, TextContent, TextResourceContents
 
 from memos_mcp.core.models import Permission
 from memos_mcp.core.service import MemoryService
@@ -139,3 +139,16 @@ def prompt_text(messages: Sequence[PromptMessage]) -> str:
     parts = [m.content for m in messages]
     assert all(isinstance(p, TextContent) for p in parts)
     return "\n".join(p.text for p in parts)
+
+
+@pytest.mark.parametrize(("name", "arguments", "field"), [
+    ("recall", {}, "topic"), ("recall", {"focus": "x"}, "topic"), ("recall", {"topic": "x", "extra": "y"}, "extra"),
+    ("remember", {"topic": "x"}, "topic")])
+async def test_a_prompt_with_a_missing_or_unknown_argument_is_invalid_params_naming_it(
+        people: MemoryService, name: str, arguments: dict[str, str], field: str) -> None:
+    """The SDK answered error code 0, "Error rendering prompt recall", naming nothing (and logged a traceback)."""
+    async with connect(people, "alice") as client:
+        with pytest.raises(MCPError) as refused:
+            await client.get_prompt(name, arguments)
+    assert refused.value.error.code == INVALID_PARAMS
+    assert f"{field}:" in refused.value.error.message and name in refused.value.error.message
