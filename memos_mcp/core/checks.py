@@ -61,6 +61,14 @@ def event_time(value: Any) -> datetime | None:
         raise InvalidRequest(f"chat_time: {exc}", field="chat_time") from exc
 
 
+def memory_key(value: str) -> str:
+    """A memory id as it is stored: a UUID written in upper or mixed case is its lower-case form (the
+    ids handed out); anything else is returned unchanged (and so found nowhere)."""
+    if isinstance(value, str) and len(value) == 36 and is_uuid(value):
+        return str(uuid.UUID(value))
+    return value
+
+
 def is_uuid(value: str) -> bool:
     """Whether ``value`` is a UUID (the only form a memory id takes)."""
     try:

@@ -42,6 +42,20 @@ def test_history_records_add_update_archive_and_delete_really_forgets(service: M
     assert not any("locker" in str(value) for row in raw for value in tuple(row))
 
 
+def test_a_memory_id_written_in_upper_case_is_the_same_memory_everywhere(service: MemoryService) -> None:
+    """A UUID is case-insensitive: get, history, update and delete of the upper-case form answered not found."""
+    service.ensure_user("alice")
+    first, second = (service.add_memory("alice", memory_content=text).memories[0]
+                     for text in ("The gate code is 4512.", "The bins go out on Tuesday."))
+    shouted = first.id.upper()
+    assert service.get_memory("alice", shouted).id == first.id
+    assert [e.event for e in service.history("alice", shouted)] == ["ADD"]
+    assert service.update_memory("alice", shouted, memory="The gate code is 4513.").id == first.id
+    assert service.get_memory("alice", first.id).memory == "The gate code is 4513."
+    assert service.delete_memories("alice", [shouted, first.id, second.id.upper()]) == 2
+    assert service.list_memories("alice").total == 0
+
+
 def test_an_update_re_embeds_the_text_so_search_follows_it(service: MemoryService) -> None:
     service.ensure_user("alice")
     memory = service.add_memory("alice", memory_content="The car is parked on level 2.").memories[0]
