@@ -3,7 +3,8 @@ being dropped (pydantic's default ``extra="ignore"`` drops it without a word: a 
 widens a read, a misnamed cube sends a write to the default cube).
 
 One check for every face: the MCP tools' argument models and the REST dialects' bodies and query
-strings. It walks the input along the model: the keys of an object against the model's field names
+strings (and, at their top level, a boolean given where only numbers are taken). It walks the input
+along the model: the keys of an object against the model's field names
 and aliases, then into the fields that hold models (directly, in a list, or in an optional). A model
 declared ``extra="allow"`` takes any key (a dialect field defined as free-form). Each unknown name
 comes with the closest known one (difflib), or the list of known names when none is close.
@@ -44,6 +45,21 @@ def unknown_fields(model: type[BaseModel], data: Any, path: tuple[str | int, ...
         for key in (k for k in _keys(model, name) if k in data):
             found += _inside(field.annotation, data[key], (*path, key))
     return found
+
+
+def booleans_for_numbers(model: type[BaseModel], data: Any) -> list[str]:
+    """The keys of ``data`` (an object for ``model``, top level) given true or false where the field takes
+    only numbers: pydantic reads JSON's true as 1 (``top_k: true`` asked for one hit)."""
+    if not isinstance(data, dict):
+        return []
+    return [key for name, field in model.model_fields.items() if _numbers_only(field.annotation)
+            for key in _keys(model, name) if isinstance(data.get(key), bool)]
+
+
+def _numbers_only(annotation: Any) -> bool:
+    """Whether ``annotation`` takes numbers (int or float, maybe optional) and nothing else."""
+    kinds = set(get_args(annotation)) if get_origin(annotation) in (Union, types.UnionType) else {annotation}
+    return bool(kinds & {int, float}) and not kinds - {int, float, type(None)}
 
 
 def _keys(model: type[BaseModel], name: str) -> list[str]:

@@ -24,7 +24,7 @@ from pydantic import ConfigDict, ValidationError, create_model, model_validator
 from pydantic_core import InitErrorDetails, PydanticCustomError
 
 from memos_mcp.errors import InvalidRequest
-from memos_mcp.known_fields import describe, unknown_fields
+from memos_mcp.known_fields import booleans_for_numbers, describe, unknown_fields
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -43,6 +43,16 @@ class RefuseUnknown(ArgModelBase):
             raise ValidationError.from_exception_data(cls.__name__, [InitErrorDetails(
                 type=PydanticCustomError("unknown_argument", "{problem}", {"problem": describe(problems, "argument")}),
                 loc=first[0], input=_at(data, first[0]))])
+        return data
+
+
+    @model_validator(mode="before")
+    @classmethod
+    def refuse_booleans_for_numbers(cls, data: Any) -> Any:
+        for key in booleans_for_numbers(cls, data)[:1]:
+            raise ValidationError.from_exception_data(cls.__name__, [InitErrorDetails(
+                type=PydanticCustomError("number_type", "Input should be a number, not a boolean"),
+                loc=(key,), input=data[key])])
         return data
 
 

@@ -93,6 +93,18 @@ async def test_argument_errors_read_like_every_other_tool_error(work: MemoryServ
     assert "validation error" not in unknown + wrong_type and "input_value" not in unknown + wrong_type
 
 
+@pytest.mark.parametrize(("tool", "arguments", "field"), [
+    ("search_memory", {"query": "office", "top_k": True}, "top_k"),
+    ("search_memory", {"query": "office", "threshold": False}, "threshold"),
+    ("list_memories", {"page": True}, "page"), ("list_memories", {"size": True}, "size")])
+async def test_a_boolean_where_a_number_belongs_is_refused_naming_the_argument(
+        work: MemoryService, tool: str, arguments: dict[str, Any], field: str) -> None:
+    """JSON's true was read as 1 (top_k: true searched for one hit)."""
+    async with connect(work, "alice") as client:
+        message = await fail(client, tool, **arguments)
+    assert message.startswith(f"invalid_request: {field}: ") and "boolean" in message, message
+
+
 async def test_an_unknown_key_inside_an_argument_is_refused_by_its_path(work: MemoryService) -> None:
     before = stored(work, ALICE_CUBE)
     async with connect(work, "alice") as client:

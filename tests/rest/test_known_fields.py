@@ -409,3 +409,16 @@ def test_ids_with_dots_and_something_else_are_addressable_in_rest_paths(users: U
     deleted = http.delete(f"/api/mem_cubes/{cube_id}")
     assert deleted.status_code == 200, deleted.text
     assert users.app.service.catalog.get_cube(cube_id) is None
+
+
+@pytest.mark.parametrize(("path", "body", "field"), [
+    ("/product/search", {"query": "x", "user_id": "alice", "top_k": True}, "top_k"),
+    ("/api/openmem/v1/search/memory", {"query": "x", "user_id": "alice", "memory_limit_number": True},
+     "memory_limit_number"),
+    ("/api/openmem/v1/get/memory", {"user_id": "alice", "page": True}, "page"),
+    ("/api/openmem/v1/search/memory", {"query": "x", "user_id": "alice", "preference_limit_number": False},
+     "preference_limit_number")])
+def test_a_boolean_where_a_number_belongs_is_refused_naming_the_field(users: Users, path: str,
+                                                                       body: dict[str, Any], field: str) -> None:
+    """JSON's true was read as 1 (top_k: true searched for one hit)."""
+    refused(users.alice.post(path, json=body), field, "boolean")
