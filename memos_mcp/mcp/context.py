@@ -6,11 +6,10 @@ import json
 from typing import TYPE_CHECKING, Annotated, Any
 
 from mcp.server.mcpserver import MCPServer
-from mcp.server.mcpserver.exceptions import ResourceError
 from pydantic import Field
 
 from memos_mcp.core import portability
-from memos_mcp.mcp.gate import Gate, prompt_error
+from memos_mcp.mcp.gate import Gate, prompt_error, resource_error
 
 if TYPE_CHECKING:  # imports the stores: stdio opens them after its handshake
     from memos_mcp.core.service import MemoryService
@@ -20,13 +19,13 @@ def register_resources(server: MCPServer, service: MemoryService, gate: Gate) ->
     @server.resource("memory://cubes", name="cubes", mime_type="application/json",
                      description="The cubes (memory namespaces) you can use, with your permission on each")
     async def cubes() -> str:
-        found = await gate.run(lambda actor: service.list_cubes(actor), ResourceError)
+        found = await gate.run(lambda actor: service.list_cubes(actor), resource_error)
         return json.dumps([c.model_dump(mode="json") for c in found], ensure_ascii=False)
 
     @server.resource("memory://cubes/{cube_id}/memories/{memory_id}", name="memory",
                      mime_type="application/json", description="One memory with its metadata and sources")
     async def memory(cube_id: str, memory_id: str) -> str:
-        found = await gate.run(lambda actor: service.get_memory(actor, memory_id, cube_id), ResourceError)
+        found = await gate.run(lambda actor: service.get_memory(actor, memory_id, cube_id), resource_error)
         return found.model_dump_json(exclude={"embedding"})
 
     @server.resource("memory://cubes/{cube_id}/export", name="cube-export", mime_type="application/x-ndjson",
@@ -34,14 +33,14 @@ def register_resources(server: MCPServer, service: MemoryService, gate: Gate) ->
                                  "a part ends with a {\"type\": \"next\", \"cursor\": C} line when there is "
                                  "more; read memory://cubes/{cube_id}/export/C next")
     async def export(cube_id: str) -> str:
-        part = await gate.run(lambda actor: portability.export_part(service, actor, cube_id), ResourceError)
+        part = await gate.run(lambda actor: portability.export_part(service, actor, cube_id), resource_error)
         return part.text
 
     @server.resource("memory://cubes/{cube_id}/export/{cursor}", name="cube-export-part",
                      mime_type="application/x-ndjson",
                      description="The part of a cube's JSONL export that starts at the cursor a part ended with")
     async def export_part(cube_id: str, cursor: str) -> str:
-        part = await gate.run(lambda actor: portability.export_part(service, actor, cube_id, cursor), ResourceError)
+        part = await gate.run(lambda actor: portability.export_part(service, actor, cube_id, cursor), resource_error)
         return part.text
 
 

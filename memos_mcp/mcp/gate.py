@@ -17,7 +17,7 @@ import anyio
 import anyio.from_thread
 from mcp.server.context import CallNext, HandlerResult, ServerRequestContext
 from mcp.server.mcpserver import Context
-from mcp.server.mcpserver.exceptions import ToolError
+from mcp.server.mcpserver.exceptions import ResourceError, ToolError
 from mcp.shared.exceptions import MCPError
 from mcp.types import INVALID_PARAMS
 
@@ -88,3 +88,18 @@ class Gate:
 
 def prompt_error(message: str) -> Exception:
     return MCPError(INVALID_PARAMS, message)
+
+
+RESOURCE_NOT_FOUND = -32002  # the MCP specification's code for it (Resources, "Error Handling")
+
+
+def resource_error(message: str) -> Exception:
+    """A resource read's error by the core's code (``"<code>: <message>"``): ``not_found`` is
+    ``-32002 Resource not found`` and ``invalid_request`` (a bad cursor) ``-32602 Invalid params``, as the
+    MCP specification has them; the rest stay the SDK's resource error (an internal error)."""
+    code = message.split(":", 1)[0]
+    if code == "not_found":
+        return MCPError(RESOURCE_NOT_FOUND, message)
+    if code == "invalid_request":
+        return MCPError(INVALID_PARAMS, message)
+    return ResourceError(message)

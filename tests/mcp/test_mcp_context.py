@@ -85,11 +85,15 @@ async def test_the_export_template_returns_the_cube_as_jsonl(people: MemoryServi
 
 
 async def test_a_memory_that_does_not_exist_cannot_be_read_as_a_resource(people: MemoryService) -> None:
+    """-32002 Resource not found and -32602 for a bad cursor, as the MCP specification has them (both
+    were -32603, an internal error)."""
     async with connect(people, "alice") as client:
-        with pytest.raises(MCPError):
-            await read_text(client, f"memory://cubes/{CUBE}/memories/00000000-0000-4000-8000-000000000000")
-        with pytest.raises(MCPError):
-            await read_text(client, "memory://cubes/no-such-cube/export")
+        for uri, code in ((f"memory://cubes/{CUBE}/memories/00000000-0000-4000-8000-000000000000", -32002),
+                          ("memory://cubes/no-such-cube/export", -32002),
+                          (f"memory://cubes/{CUBE}/export/not-a-cursor", INVALID_PARAMS)):
+            with pytest.raises(MCPError) as refused:
+                await read_text(client, uri)
+            assert refused.value.error.code == code, (uri, refused.value.error)
 
 
 async def test_a_resource_that_cannot_be_read_says_why(people: MemoryService) -> None:
