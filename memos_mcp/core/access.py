@@ -16,7 +16,7 @@ from typing import Literal
 
 from memos_mcp.core.models import Cube, Permission, Role, User
 from memos_mcp.core.stores.catalog import Catalog
-from memos_mcp.errors import Forbidden, NotFound
+from memos_mcp.errors import Forbidden, InvalidRequest, NotFound
 
 Access = Literal["owner", "admin", "write", "read"]
 _WRITERS: tuple[Access, ...] = ("owner", "admin", "write")
@@ -41,7 +41,9 @@ class AccessControl:
 
     def acting_as(self, actor: User, user_id: str | None) -> User:
         """The user an operation is for: the actor itself, or another user if the actor is admin."""
-        if not user_id or user_id == actor.user_id:
+        if user_id == "":
+            raise InvalidRequest("user_id is empty: name a user, or leave it out to act as yourself", field="user_id")
+        if user_id is None or user_id == actor.user_id:
             return actor
         if not actor.is_admin:
             raise Forbidden(f"user '{actor.user_id}' may not act for user '{user_id}'",
@@ -90,8 +92,12 @@ class AccessControl:
         return [c.cube_id for c in self.catalog.cubes_of(user.user_id)]
 
     def writable(self, user: User, cube_id: str | None) -> Cube:
-        """The named cube (checked for write) or the user's default cube."""
-        if cube_id:
+        """The named cube (checked for write) or, for None, the user's default cube. An empty name is
+        refused (``InvalidRequest``): a write must not land in the default cube by a client's slip."""
+        if cube_id == "":
+            raise InvalidRequest("cube_id is empty: name a cube, or leave it out for your default cube",
+                                 field="cube_id")
+        if cube_id is not None:
             return self.cube(user, cube_id, Permission.WRITE)
         self.require_writer(user)
         cube = self.catalog.default_cube_of(user.user_id)

@@ -105,6 +105,19 @@ async def test_a_boolean_where_a_number_belongs_is_refused_naming_the_argument(
     assert message.startswith(f"invalid_request: {field}: ") and "boolean" in message, message
 
 
+@pytest.mark.parametrize(("tool", "arguments", "field"), [
+    ("add_memory", {"memory_content": "Lunch is at noon.", "cube_id": ""}, "cube_id"),
+    ("add_memory", {"messages": [{"role": "user", "content": "Lunch is at noon."}], "cube_id": ""}, "cube_id")])
+async def test_an_empty_id_is_refused_not_read_as_the_default(work: MemoryService, tool: str,
+                                                              arguments: dict[str, Any], field: str) -> None:
+    """cube_id "" wrote into the default cube: a client's slip became a write somewhere it did not name."""
+    before = stored(work, ALICE_CUBE)
+    async with connect(work, "alice") as client:
+        message = await fail(client, tool, **arguments)
+    assert f"invalid_request: {field} is empty" in message, message
+    assert stored(work, ALICE_CUBE) == before
+
+
 async def test_an_unknown_key_inside_an_argument_is_refused_by_its_path(work: MemoryService) -> None:
     before = stored(work, ALICE_CUBE)
     async with connect(work, "alice") as client:

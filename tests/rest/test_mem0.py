@@ -141,3 +141,15 @@ def test_infer_false_stores_the_messages_as_given_without_the_language_model(res
             "infer")
     assert sorted(m.memory for m in app.service.list_memories("default").memories) == \
         sorted(m["content"] for m in said)
+
+
+def test_an_empty_user_id_deletes_nothing_and_is_refused_naming_it(users: Users) -> None:
+    """DELETE /v1/memories?user_id= deleted every memory of the caller: an empty id read as "the caller"."""
+    http = users.alice
+    good(http.post("/v1/memories", json={"messages": [{"role": "user", "content": "I grow tomatoes."}],
+                                         "infer": False}), 201)
+    before = good(http.get("/v1/memories"))
+    assert before
+    for params in ({"user_id": ""}, {"user_id": "", "agent_id": "cook"}):
+        bad(http.delete("/v1/memories", params=params), 400, "INVALID_REQUEST", "user_id")
+    assert good(http.get("/v1/memories")) == before
