@@ -80,12 +80,17 @@ class Directory(Room):
         self.access.require_writer(owner)
         if is_blank(name):
             raise InvalidRequest("a cube needs a name", field="name")
-        if cube_id and cube_id.endswith(DEFAULT_CUBE_SUFFIX):  # a user made later would find its id taken,
-            # and its writes naming it would reach the cube of whoever made it (if offered to the user)
-            raise InvalidRequest(f"cube ids ending in {DEFAULT_CUBE_SUFFIX!r} are kept for users' default cubes",
-                                 field="cube_id")
+        own_default = f"{owner.user_id}{DEFAULT_CUBE_SUFFIX}"
+        if cube_id and cube_id.endswith(DEFAULT_CUBE_SUFFIX) and cube_id != own_default:
+            # a user made later would find its id taken, and its writes naming it would reach the cube of
+            # whoever made it (if offered to the user)
+            raise InvalidRequest(f"cube ids ending in {DEFAULT_CUBE_SUFFIX!r} are kept for users' default cubes "
+                                 f"(yours is {own_default!r})", field="cube_id")
+        # the owner's own default id makes its default cube again (after it was deleted, writes naming no
+        # cube had nowhere to go)
+        default = cube_id == own_default and self.catalog.default_cube_of(owner.user_id) is None
         cube = Cube(cube_id=check_id("cube_id", cube_id or str(uuid.uuid4())), name=name.strip()[:200],
-                    owner_id=owner.user_id, created_at=utcnow(), permission="owner")
+                    owner_id=owner.user_id, created_at=utcnow(), permission="owner", is_default=default)
         with self.write_lock:
             if self.catalog.get_cube(cube.cube_id) is not None:
                 raise Conflict(f"cube '{cube.cube_id}' already exists", cube_id=cube.cube_id)

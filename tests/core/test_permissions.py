@@ -118,6 +118,18 @@ def test_a_users_default_cube_id_cannot_be_taken_before_the_user_exists(service:
     assert made is not None and made.owner_id == "carol"
 
 
+def test_a_deleted_default_cube_is_made_again_under_its_own_id_and_takes_the_writes_naming_no_cube(
+        service: MemoryService) -> None:
+    """Deleting one's default cube left writes naming no cube with nowhere to go (404), and its id was kept."""
+    service.ensure_user("dave")
+    service.delete_cube("dave", "dave_default_cube")
+    with pytest.raises(NotFound):
+        service.add_memory("dave", memory_content="Dave feeds the cat.")
+    again = service.create_cube("dave", "Dave's memories", cube_id="dave_default_cube")
+    assert again.is_default
+    assert service.add_memory("dave", memory_content="Dave feeds the cat.").memories[0].cube_id == "dave_default_cube"
+
+
 def test_unknown_users_and_cubes_are_not_found(service: MemoryService) -> None:
     service.ensure_user("alice")
     with pytest.raises(NotFound, match="cube 'nope'"):
