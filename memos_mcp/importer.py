@@ -14,6 +14,7 @@ import uuid
 from pathlib import Path
 from typing import Any
 
+from memos_mcp.core.directory import check_new_cube_id
 from memos_mcp.core.portability import FORMAT, check_export, import_lines
 from memos_mcp.core.service import ROOT_USER, MemoryService
 from memos_mcp.core.text import content_hash
@@ -48,8 +49,11 @@ def import_file(service: MemoryService, path: Path, user_id: str, cube_id: str |
     elif kind == "conversation":
         messages = _messages(path)
         service.check_messages(messages)
+    new_cube = cube_id is not None and service.catalog.get_cube(cube_id) is None
+    if cube_id is not None and new_cube:
+        check_new_cube_id(cube_id, user_id)  # before the user is made: a refusal makes nothing
     service.ensure_user(user_id)
-    if cube_id and service.catalog.get_cube(cube_id) is None:
+    if cube_id is not None and new_cube:
         service.create_cube(ROOT_USER, cube_id, cube_id=cube_id, owner_id=user_id)
     if kind == "export":
         with path.open(encoding="utf-8") as lines:
@@ -89,6 +93,8 @@ def _kind(path: Path) -> str:
         head = None
     if isinstance(head, dict) and head.get("format") == FORMAT:
         return "export"
+    if path.suffix.lower() == ".jsonl":  # JSON lines are an export, never a document (check_export says why not)
+        return "export"
     if path.suffix.lower() == ".json":
         try:
             _messages(path)
@@ -101,7 +107,7 @@ def _kind(path: Path) -> str:
 def _messages(path: Path) -> list[dict[str, Any]]:
     try:
         value = json.loads(path.read_text(encoding="utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+    except (json.JSONDecodeError, UnicodeDecodeError, RecursionError) as exc:
         raise InvalidRequest(f"{path.name} is not a JSON conversation") from exc
     if isinstance(value, dict):
         value = value.get("messages")

@@ -460,13 +460,28 @@ def test_an_import_of_a_bad_file_makes_no_user_cube_or_store(tmp_path: Path, see
                          encoding="utf-8")
     latin = tmp_path / "latin.jsonl"
     latin.write_bytes((header + "\n").encode() + '{"type": "memory", "memory": "caf\u00e9"}'.encode("latin-1"))
+    memory = next(line for line in rest if json.loads(line)["type"] == "memory")
+    cases = [(bad_export, f"line {len(rest) + 2}: unknown record type"), (surrogate, "messages.1.content"),
+             (latin, "not UTF-8")]
+    for name, changed, said in (
+            ("lone", json.dumps({**json.loads(memory), "memory": "lone \ud800"}), "line 2: memory"),
+            ("deep", "[" * 100_000, "line 2 is nested too deeply"),
+            ("id", json.dumps({**json.loads(memory), "id": "abcd"}), "line 2: id 'abcd' is not a UUID"),
+            ("key", json.dumps({**json.loads(memory), "metadata": {"bad key!": 1}}), "line 2: metadata key"),
+            ("headerless", memory, "line 1 must be a header")):
+        broken = tmp_path / f"{name}.jsonl"
+        broken.write_text("\n".join([header, changed] if name != "headerless" else [changed]) + "\n",
+                          encoding="utf-8")
+        cases.append((broken, said))
     users_before = ok(memos(tmp_path, seeded, "users")).stdout
-    for file, said in ((bad_export, f"line {len(rest) + 2}: unknown record type"),
-                       (surrogate, "messages.1.content"), (latin, "not UTF-8")):
+    for file, said in cases:
         result = memos(tmp_path, seeded, "import", str(file), "--user", "typo", "--cube", "typo-cube")
         assert result.returncode == 2 and result.stdout == "", result.stderr
         assert said in result.stderr and "Traceback" not in result.stderr, result.stderr
         assert ok(memos(tmp_path, seeded, "users")).stdout == users_before
+    reserved = memos(tmp_path, seeded, "import", str(exported), "--user", "fresh1", "--cube", "zz_default_cube")
+    assert reserved.returncode == 2 and "kept for users' default cubes" in reserved.stderr
+    assert ok(memos(tmp_path, seeded, "users")).stdout == users_before
     missing = memos(tmp_path, tmp_path / "dta", "import", str(tmp_path / "nope.json"), "--user", "u")
     assert missing.returncode == 2 and "is not a file" in missing.stderr and not (tmp_path / "dta").exists()
 

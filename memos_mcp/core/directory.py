@@ -21,6 +21,17 @@ ROOT_USER = "root"
 DEFAULT_CUBE_SUFFIX = "_default_cube"  # a user's default cube is <user_id>_default_cube, and only it
 
 
+def check_new_cube_id(cube_id: str, owner_id: str) -> None:
+    """Raise ``InvalidRequest`` naming ``cube_id`` unless it may name a new cube of ``owner_id``: a valid
+    id, and not another user's default cube id (``<user_id>_default_cube``: a user made later would find
+    its id taken, and its writes naming it would reach the cube of whoever made it, once offered)."""
+    check_id("cube_id", cube_id)
+    own_default = f"{owner_id}{DEFAULT_CUBE_SUFFIX}"
+    if cube_id.endswith(DEFAULT_CUBE_SUFFIX) and cube_id != own_default:
+        raise InvalidRequest(f"cube ids ending in {DEFAULT_CUBE_SUFFIX!r} are kept for users' default cubes "
+                             f"({owner_id}'s is {own_default!r})", field="cube_id")
+
+
 class Directory(Room):
     """Users, their cubes and the shares between them."""
 
@@ -80,15 +91,12 @@ class Directory(Room):
         self.access.require_writer(owner)
         if is_blank(name):
             raise InvalidRequest("a cube needs a name", field="name")
-        own_default = f"{owner.user_id}{DEFAULT_CUBE_SUFFIX}"
-        if cube_id and cube_id.endswith(DEFAULT_CUBE_SUFFIX) and cube_id != own_default:
-            # a user made later would find its id taken, and its writes naming it would reach the cube of
-            # whoever made it (if offered to the user)
-            raise InvalidRequest(f"cube ids ending in {DEFAULT_CUBE_SUFFIX!r} are kept for users' default cubes "
-                                 f"(yours is {own_default!r})", field="cube_id")
+        if cube_id is not None:
+            check_new_cube_id(cube_id, owner.user_id)
         # the owner's own default id makes its default cube again (after it was deleted, writes naming no
         # cube had nowhere to go)
-        default = cube_id == own_default and self.catalog.default_cube_of(owner.user_id) is None
+        default = (cube_id == f"{owner.user_id}{DEFAULT_CUBE_SUFFIX}"
+                   and self.catalog.default_cube_of(owner.user_id) is None)
         cube = Cube(cube_id=check_id("cube_id", cube_id or str(uuid.uuid4())), name=name.strip()[:200],
                     owner_id=owner.user_id, created_at=utcnow(), permission="owner", is_default=default)
         with self.write_lock:

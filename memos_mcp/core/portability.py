@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from memos_mcp.core.checks import check_metadata, is_uuid
 from memos_mcp.core.embedder import vector_problem
 from memos_mcp.core.models import HistoryEvent, Memory, Message, Permission, utcnow
 from memos_mcp.core.payload import from_point, index_texts, to_payload
@@ -33,7 +34,7 @@ from memos_mcp.core.relevance import WINDOWS_FIELD, read_windows
 from memos_mcp.core.stores.vector import MemoryFilter, StoredPoint, VectorPoint
 from memos_mcp.core.text import content_hash, sparse_document
 from memos_mcp.core.timeparse import EARLIEST, LATEST
-from memos_mcp.errors import InvalidRequest, first_problem
+from memos_mcp.errors import InvalidRequest, MemosError, first_problem
 
 if TYPE_CHECKING:  # both import the stores: the MCP tools import this module before stdio's handshake
     from memos_mcp.core.service import MemoryService
@@ -214,7 +215,7 @@ def import_lines(service: MemoryService, actor_id: str, lines: Iterable[str], cu
     dimension = service.embedder.dimension if same_model else None
     with service.write_lock:
         for number, line in rows:
-            record = _record(number, line, cube.cube_id, dimension)
+            record = _record(service, number, line, cube.cube_id, dimension)
             if isinstance(record, Message):
                 messages.append(record)
             elif record is not None:
@@ -235,15 +236,16 @@ def check_export(service: MemoryService, lines: Iterable[str]) -> int:
     rows = iter(enumerate(lines, start=1))
     header = _header(next(rows, (1, "")))
     dimension = service.embedder.dimension if header.get("embedding_model") == service.embedder.model_id else None
-    return sum(_record(number, line, CHECK_CUBE, dimension) is not None for number, line in rows)
+    return sum(_record(service, number, line, CHECK_CUBE, dimension) is not None for number, line in rows)
 
 
-def _record(number: int, line: str, cube_id: str, dimension: int | None
+def _record(service: MemoryService, number: int, line: str, cube_id: str, dimension: int | None
             ) -> tuple[Memory, dict[str, Any]] | Message | None:
     """Line ``number`` of an export as the record it holds for ``cube_id`` (a memory with its index
-    fields, or a message), None for a blank line or a paged export's ``next`` record. With ``dimension``
-    (the export is of this model, so its vectors are stored as they are) a memory's embedding must be
-    usable. ``InvalidRequest`` naming the line."""
+    fields, or a message), None for a blank line or a paged export's ``next`` record. A memory's id is a
+    UUID, its text and metadata pass the checks of an add, a message's text too; with ``dimension`` (the
+    export is of this model, so its vectors are stored as they are) a memory's embedding must be usable.
+    ``InvalidRequest`` (``PayloadTooLarge``) naming the line."""
     if not line.strip():
         return None
     record = _parse(number, line)
@@ -252,16 +254,26 @@ def _record(number: int, line: str, cube_id: str, dimension: int | None
         if kind == "memory":
             index = record.pop("index", {}) or {}
             memory = Memory.model_validate({**record, "cube_id": cube_id})
+            if not is_uuid(memory.id):
+                raise InvalidRequest(f"id {memory.id[:64]!r} is not a UUID", field="id")
+            service.stores.check_text(memory.memory, "memory")
+            check_metadata(memory.metadata)
             if dimension is not None and memory.embedding is not None:
                 _check_embedding(number, memory.embedding, dimension)
             return memory, index
         if kind == "message":
-            return Message.model_validate({**record, "cube_id": cube_id})
+            message = Message.model_validate({**record, "cube_id": cube_id})
+            service.stores.check_text(message.content, "content")
+            return message
         if kind == "next":  # where a paged export's next part starts: nothing to import
             return None
     except ValidationError as exc:
         where, problem = first_problem(exc)
         raise InvalidRequest(f"line {number}: {where}: {problem}", line=number) from exc
+    except MemosError as exc:
+        if exc.message.startswith("line "):
+            raise
+        raise type(exc)(f"line {number}: {exc.message}", **{**exc.details, "line": number}) from exc
     raise InvalidRequest(f"line {number}: unknown record type {kind!r}", line=number)
 
 
@@ -303,6 +315,8 @@ def _parse(number: int, line: str) -> dict[str, Any]:
         value = json.loads(line)
     except json.JSONDecodeError as exc:
         raise InvalidRequest(f"line {number} is not valid JSON: {exc.msg}", line=number) from exc
+    except RecursionError as exc:
+        raise InvalidRequest(f"line {number} is nested too deeply", line=number) from exc
     if not isinstance(value, dict):
         raise InvalidRequest(f"line {number} must be a JSON object", line=number)
     return value
