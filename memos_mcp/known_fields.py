@@ -3,7 +3,7 @@ being dropped (pydantic's default ``extra="ignore"`` drops it without a word: a 
 widens a read, a misnamed cube sends a write to the default cube).
 
 One check for every face: the MCP tools' argument models and the REST dialects' bodies and query
-strings (and, at their top level, a boolean given where only numbers are taken). It walks the input
+strings (and, at their top level, a boolean given for a number or a number for a boolean). It walks the input
 along the model: the keys of an object against the model's field names
 and aliases, then into the fields that hold models (directly, in a list, or in an optional). A model
 declared ``extra="allow"`` takes any key (a dialect field defined as free-form). Each unknown name
@@ -15,7 +15,7 @@ from __future__ import annotations
 import difflib
 import types
 from collections.abc import Sequence
-from typing import Annotated, Any, Union, get_args, get_origin
+from typing import Annotated, Any, Literal, Union, get_args, get_origin
 
 from pydantic import AliasChoices, BaseModel
 
@@ -47,19 +47,37 @@ def unknown_fields(model: type[BaseModel], data: Any, path: tuple[str | int, ...
     return found
 
 
-def booleans_for_numbers(model: type[BaseModel], data: Any) -> list[str]:
-    """The keys of ``data`` (an object for ``model``, top level) given true or false where the field takes
-    only numbers: pydantic reads JSON's true as 1 (``top_k: true`` asked for one hit)."""
+def mistyped_scalars(model: type[BaseModel], data: Any) -> list[tuple[str, str]]:
+    """The keys of ``data`` (an object for ``model``, top level) given a boolean where the field takes only
+    numbers, or a number where it takes only booleans, each with what it should be: pydantic converts
+    both ways (``top_k: true`` asked for one hit, ``include_preference: 1`` read as true)."""
     if not isinstance(data, dict):
         return []
-    return [key for name, field in model.model_fields.items() if _numbers_only(field.annotation)
-            for key in _keys(model, name) if isinstance(data.get(key), bool)]
+    found: list[tuple[str, str]] = []
+    for name, field in model.model_fields.items():
+        kinds = _scalar_kinds(field.annotation)
+        for key in _keys(model, name):
+            value = data.get(key)
+            if isinstance(value, bool) and kinds and kinds <= {int, float}:
+                found.append((key, "a number, not a boolean"))
+            elif isinstance(value, int | float) and not isinstance(value, bool) and kinds == {bool}:
+                found.append((key, "true or false, not a number"))
+    return found
 
 
-def _numbers_only(annotation: Any) -> bool:
-    """Whether ``annotation`` takes numbers (int or float, maybe optional) and nothing else."""
-    kinds = set(get_args(annotation)) if get_origin(annotation) in (Union, types.UnionType) else {annotation}
-    return bool(kinds & {int, float}) and not kinds - {int, float, type(None)}
+def _scalar_kinds(annotation: Any) -> set[type]:
+    """The scalar types ``annotation`` takes when it takes nothing else but null (an int ``Literal`` is
+    int); empty for any other annotation."""
+    parts = get_args(annotation) if get_origin(annotation) in (Union, types.UnionType) else (annotation,)
+    kinds: set[type] = set()
+    for part in parts:
+        if get_origin(part) is Literal and all(type(v) is int for v in get_args(part)):
+            kinds.add(int)
+        elif part in (int, float, bool):
+            kinds.add(part)
+        elif part is not type(None):
+            return set()
+    return kinds
 
 
 def _keys(model: type[BaseModel], name: str) -> list[str]:

@@ -24,7 +24,7 @@ from pydantic import ConfigDict, ValidationError, create_model, model_validator
 from pydantic_core import InitErrorDetails, PydanticCustomError
 
 from memos_mcp.errors import InvalidRequest
-from memos_mcp.known_fields import booleans_for_numbers, describe, unknown_fields
+from memos_mcp.known_fields import describe, mistyped_scalars, unknown_fields
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -49,9 +49,9 @@ class RefuseUnknown(ArgModelBase):
     @model_validator(mode="before")
     @classmethod
     def refuse_booleans_for_numbers(cls, data: Any) -> Any:
-        for key in booleans_for_numbers(cls, data)[:1]:
+        for key, problem in mistyped_scalars(cls, data)[:1]:
             raise ValidationError.from_exception_data(cls.__name__, [InitErrorDetails(
-                type=PydanticCustomError("number_type", "Input should be a number, not a boolean"),
+                type=PydanticCustomError("scalar_type", "Input should be {problem}", {"problem": problem}),
                 loc=(key,), input=data[key])])
         return data
 

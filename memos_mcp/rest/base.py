@@ -30,10 +30,10 @@ from memos_mcp.core.service import MemoryService
 from memos_mcp.errors import InvalidRequest, MemosError, PayloadTooLarge, RateLimited, Unauthorized
 from memos_mcp.known_fields import (
     MAX_NAMED,
-    booleans_for_numbers,
     describe,
     dotted,
     known_names,
+    mistyped_scalars,
     suggestion,
     unknown_fields,
 )
@@ -317,8 +317,8 @@ def validate(model: type[B], value: Any) -> B:
     if unknown:
         raise InvalidRequest(describe(unknown), field=dotted(unknown[0][0]),
                              unknown=[dotted(loc)[:100] for loc, _ in unknown[:MAX_NAMED]], count=len(unknown))
-    for key in booleans_for_numbers(model, value)[:1]:
-        raise InvalidRequest(f"{key}: a number, not a boolean", field=key)
+    for key, problem in mistyped_scalars(model, value)[:1]:
+        raise InvalidRequest(f"{key}: {problem}", field=key)
     try:
         return model.model_validate(value)
     except ValidationError as exc:
