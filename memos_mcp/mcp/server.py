@@ -60,8 +60,9 @@ class AfterHandshake:
 class PromptArguments:
     """Server middleware that answers a ``prompts/get`` whose arguments do not fit the prompt with
     ``-32602 Invalid params`` naming the argument (a required one missing, or one the prompt does not
-    take), as JSON-RPC has it; the SDK answered both with error code 0, "Error rendering prompt",
-    naming nothing, and logged a traceback. The prompts' arguments are read from ``list_prompts``."""
+    take) or the unknown prompt, as the MCP specification has it; the SDK answered them with error code
+    0 ("Error rendering prompt", "Unknown prompt"), naming nothing, and logged a traceback. The prompts
+    and their arguments are read from ``list_prompts``."""
 
     def __init__(self, server: MCPServer) -> None:
         self._server = server
@@ -69,7 +70,11 @@ class PromptArguments:
     async def __call__(self, ctx: ServerRequestContext[Any, Any], call_next: CallNext) -> HandlerResult:
         if ctx.method == "prompts/get" and ctx.params is not None:
             name, given = ctx.params.get("name"), ctx.params.get("arguments") or {}
-            for prompt in await self._server.list_prompts():
+            prompts = await self._server.list_prompts()
+            if name not in {p.name for p in prompts}:
+                raise MCPError(INVALID_PARAMS, f"invalid_request: name: no prompt {str(name)[:64]!r} (prompts: "
+                                               f"{', '.join(p.name for p in prompts)})", data={"field": "name"})
+            for prompt in prompts:
                 if prompt.name != name or not isinstance(given, dict):
                     continue
                 known = {a.name: bool(a.required) for a in prompt.arguments or []}

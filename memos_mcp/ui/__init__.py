@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
-from starlette.routing import BaseRoute, Mount, Route
+from starlette.routing import BaseRoute, Mount, Route, Router
 from starlette.staticfiles import StaticFiles
 
 from memos_mcp.core.keys import KeyRing
@@ -101,4 +101,4 @@ def mount(service: MemoryService, keys: KeyRing, default_user: str, open_access:
         *BrowsePages(face).routes(),
     ]
     return [Route(PREFIX, lambda request: RedirectResponse(PREFIX + "/"), methods=["GET"]),
-            Mount(PREFIX, routes=routes)]
+            Mount(PREFIX, app=Router(routes, redirect_slashes=False))]

@@ -147,7 +147,7 @@ def prompt_text(messages: Sequence[PromptMessage]) -> str:
 
 @pytest.mark.parametrize(("name", "arguments", "field"), [
     ("recall", {}, "topic"), ("recall", {"focus": "x"}, "topic"), ("recall", {"topic": "x", "extra": "y"}, "extra"),
-    ("remember", {"topic": "x"}, "topic")])
+    ("remember", {"topic": "x"}, "topic"), ("recal", {"topic": "x"}, "name")])
 async def test_a_prompt_with_a_missing_or_unknown_argument_is_invalid_params_naming_it(
         people: MemoryService, name: str, arguments: dict[str, str], field: str) -> None:
     """The SDK answered error code 0, "Error rendering prompt recall", naming nothing (and logged a traceback)."""

@@ -243,5 +243,7 @@ def test_no_write_is_redirected_to_another_route_by_a_trailing_slash_or_an_empty
         listed = http.get("/api/memories", params={"mem_cube_id": "slashes"})
         ui = http.get("/ui")  # the one path that leads elsewhere: the web UI's bare prefix, read only
         assert ui.status_code == 307 and ui.headers["location"] == "/ui/"
+        for path in ("/ui/cubes/slashes/delete/", "/ui/cubes/", "/ui/signout/"):  # the UI's own writes too
+            assert not http.post(path, data={}).is_redirect, path
     assert tried > 40
     assert "blue pot" in listed.text, listed.text
