@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 import uuid
 from collections.abc import Sequence
 from datetime import datetime
@@ -61,12 +62,17 @@ def event_time(value: Any) -> datetime | None:
         raise InvalidRequest(f"chat_time: {exc}", field="chat_time") from exc
 
 
-def memory_key(value: str) -> str:
-    """A memory id as it is stored: a UUID written in upper or mixed case is its lower-case form (the
-    ids handed out); anything else is returned unchanged (and so found nowhere)."""
+def id_key(value: str) -> str:
+    """An id the server made (a UUID, or hex digits: keys, relations) in the lower case it is stored in:
+    given in upper or mixed case it is the same id. Anything else is returned unchanged (found nowhere)."""
     if isinstance(value, str) and len(value) == 36 and is_uuid(value):
         return str(uuid.UUID(value))
+    if isinstance(value, str) and _HEX.fullmatch(value):
+        return value.lower()
     return value
+
+
+_HEX = re.compile(r"[0-9A-Fa-f]{1,64}")
 
 
 def is_uuid(value: str) -> bool:

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING
 
 from pydantic import BaseModel
 
+from memos_mcp.core.checks import id_key
 from memos_mcp.core.models import Role, utcnow
 from memos_mcp.errors import NotFound
 
@@ -60,6 +61,7 @@ class KeyRing:
         """Revoke a key. Admins only, and only keys of users whose role is not above their own."""
         actor = self.service.access.user(actor_id)
         self.service.access.require_admin(actor, "revoke API keys")
+        key_id = id_key(key_id)
         owner = self.service.catalog.api_key_user(key_id)
         user = self.service.catalog.get_user(owner) if owner is not None else None
         if user is None:

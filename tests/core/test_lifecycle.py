@@ -15,9 +15,10 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 
-from memos_mcp.core.models import MemoryStatus, Permission
+from memos_mcp.core.keys import KeyRing
+from memos_mcp.core.models import MemoryStatus, Permission, Role
 from memos_mcp.core.portability import export_cube, import_lines
-from memos_mcp.core.service import MemoryService
+from memos_mcp.core.service import ROOT_USER, MemoryService
 from memos_mcp.errors import ConfigError, InvalidRequest, StoreLocked
 from tests.conftest import ServiceFactory, settings_for
 from tests.openai_server import OpenAIServer
@@ -54,6 +55,12 @@ def test_a_memory_id_written_in_upper_case_is_the_same_memory_everywhere(service
     assert service.get_memory("alice", first.id).memory == "The gate code is 4513."
     assert service.delete_memories("alice", [shouted, first.id, second.id.upper()]) == 2
     assert service.list_memories("alice").total == 0
+    task = service.add_memory("alice", memory_content="The boiler is serviced in May.").task_id
+    assert task is not None and service.get_task("alice", task.upper()).task_id == task
+    keys = KeyRing(service)
+    made = keys.create(ROOT_USER, "alice", Role.USER)
+    keys.revoke(ROOT_USER, made.key_id.upper())  # key ids are hex: the same key in any case
+    assert [k["revoked"] for k in keys.list(ROOT_USER) if k["key_id"] == made.key_id] == [True]
 
 
 def test_an_update_re_embeds_the_text_so_search_follows_it(service: MemoryService) -> None:
@@ -212,7 +219,8 @@ def test_another_embedding_model_on_an_existing_data_directory_fails_at_start_up
 def _open_script(data_dir: Path, body: str) -> list[str]:
     code = textwrap.dedent(f"""
         from memos_mcp.config import Settings
-        from memos_mcp.core.service import MemoryService
+        from memos_mcp.core.keys import KeyRing
+from memos_mcp.core.service import ROOT_USER, MemoryService
         service = MemoryService.open(Settings(data_dir={str(data_dir)!r}))
     """) + textwrap.dedent(body)
     return [sys.executable, "-c", code]

@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING
 
 from pydantic import BaseModel, Field
 
+from memos_mcp.core.checks import id_key
 from memos_mcp.core.graph.memory import GraphMemory
 from memos_mcp.core.graph.store import Entity, Relation, normalise
 from memos_mcp.core.models import Memory, MemoryStatus, Permission, User
@@ -226,7 +227,7 @@ class GraphService:
         with self.service.write_lock:
             for cube in self._in_writable(user, cube_id):
                 try:
-                    graph.store.delete_relation(cube, relation_id)
+                    graph.store.delete_relation(cube, id_key(relation_id))
                     return
                 except NotFound:
                     continue

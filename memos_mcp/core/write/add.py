@@ -17,7 +17,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from memos_mcp.core.checks import check_id, check_metadata, check_tags, event_time, same_json
+from memos_mcp.core.checks import check_id, check_metadata, check_tags, event_time, id_key, same_json
 from memos_mcp.core.context import Room, Stores
 from memos_mcp.core.graph.store import normalise
 from memos_mcp.core.models import (
@@ -245,7 +245,7 @@ class Writes(Room):
     def get_task(self, actor_id: str, task_id: str) -> Task:
         """The status of an add; another user's task is not found unless the actor is admin."""
         actor = self.access.user(actor_id)
-        task = self.catalog.get_task(task_id)
+        task = self.catalog.get_task(id_key(task_id))
         if task is None or (task.user_id != actor.user_id and not actor.is_admin):
             raise NotFound("task", task_id)
         return task

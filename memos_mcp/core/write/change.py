@@ -8,7 +8,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from memos_mcp.core.access import AccessControl
-from memos_mcp.core.checks import check_metadata, check_tags, memory_key
+from memos_mcp.core.checks import check_metadata, check_tags, id_key
 from memos_mcp.core.context import Room, Stores
 from memos_mcp.core.filters import SearchFilters, conditions, parse_filters
 from memos_mcp.core.models import (
@@ -43,7 +43,7 @@ class Changes(Room):
     def history(self, actor_id: str, memory_id: str) -> list[HistoryEvent]:
         user = self.access.user(actor_id)
         self.ready()  # unfinished writes of a stopped process are rolled back first
-        events = self.catalog.history(memory_key(memory_id))
+        events = self.catalog.history(id_key(memory_id))
         if not events:
             raise NotFound("memory", memory_id, "Search or list memories to find valid ids.")
         cube = self.catalog.get_cube(events[0].cube_id)
@@ -89,7 +89,7 @@ class Changes(Room):
             raise InvalidRequest("nothing to update: give memory, key, tags, metadata, status, memory_type "
                                  "or confidence")
         self.disk.check("update a memory", WRITE_OVERHEAD + 8 * len(memory or ""))
-        memory_id = memory_key(memory_id)
+        memory_id = id_key(memory_id)
         with self.write_lock, self.catalog.in_flight([memory_id]):  # not rolled back by another's clean-up
             old = self.retrieval.readable_memory(user, memory_id, cube_id, need=Permission.WRITE)
             now = utcnow()
@@ -161,7 +161,7 @@ class Changes(Room):
         self.access.require_writer(user)
         with self.write_lock:
             memories = [self.retrieval.readable_memory(user, m, cube_id, need=Permission.WRITE)
-                        for m in dict.fromkeys(memory_key(i) for i in memory_ids)]
+                        for m in dict.fromkeys(id_key(i) for i in memory_ids)]
             self._forget(user, memories)
         return len(memories)
 
