@@ -78,16 +78,21 @@ def test_an_unreachable_catalog_fails_in_one_line_in_a_command_and_in_doctor(tmp
     assert check_lines(doctor.stdout)["data dir"][0] == "FAIL"
 
 
-def test_a_database_user_who_may_only_read_is_refused_at_start_and_by_doctor_naming_the_tables(
-        tmp_path: Path, postgres_url: str) -> None:
-    ok(memos(tmp_path, tmp_path / "made", "doctor", DATABASE_URL=postgres_url))  # the schema, by its owner
+def _reader_url(postgres_url: str) -> str:
+    """The URL of the database as ``reader``, a role that may only read its tables (made now)."""
     database = make_url(postgres_url).database
     for sql in ["CREATE ROLE reader LOGIN", f'GRANT CONNECT ON DATABASE "{database}" TO reader',
                 "GRANT USAGE ON SCHEMA public TO reader", "GRANT SELECT ON ALL TABLES IN SCHEMA public TO reader"]:
         # the role is the session server's: an earlier test may have made it
         with psycopg.connect(postgres_url, autocommit=True) as conn, suppress(psycopg.errors.DuplicateObject):
             conn.execute(sql)
-    reader = postgres_url.replace("postgresql://postgres@", "postgresql://reader@")
+    return postgres_url.replace("postgresql://postgres@", "postgresql://reader@")
+
+
+def test_a_database_user_who_may_only_read_is_refused_at_start_and_by_doctor_naming_the_tables(
+        tmp_path: Path, postgres_url: str) -> None:
+    ok(memos(tmp_path, tmp_path / "made", "doctor", DATABASE_URL=postgres_url))  # the schema, by its owner
+    reader = _reader_url(postgres_url)
 
     served = subprocess.run([str(MEMOS), "--data-dir", str(tmp_path / "served"), "serve", "--stateless", "--host",
                              "127.0.0.1", "--port", str(free_port())], cwd=tmp_path,
@@ -185,12 +190,7 @@ def test_a_read_only_service_on_a_postgresql_catalog_makes_nothing_and_serves_a_
     assert _tables(postgres_url) == set()
     ok(memos(tmp_path, tmp_path / "made", "import", str(_conversation(tmp_path)), "--user", "alice",
              DATABASE_URL=postgres_url, MEMOS_VECTOR__BACKEND="pgvector"))
-    database = make_url(postgres_url).database
-    for sql in ["CREATE ROLE reader LOGIN", f'GRANT CONNECT ON DATABASE "{database}" TO reader',
-                "GRANT USAGE ON SCHEMA public TO reader", "GRANT SELECT ON ALL TABLES IN SCHEMA public TO reader"]:
-        with psycopg.connect(postgres_url, autocommit=True) as conn, suppress(psycopg.errors.DuplicateObject):
-            conn.execute(sql)
-    reader = postgres_url.replace("postgresql://postgres@", "postgresql://reader@")
+    reader = _reader_url(postgres_url)
     env = {"DATABASE_URL": reader, "MEMOS_VECTOR__BACKEND": "pgvector", "MEMOS_READ_ONLY": "true"}
     users = json.loads(ok(memos(tmp_path, tmp_path / "replica", "users", **env)).stdout)
     assert "alice" in {u["user_id"] for u in users}
