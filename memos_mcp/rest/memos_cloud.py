@@ -147,7 +147,7 @@ class SearchBody(HostedOnly):
 
 class MemoryDetail(BaseModel):
     id: str
-    id_key: str
+    memory_key: str
     memory_value: str
     memory_type: str
     create_time: int = Field(description="milliseconds since the epoch")
@@ -295,7 +295,7 @@ def _ms(value: datetime) -> int:
 
 
 def memory_detail(m: Memory) -> MemoryDetail:
-    return MemoryDetail(id=m.id, id_key=m.key, memory_value=m.memory, memory_type=m.memory_type.value,
+    return MemoryDetail(id=m.id, memory_key=m.key, memory_value=m.memory, memory_type=m.memory_type.value,
                         create_time=_ms(m.created_at), conversation_id=m.conversation_id, status=m.status.value,
                         confidence=m.confidence, tags=m.tags, update_time=_ms(m.updated_at),
                         relativity=m.relativity if isinstance(m, SearchHit) else None)

@@ -219,8 +219,7 @@ def test_another_embedding_model_on_an_existing_data_directory_fails_at_start_up
 def _open_script(data_dir: Path, body: str) -> list[str]:
     code = textwrap.dedent(f"""
         from memos_mcp.config import Settings
-        from memos_mcp.core.keys import KeyRing
-from memos_mcp.core.service import ROOT_USER, MemoryService
+        from memos_mcp.core.service import MemoryService
         service = MemoryService.open(Settings(data_dir={str(data_dir)!r}))
     """) + textwrap.dedent(body)
     return [sys.executable, "-c", code]
