@@ -49,12 +49,12 @@ def import_file(service: MemoryService, path: Path, user_id: str, cube_id: str |
     elif kind == "conversation":
         messages = _messages(path)
         service.check_messages(messages)
-    new_cube = cube_id is not None and service.catalog.get_cube(cube_id) is None
-    if cube_id is not None and new_cube:
-        check_new_cube_id(cube_id, user_id)  # before the user is made: a refusal makes nothing
+    new_cube = cube_id if cube_id is not None and service.catalog.get_cube(cube_id) is None else None
+    if new_cube is not None:
+        check_new_cube_id(new_cube, user_id)  # before the user is made: a refusal makes nothing
     service.ensure_user(user_id)
-    if cube_id is not None and new_cube:
-        service.create_cube(ROOT_USER, cube_id, cube_id=cube_id, owner_id=user_id)
+    if new_cube is not None:
+        service.create_cube(ROOT_USER, new_cube, cube_id=new_cube, owner_id=user_id)
     if kind == "export":
         with path.open(encoding="utf-8") as lines:
             return {"kind": kind, **import_lines(service, user_id, lines, cube_id, progress).model_dump()}

@@ -3,9 +3,9 @@ being dropped (pydantic's default ``extra="ignore"`` drops it without a word: a 
 widens a read, a misnamed cube sends a write to the default cube).
 
 One check for every face: the MCP tools' argument models and the REST dialects' bodies and query
-strings (and, at their top level, a boolean given for a number or a number for a boolean). It walks the input
-along the model: the keys of an object against the model's field names
-and aliases, then into the fields that hold models (directly, in a list, or in an optional). A model
+strings (and, at their top level, a boolean given for a number or a number for a boolean). It walks
+the input along the model: the keys of an object against the model's field names and aliases, then
+into the fields that hold models (directly, in a list, or in an optional). A model
 declared ``extra="allow"`` takes any key (a dialect field defined as free-form). Each unknown name
 comes with the closest known one (difflib), or the list of known names when none is close.
 """

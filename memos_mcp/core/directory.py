@@ -21,12 +21,17 @@ ROOT_USER = "root"
 DEFAULT_CUBE_SUFFIX = "_default_cube"  # a user's default cube is <user_id>_default_cube, and only it
 
 
+def default_cube_id(user_id: str) -> str:
+    """The id of ``user_id``'s default cube."""
+    return f"{user_id}{DEFAULT_CUBE_SUFFIX}"
+
+
 def check_new_cube_id(cube_id: str, owner_id: str) -> None:
     """Raise ``InvalidRequest`` naming ``cube_id`` unless it may name a new cube of ``owner_id``: a valid
     id, and not another user's default cube id (``<user_id>_default_cube``: a user made later would find
     its id taken, and its writes naming it would reach the cube of whoever made it, once offered)."""
     check_id("cube_id", cube_id)
-    own_default = f"{owner_id}{DEFAULT_CUBE_SUFFIX}"
+    own_default = default_cube_id(owner_id)
     if cube_id.endswith(DEFAULT_CUBE_SUFFIX) and cube_id != own_default:
         raise InvalidRequest(f"cube ids ending in {DEFAULT_CUBE_SUFFIX!r} are kept for users' default cubes "
                              f"({owner_id}'s is {own_default!r})", field="cube_id")
@@ -39,7 +44,7 @@ class Directory(Room):
     def _new_user(self, user_id: str, user_name: str | None, role: Role) -> tuple[User, Cube]:
         now = utcnow()
         user = User(user_id=user_id, user_name=user_name or user_id, role=role, created_at=now)
-        cube_id = f"{user_id}{DEFAULT_CUBE_SUFFIX}"
+        cube_id = default_cube_id(user_id)
         if self.catalog.get_cube(cube_id) is not None:  # made by an earlier version, before ids were kept
             cube_id = f"{cube_id}_{uuid.uuid4().hex[:8]}"
         cube = Cube(cube_id=cube_id, name=f"{user.user_name}'s memories", owner_id=user_id,
@@ -91,13 +96,14 @@ class Directory(Room):
         self.access.require_writer(owner)
         if is_blank(name):
             raise InvalidRequest("a cube needs a name", field="name")
-        if cube_id is not None:
+        if cube_id is None:
+            cube_id = str(uuid.uuid4())
+        else:
             check_new_cube_id(cube_id, owner.user_id)
         # the owner's own default id makes its default cube again (after it was deleted, writes naming no
         # cube had nowhere to go)
-        default = (cube_id == f"{owner.user_id}{DEFAULT_CUBE_SUFFIX}"
-                   and self.catalog.default_cube_of(owner.user_id) is None)
-        cube = Cube(cube_id=check_id("cube_id", cube_id or str(uuid.uuid4())), name=name.strip()[:200],
+        default = cube_id == default_cube_id(owner.user_id) and self.catalog.default_cube_of(owner.user_id) is None
+        cube = Cube(cube_id=cube_id, name=name.strip()[:200],
                     owner_id=owner.user_id, created_at=utcnow(), permission="owner", is_default=default)
         with self.write_lock:
             if self.catalog.get_cube(cube.cube_id) is not None:

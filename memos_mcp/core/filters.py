@@ -60,21 +60,24 @@ class SearchFilters(BaseModel):
         return parse_bound(value, upper=True)  # a bare date includes the whole of that day
 
 
-def conditions(filters: SearchFilters | dict[str, Any] | None) -> list[str]:
-    """The fields of ``filters`` that narrow what matches (given, not null, not an empty object); a bad
-    filter raises ``InvalidRequest`` naming its field, as in ``parse_filters``."""
+def validated(filters: SearchFilters | dict[str, Any] | None) -> SearchFilters:
+    """``filters`` as ``SearchFilters`` (validated once when given as a dict); ``InvalidRequest`` naming
+    the field of the first problem."""
+    if isinstance(filters, SearchFilters):
+        return filters
     try:
-        given = filters if isinstance(filters, SearchFilters) else SearchFilters.model_validate(filters or {})
+        return SearchFilters.model_validate(filters or {})
     except ValidationError as exc:
         raise InvalidRequest.naming_field(exc, prefix="filters") from exc
-    return [name for name, value in given.model_dump(exclude_none=True).items() if value not in ({}, [])]
+
+
+def conditions(filters: SearchFilters) -> list[str]:
+    """The fields of ``filters`` that narrow what matches (given, not null, not an empty object)."""
+    return [name for name, value in filters.model_dump(exclude_none=True).items() if value not in ({}, [])]
 
 
 def parse_filters(filters: SearchFilters | dict[str, Any] | None, cube_ids: list[str]) -> MemoryFilter:
-    try:
-        given = filters if isinstance(filters, SearchFilters) else SearchFilters.model_validate(filters or {})
-    except ValidationError as exc:
-        raise InvalidRequest.naming_field(exc, prefix="filters") from exc
+    given = validated(filters)
     if given.time_from and given.time_to and given.time_from > given.time_to:
         raise InvalidRequest("filters.time_from is after filters.time_to", field="filters.time_from")
     return MemoryFilter(

@@ -259,7 +259,7 @@ def _record(service: MemoryService, number: int, line: str, cube_id: str, dimens
             service.stores.check_text(memory.memory, "memory")
             check_metadata(memory.metadata)
             if dimension is not None and memory.embedding is not None:
-                _check_embedding(number, memory.embedding, dimension)
+                _check_embedding(memory.embedding, dimension)
             return memory, index
         if kind == "message":
             message = Message.model_validate({**record, "cube_id": cube_id})
@@ -270,19 +270,17 @@ def _record(service: MemoryService, number: int, line: str, cube_id: str, dimens
     except ValidationError as exc:
         where, problem = first_problem(exc)
         raise InvalidRequest(f"line {number}: {where}: {problem}", line=number) from exc
-    except MemosError as exc:
-        if exc.message.startswith("line "):
-            raise
+    except MemosError as exc:  # an add's check, or the embedding's: the line is named here
         raise type(exc)(f"line {number}: {exc.message}", **{**exc.details, "line": number}) from exc
     raise InvalidRequest(f"line {number}: unknown record type {kind!r}", line=number)
 
 
-def _check_embedding(number: int, embedding: list[float], dimension: int) -> None:
-    """Raise InvalidRequest (naming line ``number`` and the ``embedding`` field) unless ``embedding`` is a
-    vector the store can search: ``dimension`` finite numbers, not all zero (a cosine needs a direction)."""
+def _check_embedding(embedding: list[float], dimension: int) -> None:
+    """Raise InvalidRequest (naming the ``embedding`` field) unless ``embedding`` is a vector the store
+    can search: ``dimension`` finite numbers, not all zero (a cosine needs a direction)."""
     problem = vector_problem(embedding, dimension) or (None if any(embedding) else "all zeros")
     if problem:
-        raise InvalidRequest(f"line {number}: embedding: {problem}", line=number, field="embedding")
+        raise InvalidRequest(f"embedding: {problem}", field="embedding")
 
 
 def _new_messages(service: MemoryService, cube_id: str, messages: list[Message]) -> list[Message]:

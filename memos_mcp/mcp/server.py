@@ -70,21 +70,20 @@ class PromptArguments:
     async def __call__(self, ctx: ServerRequestContext[Any, Any], call_next: CallNext) -> HandlerResult:
         if ctx.method == "prompts/get" and ctx.params is not None:
             name, given = ctx.params.get("name"), ctx.params.get("arguments") or {}
-            prompts = await self._server.list_prompts()
-            if name not in {p.name for p in prompts}:
+            prompts = {p.name: p for p in await self._server.list_prompts()}
+            prompt = prompts.get(name) if isinstance(name, str) else None
+            if prompt is None:
                 raise MCPError(INVALID_PARAMS, f"invalid_request: name: no prompt {str(name)[:64]!r} (prompts: "
-                                               f"{', '.join(p.name for p in prompts)})", data={"field": "name"})
-            for prompt in prompts:
-                if prompt.name != name or not isinstance(given, dict):
-                    continue
-                known = {a.name: bool(a.required) for a in prompt.arguments or []}
-                missing = [n for n, required in known.items() if required and n not in given]
-                unknown = [n for n in given if n not in known]
-                if missing or unknown:
-                    which = missing[0] if missing else unknown[0]
-                    problem = "is required" if missing else f"is not an argument of it (it takes {', '.join(known)})"
-                    raise MCPError(INVALID_PARAMS, f"invalid_request: {which}: {problem} (prompt {name})",
-                                   data={"code": "invalid_request", "field": which})
+                                               f"{', '.join(prompts)})", data={"field": "name"})
+            known = {a.name: bool(a.required) for a in prompt.arguments or []}
+            given = given if isinstance(given, dict) else {}  # arguments of another shape: the SDK refuses them
+            missing = [n for n, required in known.items() if required and n not in given]
+            unknown = [n for n in given if n not in known]
+            if missing or unknown:
+                which = missing[0] if missing else unknown[0]
+                problem = "is required" if missing else f"is not an argument of it (it takes {', '.join(known)})"
+                raise MCPError(INVALID_PARAMS, f"invalid_request: {which}: {problem} (prompt {name})",
+                               data={"code": "invalid_request", "field": which})
         return await call_next(ctx)
 
 

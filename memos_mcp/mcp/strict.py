@@ -30,7 +30,8 @@ F = TypeVar("F", bound=Callable[..., Any])
 
 
 class RefuseUnknown(ArgModelBase):
-    """A mixin for argument models: unknown keys are refused, each named with the closest known one."""
+    """A mixin for argument models: unknown keys are refused, each named with the closest known one, and
+    a boolean given for a number or a number for a boolean (``known_fields.mistyped_scalars``)."""
 
     model_config = ConfigDict(extra="forbid")
 
@@ -45,10 +46,9 @@ class RefuseUnknown(ArgModelBase):
                 loc=first[0], input=_at(data, first[0]))])
         return data
 
-
     @model_validator(mode="before")
     @classmethod
-    def refuse_booleans_for_numbers(cls, data: Any) -> Any:
+    def refuse_mistyped_scalars(cls, data: Any) -> Any:  # pydantic would read true as 1, and 1 as true
         for key, problem in mistyped_scalars(cls, data)[:1]:
             raise ValidationError.from_exception_data(cls.__name__, [InitErrorDetails(
                 type=PydanticCustomError("scalar_type", "Input should be {problem}", {"problem": problem}),

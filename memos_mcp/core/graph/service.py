@@ -224,10 +224,11 @@ class GraphService:
         """Remove a relation for good (to record that it stopped holding, add the new fact instead)."""
         user = self.access.acting_as(self.access.user(actor_id), user_id)
         graph = self._graph()
+        key = id_key(relation_id)
         with self.service.write_lock:
             for cube in self._in_writable(user, cube_id):
                 try:
-                    graph.store.delete_relation(cube, id_key(relation_id))
+                    graph.store.delete_relation(cube, key)
                     return
                 except NotFound:
                     continue

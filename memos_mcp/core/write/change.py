@@ -10,7 +10,7 @@ from typing import Any
 from memos_mcp.core.access import AccessControl
 from memos_mcp.core.checks import check_metadata, check_tags, id_key
 from memos_mcp.core.context import Room, Stores
-from memos_mcp.core.filters import SearchFilters, conditions, parse_filters
+from memos_mcp.core.filters import SearchFilters, conditions, parse_filters, validated
 from memos_mcp.core.models import (
     HistoryEvent,
     Memory,
@@ -174,6 +174,7 @@ class Changes(Room):
         ``delete_all`` does per cube when it is meant."""
         user = self.access.acting_as(self.access.user(actor_id), user_id)
         self.access.require_writer(user)
+        filters = validated(filters)  # once: parse_filters below takes it as it is
         if not conditions(filters):
             raise InvalidRequest(f"{field} names no condition (every memory would match): give at least one "
                                  "condition, or delete a whole cube's memories", field=field)
