@@ -17,11 +17,11 @@ import anyio
 import anyio.from_thread
 from mcp.server.context import CallNext, HandlerResult, ServerRequestContext
 from mcp.server.mcpserver import Context
-from mcp.server.mcpserver.exceptions import ResourceError, ToolError
+from mcp.server.mcpserver.exceptions import ResourceError, ResourceNotFoundError, ToolError
 from mcp.shared.exceptions import MCPError
 from mcp.types import INVALID_PARAMS
 
-from memos_mcp.errors import MemosError, Unauthorized
+from memos_mcp.errors import InvalidRequest, MemosError, NotFound, Unauthorized
 
 T = TypeVar("T")
 
@@ -36,6 +36,11 @@ async def remember_request(ctx: ServerRequestContext[Any, Any], call_next: CallN
         return await call_next(ctx)
     finally:
         _REQUEST.reset(token)
+
+
+def tool_error(error: MemosError) -> Exception:
+    """A tool's error: the core's ``"<code>: <message>"`` as the tool result's error text."""
+    return ToolError(_described(error))
 
 
 class Gate:
@@ -55,16 +60,16 @@ class Gate:
             raise Unauthorized("this request carries no authenticated user")
         return principal
 
-    async def run(self, call: Callable[[str], T], as_error: Callable[[str], Exception] = ToolError) -> T:
-        """Run ``call(actor)`` in a worker thread; a core error becomes ``as_error("code: message")``:
-        a ToolError for tools, and for resources and prompts the error their managers pass on. Look the
+    async def run(self, call: Callable[[str], T], as_error: Callable[[MemosError], Exception] = tool_error) -> T:
+        """Run ``call(actor)`` in a worker thread; a core error becomes ``as_error(error)``: a ToolError
+        for tools, and for resources and prompts the error their managers pass on. Look the
         service's methods up inside ``call`` (``lambda actor: service.search(actor, ...)``): over stdio
         that lookup opens the stores (``core.lazy_service``), which may fail or take a while."""
         try:
             actor = self.principal()
             return await anyio.to_thread.run_sync(lambda: call(actor), limiter=self.threads)
         except MemosError as exc:
-            raise as_error(f"{exc.code}: {exc.message}") from exc
+            raise as_error(exc) from exc
 
     @staticmethod
     def progress(ctx: Context[Any]) -> Callable[[int, int], None]:
@@ -86,20 +91,22 @@ class Gate:
         return report
 
 
-def prompt_error(message: str) -> Exception:
-    return MCPError(INVALID_PARAMS, message)
+def _described(error: MemosError) -> str:
+    return f"{error.code}: {error.message}"
 
 
-RESOURCE_NOT_FOUND = -32002  # the MCP specification's code for it (Resources, "Error Handling")
+def prompt_error(error: MemosError) -> Exception:
+    """A prompt's error: ``-32602 Invalid params`` with the core's ``"<code>: <message>"``."""
+    return MCPError(INVALID_PARAMS, _described(error))
 
 
-def resource_error(message: str) -> Exception:
-    """A resource read's error by the core's code (``"<code>: <message>"``): ``not_found`` is
-    ``-32002 Resource not found`` and ``invalid_request`` (a bad cursor) ``-32602 Invalid params``, as the
-    MCP specification has them; the rest stay the SDK's resource error (an internal error)."""
-    code = message.split(":", 1)[0]
-    if code == "not_found":
-        return MCPError(RESOURCE_NOT_FOUND, message)
-    if code == "invalid_request":
-        return MCPError(INVALID_PARAMS, message)
-    return ResourceError(message)
+def resource_error(error: MemosError) -> Exception:
+    """A resource read's error, as the MCP specification (2026-07-28, SEP-2164) has them: ``NotFound``
+    is the SDK's ``ResourceNotFoundError``, answered ``-32602 Invalid params`` with the URI in
+    ``data.uri``; ``InvalidRequest`` (a bad cursor) is ``-32602`` as well; the rest stay the SDK's
+    resource error (``-32603``). The message is the core's ``"<code>: <message>"``."""
+    if isinstance(error, NotFound):
+        return ResourceNotFoundError(_described(error))
+    if isinstance(error, InvalidRequest):
+        return MCPError(INVALID_PARAMS, _described(error))
+    return ResourceError(_described(error))

@@ -85,15 +85,19 @@ async def test_the_export_template_returns_the_cube_as_jsonl(people: MemoryServi
 
 
 async def test_a_memory_that_does_not_exist_cannot_be_read_as_a_resource(people: MemoryService) -> None:
-    """-32002 Resource not found and -32602 for a bad cursor, as the MCP specification has them (both
-    were -32603, an internal error)."""
+    """-32602 Invalid params for a resource that does not exist (with its URI in ``data.uri``) and for
+    a bad cursor, as the MCP specification has them since SEP-2164 (2026-07-28; before: -32002); an
+    unknown URI pattern is answered the same way by the SDK. All three were -32603, an internal error."""
+    missing_memory = f"memory://cubes/{CUBE}/memories/00000000-0000-4000-8000-000000000000"
     async with connect(people, "alice") as client:
-        for uri, code in ((f"memory://cubes/{CUBE}/memories/00000000-0000-4000-8000-000000000000", -32002),
-                          ("memory://cubes/no-such-cube/export", -32002),
-                          (f"memory://cubes/{CUBE}/export/not-a-cursor", INVALID_PARAMS)):
+        for uri, data in ((missing_memory, {"uri": missing_memory}),
+                          ("memory://cubes/no-such-cube/export", {"uri": "memory://cubes/no-such-cube/export"}),
+                          ("memory://nothing", {"uri": "memory://nothing"}),
+                          (f"memory://cubes/{CUBE}/export/not-a-cursor", None)):
             with pytest.raises(MCPError) as refused:
                 await read_text(client, uri)
-            assert refused.value.error.code == code, (uri, refused.value.error)
+            assert refused.value.error.code == INVALID_PARAMS, (uri, refused.value.error)
+            assert refused.value.error.data == data, (uri, refused.value.error)
 
 
 async def test_a_resource_that_cannot_be_read_says_why(people: MemoryService) -> None:
