@@ -468,6 +468,12 @@ def test_an_import_of_a_bad_file_makes_no_user_cube_or_store(tmp_path: Path, see
             ("deep", "[" * 100_000, "line 2 is nested too deeply"),
             ("id", json.dumps({**json.loads(memory), "id": "abcd"}), "line 2: id 'abcd' is not a UUID"),
             ("key", json.dumps({**json.loads(memory), "metadata": {"bad key!": 1}}), "line 2: metadata key"),
+            ("tag", json.dumps({**json.loads(memory), "tags": ["ok", "\u200b"]}), "line 2: tags.1 is empty"),
+            ("dots", json.dumps({**json.loads(memory), "conversation_id": ".."}), "line 2: conversation_id '..'"),
+            ("colour", json.dumps({**json.loads(memory), "colour": "red"}), "line 2: unknown field 'colour'"),
+            ("said", json.dumps({"type": "message", "id": "m1", "conversation_id": "c", "user_id": "u",
+                                 "role": "user", "content": "Hi.", "created_at": "2024-01-01T00:00:00Z",
+                                 "said_by": "x"}), "line 2: unknown field 'said_by'"),
             ("headerless", memory, "line 1 must be a header")):
         broken = tmp_path / f"{name}.jsonl"
         broken.write_text("\n".join([header, changed] if name != "headerless" else [changed]) + "\n",

@@ -104,7 +104,7 @@ def check_metadata(metadata: dict[str, Any] | None) -> dict[str, Any]:
         if not is_metadata_key(key):
             raise InvalidRequest(f"metadata key {key!r} is not valid: use 1-64 letters, digits or - _ . : @",
                                  field="metadata")
-        if not _json_value(value):
+        if not is_json_value(value):
             raise InvalidRequest(f"metadata value of {key!r} must be JSON: text, a finite number (integers within "
                                  "64 bits), boolean, list or object",
                                  field=f"metadata.{key}")
@@ -133,7 +133,9 @@ def _has_nul(value: Any) -> bool:
     return False
 
 
-def _json_value(value: Any, depth: int = 0) -> bool:
+def is_json_value(value: Any, depth: int = 0) -> bool:
+    """Whether ``value`` is JSON a store keeps exactly: text, a finite number (an integer within 64 bits),
+    a boolean, null, or lists and objects of these at most 8 deep."""
     if depth > 8:
         return False
     if isinstance(value, float):  # NaN and infinities are not JSON: a store would keep them as null
@@ -143,9 +145,9 @@ def _json_value(value: Any, depth: int = 0) -> bool:
     if value is None or isinstance(value, str | bool):
         return True
     if isinstance(value, list):
-        return all(_json_value(v, depth + 1) for v in value)
+        return all(is_json_value(v, depth + 1) for v in value)
     if isinstance(value, dict):
-        return all(isinstance(k, str) and _json_value(v, depth + 1) for k, v in value.items())
+        return all(isinstance(k, str) and is_json_value(v, depth + 1) for k, v in value.items())
     return False
 
 

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import math
 from datetime import datetime
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from memos_mcp.core.checks import is_metadata_key
+from memos_mcp.core.checks import is_json_value, is_metadata_key
 from memos_mcp.core.models import MemoryKind, MemoryStatus, MemoryType
 from memos_mcp.core.stores.vector import MemoryFilter, Scalar
 from memos_mcp.core.timeparse import parse_bound, parse_time, to_epoch
@@ -45,8 +44,9 @@ class SearchFilters(BaseModel):
         for key, wanted in (value or {}).items():
             if not is_metadata_key(key):  # the rule for storing it: refused before it reaches a store's syntax
                 raise ValueError(f"metadata key {key!r} is not valid: use 1-64 letters, digits or - _ . : @")
-            if isinstance(wanted, float) and not math.isfinite(wanted):
-                raise ValueError(f"metadata value of {key!r} is not a finite number")
+            if not is_json_value(wanted):  # no stored value can equal it, and a store's filter may fail on it
+                raise ValueError(f"metadata value of {key!r} is not one a memory can hold: a finite number "
+                                 "(integers within 64 bits), text or boolean")
         return value
 
     @field_validator("time_from", mode="before")

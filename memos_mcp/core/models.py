@@ -6,7 +6,8 @@ from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any, Literal
 
-from pydantic import AliasChoices, BaseModel, ConfigDict, Field, computed_field, field_validator
+from pydantic import AliasChoices, BaseModel, ConfigDict, Field, computed_field, field_validator, model_validator
+from pydantic_core import PydanticCustomError
 
 from memos_mcp.core.timeparse import Time
 
@@ -152,17 +153,33 @@ class SearchResult(BaseModel):
     cube_ids: list[str]
 
 
+_MESSAGE_ALIASES = {"message_id": ("message_id", "id", "dia_id"),
+                    "chat_time": ("chat_time", "timestamp", "time", "created_at")}
+
+
 class MessageIn(BaseModel):
-    """A message handed to ``add_memory``; ``chat_time`` also accepts ``timestamp`` and ``time``."""
+    """A message handed to ``add_memory``; ``message_id`` also accepts ``id`` and ``dia_id``, and
+    ``chat_time`` ``timestamp``, ``time`` and ``created_at`` (the names other memory APIs use). Two
+    names of one field in the same message are refused (one value would be dropped)."""
 
     model_config = ConfigDict(extra="ignore", populate_by_name=True)
 
     role: Literal["user", "assistant", "system", "tool"] = "user"
     content: str
     name: str | None = None
-    message_id: str | None = Field(None, validation_alias=AliasChoices("message_id", "id", "dia_id"))
-    chat_time: Time | None = Field(
-        None, validation_alias=AliasChoices("chat_time", "timestamp", "time", "created_at"))
+    message_id: str | None = Field(None, validation_alias=AliasChoices(*_MESSAGE_ALIASES["message_id"]))
+    chat_time: Time | None = Field(None, validation_alias=AliasChoices(*_MESSAGE_ALIASES["chat_time"]))
+
+    @model_validator(mode="before")
+    @classmethod
+    def _one_name_per_field(cls, data: Any) -> Any:
+        if isinstance(data, dict):
+            for names in _MESSAGE_ALIASES.values():
+                given = [n for n in names if data.get(n) is not None]
+                if len(given) > 1:
+                    raise PydanticCustomError("alias_conflict", "{given} name the same field: give one of them",
+                                              {"given": " and ".join(given)})
+        return data
 
     @field_validator("message_id", mode="before")
     @classmethod

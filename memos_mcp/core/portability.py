@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from memos_mcp.core.checks import check_metadata, is_uuid
+from memos_mcp.core.checks import check_id, check_metadata, check_tags, is_uuid
 from memos_mcp.core.embedder import vector_problem
 from memos_mcp.core.models import HistoryEvent, Memory, Message, Permission, utcnow
 from memos_mcp.core.payload import from_point, index_texts, to_payload
@@ -253,17 +253,23 @@ def _record(service: MemoryService, number: int, line: str, cube_id: str, dimens
     try:
         if kind == "memory":
             index = record.pop("index", {}) or {}
+            _refuse_unknown(record, Memory)
             memory = Memory.model_validate({**record, "cube_id": cube_id})
             if not is_uuid(memory.id):
                 raise InvalidRequest(f"id {memory.id[:64]!r} is not a UUID", field="id")
             service.stores.check_text(memory.memory, "memory")
             check_metadata(memory.metadata)
+            check_tags(memory.tags)
+            if memory.conversation_id is not None:
+                check_id("conversation_id", memory.conversation_id)
             if dimension is not None and memory.embedding is not None:
                 _check_embedding(memory.embedding, dimension)
             return memory, index
         if kind == "message":
+            _refuse_unknown(record, Message)
             message = Message.model_validate({**record, "cube_id": cube_id})
             service.stores.check_text(message.content, "content")
+            check_id("conversation_id", message.conversation_id)
             return message
         if kind == "next":  # where a paged export's next part starts: nothing to import
             return None
@@ -273,6 +279,16 @@ def _record(service: MemoryService, number: int, line: str, cube_id: str, dimens
     except MemosError as exc:  # an add's check, or the embedding's: the line is named here
         raise type(exc)(f"line {number}: {exc.message}", **{**exc.details, "line": number}) from exc
     raise InvalidRequest(f"line {number}: unknown record type {kind!r}", line=number)
+
+
+def _refuse_unknown(record: dict[str, Any], model: type[BaseModel]) -> None:
+    """Raise InvalidRequest naming the first field of ``record`` that ``model`` (as an export writes it:
+    its fields and computed fields) does not have: it would be dropped, not imported."""
+    known = model.model_fields.keys() | model.model_computed_fields.keys()
+    unknown = sorted(set(record) - known)
+    if unknown:
+        raise InvalidRequest(f"unknown field {unknown[0]!r} (an export's {model.__name__.lower()} records have "
+                             f"{', '.join(sorted(known))})", field=unknown[0])
 
 
 def _check_embedding(embedding: list[float], dimension: int) -> None:

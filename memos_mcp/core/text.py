@@ -1,6 +1,5 @@
-"""Text handling shared by the extractor and the index: normalisation and hashing for
-de-duplication, the stemmed BM25 keyword encoder, key and tag derivation, chunking, and what counts
-as blank."""
+"""Text handling shared by the extractor and the index: hashing for de-duplication, the stemmed BM25
+keyword encoder, key and tag derivation, chunking, and what counts as blank."""
 
 from __future__ import annotations
 
@@ -35,16 +34,29 @@ _CJK = re.compile(r"[\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uac00-\ud7af]")
 _SPACE = re.compile(r"\s+")
 _SENTENCE = re.compile(r"(?<=[.!?。！？])\s+|\n+")
 _K1, _B, _AVG_LEN = 1.2, 0.75, 24.0
-# Characters that show nothing: controls (Cc), format characters (Cf: zero-width space and joiners,
-# BOM, soft hyphen, bidi marks, tags) and separators (Zs, Zl, Zp); not unassigned code points (Cn),
-# which may be emoji newer than this Python's Unicode tables ...
-_INVISIBLE_CATEGORIES = frozenset({"Cc", "Cf", "Zs", "Zl", "Zp"})
-# ... and the default-ignorable or blank-looking letters and marks of other categories: combining
-# grapheme joiner, Hangul fillers, Khmer inherent vowels, Mongolian variation selectors, variation
-# selectors, the Braille blank.
+# Characters that show nothing (``is_blank``). A text shows something when it holds a letter, number,
+# punctuation or symbol, a private-use character (a font's icon) or an unassigned code point (an emoji
+# newer than this Python's Unicode tables), except these: controls, format characters and separators
+# are not in those categories anyway; combining marks (Mn, Mc, Me) show only on a character before
+# them; and the following letters and symbols are blank-looking or default-ignorable (Unicode's
+# Default_Ignorable_Code_Point: combining grapheme joiner, Hangul fillers, Khmer inherent vowels,
+# Mongolian variation selectors, variation selectors), or stand for no text (the Braille blank, the
+# object replacement character) ...
 _INVISIBLE_OTHERS = frozenset(
-    "\u034f\u115f\u1160\u17b4\u17b5\u180b\u180c\u180d\u180f\u2800\u3164\uffa0"
+    "\u034f\u115f\u1160\u17b4\u17b5\u180b\u180c\u180d\u180f\u2800\u3164\uffa0\ufffc"
     + "".join(map(chr, range(0xFE00, 0xFE10))) + "".join(map(chr, range(0xE0100, 0xE01F0))))
+# ... and the unassigned code points Unicode reserves as default-ignorable (they will never show).
+_RESERVED_IGNORABLE = ((0x2065, 0x2065), (0xFFF0, 0xFFF8), (0xE0000, 0xE0FFF))
+
+
+def _shows(char: str) -> bool:
+    if char in _INVISIBLE_OTHERS:
+        return False
+    category = unicodedata.category(char)
+    if category == "Cn":
+        point = ord(char)
+        return not any(low <= point <= high for low, high in _RESERVED_IGNORABLE)
+    return category[0] in "LNPS" or category == "Co"
 
 
 @lru_cache(maxsize=1)
@@ -52,21 +64,30 @@ def _stemmer() -> Stemmer.Stemmer:
     return Stemmer.Stemmer("english")
 
 
-def normalize(text: str) -> str:
-    """The form two texts must share to count as the same memory."""
+def _folded(text: str) -> str:
+    """``text`` without case, compatibility forms, runs of whitespace and end punctuation."""
     folded = unicodedata.normalize("NFKC", text).casefold()
     return _SPACE.sub(" ", folded).strip().strip(".!?。！？ ")
 
 
 def is_blank(text: str) -> bool:
-    """Whether ``text`` shows nothing: empty once whitespace, control and format characters (and the
-    other invisible ones above) are removed. ``"\\u200b"`` and ``" \\ufeff\\n"`` are blank."""
-    return all(char.isspace() or char in _INVISIBLE_OTHERS or unicodedata.category(char) in _INVISIBLE_CATEGORIES
-               for char in text)
+    """Whether ``text`` shows nothing: no character in it shows (``_shows``). Blank: ``"\\u200b"``,
+    ``" \\ufeff\\n"``, ``"\\u3164\\u2065"``, a lone combining accent ``"\\u0301"``. Not blank: any letter,
+    digit, punctuation or symbol, even with invisible characters around it."""
+    return not any(_shows(char) for char in text)
 
 
 def content_hash(text: str) -> str:
-    return hashlib.sha256(normalize(text).encode("utf-8")).hexdigest()[:32]
+    """The lookup key of texts that may be one memory (32 hex digits): the hash of the text folded
+    (case, compatibility forms, whitespace, end punctuation), as stored in every memory's payload since
+    the first store. It only finds candidates: two texts are one memory when they are equal
+    (``exact_hash``), so "Abc123" and "abc123" share this key and stay two memories."""
+    return hashlib.sha256(_folded(text).encode("utf-8")).hexdigest()[:32]
+
+
+def exact_hash(text: str) -> str:
+    """The hash of ``text`` itself (32 hex digits): equal only for texts equal character for character."""
+    return hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()[:32]
 
 
 def words(text: str) -> list[str]:

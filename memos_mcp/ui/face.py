@@ -227,6 +227,8 @@ def metadata_field(text: str) -> dict[str, Any]:
                              field="metadata") from exc
     except RecursionError as exc:
         raise InvalidRequest("metadata: nested too deeply", field="metadata") from exc
+    except ValueError as exc:  # Python's limit on an integer's digits
+        raise InvalidRequest(f"metadata: {exc}", field="metadata") from exc
     if not isinstance(found, dict):
         raise InvalidRequest("metadata: expected a JSON object such as {\"topic\": \"travel\"}", field="metadata")
     return found

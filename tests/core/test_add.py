@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -69,10 +70,51 @@ def test_memory_content_becomes_one_memory_and_long_text_is_chunked(make_service
 
 def test_identical_text_is_not_added_twice(alice: MemoryService) -> None:
     first = alice.add_memory("alice", memory_content="I keep my passport in the blue drawer.")
-    again = alice.add_memory("alice", memory_content="  i keep my passport in the BLUE drawer ")
+    again = alice.add_memory("alice", memory_content="I keep my passport in the blue drawer.")
     assert again.added == [] and again.deduplicated == [first.memories[0].id]
     assert again.memories[0].id == first.memories[0].id
     assert count(alice) == 1
+
+
+@pytest.mark.parametrize("first, second", [
+    ("My wifi password is Abc123XyZ", "My wifi password is abc123xyz"),  # case
+    ("The room is 10²", "The room is 102"),  # compatibility characters (NFKC)
+    ("The amount is １００", "The amount is 100"),  # full width
+    ("Is the deploy frozen?", "Is the deploy frozen."),  # end punctuation
+    ("Ship it", "Ship it!"),
+    ("def f():\n    return 1", "def f():\n return 1"),  # inner whitespace (indentation)
+    ("a  b", "a b"),
+])
+def test_text_that_differs_in_any_character_is_its_own_memory(alice: MemoryService, first: str,
+                                                              second: str) -> None:
+    """De-duplication folded case, compatibility forms, whitespace and end punctuation: the second text
+    was answered as a duplicate of the first and never stored (a password lost its case)."""
+    one = alice.add_memory("alice", memory_content=first)
+    two = alice.add_memory("alice", memory_content=second)
+    assert two.added and not two.deduplicated and two.memories[0].id != one.memories[0].id
+    stored = {m.memory for m in alice.list_memories("alice").memories}
+    assert {first, second} <= stored
+    assert alice.add_memory("alice", memory_content=second).deduplicated == [two.memories[0].id]
+
+
+@pytest.mark.parametrize("first, second", [
+    ({"conversation_id": "Conv-1"}, {"conversation_id": "conv-1"}),
+    ({"metadata": {"amount": "１００"}}, {"metadata": {"amount": "100"}}),
+    ({"metadata": {"Owner": "ana"}}, {"metadata": {"owner": "ana"}}),
+    ({"metadata": {"note": "A b"}}, {"metadata": {"note": "a  b"}}),
+])
+def test_the_same_text_in_another_conversation_or_with_other_metadata_is_its_own_memory(
+        alice: MemoryService, first: dict[str, Any], second: dict[str, Any]) -> None:
+    """The de-duplication key folded the conversation id and the metadata as text: a fact added in
+    conversation ``conv-1`` after the same one in ``Conv-1`` was stored nowhere."""
+    one = alice.add_memory("alice", memory_content="Deploy done.", **first)
+    two = alice.add_memory("alice", memory_content="Deploy done.", **second)
+    assert two.added and two.memories[0].id != one.memories[0].id
+    if "conversation_id" in second:
+        listed = alice.list_memories("alice", filters={"conversation_id": second["conversation_id"]}).memories
+    else:
+        listed = alice.list_memories("alice", filters={"metadata": second["metadata"]}).memories
+    assert [m.id for m in listed] == [two.memories[0].id]
 
 
 def test_metadata_of_another_json_type_is_another_memory_never_merged_into_the_first(alice: MemoryService) -> None:

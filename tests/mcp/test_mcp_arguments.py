@@ -133,6 +133,23 @@ async def test_an_unknown_key_inside_an_argument_is_refused_by_its_path(work: Me
     assert stored(work, ALICE_CUBE) == before
 
 
+@pytest.mark.parametrize("message, names", [
+    ({"chat_time": "2024-01-01T00:00:00Z", "timestamp": "2020-01-01T00:00:00Z"}, "chat_time and timestamp"),
+    ({"time": "2024-01-01T00:00:00Z", "created_at": "2024-01-01T00:00:00Z"}, "time and created_at"),
+    ({"message_id": "m-a", "id": "m-b"}, "message_id and id"),
+    ({"id": "m-b", "dia_id": "D1:3"}, "id and dia_id"),
+])
+async def test_two_names_of_one_message_field_are_refused_not_one_of_them_dropped(
+        work: MemoryService, message: dict[str, Any], names: str) -> None:
+    """A message's ``chat_time`` and ``timestamp`` (or ``message_id`` and ``id``) given together kept one
+    value and dropped the other without a word."""
+    before = stored(work, ALICE_CUBE)
+    async with connect(work, "alice") as client:
+        problem = await fail(client, "add_memory", messages=[{"role": "user", "content": "We met Ana.", **message}])
+    assert "messages.0" in problem and f"{names} name the same field" in problem
+    assert stored(work, ALICE_CUBE) == before
+
+
 async def test_the_right_names_still_narrow_reads_and_direct_writes(work: MemoryService) -> None:
     async with connect(work, "alice") as client:
         await remember(client, "Lunch is at noon.")
@@ -172,7 +189,11 @@ async def test_a_json_string_for_a_list_argument_is_still_accepted(work: MemoryS
 
 
 @pytest.mark.parametrize("text", ["\u200b", "\ufeff", "\u200b\u200c\u200d\u2060", " \u00ad\n\t", "\u3000\u2028",
-                                  "\u3164", "\u2800\ufe0f", "\x00\x07"])
+                                  "\u3164", "\u2800\ufe0f", "\x00\x07",
+                                  # unassigned but default-ignorable, lone combining marks, the object
+                                  # replacement character
+                                  "\u2065", "\ufff0\u0301", "\U000e0080", "\U000e0002", "\u3164\u2065",
+                                  "\u200b\u0301", "\u0301", "\u17d2", "\ufffc", "\u20dd"])
 async def test_text_that_shows_nothing_is_empty_everywhere_it_enters(work: MemoryService, text: str) -> None:
     before = stored(work, ALICE_CUBE)
     async with connect(work, "alice") as client:

@@ -266,7 +266,7 @@ def test_an_eight_digit_time_that_is_no_date_is_refused_naming_the_field_not_rea
     assert users.app.service.list_memories("alice").total == 0
 
 
-INVISIBLE = ["\u200b", "\ufeff \u200d", "\u2060\u00ad\n", "\u3000"]
+INVISIBLE = ["\u200b", "\ufeff \u200d", "\u2060\u00ad\n", "\u3000", "\u2065", "\u0301", "\u3164\u2065", "\ufffc"]
 
 
 @pytest.mark.parametrize("text", INVISIBLE)
@@ -282,6 +282,15 @@ def test_text_that_shows_nothing_is_refused_by_every_dialect(users: Users, text:
     refused(http.post("/v1/documents", json={"content": text}), "empty")
     refused(http.post("/product/search", json={"user_id": "alice", "query": text}), "empty")
     refused(http.get("/v1/memories/search", params={"query": text}), "empty")
+    assert count(users) == 0
+
+
+def test_two_names_of_one_message_field_are_refused_by_every_dialect_that_reads_them(users: Users) -> None:
+    message = {"role": "user", "content": "We met Ana.", "message_id": "m-a", "dia_id": "D1:3"}
+    timed = {"role": "user", "content": "We met Ana.", "chat_time": "2024-01-01", "timestamp": "2020-01-01"}
+    for path, body in (("/v1/memories", {}), ("/product/add", {"user_id": "alice"}), ("/api/memories", {})):
+        refused(users.alice.post(path, json={**body, "messages": [message]}), "message_id and dia_id")
+        refused(users.alice.post(path, json={**body, "messages": [timed]}), "chat_time and timestamp")
     assert count(users) == 0
 
 

@@ -224,6 +224,22 @@ def test_document_errors(memio: Memio) -> None:
           "payload_too_large", "create_document", "body")
 
 
+def test_documents_whose_ids_differ_in_case_are_two_documents(memio: Memio) -> None:
+    """A document whose ``doc_id`` differed only in case from another's, with the same text or text
+    equal once folded, was answered 201 and then could not be found by either id."""
+    http = memio.alice
+    first = ok(http.post("/v1/documents", json={"content": "Hello World z1", "doc_id": "Memo-z1"}), 201)
+    folded = ok(http.post("/v1/documents", json={"content": "hello world z1", "doc_id": "memo-z1"}), 201)
+    same = ok(http.post("/v1/documents", json={"content": "Hello World z1", "doc_id": "MEMO-z1"}), 201)
+    assert [(d["id"], d["content"]) for d in (first, folded, same)] == [
+        ("Memo-z1", "Hello World z1"), ("memo-z1", "hello world z1"), ("MEMO-z1", "Hello World z1")]
+    for doc in (first, folded, same):
+        assert ok(http.get(f"/v1/documents/{doc['id']}")) == doc
+    assert {d["id"] for d in ok(http.get("/v1/documents"))} == {"Memo-z1", "memo-z1", "MEMO-z1"}
+    assert ok(http.delete("/v1/documents/MEMO-z1")) == {"deleted": 1}
+    assert ok(http.get("/v1/documents/Memo-z1")) == first  # the other documents keep their text
+
+
 def test_a_missing_or_unknown_key_is_refused_in_memios_shape_with_a_challenge(memio: Memio) -> None:
     with client(memio.app) as anonymous, client(memio.app, "mk_not-a-key") as stranger:
         missing = anonymous.post("/v1/facts/search", json={"query": "anything"})

@@ -49,6 +49,20 @@ def test_triples_are_added_listed_searched_and_deleted(memio: Memio) -> None:
     error(http.delete("/v1/graph/entities/Lisbon"), 404, "not_found", "graph_delete_entity")
 
 
+def test_an_entity_whose_name_holds_a_slash_is_read_and_deleted_by_its_name(memio: Memio) -> None:
+    """``AC/DC`` was stored but its route answered a plain-text 404: it could not be read or deleted."""
+    http = memio.alice
+    ok(http.post("/v1/graph/triples", json={"triples": [
+        {"subject": "AC/DC", "predicate": "plays", "object": "rock"},
+        {"subject": "Ana", "predicate": "likes", "object": "a/b/c"}]}), 201)
+    assert spo(ok(http.get("/v1/graph/entities/AC%2FDC"))["triples"]) == {("AC/DC", "plays", "rock")}
+    assert ok(http.get("/v1/graph/entities/a/b/c"))["entity"] == "a/b/c"
+    assert ok(http.delete("/v1/graph/entities/AC%2FDC")) == {"deleted": 1}
+    error(http.get("/v1/graph/entities/AC%2FDC"), 404, "not_found", "graph_get_entity", "AC/DC")
+    error(http.delete("/v1/graph/entities/"), 422, "invalid_request", "graph_delete_entity", "entity")  # no name
+    assert spo(ok(http.get("/v1/graph/triples"))["triples"]) == {("Ana", "likes", "a/b/c")}
+
+
 def test_memories_added_anywhere_feed_the_graph_and_delete_all_clears_it(memio: Memio) -> None:
     http = memio.alice
     fact = ok(http.post("/v1/facts", json={"content": "Caroline met Zofia at the support group."}), 201)

@@ -9,6 +9,7 @@ import time
 from typing import Any
 
 import httpx2
+import pytest
 
 from tests.openai_server import OpenAIServer, Reply
 from tests.rest.conftest import RestServe, Users, client, failed, llm_of, ok
@@ -287,3 +288,16 @@ def test_a_filter_with_no_condition_or_an_empty_list_deletes_nothing_and_is_refu
     # a page of facts asked for preferences only: no fact matches (the narrowed kinds are none, not any)
     page = ok(post(users.alice, "/get/memory", {"user_id": "alice", "filter": {"kind": ["preference"]}}))
     assert page["memory_detail_list"] == [] and page["total"] == 0
+
+
+@pytest.mark.parametrize("value", [2**63, -2**63 - 1, 10**30])
+def test_a_metadata_filter_value_no_memory_can_hold_is_refused_naming_it_and_deletes_nothing(
+        users: Users, value: int) -> None:
+    """An integer beyond 64 bits in a metadata filter was a 507 carrying the vector engine's dump."""
+    add(users.alice, "alice", "I keep a cat called Miso", "pets", async_mode=False)
+    before = ok(post(users.alice, "/get/memory", {"user_id": "alice"}))["total"]
+    for path, body in (("/search/memory", {"query": "cat", "user_id": "alice"}), ("/delete/memory", {})):
+        text = failed(post(users.alice, path, {**body, "filter": {"metadata": {"n": value}}}), 400, "metadata")
+        assert "64 bits" in text and "qdrant" not in text.lower()
+    assert ok(post(users.alice, "/get/memory", {"user_id": "alice"}))["total"] == before
+

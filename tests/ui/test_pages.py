@@ -127,7 +127,9 @@ def test_bad_input_gets_an_error_page_naming_the_field_and_changes_nothing(app: 
                  ({"memory": "new text", "metadata": "[1, 2]"}, 400, "metadata"),
                  ({"memory": "   "}, 400, "memory"),
                  ({"memory": "new text", "metadata": '{"k": "\\ud800"}'}, 400, "metadata"),  # a lone surrogate
-                 ({"memory": "new text", "metadata": "[" * 100_000}, 400, "metadata")]
+                 ({"memory": "new text", "metadata": "[" * 100_000}, 400, "metadata"),
+                 ({"memory": "new text", "metadata": '{"k": ' + "7" * 5_000 + "}"}, 400, "metadata"),  # digits
+                 ({"memory": "\u2065"}, 400, "memory")]  # reserved default-ignorable: shows nothing
         for form, status, field in cases:
             answer = client.post(f"/ui/memories/{memory.id}/edit", data={"csrf": csrf, **form})
             assert answer.status_code == status, form

@@ -39,7 +39,7 @@ from memos_mcp.core.models import (
 )
 from memos_mcp.core.payload import from_point, to_payload
 from memos_mcp.core.stores.vector import MemoryFilter, StoredPoint, VectorPoint
-from memos_mcp.core.text import content_hash, sparse_document
+from memos_mcp.core.text import content_hash, exact_hash, sparse_document
 from memos_mcp.core.write.facts import conversation_context, speaker_of, split_speaker
 from memos_mcp.core.write.ingest.documents import confine, read_document
 from memos_mcp.core.write.ingest.extractor import Candidate, label, split, text_pieces
@@ -327,19 +327,20 @@ class Writes(Room):
             windowed = self.stores.window_vectors([p.memory for p in pieces])
         with self.write_lock:
             fresh: list[tuple[Candidate, str]] = []
-            seen: dict[str, Candidate] = {}
+            seen: dict[str, Candidate] = {}  # by _label
             for candidate in pieces:
-                digest = content_hash(f"{candidate.kind}:{candidate.part_of or ''}:{candidate.memory}"
-                                      if candidate.part_of else f"{candidate.kind}:{candidate.memory}")
-                if digest in seen:  # said twice in one add: one memory, from both places
-                    first = seen[digest]
+                label = _label(candidate)
+                if label in seen:  # said twice in one add: one memory, from both places
+                    first = seen[label]
                     first.sources = [*first.sources, *(s for s in candidate.sources
                                                        if s not in first.sources)][:MAX_SOURCES]
                     continue
-                seen[digest] = candidate
+                seen[label] = candidate
+                digest = content_hash(label)
                 same = [p for p in vectors.scroll(MemoryFilter(cube_ids=(cube.cube_id,), content_hash=digest),
                                                   DEDUP_SCAN)
-                        if same_json(p.payload.get("metadata", {}), metadata)  # one conversation's: found through it
+                        if p.payload.get("memory") == candidate.memory  # the key (with the piece's place)
+                        and same_json(p.payload.get("metadata", {}), metadata)
                         and p.payload.get("conversation_id") == conversation]
                 if same:
                     merged = self._merge_into(same[0], candidate)
@@ -406,7 +407,7 @@ class Writes(Room):
             m, digest, c.context, c.speaker, [t for t in c.tags if t not in c.given_tags], key_given=False,
             windows=windowed.get(m.memory)))
             for m, (c, digest), vec, (_, sparse) in zip(memories, part, dense, texts, strict=True)}
-        keys = {m.id: dedup_key(digest, metadata, conversation) for m, (_, digest) in zip(memories, part, strict=True)}
+        keys = {m.id: dedup_key(_label(c), metadata, conversation) for m, (c, _) in zip(memories, part, strict=True)}
         graphs = {m.id: (m, c.graph, c.speaker) for m, (c, _) in zip(memories, part, strict=True)}
         texts_of = {m.id: m.memory for m in memories}
 
@@ -469,10 +470,17 @@ class Writes(Room):
 
 
 
-def dedup_key(digest: str, metadata: Mapping[str, Any], conversation: str | None) -> str:
-    """What makes two added memories one (``store_candidates``): the text's digest, the metadata and the
-    conversation; the key a new memory claims in the catalog."""
-    return content_hash(json.dumps([digest, metadata, conversation or ""], sort_keys=True, ensure_ascii=False))
+def _label(candidate: Candidate) -> str:
+    """What a candidate's text is compared by: its kind, the text it is a piece of, and its text."""
+    return (f"{candidate.kind}:{candidate.part_of}:{candidate.memory}" if candidate.part_of
+            else f"{candidate.kind}:{candidate.memory}")
+
+
+def dedup_key(label: str, metadata: Mapping[str, Any], conversation: str | None) -> str:
+    """What makes two added memories one (``store_candidates``): the same ``_label`` (kind, text),
+    metadata and conversation, each equal character for character (JSON types kept: ``true`` is not
+    ``1``); the key a new memory claims in the catalog."""
+    return exact_hash(json.dumps([label, metadata, conversation or ""], sort_keys=True, ensure_ascii=False))
 
 
 def chain(cube_id: str, conversation_id: str | None) -> str:

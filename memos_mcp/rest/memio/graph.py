@@ -62,7 +62,7 @@ async def graph_list_triples(call: Call[TripleQuery]) -> Triples:
     return Triples(triples=[_triple_out(r) for r in found])
 
 
-@DIALECT.op("GET", "/graph/entities/{entity}", "Get entity triples", query=UserQuery, response=EntityTriples)
+@DIALECT.op("GET", "/graph/entities/{entity:path}", "Get entity triples", query=UserQuery, response=EntityTriples)
 async def graph_get_entity(call: Call[UserQuery]) -> EntityTriples:
     name = call.path["entity"]
     nodes, rels = await call.run(lambda: GraphService(call.service).entity(call.actor, name, user_id=call.body.user_id))
@@ -80,7 +80,7 @@ async def graph_search(call: Call[GraphSearch]) -> GraphFound:
                       nodes=[_node(n) for n in view.entities], scores=scores)
 
 
-@DIALECT.op("DELETE", "/graph/entities/{entity}", "Delete by entity", query=UserQuery, response=Deleted)
+@DIALECT.op("DELETE", "/graph/entities/{entity:path}", "Delete by entity", query=UserQuery, response=Deleted)
 async def graph_delete_entity(call: Call[UserQuery]) -> Deleted:
     name = call.path["entity"]
     await call.run(lambda: GraphService(call.service).delete_entity(call.actor, name, user_id=call.body.user_id))

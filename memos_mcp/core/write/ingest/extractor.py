@@ -23,7 +23,7 @@ from memos_mcp.core.models import (
     PreferenceType,
     SourceKind,
 )
-from memos_mcp.core.text import chunk_spans, content_hash, derive_key, derive_tags
+from memos_mcp.core.text import chunk_spans, derive_key, derive_tags, exact_hash
 
 _PREFERENCE = re.compile(
     r"\b(?:i|we)\s+(?:really\s+|absolutely\s+|truly\s+|do\s+not\s+|don't\s+|do\s+)?"
@@ -99,7 +99,7 @@ def split(candidate: Candidate, size: int) -> list[Candidate]:
     spans = chunk_spans(candidate.memory, size)
     if len(spans) <= 1:
         return [candidate]
-    whole = content_hash(candidate.memory)
+    whole = exact_hash(candidate.memory)
     pieces: list[Candidate] = []
     for index, (start, end) in enumerate(spans):
         text = candidate.memory[start:end]
@@ -119,7 +119,7 @@ def text_pieces(text: str, size: int, kind: MemoryKind, source: SourceKind,
     piece's source holds the whitespace before it (``gap``) and the last one's what follows it
     (``tail``), so that the pieces give back the exact text."""
     spans = chunk_spans(text, size)
-    whole = content_hash(text) if len(spans) > 1 else None
+    whole = exact_hash(text) if len(spans) > 1 else None
     pieces: list[Candidate] = []
     for index, (start, end) in enumerate(spans):
         piece = text[start:end]
