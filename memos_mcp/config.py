@@ -180,6 +180,9 @@ class ServerSettings(BaseModel):
                                        "the server's own (same origin), e.g. https://app.example.com")
     stateless_http: bool = Field(False, description="every streamable HTTP request stands alone (load balancers)")
     json_response: bool = Field(False, description="answer streamable HTTP POSTs with JSON, not an SSE stream")
+    max_sessions_per_user: int = Field(64, ge=1, le=10_000, description="open MCP sessions (streamable HTTP and "
+                                       "SSE) one user may hold; one more is answered 429 until one ends or has been "
+                                       "idle 30 minutes")
     allow_unauthenticated: bool = Field(False, description="serve a non-loopback host with no API key")
     ui_session_seconds: int = Field(43_200, ge=1, description="how long a web UI sign-in lasts (/ui)")
     ui_max_import_bytes: int = Field(1 << 30, gt=0, description="largest export file the web UI imports (413 beyond)")

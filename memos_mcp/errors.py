@@ -9,6 +9,7 @@
     ├── NotFound                    404  unknown user, cube, memory, task
     ├── Conflict                    409  the thing already exists
     ├── RateLimited                 429  too many requests for this API key; retry after N seconds
+    │   └── TooManySessions         429  too many open MCP sessions for this user
     ├── NotSupported                501  a feature that is turned off (graph.enabled false)
     ├── ConfigError                 500  configuration that cannot work (dimension mismatch...)
     ├── StoreLocked                 503  another process holds the data directory
@@ -109,6 +110,15 @@ class RateLimited(MemosError):
         self.limit = limit
         self.retry_after = retry_after
         self.headers = {**(headers or {}), "Retry-After": str(retry_after)}  # what the 429 answer carries
+
+
+class TooManySessions(RateLimited):
+    """A user holds as many open MCP sessions as it may (``server.max_sessions_per_user``)."""
+
+    def __init__(self, limit: int, retry_after: int) -> None:
+        super().__init__(f"{limit} open MCP sessions per user", retry_after)
+        self.message = (f"this user already holds {limit} open MCP sessions, the most allowed: end one "
+                        "(DELETE /mcp with its Mcp-Session-Id, or close its SSE stream) or let an idle one expire")
 
 
 class NotSupported(MemosError):

@@ -40,8 +40,9 @@ from memos_mcp.config import Settings
 from memos_mcp.core.keys import KeyRing
 from memos_mcp.core.models import Role
 from memos_mcp.core.service import MemoryService
-from memos_mcp.errors import BackendUnavailable, InvalidRequest, MemosError
+from memos_mcp.errors import BackendUnavailable, InvalidRequest, MemosError, PayloadTooLarge, RateLimited
 from memos_mcp.mcp.server import build_server
+from memos_mcp.mcp.sessions import SESSION_IDLE_SECONDS, OpenSessions, SessionGate
 from memos_mcp.metrics import Metrics
 from memos_mcp.rest import dialects
 from memos_mcp.rest.base import Dialect, Guards
@@ -161,16 +162,42 @@ class Endpoints:
         except Exception as exc:  # health reports every failure, whatever raised it
             return f"error: {exc}"
 
+    async def _admin(self, request: Request, what: str) -> None:
+        """The key routes' guard: the request counts against the caller's rate limit (``RateLimited``,
+        429) as on every other face, and a caller who is not an admin is refused (``Forbidden``, 403)."""
+        actor = principal(request.scope)
+        if self.rate is not None:
+            self.rate.hit(actor)  # on the event loop, as the limiter requires
+        await anyio.to_thread.run_sync(lambda: self.service.access.require_admin(self.service.access.user(actor),
+                                                                                 what))
+
+    async def _body(self, request: Request) -> bytes:
+        """The request body, refused (``PayloadTooLarge``, 413) past ``rest.max_body_bytes`` without being
+        held: by its declared length, else while it streams in."""
+        limit = self.settings.rest.max_body_bytes
+        declared = request.headers.get("content-length", "")
+        too_large = PayloadTooLarge(f"the request body exceeds {limit} bytes", field="body", limit=limit)
+        if declared.isdigit() and int(declared) > limit:
+            raise too_large
+        body = bytearray()
+        async for chunk in request.stream():
+            body += chunk
+            if len(body) > limit:
+                raise too_large
+        return bytes(body)
+
     async def _as_principal(self, request: Request, call: Callable[[str], T]) -> T:
         actor = principal(request.scope)
         return await anyio.to_thread.run_sync(lambda: call(actor))
 
     async def list_keys(self, request: Request) -> JSONResponse:
+        await self._admin(request, "list API keys")
         return JSONResponse(to_jsonable_python({"keys": await self._as_principal(request, self.keys.list)}))
 
     async def create_key(self, request: Request) -> JSONResponse:
+        await self._admin(request, "create API keys")  # before a byte of the body is read
         try:
-            wanted = KeyRequest.model_validate_json(await request.body())
+            wanted = KeyRequest.model_validate_json(await self._body(request))
         except ValidationError as exc:
             raise InvalidRequest.naming_field(exc, hint='; send {"user_id": ..., "role"?: ...}') from exc
         created = await self._as_principal(request, lambda actor: self.keys.create(actor, wanted.user_id,
@@ -178,6 +205,7 @@ class Endpoints:
         return JSONResponse(created.model_dump(mode="json"), status_code=201)
 
     async def revoke_key(self, request: Request) -> JSONResponse:
+        await self._admin(request, "revoke API keys")
         key_id = request.path_params["key_id"]
         await self._as_principal(request, lambda actor: self.keys.revoke(actor, key_id))
         return JSONResponse({"deleted": 1, "id": key_id})
@@ -226,7 +254,8 @@ EXTRAS = [
 
 
 async def _memos_error(request: Request, exc: Exception) -> Response:
-    return error_response(cast(MemosError, exc))  # registered for MemosError and its subclasses
+    error = cast(MemosError, exc)  # registered for MemosError and its subclasses
+    return error_response(error, error.headers if isinstance(error, RateLimited) else None)
 
 
 def build_app(settings: Settings, service: MemoryService, keys: KeyRing,
@@ -248,10 +277,15 @@ def build_app(settings: Settings, service: MemoryService, keys: KeyRing,
     # A browser origin allowed by CORS must get past the Origin check too.
     security = transport_security(options.model_copy(update={"allowed_origins": [
         *options.allowed_origins, *(origin for origin in settings.rest.cors_origins if origin != "*")]}))
-    mcp_app = server.streamable_http_app(streamable_http_path="/", stateless_http=options.stateless_http,
-                                         json_response=options.json_response, transport_security=security)
+    mcp_app: ASGIApp = server.streamable_http_app(
+        streamable_http_path="/", stateless_http=options.stateless_http, json_response=options.json_response,
+        transport_security=security, session_idle_timeout=SESSION_IDLE_SECONDS)
+    sessions = OpenSessions(SESSION_IDLE_SECONDS)
+    if not options.stateless_http:  # stateless: no session to open, each request counted as it comes
+        mcp_app = SessionGate(mcp_app, sessions, rate, options.max_sessions_per_user)
     # The client learns the message endpoint from the stream: /sse/messages/?session_id=...
-    sse_app = server.sse_app(sse_path="/", message_path="/messages/", transport_security=security)
+    sse_app = SessionGate(server.sse_app(sse_path="/", message_path="/messages/", transport_security=security),
+                          sessions, rate, options.max_sessions_per_user, stream_opens=True)
     metrics = Metrics()
     endpoints = Endpoints(settings, service, keys, metrics, rest, rate)
     in_flight = InFlight()

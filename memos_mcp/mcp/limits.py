@@ -1,10 +1,11 @@
 """The REST dialects' rate limiter applied to MCP over HTTP: one limiter for every face, so a user's
 MCP requests and REST requests draw on the same counts.
 
-A server middleware counts each MCP request (tool calls, listings, reads; not notifications) of the
-authenticated user; over the limit, the request gets a JSON-RPC error whose message says
-``rate_limit_exceeded: ... retry in N s`` and whose data carries ``retry_after`` (seconds). stdio and
-in-process sessions have no HTTP request and are not limited.
+A server middleware counts each MCP request (tool calls, listings, reads; not notifications, nor the
+``initialize`` that ``sessions.SessionGate`` counted as it opened its session) of the authenticated
+user; over the limit, the request gets a JSON-RPC error whose message says ``rate_limit_exceeded: ...
+retry in N s`` and whose data carries ``retry_after`` (seconds). stdio and in-process sessions have no
+HTTP request and are not limited.
 """
 
 from __future__ import annotations
@@ -31,7 +32,8 @@ class RateLimit:
 
     async def __call__(self, ctx: ServerRequestContext[Any, Any], call_next: CallNext) -> HandlerResult:
         principal = getattr(ctx.request, "scope", {}).get(PRINCIPAL_SCOPE_KEY)
-        if ctx.request_id is not None and isinstance(principal, str):
+        # An initialize was counted as the request that opened its session (``sessions.SessionGate``).
+        if ctx.request_id is not None and isinstance(principal, str) and ctx.method != "initialize":
             try:
                 self.limiter.hit(principal)  # on the event loop, as the limiter requires
             except RateLimited as exc:

@@ -315,13 +315,6 @@ def text_of_result(result: dict[str, Any]) -> str:
     return " ".join(part.get("text", "") for part in result["content"])
 
 
-def leaves(exc: BaseException) -> list[BaseException]:
-    """The exceptions inside (nested) exception groups."""
-    if isinstance(exc, BaseExceptionGroup):
-        return [leaf for inner in exc.exceptions for leaf in leaves(inner)]
-    return [exc]
-
-
 # --- 11: smaller ones ------------------------------------------------------------------------------
 
 def test_doc_path_answers_the_same_for_existing_and_missing_files_outside_the_roots(serve: Serve,
@@ -383,15 +376,78 @@ def test_mcp_requests_draw_on_the_same_rate_limit_as_rest(tmp_path: Path, embedd
                 with pytest.raises(MCPError, match="rate_limit_exceeded") as refused:
                     await session.call_tool("list_cubes", {})
                 assert refused.value.error.data["retry_after"] >= 1
-            with pytest.raises(BaseExceptionGroup) as over_sse:  # legacy SSE: the same counts
+            with pytest.raises(httpx2.HTTPStatusError) as over_sse:  # legacy SSE: the same counts (its stream)
                 async with legacy_sse(app.url, alice):
                     pass
-            assert any(isinstance(e, MCPError) and "rate_limit_exceeded" in str(e) for e in leaves(over_sse.value))
+            assert over_sse.value.response.status_code == 429
             async with streamable(app.url, bob) as session:  # per user
                 await call(session, "list_cubes")
         anyio.run(run)
         with client(app, alice) as http:
             assert http.get("/status").status_code == 429
+
+
+def test_a_session_refused_by_the_rate_limit_is_not_made(tmp_path: Path, embedder: LocalOnnxEmbedder,
+                                                         clean_environment: None) -> None:
+    """An initialize over the limit got a JSON-RPC error inside a session the SDK had made and kept: a
+    guest's key could open sessions until the server's limit locked everyone out. The legacy SSE
+    stream was not counted at all."""
+    settings = Settings(data_dir=tmp_path / "data", server={"host": "127.0.0.1", "admin_key": ADMIN_KEY},
+                        rest={"rate_limits": ["3/minute"]})
+    with running_app(settings, embedder) as app:
+        guest = app.keys.create(ROOT_USER, "guest1", Role.GUEST).key
+        with client(app, guest) as http:
+            opened = [http.post("/mcp", json=INITIALIZE, headers=MCP_HEADERS) for _ in range(3)]
+            assert [a.status_code for a in opened] == [200, 200, 200]
+            sids = [a.headers["mcp-session-id"] for a in opened]
+            for _ in range(3):
+                refused = http.post("/mcp", json=INITIALIZE, headers=MCP_HEADERS)
+                assert refused.status_code == 429 and "mcp-session-id" not in refused.headers
+                assert int(refused.headers["retry-after"]) >= 1
+                assert refused.json()["error"]["message"].startswith("rate_limit_exceeded")
+            with http.stream("GET", "/sse") as stream:
+                assert stream.status_code == 429
+            assert len(set(sids)) == 3
+
+
+def test_a_user_holds_a_bounded_number_of_open_sessions(serve: Serve) -> None:
+    """One user's sessions could fill the server's table (10,000, idle ones kept 30 minutes)."""
+    app = serve(admin_key=ADMIN_KEY, max_sessions_per_user=2)
+    alice = app.keys.create(ROOT_USER, "alice").key
+    bob = app.keys.create(ROOT_USER, "bob").key
+    with client(app, alice) as http, client(app, bob) as other:
+        first, second = (http.post("/mcp", json=INITIALIZE, headers=MCP_HEADERS) for _ in range(2))
+        assert first.status_code == second.status_code == 200
+        third = http.post("/mcp", json=INITIALIZE, headers=MCP_HEADERS)
+        assert third.status_code == 429 and "mcp-session-id" not in third.headers
+        assert "2 open MCP sessions" in third.json()["error"]["message"]
+        with http.stream("GET", "/sse") as stream:  # an SSE stream is a session too
+            assert stream.status_code == 429
+        assert other.post("/mcp", json=INITIALIZE, headers=MCP_HEADERS).status_code == 200  # per user
+        ended = http.delete("/mcp", headers={**MCP_HEADERS, "mcp-session-id": first.headers["mcp-session-id"]})
+        assert ended.status_code in (200, 204)
+        assert http.post("/mcp", json=INITIALIZE, headers=MCP_HEADERS).status_code == 200  # room again
+
+
+def test_the_key_routes_refuse_a_non_admin_before_reading_the_body_and_bound_it(serve: Serve) -> None:
+    """``POST /admin/keys`` read a body of any size before its admin check (300 MB held for a 403)."""
+    app = serve(admin_key=ADMIN_KEY)
+    bob = app.keys.create(ROOT_USER, "bob").key
+
+    def body() -> Any:
+        for _ in range(64):  # 64 MiB, chunked (no Content-Length): only a read to the end would measure it
+            yield b"x" * (1 << 20)
+
+    with client(app, bob) as http:
+        answer = http.post("/admin/keys", content=body(), headers={"Content-Type": "application/json"})
+        assert answer.status_code == 403 and answer.json()["error"]["code"] == "forbidden"
+        declared = http.post("/admin/keys", content=b"x" * 2_000_000, headers={"Content-Type": "application/json"})
+        assert declared.status_code == 403  # the admin check comes first
+    with client(app, ADMIN_KEY) as admin:
+        big = admin.post("/admin/keys", content=b'{"user_id": "' + b"x" * 2_000_000 + b'"}',
+                         headers={"Content-Type": "application/json"})
+        assert big.status_code == 413 and big.json()["error"]["code"] == "payload_too_large"
+        assert admin.post("/admin/keys", json={"user_id": "carol"}).status_code == 201
 
 
 def test_an_open_loopback_server_is_not_throttled_by_the_default_limits_until_a_key_exists(
