@@ -6,7 +6,8 @@
     │   └── PathNotAllowed          403  doc_path outside the import roots
     ├── Unauthorized                401  no or unknown credentials
     ├── Forbidden                   403  known principal, no permission
-    ├── NotFound                    404  unknown user, cube, memory, task
+    ├── NotFound                    404  unknown user, cube, memory, task, route
+    ├── MethodNotAllowed            405  a route that exists, asked with another HTTP method
     ├── Conflict                    409  the thing already exists
     ├── RateLimited                 429  too many requests for this API key; retry after N seconds
     │   └── TooManySessions         429  too many open MCP sessions for this user
@@ -93,6 +94,11 @@ class NotFound(MemosError):
         super().__init__(f"{message}. {hint}" if hint else message, kind=kind, id=ident)
         self.kind = kind
         self.ident = ident
+
+
+class MethodNotAllowed(MemosError):
+    code = "method_not_allowed"
+    status = 405
 
 
 class Conflict(MemosError):

@@ -15,7 +15,7 @@ import logging
 import socket
 import sys
 import threading
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
 from typing import Literal, TypeVar, cast
 
@@ -26,6 +26,7 @@ from pydantic import BaseModel, Field, ValidationError
 from pydantic_core import to_jsonable_python
 from sse_starlette.sse import AppStatus
 from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
 from starlette.middleware.cors import CORSMiddleware
 from starlette.requests import Request
@@ -40,7 +41,15 @@ from memos_mcp.config import Settings
 from memos_mcp.core.keys import KeyRing
 from memos_mcp.core.models import Role
 from memos_mcp.core.service import MemoryService
-from memos_mcp.errors import BackendUnavailable, InvalidRequest, MemosError, PayloadTooLarge, RateLimited
+from memos_mcp.errors import (
+    BackendUnavailable,
+    InvalidRequest,
+    MemosError,
+    MethodNotAllowed,
+    NotFound,
+    PayloadTooLarge,
+    RateLimited,
+)
 from memos_mcp.mcp.server import build_server
 from memos_mcp.mcp.sessions import SESSION_IDLE_SECONDS, OpenSessions, SessionGate
 from memos_mcp.metrics import Metrics
@@ -258,6 +267,27 @@ async def _memos_error(request: Request, exc: Exception) -> Response:
     return error_response(error, error.headers if isinstance(error, RateLimited) else None)
 
 
+def _route_error(rest: Sequence[Dialect]) -> Callable[[Request, Exception], Awaitable[Response]]:
+    """The router's own answers (no route for the path: 404; not for this method: 405) as core errors, in
+    the envelope of the REST dialect whose paths the request's path starts like (the longest such
+    start), else in the app's JSON error envelope; a 405 keeps its ``Allow`` header."""
+    starts = sorted(((start, dialect) for dialect in rest for start in dialect.path_prefixes()),
+                    key=lambda pair: -len(pair[0]))
+
+    async def answer(request: Request, exc: Exception) -> Response:
+        http = cast(HTTPException, exc)
+        path = request.url.path
+        error = (MethodNotAllowed(f"{request.method} is not an operation of {path}; see /openapi.json")
+                 if http.status_code == 405 else NotFound("route", path, "See /openapi.json for the routes.")
+                 if http.status_code == 404 else MemosError(str(http.detail)))
+        error.status = http.status_code
+        dialect = next((d for start, d in starts if path.startswith(start)), None)
+        response = dialect.envelope.error(error) if dialect is not None else error_response(error)
+        response.headers.update(http.headers or {})
+        return response
+    return answer
+
+
 def build_app(settings: Settings, service: MemoryService, keys: KeyRing,
               rest: Sequence[Dialect] | None = None) -> Starlette:
     """The app; ``rest`` are its REST dialects (by default every module of ``memos_mcp.rest``)."""
@@ -331,7 +361,7 @@ def build_app(settings: Settings, service: MemoryService, keys: KeyRing,
                        enveloped=tuple(p for dialect in rest for p in dialect.path_prefixes())),
             Middleware(metrics.middleware),  # innermost: it reads the route the router matched
         ],
-        exception_handlers={MemosError: _memos_error},
+        exception_handlers={MemosError: _memos_error, HTTPException: _route_error(rest)},
         lifespan=lifespan,
     )
     # No redirect from a path with or without its trailing slash: clients follow a 307 keeping the

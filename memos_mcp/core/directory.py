@@ -146,7 +146,8 @@ class Directory(Room):
 
     def unshare_cube(self, actor_id: str, cube_id: str, target_user_id: str) -> None:
         cube = self.access.manage(self.access.user(actor_id), cube_id)
-        self.catalog.unshare_cube(cube.cube_id, target_user_id)
+        with self.write_lock:  # an add of the user's that checked its share before this writes before it
+            self.catalog.unshare_cube(cube.cube_id, target_user_id)
 
     def list_shares(self, actor_id: str, state: ShareState | None = None) -> list[Share]:
         """The cubes offered to (``pending``) or shared with (``accepted``) the actor."""

@@ -63,7 +63,7 @@ async def test_memory_content_is_stored_with_its_tags_metadata_and_ref_id(people
 async def test_adding_the_same_text_again_returns_the_existing_memory(people: MemoryService) -> None:
     async with connect(people, "alice") as client:
         first = await remember(client, "I keep my passport in the blue drawer.")
-        again = await call(client, "add_memory", memory_content="  i keep my passport in the BLUE drawer ")
+        again = await call(client, "add_memory", memory_content="I keep my passport in the blue drawer.")
         assert again["added"] == [] and again["deduplicated"] == [first["id"]]
         assert [m["id"] for m in again["memories"]] == [first["id"]]
         assert (await call(client, "list_memories"))["total"] == 1

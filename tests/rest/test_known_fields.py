@@ -431,3 +431,19 @@ def test_a_boolean_where_a_number_belongs_is_refused_naming_the_field(users: Use
                                                                        body: dict[str, Any], field: str) -> None:
     """JSON's true was read as 1 (top_k: true searched for one hit)."""
     refused(users.alice.post(path, json=body), field, "boolean")
+
+
+def test_a_method_or_path_a_dialect_lacks_is_answered_in_that_dialects_envelope(users: Users) -> None:
+    """The router's 405 and 404 were plain text ("Method Not Allowed") under every dialect's paths."""
+    http = users.alice
+    mem0 = http.post("/v1/memories/search", json={"query": "x"})  # mem0 searches with GET
+    assert mem0.status_code == 405 and "GET" in mem0.headers["allow"]
+    assert mem0.json()["success"] is False and mem0.json()["error"]["details"]["type"] == "method_not_allowed"
+    memio = http.put("/v1/facts", json={})
+    assert memio.status_code == 405 and memio.json()["error"] == "method_not_allowed"
+    product = http.get("/product/search")
+    assert product.status_code == 405 and product.json()["code"] == 405 and product.json()["data"] is None
+    missing = http.get("/v1/documents/a/b")
+    assert missing.status_code == 404 and missing.json()["error"] == "not_found"
+    elsewhere = http.get("/nowhere")
+    assert elsewhere.status_code == 404 and elsewhere.json()["error"]["code"] == "not_found"

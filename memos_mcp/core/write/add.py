@@ -31,6 +31,7 @@ from memos_mcp.core.models import (
     MemoryType,
     Message,
     MessageIn,
+    Permission,
     SourceKind,
     Task,
     TaskStatus,
@@ -145,7 +146,9 @@ class Writes(Room):
             conversation = conversation or "default"
             earlier = self.catalog.recent_messages([cube.cube_id], conversation, self.settings.search.context_turns)
             stored, new = self._messages(author, cube, messages, conversation, message_ids)
-            self.catalog.add_messages(new)
+            with self.write_lock:
+                self._still_writable(author, cube)
+                self.catalog.add_messages(new)
             added: list[str] = []
             try:
                 candidates = self.stores.extractor.from_messages(stored, earlier)
@@ -188,6 +191,13 @@ class Writes(Room):
         for candidate in candidates:
             candidate.context, candidate.speaker = context, speaker
 
+    def _still_writable(self, author: User, cube: Cube) -> None:
+        """Under ``write_lock``, just before an add writes: the cube still exists and ``author`` may still
+        write to it (``NotFound``, ``Forbidden``). An add checks this when it starts too, but a delete of
+        the cube, or a revoked share, may have come between: its memories then landed in a deleted cube,
+        and whoever made a cube of that id next read them."""
+        self.access.cube(self.access.user(author.user_id), cube.cube_id, Permission.WRITE)
+
     def _undo_add(self, cube_id: str, memory_ids: Sequence[str], message_ids: Sequence[str]) -> None:
         """Take back what a failed add stored; what cannot be taken back now (the store failing again)
         is left to the start-up reconciliation (memories) or stays (messages), and logged."""
@@ -223,7 +233,9 @@ class Writes(Room):
                     created_at=now, updated_at=now, conversation_id=conversation,
                     job=AddJob(message_ids=[m.id for m in stored], conversation_id=conversation, metadata=metadata,
                                tags=tags, memory_type=memory_type))
-        self.catalog.add_messages(new, task)
+        with self.write_lock:
+            self._still_writable(author, cube)
+            self.catalog.add_messages(new, task)
         done = self._submit(task)
         if not async_mode and done is not None:
             try:
@@ -326,6 +338,7 @@ class Writes(Room):
             embedded = self._embedded(pieces, embedded or {})
             windowed = self.stores.window_vectors([p.memory for p in pieces])
         with self.write_lock:
+            self._still_writable(author, cube)
             fresh: list[tuple[Candidate, str]] = []
             seen: dict[str, Candidate] = {}  # by _label
             for candidate in pieces:

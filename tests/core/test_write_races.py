@@ -1,0 +1,83 @@
+"""Adds that pass their checks, then wait for the write lock while the cube is deleted or the share
+that let them write is revoked: they must write nothing (an outside tester found such adds stored in the
+deleted cube, and read by the next user who made a cube of that id)."""
+
+from __future__ import annotations
+
+import linecache
+import sys
+import threading
+import time
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+
+from memos_mcp.core.models import Permission
+from memos_mcp.core.service import MemoryService
+from memos_mcp.errors import MemosError, NotFound
+
+WAIT = 20.0  # seconds an add may take to reach the write lock on a loaded machine
+
+
+def _waiting_for_the_write_lock(thread: threading.Thread) -> bool:
+    frame = sys._current_frames().get(thread.ident or -1)
+    while frame is not None:
+        if frame.f_code.co_filename.endswith((".py",)) and "memos_mcp" in frame.f_code.co_filename:
+            return "write_lock" in linecache.getline(frame.f_code.co_filename, frame.f_lineno)
+        frame = frame.f_back
+    return False
+
+
+def _held_at_the_lock(service: MemoryService, add: Callable[[], Any], meanwhile: Callable[[], None]) -> BaseException:
+    """Run ``add`` in a thread while the test holds the write lock; once the add waits for it, run
+    ``meanwhile`` (it may take the lock: it is re-entrant), release, and return what the add raised."""
+    raised: list[BaseException] = []
+
+    def run() -> None:
+        try:
+            add()
+        except BaseException as exc:  # the add's outcome is the test's to judge
+            raised.append(exc)
+
+    worker = threading.Thread(target=run)
+    with service.write_lock:
+        worker.start()
+        deadline = time.monotonic() + WAIT
+        while not _waiting_for_the_write_lock(worker):
+            assert time.monotonic() < deadline and worker.is_alive(), "the add never reached the write lock"
+            time.sleep(0.01)
+        meanwhile()
+    worker.join(WAIT)
+    assert not worker.is_alive() and raised, "the add wrote after its cube was deleted"
+    return raised[0]
+
+
+@pytest.mark.parametrize("how", ["memory_content", "messages"])
+def test_an_add_waiting_while_its_cube_is_deleted_writes_nothing_there(service: MemoryService, how: str) -> None:
+    service.ensure_user("alice")
+    service.ensure_user("mallory")
+    service.create_cube("alice", "Victim", cube_id="victim")
+    service.add_memory("alice", cube_id="victim", memory_content="The first note stays until the cube goes.")
+    given: dict[str, Any] = ({"memory_content": "alice secret: the bank PIN is 1025"} if how == "memory_content"
+                             else {"messages": [{"role": "user", "content": "alice secret: the bank PIN is 1025"}]})
+    error = _held_at_the_lock(service, lambda: service.add_memory("alice", cube_id="victim", **given),
+                              lambda: service.delete_cube("alice", "victim"))
+    assert isinstance(error, NotFound), error
+    service.create_cube("mallory", "Mine", cube_id="victim")
+    assert service.list_memories("mallory", cube_ids=["victim"]).memories == []
+    assert service.get_messages("mallory", "default", cube_ids=["victim"]) == []
+    assert "1025" not in str(service.search("mallory", "bank PIN", cube_ids=["victim"]).memories)
+
+
+def test_an_add_waiting_while_its_write_share_is_revoked_writes_nothing(service: MemoryService) -> None:
+    service.ensure_user("alice")
+    service.ensure_user("bob")
+    service.create_cube("alice", "Shared", cube_id="shared1")
+    service.share_cube("alice", "shared1", "bob", Permission.WRITE)
+    service.accept_share("bob", "shared1")
+    error = _held_at_the_lock(
+        service, lambda: service.add_memory("bob", cube_id="shared1", memory_content="Bob was here."),
+        lambda: service.unshare_cube("alice", "shared1", "bob"))
+    assert isinstance(error, MemosError) and error.status in (403, 404), error
+    assert service.list_memories("alice", cube_ids=["shared1"]).total == 0
