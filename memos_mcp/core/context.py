@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from datetime import datetime
 from typing import TYPE_CHECKING
 
@@ -22,7 +23,7 @@ from memos_mcp.core.factory import build_language_model
 from memos_mcp.core.graph.extract import ExtractedGraph
 from memos_mcp.core.graph.memory import GraphMemory, MemoryGraph
 from memos_mcp.core.graph.store import GraphStore
-from memos_mcp.core.models import HistoryEvent, Memory
+from memos_mcp.core.models import HistoryEvent, Memory, utcnow
 from memos_mcp.core.payload import index_texts
 from memos_mcp.core.relevance import stored_windows, windows
 from memos_mcp.core.stores.catalog import Catalog
@@ -100,8 +101,46 @@ class Stores:
         except MemosError as exc:  # the next start tries again
             log.warning("unfinished writes could not be rolled back yet: %s", exc)
 
+    @contextmanager
+    def begin_forget(self, by_cube: Mapping[str, Sequence[str]], actor: str) -> Iterator[None]:
+        """A delete of memories (ids by cube) under way: their ``DELETE`` events are recorded pending and
+        their de-duplication keys released (one catalog transaction) before the block, which removes them
+        (``forget``); a process stopped inside it has the next start finish it (``roll_back_abandoned``:
+        a delete goes forward, it cannot be taken back once a vector is gone)."""
+        ids = [m for memory_ids in by_cube.values() for m in memory_ids]
+        now = utcnow()
+        with self.catalog.in_flight(ids):
+            self.catalog.begin_writes([HistoryEvent(memory_id=m, cube_id=cube_id, event="DELETE", actor=actor, at=now)
+                                       for cube_id, memory_ids in by_cube.items() for m in memory_ids])
+            yield
+
+    def forget(self, by_cube: Mapping[str, Sequence[str]]) -> None:
+        """Remove memories (ids by cube) from the vectors, the graph and the history's text, and end their
+        pending delete (``begin_forget``)."""
+        ids = [m for memory_ids in by_cube.values() for m in memory_ids]
+        if not ids:
+            return
+        self.vectors.delete(ids)
+        graph = self.graph()
+        if graph is not None:
+            for cube_id, memory_ids in by_cube.items():
+                graph.forget(cube_id, list(memory_ids))
+        self.catalog.forget(ids)
+
     def _roll_back(self, pending: list[HistoryEvent]) -> None:
-        """Roll back abandoned writes (``roll_back_abandoned``); raises ``MemosError`` when a store fails."""
+        """Roll back abandoned writes (``roll_back_abandoned``) and finish abandoned deletes; raises
+        ``MemosError`` when a store fails."""
+        deleted: dict[str, list[str]] = {}
+        for event in pending:
+            if event.event == "DELETE":
+                deleted.setdefault(event.cube_id, []).append(event.memory_id)
+        if deleted:
+            self.forget(deleted)
+            gone = {m for ids in deleted.values() for m in ids}
+            pending = [e for e in pending if e.memory_id not in gone]
+            log.warning("finished the unfinished deletes of %d memories", len(gone))
+            if not pending:
+                return
         added = {e.memory_id: e.cube_id for e in pending if e.event == "ADD"}
         points = {p.id: p for p in self.vectors.retrieve(list(dict.fromkeys(e.memory_id for e in pending)))}
         kept = [e.memory_id for e in pending if e.memory_id not in added and e.memory_id in points

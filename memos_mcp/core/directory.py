@@ -122,12 +122,17 @@ class Directory(Room):
     def delete_cube(self, actor_id: str, cube_id: str) -> None:
         actor = self.access.user(actor_id)
         cube = self.access.manage(actor, cube_id)
+        flt = MemoryFilter(cube_ids=(cube.cube_id,), status=())
         with self.write_lock:
-            self.ready().delete_where(MemoryFilter(cube_ids=(cube.cube_id,), status=()))
-            graph = self.graph()
-            if graph is not None:
-                graph.store.delete_cube(cube.cube_id)
-            self.catalog.delete_cube(cube.cube_id)
+            vectors = self.ready()
+            ids = [p.id for points in vectors.walk(flt, 1000) for p in points]
+            # Recorded first: a process stopped part-way has the next start forget the memories whole.
+            with self.stores.begin_forget({cube.cube_id: ids}, actor.user_id):
+                vectors.delete_where(flt)
+                graph = self.graph()
+                if graph is not None:
+                    graph.store.delete_cube(cube.cube_id)
+                self.catalog.delete_cube(cube.cube_id)
 
     def share_cube(self, actor_id: str, cube_id: str, target_user_id: str,
                    permission: Permission = Permission.READ) -> Cube:

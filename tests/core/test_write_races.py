@@ -9,6 +9,7 @@ import sys
 import threading
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -16,6 +17,7 @@ import pytest
 from memos_mcp.core.models import Permission
 from memos_mcp.core.service import MemoryService
 from memos_mcp.errors import MemosError, NotFound
+from tests.conftest import ServiceFactory
 
 WAIT = 20.0  # seconds an add may take to reach the write lock on a loaded machine
 
@@ -95,3 +97,31 @@ def test_an_add_whose_key_a_half_done_delete_left_behind_is_stored(service: Memo
     assert service.get_memory("alice", again.memories[0].id).memory == "batch 0 message 0: the gate code is 4471"
     assert [e.event for e in service.history("alice", again.memories[0].id)] == ["ADD"]
     assert service.catalog.history(first.id) == []  # the deleted memory's text is gone from the history too
+
+
+@pytest.mark.parametrize("stopped_after", ["recorded", "vectors"])
+def test_a_delete_stopped_part_way_is_finished_by_the_next_start(make_service: ServiceFactory, tmp_path: Path,
+                                                                stopped_after: str) -> None:
+    """A delete killed between removing the vectors and cleaning the catalog left the memories' keys and
+    their text in the history: a retried delete found nothing to delete and cleaned nothing, and
+    ``memory_history`` still gave the deleted text. The delete is now recorded first and finished at
+    the next start, whichever step it stopped after."""
+    data_dir = tmp_path / "kept"
+    service = make_service(data_dir)
+    service.ensure_user("alice")
+    gone = service.add_memory("alice", memory_content="The safe code is 8812.").memories[0]
+    kept = service.add_memory("alice", memory_content="The spare key is under the mat.").memories[0]
+    with service.stores.begin_forget({gone.cube_id: [gone.id]}, "alice"):
+        if stopped_after == "vectors":
+            service.ready().delete([gone.id])
+    service.close()  # what a kill leaves: the delete recorded, not finished
+
+    again = make_service(data_dir)
+    with pytest.raises(NotFound):
+        again.get_memory("alice", gone.id)
+    assert [(e.event, e.old_memory, e.new_memory) for e in again.catalog.history(gone.id)] == [
+        ("ADD", None, None), ("DELETE", None, None)]
+    assert again.catalog.pending_writes() == []
+    assert again.get_memory("alice", kept.id).memory == "The spare key is under the mat."
+    readded = again.add_memory("alice", memory_content="The safe code is 8812.")
+    assert readded.added and again.get_memory("alice", readded.memories[0].id).memory == "The safe code is 8812."

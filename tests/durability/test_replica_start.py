@@ -15,7 +15,6 @@ from memos_mcp.config import Settings
 from memos_mcp.core.embedder import LocalOnnxEmbedder
 from memos_mcp.core.models import HistoryEvent, utcnow
 from memos_mcp.core.service import MemoryService
-from memos_mcp.core.text import content_hash
 from memos_mcp.core.write.add import dedup_key
 from memos_mcp.errors import NotFound
 from tests.postgres import PostgresServer
@@ -115,7 +114,7 @@ def test_the_same_text_added_after_a_replica_died_holding_its_key_is_stored_and_
         # A replica that has since died claimed this text's key in alice's cube, then was killed before
         # it stored the memory (it holds no lock); nothing has cleaned up after it yet.
         dead = "5a0f7c1e-9b7d-4f65-8a31-1c2d3e4f5a6b"
-        key = dedup_key(content_hash(f"fact:{text}"), {}, None)
+        key = dedup_key(f"fact:{text}", {}, None)
         live.catalog.begin_writes([HistoryEvent(memory_id=dead, cube_id="alice_default_cube", event="ADD",
                                                 actor="alice", at=utcnow(), new_memory=text)], {dead: key})
         (memory,) = live.add_memory("alice", memory_content=text).memories

@@ -149,8 +149,11 @@ def test_pending_writes_are_kept_until_ended_and_undone_on_failure(catalog: Cata
     catalog.end_writes(["a"])
     catalog.undo_writes(["b"])
     assert catalog.pending_writes() == [] and catalog.has_history(["a", "b"]) == {"a"}
-    catalog.forget(["a"], "c-alice", "alice", T0)
+    catalog.begin_writes([event("a", "DELETE", text=None)])  # a delete: recorded pending first ...
+    assert [e.event for e in catalog.pending_writes()] == ["DELETE"]
+    catalog.forget(["a"])  # ... then the text is erased and the delete ended
     assert [(e.event, e.new_memory) for e in catalog.history("a")] == [("ADD", None), ("DELETE", None)]
+    assert catalog.pending_writes() == []
 
 
 def test_a_key_held_by_a_live_memory_is_not_claimed_again_until_it_is_released(catalog: Catalog) -> None:
@@ -162,7 +165,8 @@ def test_a_key_held_by_a_live_memory_is_not_claimed_again_until_it_is_released(c
     assert catalog.begin_writes([event("other", cube_id="c-bob")], {"other": "k"}) == {}  # keys are per cube
     catalog.begin_writes([event("first", "UPDATE", text="changed")])  # an update releases the key
     assert catalog.begin_writes([event("third")], {"third": "k"}) == {}
-    catalog.forget(["third"], "c-alice", "alice", T0)  # and so does a delete
+    catalog.begin_writes([event("third", "DELETE", text=None)])  # and so does a delete
+    catalog.forget(["third"])
     assert catalog.begin_writes([event("fourth")], {"fourth": "k"}) == {}
     catalog.undo_writes(["fourth"])  # and an add that failed
     assert catalog.begin_writes([event("fifth")], {"fifth": "k"}) == {}

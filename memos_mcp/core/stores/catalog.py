@@ -623,15 +623,15 @@ class Catalog:
             yield events
 
     def unacknowledged(self, memory_ids: Sequence[str]) -> set[str]:
-        """Which of ``memory_ids`` a process that is gone began adding and never acknowledged (on
-        PostgreSQL: a replica that died mid-write; always none on SQLite): the next clean-up
+        """Which of ``memory_ids`` a process that is gone began adding, or deleting, and never acknowledged
+        (on PostgreSQL: a replica that died mid-write; always none on SQLite): the next clean-up
         (``Stores.roll_back_abandoned``) removes them, so reads leave them out meanwhile. Raises
         ``StorageError`` if the database fails."""
         if self.backend == "sqlite" or not memory_ids:
             return set()
         marked = [r.memory_id for part in _parts(memory_ids) for r in self._rows(
             sa.select(pending_writes.c.memory_id).where(pending_writes.c.memory_id.in_(part),
-                                                        pending_writes.c.event == "ADD"))]
+                                                        pending_writes.c.event.in_(["ADD", "DELETE"])))]
         try:
             return catalog_inflight.ownerless(self.engine, marked)
         except _DB_ERRORS as exc:
@@ -657,17 +657,16 @@ class Catalog:
         return HistoryEvent(memory_id=r.memory_id, cube_id=r.cube_id, event=r.event, actor=r.actor, at=_dt(r.at),
                             old_memory=r.old_memory, new_memory=r.new_memory)
 
-    def forget(self, memory_ids: Sequence[str], cube_id: str, actor: str, at: datetime) -> None:
-        """Erase the memories' text from history, release their keys, and record only that they were
-        deleted."""
+    def forget(self, memory_ids: Sequence[str]) -> None:
+        """Erase deleted memories' text from history (their ``DELETE`` events, recorded pending by
+        ``begin_writes``, say only that they were deleted), release their keys, and end the pending
+        delete, in one transaction."""
         with self._tx() as db:
             for part in _parts(memory_ids):
                 db.execute(history.update().where(history.c.memory_id.in_(part))
                            .values(old_memory=None, new_memory=None))
                 db.execute(memory_keys.delete().where(memory_keys.c.memory_id.in_(part)))
-            if memory_ids:
-                db.execute(history.insert(), [{"memory_id": m, "cube_id": cube_id, "event": "DELETE", "actor": actor,
-                                               "at": _ts(at)} for m in memory_ids])
+                db.execute(st.END_WRITES, {st.IDS: part})
 
     def counts(self) -> dict[str, int]:
         tables = (users, cubes, shares, api_keys, messages, history)
