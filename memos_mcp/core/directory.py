@@ -145,6 +145,7 @@ class Directory(Room):
         if target_user_id == cube.owner_id:
             raise InvalidRequest(f"user '{target_user_id}' already owns cube '{cube_id}'", field="target_user_id")
         with self.write_lock:
+            self.access.manage(self.access.user(actor_id), cube_id)  # still there: a delete may have come between
             if self.catalog.get_user(target_user_id) is not None:
                 self.catalog.share_cube(cube.cube_id, target_user_id, permission, utcnow())
         return self.access.cube(self.access.user(actor_id), cube_id, Permission.READ)

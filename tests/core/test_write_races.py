@@ -125,3 +125,14 @@ def test_a_delete_stopped_part_way_is_finished_by_the_next_start(make_service: S
     assert again.get_memory("alice", kept.id).memory == "The spare key is under the mat."
     readded = again.add_memory("alice", memory_content="The safe code is 8812.")
     assert readded.added and again.get_memory("alice", readded.memories[0].id).memory == "The safe code is 8812."
+
+
+def test_a_share_waiting_while_its_cube_is_deleted_is_not_found(service: MemoryService) -> None:
+    """It was a 507 "catalog write failed: FOREIGN KEY constraint failed", which reads as a full disk."""
+    service.ensure_user("alice")
+    service.ensure_user("bob")
+    service.create_cube("alice", "Going", cube_id="going")
+    error = _held_at_the_lock(service, lambda: service.share_cube("alice", "going", "bob", Permission.WRITE),
+                              lambda: service.delete_cube("alice", "going"))
+    assert isinstance(error, NotFound), error
+    assert service.list_shares("bob") == []
