@@ -39,10 +39,11 @@ def import_file(service: MemoryService, path: Path, user_id: str, cube_id: str |
     require_file(path)
     kind = _kind(path)
     messages: list[dict[str, Any]] = []
+    name: str | None = None  # a new cube's: the exported cube's name, else its id
     if kind == "export":
         try:
             with path.open(encoding="utf-8") as lines:
-                check_export(service, lines)
+                name = check_export(service, lines)
         except UnicodeDecodeError as exc:
             raise InvalidRequest(f"{path.name} is not a memos-mcp export: it is not UTF-8 text ({exc.reason})",
                                  field="FILE") from exc
@@ -54,7 +55,7 @@ def import_file(service: MemoryService, path: Path, user_id: str, cube_id: str |
         check_new_cube_id(new_cube, user_id)  # before the user is made: a refusal makes nothing
     service.ensure_user(user_id)
     if new_cube is not None:
-        service.create_cube(ROOT_USER, new_cube, cube_id=new_cube, owner_id=user_id)
+        service.create_cube(ROOT_USER, name or new_cube, cube_id=new_cube, owner_id=user_id)
     if kind == "export":
         with path.open(encoding="utf-8") as lines:
             return {"kind": kind, **import_lines(service, user_id, lines, cube_id, progress).model_dump()}

@@ -289,7 +289,8 @@ def test_export_then_import_into_a_fresh_data_directory_round_trips_every_memory
     before, after = records(exported), records(again)
     assert before[0]["type"] == after[0]["type"] == "header"
     assert before[0]["memories"] == after[0]["memories"] == summary["memories"] >= 3
-    assert after[0]["cube"] == {"cube_id": "c2", "name": "c2", "owner_id": "other"}
+    # the new cube keeps the exported cube's name (it was named after its id)
+    assert after[0]["cube"] == {"cube_id": "c2", "name": "Alice's notes", "owner_id": "other"}
 
     def memories(lines: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
         return {r["id"]: {k: v for k, v in r.items() if k != "cube_id"} for r in lines if r["type"] == "memory"}

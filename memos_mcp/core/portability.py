@@ -32,7 +32,7 @@ from memos_mcp.core.models import HistoryEvent, Memory, Message, Permission, utc
 from memos_mcp.core.payload import from_point, index_texts, to_payload
 from memos_mcp.core.relevance import WINDOWS_FIELD, read_windows
 from memos_mcp.core.stores.vector import MemoryFilter, StoredPoint, VectorPoint
-from memos_mcp.core.text import content_hash, sparse_document
+from memos_mcp.core.text import content_hash, is_blank, sparse_document
 from memos_mcp.core.timeparse import EARLIEST, LATEST
 from memos_mcp.errors import InvalidRequest, MemosError, first_problem
 
@@ -229,14 +229,25 @@ def import_lines(service: MemoryService, actor_id: str, lines: Iterable[str], cu
 CHECK_CUBE = "import-check"  # the cube id records are read under by ``check_export``
 
 
-def check_export(service: MemoryService, lines: Iterable[str]) -> int:
+def check_export(service: MemoryService, lines: Iterable[str]) -> str | None:
     """Read a whole export as ``import_lines`` would, storing nothing: ``InvalidRequest`` naming the line
-    of its first fault, else the number of records. For a caller that must know the file is good before
-    it makes anything for it (the CLI's ``import`` makes the user and the cube)."""
+    of its first fault, else the name its header gives the exported cube (None when it gives none, or
+    one that shows nothing). For a caller that must know the file is good before it makes anything for
+    it (the CLI's ``import`` makes the user and the cube, named as the export names it)."""
     rows = iter(enumerate(lines, start=1))
     header = _header(next(rows, (1, "")))
     dimension = service.embedder.dimension if header.get("embedding_model") == service.embedder.model_id else None
-    return sum(_record(service, number, line, CHECK_CUBE, dimension) is not None for number, line in rows)
+    for number, line in rows:
+        _record(service, number, line, CHECK_CUBE, dimension)
+    cube = header.get("cube")
+    name = cube.get("name") if isinstance(cube, dict) else None
+    if not isinstance(name, str) or is_blank(name) or "\x00" in name:
+        return None
+    try:
+        name.encode("utf-8")
+    except UnicodeEncodeError:  # a lone surrogate: no store keeps it
+        return None
+    return name
 
 
 def _record(service: MemoryService, number: int, line: str, cube_id: str, dimension: int | None
