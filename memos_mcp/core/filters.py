@@ -60,15 +60,15 @@ class SearchFilters(BaseModel):
         return parse_bound(value, upper=True)  # a bare date includes the whole of that day
 
 
-def validated(filters: SearchFilters | dict[str, Any] | None) -> SearchFilters:
+def validated(filters: SearchFilters | dict[str, Any] | None, field: str = "filters") -> SearchFilters:
     """``filters`` as ``SearchFilters`` (validated once when given as a dict); ``InvalidRequest`` naming
-    the field of the first problem."""
+    the field of the first problem under ``field`` (the caller's name for the filters)."""
     if isinstance(filters, SearchFilters):
         return filters
     try:
         return SearchFilters.model_validate(filters or {})
     except ValidationError as exc:
-        raise InvalidRequest.naming_field(exc, prefix="filters") from exc
+        raise InvalidRequest.naming_field(exc, prefix=field) from exc
 
 
 def conditions(filters: SearchFilters) -> list[str]:

@@ -39,6 +39,7 @@ from starlette.responses import Response
 
 from memos_mcp.core.chat import ChatEvent, Delta, References
 from memos_mcp.core.checks import check_id
+from memos_mcp.core.filters import validated
 from memos_mcp.core.models import Memory, MemoryKind, MemoryPage, Message, SearchHit, TaskStatus
 from memos_mcp.core.service import MemoryService
 from memos_mcp.errors import InvalidRequest, MemosError
@@ -313,7 +314,9 @@ def _message_detail(m: Message) -> MessageDetail:
 
 
 def _with_agent(given: dict[str, Any] | None, agent_id: str | None) -> dict[str, Any] | None:
-    """The caller's filter narrowed to the memories added with ``agent_id`` (kept in their metadata)."""
+    """The caller's filter (checked here, so that an error names this dialect's ``filter``, not the
+    core's ``filters``) narrowed to the memories added with ``agent_id`` (kept in their metadata)."""
+    validated(given, field="filter")
     if agent_id is None:
         return given
     flt = dict(given or {})

@@ -301,3 +301,12 @@ def test_a_metadata_filter_value_no_memory_can_hold_is_refused_naming_it_and_del
         assert "64 bits" in text and "qdrant" not in text.lower()
     assert ok(post(users.alice, "/get/memory", {"user_id": "alice"}))["total"] == before
 
+
+
+def test_a_bad_filter_is_named_by_the_dialects_own_field(users: Users) -> None:
+    """Errors named the core's ``filters.tag`` where this dialect's body field is ``filter``."""
+    add(users.alice, "alice", "I keep a cat called Miso", "pets", async_mode=False)
+    for path, body in (("/search/memory", {"query": "cat", "user_id": "alice"}),
+                       ("/get/memory", {"user_id": "alice"}), ("/delete/memory", {})):
+        text = failed(post(users.alice, path, {**body, "filter": {"tag": ["pets"]}}), 400, "filter.tag")
+        assert "filters." not in text, text
