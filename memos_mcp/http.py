@@ -311,11 +311,15 @@ def build_app(settings: Settings, service: MemoryService, keys: KeyRing,
         streamable_http_path="/", stateless_http=options.stateless_http, json_response=options.json_response,
         transport_security=security, session_idle_timeout=SESSION_IDLE_SECONDS)
     sessions = OpenSessions(SESSION_IDLE_SECONDS)
+
+    def key_valid(key: str) -> bool:
+        return keys.authenticate(key) is not None
+
     if not options.stateless_http:  # stateless: no session to open, each request counted as it comes
-        mcp_app = SessionGate(mcp_app, sessions, rate, options.max_sessions_per_user)
+        mcp_app = SessionGate(mcp_app, sessions, rate, options.max_sessions_per_user, key_valid)
     # The client learns the message endpoint from the stream: /sse/messages/?session_id=...
     sse_app = SessionGate(server.sse_app(sse_path="/", message_path="/messages/", transport_security=security),
-                          sessions, rate, options.max_sessions_per_user, stream_opens=True)
+                          sessions, rate, options.max_sessions_per_user, key_valid, stream_opens=True)
     metrics = Metrics()
     endpoints = Endpoints(settings, service, keys, metrics, rest, rate)
     in_flight = InFlight()

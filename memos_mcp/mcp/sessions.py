@@ -20,13 +20,16 @@ request of it in flight, ``idle_timeout`` passes: the SDK's own rule (``Streamab
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
+import anyio.to_thread
 from starlette.datastructures import Headers
 from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from memos_mcp.auth import presented_key
 from memos_mcp.errors import RateLimited, TooManySessions
 from memos_mcp.mcp.gate import PRINCIPAL_SCOPE_KEY
 from memos_mcp.mcp.limits import RATE_LIMITED
@@ -42,6 +45,7 @@ SESSION_IDLE_SECONDS = 30 * 60  # the SDK closes a streamable-HTTP session idle 
 @dataclass
 class _Session:
     last_seen: float
+    key: str | None  # the API key that opened it: a session of a revoked key no longer counts
     in_flight: int = 0
 
 
@@ -68,12 +72,14 @@ class SessionGate:
     """ASGI wrapper of an MCP transport app (``stream_opens``: whether a GET opens a session, as on the
     legacy SSE transport; else a POST without ``Mcp-Session-Id`` does). ``sessions``: the open sessions
     of every transport (one table, so that the bound covers both); ``rate``: the app's one limiter (None:
-    no rate limit); ``per_user``: open sessions a user may hold."""
+    no rate limit); ``per_user``: open sessions a user may hold; ``key_valid``: whether an API key still
+    authenticates (called in a worker thread, only when a user is at its bound: the sessions a revoked
+    key opened then stop counting, so a leaked key cannot keep its user locked out)."""
 
     def __init__(self, app: ASGIApp, sessions: OpenSessions, rate: RateLimiter | None, per_user: int,
-                 stream_opens: bool = False) -> None:
-        self.app, self.sessions, self.rate, self.per_user, self.stream_opens = app, sessions, rate, per_user, \
-            stream_opens
+                 key_valid: Callable[[str], bool], stream_opens: bool = False) -> None:
+        self.app, self.sessions, self.rate, self.per_user = app, sessions, rate, per_user
+        self.key_valid, self.stream_opens = key_valid, stream_opens
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         user = scope.get(PRINCIPAL_SCOPE_KEY)
@@ -89,9 +95,18 @@ class SessionGate:
         else:
             await self.app(scope, receive, send)
 
+    async def _at_bound(self, user: str) -> bool:
+        if self.sessions.open_count(user, time.monotonic()) < self.per_user:
+            return False
+        held = self.sessions.by_user.get(user, {})
+        keys = {s.key for s in held.values() if s.key is not None}
+        valid = await anyio.to_thread.run_sync(lambda: {k for k in keys if self.key_valid(k)})
+        for sid in [sid for sid, s in held.items() if s.key is not None and s.key not in valid]:
+            del held[sid]
+        return len(held) >= self.per_user
+
     async def _open(self, user: str, scope: Scope, receive: Receive, send: Send) -> None:
-        now = time.monotonic()
-        if self.sessions.open_count(user, now) >= self.per_user:
+        if await self._at_bound(user):
             await _refused(TooManySessions(self.per_user, RETRY_AFTER), scope, receive, send)
             return
         if self.rate is not None:
@@ -100,17 +115,17 @@ class SessionGate:
             except RateLimited as exc:
                 await _refused(exc, scope, receive, send)
                 return
-        session = _Session(last_seen=now, in_flight=1)
+        session = _Session(last_seen=time.monotonic(), key=presented_key(Headers(scope=scope)), in_flight=1)
         held = self.sessions.by_user.setdefault(user, {})
-        stream = f"stream:{id(session)}"  # an SSE stream is its session: open while its GET is
-        if self.stream_opens:
-            held[stream] = session
+        opening = f"opening:{id(session)}"  # counted from now on: opens at once cannot pass the bound together
+        held[opening] = session
 
         async def noting(message: Message) -> None:
             if message["type"] == "http.response.start" and not self.stream_opens and message["status"] < 400:
                 sid = Headers(raw=message.get("headers", [])).get(SESSION_HEADER)
                 if sid is not None:
                     held[sid] = session
+                    held.pop(opening, None)
             await send(message)
 
         try:
@@ -118,8 +133,7 @@ class SessionGate:
         finally:
             session.in_flight -= 1
             session.last_seen = time.monotonic()
-            if self.stream_opens:
-                held.pop(stream, None)
+            held.pop(opening, None)  # an SSE stream is its session: open while its GET is
 
     async def _within(self, user: str, sid: str, session: _Session, scope: Scope, receive: Receive,
                       send: Send) -> None:
@@ -137,7 +151,10 @@ class SessionGate:
         finally:
             session.in_flight -= 1
             session.last_seen = time.monotonic()
-            if (scope["method"] == "DELETE" and 200 <= status < 300) or status == 404:  # ended, or gone already
+            # Ended by the client, or unknown to the SDK (expired): only an answer of the endpoint itself
+            # says so, not a 404 of another path that happens to carry the session's id.
+            endpoint = scope["path"] in (scope.get("root_path", ""), scope.get("root_path", "") + "/")
+            if endpoint and ((scope["method"] == "DELETE" and 200 <= status < 300) or status == 404):
                 self.sessions.by_user.get(user, {}).pop(sid, None)
 
 

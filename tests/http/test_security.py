@@ -5,6 +5,7 @@ after a partial change, bad input answered 4xx naming the field on every face, H
 
 from __future__ import annotations
 
+import asyncio
 import json
 from pathlib import Path
 from typing import Any
@@ -427,6 +428,38 @@ def test_a_user_holds_a_bounded_number_of_open_sessions(serve: Serve) -> None:
         ended = http.delete("/mcp", headers={**MCP_HEADERS, "mcp-session-id": first.headers["mcp-session-id"]})
         assert ended.status_code in (200, 204)
         assert http.post("/mcp", json=INITIALIZE, headers=MCP_HEADERS).status_code == 200  # room again
+
+
+def test_the_session_bound_holds_against_404s_parallel_opens_and_a_revoked_keys_sessions(serve: Serve) -> None:
+    """A 404 of another path carrying a live session's id freed its slot (the SDK kept the session), opens
+    sent together each passed the bound before any was counted, and the sessions a revoked (leaked) key
+    opened kept its user locked out until they had been idle for 30 minutes."""
+    app = serve(admin_key=ADMIN_KEY, max_sessions_per_user=2)
+    alice = app.keys.create(ROOT_USER, "alice").key
+
+    def initialize(http: httpx2.Client) -> httpx2.Response:
+        return http.post("/mcp", json=INITIALIZE, headers=MCP_HEADERS)
+
+    with client(app, alice) as http:
+        sids = [initialize(http).headers["mcp-session-id"] for _ in range(2)]
+        for sid in sids:  # a 404 of another path under /mcp is not the session's end
+            assert http.post("/mcp/x", json={}, headers={**MCP_HEADERS, "mcp-session-id": sid}).status_code == 404
+        assert initialize(http).status_code == 429
+        for sid in sids:
+            assert http.delete("/mcp", headers={**MCP_HEADERS, "mcp-session-id": sid}).status_code in (200, 204)
+
+    async def together() -> list[int]:
+        async with httpx2.AsyncClient(base_url=app.url, headers=auth(alice), timeout=TIMEOUT) as concurrent:
+            answers = await asyncio.gather(*(concurrent.post("/mcp", json=INITIALIZE, headers=MCP_HEADERS)
+                                             for _ in range(8)))
+        return sorted(a.status_code for a in answers)
+    assert anyio.run(together) == [200, 200, 429, 429, 429, 429, 429, 429]
+
+    leaked_id = app.keys.list(ROOT_USER)[-1]["key_id"]  # alice's key, which opened both sessions
+    app.keys.revoke(ROOT_USER, leaked_id)
+    fresh = app.keys.create(ROOT_USER, "alice").key
+    with client(app, fresh) as http:
+        assert initialize(http).status_code == 200  # the revoked key's sessions no longer count
 
 
 def test_the_key_routes_refuse_a_non_admin_before_reading_the_body_and_bound_it(serve: Serve) -> None:
