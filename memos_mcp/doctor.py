@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import sys
 import time
+from collections import Counter
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
@@ -61,7 +62,7 @@ def run_checks(settings: Settings) -> int:
         service = holder[0]
         try:
             check("catalog", lambda: f"{service.catalog.location}: {service.catalog.check()}; " + ", ".join(
-                f"{n} {k}" for k, n in service.catalog.counts().items()))
+                f"{n} {k}" for k, n in service.catalog.counts().items()) + _unfinished(service))
             check("embedder", lambda: f"{service.embedder.model_id}, dimension {service.embedder.dimension}; "
                   f"queries: {service.embedder.query_model()}")
             check("vectors", lambda: _check_vectors(service))
@@ -72,6 +73,17 @@ def run_checks(settings: Settings) -> int:
     check("rate_limits", lambda: _check_rate_limits(settings))
     print(f"\n{'all checks passed' if not failures else f'{failures} check(s) failed'}", file=sys.stderr)
     return 1 if failures else 0
+
+
+def _unfinished(service: MemoryService) -> str:
+    """The writes a stopped process left part-way, if any: the next start that may write rolls back its
+    adds and updates and finishes its deletes."""
+    pending = service.catalog.pending_writes()
+    if not pending:
+        return ""
+    kinds = Counter(e.event for e in pending)
+    return ("; unfinished writes of a stopped process (rolled back, or for deletes finished, when the stores "
+            "open to write): " + ", ".join(f"{n} {event}" for event, n in sorted(kinds.items())))
 
 
 def _check_vectors(service: MemoryService) -> str:

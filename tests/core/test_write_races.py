@@ -116,6 +116,9 @@ def test_a_delete_stopped_part_way_is_finished_by_the_next_start(make_service: S
             service.ready().delete([gone.id])
     service.close()  # what a kill leaves: the delete recorded, not finished
 
+    looking = make_service(data_dir, read_only=True)  # cannot finish it: still never shows the text
+    assert [(e.old_memory, e.new_memory) for e in looking.history("alice", gone.id)] == [(None, None), (None, None)]
+    looking.close()
     again = make_service(data_dir)
     with pytest.raises(NotFound):
         again.get_memory("alice", gone.id)

@@ -644,8 +644,14 @@ class Catalog:
         return [self._event(r) for r in rows]
 
     def history(self, memory_id: str) -> list[HistoryEvent]:
-        rows = self._rows(st.HISTORY, {"memory_id": memory_id})
-        return [self._event(r) for r in rows]
+        """The memory's history, oldest first. A memory whose delete is under way, or was left part-way
+        by a stopped process (finished at the next start that may write), has its text left out."""
+        events = [self._event(r) for r in self._rows(st.HISTORY, {"memory_id": memory_id})]
+        deleting = sa.select(pending_writes.c.history_seq).where(pending_writes.c.memory_id == memory_id,
+                                                                 pending_writes.c.event == "DELETE").limit(1)
+        if events and self._rows(deleting):
+            return [e.model_copy(update={"old_memory": None, "new_memory": None}) for e in events]
+        return events
 
     def has_history(self, memory_ids: Sequence[str]) -> set[str]:
         """Which of ``memory_ids`` have any history row."""
