@@ -472,6 +472,10 @@ def test_an_import_of_a_bad_file_makes_no_user_cube_or_store(tmp_path: Path, see
             ("tag", json.dumps({**json.loads(memory), "tags": ["ok", "\u200b"]}), "line 2: tags.1 is empty"),
             ("dots", json.dumps({**json.loads(memory), "conversation_id": ".."}), "line 2: conversation_id '..'"),
             ("colour", json.dumps({**json.loads(memory), "colour": "red"}), "line 2: unknown field 'colour'"),
+            ("digits", json.dumps({**json.loads(memory), "metadata": {"n": 1}}).replace('"n": 1', '"n": ' + "7" * 5000),
+             "line 2 holds a number no store keeps"),
+            ("sourcedots", json.dumps({**json.loads(memory), "sources": [{"type": "api", "conversation_id": ".."}]}),
+             "line 2: sources.0.conversation_id '..'"),
             ("said", json.dumps({"type": "message", "id": "m1", "conversation_id": "c", "user_id": "u",
                                  "role": "user", "content": "Hi.", "created_at": "2024-01-01T00:00:00Z",
                                  "said_by": "x"}), "line 2: unknown field 'said_by'"),
@@ -480,6 +484,10 @@ def test_an_import_of_a_bad_file_makes_no_user_cube_or_store(tmp_path: Path, see
         broken.write_text("\n".join([header, changed] if name != "headerless" else [changed]) + "\n",
                           encoding="utf-8")
         cases.append((broken, said))
+    odd_header = tmp_path / "odd_header.jsonl"
+    odd_header.write_text("\n".join([json.dumps({**json.loads(header), "note": "x"}), memory]) + "\n",
+                          encoding="utf-8")
+    cases.append((odd_header, "line 1: unknown header field 'note'"))
     users_before = ok(memos(tmp_path, seeded, "users")).stdout
     for file, said in cases:
         result = memos(tmp_path, seeded, "import", str(file), "--user", "typo", "--cube", "typo-cube")

@@ -271,8 +271,10 @@ def _record(service: MemoryService, number: int, line: str, cube_id: str, dimens
             service.stores.check_text(memory.memory, "memory")
             check_metadata(memory.metadata)
             check_tags(memory.tags)
-            if memory.conversation_id is not None:
-                check_id("conversation_id", memory.conversation_id)
+            for place, conversation in (("conversation_id", memory.conversation_id), *(
+                    (f"sources.{i}.conversation_id", s.conversation_id) for i, s in enumerate(memory.sources))):
+                if conversation is not None:
+                    check_id(place, conversation)
             if dimension is not None and memory.embedding is not None:
                 _check_embedding(memory.embedding, dimension)
             return memory, index
@@ -327,11 +329,18 @@ def _new_messages(service: MemoryService, cube_id: str, messages: list[Message])
     return fresh
 
 
+_HEADER_FIELDS = frozenset({"type", "format", "exported_at", "cube", "embedding_model", "dimension", "memories"})
+
+
 def _header(first: tuple[int, str]) -> dict[str, Any]:
     number, line = first
     record = _parse(number, line) if line.strip() else {}
     if record.get("type") != "header" or record.get("format") != FORMAT:
         raise InvalidRequest(f"not a memos-mcp export: line 1 must be a header with format {FORMAT!r}")
+    unknown = sorted(set(record) - _HEADER_FIELDS)
+    if unknown:
+        raise InvalidRequest(f"line 1: unknown header field {unknown[0]!r} (a header has "
+                             f"{', '.join(sorted(_HEADER_FIELDS))})", line=1, field=unknown[0])
     return record
 
 
@@ -342,6 +351,8 @@ def _parse(number: int, line: str) -> dict[str, Any]:
         raise InvalidRequest(f"line {number} is not valid JSON: {exc.msg}", line=number) from exc
     except RecursionError as exc:
         raise InvalidRequest(f"line {number} is nested too deeply", line=number) from exc
+    except ValueError as exc:  # Python's limit on an integer's digits
+        raise InvalidRequest(f"line {number} holds a number no store keeps: {exc}", line=number) from exc
     if not isinstance(value, dict):
         raise InvalidRequest(f"line {number} must be a JSON object", line=number)
     return value
