@@ -270,9 +270,11 @@ async def _memos_error(request: Request, exc: Exception) -> Response:
 def _route_error(rest: Sequence[Dialect]) -> Callable[[Request, Exception], Awaitable[Response]]:
     """The router's own answers (no route for the path: 404; not for this method: 405) as core errors, in
     the envelope of the REST dialect whose paths the request's path starts like (the longest such
-    start), else in the app's JSON error envelope; a 405 keeps its ``Allow`` header."""
-    starts = sorted(((start, dialect) for dialect in rest for start in dialect.path_prefixes()),
-                    key=lambda pair: -len(pair[0]))
+    start of an operation's path, else of a dialect's prefix: ``/product/nope`` is the product API's),
+    else in the app's JSON error envelope; a 405 keeps its ``Allow`` header."""
+    starts = [*sorted(((start, dialect) for dialect in rest for start in dialect.path_prefixes()),
+                      key=lambda pair: -len(pair[0])),
+              *sorted(((d.prefix + "/", d) for d in rest if d.prefix), key=lambda pair: -len(pair[0]))]
 
     async def answer(request: Request, exc: Exception) -> Response:
         http = cast(HTTPException, exc)

@@ -445,5 +445,9 @@ def test_a_method_or_path_a_dialect_lacks_is_answered_in_that_dialects_envelope(
     assert product.status_code == 405 and product.json()["code"] == 405 and product.json()["data"] is None
     missing = http.get("/v1/documents/a/b")
     assert missing.status_code == 404 and missing.json()["error"] == "not_found"
+    for path in ("/product/nope", "/api/openmem/v1/nope", "/api/nope"):  # under a dialect's prefix only
+        nowhere = http.get(path)
+        assert nowhere.status_code == 404 and nowhere.json()["code"] == 404 and nowhere.json()["data"] is None
+    assert http.get("/v1/history/").json()["error"] == "not_found"  # memio's
     elsewhere = http.get("/nowhere")
     assert elsewhere.status_code == 404 and elsewhere.json()["error"]["code"] == "not_found"
