@@ -10,8 +10,7 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import TYPE_CHECKING
 
@@ -36,6 +35,7 @@ if TYPE_CHECKING:
     from memos_mcp.core.llm import LanguageModel  # imports openai (slow): only when a model is configured
 
 log = logging.getLogger(__name__)
+FORGET_PART = 500  # memories a delete records, removes and ends at once (``Stores.forget``)
 
 
 class Stores:
@@ -101,30 +101,29 @@ class Stores:
         except MemosError as exc:  # the next start tries again
             log.warning("unfinished writes could not be rolled back yet: %s", exc)
 
-    @contextmanager
-    def begin_forget(self, by_cube: Mapping[str, Sequence[str]], actor: str) -> Iterator[None]:
-        """A delete of memories (ids by cube) under way: their ``DELETE`` events are recorded pending and
-        their de-duplication keys released (one catalog transaction) before the block, which removes them
-        (``forget``); a process stopped inside it has the next start finish it (``roll_back_abandoned``:
-        a delete goes forward, it cannot be taken back once a vector is gone)."""
-        ids = [m for memory_ids in by_cube.values() for m in memory_ids]
+    def forget(self, by_cube: Mapping[str, Sequence[str]], actor: str, graph_too: bool = True) -> None:
+        """Delete memories (ids by cube) whole or not at all across a crash, ``FORGET_PART`` at a time: a
+        part's ``DELETE`` events are recorded pending and its de-duplication keys released (one catalog
+        transaction), then its vectors, graph links (unless ``graph_too`` is False: the caller drops the
+        cube's whole graph) and history text go and the pending delete ends. A process stopped part-way
+        leaves one part pending, which the next start finishes (``roll_back_abandoned``: a delete goes
+        forward, it cannot be taken back once a vector is gone). Parts bound what a delete holds at once
+        (on PostgreSQL an advisory lock per memory)."""
         now = utcnow()
-        with self.catalog.in_flight(ids):
-            self.catalog.begin_writes([HistoryEvent(memory_id=m, cube_id=cube_id, event="DELETE", actor=actor, at=now)
-                                       for cube_id, memory_ids in by_cube.items() for m in memory_ids])
-            yield
+        for cube_id, ids in by_cube.items():
+            for start in range(0, len(ids), FORGET_PART):
+                part = list(ids[start:start + FORGET_PART])
+                with self.catalog.in_flight(part):
+                    self.catalog.begin_writes([HistoryEvent(memory_id=m, cube_id=cube_id, event="DELETE",
+                                                            actor=actor, at=now) for m in part])
+                    self._remove(cube_id, part, graph_too)
 
-    def forget(self, by_cube: Mapping[str, Sequence[str]]) -> None:
-        """Remove memories (ids by cube) from the vectors, the graph and the history's text, and end their
-        pending delete (``begin_forget``)."""
-        ids = [m for memory_ids in by_cube.values() for m in memory_ids]
-        if not ids:
-            return
+    def _remove(self, cube_id: str, ids: list[str], graph_too: bool = True) -> None:
+        """The removal of a delete recorded pending (``forget``): vectors, graph links, history text."""
         self.vectors.delete(ids)
         graph = self.graph()
-        if graph is not None:
-            for cube_id, memory_ids in by_cube.items():
-                graph.forget(cube_id, list(memory_ids))
+        if graph is not None and graph_too:
+            graph.forget(cube_id, ids)
         self.catalog.forget(ids)
 
     def _roll_back(self, pending: list[HistoryEvent]) -> None:
@@ -135,7 +134,8 @@ class Stores:
             if event.event == "DELETE":
                 deleted.setdefault(event.cube_id, []).append(event.memory_id)
         if deleted:
-            self.forget(deleted)
+            for cube_id, ids in deleted.items():
+                self._remove(cube_id, ids)
             gone = {m for ids in deleted.values() for m in ids}
             pending = [e for e in pending if e.memory_id not in gone]
             log.warning("finished the unfinished deletes of %d memories", len(gone))

@@ -126,13 +126,13 @@ class Directory(Room):
         with self.write_lock:
             vectors = self.ready()
             ids = [p.id for points in vectors.walk(flt, 1000) for p in points]
-            # Recorded first: a process stopped part-way has the next start forget the memories whole.
-            with self.stores.begin_forget({cube.cube_id: ids}, actor.user_id):
-                vectors.delete_where(flt)
-                graph = self.graph()
-                if graph is not None:
-                    graph.store.delete_cube(cube.cube_id)
-                self.catalog.delete_cube(cube.cube_id)
+            # The memories first, whole across a crash; then what another replica added meanwhile.
+            self.stores.forget({cube.cube_id: ids}, actor.user_id, graph_too=False)
+            vectors.delete_where(flt)
+            graph = self.graph()
+            if graph is not None:
+                graph.store.delete_cube(cube.cube_id)
+            self.catalog.delete_cube(cube.cube_id)
 
     def share_cube(self, actor_id: str, cube_id: str, target_user_id: str,
                    permission: Permission = Permission.READ) -> Cube:

@@ -14,7 +14,8 @@ from typing import Any
 
 import pytest
 
-from memos_mcp.core.models import Permission
+from memos_mcp.core.context import FORGET_PART
+from memos_mcp.core.models import HistoryEvent, Permission, utcnow
 from memos_mcp.core.service import MemoryService
 from memos_mcp.errors import MemosError, NotFound
 from tests.conftest import ServiceFactory
@@ -111,10 +112,12 @@ def test_a_delete_stopped_part_way_is_finished_by_the_next_start(make_service: S
     service.ensure_user("alice")
     gone = service.add_memory("alice", memory_content="The safe code is 8812.").memories[0]
     kept = service.add_memory("alice", memory_content="The spare key is under the mat.").memories[0]
-    with service.stores.begin_forget({gone.cube_id: [gone.id]}, "alice"):
-        if stopped_after == "vectors":
-            service.ready().delete([gone.id])
-    service.close()  # what a kill leaves: the delete recorded, not finished
+    # What a kill leaves: the delete recorded (as ``Stores.forget`` records it first), not finished.
+    service.catalog.begin_writes([HistoryEvent(memory_id=gone.id, cube_id=gone.cube_id, event="DELETE",
+                                               actor="alice", at=utcnow())])
+    if stopped_after == "vectors":
+        service.ready().delete([gone.id])
+    service.close()
 
     looking = make_service(data_dir, read_only=True)  # cannot finish it: still never shows the text
     assert [(e.old_memory, e.new_memory) for e in looking.history("alice", gone.id)] == [(None, None), (None, None)]
@@ -139,3 +142,20 @@ def test_a_share_waiting_while_its_cube_is_deleted_is_not_found(service: MemoryS
                               lambda: service.delete_cube("alice", "going"))
     assert isinstance(error, NotFound), error
     assert service.list_shares("bob") == []
+
+
+def test_deleting_more_memories_than_one_part_deletes_them_all_with_their_history_text(
+        service: MemoryService) -> None:
+    """A delete goes part by part (``FORGET_PART``: on PostgreSQL each memory of a part holds an advisory
+    lock, of which the server keeps a few thousand): every part is deleted, keys and text included."""
+    service.ensure_user("alice")
+    service.create_cube("alice", "Big", cube_id="big")
+    count = FORGET_PART * 2 + 1
+    added = service.add_memory("alice", cube_id="big", messages=[
+        {"role": "user", "content": f"Note number {i} of the big cube."} for i in range(count)]).added
+    assert len(added) == count
+    assert service.delete_all("alice", "big") == count
+    assert service.list_memories("alice", cube_ids=["big"]).total == 0
+    assert all(e.new_memory is None for m in added[::97] for e in service.catalog.history(m))
+    again = service.add_memory("alice", cube_id="big", memory_content="Note number 7 of the big cube.")
+    assert again.added  # its key was released

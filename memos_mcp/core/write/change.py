@@ -194,15 +194,11 @@ class Changes(Room):
 
     def _forget(self, user: User, memories: Sequence[Memory]) -> None:
         """Remove memories (already checked) from the vectors, the graph and the history's text, whole
-        or not at all: ``Stores.begin_forget`` records the delete (pending) first, so that a process
-        stopped part-way has the next start finish it."""
-        if not memories:
-            return
+        or not at all across a crash (``Stores.forget``)."""
         by_cube: dict[str, list[str]] = {}
         for memory in memories:
             by_cube.setdefault(memory.cube_id, []).append(memory.id)
-        with self.stores.begin_forget(by_cube, user.user_id):
-            self.stores.forget(by_cube)
+        self.stores.forget(by_cube, user.user_id)
 
     def delete_all(self, actor_id: str, cube_id: str) -> int:
         user = self.access.user(actor_id)
@@ -211,10 +207,8 @@ class Changes(Room):
         with self.write_lock:
             vectors = self.ready()
             ids = [p.id for points in vectors.walk(flt, 1000) for p in points]
-            with self.stores.begin_forget({cube.cube_id: ids}, user.user_id):
-                vectors.delete_where(flt)
-                graph = self.graph()
-                if graph is not None:  # the relations stated directly go too: nothing of the cube is left
-                    graph.store.delete_cube(cube.cube_id)
-                self.stores.forget({cube.cube_id: ids})
+            self.stores.forget({cube.cube_id: ids}, user.user_id, graph_too=False)
+            graph = self.graph()
+            if graph is not None:  # the relations stated directly go too: nothing of the cube is left
+                graph.store.delete_cube(cube.cube_id)
         return len(ids)
