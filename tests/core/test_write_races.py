@@ -86,20 +86,6 @@ def test_an_add_waiting_while_its_write_share_is_revoked_writes_nothing(service:
     assert service.list_memories("alice", cube_ids=["shared1"]).total == 0
 
 
-def test_an_add_whose_key_a_half_done_delete_left_behind_is_stored(service: MemoryService) -> None:
-    """A delete killed after the vectors went and before the catalog was cleaned left the memory's
-    de-duplication key: the same text added again was answered "deduplicated" with the id of a memory
-    that no longer existed, and nothing was stored."""
-    service.ensure_user("alice")
-    first = service.add_memory("alice", memory_content="batch 0 message 0: the gate code is 4471").memories[0]
-    service.ready().delete([first.id])  # the first step of a delete, as a kill -9 after it leaves it
-    again = service.add_memory("alice", memory_content="batch 0 message 0: the gate code is 4471")
-    assert again.added and not again.deduplicated and again.memories[0].id != first.id
-    assert service.get_memory("alice", again.memories[0].id).memory == "batch 0 message 0: the gate code is 4471"
-    assert [e.event for e in service.history("alice", again.memories[0].id)] == ["ADD"]
-    assert service.catalog.history(first.id) == []  # the deleted memory's text is gone from the history too
-
-
 @pytest.mark.parametrize("stopped_after", ["recorded", "vectors"])
 def test_a_delete_stopped_part_way_is_finished_by_the_next_start(make_service: ServiceFactory, tmp_path: Path,
                                                                 stopped_after: str) -> None:

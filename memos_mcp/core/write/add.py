@@ -446,12 +446,6 @@ class Writes(Room):
                 again = commit([i for i in unstored if held[i] not in holders])
                 held = {i: h for i, h in held.items() if i in again or held[i] in holders} | again
                 holders |= self._holders(set(again.values()))
-            stale = {held[i] for i in unstored if i in held and held[i] not in holders}
-            if stale:  # neither stored nor being written: what a delete killed half-way left (its keys, history)
-                self.catalog.discard_memories(sorted(stale))
-                again = commit([i for i in unstored if held.get(i) in stale])
-                held = {i: h for i, h in held.items() if h not in stale} | again
-                holders |= self._holders(set(again.values()))
         return ([m for m in memories if m.id not in held],
                 [holders.get(held[m.id]) or m.model_copy(update={"id": held[m.id]}) for m in memories if m.id in held])
 
