@@ -18,6 +18,7 @@ import pytest
 from memos_mcp import __version__
 from memos_mcp.config import ALIASES
 from memos_mcp.core.embedder import LocalOnnxEmbedder
+from memos_mcp.core.models import HistoryEvent, utcnow
 from memos_mcp.core.service import ROOT_USER, MemoryService
 from tests.conftest import settings_for
 from tests.openai_server import OpenAIServer
@@ -140,6 +141,24 @@ def test_doctor_passes_every_check_on_a_fresh_data_directory(tmp_path: Path) -> 
     assert "all checks passed" in result.stderr
     again = check_lines(ok(memos(tmp_path, data_dir, "doctor")).stdout)  # a typo is seen: the second run opens
     assert f"data directory {data_dir} opened and locked" in again["data dir"][1]
+
+
+def test_doctor_names_the_writes_a_stopped_process_left_unfinished(tmp_path: Path,
+                                                                    embedder: LocalOnnxEmbedder) -> None:
+    """A delete killed part-way was invisible to doctor (it passed, saying nothing of it)."""
+    data_dir = tmp_path / "data"
+    service = MemoryService.open(settings_for(data_dir), embedder=embedder)
+    try:
+        service.ensure_user("alice")
+        memory = service.add_memory("alice", memory_content="The boat key is in the red tin.").memories[0]
+        service.catalog.begin_writes([HistoryEvent(memory_id=memory.id, cube_id=memory.cube_id, event="DELETE",
+                                                   actor="alice", at=utcnow())])  # what a kill mid-delete leaves
+    finally:
+        service.close()
+    checks = check_lines(ok(memos(tmp_path, data_dir, "doctor")).stdout)
+    assert "unfinished writes of a stopped process" in checks["catalog"][1] and "1 DELETE" in checks["catalog"][1]
+    again = check_lines(ok(memos(tmp_path, data_dir, "doctor")).stdout)  # the first run's open finished it
+    assert "unfinished" not in again["catalog"][1]
 
 
 def test_doctor_masks_a_secret_from_the_environment_and_fails_on_an_unreachable_llm(tmp_path: Path) -> None:
