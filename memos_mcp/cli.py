@@ -16,9 +16,11 @@ from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, cast
 
+from pydantic import ValidationError
+
 from memos_mcp import __version__
-from memos_mcp.config import Settings, load_settings
-from memos_mcp.errors import ConfigError, InvalidRequest, MemosError, StorageError
+from memos_mcp.config import ServerSettings, Settings, load_settings
+from memos_mcp.errors import ConfigError, InvalidRequest, MemosError, StorageError, first_problem
 from memos_mcp.setup_clients import CLIENTS
 
 if TYPE_CHECKING:
@@ -39,7 +41,7 @@ def _global_flags() -> argparse.ArgumentParser:
     flags = argparse.ArgumentParser(add_help=False, argument_default=argparse.SUPPRESS)
     flags.add_argument("--config", type=Path, help="YAML configuration file (also MEMOS_CONFIG)")
     flags.add_argument("--data-dir", type=_directory, help="data directory (also MEMOS_DATA_DIR)")
-    flags.add_argument("--log-level", help="DEBUG, INFO, WARNING or ERROR (logs go to stderr)")
+    flags.add_argument("--log-level", help="DEBUG, INFO, WARNING, ERROR or CRITICAL (logs go to stderr)")
     return flags
 
 
@@ -66,8 +68,9 @@ def _parser() -> argparse.ArgumentParser:
     key_commands = keys.add_subparsers(dest="keys", required=True, metavar="ACTION")
     create = _command(key_commands, flags, "create", help="create a key (printed once on standard output)")
     create.add_argument("--user", required=True, help="the user the key acts as (created if new)")
-    create.add_argument("--role", choices=["admin", "user", "guest"], default="user",
-                        help="role of the user if it is created (default user)")
+    create.add_argument("--role", choices=["admin", "user", "guest"],
+                        help="role of the user if it is created (default user); an existing user's role "
+                        "is kept, so another one is refused")
     _command(key_commands, flags, "list", help="list keys (never the keys themselves)")
     revoke = _command(key_commands, flags, "revoke", help="revoke a key")
     revoke.add_argument("key_id")
@@ -146,7 +149,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         settings = load_settings(getattr(args, "config", None), data_dir=getattr(args, "data_dir", None),
                                  log_level=getattr(args, "log_level", None))
-        logging.getLogger().setLevel(settings.log_level.upper())
+        logging.getLogger().setLevel(settings.log_level)
         handler: Callable[[argparse.Namespace, Settings], int] = _COMMANDS[args.command]
         return handler(args, settings)
     except MemosError as exc:
@@ -489,10 +492,24 @@ def _serve_stdio(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+_SERVE_FLAGS = {"host": "--host", "port": "--port", "stateless_http": "--stateless",
+                "allow_unauthenticated": "--allow-unauthenticated"}
+
+
+def _server_settings(settings: Settings, args: argparse.Namespace) -> ServerSettings:
+    """The server block with serve's flags over it, validated as the block itself is: a flag the
+    setting refuses (``--port 70000``) is ``InvalidRequest`` naming the flag, before anything opens."""
+    given = {name: getattr(args, flag.removeprefix("--").replace("-", "_")) for name, flag in _SERVE_FLAGS.items()}
+    given = {name: value for name, value in given.items() if value is not None}
+    try:
+        return ServerSettings.model_validate({**settings.server.model_dump(), **given})
+    except ValidationError as exc:
+        where, problem = first_problem(exc)
+        raise InvalidRequest(f"{_SERVE_FLAGS.get(where, where)} {given.get(where)}: {problem}", field=where) from exc
+
+
 def _serve(args: argparse.Namespace, settings: Settings) -> int:
-    flags = {"host": args.host, "port": args.port, "stateless_http": args.stateless,
-             "allow_unauthenticated": args.allow_unauthenticated}
-    server = settings.server.model_copy(update={k: v for k, v in flags.items() if v is not None})
+    server = _server_settings(settings, args)
     settings = settings.model_copy(update={"server": server, "read_only": bool(args.read_only or settings.read_only)})
     from memos_mcp.auth import check_exposure
     from memos_mcp.core.keys import KeyRing
@@ -526,7 +543,7 @@ def _keys(args: argparse.Namespace, settings: Settings) -> int:
                   existing=None if args.keys == "create" else "whose keys to " + args.keys) as service:
         keys = KeyRing(service)
         if args.keys == "create":
-            created = keys.create(ROOT_USER, args.user, Role(args.role))
+            created = keys.create(ROOT_USER, args.user, Role(args.role) if args.role else None)
             print(f"created key {created.key_id} for user {created.user_id}; it is shown only this once",
                   file=sys.stderr)
             print(created.key)

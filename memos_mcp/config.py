@@ -4,6 +4,11 @@ The YAML file (``--config`` / ``MEMOS_CONFIG``) may use ``${VAR}`` and ``${VAR:-
 variable without a default fails at once. Secrets come only from the environment: a YAML file may
 name them through ``${VAR}`` but never hold one literally. A ``.env`` file in the working
 directory is read like the environment.
+
+A name that sets nothing is an error naming it and the closest setting, not a setting silently left
+at its default: a key of the YAML file, and a ``MEMOS_<BLOCK>__<FIELD>`` variable (``load_settings``).
+Flat ``MEMOS_*`` names are not judged: MemOS's own tools read some (``MEMOS_API_KEY``,
+``MEMOS_BASE_URL``), so an unknown one may belong to another program.
 """
 
 from __future__ import annotations
@@ -22,7 +27,8 @@ from pydantic import BaseModel, Field, SecretStr, ValidationError, field_validat
 from pydantic.fields import FieldInfo
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict, SettingsError
 
-from memos_mcp.errors import ConfigError, first_problem
+from memos_mcp.errors import ConfigError, InvalidRequest, first_problem
+from memos_mcp.known_fields import MAX_NAMED, describe, dotted, known_names, suggestion, unknown_fields
 
 SECRET_SUFFIXES = ("api_key", "password", "admin_key", "token", "secret")
 DEFAULT_OPENAI_MODEL = "gpt-4o-mini"
@@ -242,7 +248,8 @@ class Settings(BaseSettings):
     chunk_size: int = Field(1_200, gt=100, description="characters per chunk of long text")
     import_roots: list[Path] = Field(default_factory=list, description="doc_path must resolve inside")
     read_only: bool = False
-    log_level: str = "INFO"
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"] = Field(
+        "INFO", description="the least severe log record written to stderr (any case)")
     catalog: CatalogSettings = Field(default_factory=CatalogSettings)
     vector: VectorSettings = Field(default_factory=VectorSettings)
     embedder: EmbedderSettings = Field(default_factory=EmbedderSettings)
@@ -260,6 +267,11 @@ class Settings(BaseSettings):
         if isinstance(value, str) and not value.strip():  # Path("") is the working directory
             raise ValueError("is empty: give a directory, or leave it unset for ~/.memos-mcp")
         return value
+
+    @field_validator("log_level", mode="before")
+    @classmethod
+    def _level_in_any_case(cls, value: Any) -> Any:
+        return value.upper() if isinstance(value, str) else value
 
     @field_validator("data_dir", mode="after")
     @classmethod
@@ -427,23 +439,58 @@ def load_yaml(path: Path) -> dict[str, Any]:
         raise ConfigError(f"config file {path} is not valid YAML: {exc}", path=str(path)) from exc
     if not isinstance(raw, dict):
         raise ConfigError(f"config file {path} must hold a mapping at the top", path=str(path))
+    unknown = unknown_fields(Settings, raw)
+    if unknown:
+        raise ConfigError(f"config file {path}: {describe(unknown, 'setting')}", path=str(path),
+                          settings=[dotted(loc) for loc, _ in unknown])
     _refuse_literal_secrets(raw)
     result: dict[str, Any] = interpolate(raw)
     return result
 
 
 def load_settings(config_file: Path | None = None, **overrides: Any) -> Settings:
-    """Build the settings once (the CLI calls this); ``overrides`` are CLI flags (highest)."""
+    """Build the settings once (the CLI calls this); ``overrides`` are CLI flags (highest), each named
+    like its setting (``log_level`` is ``--log-level``; None: not given). A bad flag is
+    ``InvalidRequest`` naming the flag; a bad or unknown setting from the file or the environment
+    (``unknown_variables``) is ``ConfigError`` naming it."""
+    unknown = unknown_variables(environment())
+    if unknown:
+        more = f"; and {len(unknown) - MAX_NAMED} more" if len(unknown) > MAX_NAMED else ""
+        raise ConfigError("; ".join(unknown[:MAX_NAMED]) + more, variables=unknown)
+    given = {k: v for k, v in overrides.items() if v is not None}
     token = _CONFIG_FILE.set(config_file)
     try:
-        return Settings(**{k: v for k, v in overrides.items() if v is not None})
+        return Settings(**given)
     except ValidationError as exc:
         where, problem = first_problem(exc)
+        if where in given:
+            flag = "--" + where.replace("_", "-")
+            raise InvalidRequest(f"{flag} {str(given[where])!r}: {problem}", field=where) from exc
         raise ConfigError(f"invalid setting {where}: {problem}", errors=exc.errors()) from exc
     except SettingsError as exc:
         raise _not_json(exc) from exc
     finally:
         _CONFIG_FILE.reset(token)
+
+
+def unknown_variables(env: dict[str, str]) -> list[str]:
+    """The ``MEMOS_<BLOCK>__<FIELD>`` names of ``env`` (any case, as pydantic-settings reads them) that
+    set nothing, each as ``NAME sets nothing: ...`` with the closest block or setting. Only names holding
+    the nesting delimiter ``__`` are judged: that form is this program's (flat ``MEMOS_*`` names may be
+    another program's)."""
+    blocks = {name: field.annotation for name, field in Settings.model_fields.items()
+              if isinstance(field.annotation, type) and issubclass(field.annotation, BaseModel)}
+    found: list[str] = []
+    for name in env:
+        head, _, rest = name.upper().partition("__")
+        if not head.startswith("MEMOS_") or not rest:
+            continue
+        block, field = head.removeprefix("MEMOS_").lower(), rest.lower()
+        if block not in blocks:
+            found.append(f"{name} sets nothing: there is no setting {block}.{field}{suggestion(block, list(blocks))}")
+        elif field not in (known := known_names(blocks[block])):
+            found.append(f"{name} sets nothing: there is no setting {block}.{field}{suggestion(field, known)}")
+    return sorted(found)
 
 
 def _not_json(exc: SettingsError) -> ConfigError:

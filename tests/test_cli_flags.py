@@ -72,3 +72,77 @@ def test_an_empty_data_directory_is_refused_not_read_as_the_working_directory(tm
                          text=True, timeout=TIMEOUT, check=False)
     assert env.returncode == 2 and "data_dir" in env.stderr and "empty" in env.stderr, env.stderr
     assert list(tmp_path.iterdir()) == []  # doctor made no store where it stood
+
+
+def one_error_line(result: subprocess.CompletedProcess[str], *words: str) -> str:
+    """The ``memos-mcp: error [...]`` line of a command that exited 2, holding ``words``; no traceback."""
+    assert result.returncode == 2, f"exit {result.returncode}\nstdout:\n{result.stdout}\nstderr:\n{result.stderr}"
+    assert "Traceback" not in result.stderr and result.stdout == ""
+    errors = [line for line in result.stderr.splitlines() if line.startswith("memos-mcp: error [")]
+    assert len(errors) == 1, result.stderr
+    assert all(word in errors[0] for word in words), errors[0]
+    return errors[0]
+
+
+@pytest.mark.parametrize("port", ["70000", "-5"])
+def test_a_port_out_of_range_is_one_line_naming_the_flag_and_makes_nothing(tmp_path: Path, port: str) -> None:
+    data_dir = tmp_path / "data"
+    result = run(tmp_path, "serve", "--host", "127.0.0.1", "--port", port, "--data-dir", str(data_dir))
+    one_error_line(result, "[invalid_request]", f"--port {port}", "65535" if port == "70000" else "0")
+    assert not data_dir.exists()
+
+
+def test_an_unknown_log_level_is_one_line_naming_the_flag_or_the_setting(tmp_path: Path) -> None:
+    data_dir = tmp_path / "data"
+    one_error_line(run(tmp_path, "--log-level", "SHOUT", "users", "--data-dir", str(data_dir)),
+                   "[invalid_request]", "--log-level 'SHOUT'", "WARNING")
+    from_env = subprocess.run([str(MEMOS), "--data-dir", str(data_dir), "users"], cwd=tmp_path,
+                              env=clean_env(MEMOS_LOG_LEVEL="loud"), capture_output=True, text=True,
+                              timeout=TIMEOUT, check=False)
+    one_error_line(from_env, "[config_error]", "log_level", "DEBUG")
+    assert not data_dir.exists()
+    assert effective(ok(run(tmp_path, "--log-level", "warning", "doctor", "--data-dir", str(data_dir))).stdout)[
+        "log_level"] == "WARNING"
+
+
+def test_keys_create_refuses_a_role_the_existing_user_does_not_have(tmp_path: Path) -> None:
+    data_dir = tmp_path / "data"
+    ok(run(tmp_path, "keys", "create", "--user", "carol", "--data-dir", str(data_dir)))
+    one_error_line(run(tmp_path, "keys", "create", "--user", "carol", "--role", "admin", "--data-dir", str(data_dir)),
+                   "[conflict]", "carol", "'user'", "admin")
+    users = json.loads(ok(run(tmp_path, "users", "--data-dir", str(data_dir))).stdout)
+    assert {u["user_id"]: u["role"] for u in users}["carol"] == "user"
+    assert len(json.loads(ok(run(tmp_path, "keys", "list", "--data-dir", str(data_dir))).stdout)) == 1
+    ok(run(tmp_path, "keys", "create", "--user", "carol", "--role", "user", "--data-dir", str(data_dir)))
+    ok(run(tmp_path, "keys", "create", "--user", "dave", "--role", "guest", "--data-dir", str(data_dir)))
+    ok(run(tmp_path, "keys", "create", "--user", "dave", "--data-dir", str(data_dir)))  # no --role: the user's own
+
+
+@pytest.mark.parametrize(("text", "words"), [
+    ("nonsense_key: 1\n", ("unknown setting 'nonsense_key'", "data_dir")),
+    ("serch:\n  top_k: 3\n", ("unknown setting 'serch'", "did you mean 'search'?")),
+    ("search:\n  topk: 3\n", ("'search.topk'", "did you mean 'top_k'?")),
+    ("serch.top_k: 3\n", ("unknown setting 'serch.top_k'",))])
+def test_an_unknown_key_in_the_config_file_is_refused_naming_it(tmp_path: Path, text: str,
+                                                                 words: tuple[str, ...]) -> None:
+    config = tmp_path / "memos.yaml"
+    config.write_text(text, encoding="utf-8")
+    data_dir = tmp_path / "data"
+    one_error_line(run(tmp_path, "--config", str(config), "doctor", "--data-dir", str(data_dir)),
+                   "[config_error]", str(config), *words)
+    assert not data_dir.exists()
+
+
+def test_a_memos_variable_that_sets_nothing_is_refused_and_another_programs_is_left_alone(tmp_path: Path) -> None:
+    data_dir = tmp_path / "data"
+
+    def doctor(**env: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([str(MEMOS), "--data-dir", str(data_dir), "doctor"], cwd=tmp_path, env=clean_env(**env),
+                              capture_output=True, text=True, timeout=TIMEOUT, check=False)
+
+    one_error_line(doctor(MEMOS_SEARCH__TOPK="3"), "[config_error]", "MEMOS_SEARCH__TOPK", "did you mean 'top_k'?")
+    one_error_line(doctor(MEMOS_SERCH__TOP_K="3"), "[config_error]", "MEMOS_SERCH__TOP_K", "did you mean 'search'?")
+    assert not data_dir.exists()
+    # MemOS's own client reads MEMOS_API_KEY and MEMOS_BASE_URL: flat names are not judged
+    result = ok(doctor(MEMOS_BASE_URL="https://memos.example.com", MEMOS_SEARCH__TOP_K="3"))
+    assert effective(result.stdout)["default_user_id"] == "default"

@@ -13,7 +13,7 @@ import yaml
 from pydantic import BaseModel, SecretStr
 
 from memos_mcp.config import ALIASES, SearchSettings, Settings, load_settings, masked
-from memos_mcp.errors import ConfigError
+from memos_mcp.errors import ConfigError, InvalidRequest
 
 CONFIGS = Path(__file__).resolve().parents[1] / "configs"
 # Variables the shipped configs read besides the aliases and MEMOS_*.
@@ -413,6 +413,55 @@ def test_a_switch_interval_python_cannot_keep_is_refused_naming_the_setting(tmp_
     with pytest.raises(ConfigError, match=rf"server\.switch_interval.*{problem}"):
         load_settings(write_yaml(tmp_path, f"server: {{switch_interval: {value}}}\n"))
     assert load_settings(write_yaml(tmp_path, "server: {switch_interval: 0.000001}\n")).server.switch_interval == 1e-6
+
+
+@pytest.mark.parametrize("text, where, hint", [
+    ("nonsense_key: 1\n", "unknown setting 'nonsense_key'", "the known names are data_dir"),
+    ("serch: {top_k: 3}\n", "unknown setting 'serch'", "did you mean 'search'?"),
+    ("search: {topk: 3}\n", "unknown field 'search.topk'", "did you mean 'top_k'?"),
+    ("llm: {modle: gpt-4.1}\n", "unknown field 'llm.modle'", "did you mean 'model'?"),
+])
+def test_a_yaml_key_that_sets_nothing_raises_config_error_naming_it_and_the_closest_setting(
+        tmp_path: Path, text: str, where: str, hint: str) -> None:
+    path = write_yaml(tmp_path, text)
+    with pytest.raises(ConfigError) as caught:
+        load_settings(path)
+    assert str(path) in caught.value.message and where in caught.value.message and hint in caught.value.message
+
+
+def test_a_nested_memos_variable_that_sets_nothing_raises_config_error_naming_it(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("MEMOS_SEARCH__TOPK", "3")
+    with pytest.raises(ConfigError, match=r"MEMOS_SEARCH__TOPK sets nothing: there is no setting search\.topk; "
+                                          r"did you mean 'top_k'\?"):
+        load_settings()
+    monkeypatch.delenv("MEMOS_SEARCH__TOPK")
+    monkeypatch.setenv("memos_serch__top_k", "3")  # read in any case, so judged in any case
+    with pytest.raises(ConfigError, match=r"memos_serch__top_k sets nothing.*did you mean 'search'\?"):
+        load_settings()
+
+
+def test_a_nested_memos_name_in_the_dotenv_file_that_sets_nothing_raises_config_error() -> None:
+    Path(".env").write_text("MEMOS_LLM__MODLE=gpt-4.1\n", encoding="utf-8")
+    with pytest.raises(ConfigError, match=r"MEMOS_LLM__MODLE.*did you mean 'model'\?"):
+        load_settings()
+
+
+def test_a_flat_memos_variable_of_another_program_is_left_alone(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("MEMOS_BASE_URL", "https://memos.example.com")  # MemOS's own client reads these
+    monkeypatch.setenv("MEMOS_API_KEY", "mpg-key")
+    monkeypatch.setenv("MEMOS_SEARCH__TOP_K", "4")
+    assert load_settings().search.top_k == 4
+
+
+def test_the_log_level_is_a_level_name_in_any_case(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    assert load_settings(write_yaml(tmp_path, "log_level: debug\n")).log_level == "DEBUG"
+    assert load_settings(log_level="warning").log_level == "WARNING"
+    with pytest.raises(InvalidRequest, match=r"--log-level 'SHOUT': Input should be 'DEBUG'"):
+        load_settings(log_level="SHOUT")
+    monkeypatch.setenv("MEMOS_LOG_LEVEL", "loud")
+    with pytest.raises(ConfigError, match="invalid setting log_level"):
+        load_settings()
 
 
 # --- the shipped configs/ --------------------------------------------------------------------------

@@ -26,7 +26,7 @@ from pydantic import BaseModel, Field, field_validator
 
 from memos_mcp.core import prompts
 from memos_mcp.core.access import AccessControl
-from memos_mcp.core.checks import check_id
+from memos_mcp.core.checks import bounded, check_id
 from memos_mcp.core.context import Room, Stores
 from memos_mcp.core.model_json import json_object
 from memos_mcp.core.models import Cube, Memory, MessageIn, SearchResult, User
@@ -221,16 +221,23 @@ class Chat(Room):
         The exchange lives in the first of ``cube_ids`` the user may write, else the default cube; the
         window is that conversation's last ``llm.max_turns_window`` turns there, unless ``history`` (the
         caller's own ``[{role, content}]`` turns) is given, which replaces it. ``temperature`` and
-        ``max_tokens`` override the model settings for this answer."""
-        llm = self._language_model("chat")
+        ``max_tokens`` override the model settings for this answer.
+
+        The request is checked before the model is needed, so that a chat the server could never answer
+        for this caller says why (``Forbidden``, ``NotFound``, ``InvalidRequest`` naming the field) on a
+        server without a model too; ``LLMNotConfigured`` (503) comes only after every check passed."""
         started = time.perf_counter()
         user = self.access.acting_as(self.access.user(actor_id), user_id)
+        self.stores.check_text(query or "", "query")
+        bounded("top_k", top_k, self.settings.search.top_k)
+        bounded("pref_top_k", pref_top_k, self.settings.search.pref_top_k, minimum=0)
         conversation = check_id("conversation_id", conversation_id or "default")
         turns = self.settings.llm.max_turns_window
         window = check_history(history, turns) if history is not None else None
+        home = self._chat_home(user, self.access.readable(user, cube_ids) if cube_ids else [])
+        llm = self._language_model("chat")
         found = self.retrieval.search(user.user_id, query, cube_ids=cube_ids, conversation_id=conversation, top_k=top_k,
                             include_preference=include_preference, pref_top_k=pref_top_k)
-        home = self._chat_home(user, found.cube_ids if cube_ids else [])
         if window is None:
             window = [{"role": m.role, "content": m.content}
                       for m in self.catalog.recent_messages([home.cube_id], conversation, 2 * turns)

@@ -14,7 +14,7 @@ from pydantic import BaseModel
 
 from memos_mcp.core.checks import id_key
 from memos_mcp.core.models import Role, utcnow
-from memos_mcp.errors import NotFound
+from memos_mcp.errors import Conflict, NotFound
 
 if TYPE_CHECKING:  # the service module imports the stores: not on stdio's way to its handshake
     from memos_mcp.core.service import MemoryService
@@ -42,16 +42,21 @@ class KeyRing:
         """Authentication is on as soon as any key exists."""
         return self._admin_hash is not None or bool(self.service.catalog.list_api_keys(active_only=True))
 
-    def create(self, actor_id: str, user_id: str, role: Role = Role.USER) -> NewKey:
-        """A new key for ``user_id`` (created with ``role`` and its default cube if new). Admins only,
-        and only for users whose role is not above their own (root's keys only by root): a key is the
-        whole power of its user. Raises ``Forbidden``."""
+    def create(self, actor_id: str, user_id: str, role: Role | None = None) -> NewKey:
+        """A new key for ``user_id`` (created with ``role``, default user, and its default cube if new).
+        Admins only, and only for users whose role is not above their own (root's keys only by root): a
+        key is the whole power of its user. Raises ``Forbidden``; ``Conflict`` (field ``role``) when
+        ``role`` is given for an existing user who has another one, since a key never changes a role."""
         actor = self.service.access.user(actor_id)
         self.service.access.require_admin(actor, "create API keys")
         existing = self.service.catalog.get_user(user_id)
-        target_role = existing.role if existing is not None else role
+        target_role = existing.role if existing is not None else role or Role.USER
         self.service.access.require_rank(actor, target_role, f"create an API key for user '{user_id}'")
-        self.service.ensure_user(user_id, role)
+        if role is not None and role is not target_role:
+            raise Conflict(f"user '{user_id}' exists with role '{target_role.value}': a key keeps its user's "
+                           f"role, so role '{role.value}' is refused (leave the role out)", field="role",
+                           user_id=user_id, role=target_role.value)
+        self.service.ensure_user(user_id, target_role)
         key = KEY_PREFIX + secrets.token_urlsafe(32)
         key_id = uuid.uuid4().hex[:12]
         self.service.catalog.add_api_key(key_id, hash_key(key), user_id, utcnow())

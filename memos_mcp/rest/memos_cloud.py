@@ -259,8 +259,9 @@ class ChatBody(HostedOnly):
     conversation_id: str = Field(min_length=1)
     query: str = Field(min_length=1)
     stream: bool = False
-    memory_limit_number: int | None = Field(None, description="facts to retrieve (default: the server's)")
-    preference_limit_number: int | None = Field(None, description="preferences to retrieve")
+    memory_limit_number: int | None = Field(None, ge=1, le=1000,
+                                            description="facts to retrieve (default: the server's)")
+    preference_limit_number: int | None = Field(None, ge=0, le=1000, description="preferences to retrieve")
     include_preference: bool = True
     system_prompt: str | None = Field(None, description="your instructions; the memories follow them")
     add_message_on_answer: bool = Field(True, description="the exchange is always stored: false is refused")

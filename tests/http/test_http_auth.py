@@ -128,6 +128,19 @@ def test_a_plain_users_key_gets_403_on_every_admin_route(serve: Serve) -> None:
     assert [k["revoked"] for k in app.keys.list(ROOT_USER)] == [False, False]
 
 
+def test_a_key_asked_with_a_role_its_existing_user_lacks_is_409_and_makes_nothing(serve: Serve) -> None:
+    app, _, _ = with_keys(serve)
+    with client(app, ADMIN_KEY) as admin:
+        refused = admin.post("/admin/keys", json={"user_id": "alice", "role": "admin"})
+        assert refused.status_code == 409, refused.text
+        assert refused.json()["error"]["code"] == "conflict"
+        assert "alice" in refused.json()["error"]["message"] and "'user'" in refused.json()["error"]["message"]
+        assert app.service.access.user("alice").role.value == "user"
+        assert len(app.keys.list(ROOT_USER)) == 2
+        assert admin.post("/admin/keys", json={"user_id": "alice", "role": "user"}).status_code == 201
+        assert admin.post("/admin/keys", json={"user_id": "alice"}).status_code == 201
+
+
 def test_the_admin_key_creates_a_key_that_works_until_revoked(serve: Serve) -> None:
     app, _, _ = with_keys(serve)
     with client(app, ADMIN_KEY) as admin:
