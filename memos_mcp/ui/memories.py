@@ -13,7 +13,7 @@ from memos_mcp.core.checks import same_json
 from memos_mcp.core.graph.service import GraphService
 from memos_mcp.core.models import Cube, MemoryKind, MemoryStatus, MemoryType
 from memos_mcp.errors import InvalidRequest
-from memos_mcp.ui.face import Face, Visitor, metadata_field, redirect, tag_list, text_field, url
+from memos_mcp.ui.face import Face, Visitor, lf_lines, metadata_field, redirect, tag_list, tags_text, text_field, url
 
 PAGE_SIZE = 20
 FILTERS = ("kind", "memory_type", "tags", "status", "time_from", "time_to")
@@ -119,10 +119,12 @@ class MemoryPages:
         metadata = metadata_field(text_field(form, "metadata"))
 
         def save() -> bool:
-            """Only what the form changed is sent: tags the text gave stay derived from it unless edited."""
+            """Only what the form changed is sent: tags the text gave stay derived from it unless edited. A
+            field is compared as the form showed it, so one left alone changes nothing even where a form
+            cannot carry the stored value (a CR in the text, a line break in a tag)."""
             old = service.get_memory(actor, memory_id)
-            new_text = text if text.strip() != old.memory else None
-            new_tags = tags if tags != old.tags else None
+            new_text = text if text.strip() != lf_lines(old.memory) else None
+            new_tags = tags if tags != tag_list(tags_text(old.tags)) else None
             new_metadata = None if same_json(metadata, old.metadata) else metadata
             if new_text is None and new_tags is None and new_metadata is None:
                 return False

@@ -8,6 +8,7 @@ import re
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from playwright.sync_api import Browser, Page
@@ -63,7 +64,7 @@ def test_a_person_signs_in_searches_opens_edits_archives_and_deletes_a_memory(se
     assert page.locator("#history tbody tr").count() == 1
 
     page.fill("#edit-memory", "The zeppelin hangar opens at six.")
-    page.fill("#edit-tags", "airship, schedule")
+    page.fill("#edit-tags", "airship\nschedule")
     page.fill("#edit-metadata", '{"source": "ui test"}')
     page.click("#edit-form button[type=submit]")
     page.wait_for_selector("text=Saved.")
@@ -89,6 +90,45 @@ def test_a_person_signs_in_searches_opens_edits_archives_and_deletes_a_memory(se
     assert "zeppelin" not in page.inner_text("#memories")
     page.goto(f"{server.url}/ui/memories/{memory_id}")
     assert "does not exist" in page.inner_text("#error")
+
+
+@pytest.mark.parametrize("javascript", [True, False], ids=["htmx", "plain-forms"])
+def test_saving_a_memory_keeps_its_line_breaks_and_tags_as_they_were_unless_changed(
+        server: Server, browser: Browser, javascript: bool) -> None:
+    """Chromium posts a textarea's line breaks as CRLF (without JavaScript, a plain form post): the text is
+    stored with LF, saving it unchanged is no update, and a tag holding a comma is never split. What is
+    stored is read through MCP: a page's DOM shows a CR as LF."""
+    tags, text = ["travel,europe", "Q3, 2024"], "Packing list:\nsocks\nshirts"
+    memory_id = server.mcp("alice", "add_memory", memory_content=text, tags=tags)["memories"][0]["id"]
+    page = new_page(browser, java_script_enabled=javascript)
+    sign_in(page, server.url, server.keys["alice"])
+
+    def save(changes: dict[str, str], outcome: str) -> dict[str, Any]:
+        """The memory as stored after its edit form is saved with ``changes`` ({field selector: value})."""
+        page.goto(f"{server.url}/ui/memories/{memory_id}")
+        for selector, value in changes.items():
+            page.fill(selector, value)
+        page.click("#edit-form button[type=submit]")
+        assert page.inner_text("p.note[role=status]") == outcome
+        return server.mcp("alice", "get_memory", memory_id=memory_id)
+
+    assert save({}, "Nothing changed.")["memory"] == text
+    assert save({"#edit-metadata": '{"trip": "Lisbon"}'}, "Saved.")["memory"] == text
+    stored = save({"#edit-memory": text + "\nhat"}, "Saved.")
+    assert stored["memory"] == text + "\nhat"
+    assert [t for t in stored["tags"] if t in tags] == tags and "europe" not in stored["tags"]
+    stored = save({"#edit-tags": page.input_value("#edit-tags") + "\ntrip"}, "Saved.")
+    assert stored["memory"] == text + "\nhat"
+    assert [t for t in stored["tags"] if t in (*tags, "trip")] == [*tags, "trip"]
+    history = server.mcp("alice", "memory_history", memory_id=memory_id)["events"]
+    assert [(e["event"], e["new_memory"]) for e in history] == [
+        ("ADD", text), ("UPDATE", text), ("UPDATE", text + "\nhat"), ("UPDATE", text + "\nhat")]
+
+    page.goto(f"{server.url}/ui/memories")
+    page.fill("#add-memory", "Ferry times:\nnine\nnoon")
+    page.click("#add-form button[type=submit]")
+    page.wait_for_selector("#memory-text")
+    assert server.mcp("alice", "get_memory", memory_id=memory_id_of(page))["memory"] == "Ferry times:\nnine\nnoon"
 
 
 def test_a_shared_cube_reaches_the_second_person_and_an_unshared_one_never_does(server: Server,
