@@ -37,6 +37,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from memos_mcp import __version__, ui
 from memos_mcp.auth import ApiKeyAuth, HostGuard, error_response, is_loopback, principal, transport_security
+from memos_mcp.bodies import bounded
 from memos_mcp.config import Settings
 from memos_mcp.core.keys import KeyRing
 from memos_mcp.core.models import Role
@@ -47,7 +48,6 @@ from memos_mcp.errors import (
     MemosError,
     MethodNotAllowed,
     NotFound,
-    PayloadTooLarge,
     RateLimited,
 )
 from memos_mcp.mcp.server import build_server
@@ -106,7 +106,8 @@ class BareMount(Mount):
 
 class KeyRequest(BaseModel):
     user_id: str = Field(description="the user the key acts as (created with a default cube if new)")
-    role: Literal["admin", "user", "guest"] = Field("user", description="role of the user, if created")
+    role: Literal["admin", "user", "guest"] | None = Field(
+        None, description="role of the user if created (default user); another than an existing user's is 409")
 
 
 class Endpoints:
@@ -180,21 +181,6 @@ class Endpoints:
         await anyio.to_thread.run_sync(lambda: self.service.access.require_admin(self.service.access.user(actor),
                                                                                  what))
 
-    async def _body(self, request: Request) -> bytes:
-        """The request body, refused (``PayloadTooLarge``, 413) past ``rest.max_body_bytes`` without being
-        held: by its declared length, else while it streams in."""
-        limit = self.settings.rest.max_body_bytes
-        declared = request.headers.get("content-length", "")
-        too_large = PayloadTooLarge(f"the request body exceeds {limit} bytes", field="body", limit=limit)
-        if declared.isdigit() and int(declared) > limit:
-            raise too_large
-        body = bytearray()
-        async for chunk in request.stream():
-            body += chunk
-            if len(body) > limit:
-                raise too_large
-        return bytes(body)
-
     async def _as_principal(self, request: Request, call: Callable[[str], T]) -> T:
         actor = principal(request.scope)
         return await anyio.to_thread.run_sync(lambda: call(actor))
@@ -206,11 +192,12 @@ class Endpoints:
     async def create_key(self, request: Request) -> JSONResponse:
         await self._admin(request, "create API keys")  # before a byte of the body is read
         try:
-            wanted = KeyRequest.model_validate_json(await self._body(request))
+            wanted = KeyRequest.model_validate_json(
+                await bounded(request, self.settings.rest.max_body_bytes).body())
         except ValidationError as exc:
             raise InvalidRequest.naming_field(exc, hint='; send {"user_id": ..., "role"?: ...}') from exc
-        created = await self._as_principal(request, lambda actor: self.keys.create(actor, wanted.user_id,
-                                                                                   Role(wanted.role)))
+        role = Role(wanted.role) if wanted.role else None
+        created = await self._as_principal(request, lambda actor: self.keys.create(actor, wanted.user_id, role))
         return JSONResponse(created.model_dump(mode="json"), status_code=201)
 
     async def revoke_key(self, request: Request) -> JSONResponse:

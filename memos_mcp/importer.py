@@ -15,7 +15,8 @@ from pathlib import Path
 from typing import Any
 
 from memos_mcp.core.directory import check_new_cube_id
-from memos_mcp.core.portability import FORMAT, check_export, import_lines
+from memos_mcp.core.models import Role, User, utcnow
+from memos_mcp.core.portability import FORMAT, check_export, export_lines, import_lines, line_limit
 from memos_mcp.core.service import ROOT_USER, MemoryService
 from memos_mcp.core.text import content_hash
 from memos_mcp.core.write.add import Progress
@@ -41,24 +42,26 @@ def import_file(service: MemoryService, path: Path, user_id: str, cube_id: str |
     messages: list[dict[str, Any]] = []
     name: str | None = None  # a new cube's: the exported cube's name, else its id
     if kind == "export":
-        try:
-            with path.open(encoding="utf-8") as lines:
-                name = check_export(service, lines)
-        except UnicodeDecodeError as exc:
-            raise InvalidRequest(f"{path.name} is not a memos-mcp export: it is not UTF-8 text ({exc.reason})",
-                                 field="FILE") from exc
+        with path.open("rb") as handle:
+            name = check_export(service, export_lines(handle, line_limit(service)))
     elif kind == "conversation":
         messages = _messages(path)
         service.check_messages(messages)
     new_cube = cube_id if cube_id is not None and service.catalog.get_cube(cube_id) is None else None
     if new_cube is not None:
         check_new_cube_id(new_cube, user_id)  # before the user is made: a refusal makes nothing
+    elif cube_id is not None:  # another's cube: the user may write to it (a user not made yet may not)
+        user = service.catalog.get_user(user_id) or User(user_id=user_id, user_name=user_id, role=Role.USER,
+                                                         created_at=utcnow())
+        service.access.writable(user, cube_id)
     service.ensure_user(user_id)
     if new_cube is not None:
         service.create_cube(ROOT_USER, name or new_cube, cube_id=new_cube, owner_id=user_id)
     if kind == "export":
-        with path.open(encoding="utf-8") as lines:
-            return {"kind": kind, **import_lines(service, user_id, lines, cube_id, progress).model_dump()}
+        with path.open("rb") as handle:
+            lines = export_lines(handle, line_limit(service))
+            imported = import_lines(service, user_id, lines, cube_id, progress, keep_authors=True)  # the operator
+            return {"kind": kind, **imported.model_dump()}
     if kind == "conversation":
         conversation = conversation_id or path.stem
         home = service.access.writable(service.access.user(user_id), cube_id).cube_id

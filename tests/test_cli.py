@@ -498,6 +498,13 @@ def test_an_import_of_a_bad_file_makes_no_user_cube_or_store(tmp_path: Path, see
             ("said", json.dumps({"type": "message", "id": "m1", "conversation_id": "c", "user_id": "u",
                                  "role": "user", "content": "Hi.", "created_at": "2024-01-01T00:00:00Z",
                                  "said_by": "x"}), "line 2: unknown field 'said_by'"),
+            ("lonekey", json.dumps({**json.loads(memory), "key": "half \ud800"}), "line 2: key is not valid Unicode"),
+            ("nulsource", json.dumps({**json.loads(memory), "sources": [{"type": "api", "note": "a\x00b"}]}),
+             "line 2: sources.0.note holds a NUL character"),
+            ("nulname", json.dumps({"type": "message", "id": "m1", "conversation_id": "c", "user_id": "u",
+                                    "role": "user", "content": "Hi.", "name": "A\x00",
+                                    "created_at": "2024-01-01T00:00:00Z"}),
+             "line 2: name holds a NUL character"),
             ("headerless", memory, "line 1 must be a header")):
         broken = tmp_path / f"{name}.jsonl"
         broken.write_text("\n".join([header, changed] if name != "headerless" else [changed]) + "\n",
@@ -506,13 +513,16 @@ def test_an_import_of_a_bad_file_makes_no_user_cube_or_store(tmp_path: Path, see
     odd_header = tmp_path / "odd_header.jsonl"
     odd_header.write_text("\n".join([json.dumps({**json.loads(header), "note": "x"}), memory]) + "\n",
                           encoding="utf-8")
-    cases.append((odd_header, "line 1: unknown header field 'note'"))
+    cases.append((odd_header, "line 1: unknown field 'note'"))
     users_before = ok(memos(tmp_path, seeded, "users")).stdout
     for file, said in cases:
         result = memos(tmp_path, seeded, "import", str(file), "--user", "typo", "--cube", "typo-cube")
         assert result.returncode == 2 and result.stdout == "", result.stderr
         assert said in result.stderr and "Traceback" not in result.stderr, result.stderr
         assert ok(memos(tmp_path, seeded, "users")).stdout == users_before
+    others = memos(tmp_path, seeded, "import", str(exported), "--user", "mallory", "--cube", "c1")  # alice's
+    assert others.returncode == 2 and "error [" in others.stderr and "Traceback" not in others.stderr
+    assert ok(memos(tmp_path, seeded, "users")).stdout == users_before  # no mallory, no cube of hers
     reserved = memos(tmp_path, seeded, "import", str(exported), "--user", "fresh1", "--cube", "zz_default_cube")
     assert reserved.returncode == 2 and "kept for users' default cubes" in reserved.stderr
     assert ok(memos(tmp_path, seeded, "users")).stdout == users_before

@@ -17,6 +17,10 @@ from memos_mcp.errors import InvalidRequest, PayloadTooLarge
 
 MAX_TOP_K = 1000
 MAX_METADATA_BYTES = 16_384  # a memory's metadata as JSON, at most
+MAX_KEY_CHARS = 200  # a memory's key (its title), a message's name or id, a speaker: characters, at most
+MAX_TAGS = 100  # tags a memory carries, at most
+MAX_TAG_CHARS = 200  # characters of one tag, at most
+MAX_SOURCES = 50  # sources a memory keeps (a de-duplicated one gathers those of the adds it met), at most
 _ID_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_.:@")
 
 
@@ -84,17 +88,48 @@ def is_uuid(value: str) -> bool:
     return True
 
 
+def storable_problem(text: str) -> str | None:
+    """Why no store can keep ``text`` on every backend alike, or None: a NUL character (U+0000, which
+    PostgreSQL's text and jsonb refuse) or a lone surrogate (JSON's ``"\\ud800"`` decodes to one; no valid
+    UTF-8 encodes it)."""
+    if "\x00" in text:
+        return "holds a NUL character (U+0000), which no store keeps"
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return "is not valid Unicode (a lone surrogate)"
+    return None
+
+
+def check_storable(text: str, field: str) -> str:
+    """``text`` if a store can keep it (``storable_problem``), else ``InvalidRequest`` naming ``field``."""
+    problem = storable_problem(text)
+    if problem is not None:
+        raise InvalidRequest(f"{field} {problem}", field=field)
+    return text
+
+
 def check_tags(tags: Sequence[str] | None) -> list[str]:
-    """The caller's tags as text; a tag with nothing visible in it is refused naming it."""
+    """The caller's tags as text; a tag with nothing visible in it, or one no store keeps
+    (``check_storable``), is refused naming it (``tags.<index>``); more than ``MAX_TAGS`` tags, or one
+    longer than ``MAX_TAG_CHARS``, is ``PayloadTooLarge``."""
     checked = [str(tag).strip() for tag in tags or ()]
+    if len(checked) > MAX_TAGS:
+        raise PayloadTooLarge(f"tags holds {len(checked)} tags; the limit is {MAX_TAGS}", field="tags",
+                              limit=MAX_TAGS)
     for index, tag in enumerate(checked):
         if is_blank(tag):
             raise InvalidRequest(f"tags.{index} is empty (nothing visible)", field=f"tags.{index}")
+        check_storable(tag, f"tags.{index}")
+        if len(tag) > MAX_TAG_CHARS:
+            raise PayloadTooLarge(f"tags.{index} has {len(tag)} characters; the limit is {MAX_TAG_CHARS}",
+                                  field=f"tags.{index}", limit=MAX_TAG_CHARS)
     return checked
 
 
 def check_metadata(metadata: dict[str, Any] | None) -> dict[str, Any]:
-    """A copy of the caller's metadata: keys like ids (at most 64 characters), values JSON without NUL, at most
+    """A copy of the caller's metadata: keys like ids (at most 64 characters), values JSON whose every text a
+    store keeps (``unstorable_in``: no NUL, no lone surrogate), at most
     ``MAX_METADATA_BYTES`` as JSON (PayloadTooLarge beyond)."""
     if metadata is None:
         return {}
@@ -108,29 +143,33 @@ def check_metadata(metadata: dict[str, Any] | None) -> dict[str, Any]:
             raise InvalidRequest(f"metadata value of {key!r} must be JSON: text, a finite number (integers within "
                                  "64 bits), boolean, list or object",
                                  field=f"metadata.{key}")
-        if _has_nul(value):  # PostgreSQL's jsonb cannot keep it: refused on every backend alike
-            raise InvalidRequest(f"metadata value of {key!r} holds a NUL character (U+0000), which no store keeps",
-                                 field=f"metadata.{key}")
-    try:
-        size = len(json.dumps(metadata, ensure_ascii=False).encode("utf-8"))
-    except UnicodeEncodeError as exc:
-        raise InvalidRequest("metadata holds text that is not valid Unicode (a lone surrogate)",
-                             field="metadata") from exc
+        found = unstorable_in(value)
+        if found is not None:  # PostgreSQL's jsonb cannot keep it: refused on every backend alike
+            place, problem = found
+            field = ".".join(("metadata", key, *place))
+            raise InvalidRequest(f"metadata value {field} {problem}", field=f"metadata.{key}")
+    size = len(json.dumps(metadata, ensure_ascii=False).encode("utf-8"))
     if size > MAX_METADATA_BYTES:  # every answer carries it: one memory must not fill a client's message
         raise PayloadTooLarge(f"metadata takes {size} bytes as JSON; the limit is {MAX_METADATA_BYTES}",
                               field="metadata", limit=MAX_METADATA_BYTES)
     return dict(metadata)
 
 
-def _has_nul(value: Any) -> bool:
-    """Whether a JSON value (checked by ``_json_value``) holds U+0000 in any text, object keys included."""
+def unstorable_in(value: Any) -> tuple[tuple[str, ...], str] | None:
+    """The first text in a JSON value (object keys too) that no store keeps (``storable_problem``), as
+    its place (keys and list indexes, outermost first) and the problem; None when every text is fine."""
     if isinstance(value, str):
-        return "\x00" in value
-    if isinstance(value, list):
-        return any(_has_nul(v) for v in value)
-    if isinstance(value, dict):
-        return any(_has_nul(k) or _has_nul(v) for k, v in value.items())
-    return False
+        problem = storable_problem(value)
+        return None if problem is None else ((), problem)
+    items = value.items() if isinstance(value, dict) else enumerate(value) if isinstance(value, list) else ()
+    for key, inner in items:
+        problem = storable_problem(key) if isinstance(key, str) else None
+        if problem is not None:
+            return (str(key),), problem
+        found = unstorable_in(inner)
+        if found is not None:
+            return (str(key), *found[0]), found[1]
+    return None
 
 
 def is_json_value(value: Any, depth: int = 0) -> bool:

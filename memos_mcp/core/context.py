@@ -16,13 +16,14 @@ from typing import TYPE_CHECKING
 
 from memos_mcp.config import Settings
 from memos_mcp.core.access import AccessControl
+from memos_mcp.core.checks import MAX_KEY_CHARS, check_storable
 from memos_mcp.core.diskspace import DiskGuard
 from memos_mcp.core.embedder import Embedder
 from memos_mcp.core.factory import build_language_model
 from memos_mcp.core.graph.extract import ExtractedGraph
 from memos_mcp.core.graph.memory import GraphMemory, MemoryGraph
 from memos_mcp.core.graph.store import GraphStore
-from memos_mcp.core.models import HistoryEvent, Memory, utcnow
+from memos_mcp.core.models import HistoryEvent, Memory, MessageIn, utcnow
 from memos_mcp.core.payload import index_texts
 from memos_mcp.core.relevance import stored_windows, windows
 from memos_mcp.core.stores.catalog import Catalog
@@ -177,19 +178,26 @@ class Stores:
 
     def check_text(self, text: str, field: str) -> None:
         """The one check of text that becomes memory or a query: not blank (only whitespace, control or
-        format characters such as a zero-width space), valid Unicode without NUL (U+0000), at most
-        max_memory_size characters."""
+        format characters such as a zero-width space), storable (``checks.check_storable``: valid Unicode
+        without NUL), at most max_memory_size characters."""
         if is_blank(text):
             raise InvalidRequest(f"{field} is empty (it has no visible character)", field=field)
-        if "\x00" in text:  # PostgreSQL's text cannot keep it: refused on every backend alike
-            raise InvalidRequest(f"{field} holds a NUL character (U+0000), which no store keeps", field=field)
-        try:
-            text.encode("utf-8")
-        except UnicodeEncodeError as exc:
-            raise InvalidRequest(f"{field} is not valid Unicode (a lone surrogate)", field=field) from exc
+        check_storable(text, field)
         if len(text) > self.settings.max_memory_size:
             raise PayloadTooLarge(f"{field} has {len(text)} characters; the limit is "
                                   f"{self.settings.max_memory_size} (max_memory_size)", field=field)
+
+    def check_message(self, message: MessageIn, prefix: str = "") -> None:
+        """The checks of a message an add (or an import) stores: its content as ``check_text``, its name
+        and id storable and at most ``MAX_KEY_CHARS`` long; errors name the field after ``prefix``
+        (``messages.0.``)."""
+        self.check_text(message.content, f"{prefix}content")
+        for name, value in (("name", message.name), ("message_id", message.message_id)):
+            if value is not None:
+                check_storable(value, f"{prefix}{name}")
+                if len(value) > MAX_KEY_CHARS:
+                    raise PayloadTooLarge(f"{prefix}{name} has {len(value)} characters; the limit is "
+                                          f"{MAX_KEY_CHARS}", field=f"{prefix}{name}", limit=MAX_KEY_CHARS)
 
     def index_texts(self, text: str, speaker: str | None, context: str,
                     event_time: datetime | None) -> tuple[str, str]:

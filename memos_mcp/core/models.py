@@ -220,13 +220,17 @@ class TaskStatus(StrEnum):
 
 
 class AddJob(BaseModel):
-    """What a queued add still has to do: its stored messages and how to label what comes out."""
+    """What an add of messages still has to do: its stored messages, how to extract them and how to label
+    what comes out."""
 
     message_ids: list[str]
     conversation_id: str
     metadata: dict[str, Any] = Field(default_factory=dict)
     tags: list[str] = Field(default_factory=list)
     memory_type: MemoryType | None = None
+    extractor: Literal["llm", "rules"] = Field(
+        "llm", description="rules: the deterministic extractor only (an add without a language model, or with "
+                           "mem0's infer=False), which a restart makes exactly as the add would have")
 
 
 class Task(BaseModel):

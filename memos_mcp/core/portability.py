@@ -21,20 +21,29 @@ import base64
 import binascii
 import json
 import uuid
-from collections.abc import Iterable, Iterator
-from typing import TYPE_CHECKING, Any
+from collections.abc import Iterable, Iterator, Mapping
+from typing import IO, TYPE_CHECKING, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from memos_mcp.core.checks import check_id, check_metadata, check_tags, is_uuid
+from memos_mcp.core.checks import (
+    MAX_KEY_CHARS,
+    MAX_SOURCES,
+    check_id,
+    check_metadata,
+    check_tags,
+    is_uuid,
+    storable_problem,
+    unstorable_in,
+)
 from memos_mcp.core.embedder import vector_problem
-from memos_mcp.core.models import HistoryEvent, Memory, Message, Permission, utcnow
+from memos_mcp.core.models import HistoryEvent, Memory, Message, MessageIn, Permission, utcnow
 from memos_mcp.core.payload import from_point, index_texts, to_payload
-from memos_mcp.core.relevance import WINDOWS_FIELD, read_windows
 from memos_mcp.core.stores.vector import MemoryFilter, StoredPoint, VectorPoint
 from memos_mcp.core.text import content_hash, is_blank, sparse_document
 from memos_mcp.core.timeparse import EARLIEST, LATEST
-from memos_mcp.errors import InvalidRequest, MemosError, first_problem
+from memos_mcp.errors import InvalidRequest, MemosError, PayloadTooLarge, first_problem
+from memos_mcp.known_fields import describe, dotted, unknown_fields
 
 if TYPE_CHECKING:  # both import the stores: the MCP tools import this module before stdio's handshake
     from memos_mcp.core.service import MemoryService
@@ -44,15 +53,23 @@ FORMAT = "memos-mcp/export-v1"
 _PAGE = 500
 _ROOM = 16_384  # bytes a stored memory or message may take on disk beyond its text, at most
 _GRAPH_BATCH = 100  # memories per graph write: FalkorDB 4.16 crashes on a Bolt parameter list of ~400 ids
+_DERIVED_TRIES = 8  # ids derived for a record whose id another cube holds (``_derived_ids``)
+_CONTEXT_TEXTS = 6  # an index context holds at most 5 earlier turns (search.context_turns) and their joins
 PART_BYTES = 256 * 1024  # a part's JSONL as the JSON-RPC answer carries it (escaped): far below a 1 MiB SSE event
 
 
 class ImportResult(BaseModel):
+    """What an import did: ``memories`` and ``messages`` stored; ``kept`` memories the cube already held
+    under their ids, left as they are (an import never rewrites a stored memory: its text, author and
+    history stay, whatever the file says); ``renamed`` records whose id another cube holds, stored under
+    another id; ``reembedded`` when the export's model is not this server's."""
+
     cube_id: str
     memories: int
     messages: int
     reembedded: bool
     renamed: int
+    kept: int = 0
 
 
 def export_cube(service: MemoryService, actor_id: str, cube_id: str, include_embeddings: bool = True,
@@ -184,42 +201,51 @@ def _line(value: dict[str, Any]) -> str:
 
 
 def import_lines(service: MemoryService, actor_id: str, lines: Iterable[str], cube_id: str | None = None,
-                 progress: Progress | None = None) -> ImportResult:
-    """Import an export into ``cube_id`` (or the actor's default cube); re-importing is idempotent."""
+                 progress: Progress | None = None, keep_authors: bool = False) -> ImportResult:
+    """Import an export into ``cube_id`` (or the actor's default cube); re-importing is idempotent. The
+    lines are checked as they are read: a caller that must make nothing for a bad file checks it whole
+    first (``check_export``). A record another user wrote keeps its author with ``keep_authors`` (the
+    operator's CLI, moving cubes between data directories) or in an admin's import; anyone else's import
+    makes the importer its author (no one writes in another's name)."""
     user = service.access.user(actor_id)
     cube = service.access.writable(user, cube_id)
     service.ready()
     rows = iter(enumerate(lines, start=1))
     header = _header(next(rows, (1, "")))
-    same_model = header.get("embedding_model") == service.embedder.model_id
-    total = int(header.get("memories") or 0)
+    same_model = header.embedding_model == service.embedder.model_id
+    total = header.memories or 0
     result = ImportResult(cube_id=cube.cube_id, memories=0, messages=0, reembedded=not same_model, renamed=0)
-    batch: list[tuple[Memory, dict[str, Any]]] = []
+    batch: list[tuple[Memory, _Index]] = []
     messages: list[Message] = []
 
     def flush() -> None:
         service.disk.check("import memories", sum(_ROOM + 8 * len(m.memory) for m, _ in batch)
                            + sum(_ROOM + 8 * len(m.content) for m in messages))
         if batch:
-            result.renamed += _write(service, cube.cube_id, user.user_id, batch, same_model)
-            result.memories += len(batch)
+            stored, kept, renamed = _write(service, cube.cube_id, user.user_id, batch, same_model)
+            result.memories, result.kept, result.renamed = (result.memories + stored, result.kept + kept,
+                                                            result.renamed + renamed)
             batch.clear()
             if progress is not None:
-                progress(result.memories, max(total, result.memories))
+                done = result.memories + result.kept
+                progress(done, max(total, done))
         if messages:
-            fresh = _new_messages(service, cube.cube_id, messages)
+            fresh, renamed = _new_messages(service, cube.cube_id, messages)
             service.catalog.add_messages(fresh)
-            result.messages += len(fresh)
+            result.messages, result.renamed = result.messages + len(fresh), result.renamed + renamed
             messages.clear()
 
-    dimension = service.embedder.dimension if same_model else None
+    records = _Records(service, cube.cube_id, service.embedder.dimension if same_model else None)
+    keep_authors = keep_authors or user.is_admin
     with service.write_lock:
         for number, line in rows:
-            record = _record(service, number, line, cube.cube_id, dimension)
+            record = records.read(number, line)
             if isinstance(record, Message):
-                messages.append(record)
+                messages.append(record if keep_authors else record.model_copy(update={"user_id": user.user_id}))
             elif record is not None:
-                batch.append(record)
+                memory, index = record
+                batch.append((memory if keep_authors else memory.model_copy(update={"user_id": user.user_id}),
+                              index))
             if len(batch) >= _PAGE or len(messages) >= _PAGE:
                 flush()
         flush()
@@ -229,6 +255,28 @@ def import_lines(service: MemoryService, actor_id: str, lines: Iterable[str], cu
 CHECK_CUBE = "import-check"  # the cube id records are read under by ``check_export``
 
 
+def line_limit(service: MemoryService) -> int:
+    """The longest line of an export an import reads, in bytes: room for a memory's text, background,
+    reasoning, context and sources at ``max_memory_size`` each, escaped, and its embedding."""
+    return 300 * service.settings.max_memory_size + 2**20
+
+
+def export_lines(handle: IO[bytes], limit: int) -> Iterator[str]:
+    """The lines of an export file opened in binary, decoded as UTF-8, read at most ``limit`` bytes at a
+    time so a hostile file's endless line is refused (``PayloadTooLarge`` naming the line) instead of
+    held in memory; ``InvalidRequest`` naming a line that is not UTF-8 text."""
+    for number in range(1, 2**62):
+        raw = handle.readline(limit + 1)
+        if not raw:
+            return
+        if len(raw) > limit:
+            raise PayloadTooLarge(f"line {number} is longer than {limit} bytes", line=number, limit=limit)
+        try:
+            yield raw.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise InvalidRequest(f"line {number} is not UTF-8 text ({exc.reason})", line=number) from exc
+
+
 def check_export(service: MemoryService, lines: Iterable[str]) -> str | None:
     """Read a whole export as ``import_lines`` would, storing nothing: ``InvalidRequest`` naming the line
     of its first fault, else the name its header gives the exported cube (None when it gives none, or
@@ -236,72 +284,107 @@ def check_export(service: MemoryService, lines: Iterable[str]) -> str | None:
     it (the CLI's ``import`` makes the user and the cube, named as the export names it)."""
     rows = iter(enumerate(lines, start=1))
     header = _header(next(rows, (1, "")))
-    dimension = service.embedder.dimension if header.get("embedding_model") == service.embedder.model_id else None
+    records = _Records(service, CHECK_CUBE,
+                       service.embedder.dimension if header.embedding_model == service.embedder.model_id else None)
     for number, line in rows:
-        _record(service, number, line, CHECK_CUBE, dimension)
-    cube = header.get("cube")
-    name = cube.get("name") if isinstance(cube, dict) else None
-    if not isinstance(name, str) or is_blank(name) or "\x00" in name:
-        return None
-    try:
-        name.encode("utf-8")
-    except UnicodeEncodeError:  # a lone surrogate: no store keeps it
-        return None
-    return name
+        records.read(number, line)
+    name = header.cube.name if header.cube is not None else None
+    return None if name is None or is_blank(name) or storable_problem(name) else name
 
 
-def _record(service: MemoryService, number: int, line: str, cube_id: str, dimension: int | None
-            ) -> tuple[Memory, dict[str, Any]] | Message | None:
-    """Line ``number`` of an export as the record it holds for ``cube_id`` (a memory with its index
-    fields, or a message), None for a blank line or a paged export's ``next`` record. A memory's id is a
-    UUID, its text and metadata pass the checks of an add, a message's text too; with ``dimension`` (the
-    export is of this model, so its vectors are stored as they are) a memory's embedding must be usable.
-    ``InvalidRequest`` (``PayloadTooLarge``) naming the line."""
-    if not line.strip():
-        return None
-    record = _parse(number, line)
-    kind = record.pop("type", None)
-    try:
-        if kind == "memory":
-            index = record.pop("index", {}) or {}
-            _refuse_unknown(record, Memory)
-            memory = Memory.model_validate({**record, "cube_id": cube_id})
-            if not is_uuid(memory.id):
-                raise InvalidRequest(f"id {memory.id[:64]!r} is not a UUID", field="id")
-            service.stores.check_text(memory.memory, "memory")
-            check_metadata(memory.metadata)
-            check_tags(memory.tags)
-            for place, conversation in (("conversation_id", memory.conversation_id), *(
-                    (f"sources.{i}.conversation_id", s.conversation_id) for i, s in enumerate(memory.sources))):
-                if conversation is not None:
-                    check_id(place, conversation)
-            if dimension is not None and memory.embedding is not None:
-                _check_embedding(memory.embedding, dimension)
-            return memory, index
-        if kind == "message":
-            _refuse_unknown(record, Message)
-            message = Message.model_validate({**record, "cube_id": cube_id})
-            service.stores.check_text(message.content, "content")
-            check_id("conversation_id", message.conversation_id)
-            return message
-        if kind == "next":  # where a paged export's next part starts: nothing to import
+class _Records:
+    """Reads the records of one export for ``cube_id``: each line as the record it holds (``read``).
+    ``dimension``: the export is of this server's model, so a memory's embedding is stored as it is and
+    must be usable. ``seen`` remembers the ids read, so a file naming one id twice is refused."""
+
+    def __init__(self, service: MemoryService, cube_id: str, dimension: int | None) -> None:
+        self.service, self.cube_id, self.dimension = service, cube_id, dimension
+        self.seen: dict[str, int] = {}  # record id (memories and messages apart) to its line
+
+    def read(self, number: int, line: str) -> tuple[Memory, _Index] | Message | None:
+        """Line ``number`` as the record it holds (a memory with its index fields, or a message), None for
+        a blank line or a paged export's ``next`` record. A memory passes the checks of an add (text,
+        metadata, tags) and of what an add would make (a UUID id, a key of at most ``MAX_KEY_CHARS``, a
+        background and reasoning of at most ``max_memory_size``, at most ``MAX_SOURCES`` sources); a
+        message the checks of an add's messages. ``InvalidRequest`` (``PayloadTooLarge``) naming the
+        line and the field."""
+        if not line.strip():
             return None
-    except ValidationError as exc:
-        where, problem = first_problem(exc)
-        raise InvalidRequest(f"line {number}: {where}: {problem}", line=number) from exc
-    except MemosError as exc:  # an add's check, or the embedding's: the line is named here
-        raise type(exc)(f"line {number}: {exc.message}", **{**exc.details, "line": number}) from exc
-    raise InvalidRequest(f"line {number}: unknown record type {kind!r}", line=number)
+        record = _parse(number, line)
+        found = unstorable_in(record)
+        if found is not None:
+            field = ".".join(found[0])
+            raise InvalidRequest(f"line {number}: {field} {found[1]}", field=field, line=number)
+        kind = record.pop("type", None)
+        try:
+            if kind == "memory":
+                memory, index = self._memory(record)
+                self._once(f"memory:{memory.id}", number)
+                return memory, index
+            if kind == "message":
+                message = self._message(record)
+                self._once(f"message:{message.id}", number)
+                return message
+            if kind == "next":  # where a paged export's next part starts: nothing to import
+                return None
+        except ValidationError as exc:
+            where, problem = first_problem(exc)
+            raise InvalidRequest(f"line {number}: {where}: {problem}", line=number, field=where) from exc
+        except MemosError as exc:  # an add's check, or the embedding's: the line is named here
+            raise type(exc)(f"line {number}: {exc.message}", **{**exc.details, "line": number}) from exc
+        raise InvalidRequest(f"line {number}: unknown record type {kind!r}", line=number)
+
+    def _memory(self, record: dict[str, Any]) -> tuple[Memory, _Index]:
+        index = _Indexed.model_validate({"index": record.pop("index", None) or {}}).index
+        _refuse_unknown(record, Memory)
+        memory = Memory.model_validate({**record, "cube_id": self.cube_id})
+        if not is_uuid(memory.id):
+            raise InvalidRequest(f"id {memory.id[:64]!r} is not a UUID", field="id")
+        stores, longest = self.service.stores, self.service.settings.max_memory_size
+        stores.check_text(memory.memory, "memory")
+        check_metadata(memory.metadata)
+        check_tags(memory.tags)
+        for field, text, limit in (("key", memory.key, MAX_KEY_CHARS), ("background", memory.background, longest),
+                                   ("reasoning", memory.reasoning or "", longest),
+                                   ("index.context", index.context, _CONTEXT_TEXTS * longest),
+                                   ("index.speaker", index.speaker or "", MAX_KEY_CHARS)):
+            if len(text) > limit:
+                raise PayloadTooLarge(f"{field} has {len(text)} characters; the limit is {limit}", field=field,
+                                      limit=limit)
+        if len(memory.sources) > MAX_SOURCES:
+            raise PayloadTooLarge(f"sources holds {len(memory.sources)} sources; the limit is {MAX_SOURCES}",
+                                  field="sources", limit=MAX_SOURCES)
+        for place, conversation in (("conversation_id", memory.conversation_id), *(
+                (f"sources.{i}.conversation_id", s.conversation_id) for i, s in enumerate(memory.sources))):
+            if conversation is not None:
+                check_id(place, conversation)
+        if self.dimension is not None and memory.embedding is not None:
+            _check_embedding(memory.embedding, self.dimension)
+        return memory, index
+
+    def _message(self, record: dict[str, Any]) -> Message:
+        _refuse_unknown(record, Message)
+        message = Message.model_validate({**record, "cube_id": self.cube_id})
+        self.service.stores.check_message(MessageIn.model_validate(
+            {"role": message.role, "content": message.content, "name": message.name,
+             "message_id": message.message_id}))
+        check_id("conversation_id", message.conversation_id)
+        return message
+
+    def _once(self, key: str, number: int) -> None:
+        kind, _, ident = key.partition(":")
+        first = self.seen.setdefault(key, number)
+        if first != number:
+            raise InvalidRequest(f"this {kind} has the id {ident} of the {kind} on line {first}: an export holds "
+                                 "each record once", field="id")
 
 
 def _refuse_unknown(record: dict[str, Any], model: type[BaseModel]) -> None:
-    """Raise InvalidRequest naming the first field of ``record`` that ``model`` (as an export writes it:
-    its fields and computed fields) does not have: it would be dropped, not imported."""
-    known = model.model_fields.keys() | model.model_computed_fields.keys()
-    unknown = sorted(set(record) - known)
-    if unknown:
-        raise InvalidRequest(f"unknown field {unknown[0]!r} (an export's {model.__name__.lower()} records have "
-                             f"{', '.join(sorted(known))})", field=unknown[0])
+    """Raise InvalidRequest naming the fields of ``record`` that ``model`` (as an export writes it: its
+    fields and computed fields) does not have, nested ones too: they would be dropped, not imported."""
+    problems = unknown_fields(model, {k: v for k, v in record.items() if k not in model.model_computed_fields})
+    if problems:
+        raise InvalidRequest(describe(problems), field=dotted(problems[0][0]))
 
 
 def _check_embedding(embedding: list[float], dimension: int) -> None:
@@ -312,36 +395,71 @@ def _check_embedding(embedding: list[float], dimension: int) -> None:
         raise InvalidRequest(f"embedding: {problem}", field="embedding")
 
 
-def _new_messages(service: MemoryService, cube_id: str, messages: list[Message]) -> list[Message]:
-    """Messages already in this cube are skipped (re-import is idempotent); an id another cube holds
-    is replaced by one derived from it, so that importing the same file twice still matches."""
+def _new_messages(service: MemoryService, cube_id: str, messages: list[Message]) -> tuple[list[Message], int]:
+    """The messages to store, and how many took another id (``_derived_ids``). One already in this cube
+    is skipped (re-import is idempotent)."""
     stored = service.catalog.message_cubes([m.id for m in messages])
+    options = {i: _derived_ids(cube_id, i) for i, cube in stored.items() if cube != cube_id}
+    stored |= service.catalog.message_cubes([o for opts in options.values() for o in opts])
     fresh: list[Message] = []
     for message in messages:
-        if message.id in stored:
-            if stored[message.id] == cube_id:
-                continue
-            derived = _derived(cube_id, message.id)
-            if service.catalog.message_cubes([derived]):
-                continue
-            message = message.model_copy(update={"id": derived})
-        fresh.append(message)
-    return fresh
+        if message.id in options:
+            message = message.model_copy(update={"id": _free(options[message.id], stored, cube_id)})
+        if stored.get(message.id) != cube_id:
+            fresh.append(message)
+    return fresh, len(options)
 
 
-_HEADER_FIELDS = frozenset({"type", "format", "exported_at", "cube", "embedding_model", "dimension", "memories"})
+class _ExportedCube(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+    cube_id: str | None = None
+    name: str | None = None
+    owner_id: str | None = None
 
 
-def _header(first: tuple[int, str]) -> dict[str, Any]:
+class _Header(BaseModel):
+    """Line 1 of an export (``_header_line``)."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+    type: Literal["header"]
+    format: str
+    exported_at: str | None = None
+    cube: _ExportedCube | None = None
+    embedding_model: str | None = None
+    dimension: int | None = Field(None, ge=1, le=65_536)
+    memories: int | None = Field(None, ge=0)
+
+
+class _Index(BaseModel):
+    """A memory record's ``index``: how its point was indexed (the turns before it, its speaker)."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+    context: str = ""
+    speaker: str | None = None
+
+
+class _Indexed(BaseModel):
+    """The ``index`` of a memory record, validated under its own name (errors say ``index.speaker``)."""
+
+    index: _Index
+
+
+def _header(first: tuple[int, str]) -> _Header:
     number, line = first
     record = _parse(number, line) if line.strip() else {}
     if record.get("type") != "header" or record.get("format") != FORMAT:
         raise InvalidRequest(f"not a memos-mcp export: line 1 must be a header with format {FORMAT!r}")
-    unknown = sorted(set(record) - _HEADER_FIELDS)
-    if unknown:
-        raise InvalidRequest(f"line 1: unknown header field {unknown[0]!r} (a header has "
-                             f"{', '.join(sorted(_HEADER_FIELDS))})", line=1, field=unknown[0])
-    return record
+    problems = unknown_fields(_Header, record)
+    if problems:
+        raise InvalidRequest(f"line 1: {describe(problems)}", line=1, field=dotted(problems[0][0]))
+    try:
+        return _Header.model_validate(record)
+    except ValidationError as exc:
+        where, problem = first_problem(exc)
+        raise InvalidRequest(f"line 1: {where}: {problem}", line=1, field=where) from exc
 
 
 def _parse(number: int, line: str) -> dict[str, Any]:
@@ -358,58 +476,60 @@ def _parse(number: int, line: str) -> dict[str, Any]:
     return value
 
 
-def _derived(cube_id: str, ident: str) -> str:
-    """The id a record takes in ``cube_id`` when another cube holds its own: the same on every import."""
-    return str(uuid.uuid5(uuid.NAMESPACE_URL, f"{cube_id}/{ident}"))
+def _derived_ids(cube_id: str, ident: str) -> list[str]:
+    """The ids a record takes in ``cube_id`` when another cube holds its own, in order of preference: the
+    same on every import, so importing a file twice still matches."""
+    return [str(uuid.uuid5(uuid.NAMESPACE_URL, f"{cube_id}/{ident}")),
+            *(str(uuid.uuid5(uuid.NAMESPACE_URL, f"{cube_id}/{n}/{ident}")) for n in range(1, _DERIVED_TRIES))]
 
 
-def _write(service: MemoryService, cube_id: str, actor: str, batch: list[tuple[Memory, dict[str, Any]]],
-           same_model: bool) -> int:
-    """Upsert one batch; an id already used by another cube gets a derived id. Memories new to the cube
-    are stored with their ``ADD`` history (``commit_points``); those already there are rewritten as
-    exported, without another history event. Returns how many ids were derived."""
-    ids = [m.id for m, _ in batch]
-    stored = {p.id: p for p in service.vectors.retrieve([*ids, *(_derived(cube_id, i) for i in ids)])}
+def _free(options: list[str], holders: Mapping[str, object], cube_id: str) -> str:
+    """The first of ``options`` no other cube holds (``holders``: id to cube), else a new id: a record
+    never takes another cube's, whatever ids a crafted file planted."""
+    return next((o for o in options if holders.get(o) in (None, cube_id)), str(uuid.uuid4()))
+
+
+def _write(service: MemoryService, cube_id: str, actor: str, batch: list[tuple[Memory, _Index]],
+           same_model: bool) -> tuple[int, int, int]:
+    """Store one batch: memories new to the cube with their ``ADD`` history (``commit_points``). A memory
+    the cube holds already (an earlier run, or the same id exported from this cube) is left as it is: an
+    import never rewrites a stored memory's text, author or history; it only gets the graph links and
+    the ``ADD`` event an import by an earlier version left out. An id another cube holds becomes one
+    derived from it (the same on every run), or a new one when another cube holds that too. Returns how
+    many memories were stored, kept and renamed."""
+    stored = {p.id: p for p in service.vectors.retrieve([m.id for m, _ in batch])}
+    options = {i: _derived_ids(cube_id, i) for i, p in stored.items() if p.payload.get("cube_id") != cube_id}
+    stored |= {p.id: p for p in service.vectors.retrieve([o for opts in options.values() for o in opts])}
     found = {i: p.payload.get("cube_id") for i, p in stored.items()}
-    renamed = 0
-    memories: list[Memory] = []
-    for memory, _ in batch:
-        if found.get(memory.id) not in (None, cube_id):
-            memory = memory.model_copy(update={"id": _derived(cube_id, memory.id)})
-            renamed += 1
-        memories.append(memory)
-    fresh = [m.embedding is None or not same_model for m in memories]
-    texts = [index_texts(m.memory, i.get("speaker"), i.get("context", ""), m.event_time,
-                         service.settings.search.dense_context) for m, (_, i) in zip(memories, batch, strict=True)]
+    memories = [m if m.id not in options else m.model_copy(update={"id": _free(options[m.id], found, cube_id)})
+                for m, _ in batch]
+    renamed = len(options)
+    kept = [from_point(stored[m.id]) for m in memories if found.get(m.id) == cube_id]
+    new = [(m, index) for m, (_, index) in zip(memories, batch, strict=True) if found.get(m.id) != cube_id]
+    fresh = [m.embedding is None or not same_model for m, _ in new]
+    texts = [index_texts(m.memory, i.speaker, i.context, m.event_time, service.settings.search.dense_context)
+             for m, i in new]
     embedded = iter(service.embedder.embed([d for (d, _), f in zip(texts, fresh, strict=True) if f]))
-    # Not exported: made here, or kept from the memory's own point when an import runs again.
-    kept = {m.memory: held for m in memories if found.get(m.id) == cube_id
-            and read_windows(m.memory, held := stored[m.id].payload.get(WINDOWS_FIELD),
-                             service.embedder.dimension) is not None}
-    windowed = {**service.stores.window_vectors([m.memory for m in memories if m.memory not in kept]), **kept}
+    windowed = service.stores.window_vectors([m.memory for m, _ in new])  # not exported: made here
     points = [VectorPoint(m.id, next(embedded) if f else list(m.embedding or []), sparse_document(sparse),
-                          to_payload(m, content_hash(f"{m.kind}:{m.memory}"), i.get("context", ""), i.get("speaker"),
+                          to_payload(m, content_hash(f"{m.kind}:{m.memory}"), i.context, i.speaker,
                                      windows=windowed.get(m.memory)))
-              for m, (_, i), f, (_, sparse) in zip(memories, batch, fresh, texts, strict=True)]
-    speakers = {m.id: i.get("speaker") for m, (_, i) in zip(memories, batch, strict=True)}
+              for (m, i), f, (_, sparse) in zip(new, fresh, texts, strict=True)]
+    speakers = {m.id: i.speaker for m, i in new} | {m.id: stored[m.id].payload.get("speaker") for m in kept}
 
-    def graph(new: bool) -> None:  # oldest first, as they were added
-        chosen = sorted((m for m in memories if (found.get(m.id) != cube_id) == new), key=lambda m: m.created_at)
+    def graph(chosen: list[Memory]) -> None:  # oldest first, as they were added
+        chosen = sorted(chosen, key=lambda m: m.created_at)
         for start in range(0, len(chosen), _GRAPH_BATCH):
             part = chosen[start:start + _GRAPH_BATCH]
             service.stores.ingest_graph(cube_id, [(m, None, speakers[m.id]) for m in part])
 
-    present = [p for p in points if found.get(p.id) == cube_id]
-    if present:
-        service.vectors.upsert(present)
-        graph(new=False)  # what an import by an earlier version left without a graph gets one
-        recorded = service.catalog.has_history([p.id for p in present])
-        service.catalog.add_history([_added(m, cube_id, actor) for m in memories
-                                     if found.get(m.id) == cube_id and m.id not in recorded])
-    service.commit_points(cube_id, [p for p in points if found.get(p.id) != cube_id],
-                          [_added(m, cube_id, actor) for m in memories if found.get(m.id) != cube_id],
-                          lambda _stored: graph(new=True))
-    return renamed
+    if kept:  # what an import by an earlier version left without a graph or history gets them
+        graph(kept)
+        recorded = service.catalog.has_history([m.id for m in kept])
+        service.catalog.add_history([_added(m, cube_id, actor) for m in kept if m.id not in recorded])
+    service.commit_points(cube_id, points, [_added(m, cube_id, actor) for m, _ in new],
+                          lambda _stored: graph([m for m, _ in new]))
+    return len(new), len(kept), renamed
 
 
 def _added(memory: Memory, cube_id: str, actor: str) -> HistoryEvent:

@@ -21,13 +21,15 @@ from starlette.concurrency import iterate_in_threadpool
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
-from starlette.types import Message, Receive, Scope, Send
+from starlette.types import Receive, Scope, Send
 
 from memos_mcp.auth import AUTH_FAILURE_SCOPE_KEY, CHALLENGE
+from memos_mcp.bodies import bounded
 from memos_mcp.core.chat import ChatEvent, ChatStream
+from memos_mcp.core.checks import unstorable_in
 from memos_mcp.core.keys import KeyRing
 from memos_mcp.core.service import MemoryService
-from memos_mcp.errors import InvalidRequest, MemosError, PayloadTooLarge, RateLimited, Unauthorized
+from memos_mcp.errors import InvalidRequest, MemosError, RateLimited, Unauthorized
 from memos_mcp.known_fields import (
     MAX_NAMED,
     describe,
@@ -144,10 +146,6 @@ class Guards:
     threads: anyio.CapacityLimiter | None = None
 
 
-class _BodyTooLarge(Exception):
-    """Raised by the bounded ``receive``, wherever the body is being read (a handler may read it too)."""
-
-
 class _Endpoint:
     """The ASGI app of one operation. Every answer, errors included, is in the dialect's envelope and
     carries the caller's ``X-RateLimit-*`` headers; the body is read through a bounded ``receive``, so
@@ -158,7 +156,7 @@ class _Endpoint:
         self.dialect, self.op, self.service, self.keys, self.guards = dialect, op, service, keys, guards
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        request = Request(scope, self._bounded(receive))
+        request = bounded(Request(scope, receive), self.guards.max_body_bytes)
         headers: dict[str, str] = {}
         try:
             actor = scope.get(PRINCIPAL_SCOPE_KEY)
@@ -167,11 +165,7 @@ class _Endpoint:
                 raise Unauthorized(scope.get(AUTH_FAILURE_SCOPE_KEY, "this request carries no authenticated user"))
             if self.guards.rate is not None:
                 headers = self.guards.rate.hit(actor).headers()
-            try:
-                response = await self._answer(request, actor)
-            except _BodyTooLarge as exc:
-                raise PayloadTooLarge(f"the request body exceeds {self.guards.max_body_bytes} bytes",
-                                      field="body", limit=self.guards.max_body_bytes) from exc
+            response = await self._answer(request, actor)
         except RateLimited as exc:
             response, headers = self.dialect.envelope.error(exc), exc.headers
         except MemosError as exc:
@@ -183,30 +177,11 @@ class _Endpoint:
         await response(scope, receive, send)
 
     async def _answer(self, request: Request, actor: str) -> Response:
-        op, limit = self.op, self.guards.max_body_bytes
-        declared = request.headers.get("content-length", "")
-        if limit is not None and declared.isdigit() and int(declared) > limit:
-            raise _BodyTooLarge  # refused before a byte of it is read
+        op = self.op
         parsed = await _parse(request, op)
         result = await op.handler(Call(request, self.service, self.keys, parsed, actor,
                                           self.guards.threads))
         return result if op.raw else self.dialect.envelope.ok(_plain(result), op.message, op.status)
-
-    def _bounded(self, receive: Receive) -> Receive:
-        limit = self.guards.max_body_bytes
-        if limit is None:
-            return receive
-        size = 0
-
-        async def bounded() -> Message:
-            nonlocal size
-            message = await receive()
-            if message["type"] == "http.request":
-                size += len(message.get("body", b""))
-                if size > limit:
-                    raise _BodyTooLarge
-            return message
-        return bounded
 
 
 async def _parse(request: Request, op: Operation) -> BaseModel:
@@ -239,18 +214,14 @@ async def refuse_body(request: Request, query: type[BaseModel] | None) -> None:
 def parse_json_body(raw: bytes) -> Any:
     """The JSON value of a request body (empty: ``{}``). Raises ``InvalidRequest`` (field ``body``) for
     what is not JSON, nests deeper than ``MAX_JSON_DEPTH``, holds ``NaN``/``Infinity`` (or a number
-    beyond a float), an integer of
-    more than ``MAX_INT_DIGITS`` digits, or text that is not valid Unicode (a lone surrogate)."""
+    beyond a float), an integer of more than ``MAX_INT_DIGITS`` digits, or text that no store keeps (a lone
+    surrogate escape, or a NUL: ``checks.unstorable_in``), this naming the field (``messages.0.name``)."""
     if not raw.strip():
         return {}
     try:
         value = json.loads(raw, parse_constant=_no_constant, parse_int=_bounded_int, parse_float=_finite_float)
-        json.dumps(value, ensure_ascii=False).encode("utf-8")  # a lone surrogate escape cannot be stored
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise InvalidRequest(f"the request body is not valid JSON: {exc}", field="body") from exc
-    except UnicodeEncodeError as exc:
-        raise InvalidRequest("the request body holds text that is not valid Unicode (a lone surrogate)",
-                             field="body") from exc
     except RecursionError as exc:
         raise InvalidRequest(f"the request body nests deeper than {MAX_JSON_DEPTH} levels", field="body",
                              limit=MAX_JSON_DEPTH) from exc
@@ -259,6 +230,10 @@ def parse_json_body(raw: bytes) -> Any:
     if _nesting(value) > MAX_JSON_DEPTH:
         raise InvalidRequest(f"the request body nests deeper than {MAX_JSON_DEPTH} levels", field="body",
                              limit=MAX_JSON_DEPTH)
+    found = unstorable_in(value)
+    if found is not None:
+        place = ".".join(found[0]) or "body"
+        raise InvalidRequest(f"{place} {found[1]}", field=place)
     return value
 
 

@@ -16,12 +16,13 @@ from starlette.responses import RedirectResponse, Response
 from starlette.routing import BaseRoute, Mount, Route, Router
 from starlette.staticfiles import StaticFiles
 
+from memos_mcp.bodies import bounded
 from memos_mcp.core.keys import KeyRing
 from memos_mcp.core.service import MemoryService
 from memos_mcp.errors import PayloadTooLarge
 from memos_mcp.ui.browse import BrowsePages
 from memos_mcp.ui.cubes import CubePages
-from memos_mcp.ui.face import PREFIX, STATIC, Bounds, Face, bounded, redirect, url
+from memos_mcp.ui.face import PREFIX, STATIC, Bounds, Face, redirect, url
 from memos_mcp.ui.memories import MemoryPages
 from memos_mcp.ui.session import COOKIE
 

@@ -6,9 +6,8 @@ from __future__ import annotations
 
 import secrets
 import threading
-from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import Any
+from typing import IO, Any
 
 from starlette.datastructures import UploadFile
 from starlette.requests import Request
@@ -16,8 +15,15 @@ from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
 from memos_mcp.core.models import Cube, Permission
-from memos_mcp.core.portability import ImportResult, export_cube, import_lines
-from memos_mcp.errors import Forbidden, InvalidRequest
+from memos_mcp.core.portability import (
+    ImportResult,
+    check_export,
+    export_cube,
+    export_lines,
+    import_lines,
+    line_limit,
+)
+from memos_mcp.errors import Forbidden, InvalidRequest, MemosError
 from memos_mcp.ui.face import Face, Visitor, redirect, text_field, url
 
 
@@ -35,17 +41,6 @@ class Import:
     def progress(self, done: int, total: int) -> None:
         with self.lock:
             self.done, self.total = done, total
-
-
-def _lines(upload: UploadFile) -> Iterator[str]:
-    """The lines of an uploaded export (UTF-8), read as the import goes."""
-    for number, raw in enumerate(upload.file, start=1):
-        try:
-            line = raw.decode("utf-8") if isinstance(raw, bytes) else str(raw)
-        except UnicodeDecodeError as exc:
-            raise InvalidRequest(f"file: line {number} is not UTF-8 text", field="file", line=number) from exc
-        if line.strip():
-            yield line
 
 
 class CubePages:
@@ -152,11 +147,23 @@ class CubePages:
             if job:
                 self.imports[job] = state
             try:
-                state.result = await self.face.run(lambda: import_lines(
-                    self.face.service, visitor.user_id, _lines(upload), cube_id, state.progress))
+                state.result = await self.face.run(lambda: self._import(upload.file, visitor.user_id, cube_id,
+                                                                        state))
             finally:
                 self.imports.pop(job, None)
         return self.face.render(request, "imported.html", {"result": state.result, "cube_id": cube_id}, visitor)
+
+    def _import(self, upload: IO[bytes], actor: str, cube_id: str, state: Import) -> ImportResult:
+        """The uploaded export, checked whole first (a bad line anywhere imports nothing), then imported;
+        errors name the line (``file: line N ...``)."""
+        service = self.face.service
+        service.access.writable(service.access.user(actor), cube_id)  # a refusal before the file is read
+        try:
+            check_export(service, export_lines(upload, line_limit(service)))
+            upload.seek(0)
+            return import_lines(service, actor, export_lines(upload, line_limit(service)), cube_id, state.progress)
+        except MemosError as exc:
+            raise type(exc)(f"file: {exc.message}", **exc.details) from exc
 
     async def import_progress(self, request: Request, visitor: Visitor) -> Response:
         state = self.imports.get(request.path_params["job"])

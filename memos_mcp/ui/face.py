@@ -21,13 +21,13 @@ from starlette.datastructures import FormData
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, RedirectResponse, Response
 from starlette.routing import Route
-from starlette.types import Message
 
 from memos_mcp import __version__
+from memos_mcp.bodies import bounded
 from memos_mcp.core.keys import KeyRing
 from memos_mcp.core.models import User
 from memos_mcp.core.service import MemoryService
-from memos_mcp.errors import Forbidden, InvalidRequest, MemosError, NotFound, PayloadTooLarge, RateLimited
+from memos_mcp.errors import Forbidden, InvalidRequest, MemosError, NotFound, RateLimited
 from memos_mcp.ui.session import COOKIE, Session, Sessions
 
 if TYPE_CHECKING:
@@ -87,7 +87,7 @@ class Face:
         self.sessions = Sessions(keys, session_seconds)
         self.templates = Environment(loader=PackageLoader("memos_mcp.ui"), autoescape=select_autoescape(),
                                      trim_blocks=True, lstrip_blocks=True)
-        self.templates.globals |= {"version": __version__, "url": url, "pretty": _pretty}
+        self.templates.globals |= {"version": __version__, "url": url, "pretty": _pretty, "tags_text": tags_text}
 
     @property
     def open_mode(self) -> bool:
@@ -167,27 +167,6 @@ class Face:
         return Route(path, self.page(handler, limit, counted), methods=list(methods))
 
 
-def bounded(request: Request, limit: int) -> Request:
-    """The request, its body read through a count: ``PayloadTooLarge`` (413) as soon as it passes
-    ``limit`` bytes, declared (Content-Length) or sent (chunked), so an oversized upload is not spooled."""
-    def too_large() -> PayloadTooLarge:
-        return PayloadTooLarge(f"the form or file sent exceeds {limit} bytes", field="body", limit=limit)
-    declared = request.headers.get("content-length", "")
-    if declared.isdigit() and int(declared) > limit:
-        raise too_large()
-    size = 0
-
-    async def receive() -> Message:
-        nonlocal size
-        message = await request.receive()
-        if message["type"] == "http.request":
-            size += len(message.get("body", b""))
-            if size > limit:
-                raise too_large()
-        return message
-    return Request(request.scope, receive)
-
-
 def url(path: str, **query: Any) -> str:
     """A UI address: ``path`` under /ui and the query parameters that are set."""
     kept = {k: v for k, v in query.items() if v not in (None, "", [])}
@@ -202,18 +181,30 @@ def redirect(request: Request, to: str) -> Response:
 
 
 def text_field(form: FormData, name: str) -> str:
-    """A text field of a posted form ('' when absent); a file where text belongs is refused."""
+    """A text field of a posted form ('' when absent), its line breaks LF (``lf_lines``); a file where
+    text belongs is refused."""
     value = form.get(name)
     if value is None:
         return ""
     if not isinstance(value, str):
         raise InvalidRequest(f"{name}: expected text", field=name)
-    return value
+    return lf_lines(value)
+
+
+def lf_lines(text: str) -> str:
+    """``text`` with every line break (CRLF, CR) a LF: a browser posts a textarea's line breaks as CRLF,
+    and shows a stored CR as LF, so only LF comes back from a form as it was shown."""
+    return text.replace("\r\n", "\n").replace("\r", "\n")
+
+
+def tags_text(tags: list[str]) -> str:
+    """Tags as the forms show them: one a line (a tag may hold a comma)."""
+    return "\n".join(tags)
 
 
 def tag_list(text: str) -> list[str]:
-    """Tags typed as a comma-separated list."""
-    return [t.strip() for t in text.split(",") if t.strip()]
+    """Tags typed one a line (``tags_text``); blank lines are none."""
+    return [t.strip() for t in lf_lines(text).split("\n") if t.strip()]
 
 
 def metadata_field(text: str) -> dict[str, Any]:

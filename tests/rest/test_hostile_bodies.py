@@ -89,3 +89,36 @@ def test_hostile_bodies_are_a_4xx_in_every_dialect_and_change_nothing(server: Ru
     assert 400 <= answer.status_code < 500, (route, body[:200], answer.status_code, answer.text)
     assert names in answer.text, (route, body[:200], answer.text)
     assert server.service.list_memories(ROOT_USER, user_id="default").total == 0
+
+
+# Text no store keeps, sent as JSON escapes: a lone surrogate, and a NUL in fields beside the memory text.
+UNSTORABLE = [
+    ("/product/add", '{"user_id": "default", "memory_content": "The boat is blue.", "tags": ["ok", "\\ud800"]}',
+     "tags.1"),
+    ("/api/openmem/v1/add/message", '{"user_id": "default", "tags": ["a\\u0000b"], "messages": '
+     '[{"role": "user", "content": "The boat is blue."}]}', "tags.0"),
+    ("/v1/memories", '{"messages": [{"role": "user", "content": "The boat is blue.", "name": "Ann\\udfff"}]}',
+     "messages.0.name"),
+    ("/api/memories", '{"messages": [{"role": "user", "content": "The boat is blue.", "message_id": "m\\u0000"}]}',
+     "messages.0.message_id"),
+    ("/v1/memories", '{"content": "The boat is blue.", "metadata": {"note": ["x", {"y": "\\ud83d"}]}}',
+     "metadata.note"),
+    ("/api/mem_cubes", '{"name": "cube \\ud800"}', "name"),
+    ("/api/users", '{"user_id": "ann", "user_name": "Ann\\u0000", "role": "user"}', "user_name"),
+]
+
+
+def test_text_no_store_keeps_is_a_400_naming_the_field_on_every_dialect(server: Running) -> None:
+    """A lone surrogate (no UTF-8 encodes it) or a NUL in a tag, a message's name or id, metadata, a cube's
+    or a user's name is refused naming the field; before, a lone surrogate in a tag came back 500 from
+    the vector store's encoder."""
+    before = (server.service.list_memories(ROOT_USER, size=200).total, len(server.service.list_users(ROOT_USER)),
+              len(server.service.list_cubes(ROOT_USER)))
+    with httpx2.Client(base_url=server.url, timeout=TIMEOUT) as http:
+        for route, body, field in UNSTORABLE:
+            answer = http.post(route, content=body.encode(), headers={"Content-Type": "application/json"})
+            assert answer.status_code == 400, (route, body, answer.status_code, answer.text)
+            assert field in answer.text, (route, field, answer.text)
+    after = (server.service.list_memories(ROOT_USER, size=200).total, len(server.service.list_users(ROOT_USER)),
+             len(server.service.list_cubes(ROOT_USER)))
+    assert after == before

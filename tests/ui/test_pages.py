@@ -12,6 +12,7 @@ import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import timedelta
+from html.parser import HTMLParser
 from importlib.resources import files
 from pathlib import Path
 
@@ -45,6 +46,49 @@ def csrf_of(page: httpx2.Response) -> str:
     found = CSRF.search(page.text)
     assert found, page.text
     return found.group(1)
+
+
+def posted_form(page: httpx2.Response, form_id: str) -> dict[str, str]:
+    """What a browser posts for the form ``form_id`` of ``page`` left as shown: each named input's value and
+    each textarea's text as HTML reads them (the page's CR and CRLF are LF, a textarea's first line break
+    is dropped), every line break then sent as CRLF (HTML's form submission)."""
+    fields = _FormFields(form_id)
+    fields.feed(re.sub(r"\r\n?", "\n", page.text))
+    fields.close()
+    assert fields.values, f"no form {form_id!r} with fields"
+    return {name: value.replace("\n", "\r\n") for name, value in fields.values.items()}
+
+
+class _FormFields(HTMLParser):
+    """The named inputs and textareas of one form (``values``, by name)."""
+
+    def __init__(self, form_id: str) -> None:
+        super().__init__(convert_charrefs=True)
+        self.form_id = form_id
+        self.inside = False
+        self.textarea: str | None = None
+        self.values: dict[str, str] = {}
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        named = dict(attrs)
+        name = named.get("name")
+        if tag == "form":
+            self.inside = named.get("id") == self.form_id
+        elif self.inside and name and tag == "input":
+            self.values[name] = named.get("value") or ""
+        elif self.inside and name and tag == "textarea":
+            self.textarea, self.values[name] = name, ""
+
+    def handle_data(self, data: str) -> None:
+        if self.textarea is not None:
+            self.values[self.textarea] += data
+
+    def handle_endtag(self, tag: str) -> None:
+        if tag == "form":
+            self.inside = False
+        elif tag == "textarea" and self.textarea is not None:
+            self.values[self.textarea] = self.values[self.textarea].removeprefix("\n")
+            self.textarea = None
 
 
 @contextmanager
@@ -126,7 +170,7 @@ def test_bad_input_gets_an_error_page_naming_the_field_and_changes_nothing(app: 
         cases = [({"memory": "new text", "metadata": "{not json"}, 400, "metadata"),
                  ({"memory": "new text", "metadata": "[1, 2]"}, 400, "metadata"),
                  ({"memory": "   "}, 400, "memory"),
-                 ({"memory": "new text", "metadata": '{"k": "\\ud800"}'}, 400, "metadata"),  # a lone surrogate
+                 ({"memory": "new text", "metadata": '{"k": "\\ud800"}'}, 400, "metadata.k"),  # a lone surrogate
                  ({"memory": "new text", "metadata": "[" * 100_000}, 400, "metadata"),
                  ({"memory": "new text", "metadata": '{"k": ' + "7" * 5_000 + "}"}, 400, "metadata"),  # digits
                  ({"memory": "\u2065"}, 400, "memory")]  # reserved default-ignorable: shows nothing
@@ -146,10 +190,7 @@ def test_bad_input_gets_an_error_page_naming_the_field_and_changes_nothing(app: 
 def test_saving_the_edit_form_sends_only_what_changed(app: Running) -> None:
     with signed_in(app, key_for(app, "alice")) as client:
         memory = app.service.add_memory("alice", memory_content="Ada keeps the lighthouse on Skerry.").memories[0]
-        page = client.get(f"/ui/memories/{memory.id}")
-        shown_tags = re.search(r'id="edit-tags" name="tags" value="([^"]*)"', page.text)
-        assert shown_tags
-        form = {"csrf": csrf_of(page), "memory": memory.memory, "tags": shown_tags.group(1), "metadata": ""}
+        form = posted_form(client.get(f"/ui/memories/{memory.id}"), "edit-form")
         same = client.post(f"/ui/memories/{memory.id}/edit", data=form)
         assert same.headers["location"].endswith("unchanged=1")
         assert [e.event for e in app.service.history("alice", memory.id)] == ["ADD"]
@@ -161,6 +202,64 @@ def test_saving_the_edit_form_sends_only_what_changed(app: Running) -> None:
         for value in ("1", "true", "1.5", "false", "0"):  # True == 1 in Python, yet another value in JSON
             client.post(f"/ui/memories/{memory.id}/edit", data={**form, "metadata": f'{{"room": {value}}}'})
             assert json.dumps(app.service.get_memory("alice", memory.id).metadata["room"]) == value
+
+
+def test_tags_holding_commas_quotes_or_line_breaks_survive_saving_the_edit_form(app: Running) -> None:
+    """A tag may hold any visible text (the tools take it): the forms show and read tags one a line, and a
+    tags field left as shown keeps the stored tags as they are, even those a line of text cannot show."""
+    given = ["travel,europe", "Q3, 2024", 'say "cheese"', "it's <b>&amp;", "two\nlines"]
+    with signed_in(app, key_for(app, "alice")) as client:
+        memory = app.service.add_memory("alice", memory_content="We flew to Lisbon in June", tags=given).memories[0]
+        form = posted_form(client.get(f"/ui/memories/{memory.id}"), "edit-form")
+        edited = client.post(f"/ui/memories/{memory.id}/edit",
+                             data={**form, "memory": "We flew to Lisbon in June 2024"})
+        assert edited.headers["location"].endswith("saved=1"), edited.text
+        after = app.service.get_memory("alice", memory.id)
+        assert after.memory == "We flew to Lisbon in June 2024"
+        assert [t for t in after.tags if t in given] == given  # and those the new text gives
+        assert not {"travel", "europe", "Q3", "2024", "two", "lines"} & set(after.tags)
+
+        form = posted_form(client.get(f"/ui/memories/{memory.id}"), "edit-form")
+        retagged = client.post(f"/ui/memories/{memory.id}/edit",
+                               data={**form, "tags": "travel,europe\r\nQ3, 2024\r\n\r\nlisbon, again\r\n"})
+        assert retagged.headers["location"].endswith("saved=1"), retagged.text
+        assert app.service.get_memory("alice", memory.id).tags == ["travel,europe", "Q3, 2024", "lisbon, again"]
+
+        cube = memory.cube_id
+        form = posted_form(client.get("/ui/memories", params={"cube": cube}), "add-form")
+        added = client.post("/ui/memories", data={**form, "memory": "The ferry to Tangier",
+                                                  "tags": "ports, north\r\nsea"})
+        new_id = added.headers["location"].rsplit("/", 1)[1]
+        assert {"ports, north", "sea"} <= set(app.service.get_memory("alice", new_id).tags)
+        found = client.get("/ui/memories", params={"cube": cube, "tags": "ports, north"})
+        assert "The ferry to Tangier" in found.text and "Lisbon" not in found.text
+
+
+def test_line_breaks_a_browser_posts_as_crlf_are_stored_as_lf_and_an_unchanged_text_is_no_update(
+        app: Running) -> None:
+    """HTML sends a textarea's line breaks as CRLF, and shows a stored CR as LF: every form's text is read
+    with LF line breaks, and a text that differs from the stored one only in its line breaks is unchanged."""
+    with signed_in(app, key_for(app, "alice")) as client:
+        cube = app.service.list_cubes("alice")[0].cube_id
+        form = posted_form(client.get("/ui/memories", params={"cube": cube}), "add-form")
+        added = client.post("/ui/memories", data={**form, "memory": "Shopping list:\r\nmilk\reggs"})
+        first = added.headers["location"].rsplit("/", 1)[1]
+        assert app.service.get_memory("alice", first).memory == "Shopping list:\nmilk\neggs"
+        stored = [app.service.add_memory("alice", memory_content=text).memories[0]
+                  for text in ("Packing list:\r\nsocks\r\nshirts", "Old list:\rpens\rink")]
+        for memory_id in (first, *(m.id for m in stored)):
+            before = app.service.get_memory("alice", memory_id)
+            form = posted_form(client.get(f"/ui/memories/{memory_id}"), "edit-form")
+            assert "\r\n" in form["memory"]
+            same = client.post(f"/ui/memories/{memory_id}/edit", data=form)
+            assert same.headers["location"].endswith("unchanged=1"), memory_id
+            changed = client.post(f"/ui/memories/{memory_id}/edit", data={**form, "metadata": '{"shop": "corner"}'})
+            assert changed.headers["location"].endswith("saved=1"), memory_id
+            after = app.service.get_memory("alice", memory_id)
+            assert (after.memory, after.tags, after.metadata) == (before.memory, before.tags, {"shop": "corner"})
+            history = app.service.history("alice", memory_id)
+            assert [e.event for e in history] == ["ADD", "UPDATE"]
+            assert history[-1].old_memory == history[-1].new_memory == before.memory
 
 
 def test_an_export_downloads_and_imports_into_another_cube_with_its_progress(app: Running) -> None:
@@ -188,6 +287,15 @@ def test_an_export_downloads_and_imports_into_another_cube_with_its_progress(app
         damaged = client.post(f"/ui/cubes/{target}/import", data={"csrf": csrf_of(page)},
                               files={"file": ("bad.jsonl", b"not json\n", "application/x-ndjson")})
         assert damaged.status_code == 400
+        assert app.service.list_memories("alice", cube_ids=[target]).total == 3
+        # A bad line after more good ones than an import writes at once (500): the whole file is checked
+        # first, so nothing of it is stored (before, the first 500 were).
+        good = [json.dumps({**json.loads(lines[1]), "id": str(uuid.uuid4()), "memory": f"Pier note {i}."})
+                for i in range(501)]
+        half = client.post(f"/ui/cubes/{target}/import", data={"csrf": csrf_of(page)}, files={"file": (
+            "half.jsonl", "\n".join([lines[0], *good, '{"type": "memory", "id": "abcd"}']).encode(),
+            "application/x-ndjson")})
+        assert half.status_code == 400 and "line 503" in half.text, half.text
         assert app.service.list_memories("alice", cube_ids=[target]).total == 3
 
 

@@ -318,11 +318,16 @@ class Catalog:
                               .values(revoked_at=_ts(at))).rowcount > 0
 
     # --- conversations -----------------------------------------------------------------------
-    def add_messages(self, stored: Sequence[Message], task: Task | None = None) -> None:
-        """Store messages, and the task that extracts them, in one transaction."""
+    def add_messages(self, stored: Sequence[Message], task: Task | None = None,
+                     claim: tuple[str, float] | None = None) -> None:
+        """Store messages, and the task that extracts them, in one transaction; with ``claim`` (owner,
+        lease seconds) the task is stored already claimed by that owner (``claim_task``)."""
         with self._tx() as db:
             if task is not None:
                 self._put_task(db, task)
+                if claim is not None:
+                    db.execute(tasks.update().where(tasks.c.task_id == task.task_id)
+                               .values(lease_owner=claim[0], lease_until=_ts(task.created_at) + claim[1]))
             if stored:
                 db.execute(messages.insert(), [
                     {"id": m.id, "cube_id": m.cube_id, "conversation_id": m.conversation_id, "user_id": m.user_id,

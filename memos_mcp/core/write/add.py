@@ -17,7 +17,15 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from memos_mcp.core.checks import check_id, check_metadata, check_tags, event_time, id_key, same_json
+from memos_mcp.core.checks import (
+    MAX_SOURCES,
+    check_id,
+    check_metadata,
+    check_tags,
+    event_time,
+    id_key,
+    same_json,
+)
 from memos_mcp.core.context import Room, Stores
 from memos_mcp.core.graph.store import normalise
 from memos_mcp.core.models import (
@@ -44,13 +52,13 @@ from memos_mcp.core.text import content_hash, exact_hash, sparse_document
 from memos_mcp.core.write.facts import conversation_context, speaker_of, split_speaker
 from memos_mcp.core.write.ingest.documents import confine, read_document
 from memos_mcp.core.write.ingest.extractor import Candidate, label, split, text_pieces
+from memos_mcp.core.write.ingest.lease import Lease, claimant
 from memos_mcp.core.write.ingest.pipeline import AddWorker
 from memos_mcp.errors import Conflict, InvalidRequest, MemosError, NotFound
 
 log = logging.getLogger(__name__)
 
 Progress = Callable[[int, int], None]
-MAX_SOURCES = 50  # sources a de-duplicated memory gathers from the adds it met
 DEDUP_SCAN = 100  # stored memories with one text compared for the same metadata
 WRITE_GROUP = 256  # memories embedded together: the embedder sorts them by length to pad little
 WRITE_OVERHEAD = 16_384  # bytes a stored memory or message may take on disk beyond its text, at most
@@ -65,6 +73,7 @@ class Writes(Room):
         self._submitted: set[str] = set()  # tasks handed to the worker and not yet over
         self._submitted_lock = threading.Lock()
         self._sweeper: threading.Thread | None = None
+        self.owner = claimant()  # this process, as the holder of the tasks of the adds it runs itself
 
     def resume(self) -> None:
         """Submit the tasks queued or interrupted before the last stop (a read-only data directory keeps
@@ -124,7 +133,8 @@ class Writes(Room):
 
         ``message_ids`` (one per message: an import's stable ids) store the messages under those ids;
         one already stored is not stored again. An add that fails leaves nothing behind (no memory,
-        history or message); a file system below ``storage.min_free_bytes`` refuses it with
+        history or message); one of messages whose process stopped part-way is finished by the next start
+        (``_extract_now``); a file system below ``storage.min_free_bytes`` refuses it with
         ``StorageError`` (507) before anything is written."""
         author = self.access.acting_as(self.access.user(actor_id), user_id)
         cube = self.access.writable(author, cube_id)
@@ -143,25 +153,9 @@ class Writes(Room):
             return self._queue(author, cube, messages, conversation or "default", meta, list(tags or []), kind_type,
                                self.settings.add.async_mode if async_mode is None else async_mode, message_ids)
         if messages:
-            conversation = conversation or "default"
-            earlier = self.catalog.recent_messages([cube.cube_id], conversation, self.settings.search.context_turns)
-            stored, new = self._messages(author, cube, messages, conversation, message_ids)
-            with self.write_lock:
-                self._still_writable(author, cube)
-                self.catalog.add_messages(new)
-            added: list[str] = []
-            try:
-                candidates = self.stores.extractor.from_messages(stored, earlier)
-                label(candidates, tags or [], kind_type)
-                result = self.store_candidates(author, cube, candidates, conversation, meta, progress)
-                added = result.added
-                result.message_ids = [m.id for m in stored]
-                result.task_id = self._record_task(author, cube, result)
-            except BaseException:
-                self._undo_add(cube.cube_id, added, [m.id for m in new])
-                raise
-            return result
-        elif memory_content:
+            return self._extract_now(author, cube, messages, conversation or "default", meta, list(tags or []),
+                                     kind_type, message_ids, progress)
+        if memory_content:
             self.stores.check_text(memory_content, "memory_content")
             candidates = self._from_text(memory_content, MemoryKind.FACT, SourceKind.API,
                                          lambda i: MemorySource(type=SourceKind.API, chunk_index=i),
@@ -245,6 +239,51 @@ class Writes(Room):
                             self.settings.add.sync_timeout)
         return self._task_result(task.task_id, [m.id for m in stored])
 
+    def _extract_now(self, author: User, cube: Cube, messages: Sequence[MessageIn | dict[str, Any]],
+                     conversation: str, metadata: dict[str, Any], tags: list[str], memory_type: MemoryType | None,
+                     message_ids: Sequence[str] | None, progress: Progress | None) -> AddResult:
+        """An add of messages by the rule extractor, done before the answer. The messages are stored with
+        a task that holds the add's job, claimed by this process (one transaction); the memories are
+        written, then the task is done. A process stopped in between leaves the task open: the next start
+        (or, on a shared catalog, another process once the lease lapses) makes the memories from the stored
+        messages as this add would have (``ingest.tasks``), so no message stays without its memories. A
+        failure takes the messages back and fails the task, then raises."""
+        earlier = self.catalog.recent_messages([cube.cube_id], conversation, self.settings.search.context_turns)
+        stored, new = self._messages(author, cube, messages, conversation, message_ids)
+        now = utcnow()
+        job = AddJob(message_ids=[m.id for m in stored], conversation_id=conversation, metadata=metadata, tags=tags,
+                     memory_type=memory_type, extractor="rules")
+        task = Task(task_id=str(uuid.uuid4()), user_id=author.user_id, cube_id=cube.cube_id, status=TaskStatus.RUNNING,
+                    created_at=now, updated_at=now, conversation_id=conversation, extractor="rules", attempts=1,
+                    job=job)
+        lease_s = self.settings.add.task_lease
+        with self.write_lock:
+            self._still_writable(author, cube)
+            self.catalog.add_messages(new, task, claim=(self.owner, lease_s))
+        with Lease(self.catalog, task.task_id, self.owner, lease_s):
+            try:
+                result = self.extract_by_rules(author, cube, job, stored, earlier, progress)
+            except BaseException as exc:
+                self._undo_add(cube.cube_id, [], [m.id for m in new])
+                self.catalog.finish_task(task.model_copy(update={
+                    "status": TaskStatus.FAILED, "error": str(exc)[:500], "job": None, "updated_at": utcnow()}),
+                    self.owner)
+                raise
+            self.catalog.finish_task(task.model_copy(update={
+                "status": TaskStatus.DONE, "added": result.added, "deduplicated": result.deduplicated, "job": None,
+                "updated_at": utcnow()}), self.owner)
+        result.message_ids, result.task_id = [m.id for m in stored], task.task_id
+        return result
+
+    def extract_by_rules(self, author: User, cube: Cube, job: AddJob, messages: Sequence[Message],
+                         earlier: Sequence[Message], progress: Progress | None = None) -> AddResult:
+        """Store what the rule extractor makes of ``messages`` (``earlier``: the turns before them, indexed
+        as their context), labelled as ``job`` says: an add without a language model, and the same add
+        resumed after a stop."""
+        candidates = self.stores.extractor.from_messages(list(messages), list(earlier))
+        label(candidates, job.tags, job.memory_type)
+        return self.store_candidates(author, cube, candidates, job.conversation_id, job.metadata, progress)
+
     def _task_result(self, task_id: str, message_ids: list[str]) -> AddResult:
         task = self.catalog.get_task(task_id)
         assert task is not None
@@ -284,13 +323,14 @@ class Writes(Room):
 
     def check_messages(self, raw: Sequence[MessageIn | dict[str, Any]]) -> list[MessageIn]:
         """``raw`` validated as ``add_memory`` takes messages: ``InvalidRequest`` naming the field of the
-        first bad one (``messages.<index>.content``), ``PayloadTooLarge`` for one beyond max_memory_size."""
+        first bad one (``messages.<index>.content``; a name or message id no store keeps too),
+        ``PayloadTooLarge`` for one beyond max_memory_size."""
         try:
             parsed = [m if isinstance(m, MessageIn) else MessageIn.model_validate(m) for m in raw]
         except ValidationError as exc:
             raise InvalidRequest.naming_field(exc, prefix="messages") from exc
         for index, message in enumerate(parsed):
-            self.stores.check_text(message.content, f"messages.{index}.content")
+            self.stores.check_message(message, f"messages.{index}.")
         return parsed
 
     def _messages(self, author: User, cube: Cube, raw: Sequence[MessageIn | dict[str, Any]], conversation: str,

@@ -8,7 +8,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from memos_mcp.core.access import AccessControl
-from memos_mcp.core.checks import check_metadata, check_tags, id_key
+from memos_mcp.core.checks import MAX_KEY_CHARS, check_metadata, check_tags, id_key
 from memos_mcp.core.context import Room, Stores
 from memos_mcp.core.filters import SearchFilters, conditions, parse_filters, validated
 from memos_mcp.core.models import (
@@ -69,7 +69,7 @@ class Changes(Room):
         if key is not None:
             if is_blank(key):
                 raise InvalidRequest("key is empty (nothing visible): leave it out to keep the key", field="key")
-            changes["key"] = key.strip()[:200]
+            changes["key"] = key.strip()[:MAX_KEY_CHARS]
         if tags is not None:
             changes["tags"] = check_tags(tags)
         if metadata is not None:

@@ -1,7 +1,9 @@
 """Running one queued add, claimed with a lease (``lease``) so that processes sharing one database
 share the queue: the model's extraction and merge, or the deterministic extractor when
 no model answers usably. Nothing is lost either way: the messages were stored when the add was
-acknowledged, and a failed extraction still stores the deterministic extractor's memories.
+acknowledged, and a failed extraction still stores the deterministic extractor's memories. An add by the
+rule extractor, run before its answer by the process that took it, is a task only when that process
+stopped part-way: it is finished here as that add would have finished.
 
 Applying an extraction: decisions on existing memories first (an update rewrites the memory with its
 old text kept in history; an archive retires it, also in history), then new memories, dropped when
@@ -85,9 +87,19 @@ class TaskRunner:
             self._finish(task, TaskStatus.FAILED, error="the cube or its user was deleted before extraction")
             return
         cube = stores.access.writable(author, task.cube_id)  # still allowed? (Forbidden fails the task)
-        new, earlier = stores.catalog.messages_with_window(job.message_ids, stores.settings.add.window_turns)
+        rules = job.extractor == "rules"
+        window = stores.settings.search.context_turns if rules else stores.settings.add.window_turns
+        new, earlier = stores.catalog.messages_with_window(job.message_ids, window)
         if not new:
             self._finish(task, TaskStatus.DONE, error="the messages were deleted before extraction")
+            return
+        if rules:  # an add by the rule extractor that its process left part-way: made as it would have
+            with stores.write_lock:
+                if not self._still_ours(task, lease):
+                    return
+                result = self.writes.extract_by_rules(author, cube, job, new, earlier)
+            self._finish(task.model_copy(update={"extractor": "rules", "added": result.added,
+                                                 "deduplicated": result.deduplicated}), TaskStatus.DONE)
             return
         existing = self._similar(cube, new)
         error: str | None = None
@@ -104,14 +116,21 @@ class TaskRunner:
             candidates = stores.extractor.from_messages(new, earlier)
             error, extractor = f"{exc.code}: {exc.message}; the rule extractor's memories were stored", "rules"
         with stores.write_lock:
-            if self.closing.is_set():  # the stores are closing: leave the task for the next start
-                return
-            if not lease.renew():  # our claim lapsed: another process runs the task now
-                log.warning("add task %s was claimed by another process; its result is left to it", task.task_id)
+            if not self._still_ours(task, lease):
                 return
             changes = self._apply(task.task_id, author, cube, job, candidates, decisions)
         self._finish(task.model_copy(update={"extractor": extractor, **changes}),
                      TaskStatus.FAILED if error else TaskStatus.DONE, error=error)
+
+    def _still_ours(self, task: Task, lease: Lease) -> bool:
+        """Under the write lock, before a task writes: False when the stores are closing (the task is
+        left for the next start) or our claim lapsed (another process runs the task now)."""
+        if self.closing.is_set():
+            return False
+        if not lease.renew():
+            log.warning("add task %s was claimed by another process; its result is left to it", task.task_id)
+            return False
+        return True
 
     def _finish(self, task: Task, status: TaskStatus, error: str | None = None) -> None:
         done = task.model_copy(update={"status": status, "error": error, "job": None, "updated_at": utcnow()})

@@ -1,0 +1,159 @@
+"""Imports of export files an outside tester crafted (``portability``): an import never rewrites a memory
+a cube already holds, never takes another cube's memory id, never writes in another user's name, and a
+record a hand-edited file got wrong is refused naming its line and field, with nothing stored."""
+
+from __future__ import annotations
+
+import io
+import json
+import uuid
+from typing import Any
+
+import pytest
+
+from memos_mcp.core.directory import ROOT_USER
+from memos_mcp.core.models import Permission
+from memos_mcp.core.portability import check_export, export_cube, export_lines, import_lines
+from memos_mcp.core.service import MemoryService
+from memos_mcp.errors import InvalidRequest, MemosError, PayloadTooLarge
+
+
+def _users(service: MemoryService) -> None:
+    for user in ("alice", "bob"):
+        service.register_user(ROOT_USER, user)
+    service.create_cube("alice", "Alice's notes", cube_id="alicecube")
+    service.create_cube("bob", "Bob's notes", cube_id="bobcube")
+
+
+def _export(service: MemoryService, actor: str, cube_id: str) -> list[dict[str, Any]]:
+    return [json.loads(line) for line in export_cube(service, actor, cube_id)]
+
+
+def _lines(records: list[dict[str, Any]]) -> list[str]:
+    return [json.dumps(r) + "\n" for r in records]
+
+
+def _texts(service: MemoryService, actor: str, cube_id: str) -> list[str]:
+    return sorted(m.memory for m in service.list_memories(actor, cube_ids=[cube_id], size=200).memories)
+
+
+def test_an_import_never_rewrites_a_memory_the_cube_holds(service: MemoryService) -> None:
+    """Bob, who may write to alice's shared cube, re-imports its export with one memory's text, author and
+    time changed: before, the memory took the file's text while its history kept alice's ADD of the old
+    one, and alice's later add of the old text was de-duplicated onto the rewritten memory."""
+    _users(service)
+    original = service.add_memory("alice", cube_id="alicecube", memory_content="The invoice total is 100 EUR.")
+    service.share_cube("alice", "alicecube", "bob", Permission.WRITE)
+    service.accept_share("bob", "alicecube")
+    header, *records = _export(service, "bob", "alicecube")
+    records[0] |= {"memory": "The invoice total is 900 EUR.", "created_at": "2020-01-01T00:00:00Z"}
+    result = import_lines(service, "bob", _lines([header, *records]), "alicecube")
+    assert (result.memories, result.kept) == (0, 1)
+    memory = service.get_memory("alice", original.added[0])
+    assert (memory.memory, memory.user_id) == ("The invoice total is 100 EUR.", "alice")
+    assert [e.new_memory for e in service.history("alice", memory.id)] == ["The invoice total is 100 EUR."]
+    again = service.add_memory("alice", cube_id="alicecube", memory_content="The invoice total is 100 EUR.")
+    assert again.deduplicated == [memory.id]
+
+
+def test_an_id_derived_for_one_cube_that_another_cube_holds_is_not_taken(service: MemoryService) -> None:
+    """An import into bob's cube of an id another cube holds derives a new id from cube and id; alice had
+    imported a memory under exactly that derived id, and before, bob's import overwrote her memory."""
+    _users(service)
+    service.create_cube("bob", "Bob's other notes", cube_id="bobcube2")
+    held = service.add_memory("bob", cube_id="bobcube", memory_content="Bob's note on the boat.").added[0]
+    header, record = _export(service, "bob", "bobcube")
+    derived = str(uuid.uuid5(uuid.NAMESPACE_URL, f"bobcube2/{held}"))
+    planted = {**record, "id": derived, "memory": "Alice's diary: the key is under the mat."}
+    import_lines(service, "alice", _lines([header, planted]), "alicecube")
+    message = {"type": "message", "id": str(uuid.uuid4()), "conversation_id": "c", "user_id": "bob",
+               "role": "user", "content": "Hello there.", "created_at": "2024-01-01T00:00:00Z"}
+    import_lines(service, "bob", _lines([header, message]), "bobcube")
+    import_lines(service, "alice", _lines([header, {**message, "id": str(uuid.uuid5(
+        uuid.NAMESPACE_URL, f"bobcube2/{message['id']}")), "content": "Alice's own words."}]), "alicecube")
+
+    result = import_lines(service, "bob", _lines([header, record, message]), "bobcube2")
+    assert (result.memories, result.messages, result.renamed) == (1, 1, 2)
+    assert _texts(service, "alice", "alicecube") == ["Alice's diary: the key is under the mat."]
+    assert service.get_memory("alice", derived).cube_id == "alicecube"
+    assert _texts(service, "bob", "bobcube2") == ["Bob's note on the boat."]
+    said = {m.content for m in service.catalog.recent_messages(["alicecube"], "c", 10)}
+    assert said == {"Alice's own words."}
+    assert [m.content for m in service.catalog.recent_messages(["bobcube2"], "c", 10)] == ["Hello there."]
+    again = import_lines(service, "bob", _lines([header, record, message]), "bobcube2")  # idempotent still
+    assert (again.memories, again.kept, again.messages) == (0, 1, 0)
+
+
+def test_an_import_writes_in_the_importers_name_unless_an_admin_imports(service: MemoryService) -> None:
+    _users(service)
+    service.add_memory("alice", cube_id="alicecube", memory_content="Alice keeps bees.")
+    header, record = _export(service, "alice", "alicecube")
+    message = {"type": "message", "id": str(uuid.uuid4()), "conversation_id": "c", "user_id": "alice",
+               "role": "user", "content": "Hello there.", "created_at": "2024-01-01T00:00:00Z"}
+    import_lines(service, "bob", _lines([header, record, message]), "bobcube")
+    (memory,) = service.list_memories("bob", cube_ids=["bobcube"]).memories
+    assert memory.user_id == "bob"
+    assert [m.user_id for m in service.catalog.recent_messages(["bobcube"], "c", 10)] == ["bob"]
+    service.create_cube(ROOT_USER, "restored", cube_id="restored")
+    import_lines(service, ROOT_USER, _lines([header, record]), "restored")
+    assert [m.user_id for m in service.list_memories(ROOT_USER, cube_ids=["restored"]).memories] == ["alice"]
+
+
+def _hostile(header: dict[str, Any], memory: dict[str, Any], service: MemoryService) -> list[
+        tuple[str, list[dict[str, Any]], type[MemosError], str]]:
+    longest = service.settings.max_memory_size
+    message = {"type": "message", "id": str(uuid.uuid4()), "conversation_id": "c", "user_id": "alice",
+               "role": "user", "content": "Hello there.", "created_at": "2024-01-01T00:00:00Z"}
+    return [
+        ("count as text", [{**header, "memories": "abc"}, memory], InvalidRequest, "line 1: memories"),
+        ("count beyond a float", [{**header, "memories": 1e308 * 10}, memory], InvalidRequest, "line 1: memories"),
+        ("count as list", [{**header, "memories": [1]}, memory], InvalidRequest, "line 1: memories"),
+        ("index as text", [header, {**memory, "index": "abc"}], InvalidRequest, "line 2: index"),
+        ("index as list", [header, {**memory, "index": [1]}], InvalidRequest, "line 2: index"),
+        ("speaker as number", [header, {**memory, "index": {"speaker": 5}}], InvalidRequest, "line 2: index.speaker"),
+        ("unknown index field", [header, {**memory, "index": {"colour": "red"}}], InvalidRequest, "line 2: index"),
+        ("memory id twice", [header, memory, {**memory, "memory": "Another text."}], InvalidRequest,
+         "line 3: this memory has the id"),
+        ("message id twice", [header, message, {**message, "content": "Again."}], InvalidRequest,
+         "line 3: this message has the id"),
+        ("long key", [header, {**memory, "key": "k" * 100_000}], PayloadTooLarge, "line 2: key has 100000"),
+        ("long background", [header, {**memory, "background": "b" * (longest + 1)}], PayloadTooLarge,
+         "line 2: background"),
+        ("long reasoning", [header, {**memory, "reasoning": "r" * (longest + 1)}], PayloadTooLarge,
+         "line 2: reasoning"),
+        ("long context", [header, {**memory, "index": {"context": "c" * (7 * longest)}}], PayloadTooLarge,
+         "line 2: index.context"),
+        ("many tags", [header, {**memory, "tags": [f"t{i}" for i in range(500)]}], PayloadTooLarge, "line 2: tags"),
+        ("long tag", [header, {**memory, "tags": ["t" * 100_000]}], PayloadTooLarge, "line 2: tags.0"),
+        ("many sources", [header, {**memory, "sources": [{"type": "api"}] * 51}], PayloadTooLarge,
+         "line 2: sources"),
+        ("long message name", [header, {**message, "name": "n" * 100_000}], PayloadTooLarge, "line 2: name"),
+        ("long message id", [header, {**message, "message_id": "m" * 100_000}], PayloadTooLarge,
+         "line 2: message_id"),
+        ("unknown role", [header, {**message, "role": "hacker"}], InvalidRequest, "line 2: role"),
+    ]
+
+
+def test_hostile_records_are_refused_naming_line_and_field_and_store_nothing(service: MemoryService) -> None:
+    _users(service)
+    service.add_memory("alice", cube_id="alicecube", memory_content="Alice keeps bees.")
+    header, memory = _export(service, "alice", "alicecube")
+    memory = {**memory, "id": str(uuid.uuid4())}  # new to every cube
+    for name, records, error, said in _hostile(header, memory, service):
+        for read in (lambda lines: check_export(service, lines),
+                     lambda lines: import_lines(service, "bob", lines, "bobcube")):
+            with pytest.raises(error) as refused:
+                read(_lines(records))
+            assert refused.value.message.startswith(said), (name, refused.value.message)
+    assert service.list_memories("bob", cube_ids=["bobcube"]).total == 0
+    assert service.catalog.recent_messages(["bobcube"], "c", 10) == []
+
+
+def test_an_endless_line_is_refused_before_it_is_held(service: MemoryService) -> None:
+    endless = io.BytesIO(b'{"type": "header"}\n' + b"x" * 5_000_000)
+    lines = export_lines(endless, 1_000_000)
+    assert next(lines) == '{"type": "header"}\n'
+    with pytest.raises(PayloadTooLarge) as refused:
+        next(lines)
+    assert refused.value.message == "line 2 is longer than 1000000 bytes"
+    assert endless.tell() <= 1_000_020 + 1
