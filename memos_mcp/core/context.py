@@ -27,7 +27,7 @@ from memos_mcp.core.models import HistoryEvent, Memory, MessageIn, utcnow
 from memos_mcp.core.payload import index_texts
 from memos_mcp.core.relevance import stored_windows, windows
 from memos_mcp.core.stores.catalog import Catalog
-from memos_mcp.core.stores.vector import VectorStore
+from memos_mcp.core.stores.vector import MemoryFilter, VectorStore
 from memos_mcp.core.text import is_blank
 from memos_mcp.core.write.ingest.extractor import Extractor, RuleExtractor
 from memos_mcp.errors import ConfigError, InvalidRequest, MemosError, PayloadTooLarge
@@ -118,6 +118,17 @@ class Stores:
                     self.catalog.begin_writes([HistoryEvent(memory_id=m, cube_id=cube_id, event="DELETE",
                                                             actor=actor, at=now) for m in part])
                     self._remove(cube_id, part, graph_too)
+
+    def empty_cube(self, cube_id: str, actor: str) -> int:
+        """Delete every memory of the cube, whole across a crash (``forget``), and the cube's whole graph
+        (relations stated directly too); the caller holds the write lock. Returns how many memories went."""
+        ids = [p.id for points in self.ready().walk(MemoryFilter(cube_ids=(cube_id,), status=()), 1000)
+               for p in points]
+        self.forget({cube_id: ids}, actor, graph_too=False)
+        graph = self.graph()
+        if graph is not None:
+            graph.store.delete_cube(cube_id)
+        return len(ids)
 
     def _remove(self, cube_id: str, ids: list[str], graph_too: bool = True) -> None:
         """The removal of a delete recorded pending (``forget``): vectors, graph links, history text."""

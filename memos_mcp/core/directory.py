@@ -128,16 +128,10 @@ class Directory(Room):
     def delete_cube(self, actor_id: str, cube_id: str) -> None:
         actor = self.access.user(actor_id)
         cube = self.access.manage(actor, cube_id)
-        flt = MemoryFilter(cube_ids=(cube.cube_id,), status=())
         with self.write_lock:
-            vectors = self.ready()
-            ids = [p.id for points in vectors.walk(flt, 1000) for p in points]
             # The memories first, whole across a crash; then what another replica added meanwhile.
-            self.stores.forget({cube.cube_id: ids}, actor.user_id, graph_too=False)
-            vectors.delete_where(flt)
-            graph = self.graph()
-            if graph is not None:
-                graph.store.delete_cube(cube.cube_id)
+            self.stores.empty_cube(cube.cube_id, actor.user_id)
+            self.ready().delete_where(MemoryFilter(cube_ids=(cube.cube_id,), status=()))
             self.catalog.delete_cube(cube.cube_id)
 
     def share_cube(self, actor_id: str, cube_id: str, target_user_id: str,

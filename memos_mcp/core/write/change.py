@@ -23,7 +23,7 @@ from memos_mcp.core.models import (
 from memos_mcp.core.payload import from_point, to_payload
 from memos_mcp.core.relevance import WINDOWS_FIELD
 from memos_mcp.core.retrieval import Retrieval
-from memos_mcp.core.stores.vector import MemoryFilter, StoredPoint, VectorPoint
+from memos_mcp.core.stores.vector import StoredPoint, VectorPoint
 from memos_mcp.core.text import content_hash, derive_key, is_blank, sparse_document
 from memos_mcp.core.write.add import WRITE_OVERHEAD
 from memos_mcp.core.write.ingest.extractor import derived
@@ -203,12 +203,5 @@ class Changes(Room):
     def delete_all(self, actor_id: str, cube_id: str) -> int:
         user = self.access.user(actor_id)
         cube = self.access.cube(user, cube_id, Permission.WRITE)
-        flt = MemoryFilter(cube_ids=(cube.cube_id,), status=())
-        with self.write_lock:
-            vectors = self.ready()
-            ids = [p.id for points in vectors.walk(flt, 1000) for p in points]
-            self.stores.forget({cube.cube_id: ids}, user.user_id, graph_too=False)
-            graph = self.graph()
-            if graph is not None:  # the relations stated directly go too: nothing of the cube is left
-                graph.store.delete_cube(cube.cube_id)
-        return len(ids)
+        with self.write_lock:  # the relations stated directly go too: nothing of the cube is left
+            return self.stores.empty_cube(cube.cube_id, user.user_id)
