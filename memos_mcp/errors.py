@@ -39,14 +39,25 @@ def first_problem(exc: ValidationError, prefix: str = "") -> tuple[str, str]:
     return ".".join(str(p) for p in (prefix, *first["loc"]) if p != ""), first["msg"]
 
 
+def _encodable(text: str) -> str:
+    """``text`` with each lone surrogate written as its escape (``\\ud800``): an error that quotes what a
+    caller sent (a JSON key ``"k\\ud800"``) must still encode as UTF-8 on every face."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return text.encode("utf-8", "backslashreplace").decode("utf-8")
+    return text
+
+
 class MemosError(Exception):
     code: str = "internal_error"
     status: int = 500
 
     def __init__(self, message: str, **details: Any) -> None:
+        message = _encodable(message)
         super().__init__(message)
         self.message = message
-        self.details = details
+        self.details = {k: _encodable(v) if isinstance(v, str) else v for k, v in details.items()}
 
     def to_dict(self) -> dict[str, Any]:
         return {"code": self.code, "message": self.message, "details": self.details}

@@ -32,7 +32,7 @@ from memos_mcp.core.model_json import json_object
 from memos_mcp.core.models import Cube, Memory, MessageIn, SearchResult, User
 from memos_mcp.core.retrieval import Retrieval
 from memos_mcp.core.write.add import Writes
-from memos_mcp.errors import BackendUnavailable, InvalidRequest, LLMNotConfigured
+from memos_mcp.errors import BackendUnavailable, InvalidRequest, LLMNotConfigured, PayloadTooLarge
 
 if TYPE_CHECKING:
     from memos_mcp.core.llm import LanguageModel
@@ -41,6 +41,7 @@ log = logging.getLogger(__name__)
 
 Language = Literal["en", "zh"]
 CHAT_ROLES = ("user", "assistant", "system")
+MAX_HISTORY = 1000  # messages a chat's history may hold (only the last turns are read)
 
 
 class ChatReply(BaseModel):
@@ -139,14 +140,26 @@ def system_message(found: SearchResult, system_prompt: str | None = None) -> str
                                                           preferences=_lines(found.preferences))
 
 
-def check_history(history: Sequence[Mapping[str, Any]], turns: int) -> list[dict[str, str]]:
-    """A caller's ``[{role, content}]`` turns, checked; the last ``turns`` turns (two messages each) kept."""
+def check_history(history: Sequence[Mapping[str, Any]], turns: int,
+                  check_text: Callable[[str, str], None]) -> list[dict[str, str]]:
+    """A caller's ``[{role, content}]`` turns, checked (at most ``MAX_HISTORY`` of them, each with a
+    chat role and a content that ``check_text`` passes, no other field); the last ``turns`` turns (two
+    messages each) kept. ``InvalidRequest`` naming the message (``history.3.content``), or
+    ``PayloadTooLarge``."""
+    if len(history) > MAX_HISTORY:
+        raise PayloadTooLarge(f"history holds {len(history)} messages; the limit is {MAX_HISTORY}",
+                              field="history", limit=MAX_HISTORY)
     checked: list[dict[str, str]] = []
     for i, message in enumerate(history):
         role, content = message.get("role"), message.get("content")
         if role not in CHAT_ROLES or not isinstance(content, str):
-            raise InvalidRequest(f"history[{i}] must be {{role: user|assistant|system, content: text}}",
-                                 field="history")
+            raise InvalidRequest(f"history.{i} must be {{role: user|assistant|system, content: text}}",
+                                 field=f"history.{i}")
+        unknown = sorted(set(message) - {"role", "content"})
+        if unknown:
+            raise InvalidRequest(f"unknown field 'history.{i}.{unknown[0]}' (a message has role and content)",
+                                 field=f"history.{i}.{unknown[0]}")
+        check_text(content, f"history.{i}.content")
         checked.append({"role": role, "content": content})
     return checked[-2 * turns:]
 
@@ -233,7 +246,7 @@ class Chat(Room):
         bounded("pref_top_k", pref_top_k, self.settings.search.pref_top_k, minimum=0)
         conversation = check_id("conversation_id", conversation_id or "default")
         turns = self.settings.llm.max_turns_window
-        window = check_history(history, turns) if history is not None else None
+        window = check_history(history, turns, self.stores.check_text) if history is not None else None
         home = self._chat_home(user, self.access.readable(user, cube_ids) if cube_ids else [])
         llm = self._language_model("chat")
         found = self.retrieval.search(user.user_id, query, cube_ids=cube_ids, conversation_id=conversation, top_k=top_k,

@@ -102,6 +102,9 @@ class Directory(Room):
         if is_blank(name):
             raise InvalidRequest("a cube needs a name", field="name")
         check_storable(name, "name")
+        if len(name.strip()) > MAX_KEY_CHARS:
+            raise PayloadTooLarge(f"name has {len(name.strip())} characters; the limit is {MAX_KEY_CHARS}",
+                                  field="name", limit=MAX_KEY_CHARS)
         if cube_id is None:
             cube_id = str(uuid.uuid4())
         else:
@@ -109,7 +112,7 @@ class Directory(Room):
         # the owner's own default id makes its default cube again (after it was deleted, writes naming no
         # cube had nowhere to go)
         default = cube_id == default_cube_id(owner.user_id) and self.catalog.default_cube_of(owner.user_id) is None
-        cube = Cube(cube_id=cube_id, name=name.strip()[:200],
+        cube = Cube(cube_id=cube_id, name=name.strip(),
                     owner_id=owner.user_id, created_at=utcnow(), permission="owner", is_default=default)
         with self.write_lock:
             if self.catalog.get_cube(cube.cube_id) is not None:

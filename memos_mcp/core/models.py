@@ -157,6 +157,9 @@ _MESSAGE_ALIASES = {"message_id": ("message_id", "id", "dia_id"),
                     "chat_time": ("chat_time", "timestamp", "time", "created_at")}
 
 
+MessageRole = Literal["user", "assistant", "system", "tool"]
+
+
 class MessageIn(BaseModel):
     """A message handed to ``add_memory``; ``message_id`` also accepts ``id`` and ``dia_id``, and
     ``chat_time`` ``timestamp``, ``time`` and ``created_at`` (the names other memory APIs use). Two
@@ -164,7 +167,7 @@ class MessageIn(BaseModel):
 
     model_config = ConfigDict(extra="ignore", populate_by_name=True)
 
-    role: Literal["user", "assistant", "system", "tool"] = "user"
+    role: MessageRole = "user"
     content: str
     name: str | None = None
     message_id: str | None = Field(None, validation_alias=AliasChoices(*_MESSAGE_ALIASES["message_id"]))

@@ -21,13 +21,14 @@ import base64
 import binascii
 import json
 import uuid
-from collections.abc import Iterable, Iterator, Mapping
-from typing import IO, TYPE_CHECKING, Any, Literal
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from typing import IO, TYPE_CHECKING, Any, Literal, get_args
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from memos_mcp.core.checks import (
     MAX_KEY_CHARS,
+    MAX_METADATA_BYTES,
     MAX_SOURCES,
     check_id,
     check_metadata,
@@ -37,7 +38,16 @@ from memos_mcp.core.checks import (
     unstorable_in,
 )
 from memos_mcp.core.embedder import vector_problem
-from memos_mcp.core.models import HistoryEvent, Memory, Message, MessageIn, Permission, utcnow
+from memos_mcp.core.models import (
+    HistoryEvent,
+    Memory,
+    MemorySource,
+    Message,
+    MessageIn,
+    MessageRole,
+    Permission,
+    utcnow,
+)
 from memos_mcp.core.payload import from_point, index_texts, to_payload
 from memos_mcp.core.stores.vector import MemoryFilter, StoredPoint, VectorPoint
 from memos_mcp.core.text import content_hash, is_blank, sparse_document
@@ -54,6 +64,7 @@ _PAGE = 500
 _ROOM = 16_384  # bytes a stored memory or message may take on disk beyond its text, at most
 _GRAPH_BATCH = 100  # memories per graph write: FalkorDB 4.16 crashes on a Bolt parameter list of ~400 ids
 _DERIVED_TRIES = 8  # ids derived for a record whose id another cube holds (``_derived_ids``)
+_PATH_CHARS = 4096  # a document path, as file systems bound it
 _CONTEXT_TEXTS = 6  # an index context holds at most 5 earlier turns (search.context_turns) and their joins
 PART_BYTES = 256 * 1024  # a part's JSONL as the JSON-RPC answer carries it (escaped): far below a 1 MiB SSE event
 
@@ -217,12 +228,15 @@ def import_lines(service: MemoryService, actor_id: str, lines: Iterable[str], cu
     result = ImportResult(cube_id=cube.cube_id, memories=0, messages=0, reembedded=not same_model, renamed=0)
     batch: list[tuple[Memory, _Index]] = []
     messages: list[Message] = []
+    memory_ids = _Ids(cube.cube_id, lambda ids: {
+        p.id: p.payload.get("cube_id") for p in service.vectors.retrieve(ids)} if ids else {})
+    message_ids = _Ids(cube.cube_id, service.catalog.message_cubes)
 
     def flush() -> None:
         service.disk.check("import memories", sum(_ROOM + 8 * len(m.memory) for m, _ in batch)
                            + sum(_ROOM + 8 * len(m.content) for m in messages))
         if batch:
-            stored, kept, renamed = _write(service, cube.cube_id, user.user_id, batch, same_model)
+            stored, kept, renamed = _write(service, cube.cube_id, user.user_id, batch, same_model, memory_ids)
             result.memories, result.kept, result.renamed = (result.memories + stored, result.kept + kept,
                                                             result.renamed + renamed)
             batch.clear()
@@ -230,7 +244,7 @@ def import_lines(service: MemoryService, actor_id: str, lines: Iterable[str], cu
                 done = result.memories + result.kept
                 progress(done, max(total, done))
         if messages:
-            fresh, renamed = _new_messages(service, cube.cube_id, messages)
+            fresh, renamed = _new_messages(messages, message_ids)
             service.catalog.add_messages(fresh)
             result.messages, result.renamed = result.messages + len(fresh), result.renamed + renamed
             messages.clear()
@@ -354,6 +368,8 @@ class _Records:
         if len(memory.sources) > MAX_SOURCES:
             raise PayloadTooLarge(f"sources holds {len(memory.sources)} sources; the limit is {MAX_SOURCES}",
                                   field="sources", limit=MAX_SOURCES)
+        for number, source in enumerate(memory.sources):
+            self._source(f"sources.{number}", source)
         for place, conversation in (("conversation_id", memory.conversation_id), *(
                 (f"sources.{i}.conversation_id", s.conversation_id) for i, s in enumerate(memory.sources))):
             if conversation is not None:
@@ -362,9 +378,30 @@ class _Records:
             _check_embedding(memory.embedding, self.dimension)
         return memory, index
 
+    def _source(self, place: str, source: MemorySource) -> None:
+        """A source as an add makes one: a message's role, name and id of at most ``MAX_KEY_CHARS``, its
+        content (and the whitespace around a chunk) of at most ``max_memory_size``, a document path of at
+        most ``_PATH_CHARS``, any other fields at most ``MAX_METADATA_BYTES`` as JSON (``PayloadTooLarge``
+        naming the field)."""
+        if source.role is not None and source.role not in get_args(MessageRole):
+            raise InvalidRequest(f"{place}.role {source.role[:40]!r} is not one of "
+                                 f"{', '.join(get_args(MessageRole))}", field=f"{place}.role")
+        extra = len(json.dumps(source.model_extra or {}, ensure_ascii=False, default=str).encode())
+        for field, size, limit in (("name", len(source.name or ""), MAX_KEY_CHARS),
+                                   ("message_id", len(source.message_id or ""), MAX_KEY_CHARS),
+                                   ("content", len(source.content or ""), self.service.settings.max_memory_size),
+                                   ("doc_path", len(source.doc_path or ""), _PATH_CHARS),
+                                   ("gap", len(source.gap or ""), self.service.settings.max_memory_size),
+                                   ("tail", len(source.tail or ""), self.service.settings.max_memory_size),
+                                   ("(other fields)", extra, MAX_METADATA_BYTES)):
+            if size > limit:
+                raise PayloadTooLarge(f"{place}.{field} has {size} characters; the limit is {limit}",
+                                      field=f"{place}.{field}", limit=limit)
+
     def _message(self, record: dict[str, Any]) -> Message:
         _refuse_unknown(record, Message)
         message = Message.model_validate({**record, "cube_id": self.cube_id})
+        check_id("id", message.id)
         self.service.stores.check_message(MessageIn.model_validate(
             {"role": message.role, "content": message.content, "name": message.name,
              "message_id": message.message_id}))
@@ -395,19 +432,43 @@ def _check_embedding(embedding: list[float], dimension: int) -> None:
         raise InvalidRequest(f"embedding: {problem}", field="embedding")
 
 
-def _new_messages(service: MemoryService, cube_id: str, messages: list[Message]) -> tuple[list[Message], int]:
-    """The messages to store, and how many took another id (``_derived_ids``). One already in this cube
-    is skipped (re-import is idempotent)."""
-    stored = service.catalog.message_cubes([m.id for m in messages])
-    options = {i: _derived_ids(cube_id, i) for i, cube in stored.items() if cube != cube_id}
-    stored |= service.catalog.message_cubes([o for opts in options.values() for o in opts])
-    fresh: list[Message] = []
-    for message in messages:
-        if message.id in options:
-            message = message.model_copy(update={"id": _free(options[message.id], stored, cube_id)})
-        if stored.get(message.id) != cube_id:
-            fresh.append(message)
-    return fresh, len(options)
+def _new_messages(messages: list[Message], ids: _Ids) -> tuple[list[Message], int]:
+    """The messages to store, under the ids ``ids`` chooses, and how many took another id. One already in
+    this cube is skipped (re-import is idempotent)."""
+    chosen, found = ids.choose([m.id for m in messages])
+    fresh = [m.model_copy(update={"id": chosen[m.id]}) for m in messages if found.get(chosen[m.id]) != ids.cube_id]
+    return fresh, sum(1 for original, final in chosen.items() if original != final)
+
+
+class _Ids:
+    """Chooses the id each record of one import is stored under in ``cube_id``: its own, unless another
+    cube holds it or an earlier record of this import took it; then the first of ``_derived_ids`` that
+    neither holds (the same on every run, so importing a file twice still matches), else a new one. So a
+    crafted file can neither make an import take another cube's record nor two of its records one id.
+    ``holders(ids)`` gives the cube of each stored id among ``ids``."""
+
+    def __init__(self, cube_id: str, holders: Callable[[list[str]], Mapping[str, object]]) -> None:
+        self.cube_id, self.holders = cube_id, holders
+        self.claimed: dict[str, str] = {}  # id a record is stored under -> that record's own id
+
+    def choose(self, own: list[str]) -> tuple[dict[str, str], dict[str, object]]:
+        """Each of ``own`` (in order) to the id it is stored under, and the cube of every stored id
+        looked at (a chosen id held by ``cube_id`` is that record, imported before)."""
+        found = dict(self.holders(own))
+        elsewhere = [i for i in own if found.get(i, self.cube_id) != self.cube_id]
+        found |= self.holders([o for i in elsewhere for o in _derived_ids(self.cube_id, i)])
+        chosen: dict[str, str] = {}
+        for ident in own:
+            final = ident
+            if found.get(ident, self.cube_id) != self.cube_id or self.claimed.get(ident, ident) != ident:
+                options = _derived_ids(self.cube_id, ident)
+                if ident not in elsewhere:  # taken by an earlier record of this import
+                    found |= self.holders(options)
+                final = next((o for o in options if found.get(o, self.cube_id) == self.cube_id
+                              and self.claimed.get(o, ident) == ident), str(uuid.uuid4()))
+            self.claimed[final] = ident
+            chosen[ident] = final
+        return chosen, found
 
 
 class _ExportedCube(BaseModel):
@@ -483,29 +544,19 @@ def _derived_ids(cube_id: str, ident: str) -> list[str]:
             *(str(uuid.uuid5(uuid.NAMESPACE_URL, f"{cube_id}/{n}/{ident}")) for n in range(1, _DERIVED_TRIES))]
 
 
-def _free(options: list[str], holders: Mapping[str, object], cube_id: str) -> str:
-    """The first of ``options`` no other cube holds (``holders``: id to cube), else a new id: a record
-    never takes another cube's, whatever ids a crafted file planted."""
-    return next((o for o in options if holders.get(o) in (None, cube_id)), str(uuid.uuid4()))
-
-
 def _write(service: MemoryService, cube_id: str, actor: str, batch: list[tuple[Memory, _Index]],
-           same_model: bool) -> tuple[int, int, int]:
-    """Store one batch: memories new to the cube with their ``ADD`` history (``commit_points``). A memory
-    the cube holds already (an earlier run, or the same id exported from this cube) is left as it is: an
-    import never rewrites a stored memory's text, author or history; it only gets the graph links and
-    the ``ADD`` event an import by an earlier version left out. An id another cube holds becomes one
-    derived from it (the same on every run), or a new one when another cube holds that too. Returns how
-    many memories were stored, kept and renamed."""
-    stored = {p.id: p for p in service.vectors.retrieve([m.id for m, _ in batch])}
-    options = {i: _derived_ids(cube_id, i) for i, p in stored.items() if p.payload.get("cube_id") != cube_id}
-    stored |= {p.id: p for p in service.vectors.retrieve([o for opts in options.values() for o in opts])}
-    found = {i: p.payload.get("cube_id") for i, p in stored.items()}
-    memories = [m if m.id not in options else m.model_copy(update={"id": _free(options[m.id], found, cube_id)})
-                for m, _ in batch]
-    renamed = len(options)
-    kept = [from_point(stored[m.id]) for m in memories if found.get(m.id) == cube_id]
-    new = [(m, index) for m, (_, index) in zip(memories, batch, strict=True) if found.get(m.id) != cube_id]
+           same_model: bool, ids: _Ids) -> tuple[int, int, int]:
+    """Store one batch: memories new to the cube with their ``ADD`` history (``commit_points``), under
+    the ids ``ids`` chooses. A memory the cube holds already (an earlier run, or the same id exported
+    from this cube) is left as it is: an import never rewrites a stored memory's text, author or history;
+    it only gets the graph links and the ``ADD`` event an import by an earlier version left out. Returns
+    how many memories were stored, kept and renamed."""
+    chosen, found = ids.choose([m.id for m, _ in batch])
+    memories = [m.model_copy(update={"id": chosen[m.id]}) for m, _ in batch]
+    renamed = sum(1 for original, final in chosen.items() if original != final)
+    stored = {p.id: p for p in service.vectors.retrieve([m.id for m in memories if found.get(m.id) == cube_id])}
+    kept = [from_point(stored[m.id]) for m in memories if m.id in stored]
+    new = [(m, index) for m, (_, index) in zip(memories, batch, strict=True) if m.id not in stored]
     fresh = [m.embedding is None or not same_model for m, _ in new]
     texts = [index_texts(m.memory, i.speaker, i.context, m.event_time, service.settings.search.dense_context)
              for m, i in new]

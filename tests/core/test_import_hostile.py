@@ -128,9 +128,19 @@ def _hostile(header: dict[str, Any], memory: dict[str, Any], service: MemoryServ
         ("many sources", [header, {**memory, "sources": [{"type": "api"}] * 51}], PayloadTooLarge,
          "line 2: sources"),
         ("long message name", [header, {**message, "name": "n" * 100_000}], PayloadTooLarge, "line 2: name"),
-        ("long message id", [header, {**message, "message_id": "m" * 100_000}], PayloadTooLarge,
+        ("long message_id", [header, {**message, "message_id": "m" * 100_000}], PayloadTooLarge,
          "line 2: message_id"),
         ("unknown role", [header, {**message, "role": "hacker"}], InvalidRequest, "line 2: role"),
+        ("source role", [header, {**memory, "sources": [{"type": "chat", "role": "wizard"}]}], InvalidRequest,
+         "line 2: sources.0.role"),
+        ("long source content", [header, {**memory, "sources": [{"type": "chat", "content": "c" * (longest + 1)}]}],
+         PayloadTooLarge, "line 2: sources.0.content"),
+        ("long source name", [header, {**memory, "sources": [{"type": "chat", "name": "n" * 5000}]}],
+         PayloadTooLarge, "line 2: sources.0.name"),
+        ("big source extra", [header, {**memory, "sources": [{"type": "chat", "note": "x" * 20_000}]}],
+         PayloadTooLarge, "line 2: sources.0.(other fields)"),
+        ("message id path", [header, {**message, "id": "../../etc"}], InvalidRequest, "line 2: id '../../etc'"),
+        ("long message id", [header, {**message, "id": "m" * 300}], InvalidRequest, "line 2: id"),
     ]
 
 
@@ -157,3 +167,34 @@ def test_an_endless_line_is_refused_before_it_is_held(service: MemoryService) ->
         next(lines)
     assert refused.value.message == "line 2 is longer than 1000000 bytes"
     assert endless.tell() <= 1_000_020 + 1
+
+
+@pytest.mark.parametrize("order", ["renamed first", "owner first"])
+def test_two_records_of_one_file_never_share_an_id(service: MemoryService, order: str) -> None:
+    """One record's id is held by another cube, so it is stored under an id derived from it; another
+    record of the same file carries exactly that derived id as its own. Before, the second overwrote
+    the first (two ADD events on one memory) and, for messages, the import failed with a 507 unique
+    constraint after storing part of the file."""
+    _users(service)
+    held = service.add_memory("alice", cube_id="alicecube", memory_content="Alice's note.").added[0]
+    header, record = _export(service, "alice", "alicecube")
+    message = {"type": "message", "id": str(uuid.uuid4()), "conversation_id": "c", "user_id": "alice",
+               "role": "user", "content": "Alice says hi.", "created_at": "2024-01-01T00:00:00Z"}
+    import_lines(service, "alice", _lines([header, message]), "alicecube")
+    derived = str(uuid.uuid5(uuid.NAMESPACE_URL, f"bobcube/{held}"))
+    said = str(uuid.uuid5(uuid.NAMESPACE_URL, f"bobcube/{message['id']}"))
+    renamed = [{**record, "memory": "Bob's first note."}, {**message, "content": "Bob's first word."}]
+    owners = [{**record, "id": derived, "memory": "Bob's second note."},
+              {**message, "id": said, "content": "Bob's second word."}]
+    lines = _lines([header, *(renamed + owners if order == "renamed first" else owners + renamed)])
+    result = import_lines(service, "bob", lines, "bobcube")
+    # renamed first: the owner's own id is taken by then, so it is renamed too
+    assert (result.memories, result.messages, result.renamed) == (2, 2, 4 if order == "renamed first" else 2)
+    assert _texts(service, "bob", "bobcube") == ["Bob's first note.", "Bob's second note."]
+    assert sorted(m.content for m in service.catalog.recent_messages(["bobcube"], "c", 10)) == [
+        "Bob's first word.", "Bob's second word."]
+    assert _texts(service, "alice", "alicecube") == ["Alice's note."]
+    assert all(len(service.history("bob", m.id)) == 1
+               for m in service.list_memories("bob", cube_ids=["bobcube"]).memories)
+    again = import_lines(service, "bob", lines, "bobcube")
+    assert (again.memories, again.kept, again.messages) == (0, 2, 0)

@@ -54,13 +54,17 @@ def test_unstorable_text_is_refused_naming_the_field(service: MemoryService, wha
     assert _stored(service) == before
 
 
-def test_a_user_name_or_a_tag_beyond_its_limit_is_refused(service: MemoryService) -> None:
+def test_a_user_or_cube_name_or_a_tag_beyond_its_limit_is_refused(service: MemoryService) -> None:
     with pytest.raises(PayloadTooLarge) as refused:
         service.register_user(ROOT_USER, "someone", "n" * 201)
     assert refused.value.details["field"] == "user_name"
     with pytest.raises(PayloadTooLarge) as refused:
         service.add_memory(ROOT_USER, memory_content="The boat is blue.", tags=["t" * 201])
     assert refused.value.details["field"] == "tags.0"
+    with pytest.raises(PayloadTooLarge) as refused:  # it was cut to 200 characters without a word
+        service.create_cube(ROOT_USER, "c" * 201)
+    assert refused.value.details["field"] == "name"
+    assert len(service.list_cubes(ROOT_USER)) == 1
     assert [u.user_id for u in service.list_users(ROOT_USER)] == [ROOT_USER]
     assert service.list_memories(ROOT_USER).total == 0
 

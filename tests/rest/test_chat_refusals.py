@@ -51,6 +51,15 @@ REFUSED: dict[str, tuple[str, dict[str, Any], int, tuple[str, ...]]] = {
                                                        "mem_cube_id": "bob_default_cube"}, 403, ("bob_default_cube",)),
     "product: bad history": ("/product/chat", {"user_id": "alice", "query": "hi", "history": [{"role": "x"}]}, 400,
                              ("history",)),
+    # each message of a history is checked as a query's text is, and their count bounded
+    "product: long history message": ("/product/chat", {"user_id": "alice", "query": "hi", "history": [
+        {"role": "user", "content": LONG}]}, 413, ("history.0.content",)),
+    "product: empty history message": ("/product/chat", {"user_id": "alice", "query": "hi", "history": [
+        {"role": "user", "content": "ok"}, {"role": "assistant", "content": " "}]}, 400, ("history.1.content",)),
+    "product: history field unknown": ("/product/chat", {"user_id": "alice", "query": "hi", "history": [
+        {"role": "user", "content": "ok", "mood": "sad"}]}, 400, ("history.0.mood",)),
+    "product: endless history": ("/product/chat", {"user_id": "alice", "query": "hi", "history": [
+        {"role": "user", "content": "ok"}] * 5000}, 413, ("history",)),
     "cloud: another user": (CLOUD, {"user_id": "bob", "conversation_id": "c", "query": "hi"}, 403, ("bob",)),
     "cloud: bad conversation id": (CLOUD, {"user_id": "alice", "conversation_id": "../x", "query": "hi"}, 400,
                                    ("conversation_id",)),

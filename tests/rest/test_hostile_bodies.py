@@ -104,6 +104,10 @@ UNSTORABLE = [
     ("/v1/memories", '{"content": "The boat is blue.", "metadata": {"note": ["x", {"y": "\\ud83d"}]}}',
      "metadata.note"),
     ("/api/mem_cubes", '{"name": "cube \\ud800"}', "name"),
+    # A lone surrogate in a key: the error quoting it must still encode (it was a plain-text 500).
+    ("/v1/memories", '{"content": "The boat is blue.", "metadata": {"k\\ud800": 1}}', "metadata.k\\\\ud800"),
+    ("/product/search", '{"user_id": "default", "query": "boat", "x\\udfff": 1}', "x\\\\udfff"),
+    ("/api/openmem/v1/get/memory", '{"user_id": "default", "filter": {"a\\ud800b": 1}}', "filter"),
     ("/api/users", '{"user_id": "ann", "user_name": "Ann\\u0000", "role": "user"}', "user_name"),
 ]
 
