@@ -55,7 +55,7 @@ def import_file(service: MemoryService, path: Path, user_id: str, cube_id: str |
                                                          created_at=utcnow())
         service.access.writable(user, cube_id)
     service.ensure_user(user_id)
-    if new_cube is not None:
+    if new_cube is not None and service.catalog.get_cube(new_cube) is None:  # (ensuring made the user's default)
         service.create_cube(ROOT_USER, name or new_cube, cube_id=new_cube, owner_id=user_id)
     if kind == "export":
         with path.open("rb") as handle:

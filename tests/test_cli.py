@@ -302,6 +302,10 @@ def test_export_then_import_into_a_fresh_data_directory_round_trips_every_memory
     assert summary["cube_id"] == "c2"
     assert summary["reembedded"] is False
     assert summary["renamed"] == 0
+    # into a new user's default cube, named: the user's making makes it (the import made it a second time)
+    own = json.loads(ok(memos(tmp_path, tmp_path / "fresh2", "import", str(exported), "--user", "other",
+                              "--cube", "other_default_cube")).stdout)
+    assert (own["cube_id"], own["memories"]) == ("other_default_cube", summary["memories"])
     again = tmp_path / "c2.jsonl"
     ok(memos(tmp_path, fresh, "export", "--cube", "c2", "--out", str(again)))
 

@@ -47,7 +47,7 @@ class Directory(Room):
         cube_id = default_cube_id(user_id)
         if self.catalog.get_cube(cube_id) is not None:  # made by an earlier version, before ids were kept
             cube_id = f"{cube_id}_{uuid.uuid4().hex[:8]}"
-        cube = Cube(cube_id=cube_id, name=f"{user.user_name}'s memories", owner_id=user_id,
+        cube = Cube(cube_id=cube_id, name=f"{user.user_name[:MAX_KEY_CHARS - 11]}'s memories", owner_id=user_id,
                     created_at=now, is_default=True)
         self.catalog.create_user_with_cube(user, cube)
         return user, cube

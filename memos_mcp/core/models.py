@@ -105,9 +105,9 @@ class MemorySource(BaseModel):
     conversation_id: str | None = None
     role: str | None = None
     name: str | None = None
-    chat_time: datetime | None = None
+    chat_time: Time | None = None
     doc_path: str | None = None
-    chunk_index: int | None = None
+    chunk_index: int | None = Field(None, ge=0, le=2**53, description="the chunk's place in its text, from 0")
     content: str | None = None
     gap: str | None = Field(None, description="a chunk of a text: the whitespace before it in that text")
     tail: str | None = Field(None, description="the last chunk of a text: the whitespace after it")

@@ -33,6 +33,7 @@ from memos_mcp.core.checks import (
     check_id,
     check_metadata,
     check_tags,
+    is_json_value,
     is_uuid,
     storable_problem,
     unstorable_in,
@@ -63,7 +64,7 @@ FORMAT = "memos-mcp/export-v1"
 _PAGE = 500
 _ROOM = 16_384  # bytes a stored memory or message may take on disk beyond its text, at most
 _GRAPH_BATCH = 100  # memories per graph write: FalkorDB 4.16 crashes on a Bolt parameter list of ~400 ids
-_DERIVED_TRIES = 8  # ids derived for a record whose id another cube holds (``_derived_ids``)
+_DERIVED_TRIES = 1000  # ids derived for a record whose own id is taken, at most (``_Ids``)
 _PATH_CHARS = 4096  # a document path, as file systems bound it
 _CONTEXT_TEXTS = 6  # an index context holds at most 5 earlier turns (search.context_turns) and their joins
 PART_BYTES = 256 * 1024  # a part's JSONL as the JSON-RPC answer carries it (escaped): far below a 1 MiB SSE event
@@ -229,8 +230,9 @@ def import_lines(service: MemoryService, actor_id: str, lines: Iterable[str], cu
     batch: list[tuple[Memory, _Index]] = []
     messages: list[Message] = []
     memory_ids = _Ids(cube.cube_id, lambda ids: {
-        p.id: p.payload.get("cube_id") for p in service.vectors.retrieve(ids)} if ids else {})
-    message_ids = _Ids(cube.cube_id, service.catalog.message_cubes)
+        p.id: (str(p.payload.get("cube_id")), str(p.payload.get("memory"))) for p in service.vectors.retrieve(ids)})
+    message_ids = _Ids(cube.cube_id, lambda ids: {
+        m.id: (m.cube_id, m.content) for m in service.catalog.messages_with_window(ids, 0)[0]})
 
     def flush() -> None:
         service.disk.check("import memories", sum(_ROOM + 8 * len(m.memory) for m, _ in batch)
@@ -294,8 +296,9 @@ def export_lines(handle: IO[bytes], limit: int) -> Iterator[str]:
 def check_export(service: MemoryService, lines: Iterable[str]) -> str | None:
     """Read a whole export as ``import_lines`` would, storing nothing: ``InvalidRequest`` naming the line
     of its first fault, else the name its header gives the exported cube (None when it gives none, or
-    one that shows nothing). For a caller that must know the file is good before it makes anything for
-    it (the CLI's ``import`` makes the user and the cube, named as the export names it)."""
+    one no cube can take: blank, unstorable, longer than ``MAX_KEY_CHARS``). For a caller that must know
+    the file is good before it makes anything for it (the CLI's ``import`` makes the user and the cube,
+    named as the export names it)."""
     rows = iter(enumerate(lines, start=1))
     header = _header(next(rows, (1, "")))
     records = _Records(service, CHECK_CUBE,
@@ -303,7 +306,8 @@ def check_export(service: MemoryService, lines: Iterable[str]) -> str | None:
     for number, line in rows:
         records.read(number, line)
     name = header.cube.name if header.cube is not None else None
-    return None if name is None or is_blank(name) or storable_problem(name) else name
+    usable = name is not None and not is_blank(name) and not storable_problem(name) and len(name) <= MAX_KEY_CHARS
+    return name if usable else None
 
 
 class _Records:
@@ -386,7 +390,11 @@ class _Records:
         if source.role is not None and source.role not in get_args(MessageRole):
             raise InvalidRequest(f"{place}.role {source.role[:40]!r} is not one of "
                                  f"{', '.join(get_args(MessageRole))}", field=f"{place}.role")
-        extra = len(json.dumps(source.model_extra or {}, ensure_ascii=False, default=str).encode())
+        for key, value in (source.model_extra or {}).items():
+            if not is_json_value(value):  # a number past 64 bits comes back from a store as a float
+                raise InvalidRequest(f"{place}.{key} must be JSON: text, a finite number (integers within 64 "
+                                     "bits), boolean, list or object", field=f"{place}.{key}")
+        extra = len(json.dumps(source.model_extra or {}, ensure_ascii=False).encode())
         for field, size, limit in (("name", len(source.name or ""), MAX_KEY_CHARS),
                                    ("message_id", len(source.message_id or ""), MAX_KEY_CHARS),
                                    ("content", len(source.content or ""), self.service.settings.max_memory_size),
@@ -435,40 +443,70 @@ def _check_embedding(embedding: list[float], dimension: int) -> None:
 def _new_messages(messages: list[Message], ids: _Ids) -> tuple[list[Message], int]:
     """The messages to store, under the ids ``ids`` chooses, and how many took another id. One already in
     this cube is skipped (re-import is idempotent)."""
-    chosen, found = ids.choose([m.id for m in messages])
-    fresh = [m.model_copy(update={"id": chosen[m.id]}) for m in messages if found.get(chosen[m.id]) != ids.cube_id]
+    chosen, held = ids.choose([(m.id, m.content) for m in messages])
+    fresh = [m.model_copy(update={"id": chosen[m.id]}) for m in messages if chosen[m.id] not in held]
     return fresh, sum(1 for original, final in chosen.items() if original != final)
 
 
 class _Ids:
-    """Chooses the id each record of one import is stored under in ``cube_id``: its own, unless another
-    cube holds it or an earlier record of this import took it; then the first of ``_derived_ids`` that
-    neither holds (the same on every run, so importing a file twice still matches), else a new one. So a
-    crafted file can neither make an import take another cube's record nor two of its records one id.
-    ``holders(ids)`` gives the cube of each stored id among ``ids``."""
+    """Chooses the id each record of one import is stored under in ``cube_id``, the same on every run
+    (so importing a file again, or resuming a stopped import, stores nothing twice):
 
-    def __init__(self, cube_id: str, holders: Callable[[list[str]], Mapping[str, object]]) -> None:
+    1. its own id, when the cube holds it (an import never rewrites a stored record: it is kept);
+    2. else the first of its derived ids (``_derived_id``) the cube holds with the same text: the record,
+       imported before while another cube held its own id;
+    3. else its own id, when no cube holds it;
+    4. else the first derived id no cube holds (looking at most ``_DERIVED_TRIES``: ``InvalidRequest``).
+
+    An id an earlier record of this import took counts as held by another. So a crafted file can make an
+    import neither take another cube's record nor give two of its records one id. ``holders(ids)`` gives
+    the cube and text of each stored id among ``ids``."""
+
+    def __init__(self, cube_id: str, holders: Callable[[list[str]], Mapping[str, tuple[str, str]]]) -> None:
         self.cube_id, self.holders = cube_id, holders
         self.claimed: dict[str, str] = {}  # id a record is stored under -> that record's own id
+        self.found: dict[str, tuple[str, str]] = {}  # stored ids looked up: their cube and text
+        self.looked: set[str] = set()
 
-    def choose(self, own: list[str]) -> tuple[dict[str, str], dict[str, object]]:
-        """Each of ``own`` (in order) to the id it is stored under, and the cube of every stored id
-        looked at (a chosen id held by ``cube_id`` is that record, imported before)."""
-        found = dict(self.holders(own))
-        elsewhere = [i for i in own if found.get(i, self.cube_id) != self.cube_id]
-        found |= self.holders([o for i in elsewhere for o in _derived_ids(self.cube_id, i)])
+    def choose(self, records: list[tuple[str, str]]) -> tuple[dict[str, str], set[str]]:
+        """Each record (own id, text), in order, to the id it is stored under; and which of those ids
+        the cube holds already (records imported before, left as they are)."""
+        self._look([i for own, _ in records for i in (own, _derived_id(self.cube_id, own, 0))])
         chosen: dict[str, str] = {}
-        for ident in own:
-            final = ident
-            if found.get(ident, self.cube_id) != self.cube_id or self.claimed.get(ident, ident) != ident:
-                options = _derived_ids(self.cube_id, ident)
-                if ident not in elsewhere:  # taken by an earlier record of this import
-                    found |= self.holders(options)
-                final = next((o for o in options if found.get(o, self.cube_id) == self.cube_id
-                              and self.claimed.get(o, ident) == ident), str(uuid.uuid4()))
-            self.claimed[final] = ident
-            chosen[ident] = final
-        return chosen, found
+        for own, text in records:
+            chosen[own] = final = self._choose(own, text)
+            self.claimed[final] = own
+        return chosen, {final for final in chosen.values() if final in self.found}
+
+    def _look(self, ids: list[str]) -> None:
+        fresh = [i for i in dict.fromkeys(ids) if i not in self.looked]
+        if fresh:
+            self.found |= self.holders(fresh)
+            self.looked.update(fresh)
+
+    def _choose(self, own: str, text: str) -> str:
+        def mine(ident: str) -> bool:  # no other record of this import took it
+            return self.claimed.get(ident, own) == own
+
+        if self.found.get(own, ("", ""))[0] == self.cube_id and mine(own):
+            return own
+        free: str | None = None
+        for n in range(_DERIVED_TRIES):
+            option = _derived_id(self.cube_id, own, n)
+            if option not in self.looked:  # the next few at once
+                self._look([_derived_id(self.cube_id, own, k) for k in range(n, min(n + 16, _DERIVED_TRIES))])
+            cube, stored = self.found.get(option, (None, None))
+            if cube == self.cube_id and stored == text and mine(option):
+                return option
+            if cube is None and mine(option):
+                free = option
+                break
+        if own not in self.found and mine(own):
+            return own
+        if free is None:
+            raise InvalidRequest(f"record {own}: every id derived from it is taken ({_DERIVED_TRIES} tried)",
+                                 field="id")
+        return free
 
 
 class _ExportedCube(BaseModel):
@@ -537,11 +575,9 @@ def _parse(number: int, line: str) -> dict[str, Any]:
     return value
 
 
-def _derived_ids(cube_id: str, ident: str) -> list[str]:
-    """The ids a record takes in ``cube_id`` when another cube holds its own, in order of preference: the
-    same on every import, so importing a file twice still matches."""
-    return [str(uuid.uuid5(uuid.NAMESPACE_URL, f"{cube_id}/{ident}")),
-            *(str(uuid.uuid5(uuid.NAMESPACE_URL, f"{cube_id}/{n}/{ident}")) for n in range(1, _DERIVED_TRIES))]
+def _derived_id(cube_id: str, ident: str, n: int) -> str:
+    """The ``n``-th id (from 0) a record takes in ``cube_id`` when its own is taken: the same on every import."""
+    return str(uuid.uuid5(uuid.NAMESPACE_URL, f"{cube_id}/{ident}" if n == 0 else f"{cube_id}/{n}/{ident}"))
 
 
 def _write(service: MemoryService, cube_id: str, actor: str, batch: list[tuple[Memory, _Index]],
@@ -551,10 +587,10 @@ def _write(service: MemoryService, cube_id: str, actor: str, batch: list[tuple[M
     from this cube) is left as it is: an import never rewrites a stored memory's text, author or history;
     it only gets the graph links and the ``ADD`` event an import by an earlier version left out. Returns
     how many memories were stored, kept and renamed."""
-    chosen, found = ids.choose([m.id for m, _ in batch])
+    chosen, held = ids.choose([(m.id, m.memory) for m, _ in batch])
     memories = [m.model_copy(update={"id": chosen[m.id]}) for m, _ in batch]
     renamed = sum(1 for original, final in chosen.items() if original != final)
-    stored = {p.id: p for p in service.vectors.retrieve([m.id for m in memories if found.get(m.id) == cube_id])}
+    stored = {p.id: p for p in service.vectors.retrieve([m.id for m in memories if m.id in held])}
     kept = [from_point(stored[m.id]) for m in memories if m.id in stored]
     new = [(m, index) for m, (_, index) in zip(memories, batch, strict=True) if m.id not in stored]
     fresh = [m.embedding is None or not same_model for m, _ in new]

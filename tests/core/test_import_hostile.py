@@ -139,6 +139,12 @@ def _hostile(header: dict[str, Any], memory: dict[str, Any], service: MemoryServ
          PayloadTooLarge, "line 2: sources.0.name"),
         ("big source extra", [header, {**memory, "sources": [{"type": "chat", "note": "x" * 20_000}]}],
          PayloadTooLarge, "line 2: sources.0.(other fields)"),
+        # it was stored as 1e+30 and every read of the memory failed (a 500 on every face, a cut export)
+        ("huge chunk index", [header, {**memory, "sources": [{"type": "document", "doc_path": "/a",
+                                                               "chunk_index": 10**30}]}],
+         InvalidRequest, "line 2: sources.0.chunk_index"),
+        ("huge number in a source", [header, {**memory, "sources": [{"type": "chat", "seq": 10**30}]}],
+         InvalidRequest, "line 2: sources.0.seq"),
         ("message id path", [header, {**message, "id": "../../etc"}], InvalidRequest, "line 2: id '../../etc'"),
         ("long message id", [header, {**message, "id": "m" * 300}], InvalidRequest, "line 2: id"),
     ]
@@ -198,3 +204,51 @@ def test_two_records_of_one_file_never_share_an_id(service: MemoryService, order
                for m in service.list_memories("bob", cube_ids=["bobcube"]).memories)
     again = import_lines(service, "bob", lines, "bobcube")
     assert (again.memories, again.kept, again.messages) == (0, 2, 0)
+
+
+def _file(service: MemoryService, cube_id: str, texts: dict[str, str]) -> list[str]:
+    """An export of memories with the given ids and texts (its header as ``cube_id``'s)."""
+    header, *_ = _export(service, ROOT_USER, cube_id)
+    now = "2024-01-01T00:00:00Z"
+    return _lines([header, *({"type": "memory", "id": i, "user_id": "bob", "memory": t, "created_at": now,
+                               "updated_at": now} for i, t in texts.items())])
+
+
+def _derived(cube_id: str, ident: str, n: int) -> str:
+    return str(uuid.uuid5(uuid.NAMESPACE_URL, f"{cube_id}/{ident}" if n == 0 else f"{cube_id}/{n}/{ident}"))
+
+
+def test_an_import_run_again_after_the_other_cube_went_stores_nothing_twice(service: MemoryService) -> None:
+    """Copied into bob's cube while alice's held the ids (so under derived ids), then alice's cube was
+    deleted: before, the next run stored every memory again under its own, now free, id."""
+    _users(service)
+    service.add_memory("alice", cube_id="alicecube", memory_content="The ferry leaves at noon.")
+    lines = [json.dumps(r) + "\n" for r in _export(service, "alice", "alicecube")]
+    first = import_lines(service, "bob", lines, "bobcube")
+    service.delete_cube("alice", "alicecube")
+    again = import_lines(service, "bob", lines, "bobcube")
+    assert (first.memories, first.renamed, again.memories, again.kept) == (1, 1, 0, 1)
+    assert _texts(service, "bob", "bobcube") == ["The ferry leaves at noon."]
+
+
+def test_a_record_whose_derived_ids_are_all_taken_is_stored_the_same_way_every_run(service: MemoryService) -> None:
+    """The file holds the first eight ids derived for X as records of its own, and X, which another cube
+    holds: before, X fell back to a random id, so every run stored it again."""
+    _users(service)
+    held = service.add_memory("alice", cube_id="alicecube", memory_content="Alice's note.").added[0]
+    texts = {_derived("bobcube", held, n): f"Planted note {n}." for n in range(8)} | {held: "Bob's own note."}
+    lines = _file(service, "bobcube", texts)
+    runs = [import_lines(service, "bob", lines, "bobcube") for _ in range(3)]
+    assert [(r.memories, r.kept) for r in runs] == [(9, 0), (0, 9), (0, 9)]
+    assert len(_texts(service, "bob", "bobcube")) == 9
+
+
+def test_a_record_is_not_taken_for_another_held_under_its_derived_id(service: MemoryService) -> None:
+    """A first file stored a record under exactly the id derived for X in bob's cube; a second file's X
+    (which another cube holds) was then counted as kept and its text never stored."""
+    _users(service)
+    held = service.add_memory("alice", cube_id="alicecube", memory_content="Alice's note.").added[0]
+    import_lines(service, "bob", _file(service, "bobcube", {_derived("bobcube", held, 0): "Planted."}), "bobcube")
+    result = import_lines(service, "bob", _file(service, "bobcube", {held: "Bob's real note."}), "bobcube")
+    assert (result.memories, result.kept) == (1, 0)
+    assert _texts(service, "bob", "bobcube") == ["Bob's real note.", "Planted."]

@@ -69,6 +69,13 @@ def test_a_user_or_cube_name_or_a_tag_beyond_its_limit_is_refused(service: Memor
     assert service.list_memories(ROOT_USER).total == 0
 
 
+def test_the_default_cube_of_a_user_with_the_longest_name_has_a_name_a_cube_may_have(
+        service: MemoryService) -> None:
+    """It was "<200 characters>'s memories" (211), so its own export could not be imported."""
+    _, default = service.register_user(ROOT_USER, "longname", "n" * 200)
+    assert default.name == "n" * 189 + "'s memories"
+
+
 @pytest.mark.parametrize("kind", sorted(BAD))
 def test_unstorable_tag_of_an_update_is_refused_and_the_memory_kept(service: MemoryService, kind: str) -> None:
     memory = service.add_memory(ROOT_USER, memory_content="The boat is blue.", tags=["boat"]).memories[0]
