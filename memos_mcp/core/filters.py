@@ -7,7 +7,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from memos_mcp.core.checks import is_json_value, is_metadata_key
+from memos_mcp.core.checks import is_json_value, is_metadata_key, storable_problem
 from memos_mcp.core.models import MemoryKind, MemoryStatus, MemoryType
 from memos_mcp.core.stores.vector import MemoryFilter, Scalar
 from memos_mcp.core.timeparse import parse_bound, parse_time, to_epoch
@@ -47,6 +47,19 @@ class SearchFilters(BaseModel):
             if not is_json_value(wanted):  # no stored value can equal it, and a store's filter may fail on it
                 raise ValueError(f"metadata value of {key!r} is not one a memory can hold: a finite number "
                                  "(integers within 64 bits), text or boolean")
+            problem = storable_problem(wanted) if isinstance(wanted, str) else None
+            if problem is not None:
+                raise ValueError(f"metadata value of {key!r} {problem}")
+        return value
+
+    @field_validator("tags", "conversation_id", "user_id")
+    @classmethod
+    def _storable(cls, value: list[str] | str | None) -> list[str] | str | None:
+        """Text no stored value can equal, which PostgreSQL cannot take as a parameter either."""
+        for text in [value] if isinstance(value, str) else value or []:
+            problem = storable_problem(text)
+            if problem is not None:
+                raise ValueError(f"the value {problem}")
         return value
 
     @field_validator("time_from", mode="before")

@@ -85,3 +85,25 @@ def test_unstorable_tag_of_an_update_is_refused_and_the_memory_kept(service: Mem
     assert refused.value.details.get("field") == "tags.1"
     kept = service.get_memory(ROOT_USER, memory.id)
     assert (kept.memory, kept.tags) == ("The boat is blue.", memory.tags)
+
+
+@pytest.mark.parametrize("kind", sorted(BAD))
+@pytest.mark.parametrize("filters, field", [({"tags": ["ok", "{bad}"]}, "filters.tags"),
+                                            ({"conversation_id": "{bad}"}, "filters.conversation_id"),
+                                            ({"user_id": "{bad}"}, "filters.user_id"),
+                                            ({"metadata": {"agent_id": "{bad}"}}, "filters.metadata")])
+def test_a_filter_on_text_no_store_keeps_is_refused_naming_it(service: MemoryService, kind: str,
+                                                              filters: dict[str, object], field: str) -> None:
+    """No stored value can equal it, and PostgreSQL cannot take it as a parameter: a search, a listing or
+    a delete by such a filter is refused on every backend, and deletes nothing."""
+    service.add_memory(ROOT_USER, memory_content="The boat is blue.", metadata={"agent_id": "a"})
+    bad = {k: ([t.replace("{bad}", BAD[kind]) for t in v] if isinstance(v, list) else
+               {m: w.replace("{bad}", BAD[kind]) for m, w in v.items()} if isinstance(v, dict) else
+               str(v).replace("{bad}", BAD[kind])) for k, v in filters.items()}
+    for call in (lambda: service.search(ROOT_USER, "boat", filters=bad),
+                 lambda: service.list_memories(ROOT_USER, filters=bad),
+                 lambda: service.delete_matching(ROOT_USER, bad)):
+        with pytest.raises(InvalidRequest) as refused:
+            call()
+        assert str(refused.value.details.get("field", "")).startswith(field), refused.value.details
+    assert service.list_memories(ROOT_USER).total == 1
