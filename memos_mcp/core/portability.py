@@ -230,9 +230,8 @@ def import_lines(service: MemoryService, actor_id: str, lines: Iterable[str], cu
     batch: list[tuple[Memory, _Index]] = []
     messages: list[Message] = []
     memory_ids = _Ids(cube.cube_id, lambda ids: {
-        p.id: (str(p.payload.get("cube_id")), str(p.payload.get("memory"))) for p in service.vectors.retrieve(ids)})
-    message_ids = _Ids(cube.cube_id, lambda ids: {
-        m.id: (m.cube_id, m.content) for m in service.catalog.messages_with_window(ids, 0)[0]})
+        p.id: str(p.payload.get("cube_id")) for p in service.vectors.retrieve(ids)})
+    message_ids = _Ids(cube.cube_id, service.catalog.message_cubes)
 
     def flush() -> None:
         service.disk.check("import memories", sum(_ROOM + 8 * len(m.memory) for m, _ in batch)
@@ -358,6 +357,9 @@ class _Records:
         memory = Memory.model_validate({**record, "cube_id": self.cube_id})
         if not is_uuid(memory.id):
             raise InvalidRequest(f"id {memory.id[:64]!r} is not a UUID", field="id")
+        # one spelling per id (a store keeps the canonical one: "F01962EA-..." would reach another's memory)
+        memory = memory.model_copy(update={"id": str(uuid.UUID(memory.id))})
+        check_id("user_id", memory.user_id)
         stores, longest = self.service.stores, self.service.settings.max_memory_size
         stores.check_text(memory.memory, "memory")
         check_metadata(memory.metadata)
@@ -410,6 +412,7 @@ class _Records:
         _refuse_unknown(record, Message)
         message = Message.model_validate({**record, "cube_id": self.cube_id})
         check_id("id", message.id)
+        check_id("user_id", message.user_id)
         self.service.stores.check_message(MessageIn.model_validate(
             {"role": message.role, "content": message.content, "name": message.name,
              "message_id": message.message_id}))
@@ -440,10 +443,25 @@ def _check_embedding(embedding: list[float], dimension: int) -> None:
         raise InvalidRequest(f"embedding: {problem}", field="embedding")
 
 
+def _unit(embedding: list[float]) -> list[float]:
+    """A checked embedding (``_check_embedding``) of length 1, as the model's own are (one of length 1
+    already is kept as it is): the store keeps 32-bit floats, in which 1e39 is infinite and 1e-300 is
+    zero, and a cosine ignores the length."""
+    import numpy as np
+
+    vector = np.asarray(embedding, dtype=np.float64)
+    largest = float(np.max(np.abs(vector)))
+    scaled = vector / largest  # first to at most 1: the squares of 1e-300 underflow to 0
+    length = float(np.linalg.norm(scaled))
+    if abs(largest * length - 1) <= 1e-3:  # of length 1 already (the model's own): kept exactly as exported
+        return list(embedding)
+    return [float(x) for x in scaled / length]
+
+
 def _new_messages(messages: list[Message], ids: _Ids) -> tuple[list[Message], int]:
     """The messages to store, under the ids ``ids`` chooses, and how many took another id. One already in
     this cube is skipped (re-import is idempotent)."""
-    chosen, held = ids.choose([(m.id, m.content) for m in messages])
+    chosen, held = ids.choose([m.id for m in messages])
     fresh = [m.model_copy(update={"id": chosen[m.id]}) for m in messages if chosen[m.id] not in held]
     return fresh, sum(1 for original, final in chosen.items() if original != final)
 
@@ -453,28 +471,28 @@ class _Ids:
     (so importing a file again, or resuming a stopped import, stores nothing twice):
 
     1. its own id, when the cube holds it (an import never rewrites a stored record: it is kept);
-    2. else the first of its derived ids (``_derived_id``) the cube holds with the same text: the record,
-       imported before while another cube held its own id;
+    2. else the first of its derived ids (``_derived_id``) the cube holds: the record, imported before
+       while another cube held its own id (kept, whatever its text is now, as under 1);
     3. else its own id, when no cube holds it;
     4. else the first derived id no cube holds (looking at most ``_DERIVED_TRIES``: ``InvalidRequest``).
 
     An id an earlier record of this import took counts as held by another. So a crafted file can make an
     import neither take another cube's record nor give two of its records one id. ``holders(ids)`` gives
-    the cube and text of each stored id among ``ids``."""
+    the cube of each stored id among ``ids``."""
 
-    def __init__(self, cube_id: str, holders: Callable[[list[str]], Mapping[str, tuple[str, str]]]) -> None:
+    def __init__(self, cube_id: str, holders: Callable[[list[str]], Mapping[str, str]]) -> None:
         self.cube_id, self.holders = cube_id, holders
         self.claimed: dict[str, str] = {}  # id a record is stored under -> that record's own id
-        self.found: dict[str, tuple[str, str]] = {}  # stored ids looked up: their cube and text
+        self.found: dict[str, str] = {}  # stored ids looked up: their cube
         self.looked: set[str] = set()
 
-    def choose(self, records: list[tuple[str, str]]) -> tuple[dict[str, str], set[str]]:
-        """Each record (own id, text), in order, to the id it is stored under; and which of those ids
-        the cube holds already (records imported before, left as they are)."""
-        self._look([i for own, _ in records for i in (own, _derived_id(self.cube_id, own, 0))])
+    def choose(self, records: list[str]) -> tuple[dict[str, str], set[str]]:
+        """Each record's own id, in order, to the id it is stored under; and which of those ids the cube
+        holds already (records imported before, left as they are)."""
+        self._look([i for own in records for i in (own, _derived_id(self.cube_id, own, 0))])
         chosen: dict[str, str] = {}
-        for own, text in records:
-            chosen[own] = final = self._choose(own, text)
+        for own in records:
+            chosen[own] = final = self._choose(own)
             self.claimed[final] = own
         return chosen, {final for final in chosen.values() if final in self.found}
 
@@ -484,19 +502,19 @@ class _Ids:
             self.found |= self.holders(fresh)
             self.looked.update(fresh)
 
-    def _choose(self, own: str, text: str) -> str:
+    def _choose(self, own: str) -> str:
         def mine(ident: str) -> bool:  # no other record of this import took it
             return self.claimed.get(ident, own) == own
 
-        if self.found.get(own, ("", ""))[0] == self.cube_id and mine(own):
+        if self.found.get(own) == self.cube_id and mine(own):
             return own
         free: str | None = None
         for n in range(_DERIVED_TRIES):
             option = _derived_id(self.cube_id, own, n)
             if option not in self.looked:  # the next few at once
                 self._look([_derived_id(self.cube_id, own, k) for k in range(n, min(n + 16, _DERIVED_TRIES))])
-            cube, stored = self.found.get(option, (None, None))
-            if cube == self.cube_id and stored == text and mine(option):
+            cube = self.found.get(option)
+            if cube == self.cube_id and mine(option):
                 return option
             if cube is None and mine(option):
                 free = option
@@ -587,7 +605,7 @@ def _write(service: MemoryService, cube_id: str, actor: str, batch: list[tuple[M
     from this cube) is left as it is: an import never rewrites a stored memory's text, author or history;
     it only gets the graph links and the ``ADD`` event an import by an earlier version left out. Returns
     how many memories were stored, kept and renamed."""
-    chosen, held = ids.choose([(m.id, m.memory) for m, _ in batch])
+    chosen, held = ids.choose([m.id for m, _ in batch])
     memories = [m.model_copy(update={"id": chosen[m.id]}) for m, _ in batch]
     renamed = sum(1 for original, final in chosen.items() if original != final)
     stored = {p.id: p for p in service.vectors.retrieve([m.id for m in memories if m.id in held])}
@@ -598,7 +616,7 @@ def _write(service: MemoryService, cube_id: str, actor: str, batch: list[tuple[M
              for m, i in new]
     embedded = iter(service.embedder.embed([d for (d, _), f in zip(texts, fresh, strict=True) if f]))
     windowed = service.stores.window_vectors([m.memory for m, _ in new])  # not exported: made here
-    points = [VectorPoint(m.id, next(embedded) if f else list(m.embedding or []), sparse_document(sparse),
+    points = [VectorPoint(m.id, next(embedded) if f else _unit(m.embedding or []), sparse_document(sparse),
                           to_payload(m, content_hash(f"{m.kind}:{m.memory}"), i.context, i.speaker,
                                      windows=windowed.get(m.memory)))
               for (m, i), f, (_, sparse) in zip(new, fresh, texts, strict=True)]

@@ -6,7 +6,9 @@ from __future__ import annotations
 
 import io
 import json
+import math
 import uuid
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -131,6 +133,9 @@ def _hostile(header: dict[str, Any], memory: dict[str, Any], service: MemoryServ
         ("long message_id", [header, {**message, "message_id": "m" * 100_000}], PayloadTooLarge,
          "line 2: message_id"),
         ("unknown role", [header, {**message, "role": "hacker"}], InvalidRequest, "line 2: role"),
+        ("empty author", [header, {**memory, "user_id": ""}], InvalidRequest, "line 2: user_id"),
+        ("long author", [header, {**memory, "user_id": "u" * 300_000}], InvalidRequest, "line 2: user_id"),
+        ("odd message author", [header, {**message, "user_id": "a/b c"}], InvalidRequest, "line 2: user_id"),
         ("source role", [header, {**memory, "sources": [{"type": "chat", "role": "wizard"}]}], InvalidRequest,
          "line 2: sources.0.role"),
         ("long source content", [header, {**memory, "sources": [{"type": "chat", "content": "c" * (longest + 1)}]}],
@@ -243,12 +248,55 @@ def test_a_record_whose_derived_ids_are_all_taken_is_stored_the_same_way_every_r
     assert len(_texts(service, "bob", "bobcube")) == 9
 
 
-def test_a_record_is_not_taken_for_another_held_under_its_derived_id(service: MemoryService) -> None:
-    """A first file stored a record under exactly the id derived for X in bob's cube; a second file's X
-    (which another cube holds) was then counted as kept and its text never stored."""
+def test_a_record_stored_under_a_derived_id_is_kept_on_a_later_run_whatever_its_text(
+        service: MemoryService) -> None:
+    """As a record the cube holds under its own id is kept whatever the file says, so is one the cube
+    holds under a derived id: restoring a backup again after its memory was edited stored it twice."""
     _users(service)
-    held = service.add_memory("alice", cube_id="alicecube", memory_content="Alice's note.").added[0]
-    import_lines(service, "bob", _file(service, "bobcube", {_derived("bobcube", held, 0): "Planted."}), "bobcube")
-    result = import_lines(service, "bob", _file(service, "bobcube", {held: "Bob's real note."}), "bobcube")
-    assert (result.memories, result.kept) == (1, 0)
-    assert _texts(service, "bob", "bobcube") == ["Bob's real note.", "Planted."]
+    held = service.add_memory("alice", cube_id="alicecube", memory_content="The ferry pilot is Omar.").added[0]
+    lines = _file(service, "bobcube", {held: "The ferry pilot is Omar."})
+    import_lines(service, "bob", lines, "bobcube")
+    (stored,) = service.list_memories("bob", cube_ids=["bobcube"]).memories
+    service.update_memory("bob", stored.id, memory="The ferry pilot is Omar (corrected).")
+    again = import_lines(service, "bob", lines, "bobcube")
+    assert (again.memories, again.kept) == (0, 1)
+    assert _texts(service, "bob", "bobcube") == ["The ferry pilot is Omar (corrected)."]
+
+
+@pytest.mark.parametrize("spelling", [str.upper, lambda i: i.replace("-", ""), lambda i: "{" + i + "}",
+                                      lambda i: "urn:uuid:" + i], ids=["upper", "hex", "braces", "urn"])
+def test_an_id_in_another_spelling_is_that_id(service: MemoryService, spelling: Callable[[str], str]) -> None:
+    """The store keeps a UUID in one spelling; an import took "F01962EA-..." (alice's memory id in upper
+    case) for a free id and overwrote alice's memory from another user's cube, with only a read share."""
+    _users(service)
+    held = service.add_memory("alice", cube_id="alicecube", memory_content="Alice's bank PIN is 1025.").added[0]
+    service.share_cube("alice", "alicecube", "bob", Permission.READ)
+    service.accept_share("bob", "alicecube")
+    result = import_lines(service, "bob", _file(service, "bobcube", {spelling(held): "Bob's note."}), "bobcube")
+    assert (result.memories, result.renamed) == (1, 1)
+    assert service.get_memory("alice", held).memory == "Alice's bank PIN is 1025."
+    assert _texts(service, "bob", "bobcube") == ["Bob's note."]
+    with pytest.raises(InvalidRequest) as refused:  # one id in two spellings in one file
+        import_lines(service, "bob", _file(service, "bobcube", {held: "One.", spelling(held): "Two."}), "bobcube")
+    assert "this memory has the id" in refused.value.message
+
+
+@pytest.mark.parametrize("vector", [[1e39] * 384, [1e-300] * 384, [0.0] * 383 + [3.5e38], [1e38] * 384],
+                         ids=["beyond float32", "below float32", "one huge", "norm beyond float32"])
+def test_an_imported_embedding_is_kept_as_a_unit_vector_the_store_can_hold(service: MemoryService,
+                                                                           vector: list[float]) -> None:
+    """The store keeps 32-bit floats: 1e39 became NaN (and the export then held invalid JSON), 1e-300
+    became zero (the memory was never found by meaning, and its export could not be imported)."""
+    _users(service)
+    service.add_memory("bob", cube_id="bobcube", memory_content="Seed.")
+    header, record = _export(service, "bob", "bobcube")
+    assert header["dimension"] == len(vector)
+    planted = {**record, "id": str(uuid.uuid4()), "memory": "The lighthouse keeper is Ada.", "embedding": vector}
+    import_lines(service, "bob", _lines([header, planted]), "bobcube")
+    stored = service.get_memory("bob", planted["id"], with_embedding=True)
+    assert stored.embedding is not None and math.isclose(math.fsum(x * x for x in stored.embedding), 1.0,
+                                                         rel_tol=1e-4)
+    exported = list(export_cube(service, "bob", "bobcube"))
+    assert all(math.isfinite(x) for line in exported for x in json.loads(line).get("embedding") or [])
+    service.create_cube("bob", "Restored", cube_id="restored")
+    assert import_lines(service, "bob", [line + "\n" for line in exported], "restored").memories == 2
