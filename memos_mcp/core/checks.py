@@ -109,6 +109,13 @@ def check_storable(text: str, field: str) -> str:
     return text
 
 
+def check_length(text: str, field: str, limit: int) -> str:
+    """``text`` if it has at most ``limit`` characters, else ``PayloadTooLarge`` naming ``field``."""
+    if len(text) > limit:
+        raise PayloadTooLarge(f"{field} has {len(text)} characters; the limit is {limit}", field=field, limit=limit)
+    return text
+
+
 def check_tags(tags: Sequence[str] | None) -> list[str]:
     """The caller's tags as text; a tag with nothing visible in it, or one no store keeps
     (``check_storable``), is refused naming it (``tags.<index>``); more than ``MAX_TAGS`` tags, or one
@@ -120,10 +127,7 @@ def check_tags(tags: Sequence[str] | None) -> list[str]:
     for index, tag in enumerate(checked):
         if is_blank(tag):
             raise InvalidRequest(f"tags.{index} is empty (nothing visible)", field=f"tags.{index}")
-        check_storable(tag, f"tags.{index}")
-        if len(tag) > MAX_TAG_CHARS:
-            raise PayloadTooLarge(f"tags.{index} has {len(tag)} characters; the limit is {MAX_TAG_CHARS}",
-                                  field=f"tags.{index}", limit=MAX_TAG_CHARS)
+        check_length(check_storable(tag, f"tags.{index}"), f"tags.{index}", MAX_TAG_CHARS)
     return checked
 
 

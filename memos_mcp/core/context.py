@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 
 from memos_mcp.config import Settings
 from memos_mcp.core.access import AccessControl
-from memos_mcp.core.checks import MAX_KEY_CHARS, check_storable
+from memos_mcp.core.checks import MAX_KEY_CHARS, check_length, check_storable
 from memos_mcp.core.diskspace import DiskGuard
 from memos_mcp.core.embedder import Embedder
 from memos_mcp.core.factory import build_language_model
@@ -205,10 +205,7 @@ class Stores:
         self.check_text(message.content, f"{prefix}content")
         for name, value in (("name", message.name), ("message_id", message.message_id)):
             if value is not None:
-                check_storable(value, f"{prefix}{name}")
-                if len(value) > MAX_KEY_CHARS:
-                    raise PayloadTooLarge(f"{prefix}{name} has {len(value)} characters; the limit is "
-                                          f"{MAX_KEY_CHARS}", field=f"{prefix}{name}", limit=MAX_KEY_CHARS)
+                check_length(check_storable(value, f"{prefix}{name}"), f"{prefix}{name}", MAX_KEY_CHARS)
 
     def index_texts(self, text: str, speaker: str | None, context: str,
                     event_time: datetime | None) -> tuple[str, str]:

@@ -8,12 +8,12 @@ import uuid
 import sqlalchemy as sa
 
 from memos_mcp.core.access import AccessControl
-from memos_mcp.core.checks import MAX_KEY_CHARS, check_id, check_storable
+from memos_mcp.core.checks import MAX_KEY_CHARS, check_id, check_length, check_storable
 from memos_mcp.core.context import Room
 from memos_mcp.core.models import Cube, Permission, Role, Share, ShareState, User, utcnow
 from memos_mcp.core.stores.vector import MemoryFilter
 from memos_mcp.core.text import is_blank
-from memos_mcp.errors import Conflict, InvalidRequest, NotFound, PayloadTooLarge, StorageError
+from memos_mcp.errors import Conflict, InvalidRequest, NotFound, StorageError
 
 ROOT_USER = "root"
 
@@ -77,10 +77,7 @@ class Directory(Room):
         self.access.require_rank(actor, role, f"register a user with the {role.value} role")
         user_id = check_id("user_id", user_id or str(uuid.uuid4()))
         if user_name is not None:
-            check_storable(user_name, "user_name")
-            if len(user_name) > MAX_KEY_CHARS:
-                raise PayloadTooLarge(f"user_name has {len(user_name)} characters; the limit is {MAX_KEY_CHARS}",
-                                      field="user_name", limit=MAX_KEY_CHARS)
+            check_length(check_storable(user_name, "user_name"), "user_name", MAX_KEY_CHARS)
         with self.write_lock:
             if self.catalog.get_user(user_id) is not None:
                 raise Conflict(f"user '{user_id}' already exists", user_id=user_id)
@@ -101,10 +98,7 @@ class Directory(Room):
         self.access.require_writer(owner)
         if is_blank(name):
             raise InvalidRequest("a cube needs a name", field="name")
-        check_storable(name, "name")
-        if len(name.strip()) > MAX_KEY_CHARS:
-            raise PayloadTooLarge(f"name has {len(name.strip())} characters; the limit is {MAX_KEY_CHARS}",
-                                  field="name", limit=MAX_KEY_CHARS)
+        check_length(check_storable(name, "name").strip(), "name", MAX_KEY_CHARS)
         if cube_id is None:
             cube_id = str(uuid.uuid4())
         else:

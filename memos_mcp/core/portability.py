@@ -31,6 +31,7 @@ from memos_mcp.core.checks import (
     MAX_METADATA_BYTES,
     MAX_SOURCES,
     check_id,
+    check_length,
     check_metadata,
     check_tags,
     is_json_value,
@@ -368,9 +369,7 @@ class _Records:
                                    ("reasoning", memory.reasoning or "", longest),
                                    ("index.context", index.context, _CONTEXT_TEXTS * longest),
                                    ("index.speaker", index.speaker or "", MAX_KEY_CHARS)):
-            if len(text) > limit:
-                raise PayloadTooLarge(f"{field} has {len(text)} characters; the limit is {limit}", field=field,
-                                      limit=limit)
+            check_length(text, field, limit)
         if len(memory.sources) > MAX_SOURCES:
             raise PayloadTooLarge(f"sources holds {len(memory.sources)} sources; the limit is {MAX_SOURCES}",
                                   field="sources", limit=MAX_SOURCES)
