@@ -81,6 +81,14 @@ class PayloadTooLarge(InvalidRequest):
     status = 413
 
 
+class ResponseTooLarge(MemosError):
+    """An answer larger than its face can carry: one MCP message of the SDK's HTTP clients (1 MiB per
+    server-sent event; ``memos_mcp.mcp.fit``). Only the answer is not sent: what the call did stands."""
+
+    code = "response_too_large"
+    status = 500
+
+
 class PathNotAllowed(InvalidRequest):
     code = "path_not_allowed"
     status = 403

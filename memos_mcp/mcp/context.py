@@ -9,6 +9,8 @@ from mcp.server.mcpserver import MCPServer
 from pydantic import Field
 
 from memos_mcp.core import portability
+from memos_mcp.errors import ResponseTooLarge
+from memos_mcp.mcp.fit import check_text
 from memos_mcp.mcp.gate import Gate, prompt_error, resource_error
 
 if TYPE_CHECKING:  # imports the stores: stdio opens them after its handshake
@@ -20,13 +22,13 @@ def register_resources(server: MCPServer, service: MemoryService, gate: Gate) ->
                      description="The cubes (memory namespaces) you can use, with your permission on each")
     async def cubes() -> str:
         found = await gate.run(lambda actor: service.list_cubes(actor), resource_error)
-        return json.dumps([c.model_dump(mode="json") for c in found], ensure_ascii=False)
+        return fitting(json.dumps([c.model_dump(mode="json") for c in found], ensure_ascii=False))
 
     @server.resource("memory://cubes/{cube_id}/memories/{memory_id}", name="memory",
                      mime_type="application/json", description="One memory with its metadata and sources")
     async def memory(cube_id: str, memory_id: str) -> str:
         found = await gate.run(lambda actor: service.get_memory(actor, memory_id, cube_id), resource_error)
-        return found.model_dump_json(exclude={"embedding"})
+        return fitting(found.model_dump_json(exclude={"embedding"}))
 
     @server.resource("memory://cubes/{cube_id}/export", name="cube-export", mime_type="application/x-ndjson",
                      description="A cube as JSONL (header, memories without embeddings, messages), first part: "
@@ -34,14 +36,22 @@ def register_resources(server: MCPServer, service: MemoryService, gate: Gate) ->
                                  "more; read memory://cubes/{cube_id}/export/C next")
     async def export(cube_id: str) -> str:
         part = await gate.run(lambda actor: portability.export_part(service, actor, cube_id), resource_error)
-        return part.text
+        return fitting(part.text)
 
     @server.resource("memory://cubes/{cube_id}/export/{cursor}", name="cube-export-part",
                      mime_type="application/x-ndjson",
                      description="The part of a cube's JSONL export that starts at the cursor a part ended with")
     async def export_part(cube_id: str, cursor: str) -> str:
         part = await gate.run(lambda actor: portability.export_part(service, actor, cube_id, cursor), resource_error)
-        return part.text
+        return fitting(part.text)
+
+
+def fitting(text: str) -> str:
+    """A resource's text if one MCP message carries it (``fit.check_text``), else the resource error."""
+    try:
+        return check_text(text)
+    except ResponseTooLarge as exc:
+        raise resource_error(exc) from exc
 
 
 def register_prompts(server: MCPServer, service: MemoryService, gate: Gate) -> None:

@@ -8,9 +8,17 @@ from mcp.server.mcpserver import Context
 from pydantic import BaseModel, Field
 
 from memos_mcp.core.graph.service import GraphEntity, GraphRelation, GraphService, GraphView, TripleIn
+from memos_mcp.mcp.fit import Cuttable
 from memos_mcp.mcp.gate import Gate
 from memos_mcp.mcp.strict import ToolBox
 from memos_mcp.mcp.tools import DESTRUCTIVE, READ, WRITE, CubeId, Deleted
+
+
+class GraphAnswer(GraphView, Cuttable):
+    """A graph view as one MCP message carries it: the last memories behind its relations may be left
+    out (the relations keep their ids)."""
+
+    cut_order = ("memories",)
 
 
 class RelationList(BaseModel):
@@ -34,13 +42,14 @@ def register_graph_tools(server: ToolBox, graphs: GraphService, gate: Gate, read
                                                             "relations")] = False,
         include_archived: Annotated[bool, Field(description="Also relations known only from archived "
                                                             "memories, and those memories")] = False,
-    ) -> GraphView:
+    ) -> GraphAnswer:
         """Explore the knowledge graph: the entities and relations (currently valid) around an entity or
         the entities a query names, each relation with the ids of the memories it came from. Good for
         multi-hop questions ("what did the friend Caroline met recommend?"). Give query or entity."""
-        return await gate.run(lambda actor: graphs.search(actor, query=query, entity=entity, depth=depth,
+        view = await gate.run(lambda actor: graphs.search(actor, query=query, entity=entity, depth=depth,
                                                           cube_id=cube_id, with_memories=include_memories,
                                                           include_archived=include_archived))
+        return GraphAnswer.model_construct(**dict(view), omitted=0)
 
     @server.tool(annotations=READ)
     async def list_entities(

@@ -23,8 +23,10 @@ from mcp.types import Icon, ToolAnnotations
 from pydantic import ConfigDict, ValidationError, create_model, model_validator
 from pydantic_core import InitErrorDetails, PydanticCustomError
 
-from memos_mcp.errors import InvalidRequest
+from memos_mcp.errors import InvalidRequest, ResponseTooLarge
 from memos_mcp.known_fields import describe, mistyped_scalars, unknown_fields
+from memos_mcp.mcp.fit import fitted
+from memos_mcp.mcp.gate import tool_error
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -70,7 +72,8 @@ def strict_arguments(loose: type[ArgModelBase]) -> type[ArgModelBase]:
 
 class StrictTool(Tool):
     """A tool whose argument errors read like the server's other errors: ``invalid_request:`` and the
-    first problem with its field (an unknown argument: the names and the closest known ones)."""
+    first problem with its field (an unknown argument: the names and the closest known ones), and
+    whose answer fits one MCP message (``fit.fitted``)."""
 
     async def run(self, arguments: dict[str, Any], context: Any, convert_result: bool = False) -> Any:
         try:
@@ -80,7 +83,13 @@ class StrictTool(Tool):
             problem = InvalidRequest(str(first["msg"])) if first["type"] == "unknown_argument" else \
                 InvalidRequest.naming_field(exc)
             raise ToolError(f"{problem.code}: {problem.message}") from exc
-        return await super().run(arguments, context, convert_result)
+        result = await super().run(arguments, context)
+        if not convert_result:
+            return result
+        try:
+            return fitted(result, self.fn_metadata.convert_result)
+        except ResponseTooLarge as exc:
+            raise tool_error(exc) from exc
 
 
 class ToolBox:

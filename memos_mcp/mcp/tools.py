@@ -29,6 +29,7 @@ from memos_mcp.core.models import (
     User,
 )
 from memos_mcp.core.timeparse import Time
+from memos_mcp.mcp.fit import Cuttable
 from memos_mcp.mcp.gate import Gate
 from memos_mcp.mcp.strict import ToolBox
 
@@ -74,10 +75,39 @@ class Suggestions(BaseModel):
     suggestions: list[str]
 
 
-class ChatAnswer(BaseModel):
+class ChatAnswer(Cuttable):
+    """A chat's answer; the last references may be left out to keep it within one MCP message."""
+
+    cut_order = ("references",)
     answer: str
     references: list[Memory]
     conversation_id: str
+
+
+class SearchAnswer(SearchResult, Cuttable):
+    """A search's result as one MCP message carries it: the lowest-ranked hits may be left out."""
+
+    cut_order = ("memories", "preferences")
+    omitted: int = Field(0, ge=0, description="Hits left out, the lowest-ranked first, to keep this answer "
+                                              "within one MCP message (1 MiB): ask for a smaller top_k")
+
+
+class PageAnswer(MemoryPage, Cuttable):
+    """A listing page as one MCP message carries it: its last memories may be left out."""
+
+    cut_order = ("memories",)
+    omitted: int = Field(0, ge=0, description="Memories at the end of this page left out to keep this answer "
+                                              "within one MCP message (1 MiB): ask for a smaller size")
+
+
+class AddAnswer(AddResult, Cuttable):
+    """An add's result as one MCP message carries it: all was stored, the last memories may be left out
+    of the answer."""
+
+    cut_order = ("memories",)
+    omitted: int = Field(0, ge=0, description="Memories stored but left out of this answer (their ids are all "
+                                              "in added or deduplicated) to keep it within one MCP message "
+                                              "(1 MiB): get_memory or list_memories shows them")
 
 
 class KeyList(BaseModel):
@@ -114,14 +144,15 @@ def _register_reading(server: ToolBox, service: MemoryService, gate: Gate) -> No
                                                                        "their neighbours'")] = None,
         threshold: Annotated[float | None, Field(ge=0, le=1, description="Drop hits whose relativity is below "
                                                  "this (0.45 keeps clear matches; omit: server default)")] = None,
-    ) -> SearchResult:
+    ) -> SearchAnswer:
         """Search long-term memory. Returns facts ranked best first and, apart, the user's preferences;
         each hit's relativity (0-1, calibrated: 0.5 as likely relevant as not) says how relevant it is.
         Cite a memory by its ref_id, e.g. [1a2b3c4d]."""
-        return await gate.run(lambda actor: service.search(
+        found = await gate.run(lambda actor: service.search(
             actor, query, cube_ids=cube_ids, conversation_id=conversation_id, top_k=top_k,
             include_preference=include_preference, filters=filters, graph=graph, graph_depth=graph_depth,
             threshold=threshold))
+        return SearchAnswer.model_construct(**dict(found), omitted=0)
 
     @server.tool(annotations=READ)
     async def get_memory(memory_id: MemoryId, ctx: Context, cube_id: CubeId = None) -> Memory:
@@ -135,10 +166,11 @@ def _register_reading(server: ToolBox, service: MemoryService, gate: Gate) -> No
         page: Annotated[int, Field(ge=1, description="Page number, from 1")] = 1,
         size: Annotated[int, Field(ge=1, le=200, description="Memories per page")] = 20,
         filters: Annotated[SearchFilters | None, Field(description="Same filters as search_memory")] = None,
-    ) -> MemoryPage:
+    ) -> PageAnswer:
         """List memories newest first, a page at a time (all your cubes unless cube_id is given)."""
-        return await gate.run(lambda actor: service.list_memories(
+        found = await gate.run(lambda actor: service.list_memories(
             actor, cube_ids=[cube_id] if cube_id else None, page=page, size=size, filters=filters))
+        return PageAnswer.model_construct(**dict(found), omitted=0)
 
     @server.tool(annotations=READ)
     async def memory_history(memory_id: MemoryId, ctx: Context) -> History:
@@ -225,7 +257,7 @@ def _register_writing(server: ToolBox, service: MemoryService, gate: Gate) -> No
                                                  "are extracted in the background and the answer is the task "
                                                  "(status queued; see get_task_status). false waits for the "
                                                  "memories. Default: the server's add.async_mode")] = None,
-    ) -> AddResult:
+    ) -> AddAnswer:
         """Store memories. Give exactly one of messages, memory_content or doc_path. Text that is already
         stored in the cube with the same metadata is not stored twice: the existing memory comes back in
         `deduplicated`, with your tags added. Long text is stored as pieces, each found on its own. With a
@@ -233,10 +265,11 @@ def _register_writing(server: ToolBox, service: MemoryService, gate: Gate) -> No
         memories in `updated`, superseded ones in `archived`). A fact written "Name: what they said" has
         Name as its speaker (graph memory links it to that person)."""
         progress = gate.progress(ctx)
-        return await gate.run(lambda actor: service.add_memory(
+        added = await gate.run(lambda actor: service.add_memory(
             actor, cube_id=cube_id, messages=messages, memory_content=memory_content, doc_path=doc_path,
             conversation_id=conversation_id, metadata=metadata, tags=tags, progress=progress,
             async_mode=async_mode, chat_time=chat_time))
+        return AddAnswer.model_construct(**dict(added), omitted=0)
 
     @server.tool(annotations=IDEMPOTENT_WRITE)
     async def update_memory(
