@@ -89,10 +89,10 @@ def auth(key: str | None, scheme: str = "Bearer") -> dict[str, str]:
 
 @asynccontextmanager
 async def streamable(url: str, key: str | None = None, scheme: str = "Bearer") -> AsyncIterator[ClientSession]:
-    """An initialized MCP session over streamable HTTP at ``url``/mcp. The answer to adding a long
-    document (every chunk in full) can exceed the client's default 1 MiB limit per SSE event."""
+    """An initialized MCP session over streamable HTTP at ``url``/mcp, with the client's default limit
+    of 1 MiB per server-sent event (every answer fits it: ``memos_mcp.mcp.fit``)."""
     async with httpx2.AsyncClient(headers=auth(key, scheme), timeout=TIMEOUT) as http, \
-            streamable_http_client(f"{url}/mcp", http_client=http, max_sse_event_size=None) as (read, write), \
+            streamable_http_client(f"{url}/mcp", http_client=http) as (read, write), \
             ClientSession(read, write) as session:
         await session.initialize()
         yield session

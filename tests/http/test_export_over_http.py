@@ -5,31 +5,17 @@ from __future__ import annotations
 
 import base64
 import json
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 
 import anyio
 import httpx2
 import pytest
-from mcp import ClientSession
-from mcp.client.streamable_http import streamable_http_client
 from mcp.shared.exceptions import MCPError
 from mcp.types import EmbeddedResource, ResourceLink, TextResourceContents
 
 from tests.http.conftest import Serve
-from tests.http.support import TIMEOUT
+from tests.http.support import TIMEOUT, streamable
 
 COUNT = 620
-
-
-@asynccontextmanager
-async def default_client(url: str) -> AsyncIterator[ClientSession]:
-    """The SDK's streamable HTTP client as an agent would open it: the default SSE event limit."""
-    async with httpx2.AsyncClient(timeout=TIMEOUT) as http, \
-            streamable_http_client(f"{url}/mcp", http_client=http) as (read, write), \
-            ClientSession(read, write) as session:
-        await session.initialize()
-        yield session
 
 
 def fill(serve: Serve) -> tuple[str, str, set[str]]:
@@ -52,7 +38,7 @@ def test_export_cube_with_embeddings_arrives_whole_in_parts_over_streamable_http
         found: list[dict[str, object]] = []
         cursor = None
         with anyio.fail_after(TIMEOUT * 3):
-            async with default_client(url) as session:
+            async with streamable(url) as session:
                 for _ in range(200):
                     arguments: dict[str, object] = {"cube_id": cube, "include_embeddings": True}
                     if cursor:
@@ -85,7 +71,7 @@ def test_the_export_resource_is_read_part_by_part_without_embeddings(serve: Serv
         found: list[dict[str, object]] = []
         uri = f"memory://cubes/{cube}/export"
         with anyio.fail_after(TIMEOUT * 3):
-            async with default_client(url) as session:
+            async with streamable(url) as session:
                 for _ in range(200):
                     (content,) = (await session.read_resource(uri)).contents
                     assert isinstance(content, TextResourceContents)
@@ -126,7 +112,7 @@ def test_a_forged_export_cursor_is_refused_naming_it_and_the_server_stays_up(ser
 
     async def scenario() -> None:
         with anyio.fail_after(TIMEOUT * 2):
-            async with default_client(app.url) as session:
+            async with streamable(app.url) as session:
                 for state in FORGED:
                     result = await session.call_tool("export_cube", {"cube_id": cube, "cursor": _cursor(state)})
                     assert result.is_error and "cursor" in str(result.content), (state, result.content)
@@ -152,7 +138,7 @@ def test_a_part_full_of_characters_json_escapes_still_fits_one_event(serve: Serv
         parts = 0
         cursor = None
         with anyio.fail_after(TIMEOUT * 3):
-            async with default_client(app.url) as session:
+            async with streamable(app.url) as session:
                 for _ in range(100):
                     arguments: dict[str, object] = {"cube_id": cube, **({"cursor": cursor} if cursor else {})}
                     result = await session.call_tool("export_cube", arguments)

@@ -7,46 +7,25 @@ cause, never a broken transport."""
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator, Awaitable, Callable
-from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from collections.abc import Awaitable, Callable
+from contextlib import AbstractAsyncContextManager
 from typing import Any
 
 import anyio
-import httpx2
 import pytest
 from mcp import ClientSession
-from mcp.client.sse import sse_client
-from mcp.client.streamable_http import streamable_http_client
 from mcp.shared.exceptions import MCPError
 
 from memos_mcp.core import portability
 from memos_mcp.core.service import MemoryService
 from tests.http.conftest import Serve
-from tests.http.support import TIMEOUT, text_of
+from tests.http.support import TIMEOUT, legacy_sse, streamable, text_of
 
 COUNT = 240
 PAD = "x" * 7_000  # metadata a caller may attach (16 KB of JSON is allowed): 240 of them are about 3.5 MB
 
 
-@asynccontextmanager
-async def streamable_default(url: str) -> AsyncIterator[ClientSession]:
-    """The SDK's streamable HTTP client as an agent opens it: the default 1 MiB limit per event."""
-    async with httpx2.AsyncClient(timeout=TIMEOUT) as http, \
-            streamable_http_client(f"{url}/mcp", http_client=http) as (read, write), \
-            ClientSession(read, write) as session:
-        await session.initialize()
-        yield session
-
-
-@asynccontextmanager
-async def sse_default(url: str) -> AsyncIterator[ClientSession]:
-    """The SDK's legacy SSE client with its default limit."""
-    async with sse_client(f"{url}/sse", timeout=TIMEOUT) as (read, write), ClientSession(read, write) as session:
-        await session.initialize()
-        yield session
-
-
-CLIENTS = {"streamable": streamable_default, "sse": sse_default}
+CLIENTS = {"streamable": streamable, "sse": legacy_sse}  # both with the SDK's default limit per event
 Client = Callable[[str], AbstractAsyncContextManager[ClientSession]]
 
 
@@ -93,14 +72,14 @@ def test_a_listing_page_that_does_not_fit_answers_its_head_and_counts_the_rest(s
     app = serve()
     user = fill(app.service)
     whole = app.service.list_memories(user, page=1, size=200)
-    result = run(streamable_default, app.url, lambda s: s.call_tool("list_memories", {"size": 200}))
+    result = run(streamable, app.url, lambda s: s.call_tool("list_memories", {"size": 200}))
     assert not result.is_error, text_of(result)
     page = result.structured_content
     assert 0 < len(page["memories"]) < 200 and page["omitted"] == 200 - len(page["memories"])
     assert (page["total"], page["page"], page["size"]) == (COUNT, 1, 200)
     assert [m["id"] for m in page["memories"]] == [m.id for m in whole.memories[:len(page["memories"])]]
 
-    small = run(streamable_default, app.url, lambda s: s.call_tool("list_memories", {"size": 20, "page": 2}))
+    small = run(streamable, app.url, lambda s: s.call_tool("list_memories", {"size": 20, "page": 2}))
     assert small.structured_content["omitted"] == 0
     assert [m["id"] for m in small.structured_content["memories"]] == \
         [m.id for m in app.service.list_memories(user, page=2, size=20).memories]
@@ -111,7 +90,7 @@ def test_an_add_of_many_memories_stores_them_all_and_answers_what_fits(serve: Se
     user = app.service.settings.default_user_id
     messages = [{"role": "user", "content": f"Turn {n}: the green van number {n} parks at bay {n % 9}."}
                 for n in range(COUNT)]
-    result = run(streamable_default, app.url, lambda s: s.call_tool(
+    result = run(streamable, app.url, lambda s: s.call_tool(
         "add_memory", {"messages": messages, "metadata": {"pad": PAD}, "conversation_id": "vans"}))
     assert not result.is_error, text_of(result)
     added = result.structured_content
@@ -134,7 +113,7 @@ def test_a_memory_too_large_for_one_answer_is_a_tool_error_naming_the_cause(serv
     portability.import_lines(app.service, user, [header, json.dumps(memory)], cube)
 
     for tool, arguments in (("get_memory", {"memory_id": ident}), ("export_cube", {"cube_id": cube})):
-        result = run(streamable_default, app.url,
+        result = run(streamable, app.url,
                      lambda s, tool=tool, arguments=arguments: s.call_tool(tool, arguments))
         assert result.is_error
         assert text_of(result).startswith("response_too_large:"), text_of(result)
@@ -143,8 +122,8 @@ def test_a_memory_too_large_for_one_answer_is_a_tool_error_naming_the_cause(serv
         with pytest.raises(MCPError) as refused:
             await session.read_resource(f"memory://cubes/{cube}/memories/{ident}")
         return refused.value.error.message
-    assert "response_too_large:" in run(sse_default, app.url, read)
-    searched = run(streamable_default, app.url, lambda s: s.call_tool(
+    assert "response_too_large:" in run(legacy_sse, app.url, read)
+    searched = run(streamable, app.url, lambda s: s.call_tool(
         "search_memory", {"query": "the fat ledger"}))
     assert not searched.is_error, text_of(searched)
     assert ident not in [m["id"] for m in searched.structured_content["memories"]]
