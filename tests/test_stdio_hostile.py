@@ -1,7 +1,7 @@
 """``memos-mcp stdio`` in a hostile environment, as review13 found it (issue 13's cold start: the stores
 open after the handshake): a catalog from a newer release, a catalog server that never answers, a file
 where the data directory should be, a damaged vector store, lines that are not JSON-RPC and requests
-before ``initialize``. Each test states the behaviour a fix should give; those marked xfail fail now.
+before ``initialize``.
 Real subprocesses of the console script, raw JSON-RPC lines or the MCP SDK's own client."""
 
 from __future__ import annotations
@@ -193,25 +193,31 @@ def test_a_damaged_vector_store_is_a_tool_error_naming_its_directory(tmp_path: P
     assert (vectors / "edge_config.json").read_bytes() == b"\x00garbage{{{"
 
 
-@pytest.mark.xfail(strict=True, reason="review13: a line that is not JSON gets no reply at all (the SDK's "
-                   "stdio transport drops it); JSON-RPC 2.0 answers it with -32700 Parse error, id null")
-def test_a_line_that_is_not_json_gets_a_parse_error_and_the_session_goes_on(tmp_path: Path) -> None:
+UNREADABLE = [  # a line the transport cannot read as a message, the answer's id and code (JSON-RPC 2.0 5.1)
+    (b"{this is not json", None, -32700),
+    (b'{"jsonrpc": "2.0", "id": 5, "method": 123}', 5, -32600),
+    (b'{"jsonrpc": "2.0", "id": "seven"}', "seven", -32600),
+    (b"[1, 2]", None, -32600),
+    (b'"just a string"', None, -32600),
+]
+
+
+def test_a_line_that_is_not_a_json_rpc_message_gets_its_error_and_the_session_goes_on(tmp_path: Path) -> None:
     with (tmp_path / "stderr.txt").open("w") as stderr, raw_stdio(tmp_path / "data", stderr) as server:
         server.send(INITIALIZE)
         assert server.reply(TIMEOUT) is not None
         server.send(INITIALIZED)
-        server.send(b"{this is not json")
-        answer = server.reply(10.0)
-        server.send(list_cubes(2))
-        assert answer is not None, "no reply to a line that is not JSON"
-        assert answer["id"] is None and answer["error"]["code"] == -32700, answer
-        after = server.reply(TIMEOUT)
-        assert after is not None and after["id"] == 2 and not after["result"]["isError"], after
+        for number, (line, ident, code) in enumerate(UNREADABLE, start=2):
+            server.send(line)
+            answer = server.reply(10.0)
+            assert answer is not None, f"no reply to {line!r}"
+            assert answer["jsonrpc"] == "2.0" and answer["id"] == ident, answer
+            assert answer["error"]["code"] == code and answer["error"]["message"], answer
+            server.send(list_cubes(number))
+            after = server.reply(TIMEOUT)
+            assert after is not None and after["id"] == number and not after["result"]["isError"], after
 
 
-@pytest.mark.xfail(strict=True, reason="review13: a request before initialize gets the SDK's pinned "
-                   "'-32602 Invalid request parameters' with empty data: nothing says the session is not "
-                   "initialized yet")
 def test_a_request_before_initialize_is_refused_saying_initialize_comes_first(tmp_path: Path) -> None:
     with (tmp_path / "stderr.txt").open("w") as stderr, raw_stdio(tmp_path / "data", stderr) as server:
         server.send(list_cubes(1))

@@ -18,6 +18,7 @@ from memos_mcp.mcp.context import register_prompts, register_resources
 from memos_mcp.mcp.gate import Gate, remember_request
 from memos_mcp.mcp.graph_tools import register_graph_tools
 from memos_mcp.mcp.limits import RateLimit
+from memos_mcp.mcp.stdio import StdioServer
 from memos_mcp.mcp.strict import ToolBox
 from memos_mcp.mcp.tools import register_tools
 
@@ -55,6 +56,24 @@ class AfterHandshake:
             start, self._start = self._start, None
             start()
         return await call_next(ctx)
+
+
+async def initialize_first(ctx: ServerRequestContext[Any, Any], call_next: CallNext) -> HandlerResult:
+    """Server middleware saying why a request before ``initialize`` is refused: the SDK answers it (any
+    method but ``initialize`` and ``ping``) with ``-32602 Invalid request parameters`` and empty data,
+    the answer of a request whose parameters are wrong. The code stays (clients key off it); the
+    message and ``data.reason`` (``not_initialized``) say that ``initialize`` comes first."""
+    try:
+        return await call_next(ctx)
+    except MCPError as exc:
+        if exc.error.code == INVALID_PARAMS and exc.error.message == _SDK_GATE and exc.error.data == "" \
+                and ctx.method not in ("initialize", "ping") and ctx.session.client_params is None:
+            raise MCPError(INVALID_PARAMS, f"{_SDK_GATE}: the session is not initialized: send initialize first, "
+                                           "then notifications/initialized", {"reason": "not_initialized"}) from exc
+        raise
+
+
+_SDK_GATE = "Invalid request parameters"  # the SDK's message for a request before the handshake
 
 
 class PromptArguments:
@@ -98,11 +117,12 @@ def build_server(service: MemoryService, keys: KeyRing, default_user: str, read_
     tools = ToolBox()  # every tool refuses arguments it does not know
     register_tools(tools, service, keys, gate, read_only)
     register_graph_tools(tools, GraphService(service), gate, read_only)
-    server = MCPServer(name="memos-mcp", version=__version__, instructions=INSTRUCTIONS,
-                       middleware=[remember_request, *([RateLimit(rate)] if rate is not None else []),
-                                   *([AfterHandshake(after_handshake)] if after_handshake is not None else []),
-                                   AppsView()],
-                       tools=tools.tools, extensions=[memory_apps()])
+    server = StdioServer(name="memos-mcp", version=__version__, instructions=INSTRUCTIONS,
+                         middleware=[initialize_first, remember_request,
+                                     *([RateLimit(rate)] if rate is not None else []),
+                                     *([AfterHandshake(after_handshake)] if after_handshake is not None else []),
+                                     AppsView()],
+                         tools=tools.tools, extensions=[memory_apps()])
     server.middleware.append(PromptArguments(server))  # it reads the server's prompts: added once it exists
     register_resources(server, service, gate)
     register_prompts(server, service, gate)
