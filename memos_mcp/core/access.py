@@ -29,6 +29,14 @@ def outranks(role: Role, actor: User) -> bool:
     return RANK[role] > RANK[actor.role]
 
 
+def named(cube_id: str) -> str:
+    """``cube_id`` unless it is empty, which is InvalidRequest: an empty id is never read as "every cube"
+    or "any cube"."""
+    if cube_id == "":
+        raise InvalidRequest("cube_id is empty: name a cube, or leave it out", field="cube_id")
+    return cube_id
+
+
 class AccessControl:
     def __init__(self, catalog: Catalog) -> None:
         self.catalog = catalog
@@ -66,7 +74,9 @@ class AccessControl:
         return user.role is not Role.GUEST and cls.access(user, cube) in _WRITERS
 
     def cube(self, user: User, cube_id: str, need: Permission) -> Cube:
-        cube = self.catalog.get_cube(cube_id)
+        """The cube ``cube_id`` with the user's access on it (``permission``) if it has ``need``. Raises
+        InvalidRequest for an empty id (never read as "every cube"), NotFound, Forbidden."""
+        cube = self.catalog.get_cube(named(cube_id))
         if cube is None:
             raise NotFound("cube", cube_id, _LIST_CUBES)
         level = self.access(user, cube)

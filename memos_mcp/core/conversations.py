@@ -29,10 +29,14 @@ class Conversations(Room):
 
     def clear_chat_history(self, actor_id: str, conversation_id: str | None = None, *,
                            cube_id: str | None = None, user_id: str | None = None) -> int:
-        """Delete stored messages (memories made from them stay) of one conversation or all."""
+        """Delete stored messages (memories made from them stay) of one conversation or all (None), in one
+        cube or all the user owns (None); returns how many. An empty id is InvalidRequest."""
+        if conversation_id == "":  # never "every conversation"
+            raise InvalidRequest("conversation_id is empty: name a conversation, or leave it out to clear all "
+                                 "of yours", field="conversation_id")
         user = self.access.acting_as(self.access.user(actor_id), user_id)
         self.access.require_writer(user)
-        cubes = ([self.access.cube(user, cube_id, Permission.WRITE).cube_id] if cube_id else
+        cubes = ([self.access.cube(user, cube_id, Permission.WRITE).cube_id] if cube_id is not None else
                  [c.cube_id for c in self.catalog.cubes_of(user.user_id) if c.owner_id == user.user_id])
         with self.write_lock:
             return self.catalog.delete_messages(cubes, conversation_id) if cubes else 0

@@ -3,15 +3,39 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from memos_mcp.core.checks import is_json_value, is_metadata_key, storable_problem
 from memos_mcp.core.models import MemoryKind, MemoryStatus, MemoryType
 from memos_mcp.core.stores.vector import MemoryFilter, Scalar
+from memos_mcp.core.text import is_blank
 from memos_mcp.core.timeparse import parse_bound, parse_time, to_epoch
 from memos_mcp.errors import InvalidRequest
+
+
+def _filter_text(text: str) -> str:
+    """Text no stored value can equal (NUL, a lone surrogate), which PostgreSQL cannot take as a parameter
+    either, is refused; so is an empty value, which would match nothing (or, to a careless reader, anything)."""
+    problem = storable_problem(text)
+    if problem is not None:
+        raise ValueError(f"the value {problem}")
+    if not text:
+        raise ValueError("is empty: it would match nothing; leave the field out to match any value")
+    return text
+
+
+def _filter_tag(tag: str) -> str:
+    """A tag as tags are stored (``checks.check_tags``): without the spaces around it, not blank."""
+    tag = _filter_text(tag.strip())
+    if is_blank(tag):
+        raise ValueError("is empty (nothing visible): no stored tag is")
+    return tag
+
+
+FilterId = Annotated[str, AfterValidator(_filter_text)]
+FilterTag = Annotated[str, AfterValidator(_filter_tag)]
 
 
 def _listify(value: Any) -> Any:
@@ -27,10 +51,10 @@ class SearchFilters(BaseModel):
 
     memory_type: list[MemoryType] | None = Field(None, description="WorkingMemory, LongTermMemory, UserMemory")
     kind: list[MemoryKind] | None = Field(None, description="fact, preference, document")
-    tags: list[str] | None = Field(None, description="memories with at least one of these tags")
+    tags: list[FilterTag] | None = Field(None, description="memories with at least one of these tags")
     status: list[MemoryStatus] | None = Field(None, description="default: activated only")
-    conversation_id: str | None = Field(None, description="only this conversation (search boosts instead)")
-    user_id: str | None = Field(None, description="only memories written by this user")
+    conversation_id: FilterId | None = Field(None, description="only this conversation (search boosts instead)")
+    user_id: FilterId | None = Field(None, description="only memories written by this user")
     time_from: datetime | None = Field(None, description="event time at or after (ISO 8601 or epoch)")
     time_to: datetime | None = Field(None, description="event time at or before (ISO 8601 or epoch; a bare "
                                                        "date includes that whole day)")
@@ -50,16 +74,6 @@ class SearchFilters(BaseModel):
             problem = storable_problem(wanted) if isinstance(wanted, str) else None
             if problem is not None:
                 raise ValueError(f"metadata value of {key!r} {problem}")
-        return value
-
-    @field_validator("tags", "conversation_id", "user_id")
-    @classmethod
-    def _storable(cls, value: list[str] | str | None) -> list[str] | str | None:
-        """Text no stored value can equal, which PostgreSQL cannot take as a parameter either."""
-        for text in [value] if isinstance(value, str) else value or []:
-            problem = storable_problem(text)
-            if problem is not None:
-                raise ValueError(f"the value {problem}")
         return value
 
     @field_validator("time_from", mode="before")

@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from dataclasses import replace
 from typing import Any
 
-from memos_mcp.core.access import AccessControl
+from memos_mcp.core.access import AccessControl, named
 from memos_mcp.core.checks import bounded, id_key, is_uuid
 from memos_mcp.core.checks import threshold as check_threshold
 from memos_mcp.core.context import Room, Stores
@@ -157,6 +157,8 @@ class Retrieval(Room):
                         need: Permission = Permission.READ) -> Memory:
         """The memory if ``user`` may read it (and, with ``need=WRITE``, write it) and it lies in ``cube_id``
         when given; NotFound when it is missing or unreadable (nothing tells the two apart)."""
+        if cube_id is not None:
+            named(cube_id)
         key = id_key(memory_id)
         points = self.ready().retrieve([key], with_vectors=with_embedding) if is_uuid(key) else []
         points = self._acknowledged(points)

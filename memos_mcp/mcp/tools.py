@@ -169,7 +169,7 @@ def _register_reading(server: ToolBox, service: MemoryService, gate: Gate) -> No
     ) -> PageAnswer:
         """List memories newest first, a page at a time (all your cubes unless cube_id is given)."""
         found = await gate.run(lambda actor: service.list_memories(
-            actor, cube_ids=[cube_id] if cube_id else None, page=page, size=size, filters=filters))
+            actor, cube_ids=[cube_id] if cube_id is not None else None, page=page, size=size, filters=filters))
         return PageAnswer.model_construct(**dict(found), omitted=0)
 
     @server.tool(annotations=READ)

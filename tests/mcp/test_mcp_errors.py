@@ -126,3 +126,25 @@ async def test_a_server_whose_default_user_does_not_exist_says_so(people: Memory
         assert "not_found" in message and "user 'ghost' does not exist" in message
         assert "not_found" in await fail(client, "add_memory", memory_content="Boo.")
     assert people.catalog.get_user("ghost") is None
+
+
+EMPTY_NAME: dict[str, tuple[dict[str, Any], str]] = {
+    "clear_chat_history": ({"conversation_id": ""}, "conversation_id"),
+    "list_memories": ({"cube_id": ""}, "cube_id"),
+    "search_memory": ({"query": "tea", "filters": {"conversation_id": ""}}, "filters.conversation_id"),
+    "delete_all_memories": ({"cube_id": ""}, "cube_id"),
+}
+
+
+@pytest.mark.parametrize("tool", EMPTY_NAME)
+async def test_an_empty_name_is_refused_never_read_as_every_one(people: MemoryService, tool: str) -> None:
+    """``clear_chat_history(conversation_id="")`` deleted every conversation's messages."""
+    arguments, field = EMPTY_NAME[tool]
+    async with connect(people, "alice") as client:
+        await call(client, "add_memory", messages=[{"role": "user", "content": "I drink green tea."}],
+                   conversation_id="morning")
+        message = await fail(client, tool, **arguments)
+        assert "invalid_request:" in message and field in message, message
+        listed = await call(client, "list_memories")
+    assert listed["total"] >= 1
+    assert len(people.catalog.recent_messages([ALICE_CUBE], "morning", 10)) == 1

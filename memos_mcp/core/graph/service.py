@@ -100,7 +100,7 @@ class GraphService:
         return graph
 
     def _readable(self, user: User, cube_id: str | None) -> list[str]:
-        return self.access.readable(user, [cube_id] if cube_id else None)
+        return self.access.readable(user, [cube_id] if cube_id is not None else None)
 
     def search(self, actor_id: str, *, query: str | None = None, entity: str | None = None, depth: int = 1,
                cube_id: str | None = None, user_id: str | None = None, at: datetime | None = None,
@@ -198,7 +198,7 @@ class GraphService:
         return entities, relations
 
     def _in_writable(self, user: User, cube_id: str | None) -> list[str]:
-        if cube_id:
+        if cube_id is not None:  # "" is refused, never "every cube"
             return [self.access.cube(user, cube_id, Permission.WRITE).cube_id]
         return [c.cube_id for c in self.service.catalog.cubes_of(user.user_id)
                 if self.access.may_write(user, c)]

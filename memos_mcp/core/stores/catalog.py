@@ -386,7 +386,7 @@ class Catalog:
 
     def delete_messages(self, cube_ids: Sequence[str], conversation_id: str | None) -> int:
         query = messages.delete().where(messages.c.cube_id.in_(list(cube_ids)))
-        if conversation_id:
+        if conversation_id is not None:
             query = query.where(messages.c.conversation_id == conversation_id)
         with self._tx() as db:
             return int(db.execute(query).rowcount)

@@ -135,10 +135,11 @@ def text_pieces(text: str, size: int, kind: MemoryKind, source: SourceKind,
     return pieces
 
 
-def message_source(message: Message, with_content: bool = False) -> MemorySource:
+def message_source(message: Message) -> MemorySource:
+    """A memory's source that points at the stored message it came from (its text stays in the messages)."""
     return MemorySource(type=SourceKind.CHAT, message_id=message.message_id or message.id,
                         conversation_id=message.conversation_id, role=message.role, name=message.name,
-                        chat_time=message.chat_time, content=message.content if with_content else None)
+                        chat_time=message.chat_time)
 
 
 def preference_sentences(text: str) -> list[str]:
