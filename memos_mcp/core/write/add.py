@@ -52,7 +52,7 @@ from memos_mcp.core.text import content_hash, exact_hash, sparse_document
 from memos_mcp.core.write.facts import conversation_context, speaker_of, split_speaker
 from memos_mcp.core.write.ingest.documents import confine, read_document
 from memos_mcp.core.write.ingest.extractor import Candidate, label, split, text_pieces
-from memos_mcp.core.write.ingest.lease import Lease, claimant
+from memos_mcp.core.write.ingest.lease import Lease, claimant, outcome
 from memos_mcp.core.write.ingest.pipeline import AddWorker
 from memos_mcp.errors import Conflict, InvalidRequest, MemosError, NotFound
 
@@ -260,18 +260,14 @@ class Writes(Room):
         with self.write_lock:
             self._still_writable(author, cube)
             self.catalog.add_messages(new, task, claim=(self.owner, lease_s))
-        with Lease(self.catalog, task.task_id, self.owner, lease_s):
+        with Lease(self.catalog, task.task_id, self.owner, lease_s) as lease:
             try:
                 result = self.extract_by_rules(author, cube, job, stored, earlier, progress)
             except BaseException as exc:
                 self._undo_add(cube.cube_id, [], [m.id for m in new])
-                self.catalog.finish_task(task.model_copy(update={
-                    "status": TaskStatus.FAILED, "error": str(exc)[:500], "job": None, "updated_at": utcnow()}),
-                    self.owner)
+                lease.finish(outcome(task, TaskStatus.FAILED, str(exc)[:500]))
                 raise
-            self.catalog.finish_task(task.model_copy(update={
-                "status": TaskStatus.DONE, "added": result.added, "deduplicated": result.deduplicated, "job": None,
-                "updated_at": utcnow()}), self.owner)
+            lease.finish(outcome(task, TaskStatus.DONE, added=result.added, deduplicated=result.deduplicated))
         result.message_ids, result.task_id = [m.id for m in stored], task.task_id
         return result
 

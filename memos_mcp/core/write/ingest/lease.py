@@ -10,7 +10,9 @@ import socket
 import threading
 import uuid
 from types import TracebackType
+from typing import Any
 
+from memos_mcp.core.models import Task, TaskStatus, utcnow
 from memos_mcp.core.stores.catalog import Catalog
 from memos_mcp.errors import StorageError
 
@@ -20,6 +22,11 @@ log = logging.getLogger(__name__)
 def claimant() -> str:
     """An id naming this process among those sharing a catalog: host, pid and a random part."""
     return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+
+
+def outcome(task: Task, status: TaskStatus, error: str | None = None, **changes: Any) -> Task:
+    """``task`` ended with ``status`` (and ``error``, and ``changes`` such as ``added``): its job gone."""
+    return task.model_copy(update={**changes, "status": status, "error": error, "job": None, "updated_at": utcnow()})
 
 
 class Lease:
@@ -32,6 +39,7 @@ class Lease:
         self.owner = owner
         self.lease_s = lease_s
         self.held = True
+        self._ended = False
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._keep, name=f"memos-lease-{task_id[:8]}", daemon=True)
 
@@ -45,6 +53,14 @@ class Lease:
                 log.warning("renewing the lease on task %s failed: %s", self.task_id, exc.message)
         return self.held
 
+    def finish(self, done: Task) -> bool:
+        """Store the task's outcome ``done`` and end this lease, in one transaction
+        (``Catalog.finish_task``): the ``with`` block then has nothing left to release. False (nothing
+        stored) when the claim is no longer ours."""
+        stored = self.catalog.finish_task(done, self.owner)
+        self._ended = True
+        return stored
+
     def _keep(self) -> None:
         while not self._stop.wait(self.lease_s / 3) and self.renew():
             pass
@@ -57,7 +73,9 @@ class Lease:
                  trace: TracebackType | None) -> None:
         self._stop.set()
         self._thread.join(timeout=self.lease_s)
-        try:  # a task left open (the process stops) is free for another at once; a finished one has no lease
+        if self._ended:
+            return
+        try:  # a task left open (the process stops) is free for another at once
             self.catalog.release_task(self.task_id, self.owner)
         except StorageError as exc:  # closed meanwhile: the lease lapses instead
             log.info("the lease on task %s was not released: %s", self.task_id, exc.message)

@@ -38,7 +38,7 @@ from memos_mcp.core.text import sparse_query
 from memos_mcp.core.write.add import Writes
 from memos_mcp.core.write.change import Changes
 from memos_mcp.core.write.ingest.extractor import Candidate, label
-from memos_mcp.core.write.ingest.lease import Lease, claimant
+from memos_mcp.core.write.ingest.lease import Lease, claimant, outcome
 from memos_mcp.core.write.ingest.llm_extractor import Decision, LLMExtractor
 from memos_mcp.errors import BackendUnavailable, LLMNotConfigured, MemosError
 
@@ -74,24 +74,26 @@ class TaskRunner:
                 self._run(task, task.job, lease)
             except MemosError as exc:
                 if not self.closing.is_set():
-                    self._finish(task, TaskStatus.FAILED, error=exc.message)
+                    self._finish(task, TaskStatus.FAILED, error=exc.message, lease=lease)
             except Exception as exc:
                 if not self.closing.is_set():
                     log.exception("add task %s failed", task.task_id)
-                    self._finish(task, TaskStatus.FAILED, error=f"internal error: {type(exc).__name__}: {exc}")
+                    self._finish(task, TaskStatus.FAILED, error=f"internal error: {type(exc).__name__}: {exc}",
+                                 lease=lease)
 
     def _run(self, task: Task, job: AddJob, lease: Lease) -> None:
         stores = self.stores
         author = stores.catalog.get_user(task.user_id)
         if author is None or stores.catalog.get_cube(task.cube_id) is None:
-            self._finish(task, TaskStatus.FAILED, error="the cube or its user was deleted before extraction")
+            self._finish(task, TaskStatus.FAILED, error="the cube or its user was deleted before extraction",
+                         lease=lease)
             return
         cube = stores.access.writable(author, task.cube_id)  # still allowed? (Forbidden fails the task)
         rules = job.extractor == "rules"
         window = stores.settings.search.context_turns if rules else stores.settings.add.window_turns
         new, earlier = stores.catalog.messages_with_window(job.message_ids, window)
         if not new:
-            self._finish(task, TaskStatus.DONE, error="the messages were deleted before extraction")
+            self._finish(task, TaskStatus.DONE, error="the messages were deleted before extraction", lease=lease)
             return
         if rules:  # an add by the rule extractor that its process left part-way: made as it would have
             with stores.write_lock:
@@ -99,7 +101,7 @@ class TaskRunner:
                     return
                 result = self.writes.extract_by_rules(author, cube, job, new, earlier)
             self._finish(task.model_copy(update={"extractor": "rules", "added": result.added,
-                                                 "deduplicated": result.deduplicated}), TaskStatus.DONE)
+                                                 "deduplicated": result.deduplicated}), TaskStatus.DONE, lease=lease)
             return
         existing = self._similar(cube, new)
         error: str | None = None
@@ -120,7 +122,7 @@ class TaskRunner:
                 return
             changes = self._apply(task.task_id, author, cube, job, candidates, decisions)
         self._finish(task.model_copy(update={"extractor": extractor, **changes}),
-                     TaskStatus.FAILED if error else TaskStatus.DONE, error=error)
+                     TaskStatus.FAILED if error else TaskStatus.DONE, error=error, lease=lease)
 
     def _still_ours(self, task: Task, lease: Lease) -> bool:
         """Under the write lock, before a task writes: False when the stores are closing (the task is
@@ -132,9 +134,10 @@ class TaskRunner:
             return False
         return True
 
-    def _finish(self, task: Task, status: TaskStatus, error: str | None = None) -> None:
-        done = task.model_copy(update={"status": status, "error": error, "job": None, "updated_at": utcnow()})
-        if not self.stores.catalog.finish_task(done, self.owner):
+    def _finish(self, task: Task, status: TaskStatus, error: str | None = None, lease: Lease | None = None) -> None:
+        """Store the task's outcome, ending the lease it ran under (if any) in the same transaction."""
+        done = outcome(task, status, error)
+        if not (lease.finish(done) if lease is not None else self.stores.catalog.finish_task(done, self.owner)):
             log.warning("add task %s was claimed by another process before it finished here", task.task_id)
 
     def _similar(self, cube: Cube, new: Sequence[Message]) -> list[Memory]:
