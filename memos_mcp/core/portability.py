@@ -111,9 +111,10 @@ class ExportPart(BaseModel):
 def export_part(service: MemoryService, actor_id: str, cube_id: str, cursor: str | None = None,
                 include_embeddings: bool = False, max_bytes: int = PART_BYTES) -> ExportPart:
     """The part of the export of ``cube_id`` that starts at ``cursor`` (None: the first part, with the
-    header), at most ``max_bytes`` of text (always at least one record). Memories are resumed after
-    the last one sent by (created_at, id), so memories added meanwhile neither repeat nor shift
-    others; messages by conversation (in id order) and position. A cursor carries
+    header): at most ``max_bytes`` of text as a JSON string carries it, and the ``next`` line, unless one
+    record alone is longer (a part holds at least one). Memories are resumed after the last one sent by
+    (created_at, id), so memories added meanwhile neither repeat nor shift others; messages by
+    conversation (in id order) and position. A cursor carries
     ``include_embeddings`` of the first part. Raises InvalidRequest for a cursor this did not make."""
     cube = service.access.cube(service.access.user(actor_id), cube_id, Permission.READ)
     vectors = service.ready()
@@ -121,42 +122,45 @@ def export_part(service: MemoryService, actor_id: str, cube_id: str, cursor: str
     state: dict[str, Any] = _read_cursor(cursor) if cursor else {"e": include_embeddings, "m": None, "c": None, "k": 0}
     lines: list[str] = []
     size = 0
+    full = False
 
-    def full() -> bool:
-        return bool(lines) and size >= max_bytes
-
-    def put(line: str) -> None:  # counted as the answer carries it: JSON-escaped inside the JSON-RPC text
-        nonlocal size
+    def put(line: str) -> bool:
+        """Add ``line`` unless it would take a part holding lines past ``max_bytes`` (then the part is
+        full and the line starts the next); counted as the answer carries it: JSON-escaped text."""
+        nonlocal size, full
+        more = len(json.dumps(line, ensure_ascii=False).encode("utf-8"))
+        if lines and size + more > max_bytes:
+            full = True
+            return False
         lines.append(line)
-        size += len(json.dumps(line, ensure_ascii=False).encode("utf-8"))
+        size += more
+        return True
 
     if cursor is None:
         put(_header_line(service, cube.cube_id, cube.name, cube.owner_id, vectors.count(flt)))
-    while state["c"] is None and not full():
+    while state["c"] is None and not full:
         after = (float(state["m"][0]), str(state["m"][1])) if state["m"] else None
         points = vectors.scroll_after(flt, 50, after, with_vectors=bool(state["e"]))
         for point in points:
-            if full():
+            if not put(_memory_line(point)):
                 break
-            put(_memory_line(point))
             state["m"] = [float(point.payload["created_at"]), point.id]
-        if len(points) < 50 and not full():
+        if len(points) < 50 and not full:
             state["c"] = ""
-    if state["c"] is not None:
+    if state["c"] is not None and not full:
         for conversation in [c for c in _conversations(service, cube.cube_id) if c >= state["c"]]:
             skip = int(state["k"]) if conversation == state["c"] else 0
             state["c"], state["k"] = conversation, skip
             for message in service.catalog.recent_messages([cube.cube_id], conversation, 1_000_000)[skip:]:
-                if full():
+                if not put(_line({"type": "message", **message.model_dump(mode="json")})):
                     break
-                put(_line({"type": "message", **message.model_dump(mode="json")}))
                 state["k"] += 1
-            if full():
+            if full:
                 break
         else:
             return ExportPart(text="".join(f"{line}\n" for line in lines), cursor=None)
     token = base64.urlsafe_b64encode(json.dumps(state, separators=(",", ":")).encode()).decode()
-    put(_line({"type": "next", "cursor": token}))
+    lines.append(_line({"type": "next", "cursor": token}))
     return ExportPart(text="".join(f"{line}\n" for line in lines), cursor=token)
 
 

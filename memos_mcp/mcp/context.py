@@ -10,7 +10,7 @@ from pydantic import Field
 
 from memos_mcp.core import portability
 from memos_mcp.errors import ResponseTooLarge
-from memos_mcp.mcp.fit import check_text
+from memos_mcp.mcp.fit import ANSWER_BYTES, check_text, escaped_bytes, lines_within
 from memos_mcp.mcp.gate import Gate, prompt_error, resource_error
 
 if TYPE_CHECKING:  # imports the stores: stdio opens them after its handshake
@@ -46,6 +46,12 @@ def register_resources(server: MCPServer, service: MemoryService, gate: Gate) ->
         return fitting(part.text)
 
 
+def _listed(lines: list[str], left: int, empty: str) -> str:
+    note = [f"- ({left} more left out: one MCP message carries at most 1 MiB; search_memory shows them)"] \
+        if left else []
+    return "\n".join([*lines, *note]) or empty
+
+
 def fitting(text: str) -> str:
     """A resource's text if one MCP message carries it (``fit.check_text``), else the resource error."""
     try:
@@ -58,11 +64,16 @@ def register_prompts(server: MCPServer, service: MemoryService, gate: Gate) -> N
     @server.prompt(name="recall", description="Recall what is known about a topic, with citable ref_ids")
     async def recall(topic: Annotated[str, Field(description="What to recall")]) -> str:
         found = await gate.run(lambda actor: service.search(actor, topic, top_k=10), prompt_error)
-        facts = "\n".join(f"- {m.ref_id} {m.memory} (relevance {m.relativity:.2f})" for m in found.memories)
-        prefs = "\n".join(f"- {m.ref_id} {m.memory}" for m in found.preferences)
-        return (f"Here is what long-term memory holds about “{topic}”.\n\n"
-                f"Facts:\n{facts or '- nothing stored yet'}\n\nPreferences:\n{prefs or '- none recorded'}\n\n"
-                "Use these in your answer, cite the ones you use by their ref_id, and respect the preferences.")
+        head = f"Here is what long-term memory holds about “{topic}”.\n\nFacts:\n"
+        middle = "\n\nPreferences:\n"
+        tail = "\n\nUse these in your answer, cite the ones you use by their ref_id, and respect the preferences."
+        room = ANSWER_BYTES - escaped_bytes(head + middle + tail) - 200  # one MCP message; 200: the notes
+        facts, left = lines_within([f"- {m.ref_id} {m.memory} (relevance {m.relativity:.2f})"
+                                    for m in found.memories], room)
+        room -= sum(escaped_bytes(line) for line in facts)
+        prefs, left_prefs = lines_within([f"- {m.ref_id} {m.memory}" for m in found.preferences], room)
+        return (head + _listed(facts, left, "- nothing stored yet") + middle
+                + _listed(prefs, left_prefs, "- none recorded") + tail)
 
     @server.prompt(name="remember", description="Ask the model to store what it learnt in this conversation")
     async def remember(focus: Annotated[str | None, Field(description="What to focus on (optional)")] = None,

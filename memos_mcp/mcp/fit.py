@@ -46,25 +46,28 @@ def wire_bytes(answer: BaseModel) -> int:
 
 
 def fitted(result: Any, convert: Callable[[Any], BaseModel], limit: int = ANSWER_BYTES) -> BaseModel:
-    """``convert(result)`` within ``limit`` bytes: a ``Cuttable`` result cut to the longest head of its
-    lists that fits (``convert`` is called about log2(items) more times, only for an answer over the
-    limit). Raises ResponseTooLarge for any other answer over the limit, and for a cuttable one that
-    does not fit even with its lists empty."""
+    """``convert(result)`` within ``limit`` bytes: a ``Cuttable`` result cut to the longest heads of its
+    lists that fit, keeping each list's first item as long as possible (``convert`` is called about
+    log2(items) more times per list, only for an answer over the limit). Raises ResponseTooLarge for any
+    other answer over the limit, and for a cuttable one that does not fit even with its lists empty."""
     answer = convert(result)
     size = wire_bytes(answer)
     if size <= limit:
         return answer
     if isinstance(result, Cuttable):
-        for index, name in enumerate(result.cut_order):  # the lists before this one are empty by now
-            emptied: dict[str, list[Any]] = {earlier: [] for earlier in result.cut_order[:index]}
-            whole: list[Any] = getattr(result, name)
+        # Each list keeps at least its first (best) item while the later lists are cut (a search keeps
+        # its best fact before its preferences are cut); only then do the lists lose their last items.
+        current: dict[str, list[Any]] = {name: list(getattr(result, name)) for name in result.cut_order}
+        for floor in (1, 0):
+            for name in result.cut_order:
+                whole = current[name]
 
-            def fits(n: int, name: str = name, emptied: dict[str, list[Any]] = emptied, whole: list[Any] = whole,
-                     ) -> bool:
-                return wire_bytes(convert(_cut(result, {**emptied, name: whole[:n]}))) <= limit
-            kept = _longest_head(len(whole), fits)
-            if kept is not None:
-                return convert(_cut(result, {**emptied, name: whole[:kept]}))
+                def fits(n: int, name: str = name, whole: list[Any] = whole) -> bool:
+                    return wire_bytes(convert(_cut(result, {**current, name: whole[:n]}))) <= limit
+                kept = _longest_head(min(floor, len(whole)), len(whole), fits)
+                if kept is not None:
+                    return convert(_cut(result, {**current, name: whole[:kept]}))
+                current[name] = whole[:min(floor, len(whole))]
     raise ResponseTooLarge(f"this answer is {size / 1_048_576:.1f} MiB and one MCP message carries at most 1 MiB "
                            f"(the limit of the MCP SDK's clients): {_ELSEWHERE}", bytes=size)
 
@@ -73,11 +76,28 @@ def check_text(text: str, limit: int = ANSWER_BYTES) -> str:
     """``text`` as a resource's contents, if it fits one MCP message (escaped as JSON); raises
     ResponseTooLarge if not."""
     if len(text) * 6 + 1024 > limit:  # only a text that might not fit is measured: \\u escapes take 6 bytes
-        size = len(json.dumps(text, ensure_ascii=False).encode("utf-8", "surrogatepass"))
+        size = escaped_bytes(text)
         if size > limit:
             raise ResponseTooLarge(f"this resource is {size / 1_048_576:.1f} MiB and one MCP message carries at "
                                    f"most 1 MiB (the limit of the MCP SDK's clients): {_ELSEWHERE}", bytes=size)
     return text
+
+
+def escaped_bytes(text: str) -> int:
+    """The bytes ``text`` takes as a JSON string on the wire (UTF-8, escapes included)."""
+    return len(json.dumps(text, ensure_ascii=False).encode("utf-8", "surrogatepass"))
+
+
+def lines_within(lines: list[str], room: int) -> tuple[list[str], int]:
+    """The longest head of ``lines`` that, each with its newline, takes at most ``room`` bytes as JSON
+    text; and how many lines it leaves out."""
+    kept: list[str] = []
+    for line in lines:
+        room -= escaped_bytes(line)  # its quotes' two bytes stand for its newline's escape (\\n)
+        if room < 0:
+            break
+        kept.append(line)
+    return kept, len(lines) - len(kept)
 
 
 def _cut(result: Cuttable, lists: dict[str, list[Any]]) -> Cuttable:
@@ -85,12 +105,11 @@ def _cut(result: Cuttable, lists: dict[str, list[Any]]) -> Cuttable:
     return result.model_copy(update={**lists, "omitted": result.omitted + omitted})
 
 
-def _longest_head(count: int, fits: Callable[[int], bool]) -> int | None:
-    """The largest n with ``fits(n)`` (fits must hold for every n below one that fits), or None when
-    not even the empty head fits."""
-    if not fits(0):
+def _longest_head(low: int, high: int, fits: Callable[[int], bool]) -> int | None:
+    """The largest n in ``low..high`` with ``fits(n)`` (fits must hold for every n below one that
+    fits), or None when not even ``low`` fits."""
+    if not fits(low):
         return None
-    low, high = 0, count  # fits(low); the answer is at most high
     while low < high:
         middle = (low + high + 1) // 2
         if fits(middle):

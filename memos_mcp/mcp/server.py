@@ -74,6 +74,32 @@ async def initialize_first(ctx: ServerRequestContext[Any, Any], call_next: CallN
 
 
 _SDK_GATE = "Invalid request parameters"  # the SDK's message for a request before the handshake
+ERROR_CHARS = 2_000  # an error's text at most: one that quotes a caller's megabyte is cut
+
+
+async def bounded_errors(ctx: ServerRequestContext[Any, Any], call_next: CallNext) -> HandlerResult:
+    """Server middleware cutting an error's text (a protocol error's message and data, a tool error's
+    text) to ``ERROR_CHARS``: errors quote what the caller sent (an unknown tool or resource name, a
+    memory id, a metadata key), and one quoting a megabyte made an answer over the 1 MiB that one MCP
+    message of the SDK's HTTP clients carries (``fit``), so the client lost the session, not one call."""
+    try:
+        result = await call_next(ctx)
+    except MCPError as exc:
+        error = exc.error
+        data = {k: _short(v) if isinstance(v, str) else v for k, v in error.data.items()} \
+            if isinstance(error.data, dict) else _short(error.data) if isinstance(error.data, str) else error.data
+        if data != error.data or len(error.message) > ERROR_CHARS:
+            raise MCPError(error.code, _short(error.message), data) from exc
+        raise
+    if isinstance(result, dict) and result.get("isError"):
+        for block in result.get("content") or []:
+            if isinstance(block, dict) and isinstance(block.get("text"), str):
+                block["text"] = _short(block["text"])
+    return result
+
+
+def _short(text: str) -> str:
+    return text if len(text) <= ERROR_CHARS else f"{text[:ERROR_CHARS]}… ({len(text) - ERROR_CHARS} characters cut)"
 
 
 class PromptArguments:
@@ -118,7 +144,7 @@ def build_server(service: MemoryService, keys: KeyRing, default_user: str, read_
     register_tools(tools, service, keys, gate, read_only)
     register_graph_tools(tools, GraphService(service), gate, read_only)
     server = StdioServer(name="memos-mcp", version=__version__, instructions=INSTRUCTIONS,
-                         middleware=[initialize_first, remember_request,
+                         middleware=[bounded_errors, initialize_first, remember_request,
                                      *([RateLimit(rate)] if rate is not None else []),
                                      *([AfterHandshake(after_handshake)] if after_handshake is not None else []),
                                      AppsView()],

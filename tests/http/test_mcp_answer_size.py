@@ -7,6 +7,7 @@ cause, never a broken transport."""
 from __future__ import annotations
 
 import json
+import uuid
 from collections.abc import Awaitable, Callable
 from contextlib import AbstractAsyncContextManager
 from typing import Any
@@ -18,6 +19,7 @@ from mcp.shared.exceptions import MCPError
 
 from memos_mcp.core import portability
 from memos_mcp.core.service import MemoryService
+from memos_mcp.mcp.fit import ANSWER_BYTES
 from tests.http.conftest import Serve
 from tests.http.support import TIMEOUT, legacy_sse, streamable, text_of
 
@@ -112,11 +114,13 @@ def test_a_memory_too_large_for_one_answer_is_a_tool_error_naming_the_cause(serv
               "sources": [{"type": "chat", "content": big, "message_id": f"m{n}"} for n in range(50)]}
     portability.import_lines(app.service, user, [header, json.dumps(memory)], cube)
 
-    for tool, arguments in (("get_memory", {"memory_id": ident}), ("export_cube", {"cube_id": cube})):
-        result = run(streamable, app.url,
-                     lambda s, tool=tool, arguments=arguments: s.call_tool(tool, arguments))
-        assert result.is_error
-        assert text_of(result).startswith("response_too_large:"), text_of(result)
+    result = run(streamable, app.url, lambda s: s.call_tool("get_memory", {"memory_id": ident}))
+    assert result.is_error and text_of(result).startswith("response_too_large:"), text_of(result)
+    first = run(streamable, app.url, lambda s: s.call_tool("export_cube", {"cube_id": cube}))
+    assert not first.is_error  # the header alone: the fat memory's line starts the next part
+    cursor = json.loads(first.content[0].resource.text.splitlines()[-1])["cursor"]
+    second = run(streamable, app.url, lambda s: s.call_tool("export_cube", {"cube_id": cube, "cursor": cursor}))
+    assert second.is_error and text_of(second).startswith("response_too_large:"), text_of(second)
 
     async def read(session: ClientSession) -> str:
         with pytest.raises(MCPError) as refused:
@@ -128,3 +132,95 @@ def test_a_memory_too_large_for_one_answer_is_a_tool_error_naming_the_cause(serv
     assert not searched.is_error, text_of(searched)
     assert ident not in [m["id"] for m in searched.structured_content["memories"]]
     assert searched.structured_content["omitted"] >= 1
+
+
+def _imported(app: Any, records: list[dict[str, Any]]) -> str:
+    """Memories put in through an import (an add would store pieces of 1,200 characters); the cube."""
+    user = app.service.settings.default_user_id
+    cube = app.service.get_user(user)[1][0].cube_id
+    header = next(portability.export_cube(app.service, user, cube, include_embeddings=False))
+    lines = [json.dumps({"type": "memory", "id": str(uuid.uuid4()), "cube_id": cube, "user_id": user,
+                         "created_at": "2026-01-01T00:00:00Z", "updated_at": "2026-01-01T00:00:00Z", **r})
+             for r in records]
+    portability.import_lines(app.service, user, [header, *lines], cube)
+    return cube
+
+
+FILL = "\x01" * 19_900  # a storable control character: six bytes each once escaped as JSON
+
+
+def test_the_recall_prompt_and_a_search_of_long_facts_and_preferences_keep_the_best_fact(serve: Serve) -> None:
+    """The recall prompt was not fitted at all (2 MB: the SDK clients lost their session), and a search
+    emptied its facts before cutting its preferences (the best fact was lost)."""
+    app = serve()
+    _imported(app, [{"memory": f"The blue whale ledger note {n}. {FILL}"} for n in range(10)]
+              + [{"memory": f"I prefer blue whale ledger notes, style {n}. {FILL}", "kind": "preference"}
+                 for n in range(6)])
+    user = app.service.settings.default_user_id
+    best = app.service.search(user, "blue whale ledger note", top_k=10).memories[0]
+
+    async def scenario(session: ClientSession) -> tuple[Any, Any]:
+        prompt = await session.get_prompt("recall", {"topic": "blue whale ledger note"})
+        found = await session.call_tool("search_memory", {"query": "blue whale ledger note", "top_k": 10})
+        return prompt, found
+    for client in (streamable, legacy_sse):
+        prompt, found = run(client, app.url, scenario)
+        text = prompt.messages[0].content.text
+        assert best.ref_id in text and "more left out" in text
+        assert not found.is_error, text_of(found)
+        assert [m["id"] for m in found.structured_content["memories"]][:1] == [best.id]
+        assert found.structured_content["omitted"] > 0
+
+
+def test_errors_quoting_a_megabyte_of_input_are_cut_and_the_session_goes_on(serve: Serve) -> None:
+    """An unknown tool, resource or memory id of 1.2 million characters was quoted whole: an error over
+    1 MiB, and the SDK client lost its session."""
+    app = serve()
+    big = "k" * 1_200_000
+
+    async def scenario(session: ClientSession) -> list[str]:
+        texts = [text_of(await session.call_tool(name, arguments)) for name, arguments in
+                 ((big, {}), ("get_memory", {"memory_id": big}), ("add_memory", {"memory_content": "x",
+                                                                                   "metadata": {big: 1}}))]
+        with pytest.raises(MCPError) as refused:
+            await session.read_resource(f"memory://cubes/{big}/export")
+        texts.append(refused.value.error.message)
+        assert not (await session.call_tool("list_cubes", {})).is_error  # the same session, still usable
+        return texts
+    texts = run(streamable, app.url, scenario)
+    assert all(0 < len(text) < 2_200 and "characters cut" in text for text in texts), [t[:80] for t in texts]
+
+
+def test_an_export_part_ends_before_a_line_that_would_take_it_past_its_size(serve: Serve) -> None:
+    """A part closed only once it was full, after a line of any size: 130 small memories and one whose
+    line fits a part alone made a first part over 1 MiB, refused at the same cursor for ever."""
+    app = serve()
+    small = [{"memory": f"Small note {n}: " + "s" * 1350, "created_at": f"2025-01-01T00:{n // 60:02d}:{n % 60:02d}Z"}
+             for n in range(130)]
+    fat = {"memory": "The fat memory", "created_at": "2024-06-01T00:00:00Z",
+           "sources": [{"type": "chat", "content": "f" * 19_990, "message_id": f"m{n}"} for n in range(42)]}
+    cube = _imported(app, [*small, fat])
+    user = app.service.settings.default_user_id
+    parts, cursor = [], None
+    for _ in range(20):
+        part = portability.export_part(app.service, user, cube, cursor)
+        parts.append(part.text)
+        cursor = part.cursor
+        if cursor is None:
+            break
+    sizes = [len(json.dumps(text, ensure_ascii=False).encode()) for text in parts]
+    assert len(parts) >= 2 and max(sizes) < ANSWER_BYTES, sizes
+    assert sum(text.count('"type":"memory"') for text in parts) == 131
+
+    async def scenario(session: ClientSession) -> list[bool]:
+        errors, at = [], None
+        for _ in range(20):
+            result = await session.call_tool("export_cube", {"cube_id": cube, **({"cursor": at} if at else {})})
+            errors.append(result.is_error)
+            lines = result.content[0].resource.text.splitlines()
+            last = json.loads(lines[-1])
+            at = last.get("cursor") if last["type"] == "next" else None
+            if at is None:
+                return errors
+        raise AssertionError("the export did not end")
+    assert not any(run(streamable, app.url, scenario))
