@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+from memos_mcp.core.checks import check_id
 from memos_mcp.core.context import Room
 from memos_mcp.core.models import Message, Permission
 from memos_mcp.errors import InvalidRequest
@@ -30,10 +31,10 @@ class Conversations(Room):
     def clear_chat_history(self, actor_id: str, conversation_id: str | None = None, *,
                            cube_id: str | None = None, user_id: str | None = None) -> int:
         """Delete stored messages (memories made from them stay) of one conversation or all (None), in one
-        cube or all the user owns (None); returns how many. An empty id is InvalidRequest."""
-        if conversation_id == "":  # never "every conversation"
-            raise InvalidRequest("conversation_id is empty: name a conversation, or leave it out to clear all "
-                                 "of yours", field="conversation_id")
+        cube or all the user owns (None); returns how many. An id no conversation can have (empty, blank,
+        over 128 characters: ``checks.check_id``) is InvalidRequest."""
+        if conversation_id is not None:  # "" is never "every conversation"; no stored id is blank or odd
+            check_id("conversation_id", conversation_id)
         user = self.access.acting_as(self.access.user(actor_id), user_id)
         self.access.require_writer(user)
         cubes = ([self.access.cube(user, cube_id, Permission.WRITE).cube_id] if cube_id is not None else

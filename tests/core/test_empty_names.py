@@ -29,6 +29,8 @@ def _chat(service: MemoryService) -> None:
 
 
 @pytest.mark.parametrize("arguments, field", [({"conversation_id": ""}, "conversation_id"),
+                                              ({"conversation_id": " "}, "conversation_id"),
+                                              ({"conversation_id": "c" * 1_000_000}, "conversation_id"),
                                               ({"conversation_id": "a", "cube_id": ""}, "cube_id"),
                                               ({"conversation_id": "a", "user_id": ""}, "user_id")])
 def test_clearing_chat_history_of_an_empty_name_is_refused_and_deletes_nothing(
