@@ -131,6 +131,12 @@ def check_tags(tags: Sequence[str] | None) -> list[str]:
     return checked
 
 
+def json_bytes(value: Any) -> int:
+    """The bytes ``value`` takes as JSON in UTF-8, non-ASCII characters unescaped: as answers carry it
+    (a text is measured with its quotes and escapes, as a JSON string)."""
+    return len(json.dumps(value, ensure_ascii=False).encode("utf-8", "surrogatepass"))
+
+
 def check_metadata(metadata: dict[str, Any] | None) -> dict[str, Any]:
     """A copy of the caller's metadata: keys like ids (at most 64 characters), values JSON whose every text a
     store keeps (``unstorable_in``: no NUL, no lone surrogate), at most
@@ -152,7 +158,7 @@ def check_metadata(metadata: dict[str, Any] | None) -> dict[str, Any]:
             place, problem = found
             field = ".".join(("metadata", key, *place))
             raise InvalidRequest(f"metadata value {field} {problem}", field=f"metadata.{key}")
-    size = len(json.dumps(metadata, ensure_ascii=False).encode("utf-8"))
+    size = json_bytes(metadata)
     if size > MAX_METADATA_BYTES:  # every answer carries it: one memory must not fill a client's message
         raise PayloadTooLarge(f"metadata takes {size} bytes as JSON; the limit is {MAX_METADATA_BYTES}",
                               field="metadata", limit=MAX_METADATA_BYTES)

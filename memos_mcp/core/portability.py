@@ -36,6 +36,7 @@ from memos_mcp.core.checks import (
     check_tags,
     is_json_value,
     is_uuid,
+    json_bytes,
     storable_problem,
     unstorable_in,
 )
@@ -128,7 +129,7 @@ def export_part(service: MemoryService, actor_id: str, cube_id: str, cursor: str
         """Add ``line`` unless it would take a part holding lines past ``max_bytes`` (then the part is
         full and the line starts the next); counted as the answer carries it: JSON-escaped text."""
         nonlocal size, full
-        more = len(json.dumps(line, ensure_ascii=False).encode("utf-8"))
+        more = json_bytes(line)
         if lines and size + more > max_bytes:
             full = True
             return False
@@ -399,7 +400,7 @@ class _Records:
             if not is_json_value(value):  # a number past 64 bits comes back from a store as a float
                 raise InvalidRequest(f"{place}.{key} must be JSON: text, a finite number (integers within 64 "
                                      "bits), boolean, list or object", field=f"{place}.{key}")
-        extra = len(json.dumps(source.model_extra or {}, ensure_ascii=False).encode())
+        extra = json_bytes(source.model_extra or {})
         for field, size, limit in (("name", len(source.name or ""), MAX_KEY_CHARS),
                                    ("message_id", len(source.message_id or ""), MAX_KEY_CHARS),
                                    ("content", len(source.content or ""), self.service.settings.max_memory_size),

@@ -9,8 +9,9 @@ from mcp.server.mcpserver import MCPServer
 from pydantic import Field
 
 from memos_mcp.core import portability
+from memos_mcp.core.checks import json_bytes
 from memos_mcp.errors import ResponseTooLarge
-from memos_mcp.mcp.fit import ANSWER_BYTES, check_text, escaped_bytes, lines_within
+from memos_mcp.mcp.fit import ANSWER_BYTES, check_text, lines_within
 from memos_mcp.mcp.gate import Gate, prompt_error, resource_error
 
 if TYPE_CHECKING:  # imports the stores: stdio opens them after its handshake
@@ -67,11 +68,10 @@ def register_prompts(server: MCPServer, service: MemoryService, gate: Gate) -> N
         head = f"Here is what long-term memory holds about “{topic}”.\n\nFacts:\n"
         middle = "\n\nPreferences:\n"
         tail = "\n\nUse these in your answer, cite the ones you use by their ref_id, and respect the preferences."
-        room = ANSWER_BYTES - escaped_bytes(head + middle + tail) - 200  # one MCP message; 200: the notes
-        facts, left = lines_within([f"- {m.ref_id} {m.memory} (relevance {m.relativity:.2f})"
-                                    for m in found.memories], room)
-        room -= sum(escaped_bytes(line) for line in facts)
-        prefs, left_prefs = lines_within([f"- {m.ref_id} {m.memory}" for m in found.preferences], room)
+        room = ANSWER_BYTES - json_bytes(head + middle + tail) - 200  # one MCP message; 200: the notes
+        facts, left, room = lines_within([f"- {m.ref_id} {m.memory} (relevance {m.relativity:.2f})"
+                                          for m in found.memories], room)
+        prefs, left_prefs, _ = lines_within([f"- {m.ref_id} {m.memory}" for m in found.preferences], room)
         return (head + _listed(facts, left, "- nothing stored yet") + middle
                 + _listed(prefs, left_prefs, "- none recorded") + tail)
 

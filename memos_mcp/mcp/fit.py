@@ -17,12 +17,12 @@ Resources are plain text: ``check_text`` refuses one over the bound the same way
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
 from typing import Any, ClassVar
 
 from pydantic import BaseModel, Field
 
+from memos_mcp.core.checks import json_bytes
 from memos_mcp.errors import ResponseTooLarge
 
 SSE_EVENT_BYTES = 1024 * 1024  # the SDK clients' default limit per server-sent event
@@ -76,28 +76,24 @@ def check_text(text: str, limit: int = ANSWER_BYTES) -> str:
     """``text`` as a resource's contents, if it fits one MCP message (escaped as JSON); raises
     ResponseTooLarge if not."""
     if len(text) * 6 + 1024 > limit:  # only a text that might not fit is measured: \\u escapes take 6 bytes
-        size = escaped_bytes(text)
+        size = json_bytes(text)
         if size > limit:
             raise ResponseTooLarge(f"this resource is {size / 1_048_576:.1f} MiB and one MCP message carries at "
                                    f"most 1 MiB (the limit of the MCP SDK's clients): {_ELSEWHERE}", bytes=size)
     return text
 
 
-def escaped_bytes(text: str) -> int:
-    """The bytes ``text`` takes as a JSON string on the wire (UTF-8, escapes included)."""
-    return len(json.dumps(text, ensure_ascii=False).encode("utf-8", "surrogatepass"))
-
-
-def lines_within(lines: list[str], room: int) -> tuple[list[str], int]:
+def lines_within(lines: list[str], room: int) -> tuple[list[str], int, int]:
     """The longest head of ``lines`` that, each with its newline, takes at most ``room`` bytes as JSON
-    text; and how many lines it leaves out."""
+    text; how many lines it leaves out; and the room left after it."""
     kept: list[str] = []
     for line in lines:
-        room -= escaped_bytes(line)  # its quotes' two bytes stand for its newline's escape (\\n)
-        if room < 0:
+        size = json_bytes(line)  # its quotes' two bytes stand for its newline's escape (\\n)
+        if size > room:
             break
         kept.append(line)
-    return kept, len(lines) - len(kept)
+        room -= size
+    return kept, len(lines) - len(kept), room
 
 
 def _cut(result: Cuttable, lists: dict[str, list[Any]]) -> Cuttable:
