@@ -474,16 +474,21 @@ def load_settings(config_file: Path | None = None, **overrides: Any) -> Settings
 
 
 def unknown_variables(env: dict[str, str]) -> list[str]:
-    """The ``MEMOS_<BLOCK>__<FIELD>`` names of ``env`` (any case, as pydantic-settings reads them) that
-    set nothing, each as ``NAME sets nothing: ...`` with the closest block or setting. Only names holding
-    the nesting delimiter ``__`` are judged: that form is this program's (flat ``MEMOS_*`` names may be
-    another program's)."""
+    """The ``MEMOS_*`` names of ``env`` (any case, as pydantic-settings reads them) that set nothing,
+    each as ``NAME sets nothing: ...``: a ``MEMOS_<BLOCK>__<FIELD>`` name with the closest block or
+    setting, and a flat name that spells a nested setting with one underscore (``MEMOS_EMBEDDER_MODEL``)
+    with its two-underscore form. Other flat ``MEMOS_*`` names are left alone: they may be another
+    program's (MemOS's own client reads ``MEMOS_API_KEY``)."""
     blocks = {name: field.annotation for name, field in Settings.model_fields.items()
               if isinstance(field.annotation, type) and issubclass(field.annotation, BaseModel)}
     found: list[str] = []
     for name in env:
         head, _, rest = name.upper().partition("__")
-        if not head.startswith("MEMOS_") or not rest:
+        if not head.startswith("MEMOS_"):
+            continue
+        if not rest:
+            if meant := _nested_form(head.removeprefix("MEMOS_").lower(), blocks):
+                found.append(f"{name} sets nothing: a nested setting takes two underscores, {meant}")
             continue
         block, field = head.removeprefix("MEMOS_").lower(), rest.lower()
         if block not in blocks:
@@ -491,6 +496,18 @@ def unknown_variables(env: dict[str, str]) -> list[str]:
         elif field not in (known := known_names(blocks[block])):
             found.append(f"{name} sets nothing: there is no setting {block}.{field}{suggestion(field, known)}")
     return sorted(found)
+
+
+def _nested_form(flat: str, blocks: dict[str, Any]) -> str | None:
+    """``MEMOS_<BLOCK>__<FIELD>`` when ``flat`` (a name without its ``MEMOS_``, lower case) is a block and
+    one of its fields joined by one underscore, and is no top-level setting; else None."""
+    if flat in Settings.model_fields:
+        return None
+    for block, model in blocks.items():
+        field = flat.removeprefix(f"{block}_")
+        if field != flat and field in known_names(model):
+            return f"MEMOS_{block.upper()}__{field.upper()}"
+    return None
 
 
 def _not_json(exc: SettingsError) -> ConfigError:

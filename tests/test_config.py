@@ -454,6 +454,27 @@ def test_a_flat_memos_variable_of_another_program_is_left_alone(monkeypatch: pyt
     assert load_settings().search.top_k == 4
 
 
+@pytest.mark.parametrize("name, meant", [
+    ("MEMOS_EMBEDDER_MODEL", "MEMOS_EMBEDDER__MODEL"),
+    ("MEMOS_SEARCH_TOP_K", "MEMOS_SEARCH__TOP_K"),
+    ("memos_graph_enabled", "MEMOS_GRAPH__ENABLED"),  # read in any case, so judged in any case
+    ("MEMOS_SERVER_ADMIN_KEY", "MEMOS_SERVER__ADMIN_KEY"),
+])
+def test_a_flat_memos_variable_naming_a_nested_setting_raises_config_error_naming_the_nested_form(
+        monkeypatch: pytest.MonkeyPatch, name: str, meant: str) -> None:
+    monkeypatch.setenv(name, "0")
+    with pytest.raises(ConfigError, match=rf"{name} sets nothing: a nested setting takes two underscores, {meant}"):
+        load_settings()
+
+
+def test_a_flat_top_level_memos_variable_still_sets_its_setting(tmp_path: Path,
+                                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("MEMOS_DATA_DIR", str(tmp_path))
+    monkeypatch.setenv("MEMOS_LOG_LEVEL", "debug")
+    settings = load_settings()
+    assert settings.data_dir == tmp_path and settings.log_level == "DEBUG"
+
+
 def test_the_log_level_is_a_level_name_in_any_case(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     assert load_settings(write_yaml(tmp_path, "log_level: debug\n")).log_level == "DEBUG"
     assert load_settings(log_level="warning").log_level == "WARNING"
