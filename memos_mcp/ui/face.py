@@ -13,7 +13,7 @@ from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from importlib.resources import files
 from typing import TYPE_CHECKING, Any, TypeVar
-from urllib.parse import urlencode
+from urllib.parse import unquote_plus, unquote_to_bytes, urlencode
 
 import anyio.to_thread
 from jinja2 import Environment, PackageLoader, select_autoescape
@@ -35,6 +35,7 @@ if TYPE_CHECKING:
 
 T = TypeVar("T")
 PREFIX = "/ui"
+FORM_TYPE = "application/x-www-form-urlencoded"
 STATIC = files("memos_mcp.ui") / "static"
 # Pages run only the package's own scripts, are never framed by another site (clickjacking) and post only
 # to the server itself; nothing personal is kept in a cache.
@@ -131,6 +132,7 @@ class Face:
                     self.rate.hit(visitor.user_id)
                 if request.method == "POST":
                     request = bounded(request, self.bounds.form if limit is None else limit)
+                    await check_form_text(request)
                     await self.check_csrf(request, visitor.session)
                 response = await handler(request, visitor)
             except RateLimited as exc:
@@ -165,6 +167,25 @@ class Face:
     def route(self, path: str, handler: Page, methods: tuple[str, ...] = ("GET",), limit: int | None = None,
               counted: bool = True) -> Route:
         return Route(path, self.page(handler, limit, counted), methods=list(methods))
+
+
+async def check_form_text(request: Request) -> None:
+    """Refuses an ``application/x-www-form-urlencoded`` body whose names or values are not
+    percent-encoded UTF-8 (the encoding of HTML's form submission): ``InvalidRequest`` (400) naming the
+    field. Starlette would read such bytes as U+FFFD (escaped) or as Latin-1 (raw), and the text stored
+    would differ from the text sent. Other bodies (multipart uploads) are left to their readers."""
+    if request.headers.get("content-type", "").split(";")[0].strip().lower() != FORM_TYPE:
+        return
+    for pair in (await request.body()).split(b"&"):
+        name, _, value = pair.partition(b"=")
+        field = unquote_plus(name.decode("latin-1"))
+        for part in (name, value):
+            try:
+                part.decode("ascii")
+                unquote_to_bytes(part.replace(b"+", b" ")).decode("utf-8")
+            except UnicodeDecodeError as exc:
+                raise InvalidRequest(f"{field}: not percent-encoded UTF-8 text (byte {exc.object[exc.start]:#04x})",
+                                     field=field) from exc
 
 
 def url(path: str, **query: Any) -> str:

@@ -15,6 +15,7 @@ from datetime import timedelta
 from html.parser import HTMLParser
 from importlib.resources import files
 from pathlib import Path
+from urllib.parse import quote_plus
 
 import httpx2
 import pytest
@@ -233,6 +234,41 @@ def test_tags_holding_commas_quotes_or_line_breaks_survive_saving_the_edit_form(
         assert {"ports, north", "sea"} <= set(app.service.get_memory("alice", new_id).tags)
         found = client.get("/ui/memories", params={"cube": cube, "tags": "ports, north"})
         assert "The ferry to Tangier" in found.text and "Lisbon" not in found.text
+
+
+@pytest.mark.parametrize("escaped", ["%FF", "%C3", "%ED%A0%80", "caf%E9"])  # not UTF-8; a lone surrogate; Latin-1
+def test_a_form_whose_text_is_not_utf8_is_refused_naming_the_field_and_stores_nothing(
+        app: Running, escaped: str) -> None:
+    """A form posts its text as percent-escaped UTF-8. Bytes that are not UTF-8 were read as U+FFFD and
+    stored so; they are refused (400, the field named) and nothing is written. A U+FFFD the person typed
+    (escaped as UTF-8) is text like any other."""
+    with signed_in(app, key_for(app, "alice")) as client:
+        memory = app.service.add_memory("alice", memory_content="Ada keeps the lighthouse.").memories[0]
+        form = posted_form(client.get(f"/ui/memories/{memory.id}"), "edit-form")
+        encoded = "&".join(f"{k}={quote_plus(v)}" for k, v in form.items() if k != "memory")
+        headers = {"content-type": "application/x-www-form-urlencoded"}
+        edited = client.post(f"/ui/memories/{memory.id}/edit", content=f"{encoded}&memory=Ada{escaped}",
+                             headers=headers)
+        assert edited.status_code == 400, edited.text
+        assert "memory" in edited.text and "UTF-8" in edited.text
+        assert app.service.get_memory("alice", memory.id).memory == "Ada keeps the lighthouse."
+        assert [e.event for e in app.service.history("alice", memory.id)] == ["ADD"]
+        raw = client.post(f"/ui/memories/{memory.id}/edit",  # not escaped: Starlette read it as Latin-1
+                          content=f"{encoded}&memory=Ada caf\u00e9".encode(), headers=headers)
+        assert raw.status_code == 400 and "memory" in raw.text, raw.text
+        assert app.service.get_memory("alice", memory.id).memory == "Ada keeps the lighthouse."
+
+        form = posted_form(client.get("/ui/memories", params={"cube": memory.cube_id}), "add-form")
+        encoded = "&".join(f"{k}={quote_plus(v)}" for k, v in form.items() if k != "tags")
+        added = client.post("/ui/memories", content=f"{encoded}&memory=The+ferry&tags=port{escaped}",
+                            headers=headers)
+        assert added.status_code == 400 and "tags" in added.text, added.text
+        assert app.service.list_memories("alice").total == 1
+
+        typed = client.post(f"/ui/memories/{memory.id}/edit", data={**posted_form(
+            client.get(f"/ui/memories/{memory.id}"), "edit-form"), "memory": "Ada \ufffd keeps it."})
+        assert typed.headers["location"].endswith("saved=1"), typed.text
+        assert app.service.get_memory("alice", memory.id).memory == "Ada \ufffd keeps it."
 
 
 def test_line_breaks_a_browser_posts_as_crlf_are_stored_as_lf_and_an_unchanged_text_is_no_update(
