@@ -7,9 +7,10 @@ answer carries its output twice (the structured content and its indented JSON te
 of 1,200 characters are already too many. Every answer is therefore measured as it goes on the wire
 (the ``CallToolResult`` as JSON, in UTF-8 bytes), on every transport alike:
 
-- an answer with lists that may lose their tail (``Cuttable``: search hits, a listing page, the
-  memories an add stored, a chat's references) keeps the longest head of them that fits, and counts
-  what it left out in ``omitted``;
+- an answer with lists that may be cut (``Cuttable``: search hits, a listing page, the memories an
+  add stored, a chat's references) keeps the longest head of them that fits, and counts what it left
+  out in ``omitted``; a memory's history (oldest first) keeps the longest tail instead, its newest
+  events;
 - any other answer over the bound is the tool error ``response_too_large`` (``ResponseTooLarge``).
 
 Resources are plain text: ``check_text`` refuses one over the bound the same way.
@@ -18,7 +19,7 @@ Resources are plain text: ``check_text`` refuses one over the bound the same way
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Literal
 
 from pydantic import BaseModel, Field
 
@@ -31,10 +32,13 @@ _ELSEWHERE = "read it over the REST API, or export the cube with `memos-mcp expo
 
 
 class Cuttable(BaseModel):
-    """A mixin for answers whose lists may lose their tail: ``cut_order`` names them, the first cut
-    first (each from its end); ``omitted`` counts the items left out."""
+    """A mixin for answers whose lists may be cut: ``cut_order`` names them, the first cut first;
+    ``keep`` says which part of each list is kept, its ``head`` (its last items are cut: a ranking) or
+    its ``tail`` (its first items are cut: a list oldest first whose newest items matter most);
+    ``omitted`` counts the items left out."""
 
     cut_order: ClassVar[tuple[str, ...]]
+    keep: ClassVar[Literal["head", "tail"]] = "head"
     omitted: int = Field(0, ge=0, description="Items left out from the end of this answer's lists to keep it "
                                               "within one MCP message (1 MiB): ask for fewer to get them")
 
@@ -46,28 +50,29 @@ def wire_bytes(answer: BaseModel) -> int:
 
 
 def fitted(result: Any, convert: Callable[[Any], BaseModel], limit: int = ANSWER_BYTES) -> BaseModel:
-    """``convert(result)`` within ``limit`` bytes: a ``Cuttable`` result cut to the longest heads of its
-    lists that fit, keeping each list's first item as long as possible (``convert`` is called about
-    log2(items) more times per list, only for an answer over the limit). Raises ResponseTooLarge for any
-    other answer over the limit, and for a cuttable one that does not fit even with its lists empty."""
+    """``convert(result)`` within ``limit`` bytes: a ``Cuttable`` result cut to the longest heads (or
+    tails, as its ``keep`` says) of its lists that fit, keeping each list's first item (its last, for a
+    tail) as long as possible (``convert`` is called about log2(items) more times per list, only for an
+    answer over the limit). Raises ResponseTooLarge for any other answer over the limit, and for a
+    cuttable one that does not fit even with its lists empty."""
     answer = convert(result)
     size = wire_bytes(answer)
     if size <= limit:
         return answer
     if isinstance(result, Cuttable):
-        # Each list keeps at least its first (best) item while the later lists are cut (a search keeps
-        # its best fact before its preferences are cut); only then do the lists lose their last items.
+        # Each list keeps at least its best item (its first, or its last for a tail) while the later lists
+        # are cut (a search keeps its best fact before its preferences are cut); only then is it lost too.
         current: dict[str, list[Any]] = {name: list(getattr(result, name)) for name in result.cut_order}
         for floor in (1, 0):
             for name in result.cut_order:
                 whole = current[name]
 
                 def fits(n: int, name: str = name, whole: list[Any] = whole) -> bool:
-                    return wire_bytes(convert(_cut(result, {**current, name: whole[:n]}))) <= limit
+                    return wire_bytes(convert(_cut(result, {**current, name: _kept(result, whole, n)}))) <= limit
                 kept = _longest_head(min(floor, len(whole)), len(whole), fits)
                 if kept is not None:
-                    return convert(_cut(result, {**current, name: whole[:kept]}))
-                current[name] = whole[:min(floor, len(whole))]
+                    return convert(_cut(result, {**current, name: _kept(result, whole, kept)}))
+                current[name] = _kept(result, whole, min(floor, len(whole)))
     raise ResponseTooLarge(f"this answer is {size / 1_048_576:.1f} MiB and one MCP message carries at most 1 MiB "
                            f"(the limit of the MCP SDK's clients): {_ELSEWHERE}", bytes=size)
 
@@ -94,6 +99,11 @@ def lines_within(lines: list[str], room: int) -> tuple[list[str], int, int]:
         kept.append(line)
         room -= size
     return kept, len(lines) - len(kept), room
+
+
+def _kept(result: Cuttable, items: list[Any], n: int) -> list[Any]:
+    """The ``n`` items of ``items`` that ``result`` keeps: the first ones, or the last ones for a tail."""
+    return items[:n] if result.keep == "head" else items[len(items) - n:]
 
 
 def _cut(result: Cuttable, lists: dict[str, list[Any]]) -> Cuttable:

@@ -66,9 +66,20 @@ class Deleted(BaseModel):
     id: str | None = Field(None, description="what was deleted, when it was one thing")
 
 
-class History(BaseModel):
+class History(Cuttable):
+    """A memory's history as one MCP message carries it: its events oldest first, of which the newest
+    are kept. A history over 1 MiB leaves out its oldest events and counts them in ``omitted``. An event
+    is never cut: an update carries its old and new text, up to max_memory_size characters each and up
+    to 13 bytes a character on the wire (a control character, escaped in both copies of the answer), so
+    with max_memory_size raised past about 39,000 even the newest event alone may not fit; the answer
+    then has no event, and ``omitted`` counts them all."""
+
+    cut_order = ("events",)
+    keep = "tail"
     memory_id: str
     events: list[HistoryEvent]
+    omitted: int = Field(0, ge=0, description="The oldest events left out to keep this answer within one MCP "
+                                              "message (1 MiB); all of them when not even the newest fits")
 
 
 class Suggestions(BaseModel):
@@ -174,7 +185,8 @@ def _register_reading(server: ToolBox, service: MemoryService, gate: Gate) -> No
 
     @server.tool(annotations=READ)
     async def memory_history(memory_id: MemoryId, ctx: Context) -> History:
-        """Every add, update, archive and delete of a memory, with who and when."""
+        """Every add, update, archive and delete of a memory, oldest first, with who and when (of a
+        history over 1 MiB, its newest events)."""
         events = await gate.run(lambda actor: service.history(actor, memory_id))
         return History(memory_id=memory_id, events=events)
 

@@ -10,6 +10,7 @@ import json
 import uuid
 from collections.abc import Awaitable, Callable
 from contextlib import AbstractAsyncContextManager
+from pathlib import Path
 from typing import Any
 
 import anyio
@@ -17,11 +18,13 @@ import pytest
 from mcp import ClientSession
 from mcp.shared.exceptions import MCPError
 
+from memos_mcp.config import Settings
 from memos_mcp.core import portability
+from memos_mcp.core.embedder import LocalOnnxEmbedder
 from memos_mcp.core.service import MemoryService
 from memos_mcp.mcp.fit import ANSWER_BYTES
 from tests.http.conftest import Serve
-from tests.http.support import TIMEOUT, legacy_sse, streamable, text_of
+from tests.http.support import TIMEOUT, legacy_sse, running_app, streamable, text_of
 
 COUNT = 240
 PAD = "x" * 7_000  # metadata a caller may attach (16 KB of JSON is allowed): 240 of them are about 3.5 MB
@@ -224,3 +227,47 @@ def test_an_export_part_ends_before_a_line_that_would_take_it_past_its_size(serv
                 return errors
         raise AssertionError("the export did not end")
     assert not any(run(streamable, app.url, scenario))
+
+
+def _revised(service: MemoryService, texts: list[str]) -> str:
+    """A memory added with a short text, then updated to each of ``texts`` in turn; its id."""
+    user = service.settings.default_user_id
+    memory_id = service.add_memory(user, memory_content="The lighthouse log.").memories[0].id
+    for text in texts:
+        service.update_memory(user, memory_id, memory=text)
+    return memory_id
+
+
+def test_a_history_over_one_message_answers_its_newest_events_oldest_first_and_counts_the_rest(
+        serve: Serve) -> None:
+    """A memory updated often with long texts had a history over 1 MiB: memory_history answered
+    response_too_large for ever, and the history could not be read over MCP."""
+    app = serve()
+    longest = app.service.settings.max_memory_size  # 20,000 characters
+    memory_id = _revised(app.service, [f"Lighthouse log, revision {n}: " + "€" * (longest - 40) for n in range(12)])
+    whole = app.service.history(app.service.settings.default_user_id, memory_id)  # oldest first
+    assert len(whole) == 13
+
+    for client in (streamable, legacy_sse):
+        result = run(client, app.url, lambda s: s.call_tool("memory_history", {"memory_id": memory_id}))
+        assert not result.is_error, text_of(result)
+        history = result.structured_content
+        kept = len(history["events"])
+        assert 0 < kept < len(whole) and history["omitted"] == len(whole) - kept
+        assert [(e["event"], e["old_memory"], e["new_memory"]) for e in history["events"]] == \
+            [(e.event, e.old_memory, e.new_memory) for e in whole[-kept:]]  # the newest, oldest first
+        assert history["events"][-1]["new_memory"].startswith("Lighthouse log, revision 11:")
+        assert json.loads(result.content[0].text) == history
+        assert wire_size(result) <= 1024 * 1024
+
+
+def test_a_history_whose_newest_event_alone_does_not_fit_answers_no_event_and_counts_them_all(
+        tmp_path: Path, embedder: LocalOnnxEmbedder, clean_environment: None) -> None:
+    """With max_memory_size raised, one update (old and new text) can be over 1 MiB by itself."""
+    settings = Settings(data_dir=tmp_path / "data", max_memory_size=300_000, server={"host": "127.0.0.1"})
+    with running_app(settings, embedder) as app:
+        memory_id = _revised(app.service, ["A short revision.", "b" * 290_000, "c" * 290_000])
+        result = run(streamable, app.url, lambda s: s.call_tool("memory_history", {"memory_id": memory_id}))
+        assert not result.is_error, text_of(result)
+        assert result.structured_content == {"memory_id": memory_id, "events": [], "omitted": 4}
+        assert wire_size(result) <= 1024 * 1024
