@@ -207,3 +207,26 @@ async def test_a_call_that_failed_opens_the_view_on_its_error(app: Running) -> N
                 frame = await open_app(page, client, html, tools["memory_history"], arguments, result)
                 await frame.locator("#status.error").filter(has_text="not_found").wait_for()
                 assert await frame.locator("#view").text_content() == ""  # no card, no placeholder left
+
+
+async def test_a_history_cut_to_fit_one_message_says_how_many_older_events_it_left_out(app: Running) -> None:
+    user = app.service.settings.default_user_id
+    memory_id = app.service.add_memory(user, memory_content="The lighthouse log.").memories[0].id
+    longest = app.service.settings.max_memory_size
+    for n in range(12):  # 13 events of up to two 20,000-character texts: over 1 MiB on the wire
+        app.service.update_memory(user, memory_id, memory=f"Lighthouse log, revision {n}: " + "€" * (longest - 40))
+    with anyio.fail_after(TIMEOUT * 3):
+        async with Client(f"{app.url}/mcp", extensions=[APPS]) as client:
+            tools, html = await view_of(client)
+            arguments = {"memory_id": memory_id}
+            result = await client.call_tool("memory_history", arguments)
+            omitted = (result.structured_content or {})["omitted"]
+            assert omitted > 0, text_of(result)
+            async with browser_page() as page:
+                frame = await open_app(page, client, html, tools["memory_history"], arguments, result)
+                note = frame.locator("p.omitted")
+                await note.wait_for()
+                assert await note.text_content() == f"{omitted} older events left out to fit one message."
+                events = frame.locator("ol.events > li")
+                assert await events.count() == 13 - omitted
+                assert "revision 11" in (await events.last.text_content() or "")
