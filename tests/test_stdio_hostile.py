@@ -259,3 +259,65 @@ def test_one_sigterm_ends_stdio_while_its_stores_are_still_opening(tmp_path: Pat
             assert code == 128 + signal.SIGTERM
     finally:
         silent.close()
+
+
+# JSON-RPC 2.0 4: an id is a String, Number or Null; MCP ("Requests"): a string or an integer, never null
+NOT_AN_MCP_ID = [b"1.5", b"1.0", b"true", b"{}", b"[]", b"null"]
+
+
+@pytest.mark.parametrize("ident", NOT_AN_MCP_ID, ids=lambda ident: ident.decode())
+def test_a_request_whose_id_is_no_string_or_integer_is_an_invalid_request_with_id_null_and_the_session_goes_on(
+        tmp_path: Path, ident: bytes) -> None:
+    with (tmp_path / "stderr.txt").open("w") as stderr, raw_stdio(tmp_path / "data", stderr) as server:
+        server.send(INITIALIZE)
+        assert server.reply(TIMEOUT) is not None
+        server.send(INITIALIZED)
+        server.send(b'{"jsonrpc": "2.0", "id": ' + ident + b', "method": "tools/list"}')
+        answer = server.reply(10.0)
+        assert answer is not None, f"no reply to a request with id {ident!r}"
+        assert answer["jsonrpc"] == "2.0" and answer["id"] is None, answer
+        assert answer["error"]["code"] == -32600, answer
+        assert "string or an integer" in answer["error"]["message"], answer
+        server.send(list_cubes(1))
+        after = server.reply(TIMEOUT)
+        assert after is not None and after["id"] == 1 and not after["result"]["isError"], after  # nothing else came
+
+
+def test_a_notification_without_an_id_gets_no_answer_and_a_response_is_never_answered(tmp_path: Path) -> None:
+    """JSON-RPC 2.0 4.1: no reply to a notification; section 5: the server replies to calls only. A response
+    from the client that cannot be read (an id no string or integer, a result no object) is dropped: an error
+    echoing its id would answer one of the client's own requests (ids are per sender)."""
+    with (tmp_path / "stderr.txt").open("w") as stderr, raw_stdio(tmp_path / "data", stderr) as server:
+        server.send(INITIALIZE)
+        assert server.reply(TIMEOUT) is not None
+        server.send(INITIALIZED)
+        for line in (b'{"jsonrpc": "2.0", "method": "notifications/roots/list_changed"}',
+                     b'{"jsonrpc": "2.0", "id": 1.5, "result": {}}',
+                     b'{"jsonrpc": "2.0", "id": true, "error": {"code": -1, "message": "no"}}',
+                     b'{"jsonrpc": "2.0", "id": 1, "result": 5}'):
+            server.send(line)
+        server.send(list_cubes(2))
+        after = server.reply(TIMEOUT)
+        assert after is not None and after["id"] == 2 and not after["result"]["isError"], after  # the first answer
+        assert server.reply(1.0) is None  # and the only one
+
+
+def test_a_carriage_return_inside_a_line_is_json_whitespace_and_crlf_still_ends_a_line(tmp_path: Path) -> None:
+    """RFC 8259 2: CR is insignificant whitespace; MCP's stdio transport delimits messages by newlines."""
+    with (tmp_path / "stderr.txt").open("w") as stderr, raw_stdio(tmp_path / "data", stderr) as server:
+        server.send(json.dumps(INITIALIZE).encode() + b"\r")  # CRLF
+        assert server.reply(TIMEOUT) is not None
+        server.send(json.dumps(INITIALIZED).encode() + b"\r")
+        server.send(b'{"jsonrpc": "2.0",\r"id": 7,\r"method": "tools/call",\r"params": {"name": "list_cubes", '
+                    b'"arguments": {}}}\r')
+        answer = server.reply(TIMEOUT)
+        assert answer is not None and answer.get("id") == 7 and not answer["result"]["isError"], answer
+
+
+@pytest.mark.skipif(not Path("/proc/self/fd/0").exists(), reason="reads /proc/<pid>/fd")
+def test_while_serving_fd_0_reads_the_null_device_so_nothing_else_takes_a_line_meant_for_the_server(
+        tmp_path: Path) -> None:
+    with (tmp_path / "stderr.txt").open("w") as stderr, raw_stdio(tmp_path / "data", stderr) as server:
+        server.send(INITIALIZE)
+        assert server.reply(TIMEOUT) is not None
+        assert os.readlink(f"/proc/{server.process.pid}/fd/0") == os.devnull
