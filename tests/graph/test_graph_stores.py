@@ -126,6 +126,22 @@ def test_a_deleted_relation_is_gone(graph_store: GraphStore, cube_ids: list[str]
         graph_store.delete_relation(cube, doomed.id)
 
 
+def test_deleting_a_relation_named_in_another_cube_changes_nothing(graph_store: GraphStore,
+                                                                   cube_ids: list[str]) -> None:
+    """A relation id is looked for in the cube given: one of another cube is not found there, and keeps
+    its provenance (it had lost its memory links, so deleting its memory left it behind for ever)."""
+    theirs, mine = cube_ids
+    relation, = graph_store.add_relations(theirs, [rel(theirs, "Bob", "met", "Leopoldine", "m1")])
+
+    with pytest.raises(NotFound):
+        graph_store.delete_relation(mine, relation.id)
+
+    kept, = graph_store.relations(theirs)
+    assert (kept.id, kept.memory_ids) == (relation.id, ["m1"])
+    assert graph_store.forget_memory(theirs, "m1") == 1
+    assert graph_store.relations(theirs) == []
+
+
 def test_deleting_a_cube_leaves_other_cubes_intact(graph_store: GraphStore, cube_ids: list[str]) -> None:
     gone, kept = cube_ids
     for cube in cube_ids:

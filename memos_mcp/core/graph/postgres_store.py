@@ -335,7 +335,7 @@ class PostgresGraphStore(GraphStore):
             args = {"cube": cube_id, "id": relation_id}
             done = conn.execute(sa.text("DELETE FROM graph_relations WHERE cube_id = :cube AND id = :id"),
                                 args).rowcount
-            conn.execute(sa.text("DELETE FROM graph_links WHERE relation_id = :id"), args)
+            conn.execute(sa.text("DELETE FROM graph_links WHERE cube_id = :cube AND relation_id = :id"), args)
         if not done:
             raise NotFound("relation", relation_id)
 

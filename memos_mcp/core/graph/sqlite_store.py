@@ -342,7 +342,7 @@ class SqliteGraphStore(GraphStore):
     def delete_relation(self, cube_id: str, relation_id: str) -> None:
         with self._tx() as db:
             done = db.execute("DELETE FROM relations WHERE cube_id = ? AND id = ?", (cube_id, relation_id)).rowcount
-            db.execute("DELETE FROM links WHERE relation_id = ?", (relation_id,))
+            db.execute("DELETE FROM links WHERE cube_id = ? AND relation_id = ?", (cube_id, relation_id))
         if not done:
             raise NotFound("relation", relation_id)
 
