@@ -67,6 +67,7 @@ _PAGE = 500
 _ROOM = 16_384  # bytes a stored memory or message may take on disk beyond its text, at most
 _GRAPH_BATCH = 100  # memories per graph write: FalkorDB 4.16 crashes on a Bolt parameter list of ~400 ids
 _DERIVED_TRIES = 1000  # ids derived for a record whose own id is taken, at most (``_Ids``)
+RETIRED = ""  # the holder of a memory id no cube holds that another cube's history names (no cube id is "")
 _PATH_CHARS = 4096  # a document path, as file systems bound it
 _CONTEXT_TEXTS = 6  # an index context holds at most 5 earlier turns (search.context_turns) and their joins
 PART_BYTES = 256 * 1024  # a part's JSONL as the JSON-RPC answer carries it (escaped): far below a 1 MiB SSE event
@@ -235,8 +236,7 @@ def import_lines(service: MemoryService, actor_id: str, lines: Iterable[str], cu
     result = ImportResult(cube_id=cube.cube_id, memories=0, messages=0, reembedded=not same_model, renamed=0)
     batch: list[tuple[Memory, _Index]] = []
     messages: list[Message] = []
-    memory_ids = _Ids(cube.cube_id, lambda ids: {
-        p.id: str(p.payload.get("cube_id")) for p in service.vectors.retrieve(ids)})
+    memory_ids = _Ids(cube.cube_id, lambda ids: _memory_holders(service, cube.cube_id, ids))
     message_ids = _Ids(cube.cube_id, service.catalog.message_cubes)
 
     def flush() -> None:
@@ -477,12 +477,12 @@ class _Ids:
     1. its own id, when the cube holds it (an import never rewrites a stored record: it is kept);
     2. else the first of its derived ids (``_derived_id``) the cube holds: the record, imported before
        while another cube held its own id (kept, whatever its text is now, as under 1);
-    3. else its own id, when no cube holds it;
+    3. else its own id, when no cube holds it and no other cube's history names it (``_memory_holders``);
     4. else the first derived id no cube holds (looking at most ``_DERIVED_TRIES``: ``InvalidRequest``).
 
     An id an earlier record of this import took counts as held by another. So a crafted file can make an
     import neither take another cube's record nor give two of its records one id. ``holders(ids)`` gives
-    the cube of each stored id among ``ids``."""
+    the cube of each stored id among ``ids`` (``RETIRED`` for one no cube may take)."""
 
     def __init__(self, cube_id: str, holders: Callable[[list[str]], Mapping[str, str]]) -> None:
         self.cube_id, self.holders = cube_id, holders
@@ -597,6 +597,16 @@ def _parse(number: int, line: str) -> dict[str, Any]:
     return value
 
 
+def _memory_holders(service: MemoryService, cube_id: str, ids: list[str]) -> dict[str, str]:
+    """The cube holding each memory id among ``ids`` that one holds; and ``RETIRED`` for an id no cube holds
+    whose history names another cube than ``cube_id`` (a memory deleted there). Such an id is never taken
+    again: its history would mix two cubes' (the first cube's readers would read the new memory's), and
+    keeping it where a fresh id is kept would tell an importer that another cube once held it."""
+    held = {p.id: str(p.payload.get("cube_id")) for p in service.vectors.retrieve(ids)}
+    used = service.catalog.history_cubes([i for i in ids if i not in held])
+    return held | {i: RETIRED for i, cubes in used.items() if cubes != {cube_id}}
+
+
 def _derived_id(cube_id: str, ident: str, n: int) -> str:
     """The ``n``-th id (from 0) a record takes in ``cube_id`` when its own is taken: the same on every import."""
     return str(uuid.uuid5(uuid.NAMESPACE_URL, f"{cube_id}/{ident}" if n == 0 else f"{cube_id}/{n}/{ident}"))
@@ -634,7 +644,7 @@ def _write(service: MemoryService, cube_id: str, actor: str, batch: list[tuple[M
 
     if kept:  # what an import by an earlier version left without a graph or history gets them
         graph(kept)
-        recorded = service.catalog.has_history([m.id for m in kept])
+        recorded = service.catalog.history_cubes([m.id for m in kept])
         service.catalog.add_history([_added(m, cube_id, actor) for m in kept if m.id not in recorded])
     service.commit_points(cube_id, points, [_added(m, cube_id, actor) for m, _ in new],
                           lambda _stored: graph([m for m, _ in new]))

@@ -300,3 +300,70 @@ def test_an_imported_embedding_is_kept_as_a_unit_vector_the_store_can_hold(servi
     assert all(math.isfinite(x) for line in exported for x in json.loads(line).get("embedding") or [])
     service.create_cube("bob", "Restored", cube_id="restored")
     assert import_lines(service, "bob", [line + "\n" for line in exported], "restored").memories == 2
+
+
+def test_an_import_never_reuses_the_id_of_a_memory_deleted_from_another_cube(service: MemoryService) -> None:
+    """Bob shared a cube read-only with alice, who kept its export; bob deleted a memory, and alice
+    imported her copy into her own cube. Before, the memory kept its id (no cube held it any more), so the
+    id's history mixed both cubes: bob's memory_history showed alice's later, private edits."""
+    _users(service)
+    service.share_cube("bob", "bobcube", "alice", Permission.READ)
+    service.accept_share("alice", "bobcube")
+    doomed = service.add_memory("bob", cube_id="bobcube", memory_content="Team offsite is in Porto.").added[0]
+    lines = _lines(_export(service, "alice", "bobcube"))
+    service.delete_memory("bob", doomed)
+
+    result = import_lines(service, "alice", lines, "alicecube")
+    assert (result.memories, result.renamed) == (1, 1)
+    copy, = service.list_memories("alice", cube_ids=["alicecube"]).memories
+    assert copy.id != doomed
+    service.update_memory("alice", copy.id, memory="Alice's private note: interviewing elsewhere in May.")
+    assert [(e.cube_id, e.event) for e in service.history("bob", doomed)] == [("bobcube", "ADD"), ("bobcube", "DELETE")]
+    assert [e.event for e in service.history("alice", copy.id)] == ["ADD", "UPDATE"]
+
+
+def test_an_import_tells_a_deleted_id_of_another_cube_from_a_held_one_no_better_than_from_a_fresh_one(
+        service: MemoryService) -> None:
+    """Whether an import keeps or renames an id must not say whether another cube still holds it: a
+    former reader of bob's cube could watch his memories come and go. Ids bob holds and ids he deleted
+    are both renamed."""
+    _users(service)
+    held, gone = (service.add_memory("bob", cube_id="bobcube", memory_content=text).added[0]
+                  for text in ("Bob's kept note.", "Bob's deleted note."))
+    service.delete_memory("bob", gone)
+    fresh = str(uuid.uuid4())
+    lines = _file(service, "alicecube", {held: "Probe one.", gone: "Probe two.", fresh: "Probe three."})
+    assert import_lines(service, "alice", lines, "alicecube").renamed == 2
+    stored = {m.memory: m.id for m in service.list_memories("alice", cube_ids=["alicecube"]).memories}
+    assert stored["Probe three."] == fresh and {stored["Probe one."], stored["Probe two."]}.isdisjoint({held, gone})
+
+
+def test_a_memory_deleted_and_imported_again_into_its_own_cube_keeps_its_id(service: MemoryService) -> None:
+    """Restoring one's own backup after a delete: the id's history names this cube alone, so it is kept."""
+    _users(service)
+    memory = service.add_memory("alice", cube_id="alicecube", memory_content="The spare key is under the pot.")
+    lines = _lines(_export(service, "alice", "alicecube"))
+    service.delete_memory("alice", memory.added[0])
+    assert import_lines(service, "alice", lines, "alicecube").renamed == 0
+    assert service.get_memory("alice", memory.added[0]).memory == "The spare key is under the pot."
+    assert [e.event for e in service.history("alice", memory.added[0])] == ["ADD", "DELETE", "ADD"]
+
+
+def test_a_history_mixing_two_cubes_answers_each_reader_only_the_events_of_the_memorys_cube(
+        service: MemoryService) -> None:
+    """Data an earlier version left: an id deleted in bob's cube and then imported under the same id
+    into alice's. Bob read alice's events through it; now the memory's cube (the one holding it) alone
+    is answered, to its readers alone."""
+    from memos_mcp.core.models import HistoryEvent, utcnow
+
+    _users(service)
+    mixed = service.add_memory("alice", cube_id="alicecube", memory_content="Alice's private note.").added[0]
+    service.catalog.add_history([HistoryEvent(memory_id=mixed, cube_id="bobcube", event=event, actor="bob",
+                                              at=utcnow()) for event in ("ADD", "DELETE")])
+    assert [(e.cube_id, e.event) for e in service.history("alice", mixed)] == [("alicecube", "ADD")]
+    with pytest.raises(MemosError, match="not_found|does not exist|not found"):
+        service.history("bob", mixed)
+    service.delete_memory("alice", mixed)  # no cube holds it now: its newest event's cube is its cube
+    assert [e.event for e in service.history("alice", mixed)] == ["ADD", "DELETE"]
+    with pytest.raises(MemosError):
+        service.history("bob", mixed)

@@ -658,10 +658,14 @@ class Catalog:
             return [e.model_copy(update={"old_memory": None, "new_memory": None}) for e in events]
         return events
 
-    def has_history(self, memory_ids: Sequence[str]) -> set[str]:
-        """Which of ``memory_ids`` have any history row."""
-        return {r.memory_id for part in _parts(memory_ids)
-                for r in self._rows(sa.select(history.c.memory_id).distinct().where(history.c.memory_id.in_(part)))}
+    def history_cubes(self, memory_ids: Sequence[str]) -> dict[str, set[str]]:
+        """The cubes the history rows of each of ``memory_ids`` name (an id without history is absent)."""
+        found: dict[str, set[str]] = {}
+        for part in _parts(memory_ids):
+            query = sa.select(history.c.memory_id, history.c.cube_id).distinct().where(history.c.memory_id.in_(part))
+            for r in self._rows(query):
+                found.setdefault(r.memory_id, set()).add(r.cube_id)
+        return found
 
     @staticmethod
     def _event(r: Row[Any]) -> HistoryEvent:

@@ -8,7 +8,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from memos_mcp.core.access import AccessControl
-from memos_mcp.core.checks import MAX_KEY_CHARS, check_metadata, check_tags, id_key
+from memos_mcp.core.checks import MAX_KEY_CHARS, check_metadata, check_tags, id_key, is_uuid
 from memos_mcp.core.context import Room, Stores
 from memos_mcp.core.filters import SearchFilters, conditions, parse_filters, validated
 from memos_mcp.core.models import (
@@ -41,15 +41,21 @@ class Changes(Room):
         self.retrieval = retrieval
 
     def history(self, actor_id: str, memory_id: str) -> list[HistoryEvent]:
+        """The memory's events, oldest first, if ``user`` may read its cube (NotFound otherwise, and for an
+        id without history). Its cube is the one holding it, or for a deleted memory the cube of its
+        newest event; only that cube's events are answered: an id whose history names another cube as well
+        (reused by an import of an earlier version after a delete) never shows one cube's events to the
+        readers of the other."""
         user = self.access.user(actor_id)
-        self.ready()  # unfinished writes of a stopped process are rolled back first
-        events = self.catalog.history(id_key(memory_id))
-        if not events:
-            raise NotFound("memory", memory_id, "Search or list memories to find valid ids.")
-        cube = self.catalog.get_cube(events[0].cube_id)
+        vectors = self.ready()  # unfinished writes of a stopped process are rolled back first
+        key = id_key(memory_id)
+        events = self.catalog.history(key)
+        held = vectors.retrieve([key]) if events and is_uuid(key) else []
+        cube_id = str(held[0].payload.get("cube_id")) if held else events[-1].cube_id if events else None
+        cube = self.catalog.get_cube(cube_id) if cube_id is not None else None
         if cube is None or AccessControl.access(user, cube) is None:
             raise NotFound("memory", memory_id, "Search or list memories to find valid ids.")
-        return events
+        return [e for e in events if e.cube_id == cube_id]
 
 
     def update_memory(
