@@ -85,7 +85,16 @@ class AccessControl:
         if level is None or (need is Permission.WRITE and level not in _WRITERS):
             raise Forbidden(f"user '{user.user_id}' has no {need.value} access to cube '{cube_id}'. {_LIST_CUBES}",
                             cube_id=cube_id, user_id=user.user_id, need=need.value)
-        return cube.model_copy(update={"permission": level})
+        return self.seen_by(user, cube, level)
+
+    @staticmethod
+    def seen_by(user: User, cube: Cube, level: Access | None) -> Cube:
+        """``cube`` as ``user`` (whose access is ``level``) is shown it: with ``permission``, and its shares
+        whole to those who manage it (owner, admin) and to anyone else only their own (who else reads a
+        cube, and with what permission, is its owner's to know)."""
+        shares = cube.shared_with if level in ("owner", "admin") else {
+            u: p for u, p in cube.shared_with.items() if u == user.user_id}
+        return cube.model_copy(update={"permission": level, "shared_with": shares})
 
     def manage(self, user: User, cube_id: str) -> Cube:
         """Deleting and sharing a cube need its owner or an admin."""

@@ -116,7 +116,7 @@ class Directory(Room):
 
     def list_cubes(self, actor_id: str, user_id: str | None = None) -> list[Cube]:
         user = self.access.acting_as(self.access.user(actor_id), user_id)
-        return [c.model_copy(update={"permission": AccessControl.access(user, c)})
+        return [AccessControl.seen_by(user, c, AccessControl.access(user, c))
                 for c in self.catalog.cubes_of(user.user_id)]
 
     def get_cube(self, actor_id: str, cube_id: str) -> Cube:

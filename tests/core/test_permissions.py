@@ -254,3 +254,23 @@ def test_metadata_that_a_store_cannot_keep_exactly_is_refused(service: MemorySer
         service.add_memory("alice", memory_content="A note.", metadata=metadata)
     assert refused.value.status == 400 and refused.value.details["field"] == "metadata.n"
     assert service.list_memories("alice").total == 0
+
+
+def test_only_the_owner_of_a_cube_sees_whom_it_is_shared_with(two_users: tuple[MemoryService, str]) -> None:
+    """A reader of a shared cube saw every share of it (who else, with what permission) through
+    list_cubes and get_cube, on MCP as a tool and a resource; the REST and UI faces showed nothing."""
+    service, _ = two_users
+    service.ensure_user("carol")
+    cube = alice_cube(service)
+    service.share_cube("alice", cube, "bob", Permission.READ)
+    service.share_cube("alice", cube, "carol", Permission.WRITE)
+    for user in ("bob", "carol"):
+        service.accept_share(user, cube)
+    everyone = {"bob": Permission.READ, "carol": Permission.WRITE}
+    assert service.get_cube("alice", cube).shared_with == everyone
+    assert next(c for c in service.list_cubes("alice") if c.cube_id == cube).shared_with == everyone
+    assert service.get_cube(ROOT_USER, cube).shared_with == everyone  # an admin manages it
+    for user in ("bob", "carol"):
+        own = {user: everyone[user]}
+        assert service.get_cube(user, cube).shared_with == own
+        assert next(c for c in service.list_cubes(user) if c.cube_id == cube).shared_with == own
