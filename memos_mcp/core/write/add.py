@@ -386,13 +386,10 @@ class Writes(Room):
                     continue
                 seen[label] = candidate
                 digest = content_hash(label)
-                same = [p for p in vectors.scroll(MemoryFilter(cube_ids=(cube.cube_id,), content_hash=digest),
-                                                  DEDUP_SCAN)
-                        if p.payload.get("memory") == candidate.memory  # the key (with the piece's place)
-                        and same_json(p.payload.get("metadata", {}), metadata)
-                        and p.payload.get("conversation_id") == conversation]
-                if same:
-                    merged = self._merge_into(same[0], candidate)
+                same = [p.id for p in vectors.scroll(MemoryFilter(cube_ids=(cube.cube_id,), content_hash=digest),
+                                                     DEDUP_SCAN) if _holds(p, candidate, metadata, conversation)]
+                merged = self._merge_into(same, candidate, metadata, conversation) if same else None
+                if merged is not None:
                     result.memories.append(merged)
                     result.deduplicated.append(merged.id)
                 else:
@@ -418,18 +415,30 @@ class Writes(Room):
         missing = [d for d in dict.fromkeys(texts) if d not in embedded]
         return {**embedded, **dict(zip(missing, self.embedder.embed(missing), strict=True))}
 
-    def _merge_into(self, point: StoredPoint, candidate: Candidate) -> Memory:
+    def _merge_into(self, ids: Sequence[str], candidate: Candidate, metadata: dict[str, Any],
+                    conversation: str | None) -> Memory | None:
         """The stored memory a duplicate add lands on, with the add's tags and sources (the first
-        ``MAX_SOURCES``: a phrase said over and over keeps where it was first said) merged in."""
-        memory = from_point(point)
-        tags = list(dict.fromkeys([*memory.tags, *candidate.given_tags]))
-        sources = [*memory.sources, *(s for s in candidate.sources if s not in memory.sources)][:MAX_SOURCES]
-        if tags == memory.tags and sources == memory.sources:
-            return memory
-        memory = memory.model_copy(update={"tags": tags, "sources": sources})
-        self.vectors.set_payload(memory.id, {"tags": tags, "sources": [
-            s.model_dump(mode="json") for s in sources]})
-        return memory
+        ``MAX_SOURCES``: a phrase said over and over keeps where it was first said) merged in: the first
+        of ``ids`` (memories found holding the add's text) that a live process acknowledged (a dead
+        replica's unfinished add is rolled back by the next clean-up: an add answered as its duplicate
+        would be lost) and that still holds the text once its write is held (``Catalog.in_flight``:
+        another replica's update or delete of it under way is waited for, and its next one waits for the
+        merge). None when none is: the add stores its own memory."""
+        gone = self.catalog.unacknowledged(ids)
+        for memory_id in (i for i in ids if i not in gone):
+            with self.catalog.in_flight([memory_id]):
+                now = self.vectors.retrieve([memory_id])
+                if not now or not _holds(now[0], candidate, metadata, conversation):
+                    continue
+                memory = from_point(now[0])
+                tags = list(dict.fromkeys([*memory.tags, *candidate.given_tags]))
+                sources = [*memory.sources, *(s for s in candidate.sources if s not in memory.sources)][:MAX_SOURCES]
+                if tags == memory.tags and sources == memory.sources:
+                    return memory
+                self.vectors.set_payload(memory.id, {"tags": tags, "sources": [
+                    s.model_dump(mode="json") for s in sources]})
+                return memory.model_copy(update={"tags": tags, "sources": sources})
+        return None
 
     def _write_points(self, author: User, cube: Cube, part: Sequence[tuple[Candidate, str]],
                       conversation: str | None, metadata: dict[str, Any], embedded: Mapping[str, list[float]],
@@ -486,8 +495,12 @@ class Writes(Room):
                 [holders.get(held[m.id]) or m.model_copy(update={"id": held[m.id]}) for m in memories if m.id in held])
 
     def _holders(self, ids: set[str]) -> dict[str, Memory]:
-        """The stored memories among ``ids`` (the holders of keys an add found claimed)."""
-        return {p.id: from_point(p) for p in self.vectors.retrieve(list(ids))} if ids else {}
+        """The stored memories among ``ids`` (the holders of keys an add found claimed) whose add a live
+        process acknowledged: a dead replica's unfinished one is no holder (the clean-up removes it)."""
+        if not ids:
+            return {}
+        gone = self.catalog.unacknowledged(list(ids))
+        return {p.id: from_point(p) for p in self.vectors.retrieve([i for i in ids if i not in gone])}
 
     def commit_points(self, cube_id: str, points: Sequence[VectorPoint], events: Sequence[HistoryEvent],
                       then: Callable[[set[str]], None] | None = None,
@@ -517,6 +530,13 @@ class Writes(Room):
                 raise
         return held
 
+
+
+def _holds(point: StoredPoint, candidate: Candidate, metadata: Mapping[str, Any], conversation: str | None) -> bool:
+    """Whether the stored ``point`` is the memory an add of ``candidate`` would make: the same text (the
+    key, with the piece's place), metadata and conversation."""
+    return (point.payload.get("memory") == candidate.memory and same_json(point.payload.get("metadata", {}), metadata)
+            and point.payload.get("conversation_id") == conversation)
 
 
 def _label(candidate: Candidate) -> str:
