@@ -12,7 +12,9 @@ Directories beside the shard (``<shard>`` is e.g. ``data/vectors``):
 ``<shard>.index-old``     the shard being replaced during a swap: while it exists, the swap has not
                           committed, and the next open restores it (the built copy lacks the writes made
                           meanwhile);
-``<shard>.index-trash``   a replaced shard being removed (the swap committed; removed at open).
+``<shard>.index-trash``   a replaced shard being removed (the swap committed; removed at open);
+``<shard>.index-*.doomed-*`` one of these being removed (``discard`` renames before it removes; a removal
+                          cut short is finished at open).
 ``memos_index.json`` inside a shard records how many points its index was built over.
 """
 
@@ -30,7 +32,7 @@ from pathlib import Path
 from typing import Any
 
 MARKER = "memos_index.json"
-NEXT, OLD, TRASH = ".index-next-", ".index-old", ".index-trash"
+NEXT, OLD, TRASH, DOOMED = ".index-next-", ".index-old", ".index-trash", ".doomed-"
 
 
 def sibling(shard: Path, suffix: str) -> Path:
@@ -45,6 +47,8 @@ def recover(shard: Path) -> None:
             shutil.rmtree(trash, ignore_errors=True)
             os.replace(shard, trash)
         os.replace(old, shard)
+    for doomed in shard.parent.glob(f"{shard.name}.index-*{DOOMED}*"):
+        shutil.rmtree(doomed, ignore_errors=True)
     for leftover in (trash, *shard.parent.glob(shard.name + NEXT + "*")):
         discard(leftover)
 
@@ -60,7 +64,7 @@ def discard(path: Path) -> None:
     orphaned by a kill) cannot write into a directory of the same name made later."""
     if not path.exists():
         return
-    doomed = path.with_name(f"{path.name}.doomed-{os.getpid()}-{time.monotonic_ns()}")
+    doomed = path.with_name(f"{path.name}{DOOMED}{os.getpid()}-{time.monotonic_ns()}")
     try:
         os.replace(path, doomed)
     except OSError:
