@@ -477,12 +477,17 @@ def unknown_variables(env: dict[str, str]) -> list[str]:
     """The ``MEMOS_*`` names of ``env`` (any case, as pydantic-settings reads them) that set nothing,
     each as ``NAME sets nothing: ...``: a ``MEMOS_<BLOCK>__<FIELD>`` name with the closest block or
     setting, and a flat name that spells a nested setting with one underscore (``MEMOS_EMBEDDER_MODEL``)
-    with its two-underscore form. Other flat ``MEMOS_*`` names are left alone: they may be another
+    with its two-underscore form; and any name whose prefix has two underscores (``MEMOS__LOG_LEVEL``),
+    with its one-underscore form. Other flat ``MEMOS_*`` names are left alone: they may be another
     program's (MemOS's own client reads ``MEMOS_API_KEY``)."""
     blocks = {name: field.annotation for name, field in Settings.model_fields.items()
               if isinstance(field.annotation, type) and issubclass(field.annotation, BaseModel)}
     found: list[str] = []
     for name in env:
+        if name.upper().startswith("MEMOS__"):
+            meant = "MEMOS_" + name.upper().removeprefix("MEMOS__")
+            found.append(f"{name} sets nothing: the prefix takes one underscore, {meant}")
+            continue
         head, _, rest = name.upper().partition("__")
         if not head.startswith("MEMOS_"):
             continue
