@@ -485,8 +485,8 @@ def unknown_variables(env: dict[str, str]) -> list[str]:
     found: list[str] = []
     for name in env:
         if name.upper().startswith("MEMOS__"):
-            meant = "MEMOS_" + name.upper().removeprefix("MEMOS__")
-            found.append(f"{name} sets nothing: the prefix takes one underscore, {meant}")
+            found.append(f"{name} sets nothing: the prefix takes one underscore, "
+                         f"MEMOS_{name.upper().removeprefix('MEMOS__')}")
             continue
         head, _, rest = name.upper().partition("__")
         if not head.startswith("MEMOS_"):

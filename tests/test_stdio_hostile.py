@@ -199,6 +199,10 @@ UNREADABLE = [  # a line the transport cannot read as a message, the answer's id
     (b'{"jsonrpc": "2.0", "id": "seven"}', "seven", -32600),
     (b"[1, 2]", None, -32600),
     (b'"just a string"', None, -32600),
+    # Not UTF-8, so not JSON text (RFC 8259, section 8.1): read as U+FFFD before, and the add stored so.
+    (b'{"jsonrpc": "2.0", "id": 9, "method": "tools/call", "params": {"name": "add_memory", '
+     b'"arguments": {"memory_content": "Bob likes the caf\xe9"}}}', None, -32700),
+    (b'{"jsonrpc": "2.0", "id": 10, "method": "ping", "x": "\xff"}', None, -32700),
 ]
 
 

@@ -8,8 +8,8 @@ transport only writes (and claims fd 1):
 
 - a message is one line ended by ``\\n`` (MCP, "Transports: stdio"); ``\\r\\n`` ends one too, and a
   bare ``\\r`` inside a line is JSON whitespace (RFC 8259, section 2), not the end of the line;
-- a line that is not JSON is answered ``-32700 Parse error`` with id null (JSON-RPC 2.0, sections 5
-  and 5.1);
+- a line that is not JSON, or not UTF-8 (JSON text is UTF-8: RFC 8259, section 8.1), is answered
+  ``-32700 Parse error`` with id null (JSON-RPC 2.0, sections 5 and 5.1);
 - JSON that is not a JSON-RPC message is answered ``-32600 Invalid Request``, with the request's id
   when it is a string or an integer and null otherwise (section 5);
 - a request (a ``method`` and an ``id`` member) whose id is not a string or an integer (``1.5``,
@@ -68,7 +68,7 @@ class StdioServer(MCPServer):
                     async with messages_in:
                         async for line in _lines(stdin):
                             try:
-                                message = message_in(line)
+                                message = message_in(_utf8(line))
                             except NotAMessage as refused:
                                 if refused.answer is None:
                                     log.warning("stdio: a line dropped, not answered: %s", refused)
@@ -160,11 +160,22 @@ def _json_kind(value: object) -> str:
     return "an array" if isinstance(value, list) else "not a string or an integer"
 
 
-async def _lines(stdin: IO[bytes]) -> AsyncIterator[str]:
-    """The lines of ``stdin``, split at ``\\n`` only (a ``\\r`` stays in its line, as JSON whitespace),
-    decoded as UTF-8 with undecodable bytes replaced (as the SDK's transport reads them)."""
+async def _lines(stdin: IO[bytes]) -> AsyncIterator[bytes]:
+    """The lines of ``stdin``, split at ``\\n`` only (a ``\\r`` stays in its line, as JSON whitespace)."""
     async for line in anyio.wrap_file(stdin):
-        yield line.decode("utf-8", errors="replace")
+        yield line
+
+
+def _utf8(line: bytes) -> str:
+    """``line`` as text; raises NotAMessage (answered ``-32700 Parse error``) for bytes that are not UTF-8:
+    JSON text is UTF-8 (RFC 8259, section 8.1). The SDK's transport read them as U+FFFD, and a tool
+    stored the text so."""
+    try:
+        return line.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise NotAMessage("not UTF-8", JSONRPCError(jsonrpc="2.0", id=None, error=ErrorData(
+            code=PARSE_ERROR, message=f"Parse error: the line is not UTF-8 (byte {line[exc.start]:#04x} at "
+                                      f"offset {exc.start})"))) from None
 
 
 @contextmanager
