@@ -118,3 +118,40 @@ def _add_again(service: MemoryService) -> object:
         return service.add_memory("alice", memory_content=TEXT, tags=["pier"])
     except BaseException as exc:  # the test judges what the add raised
         return exc
+
+
+ROUNDS = 30  # racing pairs of adds: before the fix about a third lost one add's tags and sources
+
+
+def test_two_replicas_adding_one_text_at_once_store_one_memory_holding_both_adds_tags_and_sources(
+        replicas: tuple[MemoryService, MemoryService]) -> None:
+    """The add that loses the race for the text's key waits for the winner's write and answers its
+    memory: before, it answered it as it was, without its own tags and sources."""
+    first, second = replicas
+    lost: list[str] = []
+    for number in range(ROUNDS):
+        text = f"Round {number}: the ferry to the island leaves from pier {number + 3}."
+        start = threading.Barrier(2, timeout=WAIT)
+        answers: dict[str, object] = {}
+
+        def add(replica: MemoryService, name: str, text: str = text, start: threading.Barrier = start,
+                answers: dict[str, object] = answers, number: int = number) -> None:
+            start.wait()
+            answers[name] = replica.add_memory("alice", messages=[
+                {"role": "user", "content": text, "message_id": f"{name}-{number}"}], conversation_id="ferry",
+                tags=[name], async_mode=False)
+
+        threads = [threading.Thread(target=add, args=(replica, name))
+                   for replica, name in ((first, "first"), (second, "second"))]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(WAIT)
+        assert not any(t.is_alive() for t in threads) and len(answers) == 2, answers
+        ids = {i for a in answers.values() for i in [*a.added, *a.deduplicated]}  # type: ignore[attr-defined]
+        assert len(ids) == 1, answers
+        memory = first.get_memory("alice", ids.pop())
+        if not {"first", "second"} <= set(memory.tags) or {s.message_id for s in memory.sources} != {
+                f"first-{number}", f"second-{number}"}:
+            lost.append(f"round {number}: tags {memory.tags}, sources {[s.message_id for s in memory.sources]}")
+    assert lost == []

@@ -55,6 +55,11 @@ _PART = 500  # ids per IN (...) list
 _CLAIM_TRIES = 5  # a key claimed by another process between our read and our insert: read again
 
 
+def _deadlock(error: BaseException | None) -> bool:
+    """Whether ``error`` (a SQLAlchemy error) is PostgreSQL's ``deadlock_detected`` (SQLSTATE 40P01)."""
+    return getattr(getattr(error, "orig", None), "sqlstate", None) == "40P01"
+
+
 def _ts(value: datetime) -> float:
     return value.timestamp()
 
@@ -534,9 +539,12 @@ class Catalog:
                     return self._begin(db, events, keys)
             except StorageError as exc:
                 # Two processes claiming one key at once: the loser's insert fails once the winner
-                # commits; reading again finds the winner's key.
+                # commits; reading again finds the winner's key. Keys are claimed in one order (below), so
+                # two claims wait for each other in one direction; a deadlock PostgreSQL still finds (with
+                # some other writer) is tried again too.
                 claims = keys or any(e.step for e in events)
-                if not isinstance(exc.__cause__, sa.exc.IntegrityError) or not claims or attempt == _CLAIM_TRIES - 1:
+                raced = isinstance(exc.__cause__, sa.exc.IntegrityError) or _deadlock(exc.__cause__)
+                if not raced or not claims or attempt == _CLAIM_TRIES - 1:
                     raise
         raise AssertionError("unreachable")
 
@@ -559,8 +567,11 @@ class Catalog:
         seqs = db.execute(st.INSERT_HISTORY, [Catalog._event_row(e) for e in recorded]).scalars().all()
         db.execute(st.INSERT_PENDING, [{"history_seq": seq, "memory_id": e.memory_id, "cube_id": e.cube_id,
                                         "event": e.event} for seq, e in zip(seqs, recorded, strict=True)])
-        claimed = [{"cube_id": e.cube_id, "dedup_key": keys[e.memory_id], "memory_id": e.memory_id}
-                   for e in recorded if e.event == "ADD" and e.memory_id in keys]
+        # In the keys' order, whatever the events': two replicas adding the same texts in opposite orders
+        # otherwise each held a key the other waited for (a deadlock; one add failed 507).
+        claimed = sorted(({"cube_id": e.cube_id, "dedup_key": keys[e.memory_id], "memory_id": e.memory_id}
+                          for e in recorded if e.event == "ADD" and e.memory_id in keys),
+                         key=lambda row: (row["cube_id"], row["dedup_key"]))
         if claimed:
             db.execute(st.INSERT_KEY, claimed)
         released = [e.memory_id for e in recorded if e.event != "ADD"]
@@ -634,11 +645,14 @@ class Catalog:
         ``StorageError`` if the database fails."""
         if self.backend == "sqlite" or not memory_ids:
             return set()
-        marked = [r.memory_id for part in _parts(memory_ids) for r in self._rows(
-            sa.select(pending_writes.c.memory_id).where(pending_writes.c.memory_id.in_(part),
-                                                        pending_writes.c.event.in_(["ADD", "DELETE"])))]
+
+        def marked(ids: Sequence[str]) -> set[str]:
+            return {r.memory_id for part in _parts(ids) for r in self._rows(
+                sa.select(pending_writes.c.memory_id).where(pending_writes.c.memory_id.in_(part),
+                                                            pending_writes.c.event.in_(["ADD", "DELETE"])))}
+
         try:
-            return catalog_inflight.ownerless(self.engine, marked)
+            return catalog_inflight.ownerless(self.engine, sorted(marked(memory_ids)), marked)
         except _DB_ERRORS as exc:
             raise StorageError(f"catalog read failed: {catalog_db.reason(exc)}") from exc
 

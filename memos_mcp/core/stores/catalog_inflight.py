@@ -62,17 +62,21 @@ def abandoned(engine: sa.Engine, pending: Callable[[], list[str]]) -> Iterator[s
             _unlock(conn)
 
 
-def ownerless(engine: sa.Engine, marked: Sequence[str]) -> set[str]:
-    """The memory ids among ``marked`` (each with a pending write mark) that no live process is writing:
-    on PostgreSQL those whose write lock is free (its writer died, and no clean-up holds it yet); on
-    SQLite none (the one process that holds the data directory wrote them, and its start rolled back
-    what a stopped one left)."""
+def ownerless(engine: sa.Engine, marked: Sequence[str], still_marked: Callable[[list[str]], set[str]]) -> set[str]:
+    """The memory ids among ``marked`` (each with a pending write mark when read) that no live process is
+    writing: on PostgreSQL those whose write lock is free (its writer died, and no clean-up holds it yet)
+    and that ``still_marked`` (read while the free locks are held shared: no write can begin meanwhile)
+    finds marked still; a write that ended between the two reads is no abandoned one. On SQLite none (the
+    one process that holds the data directory wrote them, and its start rolled back what a stopped one
+    left)."""
     if engine.dialect.name == "sqlite" or not marked:
         return set()
     with engine.connect() as conn:
-        free = set(conn.execute(_FREE, {"ids": sorted(set(marked))}).scalars())
-        conn.rollback()  # ends the transaction, and the shared locks with it
-    return free
+        free = sorted(conn.execute(_FREE, {"ids": sorted(set(marked))}).scalars())
+        try:
+            return still_marked(free) if free else set()
+        finally:
+            conn.rollback()  # ends the transaction, and the shared locks with it
 
 
 def _unlock(conn: sa.Connection) -> None:

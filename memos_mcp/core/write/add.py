@@ -444,7 +444,8 @@ class Writes(Room):
                       conversation: str | None, metadata: dict[str, Any], embedded: Mapping[str, list[float]],
                       windowed: Mapping[str, dict[str, str]] | None) -> tuple[list[Memory], list[Memory]]:
         """Embed and store new memories: those stored, and those another memory of the cube already
-        held the key of (another process on the same catalog stored it first), each with that holder's id.
+        held the key of (another process on the same catalog stored it first), each as that holder with
+        this add's tags and sources merged in (``_merge_into``).
         ``windowed``: the long texts' window vectors made already (``Stores.window_vectors``), or None."""
         now = utcnow()
         memories = [Memory(
@@ -491,8 +492,12 @@ class Writes(Room):
                 again = commit([i for i in unstored if held[i] not in holders])
                 held = {i: h for i, h in held.items() if i in again or held[i] in holders} | again
                 holders |= self._holders(set(again.values()))
+        # The holders take this add's tags and sources, as a duplicate found before the write does.
+        merged = {m.id: self._merge_into([held[m.id]], c, metadata, conversation)
+                  for m, (c, _) in zip(memories, part, strict=True) if m.id in held}
         return ([m for m in memories if m.id not in held],
-                [holders.get(held[m.id]) or m.model_copy(update={"id": held[m.id]}) for m in memories if m.id in held])
+                [merged[m.id] or holders.get(held[m.id]) or m.model_copy(update={"id": held[m.id]})
+                 for m in memories if m.id in held])
 
     def _holders(self, ids: set[str]) -> dict[str, Memory]:
         """The stored memories among ``ids`` (the holders of keys an add found claimed) whose add a live
