@@ -61,7 +61,7 @@ class CubePages:
             face.route("/cubes/{cube_id}/delete", self.confirm_delete),
             face.route("/cubes/{cube_id}/delete", self.delete, ("POST",)),
             face.route("/cubes/{cube_id}/export", self.export),
-            face.route("/cubes/{cube_id}/import", self.upload, ("POST",), face.bounds.upload),
+            face.route("/cubes/{cube_id}/import", self.upload, ("POST",), face.bounds.upload, uploads=True),
             face.route("/imports/{job}", self.import_progress, counted=False),  # polled while an import runs
             face.route("/users", self.users),
         ]

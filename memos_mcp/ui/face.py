@@ -35,7 +35,7 @@ if TYPE_CHECKING:
 
 T = TypeVar("T")
 PREFIX = "/ui"
-FORM_TYPE = "application/x-www-form-urlencoded"
+FORM_TYPE, MULTIPART_TYPE = "application/x-www-form-urlencoded", "multipart/form-data"
 STATIC = files("memos_mcp.ui") / "static"
 # Pages run only the package's own scripts, are never framed by another site (clickjacking) and post only
 # to the server itself; nothing personal is kept in a cache.
@@ -116,12 +116,13 @@ class Face:
             return Visitor(session, user), cookie
         return await self.run(find)
 
-    def page(self, handler: Page, limit: int | None = None,
-             counted: bool = True) -> Callable[[Request], Awaitable[Response]]:
+    def page(self, handler: Page, limit: int | None = None, counted: bool = True,
+             uploads: bool = False) -> Callable[[Request], Awaitable[Response]]:
         """An endpoint: signed in (else to the sign-in page), within the user's rate limit when ``counted``
         (else 429 with Retry-After), a POST body of at most ``limit`` bytes (``bounds.form`` when None;
-        else 413) with a valid CSRF token (else 403), and a ``MemosError`` rendered as an error page with
-        its status."""
+        else 413) of percent-encoded UTF-8 text, or a ``multipart/form-data`` one where it takes
+        ``uploads`` (else 400, ``check_form_text``), with a valid CSRF token (else 403), and a
+        ``MemosError`` rendered as an error page with its status."""
         async def endpoint(request: Request) -> Response:
             visitor, cookie = await self.visitor(request)
             if visitor is None:  # back to this page after signing in (a form posted has no page to return to)
@@ -132,7 +133,7 @@ class Face:
                     self.rate.hit(visitor.user_id)
                 if request.method == "POST":
                     request = bounded(request, self.bounds.form if limit is None else limit)
-                    await check_form_text(request)
+                    await check_form_text(request, uploads)
                     await self.check_csrf(request, visitor.session)
                 response = await handler(request, visitor)
             except RateLimited as exc:
@@ -165,16 +166,23 @@ class Face:
                             samesite="strict", secure=request.url.scheme == "https")
 
     def route(self, path: str, handler: Page, methods: tuple[str, ...] = ("GET",), limit: int | None = None,
-              counted: bool = True) -> Route:
-        return Route(path, self.page(handler, limit, counted), methods=list(methods))
+              counted: bool = True, uploads: bool = False) -> Route:
+        return Route(path, self.page(handler, limit, counted, uploads), methods=list(methods))
 
 
-async def check_form_text(request: Request) -> None:
+async def check_form_text(request: Request, uploads: bool) -> None:
     """Refuses an ``application/x-www-form-urlencoded`` body whose names or values are not
     percent-encoded UTF-8 (the encoding of HTML's form submission): ``InvalidRequest`` (400) naming the
     field. Starlette would read such bytes as U+FFFD (escaped) or as Latin-1 (raw), and the text stored
-    would differ from the text sent. Other bodies (multipart uploads) are left to their readers."""
-    if request.headers.get("content-type", "").split(";")[0].strip().lower() != FORM_TYPE:
+    would differ from the text sent. A ``multipart/form-data`` body, whose text parts Starlette reads as
+    Latin-1 when they are not UTF-8, is taken only where ``uploads`` (a file upload page: its file is read
+    by its own reader); elsewhere it is refused (400, field ``content-type``)."""
+    media = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if media == MULTIPART_TYPE and not uploads:
+        await request.body()  # a body over its bound is that first (413)
+        raise InvalidRequest(f"this form is posted as {FORM_TYPE}; only a file upload takes {MULTIPART_TYPE}",
+                             field="content-type")
+    if media != FORM_TYPE:
         return
     for pair in (await request.body()).split(b"&"):
         name, _, value = pair.partition(b"=")

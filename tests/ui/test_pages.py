@@ -265,6 +265,11 @@ def test_a_form_whose_text_is_not_utf8_is_refused_naming_the_field_and_stores_no
         assert added.status_code == 400 and "tags" in added.text, added.text
         assert app.service.list_memories("alice").total == 1
 
+        multipart = client.post("/ui/memories", data={k: v for k, v in form.items() if k != "memory"},
+                                files={"memory": (None, b"The ferry caf\xe9")})
+        assert multipart.status_code == 400 and "content-type" in multipart.text, multipart.text  # read as Latin-1
+        assert app.service.list_memories("alice").total == 1
+
         typed = client.post(f"/ui/memories/{memory.id}/edit", data={**posted_form(
             client.get(f"/ui/memories/{memory.id}"), "edit-form"), "memory": "Ada \ufffd keeps it."})
         assert typed.headers["location"].endswith("saved=1"), typed.text
