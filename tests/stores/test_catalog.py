@@ -148,7 +148,7 @@ def test_pending_writes_are_kept_until_ended_and_undone_on_failure(catalog: Cata
     assert [e.memory_id for e in catalog.pending_writes()] == ["a", "b"]
     catalog.end_writes(["a"])
     catalog.undo_writes(["b"])
-    assert catalog.pending_writes() == [] and catalog.has_history(["a", "b"]) == {"a"}
+    assert catalog.pending_writes() == [] and set(catalog.history_cubes(["a", "b"])) == {"a"}
     catalog.begin_writes([event("a", "DELETE", text=None)])  # a delete: recorded pending first ...
     assert [e.event for e in catalog.pending_writes()] == ["DELETE"]
     catalog.forget(["a"])  # ... then the text is erased and the delete ended
@@ -185,7 +185,7 @@ def test_one_write_of_many_memories_marks_each_event_pending_with_its_own_histor
     assert [e.memory_id for e in pending] == ["held", *stored, "held"]  # in the order of the events
     assert all(catalog.history(m)[0].new_memory == f"text {m}" for m in stored)
     catalog.undo_writes(stored[:60])
-    assert catalog.has_history(stored) == set(stored[60:])
+    assert set(catalog.history_cubes(stored)) == set(stored[60:])
     # the undone adds released their keys, the others still hold theirs; the update released "k-1"
     again = {m: keys[m] for m in stored}
     assert catalog.begin_writes([event(m, cube_id=e.cube_id) for m, e in zip(ids, events, strict=True)
@@ -239,7 +239,7 @@ def test_a_read_only_catalog_of_the_revision_before_history_steps_still_reads_it
     try:
         assert "read-only" in reader.check()
         assert [e.new_memory for e in reader.history("mem-1")] == ["The boat is in Kiel."]
-        assert reader.pending_writes() == [] and reader.has_history(["mem-1"]) == {"mem-1"}
+        assert reader.pending_writes() == [] and reader.history_cubes(["mem-1"]) == {"mem-1": {"c-alice"}}
     finally:
         reader.close()
 
