@@ -30,7 +30,7 @@ import json
 import logging
 import os
 import sys
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager, suppress
 from typing import IO, Any
 
@@ -66,7 +66,7 @@ class StdioServer(MCPServer):
 
                 async def read_stdin() -> None:
                     async with messages_in:
-                        async for line in _lines(stdin):
+                        async for line in anyio.wrap_file(stdin):  # bytes: split at LF only, CR stays
                             try:
                                 message = message_in(_utf8(line))
                             except NotAMessage as refused:
@@ -158,12 +158,6 @@ def _json_kind(value: object) -> str:
     if isinstance(value, dict):
         return "an object"
     return "an array" if isinstance(value, list) else "not a string or an integer"
-
-
-async def _lines(stdin: IO[bytes]) -> AsyncIterator[bytes]:
-    """The lines of ``stdin``, split at ``\\n`` only (a ``\\r`` stays in its line, as JSON whitespace)."""
-    async for line in anyio.wrap_file(stdin):
-        yield line
 
 
 def _utf8(line: bytes) -> str:

@@ -652,7 +652,7 @@ class Catalog:
                                                             pending_writes.c.event.in_(["ADD", "DELETE"])))}
 
         try:
-            return catalog_inflight.ownerless(self.engine, sorted(marked(memory_ids)), marked)
+            return catalog_inflight.ownerless(self.engine, list(marked(memory_ids)), marked)
         except _DB_ERRORS as exc:
             raise StorageError(f"catalog read failed: {catalog_db.reason(exc)}") from exc
 
