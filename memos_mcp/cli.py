@@ -106,6 +106,10 @@ def _parser() -> argparse.ArgumentParser:
              "index keeps (long memories' sentence-window vectors); idempotent", description=_REINDEX_HELP,
              formatter_class=argparse.RawDescriptionHelpFormatter)
 
+    _command(commands, flags, "reembed", help="move this data directory to the embedding model configured now "
+             "(every memory's vectors made again); resumable", description=_REEMBED_HELP,
+             formatter_class=argparse.RawDescriptionHelpFormatter)
+
     bench = _command(commands, flags, "bench", help="benchmarks")
     which = bench.add_subparsers(dest="bench", required=True, metavar="BENCHMARK")
     locomo = _command(which, flags, "locomo", help="LoCoMo evidence recall, latency, ingest rate")
@@ -312,6 +316,35 @@ def _reindex(args: argparse.Namespace, settings: Settings) -> int:
 
     with _service(settings, existing="to reindex", memories=True) as service, _progress(0, "memory") as progress:
         summary = fill_window_vectors(service, progress)
+    _print_json(summary.model_dump())
+    return 0
+
+
+_REEMBED_HELP = """\
+Move the data directory to the embedding model configured now (MEMOS_EMBEDDER__BACKEND, __MODEL,
+__BASE_URL, __QUERY_PREFIX, __DOCUMENT_PREFIX): every memory's vector, and a long memory's sentence-window
+vectors, are made again by that model; ids, texts, history, keyword index and graph stay as they are.
+
+The new vectors are built in a store beside the old one (vectors.reembed/ in the data directory: room
+for a second copy of vectors/ is needed), and the directory keeps its old model, whole and usable, until
+all are made; then the new store replaces the old one and the directory records the new model. Stopped
+part-way (Ctrl-C, killed), run it again with the same model to go on where it stopped; a server may run
+with the old model in between. A swap cut short is finished by the next open of the directory.
+
+It needs the directory to itself (stop the server first; exit 2 naming the lock otherwise) and works on
+the embedded vector store only (vector.backend edge); elsewhere, export the cubes and import them into a
+store configured with the new model. Exit 0 also when the directory has the model already.
+
+A progress bar goes to stderr (on a terminal); the summary to stdout, as JSON: previous_model, model,
+dimension, memories, embedded (by this run), kept (made by an earlier run), dropped (deleted since an
+earlier run), swapped, index_built."""
+
+
+def _reembed(args: argparse.Namespace, settings: Settings) -> int:
+    from memos_mcp.core.reembed import reembed
+
+    with _progress(0, "memory") as progress:
+        summary = reembed(settings, progress)
     _print_json(summary.model_dump())
     return 0
 
@@ -579,6 +612,6 @@ def _setup(args: argparse.Namespace, settings: Settings) -> int:
 
 _COMMANDS: dict[str, Callable[[argparse.Namespace, Settings], int]] = {
     "doctor": _doctor, "import": _import, "export": _export, "users": _users, "cubes": _cubes,
-    "stats": _stats, "reindex": _reindex, "bench": _bench, "stdio": _stdio, "serve": _serve, "keys": _keys,
-    "setup": _setup, "migrate": _migrate,
+    "stats": _stats, "reindex": _reindex, "reembed": _reembed, "bench": _bench, "stdio": _stdio, "serve": _serve,
+    "keys": _keys, "setup": _setup, "migrate": _migrate,
 }

@@ -25,7 +25,7 @@ from memos_mcp.core.graph.memory import GraphMemory, MemoryGraph
 from memos_mcp.core.graph.store import GraphStore
 from memos_mcp.core.models import HistoryEvent, Memory, MessageIn, utcnow
 from memos_mcp.core.payload import index_texts
-from memos_mcp.core.relevance import stored_windows, windows
+from memos_mcp.core.relevance import window_payloads
 from memos_mcp.core.stores.catalog import Catalog
 from memos_mcp.core.stores.vector import MemoryFilter, VectorStore
 from memos_mcp.core.text import is_blank
@@ -176,7 +176,7 @@ class Stores:
             raise ConfigError(
                 f"the vectors in {self.settings.data_dir} were made by embedding model '{stored}' (dimension "
                 f"{self.catalog.get_meta('dimension')}) but '{self.embedder.model_id}' is configured; configure "
-                "that model again, or export the cubes and import them into a new data directory to re-embed",
+                "that model again, or move the data directory to the new one with memos-mcp reembed",
                 stored=stored, configured=self.embedder.model_id)
 
     def _record_model(self) -> None:
@@ -213,14 +213,8 @@ class Stores:
         return index_texts(text, speaker, context, event_time, self.settings.search.dense_context)
 
     def window_vectors(self, texts: Sequence[str]) -> dict[str, dict[str, str]]:
-        """The payload form of each long text's window vectors (``relevance.stored_windows``), by text;
-        short texts are left out. One model call for every window of every text."""
-        parts = {text: found for text in dict.fromkeys(texts) if (found := windows(text))}
-        unique = list(dict.fromkeys(window for found in parts.values() for window in found))
-        if not unique:
-            return {}
-        vectors = dict(zip(unique, self.embedder.embed_for_comparison(unique), strict=True))
-        return {text: stored_windows(found, [vectors[w] for w in found]) for text, found in parts.items()}
+        """The payload form of each long text's window vectors, by text (``relevance.window_payloads``)."""
+        return window_payloads(self.embedder.embed_for_comparison, texts)
 
     def ingest_graph(self, cube_id: str, items: Sequence[tuple[Memory, ExtractedGraph | None, str | None]]) -> None:
         """The graph of stored memories: the extraction's own, or the deterministic one of text and speaker."""

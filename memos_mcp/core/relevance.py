@@ -131,6 +131,18 @@ def stored_windows(parts: Sequence[str], vectors: Sequence[Sequence[float]]) -> 
     return {"digest": _digest(parts), "f16": base64.b64encode(packed).decode("ascii")}
 
 
+def window_payloads(embed: Callable[[list[str]], list[list[float]]], texts: Sequence[str]) -> dict[str, dict[str, str]]:
+    """The payload form (``stored_windows``) of each long text's window vectors, by text; short texts are
+    left out. ``embed``: the model's ``embed_for_comparison`` (texts -> unit vectors, in order); one call
+    for every distinct window of every text, none when no text is long."""
+    parts = {text: found for text in dict.fromkeys(texts) if (found := windows(text))}
+    unique = list(dict.fromkeys(window for found in parts.values() for window in found))
+    if not unique:
+        return {}
+    vectors = dict(zip(unique, embed(unique), strict=True))
+    return {text: stored_windows(found, [vectors[w] for w in found]) for text, found in parts.items()}
+
+
 UNIT_TOLERANCE = 0.01  # how far from 1 a stored window vector's norm may be (16-bit floats move it < 0.001)
 
 

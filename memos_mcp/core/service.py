@@ -36,6 +36,7 @@ from memos_mcp.core.graph.memory import GraphMemory
 from memos_mcp.core.graph.store import GraphStore
 from memos_mcp.core.models import Role
 from memos_mcp.core.retrieval import Retrieval
+from memos_mcp.core.stores import reembed_swap
 from memos_mcp.core.stores.catalog import Catalog
 from memos_mcp.core.stores.data_dir import CATALOG_FILE, DataDirClaim, claim_data_dir
 from memos_mcp.core.stores.vector import VectorStore
@@ -159,6 +160,8 @@ class MemoryService:
                     made.close()
             catalog = open_catalog(settings, claim.read_only)
             try:
+                if settings.vector.backend == "edge":
+                    reembed_swap.finish(settings.data_dir, catalog)  # a re-embedding's swap cut short
                 return cls(settings, catalog, build_vector_store(settings, claim.read_only),
                            embedder or build_embedder(settings), extractor, claim.lock,
                            owns_embedder=embedder is None,

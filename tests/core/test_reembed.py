@@ -1,0 +1,298 @@
+"""``memos-mcp reembed``: an embedded data directory moved to another embedding model, over real data
+directories, the real local model and a real OpenAI-compatible server on 127.0.0.1: the new vectors are
+the new model's, nothing else changes, a stopped run goes on where it stopped, and a swap cut short is
+finished by the next open."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from memos_mcp.config import Settings
+from memos_mcp.core.directory import ROOT_USER
+from memos_mcp.core.embedder import LocalOnnxEmbedder
+from memos_mcp.core.reembed import BATCH, reembed
+from memos_mcp.core.relevance import WINDOWS_FIELD, read_windows
+from memos_mcp.core.service import MemoryService
+from memos_mcp.core.stores import reembed_swap
+from memos_mcp.core.stores.data_dir import EDGE_DIR
+from memos_mcp.core.stores.vector_edge import EdgeVectorStore
+from memos_mcp.errors import ConfigError, InvalidRequest, StorageError, StoreLocked
+from tests.conftest import settings_for
+from tests.openai_server import OpenAIServer, fake_vector
+from tests.test_cli import memos, ok
+
+CUBE = "notes"
+PREFIXED = {"document_prefix": "passage: ", "query_prefix": "query: "}
+FILLER = ("The weekly review covered the garden plan, the budget for the kitchen and the dates of the "
+          "school holidays. Everyone agreed that the shed roof can wait until spring. ")
+LONG = f"{FILLER * 4}Alice's passport number is X1234567 and it expires in March 2031. {FILLER}"
+TOPICS = ["pottery", "camping", "painting", "running", "chess", "baking", "cycling", "piano", "hiking", "knitting"]
+
+
+@pytest.fixture(params=["edge"])
+def backend(request: pytest.FixtureRequest) -> str:
+    """reembed works on the embedded store (the others are refused: a test below)."""
+    return str(request.param)
+
+
+@pytest.fixture
+def server() -> Iterator[OpenAIServer]:
+    endpoint = OpenAIServer(dimension=12)
+    yield endpoint
+    endpoint.stop()
+
+
+@pytest.fixture
+def prefixed() -> Iterator[LocalOnnxEmbedder]:
+    """The packaged model with document and query prefixes: another model id, other vectors."""
+    model = LocalOnnxEmbedder(**PREFIXED)
+    model.load()
+    yield model
+    model.close()
+
+
+def _turns(count: int, start: int = 0) -> list[dict[str, Any]]:
+    speakers = ("Caroline", "Melanie")
+    return [{"role": "user", "name": speakers[i % 2], "chat_time": f"2023-05-{1 + i % 28:02d}T10:00:00Z",
+             "content": f"Turn {i}: I spent the weekend on {TOPICS[i % len(TOPICS)]} with my family, part {i}."}
+            for i in range(start, start + count)]
+
+
+def _filled(data_dir: Path, embedder: LocalOnnxEmbedder, turns: int) -> list[str]:
+    """A data directory made by the packaged model: ``turns`` messages of one conversation and a long
+    memory (``LONG``); their memory ids."""
+    service = MemoryService.open(settings_for(data_dir), embedder=embedder)
+    try:
+        service.create_cube(ROOT_USER, "Notes", cube_id=CUBE)
+        added = service.add_memory(ROOT_USER, cube_id=CUBE, messages=_turns(turns), conversation_id="c1")
+        long = service.add_memory(ROOT_USER, cube_id=CUBE, memory_content=LONG)
+        return [m.id for m in added.memories] + [long.memories[0].id]
+    finally:
+        service.close()
+
+
+def _points(service: MemoryService, ids: list[str]) -> dict[str, Any]:
+    return {p.id: p for p in service.ready().whole_points(ids)}
+
+
+def _unit(vector: list[float]) -> list[float]:
+    norm = math.sqrt(sum(x * x for x in vector))
+    return [x / norm for x in vector]
+
+
+def _openai(data_dir: Path, server: OpenAIServer) -> Settings:
+    return settings_for(data_dir, embedder={"backend": "openai", "model": "embed", "base_url": server.url,
+                                            "api_key": "k"})
+
+
+def test_a_directory_moves_to_a_model_of_another_dimension_and_keeps_everything_else(
+        tmp_path: Path, embedder: LocalOnnxEmbedder, server: OpenAIServer) -> None:
+    data = tmp_path / "data"
+    ids = _filled(data, embedder, 5)
+    before = MemoryService.open(settings_for(data), embedder=embedder)
+    try:
+        old = _points(before, ids)
+        history = {i: [e.event for e in before.history(ROOT_USER, i)] for i in ids}
+    finally:
+        before.close()
+
+    result = reembed(_openai(data, server))
+
+    assert result.swapped and result.previous_model == embedder.model_id
+    assert (result.model, result.dimension) == (f"openai:{server.url}:embed", 12)
+    assert (result.memories, result.embedded, result.kept, result.dropped) == (len(ids), len(ids), 0, 0)
+    assert not (data / reembed_swap.STATE_FILE).exists() and not reembed_swap.staging(data).exists()
+    after = MemoryService.open(_openai(data, server))
+    try:
+        new = _points(after, ids)
+        assert set(new) == set(ids)
+        for memory_id in ids:  # same payload but the windows, same keyword vector; the new model's vector
+            point, was = new[memory_id], old[memory_id]
+            assert {k: v for k, v in point.payload.items() if k != WINDOWS_FIELD} == \
+                   {k: v for k, v in was.payload.items() if k != WINDOWS_FIELD}
+            assert point.sparse == was.sparse
+            spoken = (f"{point.payload['speaker']}: {point.payload['memory']}" if point.payload.get("speaker")
+                      else point.payload["memory"])
+            assert point.dense == pytest.approx(_unit(fake_vector(spoken, 12)), abs=1e-6)
+        long = new[ids[-1]]
+        assert read_windows(LONG, long.payload[WINDOWS_FIELD], 12) is not None  # made by the new model
+        assert read_windows(LONG, old[ids[-1]].payload[WINDOWS_FIELD], 12) is None
+        assert {i: [e.event for e in after.history(ROOT_USER, i)] for i in ids} == history
+        found = after.search(ROOT_USER, "Turn 3: I spent the weekend on running with my family, part 3.",
+                             cube_ids=[CUBE], top_k=3, include_preference=False)
+        assert ids[3] in [h.id for h in found.memories]
+    finally:
+        after.close()
+    with pytest.raises(ConfigError) as refused:  # the old model no longer opens it, and the error says how
+        MemoryService.open(settings_for(data), embedder=embedder)
+    assert "reembed" in refused.value.message
+
+
+def test_a_stopped_run_goes_on_where_it_stopped_after_the_old_model_served_in_between(
+        tmp_path: Path, embedder: LocalOnnxEmbedder, prefixed: LocalOnnxEmbedder) -> None:
+    data = tmp_path / "data"
+    ids = _filled(data, embedder, 2 * BATCH + 20)
+    target = settings_for(data, embedder=PREFIXED)
+
+    class Stop(Exception):
+        pass
+
+    def stop_after_one_batch(done: int, total: int) -> None:
+        if done >= BATCH:
+            raise Stop
+
+    with pytest.raises(Stop):
+        reembed(target, stop_after_one_batch, embedder=prefixed)
+    assert reembed_swap.read_target(data) == reembed_swap.Target(prefixed.model_id, 384, "building")
+
+    # the directory still has the old model, whole: a server runs with it and changes what was staged
+    staged_store = MemoryService.open(settings_for(data), embedder=embedder)
+    try:
+        assert staged_store.list_memories(ROOT_USER, cube_ids=[CUBE]).total == len(ids)
+        staging = EdgeVectorStore(reembed_swap.staging(data))
+        staging.open(384)
+        try:
+            staged = [p.id for p in staging.retrieve(ids)]
+        finally:
+            staging.close()
+        assert len(staged) == BATCH
+        deleted, changed = staged[0], staged[1]
+        staged_store.delete_memory(ROOT_USER, deleted, cube_id=CUBE)
+        staged_store.update_memory(ROOT_USER, changed, memory="Caroline moved to Lisbon in June.", cube_id=CUBE)
+        added = staged_store.add_memory(ROOT_USER, cube_id=CUBE, memory_content="Melanie adopted a grey cat.")
+    finally:
+        staged_store.close()
+
+    seen: list[tuple[int, int]] = []
+    result = reembed(target, lambda done, total: seen.append((done, total)), embedder=prefixed)
+
+    assert result.swapped and result.memories == len(ids)  # one deleted, one added
+    assert (result.kept, result.dropped) == (BATCH - 2, 1)
+    assert result.embedded == len(ids) - (BATCH - 2)
+    assert seen and seen[-1] == (len(ids), len(ids))
+    after = MemoryService.open(target, embedder=prefixed)
+    try:
+        points = _points(after, [*ids, added.memories[0].id])
+        assert deleted not in points and len(points) == len(ids)
+        speaker = points[changed].payload["speaker"]  # an update keeps the speaker the turn had
+        (vector,) = prefixed.embed([f"{speaker}: Caroline moved to Lisbon in June."])
+        assert points[changed].dense == pytest.approx(vector, abs=1e-5)
+        (vector,) = prefixed.embed(["Melanie adopted a grey cat."])
+        assert points[added.memories[0].id].dense == pytest.approx(vector, abs=1e-5)
+        kept = next(i for i in staged[2:])
+        assert points[kept].dense == pytest.approx(prefixed.embed([
+            f"{points[kept].payload['speaker']}: {points[kept].payload['memory']}"])[0], abs=1e-5)
+        hits = after.search(ROOT_USER, "Who adopted a cat?", cube_ids=[CUBE], top_k=1, include_preference=False)
+        assert [h.memory for h in hits.memories] == ["Melanie adopted a grey cat."]
+    finally:
+        after.close()
+
+
+def _staged_in_full(data: Path, embedder: LocalOnnxEmbedder, prefixed: LocalOnnxEmbedder) -> list[str]:
+    """A directory whose re-embedding stopped with every point staged, before its swap began."""
+    ids = _filled(data, embedder, 30)
+
+    class Stop(Exception):
+        pass
+
+    def stop_at_the_end(done: int, total: int) -> None:
+        if done == total:
+            raise Stop
+
+    with pytest.raises(Stop):
+        reembed(settings_for(data, embedder=PREFIXED), stop_at_the_end, embedder=prefixed)
+    target = reembed_swap.read_target(data)
+    assert target is not None
+    reembed_swap.write_target(data, reembed_swap.Target(target.model, target.dimension, "swapping"))
+    return ids
+
+
+@pytest.mark.parametrize("stopped", ["before the first rename", "with the old store moved aside",
+                                     "with the new store moved in"])
+def test_a_swap_cut_short_is_finished_by_the_next_open(
+        tmp_path: Path, embedder: LocalOnnxEmbedder, prefixed: LocalOnnxEmbedder, stopped: str) -> None:
+    data = tmp_path / "data"
+    ids = _staged_in_full(data, embedder, prefixed)
+    shard, replaced = data / EDGE_DIR, data / f"{EDGE_DIR}{reembed_swap.REPLACED}"
+    if stopped != "before the first rename":  # the steps of ``finish``, as a stop between them leaves them
+        os.replace(shard, replaced)
+    if stopped == "with the new store moved in":
+        os.replace(reembed_swap.staging(data), shard)
+
+    with pytest.raises(StorageError, match="writable"):  # a read-only open cannot finish it, and says so
+        MemoryService.open(settings_for(data, embedder=PREFIXED, read_only=True), embedder=prefixed)
+    service = MemoryService.open(settings_for(data, embedder=PREFIXED), embedder=prefixed)
+    try:
+        assert service.catalog.get_meta("embedding_model") == prefixed.model_id
+        points = _points(service, ids)
+        assert len(points) == len(ids)
+        point = points[ids[0]]
+        assert point.dense == pytest.approx(prefixed.embed([f"{point.payload['speaker']}: "
+                                                            f"{point.payload['memory']}"])[0], abs=1e-5)
+    finally:
+        service.close()
+    assert sorted(p.name for p in data.iterdir() if p.name.startswith(EDGE_DIR)) == [EDGE_DIR]
+    assert not (data / reembed_swap.STATE_FILE).exists()
+
+
+def test_the_model_in_use_already_changes_nothing_and_an_abandoned_target_is_removed(
+        tmp_path: Path, embedder: LocalOnnxEmbedder, prefixed: LocalOnnxEmbedder) -> None:
+    data = tmp_path / "data"
+    ids = _filled(data, embedder, 3)
+
+    def stop(done: int, total: int) -> None:
+        raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        reembed(settings_for(data, embedder=PREFIXED), stop, embedder=prefixed)
+    assert reembed_swap.staging(data).exists()
+    result = reembed(settings_for(data), embedder=embedder)  # back to the model it has: the run is dropped
+    assert not result.swapped and result.model == embedder.model_id and result.embedded == 0
+    assert not reembed_swap.staging(data).exists() and not (data / reembed_swap.STATE_FILE).exists()
+    service = MemoryService.open(settings_for(data), embedder=embedder)
+    try:
+        assert service.list_memories(ROOT_USER, cube_ids=[CUBE]).total == len(ids)
+    finally:
+        service.close()
+
+
+def test_refusals_name_what_to_change_and_change_nothing(
+        tmp_path: Path, embedder: LocalOnnxEmbedder, server: OpenAIServer) -> None:
+    data = tmp_path / "data"
+    _filled(data, embedder, 3)
+    with pytest.raises(InvalidRequest) as caught:
+        reembed(settings_for(data, "pgvector", "postgresql://127.0.0.1:1/none"))
+    assert caught.value.details["field"] == "vector.backend"
+    with pytest.raises(InvalidRequest) as caught:
+        reembed(_openai(tmp_path / "nowhere", server))
+    assert caught.value.details["field"] == "--data-dir"
+    assert not (tmp_path / "nowhere" / "catalog.sqlite3").exists()
+    holder = MemoryService.open(settings_for(data), embedder=embedder)
+    try:
+        with pytest.raises(StoreLocked):
+            reembed(_openai(data, server))
+    finally:
+        holder.close()
+    assert not server.requests and not (data / reembed_swap.STATE_FILE).exists()
+
+
+def test_the_command_prints_its_summary_as_json_and_moves_there_and_back(tmp_path: Path, embedder: LocalOnnxEmbedder,
+                                                                 server: OpenAIServer) -> None:
+    data = tmp_path / "data"
+    ids = _filled(data, embedder, 4)
+    env = {"MEMOS_EMBEDDER__BACKEND": "openai", "MEMOS_EMBEDDER__MODEL": "embed",
+           "MEMOS_EMBEDDER__BASE_URL": server.url, "MEMOS_EMBEDDER__API_KEY": "k"}
+    summary = json.loads(ok(memos(tmp_path, data, "reembed", **env)).stdout)
+    assert summary["swapped"] is True and summary["memories"] == len(ids) and summary["dimension"] == 12
+    again = json.loads(ok(memos(tmp_path, data, "reembed", **env)).stdout)
+    assert again["swapped"] is False and again["embedded"] == 0
+    back = json.loads(ok(memos(tmp_path, data, "reembed")).stdout)  # the packaged model again: a round trip
+    assert back["swapped"] is True and back["previous_model"] == summary["model"] and back["dimension"] == 384
+    assert back["model"] == embedder.model_id and back["memories"] == len(ids)
