@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING
 import yaml
 
 from memos_mcp.config import Settings, masked
+from memos_mcp.core.stores import reembed_swap
 from memos_mcp.core.stores.data_dir import CATALOG_FILE
 from memos_mcp.errors import MemosError
 
@@ -92,7 +93,20 @@ def _check_vectors(service: MemoryService) -> str:
     vectors = service.ready()
     summary = vectors.check()
     repaired = f"; repaired on open: {', '.join(vectors.repaired)}" if vectors.repaired else ""
-    return f"{summary}{repaired}; " + ", ".join(f"{k}={v}" for k, v in vectors.stats().items())
+    return (f"{summary}{repaired}; " + ", ".join(f"{k}={v}" for k, v in vectors.stats().items())
+            + _reembedding(service))
+
+
+def _reembedding(service: MemoryService) -> str:
+    """A re-embedding that stopped part-way (``memos-mcp reembed``), if any: its store takes disk space."""
+    if service.settings.vector.backend != "edge":
+        return ""
+    target = reembed_swap.read_target(service.settings.data_dir)
+    if target is None:
+        return ""
+    return (f"; a re-embedding to {target.model} stopped part-way ({reembed_swap.staging(service.settings.data_dir)}"
+            " holds its vectors): run memos-mcp reembed with that model to finish it, or with this directory's "
+            "model to drop it")
 
 
 def _check_graph(service: MemoryService) -> str:

@@ -26,7 +26,7 @@ from memos_mcp.core.stores.vector_edge import EdgeVectorStore
 from memos_mcp.errors import ConfigError, InvalidRequest, StorageError, StoreLocked
 from tests.conftest import settings_for
 from tests.openai_server import OpenAIServer, fake_vector
-from tests.test_cli import memos, ok
+from tests.test_cli import check_lines, memos, ok
 
 CUBE = "notes"
 PREFIXED = {"document_prefix": "passage: ", "query_prefix": "query: "}
@@ -138,7 +138,7 @@ def test_a_directory_moves_to_a_model_of_another_dimension_and_keeps_everything_
 def test_a_stopped_run_goes_on_where_it_stopped_after_the_old_model_served_in_between(
         tmp_path: Path, embedder: LocalOnnxEmbedder, prefixed: LocalOnnxEmbedder) -> None:
     data = tmp_path / "data"
-    ids = _filled(data, embedder, 2 * BATCH + 20)
+    ids = _filled(data, embedder, BATCH + 20)
     target = settings_for(data, embedder=PREFIXED)
 
     class Stop(Exception):
@@ -253,6 +253,9 @@ def test_the_model_in_use_already_changes_nothing_and_an_abandoned_target_is_rem
     with pytest.raises(KeyboardInterrupt):
         reembed(settings_for(data, embedder=PREFIXED), stop, embedder=prefixed)
     assert reembed_swap.staging(data).exists()
+    doctor = check_lines(ok(memos(tmp_path, data, "doctor")).stdout)  # says so, with the way out
+    verdict, detail = doctor["vectors"]
+    assert verdict == "ok" and f"a re-embedding to {prefixed.model_id} stopped part-way" in detail
     result = reembed(settings_for(data), embedder=embedder)  # back to the model it has: the run is dropped
     assert not result.swapped and result.model == embedder.model_id and result.embedded == 0
     assert not reembed_swap.staging(data).exists() and not (data / reembed_swap.STATE_FILE).exists()
