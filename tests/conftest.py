@@ -15,6 +15,7 @@ from memos_mcp.config import ALIASES, Settings
 from memos_mcp.core.embedder import LocalOnnxEmbedder
 from memos_mcp.core.service import MemoryService
 from tests.llama_server import LLAMA_PYTHON, LlamaServer
+from tests.openai_server import OpenAIServer
 from tests.postgres import PostgresServer
 
 ServiceFactory = Callable[..., MemoryService]
@@ -47,6 +48,14 @@ def settings_for(data_dir: Path, backend: str = "edge", vector_url: str | None =
     if backend == "pgvector":
         vector["url"] = vector_url
     return Settings(data_dir=data_dir, vector=vector, **overrides)
+
+
+@pytest.fixture
+def openai_server() -> Iterator[OpenAIServer]:
+    """A real OpenAI-compatible HTTP server on 127.0.0.1 (``tests.openai_server``; 12-dimensional vectors)."""
+    server = OpenAIServer()
+    yield server
+    server.stop()
 
 
 @pytest.fixture(scope="session")

@@ -3,7 +3,6 @@ and a real OpenAI-compatible server on 127.0.0.1."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -23,54 +22,47 @@ def backend(request: pytest.FixtureRequest) -> str:
     return str(request.param)
 
 
-@pytest.fixture
-def server() -> Iterator[OpenAIServer]:
-    fake = OpenAIServer(dimension=12)
-    yield fake
-    fake.stop()
+def _settings(data_dir: Path, backend: str, openai_server: OpenAIServer, **prefixes: str) -> Settings:
+    return settings_for(data_dir, backend, embedder={"backend": "openai", "model": "embed",
+                                                     "base_url": openai_server.url, "api_key": "k", **prefixes})
 
 
-def _settings(data_dir: Path, backend: str, server: OpenAIServer, **prefixes: str) -> Settings:
-    return settings_for(data_dir, backend, embedder={"backend": "openai", "model": "embed", "base_url": server.url,
-                                                     "api_key": "k", **prefixes})
-
-
-def _inputs(server: OpenAIServer) -> list[str]:
-    return [text for r in server.requests if "input" in r
+def _inputs(openai_server: OpenAIServer) -> list[str]:
+    return [text for r in openai_server.requests if "input" in r
             for text in ([r["input"]] if isinstance(r["input"], str) else r["input"])]
 
 
 def test_stored_memories_are_embedded_after_the_document_prefix_and_queries_after_the_query_prefix(
-        tmp_path: Path, backend: str, server: OpenAIServer) -> None:
-    service = MemoryService.open(_settings(tmp_path / "data", backend, server, **PREFIXES))
+        tmp_path: Path, backend: str, openai_server: OpenAIServer) -> None:
+    service = MemoryService.open(_settings(tmp_path / "data", backend, openai_server, **PREFIXES))
     try:
         service.ensure_user("alice")
         service.add_memory("alice", memory_content="The spare key is under the blue pot.")
-        stored = _inputs(server)
+        stored = _inputs(openai_server)
         hits = service.search("alice", "where is the spare key").memories
     finally:
         service.close()
     assert [h.memory for h in hits] == ["The spare key is under the blue pot."]
     assert any(t.startswith("search_document: ") and "spare key" in t for t in stored)
     assert not any(t.startswith("search_query: ") for t in stored)
-    queries = _inputs(server)[len(stored):]
+    queries = _inputs(openai_server)[len(stored):]
     assert queries and all(t.startswith("search_query: ") for t in queries)
     assert "search_query: where is the spare key" in queries
 
 
 def test_a_data_directory_made_without_prefixes_refuses_to_open_with_them(
-        tmp_path: Path, backend: str, server: OpenAIServer) -> None:
-    first = MemoryService.open(_settings(tmp_path / "data", backend, server))
+        tmp_path: Path, backend: str, openai_server: OpenAIServer) -> None:
+    first = MemoryService.open(_settings(tmp_path / "data", backend, openai_server))
     first.ensure_user("alice")
     first.add_memory("alice", memory_content="Made without prefixes.")
     first.close()
-    calls = len(server.requests)
+    calls = len(openai_server.requests)
     with pytest.raises(ConfigError) as caught:
-        MemoryService.open(_settings(tmp_path / "data", backend, server, **PREFIXES))
-    assert f"openai:{server.url}:embed'" in caught.value.message
+        MemoryService.open(_settings(tmp_path / "data", backend, openai_server, **PREFIXES))
+    assert f"openai:{openai_server.url}:embed'" in caught.value.message
     assert "search_query: " in caught.value.message
-    assert len(server.requests) == calls  # decided before the model is called
-    reopened = MemoryService.open(_settings(tmp_path / "data", backend, server))
+    assert len(openai_server.requests) == calls  # decided before the model is called
+    reopened = MemoryService.open(_settings(tmp_path / "data", backend, openai_server))
     try:
         assert reopened.list_memories("alice").total == 1
     finally:

@@ -1,5 +1,5 @@
 """``memos-mcp reembed``: an embedded data directory moved to another embedding model, over real data
-directories, the real local model and a real OpenAI-compatible server on 127.0.0.1: the new vectors are
+directories, the real local model and a real OpenAI-compatible openai_server on 127.0.0.1: the new vectors are
 the new model's, nothing else changes, a stopped run goes on where it stopped, and a swap cut short is
 finished by the next open."""
 
@@ -43,13 +43,6 @@ def backend(request: pytest.FixtureRequest) -> str:
 
 
 @pytest.fixture
-def server() -> Iterator[OpenAIServer]:
-    endpoint = OpenAIServer(dimension=12)
-    yield endpoint
-    endpoint.stop()
-
-
-@pytest.fixture
 def prefixed() -> Iterator[LocalOnnxEmbedder]:
     """The packaged model with document and query prefixes: another model id, other vectors."""
     model = LocalOnnxEmbedder(**PREFIXED)
@@ -87,13 +80,13 @@ def _unit(vector: list[float]) -> list[float]:
     return [x / norm for x in vector]
 
 
-def _openai(data_dir: Path, server: OpenAIServer) -> Settings:
-    return settings_for(data_dir, embedder={"backend": "openai", "model": "embed", "base_url": server.url,
+def _openai(data_dir: Path, openai_server: OpenAIServer) -> Settings:
+    return settings_for(data_dir, embedder={"backend": "openai", "model": "embed", "base_url": openai_server.url,
                                             "api_key": "k"})
 
 
 def test_a_directory_moves_to_a_model_of_another_dimension_and_keeps_everything_else(
-        tmp_path: Path, embedder: LocalOnnxEmbedder, server: OpenAIServer) -> None:
+        tmp_path: Path, embedder: LocalOnnxEmbedder, openai_server: OpenAIServer) -> None:
     data = tmp_path / "data"
     ids = _filled(data, embedder, 5)
     before = MemoryService.open(settings_for(data), embedder=embedder)
@@ -103,13 +96,13 @@ def test_a_directory_moves_to_a_model_of_another_dimension_and_keeps_everything_
     finally:
         before.close()
 
-    result = reembed(_openai(data, server))
+    result = reembed(_openai(data, openai_server))
 
     assert result.swapped and result.previous_model == embedder.model_id
-    assert (result.model, result.dimension) == (f"openai:{server.url}:embed", 12)
+    assert (result.model, result.dimension) == (f"openai:{openai_server.url}:embed", 12)
     assert (result.memories, result.embedded, result.kept, result.dropped) == (len(ids), len(ids), 0, 0)
     assert not (data / reembed_swap.STATE_FILE).exists() and not reembed_swap.staging(data).exists()
-    after = MemoryService.open(_openai(data, server))
+    after = MemoryService.open(_openai(data, openai_server))
     try:
         new = _points(after, ids)
         assert set(new) == set(ids)
@@ -152,7 +145,7 @@ def test_a_stopped_run_goes_on_where_it_stopped_after_the_old_model_served_in_be
         reembed(target, stop_after_one_batch, embedder=prefixed)
     assert reembed_swap.read_target(data) == reembed_swap.Target(prefixed.model_id, 384, "building")
 
-    # the directory still has the old model, whole: a server runs with it and changes what was staged
+    # the directory still has the old model, whole: a openai_server runs with it and changes what was staged
     staged_store = MemoryService.open(settings_for(data), embedder=embedder)
     try:
         assert staged_store.list_memories(ROOT_USER, cube_ids=[CUBE]).total == len(ids)
@@ -267,31 +260,31 @@ def test_the_model_in_use_already_changes_nothing_and_an_abandoned_target_is_rem
 
 
 def test_refusals_name_what_to_change_and_change_nothing(
-        tmp_path: Path, embedder: LocalOnnxEmbedder, server: OpenAIServer) -> None:
+        tmp_path: Path, embedder: LocalOnnxEmbedder, openai_server: OpenAIServer) -> None:
     data = tmp_path / "data"
     _filled(data, embedder, 3)
     with pytest.raises(InvalidRequest) as caught:
         reembed(settings_for(data, "pgvector", "postgresql://127.0.0.1:1/none"))
     assert caught.value.details["field"] == "vector.backend"
     with pytest.raises(InvalidRequest) as caught:
-        reembed(_openai(tmp_path / "nowhere", server))
+        reembed(_openai(tmp_path / "nowhere", openai_server))
     assert caught.value.details["field"] == "--data-dir"
     assert not (tmp_path / "nowhere" / "catalog.sqlite3").exists()
     holder = MemoryService.open(settings_for(data), embedder=embedder)
     try:
         with pytest.raises(StoreLocked):
-            reembed(_openai(data, server))
+            reembed(_openai(data, openai_server))
     finally:
         holder.close()
-    assert not server.requests and not (data / reembed_swap.STATE_FILE).exists()
+    assert not openai_server.requests and not (data / reembed_swap.STATE_FILE).exists()
 
 
 def test_the_command_prints_its_summary_as_json_and_moves_there_and_back(tmp_path: Path, embedder: LocalOnnxEmbedder,
-                                                                 server: OpenAIServer) -> None:
+                                                                 openai_server: OpenAIServer) -> None:
     data = tmp_path / "data"
     ids = _filled(data, embedder, 4)
     env = {"MEMOS_EMBEDDER__BACKEND": "openai", "MEMOS_EMBEDDER__MODEL": "embed",
-           "MEMOS_EMBEDDER__BASE_URL": server.url, "MEMOS_EMBEDDER__API_KEY": "k"}
+           "MEMOS_EMBEDDER__BASE_URL": openai_server.url, "MEMOS_EMBEDDER__API_KEY": "k"}
     summary = json.loads(ok(memos(tmp_path, data, "reembed", **env)).stdout)
     assert summary["swapped"] is True and summary["memories"] == len(ids) and summary["dimension"] == 12
     again = json.loads(ok(memos(tmp_path, data, "reembed", **env)).stdout)
