@@ -1,5 +1,5 @@
 """``memos-mcp reembed``: an embedded data directory moved to another embedding model, over real data
-directories, the real local model and a real OpenAI-compatible openai_server on 127.0.0.1: the new vectors are
+directories, the real local model and a real OpenAI-compatible server on 127.0.0.1: the new vectors are
 the new model's, nothing else changes, a stopped run goes on where it stopped, and a swap cut short is
 finished by the next open."""
 
