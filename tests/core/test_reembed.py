@@ -96,14 +96,19 @@ def test_a_directory_moves_to_a_model_of_another_dimension_and_keeps_everything_
     finally:
         before.close()
 
-    result = reembed(_openai(data, openai_server))
+    target = _openai(data, openai_server)
+    target = target.model_copy(update={"vector": target.vector.model_copy(update={"index_threshold": 3})})
+    result = reembed(target)
 
     assert result.swapped and result.previous_model == embedder.model_id
+    assert result.index_built  # a store past vector.index_threshold gets its HNSW index before the swap
     assert (result.model, result.dimension) == (f"openai:{openai_server.url}:embed", 12)
     assert (result.memories, result.embedded, result.kept, result.dropped) == (len(ids), len(ids), 0, 0)
     assert not (data / reembed_swap.STATE_FILE).exists() and not reembed_swap.staging(data).exists()
-    after = MemoryService.open(_openai(data, openai_server))
+    after = MemoryService.open(target)
     try:
+        index = after.ready().stats()["index"]
+        assert index["pending"] == 0 and index["indexed_vectors"] > 0
         new = _points(after, ids)
         assert set(new) == set(ids)
         for memory_id in ids:  # same payload but the windows, same keyword vector; the new model's vector
