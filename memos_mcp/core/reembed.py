@@ -106,36 +106,51 @@ class _Run:
         # No background builds while the points are copied: the new store's index is built once, at the end.
         self.index = IndexConfig(threshold=0, m=vector.hnsw_m, ef_construct=vector.hnsw_ef_construct,
                                  ef=vector.hnsw_ef, threads=vector.index_threads)
+        self.embedded = 0  # points given new vectors by this run, so far
 
     def run(self) -> ReembedResult:
         reembed_swap.finish(self.data_dir, self.catalog)  # a swap an earlier run began
         model, dimension = self.embedder.model_id, self.embedder.dimension
         previous = self.catalog.get_meta("embedding_model")
+        old_dimension = int(self.catalog.get_meta("dimension") or 0)
         target = reembed_swap.read_target(self.data_dir)
         if target is not None and (target.model, target.dimension) != (model, dimension):
             reembed_swap.abandon(self.data_dir)  # a run toward another model: its vectors are of no use
-        if previous is None or previous == model:  # no vectors yet, or made by this model already
+        if previous is None or (previous, old_dimension) == (model, dimension):  # no vectors yet, or these
             reembed_swap.abandon(self.data_dir)
-            return ReembedResult(previous_model=previous, model=model, dimension=dimension, memories=0, embedded=0,
-                                 kept=0, dropped=0, swapped=False, index_built=False)
-        old_dimension = int(self.catalog.get_meta("dimension") or 0)
+            return ReembedResult(previous_model=previous, model=model, dimension=dimension,
+                                 memories=self._count(old_dimension) if previous else 0, embedded=0, kept=0,
+                                 dropped=0, swapped=False, index_built=False)
         room = _size(self.data_dir / EDGE_DIR) - _size(reembed_swap.staging(self.data_dir))
         DiskGuard(self.data_dir, self.settings.storage.min_free_bytes).check("re-embed the vectors", max(0, room))
         reembed_swap.write_target(self.data_dir, reembed_swap.Target(model, dimension, "building"))
         cubes = [cube.cube_id for cube in self.catalog.list_cubes()]
         with self._store(self.data_dir / EDGE_DIR, old_dimension) as old:
             with self._store(reembed_swap.staging(self.data_dir), dimension) as new:
-                foreign = self._foreign(new, cubes)
+                staged, foreign = int(new.stats()["points"]), self._foreign(new, cubes)
             if foreign:  # an earlier run's points of a cube deleted since: no filter reaches them, start afresh
                 reembed_swap.abandon(self.data_dir)
                 reembed_swap.write_target(self.data_dir, reembed_swap.Target(model, dimension, "building"))
-            with self._store(reembed_swap.staging(self.data_dir), dimension) as new:
-                counts = self._copy(old, new, cubes)
-                indexed = self._build_index(new)
+                staged = 0
+            try:
+                with self._store(reembed_swap.staging(self.data_dir), dimension) as new:
+                    counts = self._copy(old, new, cubes)
+                    indexed = self._build_index(new)
+            except BaseException:
+                if not staged and not self.embedded:  # nothing to go on from: leave no trace of the run
+                    reembed_swap.abandon(self.data_dir)
+                raise
         reembed_swap.write_target(self.data_dir, reembed_swap.Target(model, dimension, "swapping"))
         reembed_swap.finish(self.data_dir, self.catalog)
         return ReembedResult(previous_model=previous, model=model, dimension=dimension, swapped=True,
                              index_built=indexed, **counts)
+
+    def _count(self, dimension: int) -> int:
+        """The points of the directory's own store (0 when it has none yet)."""
+        if not EdgeVectorStore(self.data_dir / EDGE_DIR).collection_exists():
+            return 0
+        with self._store(self.data_dir / EDGE_DIR, dimension) as store:
+            return int(store.stats()["points"])
 
     @contextmanager
     def _store(self, path: Path, dimension: int) -> Iterator[EdgeVectorStore]:
@@ -158,7 +173,7 @@ class _Run:
         points the old one no longer has. Returns the counts of ``ReembedResult``."""
         total = int(old.stats()["points"])
         seen: set[str] = set()
-        embedded = kept = 0
+        kept = 0
         for cube in cubes:
             for points in old.walk(MemoryFilter(cube_ids=(cube,), status=()), BATCH):
                 seen.update(p.id for p in points)
@@ -167,7 +182,7 @@ class _Run:
                 kept += len(points) - len(stale)
                 if stale:
                     new.upsert(self._points(old.whole_points(stale)))
-                    embedded += len(stale)
+                    self.embedded += len(stale)
                 if self.progress is not None:
                     self.progress(len(seen), max(total, len(seen)))
         if len(seen) != total:
@@ -176,7 +191,7 @@ class _Run:
                                points=total, in_cubes=len(seen))
         dropped = self._drop_unseen(new, cubes, seen)
         new.flush()
-        return {"memories": total, "embedded": embedded, "kept": kept, "dropped": dropped}
+        return {"memories": total, "embedded": self.embedded, "kept": kept, "dropped": dropped}
 
     def _points(self, points: Sequence[VectorPoint]) -> list[VectorPoint]:
         """``points`` with this model's dense vectors and window vectors; ids, payloads otherwise and

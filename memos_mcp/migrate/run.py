@@ -34,7 +34,7 @@ from sqlalchemy.engine import URL, Engine, make_url
 
 from memos_mcp.config import Settings
 from memos_mcp.core.graph import graph_tables
-from memos_mcp.core.stores import catalog_db, catalog_tables
+from memos_mcp.core.stores import catalog_db, catalog_tables, reembed_swap
 from memos_mcp.core.stores.data_dir import CATALOG_FILE, lock_data_dir, require_store
 from memos_mcp.errors import (
     BackendUnavailable,
@@ -190,6 +190,10 @@ class _Source:
                     raise StoreLocked(f"the data directory {data_dir} is in use: its lock {data_dir / '.lock'} is "
                                       "held by another memos-mcp process (serve, stdio or a command); stop it, "
                                       "then migrate", lock=str(data_dir / ".lock")) from exc
+            if reembed_swap.swap_cut_short(data_dir):
+                raise StorageError(f"a re-embedding of {data_dir} stopped during its swap (memos-mcp reembed): open "
+                                   "the data directory once (memos-mcp doctor) to finish it, then migrate",
+                                   data_dir=str(data_dir))
             catalog = catalog_db.sqlite_engine(catalog_file, read_only=True)
             stack.callback(catalog.dispose)
             with _reading("the source's catalog"), catalog.connect() as conn:

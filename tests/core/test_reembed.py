@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import sqlalchemy as sa
 
 from memos_mcp.config import Settings
 from memos_mcp.core.directory import ROOT_USER
@@ -23,7 +24,7 @@ from memos_mcp.core.service import MemoryService
 from memos_mcp.core.stores import reembed_swap
 from memos_mcp.core.stores.data_dir import EDGE_DIR
 from memos_mcp.core.stores.vector_edge import EdgeVectorStore
-from memos_mcp.errors import ConfigError, InvalidRequest, StorageError, StoreLocked
+from memos_mcp.errors import ConfigError, InvalidRequest, MemosError, StorageError, StoreLocked
 from tests.conftest import settings_for
 from tests.openai_server import OpenAIServer, fake_vector
 from tests.test_cli import check_lines, memos, ok
@@ -297,3 +298,69 @@ def test_the_command_prints_its_summary_as_json_and_moves_there_and_back(tmp_pat
     back = json.loads(ok(memos(tmp_path, data, "reembed")).stdout)  # the packaged model again: a round trip
     assert back["swapped"] is True and back["previous_model"] == summary["model"] and back["dimension"] == 384
     assert back["model"] == embedder.model_id and back["memories"] == len(ids)
+
+
+def test_migrate_refuses_a_directory_whose_swap_was_cut_short(
+        tmp_path: Path, embedder: LocalOnnxEmbedder, prefixed: LocalOnnxEmbedder, postgres_url: str) -> None:
+    """migrate reads the directory without opening a service: it must not copy a half-swapped store
+    (the new model's vectors under the old model's id, or no vectors at all)."""
+    data = tmp_path / "data"
+    _staged_in_full(data, embedder, prefixed)
+    for step in ("with the old store moved aside", "with the new store moved in"):
+        if step == "with the old store moved aside":
+            os.replace(data / EDGE_DIR, data / f"{EDGE_DIR}{reembed_swap.REPLACED}")
+        else:
+            os.replace(reembed_swap.staging(data), data / EDGE_DIR)
+        refused = memos(tmp_path, data, "migrate", "--to", postgres_url)
+        assert refused.returncode == 2 and "re-embedding" in refused.stderr, (step, refused.stderr)
+    engine = sa.create_engine(postgres_url)
+    try:
+        with engine.connect() as conn:  # nothing was made in the target
+            assert not sa.inspect(conn).get_table_names()
+    finally:
+        engine.dispose()
+
+
+def test_a_new_dimension_of_the_same_model_is_a_new_model(tmp_path: Path, openai_server: OpenAIServer) -> None:
+    data = tmp_path / "data"
+    service = MemoryService.open(_openai(data, openai_server))
+    try:
+        service.create_cube(ROOT_USER, "Notes", cube_id=CUBE)
+        ids = [m.id for m in service.add_memory(ROOT_USER, cube_id=CUBE, messages=_turns(4)).memories]
+    finally:
+        service.close()
+    narrower = _openai(data, openai_server)
+    narrower = narrower.model_copy(update={"embedder": narrower.embedder.model_copy(update={"dimension": 8})})
+    result = reembed(narrower)
+    assert result.swapped and result.dimension == 8 and result.memories == len(ids) == result.embedded
+    again = reembed(narrower)  # now it has it: nothing to do, and the summary still counts the memories
+    assert not again.swapped and (again.memories, again.embedded) == (len(ids), 0)
+    service = MemoryService.open(narrower)
+    try:
+        assert all(len(p.dense) == 8 for p in _points(service, ids).values())
+    finally:
+        service.close()
+
+
+def test_leftovers_of_a_removal_cut_short_are_removed_by_the_next_run(
+        tmp_path: Path, embedder: LocalOnnxEmbedder, prefixed: LocalOnnxEmbedder) -> None:
+    data = tmp_path / "data"
+    _filled(data, embedder, 3)
+    for name in (f"{EDGE_DIR}{reembed_swap.STAGING}.doomed-1-1", f"{EDGE_DIR}{reembed_swap.REPLACED}.doomed-1-2"):
+        (data / name).mkdir()
+        (data / name / "segment").write_bytes(b"x" * 1000)  # a removal killed part-way leaves such a directory
+    assert reembed(settings_for(data, embedder=PREFIXED), embedder=prefixed).swapped
+    assert sorted(p.name for p in data.iterdir() if p.name.startswith(EDGE_DIR)) == [EDGE_DIR]
+
+
+def test_a_run_that_fails_before_it_stored_anything_leaves_nothing_behind(
+        tmp_path: Path, embedder: LocalOnnxEmbedder, openai_server: OpenAIServer) -> None:
+    data = tmp_path / "data"
+    _filled(data, embedder, 3)
+    before = sorted(p.name for p in data.iterdir())
+    openai_server.broken_vectors = "ragged"  # the probe of one text reads 11 numbers, a batch is refused
+    with pytest.raises(MemosError):
+        reembed(_openai(data, openai_server))
+    assert sorted(p.name for p in data.iterdir()) == before
+    service = MemoryService.open(settings_for(data), embedder=embedder)
+    service.close()

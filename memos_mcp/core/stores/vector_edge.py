@@ -558,7 +558,8 @@ def _check_dimension(path: Path, dimension: int) -> None:
     if stored != dimension:
         raise ConfigError(
             f"vector collection at {path} has dimension {stored} but the embedding model produces "
-            f"{dimension}",
+            f"{dimension}; configure the model it was made with again, or move the data directory to this one "
+            "with memos-mcp reembed",
             stored=stored,
             expected=dimension,
         )
