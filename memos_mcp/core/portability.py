@@ -231,7 +231,7 @@ def import_lines(service: MemoryService, actor_id: str, lines: Iterable[str], cu
     service.ready()
     rows = iter(enumerate(lines, start=1))
     header = _header(next(rows, (1, "")))
-    same_model = header.embedding_model == service.embedder.model_id
+    same_model = _made_here(header, service)
     total = header.memories or 0
     result = ImportResult(cube_id=cube.cube_id, memories=0, messages=0, reembedded=not same_model, renamed=0)
     batch: list[tuple[Memory, _Index]] = []
@@ -306,8 +306,7 @@ def check_export(service: MemoryService, lines: Iterable[str]) -> str | None:
     named as the export names it)."""
     rows = iter(enumerate(lines, start=1))
     header = _header(next(rows, (1, "")))
-    records = _Records(service, CHECK_CUBE,
-                       service.embedder.dimension if header.embedding_model == service.embedder.model_id else None)
+    records = _Records(service, CHECK_CUBE, service.embedder.dimension if _made_here(header, service) else None)
     for number, line in rows:
         records.read(number, line)
     name = header.cube.name if header.cube is not None else None
@@ -581,6 +580,14 @@ def _header(first: tuple[int, str]) -> _Header:
     except ValidationError as exc:
         where, problem = first_problem(exc)
         raise InvalidRequest(f"line 1: {where}: {problem}", line=1, field=where) from exc
+
+
+def _made_here(header: _Header, service: MemoryService) -> bool:
+    """Whether the export's embeddings are this server's, to be stored as they are: made by the same model
+    (``Embedder.model_id``) at the same dimension (an export whose header gives none is taken at its
+    model's word, and its embeddings' sizes are checked). Otherwise the import re-embeds."""
+    return (header.embedding_model == service.embedder.model_id
+            and header.dimension in (None, service.embedder.dimension))
 
 
 def _parse(number: int, line: str) -> dict[str, Any]:

@@ -121,25 +121,30 @@ class _Run:
             return ReembedResult(previous_model=previous, model=model, dimension=dimension,
                                  memories=self._count(old_dimension) if previous else 0, embedded=0, kept=0,
                                  dropped=0, swapped=False, index_built=False)
+        if not old_dimension:
+            raise StorageError(f"the catalog of {self.data_dir} records the model {previous} but not its dimension (a "
+                               "first start stopped part-way): open the data directory once with that model "
+                               "(memos-mcp doctor) to record it, then run reembed", model=previous)
         room = _size(self.data_dir / EDGE_DIR) - _size(reembed_swap.staging(self.data_dir))
         DiskGuard(self.data_dir, self.settings.storage.min_free_bytes).check("re-embed the vectors", max(0, room))
-        reembed_swap.write_target(self.data_dir, reembed_swap.Target(model, dimension, "building"))
+        resuming = target is not None and (target.model, target.dimension) == (model, dimension)
         cubes = [cube.cube_id for cube in self.catalog.list_cubes()]
-        with self._store(self.data_dir / EDGE_DIR, old_dimension) as old:
-            with self._store(reembed_swap.staging(self.data_dir), dimension) as new:
-                staged, foreign = int(new.stats()["points"]), self._foreign(new, cubes)
-            if foreign:  # an earlier run's points of a cube deleted since: no filter reaches them, start afresh
-                reembed_swap.abandon(self.data_dir)
-                reembed_swap.write_target(self.data_dir, reembed_swap.Target(model, dimension, "building"))
-                staged = 0
-            try:
+        try:
+            reembed_swap.write_target(self.data_dir, reembed_swap.Target(model, dimension, "building"))
+            with self._store(self.data_dir / EDGE_DIR, old_dimension) as old:
+                with self._store(reembed_swap.staging(self.data_dir), dimension) as new:
+                    foreign = self._foreign(new, cubes)
+                if foreign:  # an earlier run's points of a cube deleted since: no filter reaches them, start afresh
+                    reembed_swap.abandon(self.data_dir)
+                    reembed_swap.write_target(self.data_dir, reembed_swap.Target(model, dimension, "building"))
+                    resuming = False
                 with self._store(reembed_swap.staging(self.data_dir), dimension) as new:
                     counts = self._copy(old, new, cubes)
                     indexed = self._build_index(new)
-            except BaseException:
-                if not staged and not self.embedded:  # nothing to go on from: leave no trace of the run
-                    reembed_swap.abandon(self.data_dir)
-                raise
+        except BaseException:
+            if not resuming and not self.embedded:  # nothing to go on from: leave no trace of the run
+                reembed_swap.abandon(self.data_dir)
+            raise
         reembed_swap.write_target(self.data_dir, reembed_swap.Target(model, dimension, "swapping"))
         reembed_swap.finish(self.data_dir, self.catalog)
         return ReembedResult(previous_model=previous, model=model, dimension=dimension, swapped=True,

@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import sqlite3
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -18,6 +19,7 @@ import sqlalchemy as sa
 from memos_mcp.config import Settings
 from memos_mcp.core.directory import ROOT_USER
 from memos_mcp.core.embedder import LocalOnnxEmbedder
+from memos_mcp.core.portability import check_export, export_cube, import_lines
 from memos_mcp.core.reembed import BATCH, reembed
 from memos_mcp.core.relevance import WINDOWS_FIELD, read_windows
 from memos_mcp.core.service import MemoryService
@@ -364,3 +366,43 @@ def test_a_run_that_fails_before_it_stored_anything_leaves_nothing_behind(
     assert sorted(p.name for p in data.iterdir()) == before
     service = MemoryService.open(settings_for(data), embedder=embedder)
     service.close()
+
+
+def test_an_export_imports_into_a_store_of_another_dimension_of_the_same_model(
+        tmp_path: Path, openai_server: OpenAIServer) -> None:
+    """The route reembed's refusal gives for the other backends: an import re-embeds an export made at
+    another dimension, as it does one made by another model."""
+    wide = MemoryService.open(_openai(tmp_path / "wide", openai_server))
+    try:
+        wide.create_cube(ROOT_USER, "Notes", cube_id=CUBE)
+        wide.add_memory(ROOT_USER, cube_id=CUBE, messages=_turns(3))
+        lines = list(export_cube(wide, ROOT_USER, CUBE))
+    finally:
+        wide.close()
+    narrow_settings = _openai(tmp_path / "narrow", openai_server)
+    narrow_settings = narrow_settings.model_copy(
+        update={"embedder": narrow_settings.embedder.model_copy(update={"dimension": 8})})
+    narrow = MemoryService.open(narrow_settings)
+    try:
+        narrow.create_cube(ROOT_USER, "Notes", cube_id=CUBE)
+        assert check_export(narrow, lines) == "Notes"
+        result = import_lines(narrow, ROOT_USER, lines, cube_id=CUBE)
+        assert result.reembedded and result.memories == 3
+        ids = [m.id for m in narrow.list_memories(ROOT_USER, cube_ids=[CUBE]).memories]
+        assert len(ids) == 3 and all(len(p.dense) == 8 for p in _points(narrow, ids).values())
+    finally:
+        narrow.close()
+
+
+def test_a_catalog_without_its_dimension_is_refused_before_anything_is_written(
+        tmp_path: Path, embedder: LocalOnnxEmbedder, prefixed: LocalOnnxEmbedder) -> None:
+    data = tmp_path / "data"
+    _filled(data, embedder, 3)
+    with sqlite3.connect(data / "catalog.sqlite3") as db:  # a first start killed between its two records
+        db.execute("DELETE FROM meta WHERE key = 'dimension'")
+    db.close()
+    before = sorted(p.name for p in data.iterdir())
+    with pytest.raises(StorageError, match="dimension") as caught:
+        reembed(settings_for(data, embedder=PREFIXED), embedder=prefixed)
+    assert "doctor" in caught.value.message
+    assert sorted(p.name for p in data.iterdir()) == before
