@@ -219,16 +219,18 @@ def _import(args: argparse.Namespace, settings: Settings) -> int:
 def _export(args: argparse.Namespace, settings: Settings) -> int:
     from memos_mcp.core.portability import export_cube
     from memos_mcp.core.service import ROOT_USER
+    from memos_mcp.files import rename_target
 
     with _service(settings, allow_read_only=True, existing="to export from", memories=True) as service:
         lines = export_cube(service, ROOT_USER, args.cube)
         header = next(lines)  # looks the cube up before any output file is touched
         total = json.loads(header)["memories"]
         # A file is written beside its place and renamed when whole: a failed export (a full disk)
-        # leaves no partial file that could pass for a backup.
-        partial = args.out.with_name(f".{args.out.name}.partial") if args.out else None
+        # leaves no partial file that could pass for a backup. A device or a FIFO is written in place.
+        target = rename_target(args.out) if args.out else None
+        partial = target.with_name(f".{target.name}.partial") if target else None
         try:
-            out = partial.open("w", encoding="utf-8") if partial else sys.stdout
+            out = (partial or args.out).open("w", encoding="utf-8") if args.out else sys.stdout
             try:
                 out.write(header + "\n")
                 with _progress(total, "memory") as progress:
@@ -236,10 +238,10 @@ def _export(args: argparse.Namespace, settings: Settings) -> int:
                         out.write(line + "\n")
                         progress(count, max(count, total))
             finally:
-                if partial:
+                if args.out:
                     out.close()
-            if partial:
-                partial.replace(args.out)
+            if partial and target:
+                partial.replace(target)
         except OSError as exc:
             if partial:
                 partial.unlink(missing_ok=True)

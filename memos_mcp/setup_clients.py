@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from memos_mcp.errors import ConfigError, InvalidRequest
+from memos_mcp.files import rename_target
 
 #: What a printed remote entry carries instead of a real key.
 KEY_PLACEHOLDER = "<YOUR_MEMOS_MCP_API_KEY>"
@@ -136,6 +137,11 @@ def write_entry(client: str, path: Path, name: str, entry: dict[str, Any]) -> bo
     if servers.get(name) == entry:
         return False
     servers[name] = entry
+    target = rename_target(path)
+    if target is None:
+        raise ConfigError(f"{path} is not a regular file; name the client's JSON configuration file with --file",
+                          file=str(path))
+    path = target  # a linked file stays linked: the file the link names is written, its backup beside it
     path.parent.mkdir(parents=True, exist_ok=True)
     if path.exists():
         shutil.copy2(path, path.with_name(path.name + ".bak"))

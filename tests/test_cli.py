@@ -6,8 +6,10 @@ import json
 import os
 import re
 import select
+import stat
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -363,6 +365,35 @@ def test_exporting_an_unknown_cube_leaves_an_existing_out_file_untouched(tmp_pat
     result = memos(tmp_path, seeded, "export", "--cube", "typo", "--out", str(out))
     assert result.returncode == 2
     assert out.read_text(encoding="utf-8") == '{"type":"header"}\n'
+
+
+def test_export_writes_through_a_symlink_and_into_a_fifo_without_replacing_them(tmp_path: Path, seeded: Path) -> None:
+    """--out names a place the export is written to: a symbolic link stays a link (its file gets the
+    export), and a special file (a FIFO here; /dev/null or /dev/stdout alike) is written, never replaced
+    by a regular file renamed over it (which, for /dev/null run as root, broke the machine)."""
+    def content(text: str) -> list[dict[str, Any]]:  # the export without its time
+        return [{k: v for k, v in r.items() if k != "exported_at"} for r in records(text)]
+
+    expected = content(ok(memos(tmp_path, seeded, "export", "--cube", "c1")).stdout)
+    kept = tmp_path / "backups" / "c1.jsonl"
+    kept.parent.mkdir()
+    kept.write_text("old backup\n", encoding="utf-8")
+    link = tmp_path / "latest.jsonl"
+    link.symlink_to(kept)
+    ok(memos(tmp_path, seeded, "export", "--cube", "c1", "--out", str(link)))
+    assert link.is_symlink() and link.resolve() == kept
+    assert content(kept.read_text(encoding="utf-8")) == expected
+
+    fifo = tmp_path / "pipe"
+    os.mkfifo(fifo)
+    received: list[bytes] = []
+    reader = threading.Thread(target=lambda: received.append(fifo.read_bytes()), daemon=True)
+    reader.start()
+    ok(memos(tmp_path, seeded, "export", "--cube", "c1", "--out", str(fifo)))
+    reader.join(TIMEOUT)
+    assert stat.S_ISFIFO(fifo.stat().st_mode)
+    assert content(received[0].decode("utf-8")) == expected
+    assert not list(tmp_path.glob(".pipe*"))
 
 
 def test_importing_the_same_export_twice_keeps_one_copy_of_everything(tmp_path: Path, seeded: Path) -> None:

@@ -91,6 +91,22 @@ def test_write_merges_into_a_file_with_other_servers_keeps_a_backup_and_is_idemp
     assert json.loads((tmp_path / "claude_desktop_config.json.bak").read_text(encoding="utf-8")) == written
 
 
+def test_write_through_a_symlinked_config_file_keeps_the_link(tmp_path: Path) -> None:
+    """A config file kept elsewhere and linked into place (a dotfiles folder) is written through the
+    link: the link stays, and the file it names gets the entry and the backup beside it."""
+    kept = tmp_path / "dotfiles" / "claude_desktop_config.json"
+    kept.parent.mkdir()
+    kept.write_text(json.dumps({"mcpServers": {"filesystem": OTHER}}), encoding="utf-8")
+    link = tmp_path / "claude_desktop_config.json"
+    link.symlink_to(kept)
+    ok(setup(tmp_path, "claude-desktop", "--write", "--file", str(link), "--data-dir", str(tmp_path / "d")))
+    assert link.is_symlink() and link.resolve() == kept
+    written = json.loads(kept.read_text(encoding="utf-8"))
+    assert set(written["mcpServers"]) == {"filesystem", "memos"}
+    assert json.loads((kept.parent / "claude_desktop_config.json.bak").read_text(encoding="utf-8")) == {
+        "mcpServers": {"filesystem": OTHER}}
+
+
 def test_write_with_another_name_adds_a_second_server(tmp_path: Path) -> None:
     target = tmp_path / "mcp.json"
     ok(setup(tmp_path, "vscode", "--write", "--file", str(target)))
