@@ -10,6 +10,7 @@ import math
 import os
 import sqlite3
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -64,12 +65,18 @@ def _turns(count: int, start: int = 0) -> list[dict[str, Any]]:
 def _filled(data_dir: Path, embedder: LocalOnnxEmbedder, turns: int) -> list[str]:
     """A data directory made by the packaged model: ``turns`` messages of one conversation and a long
     memory (``LONG``); their memory ids."""
-    service = MemoryService.open(settings_for(data_dir), embedder=embedder)
-    try:
+    with _opened(settings_for(data_dir), embedder=embedder) as service:
         service.create_cube(ROOT_USER, "Notes", cube_id=CUBE)
         added = service.add_memory(ROOT_USER, cube_id=CUBE, messages=_turns(turns), conversation_id="c1")
         long = service.add_memory(ROOT_USER, cube_id=CUBE, memory_content=LONG)
         return [m.id for m in added.memories] + [long.memories[0].id]
+
+
+@contextmanager
+def _opened(settings: Settings, embedder: LocalOnnxEmbedder | None = None) -> Iterator[MemoryService]:
+    service = MemoryService.open(settings, embedder=embedder)
+    try:
+        yield service
     finally:
         service.close()
 
@@ -92,12 +99,9 @@ def test_a_directory_moves_to_a_model_of_another_dimension_and_keeps_everything_
         tmp_path: Path, embedder: LocalOnnxEmbedder, openai_server: OpenAIServer) -> None:
     data = tmp_path / "data"
     ids = _filled(data, embedder, 5)
-    before = MemoryService.open(settings_for(data), embedder=embedder)
-    try:
+    with _opened(settings_for(data), embedder=embedder) as before:
         old = _points(before, ids)
         history = {i: [e.event for e in before.history(ROOT_USER, i)] for i in ids}
-    finally:
-        before.close()
 
     target = _openai(data, openai_server)
     target = target.model_copy(update={"vector": target.vector.model_copy(update={"index_threshold": 3})})
@@ -108,8 +112,7 @@ def test_a_directory_moves_to_a_model_of_another_dimension_and_keeps_everything_
     assert (result.model, result.dimension) == (f"openai:{openai_server.url}:embed", 12)
     assert (result.memories, result.embedded, result.kept, result.dropped) == (len(ids), len(ids), 0, 0)
     assert not (data / reembed_swap.STATE_FILE).exists() and not reembed_swap.staging(data).exists()
-    after = MemoryService.open(target)
-    try:
+    with _opened(target) as after:
         index = after.ready().stats()["index"]
         assert index["pending"] == 0 and index["indexed_vectors"] > 0
         new = _points(after, ids)
@@ -129,8 +132,6 @@ def test_a_directory_moves_to_a_model_of_another_dimension_and_keeps_everything_
         found = after.search(ROOT_USER, "Turn 3: I spent the weekend on running with my family, part 3.",
                              cube_ids=[CUBE], top_k=3, include_preference=False)
         assert ids[3] in [h.id for h in found.memories]
-    finally:
-        after.close()
     with pytest.raises(ConfigError) as refused:  # the old model no longer opens it, and the error says how
         MemoryService.open(settings_for(data), embedder=embedder)
     assert "reembed" in refused.value.message
@@ -154,8 +155,7 @@ def test_a_stopped_run_goes_on_where_it_stopped_after_the_old_model_served_in_be
     assert reembed_swap.read_target(data) == reembed_swap.Target(prefixed.model_id, 384, "building")
 
     # the directory still has the old model, whole: a openai_server runs with it and changes what was staged
-    staged_store = MemoryService.open(settings_for(data), embedder=embedder)
-    try:
+    with _opened(settings_for(data), embedder=embedder) as staged_store:
         assert staged_store.list_memories(ROOT_USER, cube_ids=[CUBE]).total == len(ids)
         staging = EdgeVectorStore(reembed_swap.staging(data))
         staging.open(384)
@@ -168,8 +168,6 @@ def test_a_stopped_run_goes_on_where_it_stopped_after_the_old_model_served_in_be
         staged_store.delete_memory(ROOT_USER, deleted, cube_id=CUBE)
         staged_store.update_memory(ROOT_USER, changed, memory="Caroline moved to Lisbon in June.", cube_id=CUBE)
         added = staged_store.add_memory(ROOT_USER, cube_id=CUBE, memory_content="Melanie adopted a grey cat.")
-    finally:
-        staged_store.close()
 
     seen: list[tuple[int, int]] = []
     result = reembed(target, lambda done, total: seen.append((done, total)), embedder=prefixed)
@@ -178,8 +176,7 @@ def test_a_stopped_run_goes_on_where_it_stopped_after_the_old_model_served_in_be
     assert (result.kept, result.dropped) == (BATCH - 2, 1)
     assert result.embedded == len(ids) - (BATCH - 2)
     assert seen and seen[-1] == (len(ids), len(ids))
-    after = MemoryService.open(target, embedder=prefixed)
-    try:
+    with _opened(target, embedder=prefixed) as after:
         points = _points(after, [*ids, added.memories[0].id])
         assert deleted not in points and len(points) == len(ids)
         speaker = points[changed].payload["speaker"]  # an update keeps the speaker the turn had
@@ -192,8 +189,6 @@ def test_a_stopped_run_goes_on_where_it_stopped_after_the_old_model_served_in_be
             f"{points[kept].payload['speaker']}: {points[kept].payload['memory']}"])[0], abs=1e-5)
         hits = after.search(ROOT_USER, "Who adopted a cat?", cube_ids=[CUBE], top_k=1, include_preference=False)
         assert [h.memory for h in hits.memories] == ["Melanie adopted a grey cat."]
-    finally:
-        after.close()
 
 
 def _staged_in_full(data: Path, embedder: LocalOnnxEmbedder, prefixed: LocalOnnxEmbedder) -> list[str]:
@@ -229,16 +224,13 @@ def test_a_swap_cut_short_is_finished_by_the_next_open(
 
     with pytest.raises(StorageError, match="writable"):  # a read-only open cannot finish it, and says so
         MemoryService.open(settings_for(data, embedder=PREFIXED, read_only=True), embedder=prefixed)
-    service = MemoryService.open(settings_for(data, embedder=PREFIXED), embedder=prefixed)
-    try:
+    with _opened(settings_for(data, embedder=PREFIXED), embedder=prefixed) as service:
         assert service.catalog.get_meta("embedding_model") == prefixed.model_id
         points = _points(service, ids)
         assert len(points) == len(ids)
         point = points[ids[0]]
         assert point.dense == pytest.approx(prefixed.embed([f"{point.payload['speaker']}: "
                                                             f"{point.payload['memory']}"])[0], abs=1e-5)
-    finally:
-        service.close()
     assert sorted(p.name for p in data.iterdir() if p.name.startswith(EDGE_DIR)) == [EDGE_DIR]
     assert not (data / reembed_swap.STATE_FILE).exists()
 
@@ -260,11 +252,8 @@ def test_the_model_in_use_already_changes_nothing_and_an_abandoned_target_is_rem
     result = reembed(settings_for(data), embedder=embedder)  # back to the model it has: the run is dropped
     assert not result.swapped and result.model == embedder.model_id and result.embedded == 0
     assert not reembed_swap.staging(data).exists() and not (data / reembed_swap.STATE_FILE).exists()
-    service = MemoryService.open(settings_for(data), embedder=embedder)
-    try:
+    with _opened(settings_for(data), embedder=embedder) as service:
         assert service.list_memories(ROOT_USER, cube_ids=[CUBE]).total == len(ids)
-    finally:
-        service.close()
 
 
 def test_refusals_name_what_to_change_and_change_nothing(
@@ -278,12 +267,8 @@ def test_refusals_name_what_to_change_and_change_nothing(
         reembed(_openai(tmp_path / "nowhere", openai_server))
     assert caught.value.details["field"] == "--data-dir"
     assert not (tmp_path / "nowhere" / "catalog.sqlite3").exists()
-    holder = MemoryService.open(settings_for(data), embedder=embedder)
-    try:
-        with pytest.raises(StoreLocked):
-            reembed(_openai(data, openai_server))
-    finally:
-        holder.close()
+    with _opened(settings_for(data), embedder=embedder), pytest.raises(StoreLocked):  # a server holds it
+        reembed(_openai(data, openai_server))
     assert not openai_server.requests and not (data / reembed_swap.STATE_FILE).exists()
 
 
@@ -325,23 +310,17 @@ def test_migrate_refuses_a_directory_whose_swap_was_cut_short(
 
 def test_a_new_dimension_of_the_same_model_is_a_new_model(tmp_path: Path, openai_server: OpenAIServer) -> None:
     data = tmp_path / "data"
-    service = MemoryService.open(_openai(data, openai_server))
-    try:
+    with _opened(_openai(data, openai_server)) as service:
         service.create_cube(ROOT_USER, "Notes", cube_id=CUBE)
         ids = [m.id for m in service.add_memory(ROOT_USER, cube_id=CUBE, messages=_turns(4)).memories]
-    finally:
-        service.close()
     narrower = _openai(data, openai_server)
     narrower = narrower.model_copy(update={"embedder": narrower.embedder.model_copy(update={"dimension": 8})})
     result = reembed(narrower)
     assert result.swapped and result.dimension == 8 and result.memories == len(ids) == result.embedded
     again = reembed(narrower)  # now it has it: nothing to do, and the summary still counts the memories
     assert not again.swapped and (again.memories, again.embedded) == (len(ids), 0)
-    service = MemoryService.open(narrower)
-    try:
+    with _opened(narrower) as service:
         assert all(len(p.dense) == 8 for p in _points(service, ids).values())
-    finally:
-        service.close()
 
 
 def test_leftovers_of_a_removal_cut_short_are_removed_by_the_next_run(
@@ -372,26 +351,20 @@ def test_an_export_imports_into_a_store_of_another_dimension_of_the_same_model(
         tmp_path: Path, openai_server: OpenAIServer) -> None:
     """The route reembed's refusal gives for the other backends: an import re-embeds an export made at
     another dimension, as it does one made by another model."""
-    wide = MemoryService.open(_openai(tmp_path / "wide", openai_server))
-    try:
+    with _opened(_openai(tmp_path / "wide", openai_server)) as wide:
         wide.create_cube(ROOT_USER, "Notes", cube_id=CUBE)
         wide.add_memory(ROOT_USER, cube_id=CUBE, messages=_turns(3))
         lines = list(export_cube(wide, ROOT_USER, CUBE))
-    finally:
-        wide.close()
     narrow_settings = _openai(tmp_path / "narrow", openai_server)
     narrow_settings = narrow_settings.model_copy(
         update={"embedder": narrow_settings.embedder.model_copy(update={"dimension": 8})})
-    narrow = MemoryService.open(narrow_settings)
-    try:
+    with _opened(narrow_settings) as narrow:
         narrow.create_cube(ROOT_USER, "Notes", cube_id=CUBE)
         assert check_export(narrow, lines) == "Notes"
         result = import_lines(narrow, ROOT_USER, lines, cube_id=CUBE)
         assert result.reembedded and result.memories == 3
         ids = [m.id for m in narrow.list_memories(ROOT_USER, cube_ids=[CUBE]).memories]
         assert len(ids) == 3 and all(len(p.dense) == 8 for p in _points(narrow, ids).values())
-    finally:
-        narrow.close()
 
 
 def test_a_catalog_without_its_dimension_is_refused_before_anything_is_written(
