@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import shutil
 import sqlite3
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -379,3 +380,24 @@ def test_a_catalog_without_its_dimension_is_refused_before_anything_is_written(
         reembed(settings_for(data, embedder=PREFIXED), embedder=prefixed)
     assert "doctor" in caught.value.message
     assert sorted(p.name for p in data.iterdir()) == before
+
+
+def test_a_full_disk_is_relieved_of_leftovers_a_removal_cut_short_left(
+        tmp_path: Path, embedder: LocalOnnxEmbedder) -> None:
+    """A replaced store whose removal a stop cut short can hold as much as the store: on a disk below
+    storage.min_free_bytes, the start-up that refuses to write must first remove it (it is garbage by its
+    name), and then finds the room it needs."""
+    data = tmp_path / "data"
+    _filled(data, embedder, 3)
+    leftover = data / f"{EDGE_DIR}{reembed_swap.REPLACED}.doomed-1-1"
+    leftover.mkdir()
+    with (leftover / "segment").open("wb") as out:  # written, not sparse: it takes the disk space it says
+        for _ in range(256):
+            out.write(os.urandom(2**20))
+        out.flush()
+        os.fsync(out.fileno())
+    reserve = shutil.disk_usage(data).free + 128 * 2**20  # reached only once the 256 MiB go
+    with _opened(settings_for(data, storage={"min_free_bytes": reserve}), embedder=embedder) as service:
+        assert not service.read_only
+        assert service.list_memories(ROOT_USER, cube_ids=[CUBE]).total == 4
+    assert not leftover.exists()

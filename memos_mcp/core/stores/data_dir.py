@@ -12,6 +12,7 @@ from filelock import FileLock, Timeout
 
 from memos_mcp.config import Settings
 from memos_mcp.core.diskspace import DiskGuard
+from memos_mcp.core.stores import edge_index
 from memos_mcp.errors import ConfigError, DataDirReadOnly, InvalidRequest, StorageError, StoreLocked
 
 CATALOG_FILE = "catalog.sqlite3"  # the catalog in the data directory, unless catalog.url names PostgreSQL
@@ -45,6 +46,15 @@ def writable(data_dir: Path) -> bool:
         raise DataDirReadOnly(f"cannot create the data directory {data_dir}: {exc.strerror or exc}",
                               data_dir=str(data_dir)) from exc
     return os.access(data_dir, os.W_OK)
+
+
+def discard_doomed(data_dir: Path) -> None:
+    """Finish the removals a stop cut short beside the vector store: directories renamed
+    ``vectors.<...>.doomed-*`` to be removed (``edge_index.discard``: an index build's copy or trash, a
+    re-embedding's replaced or abandoned store), which nothing reads or writes again. Safe without the
+    lock: a process removing one at the same time ignores what is gone."""
+    for doomed in data_dir.glob(f"{EDGE_DIR}.*{edge_index.DOOMED}*"):
+        edge_index.discard(doomed)
 
 
 def lock_data_dir(data_dir: Path) -> FileLock:
@@ -87,6 +97,8 @@ def claim_data_dir(settings: Settings, allow_read_only: bool = False) -> DataDir
     ``settings.read_only`` claims it read-only but still locked where it could be written."""
     can_write = writable(settings.data_dir)
     read_only = settings.read_only or not can_write
+    if not read_only:  # before the disk check: on a full disk they may be what fills it
+        discard_doomed(settings.data_dir)
     if not can_write and not (allow_read_only or settings.read_only):
         raise DataDirReadOnly(f"data directory {settings.data_dir} is not writable; give a writable "
                               "--data-dir, or read it with serve --read-only, stdio --read-only or export",

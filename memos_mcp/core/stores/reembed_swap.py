@@ -86,13 +86,11 @@ def abandon(data_dir: Path) -> None:
 
 def finish(data_dir: Path, catalog: Catalog) -> bool:
     """Complete a swap that began (``reembed.json`` says ``swapping``); idempotent, under the data
-    directory's lock. Returns whether there was one to complete. Where it may write, it first finishes
-    the removals a stop cut short. A re-embedding still ``building``, or
+    directory's lock. Returns whether there was one to complete (the removals a stop cut short are
+    finished before, by ``data_dir.claim_data_dir``). A re-embedding still ``building``, or
     none, is left as it is (False): the directory's own store is whole and matches the catalog.
     ``StorageError`` for a read-only catalog (the swap cannot go on, and the stores do not match until it
     does) or an impossible arrangement of the directories (nothing is guessed)."""
-    if not catalog.read_only:
-        _discard_leftovers(data_dir)
     target = read_target(data_dir)
     if target is None or target.state != "swapping":
         return False
@@ -124,14 +122,6 @@ def swap_cut_short(data_dir: Path) -> bool:
     finishes it (``finish``), the stores there do not match (for a reader that opens no service)."""
     target = read_target(data_dir)
     return target is not None and target.state == "swapping"
-
-
-def _discard_leftovers(data_dir: Path) -> None:
-    """Finish the removals of a replaced or an abandoned store that a stop cut short (``edge_index.discard``
-    renames a directory ``*.doomed-*`` before it removes it)."""
-    for name in (STAGING, REPLACED):
-        for leftover in data_dir.glob(f"{EDGE_DIR}{name}{edge_index.DOOMED}*"):
-            edge_index.discard(leftover)
 
 
 def _sync_dir(path: Path) -> None:
