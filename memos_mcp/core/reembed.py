@@ -69,7 +69,8 @@ def reembed(settings: Settings, progress: Progress | None = None, embedder: Embe
     Raises ``InvalidRequest`` (field ``vector.backend``) for a store that is not the embedded one, and for
     a directory with no store (``factory.require_existing``); ``DataDirReadOnly`` for a read-only
     directory or ``settings.read_only``; ``StoreLocked`` while a server holds it; ``StorageError`` when a
-    store fails, or when the store holds points of no cube the catalog lists (they would be lost);
+    store fails, when the store holds points of no cube the catalog lists (they would be lost), or when
+    the catalog records the directory's model without its dimension (open it once to record it);
     ``ConfigError`` / ``ModelError`` from the embedder. On any error the directory keeps its old model."""
     if settings.vector.backend != "edge":
         raise InvalidRequest(f"reembed moves the embedded vector store only (vector.backend edge), not "
