@@ -32,7 +32,7 @@ from memos_mcp.core.embedder import Embedder
 from memos_mcp.core.factory import build_embedder, open_catalog, require_existing
 from memos_mcp.core.payload import from_point, index_texts
 from memos_mcp.core.relevance import WINDOWS_FIELD, window_payloads
-from memos_mcp.core.stores import reembed_swap
+from memos_mcp.core.stores import edge_index, reembed_swap
 from memos_mcp.core.stores.catalog import Catalog
 from memos_mcp.core.stores.data_dir import EDGE_DIR, claim_data_dir
 from memos_mcp.core.stores.vector import IndexConfig, MemoryFilter, StoredPoint, VectorPoint
@@ -80,10 +80,7 @@ def reembed(settings: Settings, progress: Progress | None = None, embedder: Embe
     if settings.read_only:
         raise DataDirReadOnly.refused("the vector store (reembed writes new vectors)")
     require_existing(settings, "to re-embed")
-    claim = claim_data_dir(settings)
-    if claim.read_only:  # a writable directory on a disk below storage.min_free_bytes
-        claim.release()
-        raise DataDirReadOnly.refused("the vector store (reembed writes new vectors)")
+    claim = claim_data_dir(settings)  # never read-only here: it raises instead (not writable, a full disk)
     try:
         catalog = open_catalog(settings)
         try:
@@ -126,7 +123,8 @@ class _Run:
             raise StorageError(f"the catalog of {self.data_dir} records the model {previous} but not its dimension (a "
                                "first start stopped part-way): open the data directory once with that model "
                                "(memos-mcp doctor) to record it, then run reembed", model=previous)
-        room = _size(self.data_dir / EDGE_DIR) - _size(reembed_swap.staging(self.data_dir))
+        staged = edge_index.shard_bytes(reembed_swap.staging(self.data_dir))
+        room = edge_index.shard_bytes(self.data_dir / EDGE_DIR) - staged
         DiskGuard(self.data_dir, self.settings.storage.min_free_bytes).check("re-embed the vectors", max(0, room))
         resuming = target is not None and (target.model, target.dimension) == (model, dimension)
         cubes = [cube.cube_id for cube in self.catalog.list_cubes()]
@@ -230,11 +228,6 @@ class _Run:
         if not threshold or int(new.stats()["points"]) < threshold:
             return False
         return new.build_index()
-
-
-def _size(path: Path) -> int:
-    """Bytes of the files under ``path`` (0 when it does not exist)."""
-    return sum(f.stat().st_size for f in path.rglob("*") if f.is_file()) if path.is_dir() else 0
 
 
 def _same(staged: StoredPoint, current: StoredPoint) -> bool:

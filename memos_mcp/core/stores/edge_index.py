@@ -80,6 +80,12 @@ def indexed_points(shard: Path) -> int:
         return 0
 
 
+def shard_bytes(shard: Path) -> int:
+    """Bytes of the files of the shard at ``shard`` (their apparent sizes: a copy takes that much); 0 when
+    it does not exist."""
+    return sum(f.stat().st_size for f in shard.rglob("*") if f.is_file()) if shard.is_dir() else 0
+
+
 def copy_shard(source: Path, target: Path) -> None:
     shutil.copytree(source, target, ignore=shutil.ignore_patterns("*.lock"))
 

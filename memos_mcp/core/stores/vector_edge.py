@@ -380,7 +380,7 @@ class EdgeVectorStore(VectorStore):
             edge_index.discard(target)
 
     def _check_room(self) -> None:
-        size = sum(f.stat().st_size for f in self.path.rglob("*") if f.is_file())
+        size = edge_index.shard_bytes(self.path)
         free = shutil.disk_usage(self.path.parent).free
         if free < 2 * size:
             raise StorageError(f"not enough free disk space to build the vector index ({free} bytes free, the "
